@@ -1,0 +1,3 @@
+//! # Berth
+//!
+//! Durable container workloads on Azure Container Instances.
