@@ -1,0 +1,1 @@
+//! Azure Storage plumbing (built in the Azure Storage issue).

@@ -1,0 +1,1 @@
+//! The Functions custom-handler wire protocol (built in the Functions issue).
