@@ -1,0 +1,290 @@
+// Berth on Azure: a Flex Consumption Function App running the `handler` custom handler, the
+// storage, monitoring and Key Vault it needs, and a separate resource group where Berth creates
+// container groups. The app's user-assigned identity gets only what Berth uses; see README.md.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(48)
+@description('Name of the environment (azd sets it from AZURE_ENV_NAME). Names the resource groups and seeds the unique suffix of every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource, including the container groups Berth creates (BERTH_LOCATION). Must offer Flex Consumption and Azure Container Instances.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group of the Function App, its storage, monitoring and Key Vault. Empty: rg-<environmentName>.')
+param appResourceGroupName string = ''
+
+@description('Resource group where Berth creates container groups (BERTH_RESOURCE_GROUP); it also holds the workloads storage account with the Azure Files share. Empty: rg-<environmentName>-workloads.')
+param workloadResourceGroupName string = ''
+
+@secure()
+@description('BERTH_SECRETS_KEY: 32 random bytes in base64 that encrypt the secrets Berth stores. Required on the first deployment (the azd preprovision hook generates one); empty on later deployments keeps the key already in Key Vault, so stored secrets stay readable.')
+param secretsKey string = ''
+
+@minLength(3)
+@maxLength(63)
+@description('The workflow-step queue (BERTH_QUEUE), created in the app storage account.')
+param queueName string = 'berth-steps'
+
+@minLength(3)
+@maxLength(63)
+@description('The Azure Files share that workloads mount, created in the workloads storage account.')
+param shareName string = 'berth-workloads'
+
+@minValue(1)
+@maxValue(5120)
+@description('Quota of the Azure Files share in GiB (standard shares bill the capacity used, not the quota).')
+param shareQuotaGiB int = 100
+
+@description('ACI REST api-version Berth uses (BERTH_ACI_API_VERSION).')
+param aciApiVersion string = '2025-09-01'
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory of each Flex Consumption instance in MB; CPU is allotted in proportion. Berth\'s handler is small: 512 is enough and bills a quarter of 2048.')
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+@description('Most instances the Function App may scale out to (Flex Consumption accepts 40 to 1000).')
+param maximumInstanceCount int = 40
+
+@minValue(30)
+@maxValue(730)
+@description('Days the Log Analytics workspace keeps data (the first 31 days are included in the ingestion price).')
+param logRetentionDays int = 30
+
+@minValue(7)
+@maxValue(90)
+@description('Days a deleted Key Vault (and with it BERTH_SECRETS_KEY) can be recovered. Purge protection is on, so the vault name stays taken for this long after azd down.')
+param keyVaultRetentionDays int = 7
+
+@description('Tags added to every resource.')
+param tags object = {}
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var allTags = union(tags, {
+  'azd-env-name': environmentName
+  application: 'berth'
+})
+var appRgName = empty(appResourceGroupName) ? 'rg-${environmentName}' : appResourceGroupName
+var workloadRgName = empty(workloadResourceGroupName) ? 'rg-${environmentName}-workloads' : workloadResourceGroupName
+
+resource appRg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: appRgName
+  location: location
+  tags: allTags
+}
+
+// The workloads group carries no azd-env-name tag: azd finds the app's group by that tag and must
+// not find two.
+resource workloadRg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: workloadRgName
+  location: location
+  tags: union(tags, {
+    application: 'berth'
+    'berth-role': 'workloads'
+  })
+}
+
+// Custom roles: exactly the actions Berth's ARM client performs, each assignable only where it is
+// used. Built-in roles are all broader (Contributor, Storage Account Key Operator also regenerates
+// keys, Log Analytics Contributor also writes).
+resource aciOperatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, workloadRg.id, 'berth-container-groups')
+  properties: {
+    roleName: 'Berth container groups (${environmentName}, ${resourceToken})'
+    description: 'Create, read, list, delete and read logs of container groups in the Berth workloads resource group.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.ContainerInstance/containerGroups/read'
+          'Microsoft.ContainerInstance/containerGroups/write'
+          'Microsoft.ContainerInstance/containerGroups/delete'
+          'Microsoft.ContainerInstance/containerGroups/containers/logs/read'
+        ]
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      workloadRg.id
+    ]
+  }
+}
+
+resource shareKeyRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, workloadRg.id, 'berth-share-key')
+  properties: {
+    roleName: 'Berth share key reader (${environmentName}, ${resourceToken})'
+    description: 'List the keys of the workloads storage account, fetched at container-group create time to mount its Azure Files share.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Storage/storageAccounts/listKeys/action'
+        ]
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      workloadRg.id
+    ]
+  }
+}
+
+resource diagnosticsKeyRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, appRg.id, 'berth-diagnostics-key')
+  properties: {
+    roleName: 'Berth diagnostics key reader (${environmentName}, ${resourceToken})'
+    description: 'Read the Log Analytics workspace id and shared key that container groups send their logs with.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.OperationalInsights/workspaces/read'
+          'Microsoft.OperationalInsights/workspaces/sharedKeys/action'
+        ]
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      appRg.id
+    ]
+  }
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'berth-identity'
+  scope: appRg
+  params: {
+    name: 'id-berth-${resourceToken}'
+    location: location
+    tags: allTags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'berth-monitoring'
+  scope: appRg
+  params: {
+    workspaceName: 'log-berth-${resourceToken}'
+    appInsightsName: 'appi-berth-${resourceToken}'
+    location: location
+    tags: allTags
+    retentionInDays: logRetentionDays
+    principalId: identity.outputs.principalId
+    diagnosticsKeyRoleId: diagnosticsKeyRole.id
+  }
+}
+
+module appStorage 'modules/app-storage.bicep' = {
+  name: 'berth-app-storage'
+  scope: appRg
+  params: {
+    name: 'stberth${resourceToken}'
+    location: location
+    tags: allTags
+    queueName: queueName
+    packageContainerName: 'app-package'
+    principalId: identity.outputs.principalId
+  }
+}
+
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'berth-key-vault'
+  scope: appRg
+  params: {
+    name: 'kv-berth-${resourceToken}'
+    location: location
+    tags: allTags
+    retentionInDays: keyVaultRetentionDays
+    secretsKey: secretsKey
+    principalId: identity.outputs.principalId
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module workloads 'modules/workloads.bicep' = {
+  name: 'berth-workloads'
+  scope: workloadRg
+  params: {
+    name: 'stwork${resourceToken}'
+    location: location
+    tags: union(tags, {
+      application: 'berth'
+    })
+    shareName: shareName
+    shareQuotaGiB: shareQuotaGiB
+    principalId: identity.outputs.principalId
+    aciOperatorRoleId: aciOperatorRole.id
+    shareKeyRoleId: shareKeyRole.id
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'berth-function-app'
+  scope: appRg
+  params: {
+    name: 'func-berth-${resourceToken}'
+    planName: 'plan-berth-${resourceToken}'
+    location: location
+    tags: allTags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageName: appStorage.outputs.name
+    packageContainerUrl: appStorage.outputs.packageContainerUrl
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    workspaceId: monitoring.outputs.workspaceId
+    secretsKeyUri: keyVault.outputs.secretsKeyUri
+    queueName: queueName
+    subscriptionId: subscription().subscriptionId
+    workloadResourceGroupName: workloadRg.name
+    workloadLocation: location
+    aciApiVersion: aciApiVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+@description('Region of the deployment; azd reads it back.')
+output AZURE_LOCATION string = location
+
+@description('Tenant of the subscription.')
+output AZURE_TENANT_ID string = tenant().tenantId
+
+@description('Resource group of the Function App; azd deploys the handler service there.')
+output AZURE_RESOURCE_GROUP string = appRg.name
+
+@description('Name of the Key Vault holding BERTH_SECRETS_KEY; the azd hooks use it to tell a first provisioning from a later one.')
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+
+@description('Name of the Function App.')
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+
+@description('Base URL of Berth\'s HTTP API, e.g. POST <FUNCTION_URL>/deployments with a function key.')
+output FUNCTION_URL string = functionApp.outputs.apiUrl
+
+@description('Resource group where container groups are created (BERTH_RESOURCE_GROUP).')
+output WORKLOAD_RESOURCE_GROUP string = workloadRg.name
+
+@description('Storage account that holds the workloads share; put it in azureFile volumes as storageAccountName.')
+output WORKLOAD_STORAGE_ACCOUNT string = workloads.outputs.storageName
+
+@description('The Azure Files share for workloads; put it in azureFile volumes as shareName.')
+output SHARE_NAME string = workloads.outputs.shareName
+
+@description('Client id of the handler\'s user-assigned identity (AZURE_CLIENT_ID).')
+output AZURE_CLIENT_ID string = identity.outputs.clientId
+
+@description('ARM id of the Log Analytics workspace that container groups log to (BERTH_DIAGNOSTICS_WORKSPACE).')
+output BERTH_DIAGNOSTICS_WORKSPACE string = monitoring.outputs.workspaceId

@@ -1,0 +1,104 @@
+// The resource group where Berth creates container groups (BERTH_RESOURCE_GROUP), deployed at that
+// group's scope: the workloads storage account with its Azure Files share, and the handler's two
+// roles here: container groups in this group, and listKeys on this account only. Berth fetches the
+// share key when it creates a group whose azureFile volume carries no storageAccountKey, so the
+// key is never stored in settings.
+
+@minLength(3)
+@maxLength(24)
+@description('Name of the workloads storage account.')
+param name string
+
+@description('Region of the account.')
+param location string
+
+@description('Tags of the account.')
+param tags object
+
+@description('Name of the Azure Files share.')
+param shareName string
+
+@description('Quota of the share in GiB.')
+param shareQuotaGiB int
+
+@description('Object id of the handler\'s identity.')
+param principalId string
+
+@description('ARM id of the custom role over container groups.')
+param aciOperatorRoleId string
+
+@description('ARM id of the custom role that lists storage account keys.')
+param shareKeyRoleId string
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    // checkov:skip=CKV_AZURE_206: LRS on purpose: the share serves container groups in this one region and holds working data, not the system of record.
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    // checkov:skip=CKV2_AZURE_40: ACI mounts Azure Files over SMB with the account key only (no identity-based SMB mount for container groups), so Shared Key must stay on for this account; the key is fetched at create time with listKeys, never stored.
+    allowSharedKeyAccess: true
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    // checkov:skip=CKV_AZURE_59: container groups without a virtual network mount the share over the public endpoint; access needs the account key, which only the handler's identity can list.
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      // checkov:skip=CKV_AZURE_35: container groups without a virtual network mount the share over the public endpoint; access needs the account key, which only the handler's identity can list.
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource fileService 'Microsoft.Storage/storageAccounts/fileServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    shareDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource share 'Microsoft.Storage/storageAccounts/fileServices/shares@2023-05-01' = {
+  parent: fileService
+  name: shareName
+  properties: {
+    accessTier: 'TransactionOptimized'
+    enabledProtocols: 'SMB'
+    shareQuota: shareQuotaGiB
+  }
+}
+
+resource aciOperatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(resourceGroup().id, principalId, aciOperatorRoleId)
+  properties: {
+    roleDefinitionId: aciOperatorRoleId
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource shareKeyAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, principalId, shareKeyRoleId)
+  scope: account
+  properties: {
+    roleDefinitionId: shareKeyRoleId
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+@description('Name of the workloads storage account.')
+output storageName string = account.name
+
+@description('Name of the Azure Files share.')
+output shareName string = share.name

@@ -1,0 +1,221 @@
+"""Tests of check.py: each check must fail on the mistake it exists to catch, not only pass on
+the real infra/. Run by infra/check.sh (`python -m unittest discover`)."""
+
+from __future__ import annotations
+
+import tempfile
+import textwrap
+import unittest
+from pathlib import Path
+
+import check
+
+SITE = """\
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: 'app'
+  location: 'westeurope'
+  properties: {
+    siteConfig: {
+      appSettings: [
+%s
+      ]
+    }
+  }
+}
+"""
+
+
+def site_with(*settings: str) -> str:
+    """A Function App whose appSettings entries are the given name expressions."""
+    entries = "\n".join(f"        {{\n          name: {name}\n          value: 'v'\n        }}" for name in settings)
+    return SITE % entries
+
+
+class Workspace:
+    """A temporary folder of Bicep files and an app-settings.txt."""
+
+    def __init__(self, files: dict[str, str], settings: str = "") -> None:
+        self._dir = tempfile.TemporaryDirectory()
+        self.root = Path(self._dir.name)
+        for name, text in files.items():
+            (self.root / name).write_text(textwrap.dedent(text), encoding="utf-8")
+        (self.root / "app-settings.txt").write_text(settings, encoding="utf-8")
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._dir.cleanup()
+
+    def files(self) -> list[Path]:
+        return check.bicep_files(self.root)
+
+
+class ParseTest(unittest.TestCase):
+    def test_a_syntax_error_fails_with_its_line(self) -> None:
+        broken = "param a string\nresource x 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: 'x'\n  location: = 3\n}\n"
+        with Workspace({"broken.bicep": broken}) as ws:
+            outcome = check.check_parse(ws.files())
+        self.assertFalse(outcome.passed)
+        self.assertTrue(any("broken.bicep:4:" in p for p in outcome.problems), outcome.problems)
+
+    def test_current_syntax_parses(self) -> None:
+        # User-defined types with decorators, nullable types, lambdas, existing and loops: the
+        # syntax pycep-parser (checkov's parser) rejects and tree-sitter-bicep must accept.
+        modern = """\
+            @export()
+            type pair = {
+              @description('the name')
+              name: string
+              value: string?
+            }
+            param pairs pair[] = []
+            param label string?
+            var names = map(pairs, p => p.name)
+            resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+              name: 'x'
+            }
+            resource ids 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = [for n in names: {
+              name: n
+              location: 'westeurope'
+            }]
+            output first string = pairs[?0].?value ?? label ?? 'none'
+            """
+        with Workspace({"modern.bicep": modern}) as ws:
+            outcome = check.check_parse(ws.files())
+        self.assertTrue(outcome.passed, outcome.problems)
+
+
+class AppSettingsTest(unittest.TestCase):
+    def test_matching_names_pass(self) -> None:
+        with Workspace({"app.bicep": site_with("'A_ONE'", "'B__two'")}, "A_ONE\nB__two\n") as ws:
+            outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
+        self.assertTrue(outcome.passed, outcome.problems)
+
+    def test_drift_is_reported_both_ways(self) -> None:
+        with Workspace({"app.bicep": site_with("'A'", "'B'")}, "A\nC\n") as ws:
+            outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
+        self.assertFalse(outcome.passed)
+        text = "\n".join(outcome.problems)
+        self.assertIn("B is set at", text)
+        self.assertIn("C is listed in", text)
+
+    def test_an_unreadable_name_fails(self) -> None:
+        with Workspace({"app.bicep": site_with("'A'", "'B_${suffix}'")}, "A\n") as ws:
+            outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
+        self.assertFalse(outcome.passed)
+        self.assertTrue(any("not a plain string" in p for p in outcome.problems), outcome.problems)
+
+    def test_settings_built_in_a_loop_fail(self) -> None:
+        looped = SITE.replace("appSettings: [\n%s\n      ]", "appSettings: [for n in names: {\n        name: n\n      }]")
+        with Workspace({"app.bicep": looped}, "A\n") as ws:
+            outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
+        self.assertFalse(outcome.passed)
+        self.assertTrue(any("not an array literal" in p for p in outcome.problems), outcome.problems)
+
+    def test_the_appsettings_config_resource_counts(self) -> None:
+        config = """\
+            resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+              parent: site
+              name: 'appsettings'
+              properties: {
+                A: 'x'
+                'B': 'y'
+              }
+            }
+            """
+        with Workspace({"app.bicep": site_with("'C'"), "config.bicep": config}, "A\nB\n") as ws:
+            outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
+        self.assertEqual(["C is set at"], [p[: len("C is set at")] for p in outcome.problems if p.startswith("C ")])
+        self.assertFalse(any(p.startswith(("A ", "B ")) for p in outcome.problems), outcome.problems)
+
+    def test_a_name_set_twice_fails(self) -> None:
+        with Workspace({"app.bicep": site_with("'A'", "'A'")}, "A\n") as ws:
+            outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
+        self.assertTrue(any("set more than once" in p for p in outcome.problems), outcome.problems)
+
+    def test_the_list_must_be_sorted_unique_and_clean(self) -> None:
+        for text, expected in [
+            ("B\nA\n", "not sorted"),
+            ("A\nA\n", "listed twice"),
+            ("A\n\nB\n", "blank line"),
+            ("A \n", "stray whitespace"),
+            ("A-B\n", "not a setting name"),
+        ]:
+            with self.subTest(text=text), Workspace({}, text) as ws:
+                _, problems = check.read_settings_file(ws.root / "app-settings.txt")
+                self.assertTrue(any(expected in p for p in problems), problems)
+
+    def test_no_settings_at_all_fails(self) -> None:
+        with Workspace({"empty.bicep": "param a string\n"}, "") as ws:
+            outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
+        self.assertFalse(outcome.passed)
+
+
+def report(**results: list) -> dict:
+    return {"check_type": "bicep", "results": results, "summary": {"passed": 1, "failed": 0}}
+
+
+class CheckovEvaluationTest(unittest.TestCase):
+    def test_a_clean_report_passes(self) -> None:
+        ok = report(passed_checks=[{"check_id": "CKV_AZURE_3", "resource": "r", "file_path": "/a.bicep"}])
+        self.assertTrue(check.evaluate_checkov(ok, []).passed)
+
+    def test_a_failed_check_fails(self) -> None:
+        failed = {
+            "check_id": "CKV_AZURE_3",
+            "check_name": "https only",
+            "resource": "Microsoft.Storage/storageAccounts.a",
+            "file_path": "/a.bicep",
+            "file_line_range": [1, 9],
+        }
+        outcome = check.evaluate_checkov(report(failed_checks=[failed]), [])
+        self.assertFalse(outcome.passed)
+        self.assertIn("/a.bicep:1-9", outcome.problems[0])
+
+    def test_a_parse_error_fails(self) -> None:
+        self.assertFalse(check.evaluate_checkov(report(parsing_errors=["/x/a.bicep"]), []).passed)
+
+    def test_a_file_checkov_cannot_read_fails_even_if_unreported(self) -> None:
+        self.assertFalse(check.evaluate_checkov(report(), [Path("/x/a.bicep")]).passed)
+
+    def test_a_suppression_without_a_reason_fails(self) -> None:
+        skipped = {
+            "check_id": "CKV_AZURE_35",
+            "resource": "r",
+            "file_path": "/a.bicep",
+            "check_result": {"result": "SKIPPED", "suppress_comment": "No comment provided"},
+        }
+        outcome = check.evaluate_checkov(report(skipped_checks=[skipped]), [])
+        self.assertFalse(outcome.passed)
+        self.assertIn("without a justification", outcome.problems[0])
+
+
+class CheckovRunTest(unittest.TestCase):
+    """Runs the real checkov: a file its parser rejects must fail the check, though checkov itself
+    exits 0 on it."""
+
+    def test_a_file_pycep_cannot_parse_fails_the_check(self) -> None:
+        typed = """\
+            type pair = {
+              name: string
+            }
+            param pairs pair[] = []
+            resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+              name: 'stberthtest'
+              location: 'westeurope'
+              kind: 'StorageV2'
+              sku: {
+                name: 'Standard_LRS'
+              }
+            }
+            """
+        with Workspace({"typed.bicep": typed}) as ws:
+            self.assertTrue(check.check_parse(ws.files()).passed)
+            outcome = check.check_checkov(ws.root, ws.files())
+        self.assertFalse(outcome.passed)
+        self.assertTrue(any("typed.bicep" in p for p in outcome.problems), outcome.problems)
+
+
+if __name__ == "__main__":
+    unittest.main()
