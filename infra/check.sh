@@ -32,4 +32,5 @@ flock -u 9
 status=0
 "$venv/bin/python" "$here/tools/check.py" "$here" || status=1
 "$venv/bin/python" -m unittest discover --start-directory "$here/tools" --pattern 'test_*.py' || status=1
+if [ "$status" = 0 ]; then log "all checks passed"; else log "FAILED (see above)"; fi
 exit "$status"

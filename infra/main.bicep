@@ -103,14 +103,18 @@ resource aciOperatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
   name: guid(subscription().id, workloadRg.id, 'berth-container-groups')
   properties: {
     roleName: 'Berth container groups (${environmentName}, ${resourceToken})'
-    description: 'Create, read, list, delete and read logs of container groups in the Berth workloads resource group.'
+    description: 'Create, read, list, stop and delete container groups and read their logs, in the Berth workloads resource group.'
     type: 'CustomRole'
     permissions: [
       {
+        // What the engine's actions need: Create (PUT), Observe and the sweep (GET, list), Stop
+        // before logs are captured (POST stop), CaptureLogs, Delete. Not start or restart, which
+        // the engine never asks for.
         actions: [
           'Microsoft.ContainerInstance/containerGroups/read'
           'Microsoft.ContainerInstance/containerGroups/write'
           'Microsoft.ContainerInstance/containerGroups/delete'
+          'Microsoft.ContainerInstance/containerGroups/stop/action'
           'Microsoft.ContainerInstance/containerGroups/containers/logs/read'
         ]
         notActions: []

@@ -41,7 +41,9 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
   properties: {
     accessTier: 'Hot'
-    // checkov:skip=CKV2_AZURE_40: ACI mounts Azure Files over SMB with the account key only (no identity-based SMB mount for container groups), so Shared Key must stay on for this account; the key is fetched at create time with listKeys, never stored.
+    // Shared Key stays on for this account alone: ACI mounts Azure Files over SMB with the account
+    // key (container groups have no identity-based SMB mount). The key is fetched at create time
+    // with listKeys, never stored.
     allowSharedKeyAccess: true
     allowBlobPublicAccess: false
     allowCrossTenantReplication: false

@@ -11,6 +11,10 @@ Three checks, each failing the run on any finding:
    suppression without a justification.
 3. app settings: the names the Bicep sets on the Function App equal ``app-settings.txt`` (one name
    a line, sorted, no duplicates), which the handler's own test compares with what it reads.
+4. azd wiring: ``azure.yaml`` (beside the infra folder) points at a Bicep module that exists, its
+   hook scripts exist and are executable, its function service is the one the Bicep tags with
+   ``azd-service-name``, and ``main.parameters.json`` names parameters that ``main.bicep`` declares
+   and gives every parameter that has no default.
 """
 
 from __future__ import annotations
@@ -296,6 +300,82 @@ def check_checkov(root: Path, files: list[Path]) -> Outcome:
     return evaluate_checkov(run_checkov(root), unreadable_by_checkov(files))
 
 
+def tagged_service_names(files: list[Path]) -> set[str]:
+    """Values of every `'azd-service-name': '...'` property in the Bicep."""
+    names: set[str] = set()
+
+    def walk(node: Node) -> None:
+        if node.type == "object_property":
+            key, value = node.named_children[0], node.named_children[-1]
+            if string_literal(key) == "azd-service-name" and string_literal(value) is not None:
+                names.add(string_literal(value) or "")
+        for child in node.named_children:
+            walk(child)
+
+    for path in files:
+        walk(parse(path))
+    return names
+
+
+def declared_parameters(path: Path) -> dict[str, bool]:
+    """Parameters of a Bicep file: name to whether it has a default."""
+    params: dict[str, bool] = {}
+    for node in parse(path).named_children:
+        if node.type == "parameter_declaration":
+            name = next(c for c in node.named_children if c.type == "identifier").text.decode()
+            params[name] = any(c.type == "=" for c in node.children)
+    return params
+
+
+def check_azd(root: Path, files: list[Path]) -> Outcome:
+    """Check 4: azure.yaml, the hooks, the service tag and the parameters file agree."""
+    import yaml
+
+    outcome = Outcome("azd wiring")
+    project = root.parent
+    azure_yaml = project / "azure.yaml"
+    if not azure_yaml.is_file():
+        outcome.problems.append(f"{azure_yaml}: missing")
+        return outcome
+    config = yaml.safe_load(azure_yaml.read_text(encoding="utf-8")) or {}
+    infra = config.get("infra", {})
+    module = project / infra.get("path", "infra") / f"{infra.get('module', 'main')}.bicep"
+    if not module.is_file():
+        outcome.problems.append(f"azure.yaml names the Bicep module {module}, which does not exist")
+
+    def hooks_of(owner: dict, base: Path, where_: str) -> None:
+        for event, hook in (owner.get("hooks") or {}).items():
+            for platform in ("posix", "windows"):
+                run = (hook.get(platform) or {}).get("run") if isinstance(hook, dict) else None
+                if run and platform == "posix":
+                    script = base / run
+                    if not script.is_file() or not os.access(script, os.X_OK):
+                        outcome.problems.append(f"{where_} {event} hook {run} is not an executable file")
+
+    hooks_of(config, project, "azure.yaml")
+    tagged = tagged_service_names(files)
+    functions = {n: s for n, s in (config.get("services") or {}).items() if s.get("host") == "function"}
+    if not functions:
+        outcome.problems.append("azure.yaml has no service with host: function")
+    for name, service in functions.items():
+        hooks_of(service, project / service.get("project", "."), f"service {name}")
+        if name not in tagged:
+            outcome.problems.append(f"service {name} of azure.yaml matches no azd-service-name tag (tags: {sorted(tagged)})")
+        if service.get("language") == "custom" and not service.get("dist"):
+            outcome.problems.append(f"service {name}: language custom needs dist (the folder azd deploys)")
+
+    parameters_file = module.with_suffix(".parameters.json")
+    if module.is_file() and parameters_file.is_file():
+        declared = declared_parameters(module)
+        given = json.loads(parameters_file.read_text(encoding="utf-8")).get("parameters", {})
+        for name in sorted(set(given) - set(declared)):
+            outcome.problems.append(f"{parameters_file.name} sets {name}, which {module.name} does not declare")
+        for name in sorted(n for n, has_default in declared.items() if not has_default and n not in given):
+            outcome.problems.append(f"{module.name} needs {name}, which {parameters_file.name} does not give")
+    outcome.notes.append(f"services {sorted(functions)} deploy to the app tagged {sorted(tagged)}")
+    return outcome
+
+
 def main(argv: list[str]) -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("root", type=Path, help="the infra folder")
@@ -310,6 +390,7 @@ def main(argv: list[str]) -> int:
         check_parse(files),
         check_checkov(root, files),
         check_app_settings(files, options.settings or root / "app-settings.txt"),
+        check_azd(root, files),
     ]
     for outcome in outcomes:
         print(f"{'ok' if outcome.passed else 'FAILED'}: {outcome.name}")

@@ -3,6 +3,7 @@ the real infra/. Run by infra/check.sh (`python -m unittest discover`)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import textwrap
 import unittest
@@ -150,6 +151,89 @@ class AppSettingsTest(unittest.TestCase):
         with Workspace({"empty.bicep": "param a string\n"}, "") as ws:
             outcome = check.check_app_settings(ws.files(), ws.root / "app-settings.txt")
         self.assertFalse(outcome.passed)
+
+
+AZURE_YAML = """\
+name: demo
+infra:
+  provider: bicep
+  path: infra
+  module: main
+hooks:
+  preprovision:
+    posix:
+      shell: sh
+      run: infra/hooks/pre.sh
+services:
+  %s:
+    project: .
+    language: custom
+    host: function
+    dist: out
+"""
+
+MAIN = """\
+targetScope = 'subscription'
+param environmentName string
+param location string = 'westeurope'
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: 'app'
+  location: location
+  tags: {
+    'azd-service-name': 'api'
+  }
+}
+"""
+
+
+class Project:
+    """A temporary project: azure.yaml beside an infra folder with main.bicep, its parameters and a hook."""
+
+    def __init__(self, service: str = "api", parameters: tuple[str, ...] = ("environmentName",), hook: bool = True) -> None:
+        self._dir = tempfile.TemporaryDirectory()
+        project = Path(self._dir.name)
+        self.root = project / "infra"
+        (self.root / "hooks").mkdir(parents=True)
+        (project / "azure.yaml").write_text(AZURE_YAML % service, encoding="utf-8")
+        (self.root / "main.bicep").write_text(MAIN, encoding="utf-8")
+        values = {name: {"value": "x"} for name in parameters}
+        (self.root / "main.parameters.json").write_text(json.dumps({"parameters": values}), encoding="utf-8")
+        if hook:
+            script = self.root / "hooks" / "pre.sh"
+            script.write_text("#!/bin/sh\n", encoding="utf-8")
+            script.chmod(0o755)
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._dir.cleanup()
+
+    def outcome(self) -> check.Outcome:
+        return check.check_azd(self.root, check.bicep_files(self.root))
+
+
+class AzdWiringTest(unittest.TestCase):
+    def test_consistent_wiring_passes(self) -> None:
+        with Project() as project:
+            outcome = project.outcome()
+        self.assertTrue(outcome.passed, outcome.problems)
+
+    def test_a_service_without_its_tag_fails(self) -> None:
+        with Project(service="handler") as project:
+            outcome = project.outcome()
+        self.assertTrue(any("matches no azd-service-name" in p for p in outcome.problems), outcome.problems)
+
+    def test_a_missing_hook_fails(self) -> None:
+        with Project(hook=False) as project:
+            outcome = project.outcome()
+        self.assertTrue(any("infra/hooks/pre.sh" in p for p in outcome.problems), outcome.problems)
+
+    def test_parameters_must_match_the_module(self) -> None:
+        with Project(parameters=("location", "colour")) as project:
+            problems = project.outcome().problems
+        self.assertTrue(any("sets colour" in p for p in problems), problems)
+        self.assertTrue(any("needs environmentName" in p for p in problems), problems)
 
 
 def report(**results: list) -> dict:
