@@ -4,21 +4,23 @@
 # the app settings the Bicep sets; then the checker's own tests. Exits non-zero on any failure.
 #
 # The tools come from PyPI, pinned in tools/requirements.txt, into a virtualenv outside the
-# checkout ($BERTH_CACHE/infra-venv, default ~/.cache/berth/infra-venv), rebuilt when the pins or
-# the Python version change. No Azure access and no Bicep CLI needed.
+# checkout ($BERTH_CACHE/infra-venv-<python version>, default ~/.cache/berth/...), one per Python
+# version so that shells with different interpreters do not rebuild each other's, and rebuilt when
+# the pins change. No Azure access and no Bicep CLI needed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${BERTH_CACHE:-$HOME/.cache/berth}
-venv=$cache/infra-venv
 python=${BERTH_PYTHON:-python3}
 
 log() { printf 'infra: %s\n' "$*" >&2; }
 
 command -v "$python" >/dev/null 2>&1 || { log "needs $python (3.10 or newer) on PATH"; exit 1; }
-stamp="$(sha256sum "$here/tools/requirements.txt" | cut -d' ' -f1) $("$python" -c 'import sys; print(sys.version.split()[0])')"
+version=$("$python" -c 'import sys; print(".".join(map(str, sys.version_info[:3])))')
+venv=$cache/infra-venv-$version
+stamp=$(sha256sum "$here/tools/requirements.txt" | cut -d' ' -f1)
 
 mkdir -p "$cache"
-exec 9>"$cache/infra-venv.lock"
+exec 9>"$venv.lock"
 flock 9
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
   log "installing checkov and tree-sitter-bicep into $venv (takes a minute or two once)"
