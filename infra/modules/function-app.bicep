@@ -2,9 +2,9 @@
 // runs as the user-assigned identity alone: host storage, the app package, Application Insights,
 // the Key Vault reference and Berth's ARM calls all use it, so no app setting holds a credential.
 //
-// Flex Consumption takes the runtime from functionAppConfig.runtime (custom) and rejects the
-// FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION app settings (it runs Functions 4.x and
-// sets the latter itself), so neither is set here.
+// Flex Consumption takes the runtime from functionAppConfig.runtime (custom) and rejects a
+// FUNCTIONS_WORKER_RUNTIME app setting; FUNCTIONS_EXTENSION_VERSION is deprecated there (the
+// platform runs Functions 4.x and sets it itself). Neither is set here.
 
 @description('Name of the Function App.')
 param name string
