@@ -31,6 +31,8 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$sta
 fi
 flock -u 9
 
+# No __pycache__ in the checkout.
+export PYTHONDONTWRITEBYTECODE=1
 status=0
 "$venv/bin/python" "$here/tools/check.py" "$here" || status=1
 "$venv/bin/python" -m unittest discover --start-directory "$here/tools" --pattern 'test_*.py' || status=1
