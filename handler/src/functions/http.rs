@@ -1,0 +1,315 @@
+//! HTTP invocations in default (payload) mode: `Data.req` → `http::Request`, and the API's
+//! `http::Response` → `Outputs.res`.
+//!
+//! With `enableForwardingHttpRequest: false` the host sends the caller's request as a JSON object
+//! (`Url`, `Method`, `Query`, `Headers` as arrays, `Params`, `Identities`, `Body` only when the caller
+//! sent `Content-Length > 0`, base64 for `application/octet-stream` and `multipart/*`). This module
+//! rebuilds the request so the ordinary API router can serve it, and turns the router's answer into
+//! the `res` output the host turns back into an HTTP response.
+
+use axum::body::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Method, Request, Response};
+use serde_json::{Map, Value, json};
+
+use super::invocation::{Envelope, InvocationError, json_type};
+
+/// Request headers that describe the host's hop to the handler, not the caller's request: they are
+/// dropped, and `Content-Length` is set from the decoded body.
+const HOP_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+];
+
+/// The largest API response body passed back to the host (the captured logs are the big ones).
+pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// A caller's HTTP request as the host describes it in `Data.<binding>`.
+#[derive(Debug, Clone)]
+pub struct HttpInvocation {
+    /// `Method`.
+    pub method: Method,
+    /// `Url`: the public URL the caller used, with its raw query.
+    pub url: url::Url,
+    /// `Headers`, one entry per value, in the host's order; hop-by-hop headers removed.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `Query`: decoded values, repeated keys comma-joined by the host.
+    pub query: Map<String, Value>,
+    /// `Params`: route values; absent optional ones are `null`.
+    pub params: Map<String, Value>,
+    /// `Body`, decoded to bytes; `None` when the host sent none.
+    pub body: Option<Bytes>,
+}
+
+impl HttpInvocation {
+    /// Decodes `Data.<binding>` of an HTTP-trigger invocation.
+    pub fn decode(envelope: &Envelope, binding: &str) -> Result<Self, InvocationError> {
+        let base = format!("Data.{binding}");
+        let req = match envelope.data(binding)? {
+            Value::Object(req) => req,
+            other => {
+                return Err(InvocationError::WrongType {
+                    field: base,
+                    expected: "an object",
+                    found: json_type(other),
+                });
+            }
+        };
+        let field = |key: &str| format!("{base}.{key}");
+        let string = |key: &str| -> Result<&str, InvocationError> {
+            match get(req, key) {
+                Some(Value::String(s)) => Ok(s),
+                Some(other) => Err(InvocationError::WrongType {
+                    field: field(key),
+                    expected: "a string",
+                    found: json_type(other),
+                }),
+                None => Err(InvocationError::MissingField { field: field(key) }),
+            }
+        };
+        let method_text = string("Method")?;
+        let method = Method::from_bytes(method_text.as_bytes()).map_err(|_| {
+            InvocationError::InvalidValue {
+                field: field("Method"),
+                reason: format!("`{method_text}` is not an HTTP method"),
+            }
+        })?;
+        let url_text = string("Url")?;
+        let url = url::Url::parse(url_text).map_err(|e| InvocationError::InvalidValue {
+            field: field("Url"),
+            reason: format!("not an absolute URL: {e}"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(InvocationError::InvalidValue {
+                field: field("Url"),
+                reason: format!("scheme `{}` is not http or https", url.scheme()),
+            });
+        }
+        let headers = decode_headers(req, &field("Headers"))?;
+        let object = |key: &str| -> Result<Map<String, Value>, InvocationError> {
+            match get(req, key) {
+                Some(Value::Object(m)) => Ok(m.clone()),
+                None | Some(Value::Null) => Ok(Map::new()),
+                Some(other) => Err(InvocationError::WrongType {
+                    field: field(key),
+                    expected: "an object",
+                    found: json_type(other),
+                }),
+            }
+        };
+        let query = object("Query")?;
+        let params = object("Params")?;
+        let body = match get(req, "Body") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => {
+                let binary = headers
+                    .iter()
+                    .find(|(name, _)| name == CONTENT_TYPE)
+                    .and_then(|(_, v)| v.to_str().ok())
+                    .is_some_and(is_base64_content_type);
+                if binary {
+                    let bytes = BASE64.decode(text).map_err(|e| InvocationError::InvalidValue {
+                        field: field("Body"),
+                        reason: format!(
+                            "binary content types arrive base64-encoded, and this is not base64: {e}"
+                        ),
+                    })?;
+                    Some(Bytes::from(bytes))
+                } else {
+                    Some(Bytes::from(text.clone()))
+                }
+            }
+            Some(other) => {
+                return Err(InvocationError::WrongType {
+                    field: field("Body"),
+                    expected: "a string",
+                    found: json_type(other),
+                });
+            }
+        };
+        Ok(Self {
+            method,
+            url,
+            headers,
+            query,
+            params,
+            body,
+        })
+    }
+
+    /// The path and raw query the caller used, e.g. `/api/deployments?top=5`.
+    pub fn path_and_query(&self) -> String {
+        match self.url.query() {
+            Some(q) => format!("{}?{q}", self.url.path()),
+            None => self.url.path().to_owned(),
+        }
+    }
+
+    /// Rebuilds the caller's request for the API router.
+    pub fn into_request(self) -> Result<Request<Body>, InvocationError> {
+        let uri = self.path_and_query();
+        let mut builder = Request::builder().method(self.method).uri(&uri);
+        for (name, value) in self.headers {
+            builder = builder.header(name, value);
+        }
+        let body = match self.body {
+            Some(bytes) => {
+                builder = builder.header(CONTENT_LENGTH, bytes.len());
+                Body::from(bytes)
+            }
+            None => Body::empty(),
+        };
+        builder
+            .body(body)
+            .map_err(|e| InvocationError::InvalidValue {
+                field: "Data.req.Url".to_owned(),
+                reason: format!("cannot form a request for `{uri}`: {e}"),
+            })
+    }
+}
+
+fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Whether the host sends a body of this content type as base64 (octet-stream and multipart).
+pub fn is_base64_content_type(content_type: &str) -> bool {
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    media == "application/octet-stream" || media.starts_with("multipart/")
+}
+
+fn decode_headers(
+    req: &Map<String, Value>,
+    field: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, InvocationError> {
+    let headers = match get(req, "Headers") {
+        Some(Value::Object(h)) => h,
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(other) => {
+            return Err(InvocationError::WrongType {
+                field: field.to_owned(),
+                expected: "an object of string arrays",
+                found: json_type(other),
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for (name, values) in headers {
+        let header_field = format!("{field}.{name}");
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvocationError::InvalidValue {
+                field: header_field.clone(),
+                reason: "not a valid header name".to_owned(),
+            })?;
+        if HOP_HEADERS.contains(&header_name.as_str()) {
+            continue;
+        }
+        let values: Vec<&str> = match values {
+            Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.as_str()),
+                    other => Err(InvocationError::WrongType {
+                        field: header_field.clone(),
+                        expected: "an array of strings",
+                        found: json_type(other),
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+            Value::String(s) => vec![s.as_str()],
+            other => {
+                return Err(InvocationError::WrongType {
+                    field: header_field,
+                    expected: "an array of strings",
+                    found: json_type(other),
+                });
+            }
+        };
+        for value in values {
+            let value =
+                HeaderValue::from_str(value).map_err(|_| InvocationError::InvalidValue {
+                    field: header_field.clone(),
+                    reason: "not a valid header value".to_owned(),
+                })?;
+            out.push((header_name.clone(), value));
+        }
+    }
+    Ok(out)
+}
+
+/// The API's answer as the `res` output: `{"statusCode":…,"headers":{…},"body":"…"}`, plus a
+/// note when the body had to be changed to fit (not UTF-8, or over [`RESPONSE_BODY_LIMIT`]).
+pub async fn response_to_res(response: Response<Body>) -> (Value, Option<String>) {
+    let (parts, body) = response.into_parts();
+    let mut headers = Map::new();
+    for name in parts.headers.keys() {
+        if HOP_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let joined = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        headers.insert(canonical_header_name(name.as_str()), Value::String(joined));
+    }
+    let (body, note) = match axum::body::to_bytes(body, RESPONSE_BODY_LIMIT).await {
+        Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => (text, None),
+            Err(e) => (
+                String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                Some("response body was not UTF-8; invalid bytes were replaced".to_owned()),
+            ),
+        },
+        Err(e) => {
+            let res = json!({
+                "statusCode": 500,
+                "headers": {"Content-Type": "application/problem+json"},
+                "body": json!({
+                    "title": "Response too large",
+                    "status": 500,
+                    "detail": "the response body could not be passed to the Functions host",
+                }).to_string(),
+            });
+            return (res, Some(format!("response body dropped: {e}")));
+        }
+    };
+    let res = json!({
+        "statusCode": parts.status.as_u16(),
+        "headers": headers,
+        "body": body,
+    });
+    (res, note)
+}
+
+/// `content-type` → `Content-Type`: the host matches `Content-Type` in `res.headers`
+/// case-insensitively, but people read these.
+fn canonical_header_name(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
