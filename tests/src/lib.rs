@@ -1,3 +1,9 @@
 //! # End-to-end test support
 //!
 //! Harnesses shared by the end-to-end tests in `tests/tests/`.
+//!
+//! # Layout
+//! - [`host`]: a Functions-host simulator that runs `handler` as the Azure Functions host runs a
+//!   custom handler.
+
+pub mod host;
