@@ -18,7 +18,7 @@
 //! The ARM client uses the same chooser for `https://management.azure.com/.default`; storage uses
 //! it for `https://storage.azure.com/.default` with its connection's `__*` settings overlaid.
 
-use super::connection::{ClientSecret, IdentitySettings};
+use super::connection::{ClientSecret, IdentitySettings, StorageAuth, StorageConnection};
 use azure_core::credentials::TokenCredential;
 use azure_identity::{
     ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential,
@@ -174,11 +174,12 @@ impl CredentialSettings {
     }
 }
 
+/// A built credential and what kind it is.
+pub type Chosen = (Arc<dyn TokenCredential>, CredentialKind);
+
 /// Builds the credential the settings call for and logs which one it is. Building does no network
 /// I/O; the first token request does.
-pub fn choose(
-    settings: &CredentialSettings,
-) -> Result<(Arc<dyn TokenCredential>, CredentialKind), CredentialError> {
+pub fn choose(settings: &CredentialSettings) -> Result<Chosen, CredentialError> {
     let kind = settings.kind()?;
     let build = |source: azure_core::Error| CredentialError::Build {
         kind,
@@ -224,6 +225,20 @@ pub fn choose(
         "chose token credential"
     );
     Ok((credential, kind))
+}
+
+/// The credential an identity-based storage connection needs (its `__*` settings overlaid on the
+/// `AZURE_*` variables read through `lookup`), or `None` for Shared Key and SAS connections.
+pub fn for_connection(
+    connection: &StorageConnection,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Chosen>, CredentialError> {
+    match &connection.auth {
+        StorageAuth::Identity(identity) => {
+            choose(&CredentialSettings::from_lookup(lookup, Some(identity))).map(Some)
+        }
+        StorageAuth::SharedKey { .. } | StorageAuth::Sas(_) => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -326,6 +341,22 @@ mod tests {
             err.to_string(),
             "workload-identity credential needs `AZURE_CLIENT_ID` to be set"
         );
+    }
+
+    #[test]
+    fn only_identity_connections_get_a_credential() {
+        let vars: HashMap<&str, &str> = HashMap::from([
+            ("AzureWebJobsStorage__accountName", "berthdata"),
+            ("AzureWebJobsStorage__credential", "managedidentity"),
+        ]);
+        let lookup = |k: &str| vars.get(k).map(|v| v.to_string());
+        let identity = StorageConnection::from_settings("AzureWebJobsStorage", &lookup)
+            .unwrap()
+            .unwrap();
+        let (_, kind) = for_connection(&identity, &lookup).unwrap().unwrap();
+        assert_eq!(kind, CredentialKind::SystemAssignedManagedIdentity);
+        let dev = StorageConnection::development_storage("AzureWebJobsStorage");
+        assert!(for_connection(&dev, &lookup).unwrap().is_none());
     }
 
     #[test]

@@ -11,9 +11,25 @@
 //! - [`queue`]: send with delay, receive, delete, update, base64 message encoding.
 //! - [`error`]: [`StorageError`], the one error type of this boundary.
 //!
+//! # Wiring
+//! ```no_run
+//! # async fn wire(lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+//! use berth::azure::{StorageAccount, StorageConnection, connection::DEFAULT_SETTING, credential};
+//! let Some(connection) = StorageConnection::from_settings(DEFAULT_SETTING, lookup)? else {
+//!     return Ok(()); // no Azure Storage configured: SQLite
+//! };
+//! // Identity-based connections get their token credential; Shared Key and SAS need none.
+//! let credential = credential::for_connection(&connection, lookup)?;
+//! let account = StorageAccount::new(&connection, credential.map(|(c, _kind)| c))?;
+//! let steps = account.queue("berth-steps")?;
+//! steps.create_if_missing().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Costs
 //! One checkpoint CAS is one Put Blob; one step message is one Put Message, one Get Messages (which
-//! may fetch up to 32) and one Delete Message. Every request is counted in [`Transactions`].
+//! may fetch up to 32) and one Delete Message. Every request is counted in [`Transactions`], per
+//! account and, under [`Transactions::count_during`], per unit of work.
 
 pub mod account;
 pub mod blob;
@@ -30,7 +46,7 @@ pub use blob::{
     Appended, Blob, BlobContainer, BlobInfo, BlobPage, ETag, TagPage, TaggedBlob, WriteCondition,
 };
 pub use connection::{ConnectionError, StorageAuth, StorageConnection};
-pub use credential::{CredentialKind, CredentialSettings, choose};
+pub use credential::{CredentialKind, CredentialSettings};
 pub use error::StorageError;
 pub use queue::{Receipt, ReceivedMessage, SentMessage, StorageQueue, TimeToLive, Updated};
 pub use tags::{TagFilter, TagOp, Tags};

@@ -15,10 +15,11 @@
 
 use super::error::{DecodeError, StorageError, http_status};
 use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, headers::HeaderName};
 use azure_storage_queue::models::{
     QueueClientReceiveMessagesOptions, QueueClientSendMessageOptions,
-    QueueClientUpdateMessageOptions, QueueMessage,
+    QueueClientUpdateMessageOptions, QueueMessage, StorageErrorCode,
 };
 use azure_storage_queue::{QueueClient, QueueClientOptions};
 use base64::Engine as _;
@@ -262,6 +263,7 @@ impl StorageQueue {
 
     /// Deletes the delivered message. [`StorageError::MessageGone`] when the receipt is stale: the
     /// message became visible again and another receiver holds it, or it is already deleted.
+    /// (Either way the step's work may run again elsewhere; steps are idempotent for that reason.)
     pub async fn delete(&self, receipt: &Receipt) -> Result<(), StorageError> {
         match self
             .client
@@ -269,12 +271,10 @@ impl StorageQueue {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if matches!(http_status(&e), Some(404 | 400)) => {
-                Err(StorageError::MessageGone {
-                    id: receipt.id.clone(),
-                    status: http_status(&e).unwrap_or(404),
-                })
-            }
+            Err(e) if receipt_is_stale(&e) => Err(StorageError::MessageGone {
+                id: receipt.id.clone(),
+                status: http_status(&e).unwrap_or(404),
+            }),
             Err(source) => Err(StorageError::DeleteMessage {
                 queue: self.name.clone(),
                 id: receipt.id.clone(),
@@ -310,7 +310,7 @@ impl StorageQueue {
             .await
         {
             Ok(rsp) => rsp,
-            Err(e) if matches!(http_status(&e), Some(404 | 400)) => {
+            Err(e) if receipt_is_stale(&e) => {
                 return Err(StorageError::MessageGone {
                     id: receipt.id.clone(),
                     status: http_status(&e).unwrap_or(404),
@@ -344,6 +344,25 @@ impl fmt::Debug for StorageQueue {
         f.debug_struct("StorageQueue")
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether the service says this delivery's receipt no longer holds: the message is gone (404
+/// `MessageNotFound`) or was received again since (400 `PopReceiptMismatch`, read from the typed
+/// error code; other 400s are bad requests).
+fn receipt_is_stale(error: &azure_core::Error) -> bool {
+    match error.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => match u16::from(*status) {
+            404 => true,
+            400 => error_code
+                .as_deref()
+                .and_then(|code| code.parse::<StorageErrorCode>().ok())
+                .is_some_and(|code| code == StorageErrorCode::PopReceiptMismatch),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

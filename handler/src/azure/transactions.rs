@@ -5,6 +5,9 @@
 //! pipeline and classifies each request it sees. Because it is per try, an SDK retry counts twice,
 //! as it does on the bill. The counts are plain atomics shared by every client made from one
 //! [`StorageAccount`](super::StorageAccount), read with [`Transactions::snapshot`].
+//!
+//! To see what one deployment costs, run its work under [`Transactions::count_during`] with a
+//! counter of its own: requests are then counted in the account's counters and in that one.
 
 use async_trait::async_trait;
 use azure_core::http::{
@@ -14,6 +17,7 @@ use azure_core::http::{
 };
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -125,6 +129,11 @@ impl fmt::Display for Kind {
     }
 }
 
+tokio::task_local! {
+    /// The counters of the unit of work running in this task, if any.
+    static SCOPE: Transactions;
+}
+
 /// Which storage service a pipeline talks to; it decides how a request is classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -154,6 +163,19 @@ impl Transactions {
     /// The count for one kind so far.
     pub fn get(&self, kind: Kind) -> u64 {
         self.counts[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Runs `work`, counting the storage requests it makes into `self` as well as into the
+    /// account's counters. Give each unit of work (a deployment's step) a `Transactions::new()` of
+    /// its own. The attribution follows the task: requests made by tasks that `work` spawns are not
+    /// attributed (the SDK itself spawns only to move blobs larger than 4 MiB in parts).
+    pub async fn count_during<F: Future>(&self, work: F) -> F::Output {
+        SCOPE.scope(self.clone(), work).await
+    }
+
+    /// Whether two handles share the same counters.
+    pub fn same_as(&self, other: &Transactions) -> bool {
+        Arc::ptr_eq(&self.counts, &other.counts)
     }
 
     /// Every non-zero count so far, by kind.
@@ -328,6 +350,12 @@ impl Policy for CountingPolicy {
         let blob_type = request.headers().get_optional_str(&BLOB_TYPE);
         let kind = classify(self.service, &request.method(), request.url(), blob_type);
         self.transactions.record(kind);
+        // Outside `count_during` there is no scope, and nothing more to count.
+        let _ = SCOPE.try_with(|scope| {
+            if !scope.same_as(&self.transactions) {
+                scope.record(kind);
+            }
+        });
         next[0].send(ctx, request, &next[1..]).await
     }
 }
