@@ -20,6 +20,8 @@ pub struct QueueSettings {
     pub batch_size: u32,
     /// `base64` (default) or `none`.
     pub message_encoding: String,
+    /// The longest wait between polls of an empty queue (default 1 minute).
+    pub max_polling_interval: Duration,
 }
 
 /// One binding of a function.json, as JSON (the simulator reads the keys it needs).
@@ -133,6 +135,12 @@ impl AppConfig {
                 .as_str()
                 .unwrap_or("base64")
                 .to_ascii_lowercase(),
+            max_polling_interval: match queues["maxPollingInterval"].as_str() {
+                Some(s) => parse_timespan(s)
+                    .context("host.json: maxPollingInterval")?
+                    .max(Duration::from_millis(100)),
+                None => Duration::from_secs(60),
+            },
         };
         let function_timeout = match host["functionTimeout"].as_str() {
             Some("-1") | None => None,
