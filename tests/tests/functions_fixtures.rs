@@ -100,6 +100,9 @@ fn decode_http_get_query_route() {
         "/api/products/electronics/42?name=Ink%20And%20Toner&tag=a&tag=b"
     );
     assert!(request.headers().get("content-length").is_none());
+    // The public URL's scheme and authority travel as forwarded headers.
+    assert_eq!(request.headers()["x-forwarded-proto"], "http");
+    assert_eq!(request.headers()["x-forwarded-host"], "localhost:7071");
 }
 
 fn decode_http_post_json() {
@@ -550,4 +553,42 @@ fn every_negative_response_of_the_manifest_is_rejected() {
             assert!(reason.contains("httpOutputBindingResponse"), "{reason}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The metadata overwrite hazard of JSON queue messages.
+
+fn steps_def() -> FunctionDef {
+    let app = berth_tests::host::AppConfig::load_repo(&berth_tests::host::repo_root()).unwrap();
+    app.function("steps").unwrap().clone()
+}
+
+fn delivered_as(text: &str) -> QueueMessage {
+    let now = OffsetDateTime::now_utc();
+    let delivery = QueueDelivery {
+        text: text.to_owned(),
+        dequeue_count: 2,
+        id: "real-id".into(),
+        pop_receipt: "p".into(),
+        insertion_time: now,
+        expiration_time: now,
+        next_visible_time: now,
+    };
+    let payload = queue_payload(&steps_def(), &delivery, &Sys::now("steps"));
+    let env = Envelope::parse(payload.to_string().as_bytes()).unwrap();
+    QueueMessage::decode(&env, "message").unwrap()
+}
+
+#[test]
+fn berths_step_messages_keep_clear_of_the_metadata_keys_they_would_overwrite() {
+    // Top-level properties of a JSON message overwrite built-in metadata case-insensitively, so a
+    // message with an `id` would change what the handler reads as the message id …
+    let hazard = delivered_as(r#"{"id":"transcode-42","dequeueCount":7}"#);
+    assert_eq!(hazard.id, "transcode-42");
+    assert_eq!(hazard.dequeue_count, 7);
+    // … while Berth's step message (`{"d":…,"s":…}`) leaves them intact.
+    let step = delivered_as(r#"{"d":"transcode-42","s":3}"#);
+    assert_eq!(step.id, "real-id");
+    assert_eq!(step.dequeue_count, 2);
+    assert_eq!(step.text, r#"{"d":"transcode-42","s":3}"#);
 }

@@ -130,8 +130,24 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
     let echo: Value = r.json().await.unwrap();
     assert_eq!(echo["method"], "POST");
     assert_eq!(echo["body"], spec);
+    let front = api.trim_start_matches("http://").trim_end_matches("/api");
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(echo["headers"]["x-forwarded-host"], front);
     assert_eq!(echo["headers"]["content-length"], spec.len().to_string());
     assert!(echo["headers"].get("x-functions-key").is_none());
+
+    // A proxy's own forwarded headers win over the host's URL.
+    let r = client
+        .get(format!("{api}/deployments"))
+        .header("x-functions-key", &key)
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "berth.example")
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(echo["headers"]["x-forwarded-host"], "berth.example");
 
     // Binary bodies travel base64 and arrive as the same bytes.
     let bytes: Vec<u8> = (0..=255u8).collect();

@@ -151,12 +151,31 @@ impl HttpInvocation {
         }
     }
 
-    /// Rebuilds the caller's request for the API router.
+    /// Rebuilds the caller's request for the API router: the path and raw query of `Url`, the
+    /// caller's headers, and the body. `X-Forwarded-Proto` and `X-Forwarded-Host` are added from
+    /// `Url` when the caller's request has none, so the API can derive its public base URL (for
+    /// callback URLs) as it does behind any other proxy.
     pub fn into_request(self) -> Result<Request<Body>, InvocationError> {
         let uri = self.path_and_query();
+        let has = |name: &str| self.headers.iter().any(|(n, _)| n.as_str() == name);
+        let forwarded_proto = (!has("x-forwarded-proto")).then(|| self.url.scheme().to_owned());
+        let forwarded_host = if has("x-forwarded-host") {
+            None
+        } else {
+            self.url.host_str().map(|host| match self.url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            })
+        };
         let mut builder = Request::builder().method(self.method).uri(&uri);
         for (name, value) in self.headers {
             builder = builder.header(name, value);
+        }
+        if let Some(proto) = forwarded_proto {
+            builder = builder.header("x-forwarded-proto", proto);
+        }
+        if let Some(host) = forwarded_host {
+            builder = builder.header("x-forwarded-host", host);
         }
         let body = match self.body {
             Some(bytes) => {
