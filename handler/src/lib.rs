@@ -5,7 +5,31 @@
 //! # Layout
 //! - [`azure`]: Azure Storage plumbing: connection strings, Shared Key signing, credentials, blob and
 //!   queue operations with transaction counts.
+//! - [`spec`]: the deployment spec: model, JSON and ACI YAML parsing, validation, secrets.
+//! - [`engine`]: the pure workflow engine: `apply(state, event, now) -> Transition`.
+//! - [`api`]: the HTTP API (axum), problem+json errors, API key and callback tokens.
+//! - [`arm`]: the ARM client for container groups (Azure or the emulator), typed and classified.
+//! - [`driver`]: runs steps: load, apply, save with compare-and-swap, act, feed results back.
+//! - [`worker`]: the step worker of `dev` and `serve`.
+//! - [`sweep`]: the cleanup sweep: orphans, re-drives, retention.
+//! - [`runtime`]: assembling Berth from its configuration.
+//! - [`config`]: typed configuration from the environment.
+//! - [`store`]: checkpoints with compare-and-swap, logs and the step queue; SQLite backend.
+//! - [`clock`]: injected time.
+//! - [`crypto`]: sealing secrets at rest and callback tokens.
 //! - [`functions`]: the Functions custom-handler wire protocol: invocation payloads in, responses out.
 
+pub mod api;
+pub mod arm;
 pub mod azure;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod driver;
+pub mod engine;
 pub mod functions;
+pub mod runtime;
+pub mod spec;
+pub mod store;
+pub mod sweep;
+pub mod worker;

@@ -1,6 +1,255 @@
-//! `handler`: the Functions custom handler and the standalone runtime.
+//! `handler`: the Functions custom handler (when `FUNCTIONS_CUSTOMHANDLER_PORT` is set), `dev`
+//! (the whole system on one machine, offline), `serve` (the standalone runtime) and `package`.
 
-fn main() {
-    eprintln!("handler: not built yet");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth::clock::SystemClock;
+use berth::config::{Config, Defaults};
+use berth::crypto::SecretsKey;
+use berth::runtime::Runtime;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "handler",
+    version,
+    about = "Berth: durable container workloads on Azure Container Instances"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on this machine: API, worker, SQLite and the ACI emulator (no Azure).
+    Dev {
+        #[arg(long, default_value_t = 7071)]
+        port: u16,
+        #[arg(long, default_value_t = 7080)]
+        emulator_port: u16,
+        #[arg(long, default_value = ".berth")]
+        data_dir: PathBuf,
+        /// Image map for the emulator (TOML: image -> command and env); default `<data-dir>/images.toml` if present.
+        #[arg(long)]
+        images: Option<PathBuf>,
+    },
+    /// Run the standalone runtime with the configured backends (Azure Storage or SQLite, ARM).
+    Serve {
+        #[arg(long, default_value_t = 7071)]
+        port: u16,
+        #[arg(long, default_value = "0.0.0.0")]
+        bind: String,
+    },
+    /// Assemble a deployable function-app folder and zip.
+    Package {
+        /// Output folder.
+        #[arg(long, default_value = "target/functionapp")]
+        out: PathBuf,
+        /// The handler binary to package (default: this one).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
+            Ok(port) => functions_mode(&port),
+            Err(_) => {
+                eprintln!(
+                    "handler: FUNCTIONS_CUSTOMHANDLER_PORT is not set; run `handler dev`, `handler serve` or `handler --help`"
+                );
+                return ExitCode::from(2);
+            }
+        },
+        Some(Command::Dev {
+            port,
+            emulator_port,
+            data_dir,
+            images,
+        }) => dev(port, emulator_port, &data_dir, images),
+        Some(Command::Serve { port, bind }) => serve(port, &bind),
+        Some(Command::Package { out, binary }) => package(&out, binary),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("handler: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging() {
+    let json = std::env::var("BERTH_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if json {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .try_init();
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+fn functions_mode(port: &str) -> anyhow::Result<()> {
+    let port = berth::functions::parse_port(port).context("FUNCTIONS_CUSTOMHANDLER_PORT")?;
+    let _ = berth::functions::logs::init_json_stdout();
+    tokio_runtime()?.block_on(async move {
+        let init = async {
+            let config = Config::from_env(Defaults::default()).map_err(|e| e.to_string())?;
+            let runtime = Runtime::build(config, Arc::new(SystemClock))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(runtime.functions_handlers())
+        };
+        berth::functions::serve(port, init)
+            .await
+            .context("serving the custom handler")
+    })
+}
+
+/// The secrets key of a dev data folder, generated on first use.
+fn dev_secrets_key(data_dir: &Path) -> anyhow::Result<SecretsKey> {
+    let path = data_dir.join("secrets.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return SecretsKey::from_base64(&text)
+            .with_context(|| format!("{} is not a valid key", path.display()));
+    }
+    let key = SecretsKey::generate();
+    write_private(&path, &key.to_base64())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+fn dev(
+    port: u16,
+    emulator_port: u16,
+    data_dir: &Path,
+    images: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    init_logging();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize().context("data folder")?;
+    let secrets_key = dev_secrets_key(&data_dir)?;
+    tokio_runtime()?.block_on(async move {
+        let images = images.or_else(|| Some(data_dir.join("images.toml")).filter(|p| p.exists()));
+        let mut emulator_config = emulator::Config {
+            data_dir: data_dir.join("aci"),
+            ..emulator::Config::default()
+        };
+        if let Some(images) = &images {
+            emulator_config.images = emulator::images::ImageMap::load(images)
+                .with_context(|| format!("image map {}", images.display()))?;
+        }
+        let emulator = emulator::start(
+            emulator_config,
+            SocketAddr::from(([127, 0, 0, 1], emulator_port)),
+        )
+        .await
+        .with_context(|| format!("starting the ACI emulator on port {emulator_port}"))?;
+        let defaults = Defaults {
+            sqlite_path: Some(data_dir.join("berth.db")),
+            arm_endpoint: Some(emulator.base_url()),
+            subscription: Some("00000000-0000-0000-0000-000000000000".into()),
+            resource_group: Some("berth-dev".into()),
+            location: Some("local".into()),
+            secrets_key: Some(secrets_key),
+        };
+        let mut config = Config::from_env(defaults)?;
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://127.0.0.1:{port}"));
+        }
+        let sqlite = match &config.storage {
+            berth::config::Storage::Sqlite { path } => path.display().to_string(),
+            berth::config::Storage::Azure => "Azure Storage (AzureWebJobsStorage)".into(),
+        };
+        let runtime = Runtime::build(config, Arc::new(SystemClock)).await?;
+        runtime.spawn_background(Duration::from_secs(60));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+        println!("Berth dev is running.");
+        println!("  API:          http://127.0.0.1:{port}/api/deployments");
+        println!("  ACI emulator: {}", emulator.base_url());
+        println!(
+            "  data:         {} (checkpoints {sqlite}, shares {}/aci/shares/)",
+            data_dir.display(),
+            data_dir.display()
+        );
+        axum::serve(listener, runtime.router())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving the API")?;
+        emulator.shutdown().await;
+        Ok(())
+    })
+}
+
+fn serve(port: u16, bind: &str) -> anyhow::Result<()> {
+    init_logging();
+    let config = Config::from_env(Defaults::default())?;
+    if config.api_key.is_none() {
+        anyhow::bail!(
+            "BERTH_API_KEY: required by `handler serve` (callers send it as x-functions-key)"
+        );
+    }
+    tokio_runtime()?.block_on(async move {
+        let runtime = Runtime::build(config, Arc::new(SystemClock)).await?;
+        runtime.spawn_background(Duration::from_secs(300));
+        let listener = tokio::net::TcpListener::bind((bind, port))
+            .await
+            .with_context(|| format!("binding {bind}:{port}"))?;
+        tracing::info!(port, "handler serve listening");
+        axum::serve(listener, runtime.router())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving the API")
+    })
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn package(out: &Path, binary: Option<PathBuf>) -> anyhow::Result<()> {
+    let binary = match binary {
+        Some(b) => b,
+        None => std::env::current_exe().context("finding this binary")?,
+    };
+    let zip = berth::functions::package::package(out, &binary)?;
+    println!("function app: {} (zip: {})", out.display(), zip.display());
+    Ok(())
 }

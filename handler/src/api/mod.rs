@@ -1,0 +1,421 @@
+//! The HTTP API of PRODUCT.md, the same in every mode: `fn router(api) -> Router` under `/api`.
+//!
+//! In Functions mode the host authenticates callers (function keys) and this router sees the
+//! reconstructed request; in `dev` and `serve` the API key middleware does it. Callbacks are
+//! authorised by their own token in every mode.
+
+pub mod problem;
+pub mod status;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+pub use problem::Problem;
+pub use status::Prices;
+
+use crate::driver::Driver;
+use crate::engine::{Event, RuntimeStatus};
+use crate::spec::{self, Format};
+use crate::store::ListQuery;
+
+/// Largest request body accepted (a spec is at most [`spec::parse::MAX_SPEC_BYTES`]).
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest event payload accepted.
+pub const MAX_EVENT_PAYLOAD: usize = 64 * 1024;
+
+/// What the API needs.
+pub struct Api {
+    pub driver: Driver,
+    /// Required key (`x-functions-key` header or `code` query) when set.
+    pub api_key: Option<String>,
+    /// `BERTH_PUBLIC_URL`, else derived from each request.
+    pub public_url: Option<String>,
+    pub prices: Prices,
+}
+
+type Shared = Arc<Api>;
+
+/// The API routes, under `/api`.
+pub fn router(api: Arc<Api>) -> Router {
+    let keyed = Router::new()
+        .route("/api/deployments", post(start).get(list))
+        .route("/api/deployments/{id}", get(read).delete(purge))
+        .route("/api/deployments/{id}/events/{name}", post(raise))
+        .route("/api/deployments/{id}/terminate", post(terminate))
+        .route("/api/deployments/{id}/logs/{group}/{container}", get(logs))
+        .route("/api/deployments/{id}/history", get(history))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
+    Router::new()
+        .route("/api/callbacks/{id}/{kind}", post(callback))
+        .merge(keyed)
+        .fallback(not_found)
+        .with_state(api)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "Not found", "path: no such route")
+}
+
+async fn require_key(State(api): State<Shared>, request: Request, next: Next) -> Response {
+    let Some(expected) = &api.api_key else {
+        return next.run(request).await;
+    };
+    let from_header = request
+        .headers()
+        .get("x-functions-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let from_query = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+    });
+    let given = from_header.or(from_query).unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        next.run(request).await
+    } else {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "x-functions-key: missing or wrong API key",
+        )
+        .into_response()
+    }
+}
+
+/// The public base URL: configured, or from the request's forwarded or Host headers.
+fn base_url(api: &Api, headers: &HeaderMap) -> String {
+    if let Some(url) = &api.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
+    };
+    let host = header("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let scheme = header("x-forwarded-proto").unwrap_or_else(|| "http".into());
+    format!("{scheme}://{host}")
+}
+
+fn valid_id(id: &str) -> Result<(), Problem> {
+    spec::validate::deployment_id(id).map_err(|e| Problem::bad_request("id", e))
+}
+
+async fn body_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, Problem> {
+    to_bytes(body, limit).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            format!("body: at most {limit} bytes are accepted"),
+        )
+    })
+}
+
+fn new_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("d-{}", &id[..16])
+}
+
+fn management_urls(base: &str, id: &str) -> Value {
+    let at = format!("{base}/api/deployments/{id}");
+    json!({
+        "id": id,
+        "statusQueryGetUri": at,
+        "sendEventPostUri": format!("{at}/events/{{eventName}}"),
+        "terminatePostUri": format!("{at}/terminate?reason={{text}}"),
+        "purgeHistoryDeleteUri": at,
+    })
+}
+
+async fn start(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let bytes = body_bytes(body, MAX_BODY).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let spec = spec::parse(&bytes, Format::from_content_type(content_type), new_id)?;
+    let base = base_url(&api, &headers);
+    let submitted = api.driver.submit(spec, base.clone()).await?;
+    let id = &submitted.deployment.id;
+    let mut body = management_urls(&base, id);
+    body["runtimeStatus"] = Value::from(submitted.deployment.status.as_str());
+    let status = if submitted.existed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let location = HeaderValue::from_str(&format!("{base}/api/deployments/{id}"))
+        .unwrap_or(HeaderValue::from_static("/"));
+    Ok((status, [(header::LOCATION, location)], axum::Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    status: Option<String>,
+    top: Option<String>,
+    continuation_token: Option<String>,
+}
+
+async fn list(
+    State(api): State<Shared>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, Problem> {
+    let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(RuntimeStatus::parse(s).ok_or_else(|| {
+            Problem::bad_request(
+                "status",
+                format!(
+                    "'{s}' is not one of Pending, Running, Succeeded, Failed, TimedOut, Terminated"
+                ),
+            )
+        })?),
+    };
+    let top = match params.top.as_deref() {
+        None => 50,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|t| (1..=1000).contains(t))
+            .ok_or_else(|| Problem::bad_request("top", "must be a number from 1 to 1000"))?,
+    };
+    let query = ListQuery {
+        status,
+        top,
+        continuation: params.continuation_token,
+    };
+    let page = api.driver.store.list(&query).await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|d| status::status(d, api.prices))
+        .collect();
+    let mut response =
+        axum::Json(json!({ "deployments": items, "continuationToken": page.continuation }))
+            .into_response();
+    if let Some(token) = page
+        .continuation
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        response
+            .headers_mut()
+            .insert("x-ms-continuation-token", token);
+    }
+    Ok(response)
+}
+
+async fn read(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    let d = api
+        .driver
+        .load(&id)
+        .await?
+        .ok_or_else(|| Problem::no_deployment(&id))?;
+    Ok(axum::Json(status::status(&d, api.prices)).into_response())
+}
+
+async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    let d = api
+        .driver
+        .load(&id)
+        .await?
+        .ok_or_else(|| Problem::no_deployment(&id))?;
+    if d.phase != crate::engine::Phase::Done {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "id: deployment '{id}' is {} ({:?}); terminate it and wait for phase Done before purging",
+                d.status.as_str(),
+                d.phase
+            ),
+        ));
+    }
+    api.driver.store.purge(&id).await?;
+    Ok(axum::Json(json!({ "instancesDeleted": 1 })).into_response())
+}
+
+fn event_name(name: &str) -> Result<(), Problem> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "name",
+            "an event name has 1 to 64 letters, digits, - or _",
+        ))
+    }
+}
+
+async fn event_payload(body: Body) -> Result<Value, Problem> {
+    let bytes = body_bytes(body, MAX_EVENT_PAYLOAD).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::bad_request("body", format!("the event payload must be JSON: {e}")))
+}
+
+async fn deliver(api: &Api, id: &str, event: Event) -> Result<Response, Problem> {
+    let d = api
+        .driver
+        .load(id)
+        .await?
+        .ok_or_else(|| Problem::no_deployment(id))?;
+    if d.status.is_terminal() {
+        return Err(Problem::new(
+            StatusCode::GONE,
+            "Gone",
+            format!("id: deployment '{id}' has ended ({})", d.status.as_str()),
+        ));
+    }
+    api.driver.raise(id, event).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "id": id, "accepted": true })),
+    )
+        .into_response())
+}
+
+async fn raise(
+    State(api): State<Shared>,
+    Path((id, name)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    event_name(&name)?;
+    let payload = event_payload(body).await?;
+    deliver(&api, &id, Event::Raised { name, payload }).await
+}
+
+#[derive(Deserialize)]
+struct TerminateParams {
+    reason: Option<String>,
+}
+
+async fn terminate(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    Query(params): Query<TerminateParams>,
+) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    let reason = params.reason.unwrap_or_else(|| "requested".into());
+    if reason.len() > 512 {
+        return Err(Problem::bad_request("reason", "at most 512 characters"));
+    }
+    deliver(&api, &id, Event::Terminate { reason }).await
+}
+
+async fn logs(
+    State(api): State<Shared>,
+    Path((id, group, container)): Path<(String, String, String)>,
+) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    spec::validate::group_name(&group).map_err(|e| Problem::bad_request("group", e))?;
+    spec::validate::container_name(&container).map_err(|e| Problem::bad_request("container", e))?;
+    let content = api
+        .driver
+        .store
+        .get_logs(&id, &group, &container)
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                format!("container: no saved logs for {group}/{container} of deployment '{id}'"),
+            )
+        })?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        content,
+    )
+        .into_response())
+}
+
+async fn history(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    let d = api
+        .driver
+        .load(&id)
+        .await?
+        .ok_or_else(|| Problem::no_deployment(&id))?;
+    Ok(axum::Json(status::history(&d)).into_response())
+}
+
+#[derive(Deserialize)]
+struct CallbackParams {
+    token: Option<String>,
+}
+
+async fn callback(
+    State(api): State<Shared>,
+    Path((id, kind)): Path<(String, String)>,
+    Query(params): Query<CallbackParams>,
+    body: Body,
+) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    if kind != "completed" && kind != "heartbeat" {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "kind: callbacks are completed or heartbeat",
+        ));
+    }
+    let token = params.token.unwrap_or_default();
+    let forbidden = || {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "token: not valid for this deployment and event",
+        )
+    };
+    if !api.driver.keys.verify_token(&id, &kind, &token) {
+        return Err(forbidden());
+    }
+    let payload = event_payload(body).await?;
+    let d = api.driver.load(&id).await?.ok_or_else(forbidden)?;
+    if d.status.is_terminal() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "token: the deployment has ended",
+        ));
+    }
+    api.driver
+        .raise(
+            &id,
+            Event::Raised {
+                name: kind,
+                payload,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "id": id, "accepted": true })),
+    )
+        .into_response())
+}

@@ -1,0 +1,125 @@
+//! The one HTTP error type: `application/problem+json` with a `title`, a `detail` naming the
+//! offending field, and the right status. Logged once here; internals hidden on 5xx.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::driver::DriverError;
+use crate::spec::SpecErrors;
+use crate::store::StoreError;
+
+/// An API error.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+    /// Every spec problem, when the error is a bad spec.
+    pub errors: Vec<crate::spec::SpecError>,
+}
+
+impl Problem {
+    /// A problem with a status, a short title and a detail.
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// `400`: a field of the request is wrong.
+    pub fn bad_request(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            format!("{field}: {message}"),
+        )
+    }
+
+    /// `404` for a deployment.
+    pub fn no_deployment(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("id: no deployment '{id}'"),
+        )
+    }
+}
+
+impl From<SpecErrors> for Problem {
+    fn from(errors: SpecErrors) -> Self {
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            title: "Invalid deployment spec",
+            detail: errors.to_string(),
+            errors: errors.0,
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::BadContinuation => {
+                Problem::bad_request("continuationToken", "not a token this API gave out")
+            }
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "storage is unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service unavailable",
+                    "storage is busy or unreachable; try again",
+                )
+            }
+            e => {
+                tracing::error!(error = %e, "storage failed");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error",
+                    "storage failed; see the handler's logs",
+                )
+            }
+        }
+    }
+}
+
+impl From<DriverError> for Problem {
+    fn from(error: DriverError) -> Self {
+        match error {
+            DriverError::Store(e) => e.into(),
+            DriverError::NotFound(id) => Problem::no_deployment(&id),
+            DriverError::SpecConflict(id) => Problem::new(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!("id: deployment '{id}' already exists with a different spec"),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(http.status = self.status.as_u16(), detail = %self.detail, "request failed");
+        }
+        let mut body = json!({ "type": "about:blank", "title": self.title, "status": self.status.as_u16(), "detail": self.detail });
+        if !self.errors.is_empty() {
+            body["errors"] = json!(self.errors);
+        }
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,407 @@
+//! The ARM client: one `reqwest` client with a configurable endpoint, so the same code talks to
+//! Azure and to the emulator. Retries 429 and 5xx a few times (honouring `Retry-After`), then
+//! hands a typed, classified error to the engine, which decides when to look again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::TokenCredential;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use super::error::ArmError;
+use super::model::{CloudError, ContainerGroup, ListPage, Logs};
+
+/// Where container groups live and how ARM is reached.
+#[derive(Clone, Debug)]
+pub struct ArmTarget {
+    /// Base URL without a trailing slash (`https://management.azure.com`, or the emulator's).
+    pub endpoint: String,
+    pub subscription: String,
+    pub resource_group: String,
+    pub location: String,
+    pub api_version: String,
+}
+
+/// Counts of ARM calls by kind, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct ArmCalls {
+    pub put: AtomicU64,
+    pub get: AtomicU64,
+    pub delete: AtomicU64,
+    pub logs: AtomicU64,
+    pub post: AtomicU64,
+    pub list: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl ArmCalls {
+    /// All calls made (retries included).
+    pub fn total(&self) -> u64 {
+        [
+            &self.put,
+            &self.get,
+            &self.delete,
+            &self.logs,
+            &self.post,
+            &self.list,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+}
+
+/// A token bucket for ARM reads: Azure allows about 25 reads per second per principal.
+#[derive(Debug)]
+struct ReadBudget {
+    per_second: f64,
+    state: tokio::sync::Mutex<(f64, Instant)>,
+}
+
+impl ReadBudget {
+    async fn take(&self) {
+        let wait = {
+            let mut state = self.state.lock().await;
+            let now = Instant::now();
+            let (tokens, last) = *state;
+            let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.per_second)
+                .min(self.per_second);
+            *state = (tokens - 1.0, now);
+            if tokens >= 1.0 {
+                None
+            } else {
+                Some(Duration::from_secs_f64((1.0 - tokens) / self.per_second))
+            }
+        };
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The ARM client for container groups.
+#[derive(Clone, Debug)]
+pub struct ArmClient {
+    http: reqwest::Client,
+    target: Arc<ArmTarget>,
+    credential: Option<Arc<dyn TokenCredential>>,
+    reads: Option<Arc<ReadBudget>>,
+    calls: Arc<ArmCalls>,
+    max_tries: u32,
+}
+
+const SCOPE: &str = "https://management.azure.com/.default";
+/// Longest `Retry-After` the client sleeps itself; longer waits go back to the engine.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+
+impl ArmClient {
+    /// A client for `target`; `credential` is `None` for the emulator.
+    pub fn new(target: ArmTarget, credential: Option<Arc<dyn TokenCredential>>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("a reqwest client builds with a rustls backend");
+        ArmClient {
+            http,
+            target: Arc::new(target),
+            credential,
+            reads: None,
+            calls: Arc::default(),
+            max_tries: 3,
+        }
+    }
+
+    /// Limits reads (GET of groups and logs) to `per_second`.
+    pub fn with_read_budget(mut self, per_second: f64) -> Self {
+        if per_second > 0.0 {
+            let state = tokio::sync::Mutex::new((per_second, Instant::now()));
+            self.reads = Some(Arc::new(ReadBudget { per_second, state }));
+        }
+        self
+    }
+
+    /// How many tries a call gets before its error goes back to the caller.
+    pub fn with_max_tries(mut self, tries: u32) -> Self {
+        self.max_tries = tries.max(1);
+        self
+    }
+
+    /// Calls made so far.
+    pub fn calls(&self) -> &ArmCalls {
+        &self.calls
+    }
+
+    /// Where this client creates groups.
+    pub fn target(&self) -> &ArmTarget {
+        &self.target
+    }
+
+    fn group_url(&self, name: &str, suffix: &str) -> String {
+        let t = &self.target;
+        format!(
+            "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerInstance/containerGroups/{name}{suffix}?api-version={}",
+            t.endpoint, t.subscription, t.resource_group, t.api_version
+        )
+    }
+
+    /// Creates (or updates) a group. The body is the whole ARM resource (`location`, `tags`, `properties`).
+    pub async fn put_group(&self, name: &str, body: &Value) -> Result<ContainerGroup, ArmError> {
+        self.calls.put.fetch_add(1, Ordering::Relaxed);
+        let (_, bytes) = self
+            .call(
+                Method::PUT,
+                &self.group_url(name, ""),
+                Some(body),
+                "create container group",
+            )
+            .await?;
+        decode(&bytes, "create container group")
+    }
+
+    /// Reads a group with its instance view; `None` when it does not exist.
+    pub async fn get_group(&self, name: &str) -> Result<Option<ContainerGroup>, ArmError> {
+        if let Some(reads) = &self.reads {
+            reads.take().await;
+        }
+        self.calls.get.fetch_add(1, Ordering::Relaxed);
+        match self
+            .call(
+                Method::GET,
+                &self.group_url(name, ""),
+                None,
+                "read container group",
+            )
+            .await
+        {
+            Ok((_, bytes)) => decode(&bytes, "read container group").map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a group; `false` when it did not exist.
+    pub async fn delete_group(&self, name: &str) -> Result<bool, ArmError> {
+        self.calls.delete.fetch_add(1, Ordering::Relaxed);
+        match self
+            .call(
+                Method::DELETE,
+                &self.group_url(name, ""),
+                None,
+                "delete container group",
+            )
+            .await
+        {
+            Ok((status, _)) => Ok(status != StatusCode::NO_CONTENT),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops a group's containers (`POST .../stop`).
+    pub async fn stop_group(&self, name: &str) -> Result<(), ArmError> {
+        self.calls.post.fetch_add(1, Ordering::Relaxed);
+        self.call(
+            Method::POST,
+            &self.group_url(name, "/stop"),
+            None,
+            "stop container group",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Starts a stopped group (`POST .../start`).
+    pub async fn start_group(&self, name: &str) -> Result<(), ArmError> {
+        self.calls.post.fetch_add(1, Ordering::Relaxed);
+        self.call(
+            Method::POST,
+            &self.group_url(name, "/start"),
+            None,
+            "start container group",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Restarts a group's containers (`POST .../restart`).
+    pub async fn restart_group(&self, name: &str) -> Result<(), ArmError> {
+        self.calls.post.fetch_add(1, Ordering::Relaxed);
+        self.call(
+            Method::POST,
+            &self.group_url(name, "/restart"),
+            None,
+            "restart container group",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A container's logs (`tail` lines, or all ACI keeps).
+    pub async fn logs(
+        &self,
+        name: &str,
+        container: &str,
+        tail: Option<u32>,
+    ) -> Result<String, ArmError> {
+        if let Some(reads) = &self.reads {
+            reads.take().await;
+        }
+        self.calls.logs.fetch_add(1, Ordering::Relaxed);
+        let mut url = self.group_url(name, &format!("/containers/{container}/logs"));
+        if let Some(tail) = tail {
+            url.push_str(&format!("&tail={tail}"));
+        }
+        let (_, bytes) = self
+            .call(Method::GET, &url, None, "read container logs")
+            .await?;
+        decode::<Logs>(&bytes, "read container logs").map(|l| l.content)
+    }
+
+    /// Every group in the resource group (no instance views), following `nextLink`.
+    pub async fn list_groups(&self) -> Result<Vec<ContainerGroup>, ArmError> {
+        let t = &self.target;
+        let mut url = Some(format!(
+            "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerInstance/containerGroups?api-version={}",
+            t.endpoint, t.subscription, t.resource_group, t.api_version
+        ));
+        let mut groups = Vec::new();
+        while let Some(next) = url.take() {
+            self.calls.list.fetch_add(1, Ordering::Relaxed);
+            let (_, bytes) = self
+                .call(Method::GET, &next, None, "list container groups")
+                .await?;
+            let page: ListPage = decode(&bytes, "list container groups")?;
+            groups.extend(page.value);
+            url = page.next_link.filter(|l| !l.is_empty());
+        }
+        Ok(groups)
+    }
+
+    /// A raw ARM call (for the few other resource types Berth touches, e.g. storage `listKeys`).
+    pub async fn raw(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        operation: &'static str,
+    ) -> Result<Value, ArmError> {
+        self.calls.post.fetch_add(1, Ordering::Relaxed);
+        let (_, bytes) = self.call(method, url, body, operation).await?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        decode(&bytes, operation)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        operation: &'static str,
+    ) -> Result<(StatusCode, bytes::Bytes), ArmError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_once(method.clone(), url, body, operation).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) if e.is_transient() && tries < self.max_tries => {
+                    let wait = match &e {
+                        ArmError::Throttled {
+                            retry_after: Some(after),
+                            ..
+                        } => *after,
+                        _ => Duration::from_millis(200 * (1 << tries)),
+                    };
+                    if wait > MAX_INLINE_WAIT {
+                        return Err(e);
+                    }
+                    self.calls.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(arm.operation = operation, error = %e, wait_ms = wait.as_millis() as u64, "retrying ARM call");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        operation: &'static str,
+    ) -> Result<(StatusCode, bytes::Bytes), ArmError> {
+        let mut request = self.http.request(method, url);
+        if let Some(credential) = &self.credential {
+            let token = credential
+                .get_token(&[SCOPE], None)
+                .await
+                .map_err(|source| ArmError::Token { source })?;
+            request = request.bearer_auth(token.token.secret());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        } else {
+            request = request.header(reqwest::header::CONTENT_LENGTH, 0);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ArmError::Transport { operation, source })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ArmError::Transport { operation, source })?;
+        if status.is_success() {
+            return Ok((status, bytes));
+        }
+        let error: CloudError = serde_json::from_slice(&bytes).unwrap_or_default();
+        let (code, message) = (error.error.code, error.error.message);
+        let message = if message.is_empty() {
+            String::from_utf8_lossy(&bytes).chars().take(300).collect()
+        } else {
+            message
+        };
+        Err(match status.as_u16() {
+            404 => ArmError::NotFound { code, message },
+            429 => ArmError::Throttled {
+                retry_after,
+                message,
+            },
+            409 => ArmError::Conflict { code, message },
+            401 | 403 => ArmError::Auth {
+                status: status.as_u16(),
+                message: format!("{code}: {message}"),
+            },
+            s if s >= 500 => ArmError::Server {
+                status: s,
+                code,
+                message,
+            },
+            s => ArmError::Rejected {
+                status: s,
+                code,
+                message,
+            },
+        })
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    operation: &'static str,
+) -> Result<T, ArmError> {
+    serde_json::from_slice(bytes).map_err(|source| ArmError::Decode { operation, source })
+}

@@ -1,0 +1,9 @@
+//! Azure Resource Manager for container groups: the client, its response shapes and its errors.
+
+pub mod client;
+pub mod error;
+pub mod model;
+
+pub use client::{ArmCalls, ArmClient, ArmTarget};
+pub use error::ArmError;
+pub use model::ContainerGroup;

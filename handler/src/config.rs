@@ -1,0 +1,361 @@
+//! Typed configuration, built once from the environment (or from a map, in tests), area by area.
+//! The names are PRODUCT.md's; [`SETTINGS`] lists every one `handler` reads.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::api::Prices;
+use crate::crypto::{Keyring, SecretsKey};
+
+/// Every app setting `handler` reads (the infrastructure sets exactly these, plus the host's own).
+pub const SETTINGS: &[&str] = &[
+    "AzureWebJobsStorage",
+    "BERTH_SQLITE_PATH",
+    "BERTH_ARM_ENDPOINT",
+    "BERTH_SUBSCRIPTION_ID",
+    "BERTH_RESOURCE_GROUP",
+    "BERTH_LOCATION",
+    "BERTH_ACI_API_VERSION",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "BERTH_PUBLIC_URL",
+    "BERTH_QUEUE",
+    "BERTH_API_KEY",
+    "BERTH_SECRETS_KEY",
+    "BERTH_SECRETS_KEY_PREVIOUS",
+    "BERTH_DIAGNOSTICS_WORKSPACE",
+    "BERTH_APP",
+    "BERTH_ARM_READS_PER_SECOND",
+    "BERTH_PRICE_VCPU_SECOND",
+    "BERTH_PRICE_GB_SECOND",
+    "BERTH_RETENTION",
+    "BERTH_WORKERS",
+];
+
+/// A configuration problem, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn error(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// Reads settings by name.
+pub type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Where checkpoints and steps live.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    Sqlite {
+        path: PathBuf,
+    },
+    /// `AzureWebJobsStorage` (a connection string) or its identity-based `__` settings.
+    Azure,
+}
+
+/// Where ARM is and where groups go.
+#[derive(Clone, Debug)]
+pub struct ArmSettings {
+    pub endpoint: String,
+    pub subscription: String,
+    pub resource_group: String,
+    pub location: String,
+    pub api_version: String,
+    pub reads_per_second: f64,
+    /// `None` for an emulator (no token).
+    pub use_identity: bool,
+}
+
+/// The whole configuration.
+pub struct Config {
+    pub storage: Storage,
+    pub arm: ArmSettings,
+    pub queue: String,
+    pub api_key: Option<String>,
+    pub public_url: Option<String>,
+    pub keys: Keyring,
+    pub prices: Prices,
+    pub app: String,
+    pub retention_ms: i64,
+    pub workers: usize,
+    pub diagnostics_workspace: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("storage", &self.storage)
+            .field("arm", &self.arm)
+            .field("queue", &self.queue)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("public_url", &self.public_url)
+            .field("keys", &self.keys)
+            .field("app", &self.app)
+            .finish()
+    }
+}
+
+/// Defaults that differ between `dev` and the configured modes.
+#[derive(Clone, Debug, Default)]
+pub struct Defaults {
+    pub sqlite_path: Option<PathBuf>,
+    pub arm_endpoint: Option<String>,
+    pub subscription: Option<String>,
+    pub resource_group: Option<String>,
+    pub location: Option<String>,
+    pub secrets_key: Option<SecretsKey>,
+}
+
+fn number<T: std::str::FromStr>(
+    get: &Lookup,
+    setting: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(setting) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| error(setting, format!("'{text}' is not a number"))),
+    }
+}
+
+impl Config {
+    /// Reads the configuration through `get` (the environment in production).
+    pub fn from_lookup(get: &Lookup, defaults: Defaults) -> Result<Self, ConfigError> {
+        let nonempty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let storage = if nonempty("AzureWebJobsStorage").is_some()
+            || nonempty("AzureWebJobsStorage__accountName").is_some()
+            || nonempty("AzureWebJobsStorage__blobServiceUri").is_some()
+        {
+            Storage::Azure
+        } else {
+            let path = nonempty("BERTH_SQLITE_PATH")
+                .map(PathBuf::from)
+                .or(defaults.sqlite_path)
+                .unwrap_or_else(|| PathBuf::from(".berth/berth.db"));
+            Storage::Sqlite { path }
+        };
+        let endpoint = nonempty("BERTH_ARM_ENDPOINT")
+            .or(defaults.arm_endpoint)
+            .unwrap_or_else(|| "https://management.azure.com".into());
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        if url::Url::parse(&endpoint).is_err() {
+            return Err(error(
+                "BERTH_ARM_ENDPOINT",
+                format!("'{endpoint}' is not a URL"),
+            ));
+        }
+        let required = |name: &'static str, default: Option<String>| {
+            nonempty(name)
+                .or(default)
+                .ok_or_else(|| error(name, "required (where container groups are created)"))
+        };
+        let subscription = required("BERTH_SUBSCRIPTION_ID", defaults.subscription)?;
+        let resource_group = required("BERTH_RESOURCE_GROUP", defaults.resource_group)?;
+        let location = required("BERTH_LOCATION", defaults.location)?;
+        for (setting, value, ok) in [
+            (
+                "BERTH_SUBSCRIPTION_ID",
+                &subscription,
+                subscription
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == '-'),
+            ),
+            (
+                "BERTH_RESOURCE_GROUP",
+                &resource_group,
+                resource_group.len() <= 90
+                    && resource_group
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || "-_.()".contains(c)),
+            ),
+            (
+                "BERTH_LOCATION",
+                &location,
+                location
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == ' '),
+            ),
+        ] {
+            if !ok {
+                return Err(error(setting, format!("'{value}' is not valid here")));
+            }
+        }
+        let use_identity = endpoint.starts_with("https://management.");
+        let arm = ArmSettings {
+            endpoint,
+            subscription,
+            resource_group,
+            location,
+            api_version: nonempty("BERTH_ACI_API_VERSION").unwrap_or_else(|| "2025-09-01".into()),
+            reads_per_second: number(get, "BERTH_ARM_READS_PER_SECOND", 20.0)?,
+            use_identity,
+        };
+
+        let queue = nonempty("BERTH_QUEUE").unwrap_or_else(|| "berth-steps".into());
+        let queue_ok = (3..=63).contains(&queue.len())
+            && queue
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !queue.starts_with('-')
+            && !queue.ends_with('-')
+            && !queue.contains("--");
+        if !queue_ok {
+            return Err(error(
+                "BERTH_QUEUE",
+                format!(
+                    "'{queue}' is not a queue name (3-63 lowercase letters, digits, single hyphens)"
+                ),
+            ));
+        }
+
+        let current = match nonempty("BERTH_SECRETS_KEY") {
+            Some(text) => SecretsKey::from_base64(&text)
+                .map_err(|e| error("BERTH_SECRETS_KEY", e.to_string()))?,
+            None => defaults.secrets_key.ok_or_else(|| {
+                error(
+                    "BERTH_SECRETS_KEY",
+                    "required: 32 bytes in base64 (it encrypts stored secrets)",
+                )
+            })?,
+        };
+        let previous = match nonempty("BERTH_SECRETS_KEY_PREVIOUS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| {
+                    SecretsKey::from_base64(k)
+                        .map_err(|e| error("BERTH_SECRETS_KEY_PREVIOUS", e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let prices = Prices {
+            per_vcpu_second: number(
+                get,
+                "BERTH_PRICE_VCPU_SECOND",
+                Prices::default().per_vcpu_second,
+            )?,
+            per_gb_second: number(
+                get,
+                "BERTH_PRICE_GB_SECOND",
+                Prices::default().per_gb_second,
+            )?,
+        };
+        let retention = nonempty("BERTH_RETENTION").unwrap_or_else(|| "P30D".into());
+        let retention_ms = crate::spec::IsoDuration::parse(&retention)
+            .map_err(|e| error("BERTH_RETENTION", e))?
+            .millis() as i64;
+        let app = nonempty("BERTH_APP")
+            .or_else(|| nonempty("WEBSITE_SITE_NAME"))
+            .unwrap_or_else(|| "berth".into());
+
+        Ok(Config {
+            storage,
+            arm,
+            queue,
+            api_key: nonempty("BERTH_API_KEY"),
+            public_url: nonempty("BERTH_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            keys: Keyring::new(current, previous),
+            prices,
+            app,
+            retention_ms,
+            workers: number(get, "BERTH_WORKERS", 64)?,
+            diagnostics_workspace: nonempty("BERTH_DIAGNOSTICS_WORKSPACE"),
+        })
+    }
+
+    /// Reads the configuration from the process environment.
+    pub fn from_env(defaults: Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name: &str| std::env::var(name).ok(), defaults)
+    }
+
+    /// A lookup over a fixed map (tests).
+    pub fn map_lookup(
+        map: HashMap<String, String>,
+    ) -> impl Fn(&str) -> Option<String> + Send + Sync {
+        move |name: &str| map.get(name).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&Config::map_lookup(map), Defaults::default())
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        (
+            "BERTH_SUBSCRIPTION_ID",
+            "00000000-0000-0000-0000-000000000000",
+        ),
+        ("BERTH_RESOURCE_GROUP", "rg"),
+        ("BERTH_LOCATION", "westeurope"),
+        (
+            "BERTH_SECRETS_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+    ];
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = config(&BASE).unwrap();
+        assert!(
+            matches!(c.storage, Storage::Sqlite { ref path } if path == &PathBuf::from(".berth/berth.db"))
+        );
+        assert_eq!(c.arm.endpoint, "https://management.azure.com");
+        assert_eq!(c.arm.api_version, "2025-09-01");
+        assert_eq!(c.queue, "berth-steps");
+        assert!(c.arm.use_identity);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let missing = config(&BASE[..3]).unwrap_err();
+        assert_eq!(missing.setting, "BERTH_SECRETS_KEY");
+        let mut bad = BASE.to_vec();
+        bad.push(("BERTH_QUEUE", "Bad_Queue"));
+        assert_eq!(config(&bad).unwrap_err().setting, "BERTH_QUEUE");
+        let mut bad = BASE.to_vec();
+        bad.push(("BERTH_ARM_READS_PER_SECOND", "fast"));
+        assert_eq!(
+            config(&bad).unwrap_err().setting,
+            "BERTH_ARM_READS_PER_SECOND"
+        );
+        assert_eq!(
+            config(&BASE[1..]).unwrap_err().setting,
+            "BERTH_SUBSCRIPTION_ID"
+        );
+    }
+
+    #[test]
+    fn a_connection_string_selects_azure_storage() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("AzureWebJobsStorage", "UseDevelopmentStorage=true"));
+        assert!(matches!(config(&pairs).unwrap().storage, Storage::Azure));
+    }
+
+    #[test]
+    fn the_api_key_is_not_printed() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_API_KEY", "sekrit-key"));
+        let c = config(&pairs).unwrap();
+        assert!(!format!("{c:?}").contains("sekrit-key"));
+    }
+}

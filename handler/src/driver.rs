@@ -1,0 +1,604 @@
+//! The step driver: load the checkpoint, apply an event, save with compare-and-swap, then perform
+//! the actions and feed their results back as events, until the deployment waits.
+//!
+//! # Guarantees
+//! - Commit first, then act: an action runs only after the checkpoint that asked for it is saved.
+//!   A crash between the two leaves the step message in the queue (or the wake for the sweep), and
+//!   the action is asked for again; every action is idempotent (group names derive from deployment,
+//!   group and generation, and a create whose claim ran out looks before it creates).
+//! - A `Conflict` on save reloads the checkpoint and applies the same event again.
+//! - A step message whose `seq` is not the deployment's current wake is stale and dropped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+use crate::arm::{ArmClient, ArmError};
+use crate::clock::Clock;
+use crate::crypto::Keyring;
+use crate::engine::{self, Action, ActionKind, Deployment, EngineError, Event, Millis};
+use crate::spec::secrets::{SecretSlot, put_secrets, take_secrets};
+use crate::spec::{Spec, validate};
+use crate::store::{Checkpoints, Scheduled, StepMessage, StoreError, Stored};
+
+/// Settings the driver needs beyond its parts.
+#[derive(Clone)]
+pub struct DriverSettings {
+    /// The value of the `berth-app` tag on every group (the sweep deletes only its own app's groups).
+    pub app: String,
+    /// Reads app settings for `secureValueFrom` (the environment, in production).
+    pub settings: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    /// Fetch an Azure Files key with `listKeys` when a volume has none.
+    pub fetch_share_keys: bool,
+    /// Most events one step applies before it hands over to a fresh message.
+    pub max_events_per_step: usize,
+}
+
+/// What a step did with its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The deployment now waits until `at` (a message for that is scheduled), or is done.
+    Ran { done: bool },
+    /// The message was for an older wake; a newer message covers the deployment.
+    Stale,
+    /// No such deployment (purged, or never existed).
+    Unknown,
+    /// The message came before its wake (the queue delays at most 7 days): send it again for `at`.
+    Early { at: Millis },
+}
+
+/// Errors of a step or an API call on a deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("no deployment '{0}'")]
+    NotFound(String),
+    #[error("deployment '{0}' exists with a different spec")]
+    SpecConflict(String),
+}
+
+impl DriverError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DriverError::Store(e) if e.is_transient())
+    }
+}
+
+/// Runs deployments' steps.
+#[derive(Clone)]
+pub struct Driver {
+    pub store: Arc<dyn Checkpoints>,
+    pub arm: ArmClient,
+    pub keys: Arc<Keyring>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<DriverSettings>,
+}
+
+/// A submitted deployment, and whether it already existed (idempotent `POST`).
+pub struct Submitted {
+    pub deployment: Deployment,
+    pub existed: bool,
+}
+
+fn scheduled(id: &str, actions: &[Action]) -> Option<Scheduled> {
+    actions.iter().find_map(|a| match a {
+        Action::Schedule { at, seq } => Some(Scheduled {
+            message: StepMessage {
+                id: id.to_owned(),
+                seq: *seq,
+            },
+            at: *at,
+        }),
+        _ => None,
+    })
+}
+
+impl Driver {
+    /// Accepts a spec (secrets still in it): seals its secrets, saves the checkpoint and its first
+    /// step. The same spec under an existing id returns the existing deployment.
+    pub async fn submit(
+        &self,
+        mut spec: Spec,
+        callback_base: String,
+    ) -> Result<Submitted, DriverError> {
+        let canonical = serde_json::to_vec(&spec).expect("a spec serialises");
+        let digest = self.keys.digest(&canonical);
+        let slots = take_secrets(&mut spec);
+        let sealed = (!slots.is_empty()).then(|| {
+            self.keys
+                .seal(&serde_json::to_vec(&slots).expect("secrets serialise"))
+        });
+        let id = spec.id.clone();
+        let now = self.clock.now();
+        let transition = engine::start(spec, sealed, digest, callback_base, now);
+        let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
+        match self.store.create(&transition.next, &first).await {
+            Ok(_) => {
+                tracing::info!(deployment.id = %id, "deployment accepted");
+                Ok(Submitted {
+                    deployment: transition.next,
+                    existed: false,
+                })
+            }
+            Err(StoreError::Conflict(_)) => {
+                let existing = self
+                    .store
+                    .load(&id)
+                    .await?
+                    .ok_or_else(|| DriverError::NotFound(id.clone()))?;
+                if self
+                    .keys
+                    .digest_matches(&canonical, &existing.deployment.digest)
+                {
+                    Ok(Submitted {
+                        deployment: existing.deployment,
+                        existed: true,
+                    })
+                } else {
+                    Err(DriverError::SpecConflict(id))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies an event from outside (raise, terminate) and schedules the step that acts on it.
+    pub async fn raise(&self, id: &str, event: Event) -> Result<Deployment, DriverError> {
+        loop {
+            let stored = self
+                .store
+                .load(id)
+                .await?
+                .ok_or_else(|| DriverError::NotFound(id.to_owned()))?;
+            let transition =
+                match engine::apply(&stored.deployment, event.clone(), self.clock.now()) {
+                    Ok(t) => t,
+                    Err(EngineError::UnknownInstance { .. }) => return Ok(stored.deployment),
+                };
+            if !transition.changed(&stored.deployment) {
+                return Ok(stored.deployment);
+            }
+            let then = scheduled(id, &transition.actions);
+            match self
+                .store
+                .save(&transition.next, &stored.version, then.as_ref())
+                .await
+            {
+                Ok(_) => return Ok(transition.next),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Runs the step a message asks for, until the deployment waits or is done.
+    pub async fn step(&self, message: &StepMessage) -> Result<StepOutcome, DriverError> {
+        let Some(mut stored) = self.store.load(&message.id).await? else {
+            return Ok(StepOutcome::Unknown);
+        };
+        let d = &stored.deployment;
+        let Some(wake) = d.wake.filter(|w| w.seq == message.seq) else {
+            return Ok(if d.wake.is_none() && d.phase == engine::Phase::Done {
+                StepOutcome::Ran { done: true }
+            } else {
+                StepOutcome::Stale
+            });
+        };
+        let now = self.clock.now();
+        if wake.at > now + 1_000 {
+            return Ok(StepOutcome::Early { at: wake.at });
+        }
+        let mut events = VecDeque::from([Event::Wake]);
+        let mut applied = 0;
+        while let Some(event) = events.pop_front() {
+            applied += 1;
+            if applied > self.settings.max_events_per_step {
+                // Hand over to a fresh message rather than hold this one for ever.
+                events.push_front(event);
+                break;
+            }
+            let now = self.clock.now();
+            let transition = match engine::apply(&stored.deployment, event.clone(), now) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(deployment.id = %message.id, error = %e, "event dropped");
+                    continue;
+                }
+            };
+            if transition.changed(&stored.deployment) {
+                let then = scheduled(&message.id, &transition.actions);
+                match self
+                    .store
+                    .save(&transition.next, &stored.version, then.as_ref())
+                    .await
+                {
+                    Ok(version) => {
+                        stored = Stored {
+                            deployment: transition.next,
+                            version,
+                        }
+                    }
+                    Err(StoreError::Conflict(_)) => {
+                        stored = self
+                            .store
+                            .load(&message.id)
+                            .await?
+                            .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
+                        events.push_front(event);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let work: Vec<&Action> = transition
+                .actions
+                .iter()
+                .filter(|a| !matches!(a, Action::Schedule { .. }))
+                .collect();
+            let results = join_all(
+                work.into_iter()
+                    .map(|action| self.perform(&stored.deployment, action)),
+            )
+            .await;
+            events.extend(results.into_iter().flatten());
+        }
+        if !events.is_empty() {
+            self.hand_over(&message.id, &mut stored).await?;
+        }
+        Ok(StepOutcome::Ran {
+            done: stored.deployment.phase == engine::Phase::Done,
+        })
+    }
+
+    /// Moves the wake to now under a new seq, so a fresh message carries on.
+    async fn hand_over(&self, id: &str, stored: &mut Stored) -> Result<(), DriverError> {
+        let now = self.clock.now();
+        let mut next = stored.deployment.clone();
+        next.seq += 1;
+        next.updated = now;
+        next.wake = Some(engine::state::Wake {
+            at: now,
+            seq: next.seq,
+        });
+        let then = Scheduled {
+            message: StepMessage {
+                id: id.to_owned(),
+                seq: next.seq,
+            },
+            at: now,
+        };
+        match self.store.save(&next, &stored.version, Some(&then)).await {
+            Ok(version) => {
+                *stored = Stored {
+                    deployment: next,
+                    version,
+                };
+                Ok(())
+            }
+            Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Performs one action and says what happened, as events.
+    async fn perform(&self, d: &Deployment, action: &Action) -> Vec<Event> {
+        let failed = |instance: &str, action: ActionKind, e: &ArmError| Event::Failed {
+            instance: instance.to_owned(),
+            action,
+            error: e.to_string(),
+            transient: e.is_transient(),
+        };
+        match action {
+            Action::Create {
+                instance,
+                slot,
+                check_first,
+            } => {
+                if *check_first {
+                    match self.arm.get_group(instance).await {
+                        Ok(Some(group)) => {
+                            return vec![Event::Observed {
+                                instance: instance.clone(),
+                                observation: group.observation(),
+                            }];
+                        }
+                        Ok(None) => {}
+                        Err(e) => return vec![failed(instance, ActionKind::Create, &e)],
+                    }
+                }
+                let body = match self.group_body(d, *slot).await {
+                    Ok(body) => body,
+                    Err(error) => {
+                        return vec![Event::Failed {
+                            instance: instance.clone(),
+                            action: ActionKind::Create,
+                            error,
+                            transient: false,
+                        }];
+                    }
+                };
+                match self.arm.put_group(instance, &body).await {
+                    Ok(_) => {
+                        tracing::info!(deployment.id = %d.id, aci.group = %instance, "container group created");
+                        vec![Event::Created {
+                            instance: instance.clone(),
+                        }]
+                    }
+                    Err(e) => {
+                        tracing::warn!(deployment.id = %d.id, aci.group = %instance, error = %e, "create failed");
+                        vec![failed(instance, ActionKind::Create, &e)]
+                    }
+                }
+            }
+            Action::Observe { instance } => match self.arm.get_group(instance).await {
+                Ok(Some(group)) => vec![Event::Observed {
+                    instance: instance.clone(),
+                    observation: group.observation(),
+                }],
+                Ok(None) => vec![Event::Missing {
+                    instance: instance.clone(),
+                }],
+                Err(e) => vec![failed(instance, ActionKind::Observe, &e)],
+            },
+            Action::Stop { instance } => match self.arm.stop_group(instance).await {
+                Ok(()) => vec![Event::Stopped {
+                    instance: instance.clone(),
+                }],
+                Err(e) if e.is_not_found() => vec![Event::Missing {
+                    instance: instance.clone(),
+                }],
+                Err(e) => vec![failed(instance, ActionKind::Stop, &e)],
+            },
+            Action::CaptureLogs {
+                instance,
+                containers,
+            } => self.capture_logs(d, instance, containers).await,
+            Action::Delete { instance } => match self.arm.delete_group(instance).await {
+                Ok(_) => {
+                    tracing::info!(deployment.id = %d.id, aci.group = %instance, "container group deleted");
+                    vec![Event::Deleted {
+                        instance: instance.clone(),
+                    }]
+                }
+                Err(e) => vec![failed(instance, ActionKind::Delete, &e)],
+            },
+            Action::Schedule { .. } => Vec::new(),
+        }
+    }
+
+    async fn capture_logs(
+        &self,
+        d: &Deployment,
+        instance: &str,
+        containers: &[String],
+    ) -> Vec<Event> {
+        let group = d
+            .instances
+            .iter()
+            .find(|i| i.aci_name == instance)
+            .map(|i| d.spec.groups[i.slot].name.clone())
+            .unwrap_or_default();
+        let mut missing = Vec::new();
+        for container in containers {
+            let content = match self.arm.logs(instance, container, None).await {
+                Ok(content) => content,
+                Err(ArmError::NotFound { code, .. }) if code == "ContainerLogNotAvailable" => {
+                    missing.push(container.clone());
+                    String::new()
+                }
+                Err(e) if e.is_not_found() => {
+                    return vec![Event::Missing {
+                        instance: instance.to_owned(),
+                    }];
+                }
+                Err(e) => {
+                    return vec![Event::Failed {
+                        instance: instance.to_owned(),
+                        action: ActionKind::CaptureLogs,
+                        error: e.to_string(),
+                        transient: e.is_transient(),
+                    }];
+                }
+            };
+            if let Err(e) = self
+                .store
+                .put_logs(&d.id, &group, instance, container, &content)
+                .await
+            {
+                return vec![Event::Failed {
+                    instance: instance.to_owned(),
+                    action: ActionKind::CaptureLogs,
+                    error: e.to_string(),
+                    transient: true,
+                }];
+            }
+        }
+        let note = (!missing.is_empty())
+            .then(|| format!("no logs for {} (never started)", missing.join(", ")));
+        vec![Event::LogsSaved {
+            instance: instance.to_owned(),
+            note,
+        }]
+    }
+
+    /// The ARM body for one instance: the spec group's properties with its secrets back in place,
+    /// `secureValueFrom` resolved, Berth's environment variables added, and Berth's tags.
+    async fn group_body(&self, d: &Deployment, slot: usize) -> Result<Value, String> {
+        let group = &d.spec.groups[slot];
+        let mut properties = group.properties.clone();
+        if let Some(sealed) = &d.sealed {
+            let plain = self
+                .keys
+                .open(sealed)
+                .map_err(|e| format!("the spec's secrets cannot be opened: {e}"))?;
+            let slots: Vec<SecretSlot> = serde_json::from_slice(&plain)
+                .map_err(|e| format!("the spec's secrets are unreadable: {e}"))?;
+            put_secrets(&mut properties, slot, &slots);
+        }
+        self.resolve_settings(&mut properties, slot)?;
+        self.add_callbacks(d, &mut properties);
+        if self.settings.fetch_share_keys {
+            self.add_share_keys(&mut properties).await?;
+        }
+        let mut tags: serde_json::Map<String, Value> = d
+            .spec
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        tags.insert("berth-app".into(), Value::from(self.settings.app.as_str()));
+        tags.insert("berth-deployment".into(), Value::from(d.id.as_str()));
+        tags.insert("berth-group".into(), Value::from(group.name.as_str()));
+        tags.insert(
+            "berth-created".into(),
+            Value::from(self.clock.now().to_string()),
+        );
+        Ok(
+            json!({ "location": self.arm.target().location, "tags": tags, "properties": properties }),
+        )
+    }
+
+    fn resolve_settings(&self, properties: &mut Value, slot: usize) -> Result<(), String> {
+        for list in ["containers", "initContainers"] {
+            let Some(containers) = properties.get_mut(list).and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for (i, container) in containers.iter_mut().enumerate() {
+                let Some(vars) = container
+                    .pointer_mut("/properties/environmentVariables")
+                    .and_then(Value::as_array_mut)
+                else {
+                    continue;
+                };
+                for (j, var) in vars.iter_mut().enumerate() {
+                    let Some(setting) = var
+                        .get("secureValueFrom")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                    else {
+                        continue;
+                    };
+                    let value = (self.settings.settings)(&setting).ok_or_else(|| {
+                        format!(
+                            "groups[{slot}].properties.{list}[{i}].properties.environmentVariables[{j}].secureValueFrom: app setting '{setting}' is not set"
+                        )
+                    })?;
+                    if let Some(map) = var.as_object_mut() {
+                        map.remove("secureValueFrom");
+                        map.insert("secureValue".into(), Value::from(value));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_callbacks(&self, d: &Deployment, properties: &mut Value) {
+        let base = d.callback_base.trim_end_matches('/');
+        let url = |kind: &str| {
+            format!(
+                "{base}/api/callbacks/{}/{kind}?token={}",
+                d.id,
+                self.keys.token(&d.id, kind)
+            )
+        };
+        let injected = [
+            json!({ "name": "BERTH_DEPLOYMENT_ID", "value": d.id }),
+            json!({ "name": "BERTH_CALLBACK_URL", "secureValue": url("completed") }),
+            json!({ "name": "BERTH_HEARTBEAT_URL", "secureValue": url("heartbeat") }),
+        ];
+        let Some(containers) = properties
+            .get_mut("containers")
+            .and_then(Value::as_array_mut)
+        else {
+            return;
+        };
+        for container in containers {
+            let Some(props) = container
+                .get_mut("properties")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let vars = props
+                .entry("environmentVariables")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(vars) = vars.as_array_mut() {
+                vars.retain(|v| {
+                    !v.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| validate::RESERVED_ENV.contains(&n))
+                });
+                vars.extend(injected.iter().cloned());
+            }
+        }
+    }
+
+    async fn add_share_keys(&self, properties: &mut Value) -> Result<(), String> {
+        let Some(volumes) = properties.get_mut("volumes").and_then(Value::as_array_mut) else {
+            return Ok(());
+        };
+        for volume in volumes {
+            let Some(file) = volume.get_mut("azureFile").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if file.contains_key("storageAccountKey")
+                || file.contains_key("storageAccountKeyReference")
+            {
+                continue;
+            }
+            let account = file
+                .get("storageAccountName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let target = self.arm.target();
+            let url = format!(
+                "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Storage/storageAccounts/{account}/listKeys?api-version=2023-05-01",
+                target.endpoint, target.subscription, target.resource_group
+            );
+            let keys = self
+                .arm
+                .raw(
+                    reqwest::Method::POST,
+                    &url,
+                    None,
+                    "list storage account keys",
+                )
+                .await
+                .map_err(|e| {
+                    format!("fetching the key of storage account '{account}' failed: {e}")
+                })?;
+            let key = keys
+                .pointer("/keys/0/value")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("storage account '{account}' returned no key"))?;
+            file.insert("storageAccountKey".into(), Value::from(key));
+        }
+        Ok(())
+    }
+
+    /// Loads a deployment.
+    pub async fn load(&self, id: &str) -> Result<Option<Deployment>, DriverError> {
+        Ok(self.store.load(id).await?.map(|s| s.deployment))
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
+    /// Re-sends a step message for a deployment's current wake (the sweep's re-drive).
+    pub fn redrive(id: &str, seq: u64, at: Millis) -> Scheduled {
+        Scheduled {
+            message: StepMessage {
+                id: id.to_owned(),
+                seq,
+            },
+            at,
+        }
+    }
+}

@@ -1,0 +1,740 @@
+//! The engine: `apply(state, event, now) -> Transition { next, actions }`, a pure function.
+//!
+//! It first records what the event says (`record`), then decides from the whole state what must
+//! happen next (`decide`), kube-controller style. Because decisions are taken from the state and not
+//! from the event, duplicated, reordered and early events land in the same place.
+
+use super::event::{Action, ActionKind, Event};
+use super::names::aci_name;
+use super::policy::{self, CALLBACK_GRACE_MS, CREATE_CLAIM_MS};
+use super::state::{
+    Completed, Cost, Deployment, Instance, Millis, Outcome, Phase, Raised, RuntimeStatus, Wake,
+};
+use crate::spec::{CleanupWhen, Mode, Spec};
+
+/// The result of applying one event: the state to save, then the actions to perform.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub next: Deployment,
+    pub actions: Vec<Action>,
+}
+
+impl Transition {
+    /// Whether the state changed and must be saved.
+    pub fn changed(&self, before: &Deployment) -> bool {
+        self.next.seq != before.seq
+    }
+}
+
+/// An event that cannot apply to this deployment.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid transition: deployment '{deployment}' has no container group '{instance}'")]
+    UnknownInstance {
+        deployment: String,
+        instance: String,
+    },
+}
+
+/// Most entries kept in a deployment's history (the first and the latest are kept).
+pub const MAX_HISTORY: usize = 400;
+/// Most raised events kept in the inbox.
+const MAX_INBOX: usize = 100;
+
+/// A new deployment, and its first step, due now.
+pub fn start(
+    spec: Spec,
+    sealed: Option<String>,
+    digest: String,
+    callback_base: String,
+    now: Millis,
+) -> Transition {
+    let deadline = spec.timeout.map(|t| now + t.millis() as Millis);
+    let mut deployment = Deployment {
+        id: spec.id.clone(),
+        spec,
+        sealed,
+        digest,
+        callback_base,
+        seq: 1,
+        status: RuntimeStatus::Pending,
+        phase: Phase::Pending,
+        created: now,
+        updated: now,
+        attempt: 1,
+        instances: Vec::new(),
+        deadline,
+        outcome: None,
+        retry_at: None,
+        completed: None,
+        teardown: false,
+        last_heartbeat: None,
+        inbox: Vec::new(),
+        wake: Some(Wake { at: now, seq: 1 }),
+        cost: Cost::default(),
+        history: Vec::new(),
+    };
+    let groups = format!("{} group(s)", deployment.spec.groups.len());
+    note(&mut deployment, now, "DeploymentAccepted", groups);
+    Transition {
+        next: deployment,
+        actions: vec![Action::Schedule { at: now, seq: 1 }],
+    }
+}
+
+/// Applies one event. Terminal deployments absorb every event unchanged.
+pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition, EngineError> {
+    if state.phase == Phase::Done {
+        return Ok(Transition {
+            next: state.clone(),
+            actions: Vec::new(),
+        });
+    }
+    let mut next = state.clone();
+    let external = event.is_external();
+    record(&mut next, event, now)?;
+    let mut plan = Plan::default();
+    decide(&mut next, now, &mut plan);
+    settle(&mut next);
+
+    let new_seq = state.seq + 1;
+    let mut actions = Vec::new();
+    if external && !plan.work.is_empty() {
+        // API calls record and hand the work to a step.
+        plan.work.clear();
+        plan.wait = Some(now);
+    }
+    if next.phase == Phase::Done {
+        next.wake = None;
+    } else if plan.work.is_empty() {
+        let at = plan.wait.unwrap_or(now + 60_000);
+        if next.wake.is_none_or(|w| w.at != at) {
+            next.wake = Some(Wake { at, seq: new_seq });
+            actions.push(Action::Schedule { at, seq: new_seq });
+        }
+    }
+    actions.splice(0..0, plan.work);
+
+    let mut compare = next.clone();
+    compare.seq = state.seq;
+    compare.updated = state.updated;
+    if compare != *state {
+        next.seq = new_seq;
+        next.updated = now;
+    } else {
+        next = state.clone();
+    }
+    Ok(Transition { next, actions })
+}
+
+/// What `decide` found: work to do now, and the earliest time to look again otherwise.
+#[derive(Default)]
+struct Plan {
+    work: Vec<Action>,
+    wait: Option<Millis>,
+}
+
+impl Plan {
+    fn wait_until(&mut self, at: Millis) {
+        self.wait = Some(self.wait.map_or(at, |w| w.min(at)));
+    }
+}
+
+fn note(d: &mut Deployment, at: Millis, kind: &str, detail: impl Into<String>) {
+    if d.history.len() >= MAX_HISTORY {
+        d.history.remove(MAX_HISTORY / 4);
+    }
+    d.history.push(super::state::HistoryEntry {
+        at,
+        kind: kind.to_owned(),
+        detail: detail.into(),
+    });
+}
+
+fn find(d: &Deployment, instance: &str) -> Result<usize, EngineError> {
+    d.instances
+        .iter()
+        .position(|i| i.aci_name == instance)
+        .ok_or_else(|| EngineError::UnknownInstance {
+            deployment: d.id.clone(),
+            instance: instance.to_owned(),
+        })
+}
+
+/// Marks the end of an instance's compute and adds it to the cost.
+fn end_compute(d: &mut Deployment, index: usize, at: Millis) {
+    let inst = &d.instances[index];
+    let (Some(created), None) = (inst.created, inst.ended) else {
+        return;
+    };
+    let at = at.max(created);
+    let shape = d.spec.groups[inst.slot].shape();
+    let seconds = (at - created) as f64 / 1000.0;
+    d.cost.vcpu_seconds += shape.cpu * seconds;
+    d.cost.memory_gb_seconds += shape.memory_gb * seconds;
+    d.instances[index].ended = Some(at);
+}
+
+fn conclude(d: &mut Deployment, status: RuntimeStatus, error: Option<String>, now: Millis) {
+    if d.outcome.is_some() {
+        return;
+    }
+    let detail = error.clone().unwrap_or_default();
+    note(d, now, status.as_str(), detail);
+    d.outcome = Some(Outcome {
+        status,
+        error,
+        at: now,
+    });
+}
+
+fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineError> {
+    match event {
+        Event::Wake => {}
+        Event::Created { instance } => {
+            let i = find(d, &instance)?;
+            let inst = &mut d.instances[i];
+            inst.claim_until = None;
+            inst.failures = 0;
+            inst.blocked_until = None;
+            if inst.created.is_none() {
+                inst.created = Some(now);
+                inst.next_look = Some(now);
+                note(d, now, "GroupCreated", instance);
+            }
+        }
+        Event::Observed {
+            instance,
+            observation,
+        } => {
+            let i = find(d, &instance)?;
+            let service = d.spec.mode == Mode::Service;
+            let watching = d.spec.completion.watches_exit();
+            let inst = &mut d.instances[i];
+            if inst.deleted {
+                return Ok(());
+            }
+            inst.failures = 0;
+            inst.blocked_until = None;
+            if inst.created.is_none() {
+                // Found by a look after a claim expired: an earlier worker did create it.
+                inst.created = Some(now);
+                inst.claim_until = None;
+            }
+            let changed = inst.observed.as_ref() != Some(&observation);
+            inst.quiet_looks = if changed { 0 } else { inst.quiet_looks + 1 };
+            inst.next_look =
+                Some(now + policy::next_look_delay(watching, service, inst.quiet_looks));
+            let finished = observation.all_terminated().then(|| {
+                observation
+                    .containers
+                    .iter()
+                    .filter_map(|c| c.finish)
+                    .max()
+                    .unwrap_or(now)
+            });
+            if changed {
+                note(
+                    d,
+                    now,
+                    "GroupObserved",
+                    format!("{instance}: {}", summary(&observation)),
+                );
+            }
+            d.instances[i].observed = Some(observation);
+            if let Some(at) = finished {
+                end_compute(d, i, at);
+            }
+        }
+        Event::Missing { instance } => {
+            let i = find(d, &instance)?;
+            if !d.instances[i].deleted {
+                d.instances[i].deleted = true;
+                d.instances[i].claim_until = None;
+                end_compute(d, i, now);
+                let retiring = d.instances[i].retiring;
+                let detail = if retiring {
+                    "gone before cleanup"
+                } else {
+                    "deleted outside Berth"
+                };
+                note(d, now, "GroupMissing", format!("{instance}: {detail}"));
+            }
+        }
+        Event::Stopped { instance } => {
+            let i = find(d, &instance)?;
+            if !d.instances[i].stopped {
+                d.instances[i].stopped = true;
+                d.instances[i].failures = 0;
+                end_compute(d, i, now);
+                note(d, now, "GroupStopped", instance);
+            }
+        }
+        Event::LogsSaved {
+            instance,
+            note: remark,
+        } => {
+            let i = find(d, &instance)?;
+            if !d.instances[i].logs_saved {
+                d.instances[i].logs_saved = true;
+                d.instances[i].failures = 0;
+                let detail = match remark {
+                    Some(remark) => format!("{instance}: {remark}"),
+                    None => instance,
+                };
+                note(d, now, "LogsSaved", detail);
+            }
+        }
+        Event::Deleted { instance } => {
+            let i = find(d, &instance)?;
+            if !d.instances[i].deleted {
+                d.instances[i].deleted = true;
+                end_compute(d, i, now);
+                note(d, now, "GroupDeleted", instance);
+            }
+        }
+        Event::Failed {
+            instance,
+            action,
+            error,
+            transient,
+        } => {
+            let i = find(d, &instance)?;
+            let inst = &mut d.instances[i];
+            if inst.deleted {
+                return Ok(());
+            }
+            inst.failures += 1;
+            inst.blocked_until = Some(now + policy::failure_delay(inst.failures));
+            if action == ActionKind::Create {
+                inst.claim_until = None;
+            }
+            let permanent_create = action == ActionKind::Create && !transient;
+            note(
+                d,
+                now,
+                "ActionFailed",
+                format!("{action:?} {instance}: {error}"),
+            );
+            if permanent_create {
+                let message = format!("creating container group {instance} failed: {error}");
+                d.instances[i].deleted = true;
+                fail_attempt(d, message, now);
+            }
+        }
+        Event::Raised { name, payload } => {
+            if d.outcome.is_some() {
+                return Ok(());
+            }
+            match name.as_str() {
+                "completed" => {
+                    if d.completed.is_none() {
+                        let exit_code = payload.get("exitCode").and_then(serde_json::Value::as_i64);
+                        d.completed = Some(Completed { exit_code, at: now });
+                        let detail = exit_code
+                            .map(|c| format!("exitCode {c}"))
+                            .unwrap_or_default();
+                        note(d, now, "CompletedReceived", detail);
+                    }
+                }
+                "heartbeat" => d.last_heartbeat = Some(now),
+                "teardown" => {
+                    if d.spec.mode == Mode::Service {
+                        if !d.teardown {
+                            d.teardown = true;
+                            note(d, now, "TeardownReceived", "");
+                        }
+                    } else {
+                        conclude(
+                            d,
+                            RuntimeStatus::Terminated,
+                            Some("teardown event".into()),
+                            now,
+                        );
+                    }
+                }
+                _ => {
+                    if d.inbox.len() >= MAX_INBOX {
+                        d.inbox.remove(0);
+                    }
+                    note(d, now, "EventReceived", name.clone());
+                    d.inbox.push(Raised {
+                        name,
+                        at: now,
+                        payload,
+                    });
+                }
+            }
+        }
+        Event::Terminate { reason } => {
+            conclude(
+                d,
+                RuntimeStatus::Terminated,
+                Some(format!("terminated: {reason}")),
+                now,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn summary(o: &super::state::Observation) -> String {
+    let containers: Vec<String> = o
+        .containers
+        .iter()
+        .map(|c| match c.exit_code {
+            Some(code) => format!("{} {}({code})", c.name, c.state),
+            None => format!("{} {}", c.name, c.state),
+        })
+        .collect();
+    format!(
+        "{} / {}; {}",
+        o.provisioning_state,
+        o.state,
+        containers.join(", ")
+    )
+}
+
+/// The current attempt failed: retry with fresh groups, or end as `Failed`.
+fn fail_attempt(d: &mut Deployment, error: String, now: Millis) {
+    if d.outcome.is_some() {
+        return;
+    }
+    if d.spec.mode == Mode::Job && d.attempt < d.spec.retry.max_attempts {
+        for inst in d.instances.iter_mut() {
+            inst.retiring = true;
+        }
+        d.attempt += 1;
+        d.completed = None;
+        let at = now + policy::retry_delay(d.spec.retry.backoff.millis(), d.attempt);
+        d.retry_at = Some(at);
+        note(
+            d,
+            now,
+            "AttemptFailed",
+            format!("{error}; attempt {} follows", d.attempt),
+        );
+    } else {
+        conclude(d, RuntimeStatus::Failed, Some(error), now);
+    }
+}
+
+fn decide(d: &mut Deployment, now: Millis, plan: &mut Plan) {
+    if d.outcome.is_none()
+        && let Some(deadline) = d.deadline
+    {
+        if now >= deadline {
+            let after = d.spec.timeout.map(|t| t.to_string()).unwrap_or_default();
+            conclude(
+                d,
+                RuntimeStatus::TimedOut,
+                Some(format!("timed out after {after}")),
+                now,
+            );
+        } else {
+            plan.wait_until(deadline);
+        }
+    }
+    if d.outcome.is_none() {
+        match d.spec.mode {
+            Mode::Job => judge_job(d, now, plan),
+            Mode::Service => judge_service(d, now),
+        }
+    }
+    if d.outcome.is_some() {
+        for inst in d.instances.iter_mut() {
+            inst.retiring = true;
+        }
+    } else {
+        plan_instances(d, now, plan);
+    }
+    for index in 0..d.instances.len() {
+        act_on(d, index, now, plan);
+    }
+}
+
+fn judge_job(d: &mut Deployment, now: Millis, plan: &mut Plan) {
+    if d.retry_at.is_some() {
+        return;
+    }
+    let completion = d.spec.completion;
+    if completion.takes_callback()
+        && let Some(completed) = d.completed.clone()
+    {
+        match completed.exit_code.unwrap_or(0) {
+            0 => conclude(d, RuntimeStatus::Succeeded, None, now),
+            code => fail_attempt(d, format!("completed with exitCode {code}"), now),
+        }
+        return;
+    }
+    let current: Vec<&Instance> = d.current().collect();
+    if current.len() < d.spec.groups.len() {
+        return;
+    }
+    for inst in &current {
+        if inst.deleted {
+            let error = format!("container group {} disappeared while it ran", inst.aci_name);
+            return fail_attempt(d, error, now);
+        }
+        if let Some(observed) = &inst.observed
+            && observed.provisioning_failed()
+        {
+            let why = observed
+                .problem
+                .clone()
+                .unwrap_or_else(|| "provisioning failed".into());
+            let error = format!("container group {} failed to start: {why}", inst.aci_name);
+            return fail_attempt(d, error, now);
+        }
+    }
+    let all_done = current
+        .iter()
+        .all(|i| i.observed.as_ref().is_some_and(|o| o.all_terminated()));
+    if !all_done {
+        return;
+    }
+    let failed_exit = current.iter().find_map(|i| {
+        let (container, code) = i.observed.as_ref()?.failed_exit()?;
+        Some(format!(
+            "container {container} of {} exited with code {code}",
+            i.aci_name
+        ))
+    });
+    if completion.watches_exit() {
+        match failed_exit {
+            Some(error) => fail_attempt(d, error, now),
+            None => conclude(d, RuntimeStatus::Succeeded, None, now),
+        }
+        return;
+    }
+    // Completion by callback only: the containers exited; the callback may still be on its way.
+    let ended = current.iter().filter_map(|i| i.ended).max().unwrap_or(now);
+    if now >= ended + CALLBACK_GRACE_MS {
+        let error = failed_exit
+            .unwrap_or_else(|| "the containers exited without the completed callback".into());
+        fail_attempt(d, error, now);
+    } else {
+        plan.wait_until(ended + CALLBACK_GRACE_MS);
+    }
+}
+
+fn judge_service(d: &mut Deployment, now: Millis) {
+    if d.teardown {
+        return conclude(d, RuntimeStatus::Succeeded, None, now);
+    }
+    for index in 0..d.instances.len() {
+        let inst = &d.instances[index];
+        if inst.retiring {
+            continue;
+        }
+        let reason = if inst.deleted {
+            Some("it disappeared".to_owned())
+        } else {
+            match &inst.observed {
+                Some(o) if o.provisioning_failed() => {
+                    let why = o
+                        .problem
+                        .clone()
+                        .unwrap_or_else(|| "provisioning failed".into());
+                    let error = format!("container group {} failed to start: {why}", inst.aci_name);
+                    return conclude(d, RuntimeStatus::Failed, Some(error), now);
+                }
+                Some(o) if matches!(o.state.as_str(), "Failed" | "Stopped" | "Succeeded") => {
+                    Some(format!("it was {}", o.state))
+                }
+                _ => None,
+            }
+        };
+        if let Some(reason) = reason {
+            let name = inst.aci_name.clone();
+            d.instances[index].retiring = true;
+            note(d, now, "Healing", format!("{name}: {reason}; recreating"));
+        }
+    }
+}
+
+/// Makes sure every spec group has a current instance (after a start, a retry or a heal).
+fn plan_instances(d: &mut Deployment, now: Millis, plan: &mut Plan) {
+    if let Some(at) = d.retry_at {
+        if now < at {
+            plan.wait_until(at);
+            return;
+        }
+        d.retry_at = None;
+    }
+    for slot in 0..d.spec.groups.len() {
+        if d.instances.iter().any(|i| i.slot == slot && !i.retiring) {
+            continue;
+        }
+        let generation = match d.spec.mode {
+            Mode::Job => d.attempt,
+            Mode::Service => {
+                d.instances
+                    .iter()
+                    .filter(|i| i.slot == slot)
+                    .map(|i| i.generation)
+                    .max()
+                    .unwrap_or(0)
+                    + 1
+            }
+        };
+        let heals = generation.saturating_sub(1);
+        let blocked_until =
+            (d.spec.mode == Mode::Service && heals > 0).then(|| now + policy::failure_delay(heals));
+        let name = aci_name(&d.id, &d.spec.groups[slot].name, generation);
+        d.instances.push(Instance {
+            slot,
+            generation,
+            aci_name: name,
+            claim_until: None,
+            create_tries: 0,
+            created: None,
+            observed: None,
+            next_look: None,
+            quiet_looks: 0,
+            failures: 0,
+            blocked_until,
+            retiring: false,
+            stopped: false,
+            logs_saved: false,
+            deleted: false,
+            kept: false,
+            ended: None,
+        });
+    }
+}
+
+/// Whether a retiring instance is to be deleted (else kept), and from when.
+fn delete_from(d: &Deployment) -> Option<Millis> {
+    match &d.outcome {
+        None => (d.spec.cleanup.when != CleanupWhen::Never).then_some(0),
+        Some(outcome) => {
+            let delete = match d.spec.cleanup.when {
+                CleanupWhen::Always => true,
+                CleanupWhen::OnSuccess => outcome.status == RuntimeStatus::Succeeded,
+                CleanupWhen::Never => false,
+            };
+            delete.then(|| outcome.at + d.spec.cleanup.keep_for.millis() as Millis)
+        }
+    }
+}
+
+fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
+    let capture_logs = d.spec.capture_logs;
+    let delete_from = delete_from(d);
+    let containers = d.spec.groups[d.instances[index].slot].shape().containers;
+    let inst = &mut d.instances[index];
+    if inst.deleted || inst.kept {
+        return;
+    }
+    if let Some(until) = inst.blocked_until {
+        if now < until {
+            plan.wait_until(until);
+            return;
+        }
+        inst.blocked_until = None;
+    }
+    let name = inst.aci_name.clone();
+    if let Some(until) = inst.claim_until.filter(|until| now < *until) {
+        // A worker is creating it; do nothing with it before the claim runs out.
+        plan.wait_until(until);
+        return;
+    }
+    if inst.created.is_none() {
+        if inst.retiring {
+            if inst.create_tries == 0 {
+                inst.deleted = true;
+            } else {
+                // An expired claim: the create may or may not have happened. Look.
+                plan.work.push(Action::Observe { instance: name });
+            }
+            return;
+        }
+        inst.claim_until = Some(now + CREATE_CLAIM_MS);
+        inst.create_tries += 1;
+        let check_first = inst.create_tries > 1;
+        let slot = inst.slot;
+        plan.work.push(Action::Create {
+            instance: name,
+            slot,
+            check_first,
+        });
+        return;
+    }
+    if !inst.retiring {
+        match inst.next_look {
+            Some(at) if at > now => plan.wait_until(at),
+            _ => plan.work.push(Action::Observe { instance: name }),
+        }
+        return;
+    }
+    let running = inst.observed.as_ref().is_none_or(|o| !o.all_terminated());
+    if running && !inst.stopped {
+        plan.work.push(Action::Stop { instance: name });
+    } else if capture_logs && !inst.logs_saved {
+        plan.work.push(Action::CaptureLogs {
+            instance: name,
+            containers,
+        });
+    } else {
+        match delete_from {
+            Some(at) if at <= now => plan.work.push(Action::Delete { instance: name }),
+            Some(at) => plan.wait_until(at),
+            None => inst.kept = true,
+        }
+    }
+}
+
+/// Sets `phase` and `status` from the rest of the state.
+fn settle(d: &mut Deployment) {
+    let started = d.instances.iter().any(|i| i.create_tries > 0);
+    match d.outcome.clone() {
+        Some(outcome) => {
+            let open: Vec<&Instance> = d
+                .instances
+                .iter()
+                .filter(|i| !i.deleted && !i.kept)
+                .collect();
+            let stopping = open.iter().any(|i| {
+                i.created.is_some()
+                    && !i.stopped
+                    && i.observed.as_ref().is_none_or(|o| !o.all_terminated())
+            });
+            let logs =
+                d.spec.capture_logs && open.iter().any(|i| i.created.is_some() && !i.logs_saved);
+            d.phase = if open.is_empty() {
+                Phase::Done
+            } else if stopping {
+                Phase::Stopping
+            } else if logs {
+                Phase::CapturingLogs
+            } else {
+                Phase::CleaningUp
+            };
+            let settled = matches!(d.phase, Phase::Done | Phase::CleaningUp);
+            d.status = if settled {
+                outcome.status
+            } else if started {
+                RuntimeStatus::Running
+            } else {
+                RuntimeStatus::Pending
+            };
+        }
+        None => {
+            d.phase = if d.retry_at.is_some() {
+                Phase::Retrying
+            } else if !started {
+                Phase::Pending
+            } else if d.current().any(|i| i.created.is_none()) {
+                Phase::Creating
+            } else {
+                Phase::Waiting
+            };
+            d.status = if started {
+                RuntimeStatus::Running
+            } else {
+                RuntimeStatus::Pending
+            };
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! What happens to a deployment (events, the engine's input) and what Berth must do about it
+//! (actions, its output).
+
+use serde_json::Value;
+
+use super::state::{Millis, Observation};
+
+/// An input to [`super::apply`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A step is due (a step message arrived, or a worker carries on): look at things.
+    Wake,
+    /// ARM accepted the create of an instance.
+    Created { instance: String },
+    /// ARM described an instance.
+    Observed {
+        instance: String,
+        observation: Observation,
+    },
+    /// ARM does not know the instance (404).
+    Missing { instance: String },
+    /// The instance was stopped.
+    Stopped { instance: String },
+    /// Its containers' logs were saved (`note` says what could not be had).
+    LogsSaved {
+        instance: String,
+        note: Option<String>,
+    },
+    /// The instance was deleted.
+    Deleted { instance: String },
+    /// An action on an instance failed.
+    Failed {
+        instance: String,
+        action: ActionKind,
+        error: String,
+        transient: bool,
+    },
+    /// An event raised through the API or a callback (`completed`, `heartbeat`, `teardown`, ...).
+    Raised { name: String, payload: Value },
+    /// Stop and clean up now.
+    Terminate { reason: String },
+}
+
+impl Event {
+    /// Events from outside a step (API calls): they record, then hand the work to a step.
+    pub fn is_external(&self) -> bool {
+        matches!(self, Event::Raised { .. } | Event::Terminate { .. })
+    }
+}
+
+/// The kinds of action, for [`Event::Failed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    Create,
+    Observe,
+    Stop,
+    CaptureLogs,
+    Delete,
+}
+
+/// Work to do after the checkpoint that asked for it is saved. Every action is idempotent.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create the instance's container group. `check_first`: an earlier claim may have created it
+    /// already, so look before creating.
+    Create {
+        instance: String,
+        slot: usize,
+        check_first: bool,
+    },
+    /// Read the instance's state from ARM.
+    Observe { instance: String },
+    /// Stop the instance's containers.
+    Stop { instance: String },
+    /// Save the logs of the instance's containers.
+    CaptureLogs {
+        instance: String,
+        containers: Vec<String>,
+    },
+    /// Delete the instance's container group.
+    Delete { instance: String },
+    /// Send a step message for `seq`, due at `at`.
+    Schedule { at: Millis, seq: u64 },
+}
+
+impl Action {
+    /// Whether the action changes something in Azure (as opposed to reading or scheduling).
+    pub fn is_mutation(&self) -> bool {
+        matches!(
+            self,
+            Action::Create { .. } | Action::Stop { .. } | Action::Delete { .. }
+        )
+    }
+}

@@ -1,0 +1,17 @@
+//! The workflow engine: a deployment's state, the events that change it and the actions it asks
+//! for. Pure: no I/O, no clock, no async (see [`apply`]).
+
+pub mod apply;
+pub mod event;
+pub mod names;
+pub mod policy;
+pub mod state;
+
+pub use apply::{EngineError, Transition, apply, start};
+pub use event::{Action, ActionKind, Event};
+pub use state::{
+    ContainerObservation, Deployment, Instance, Millis, Observation, Phase, RuntimeStatus,
+};
+
+#[cfg(test)]
+mod tests;

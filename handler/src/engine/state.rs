@@ -1,0 +1,286 @@
+//! The deployment checkpoint: everything Berth knows about one deployment, saved after every change.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::spec::Spec;
+
+/// Milliseconds since the Unix epoch (UTC). The engine never reads a clock: `now` is passed in.
+pub type Millis = i64;
+
+/// The checkpoint of one deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    /// The spec, its secrets taken out (they are in `sealed`).
+    pub spec: Spec,
+    /// The spec's secrets, encrypted under `BERTH_SECRETS_KEY` (`None` when it has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+    /// Keyed digest of the submitted spec, to answer a repeated `POST` with the same id.
+    pub digest: String,
+    /// Base URL the containers call back to (`BERTH_PUBLIC_URL`, or derived from the submit request).
+    #[serde(default)]
+    pub callback_base: String,
+    /// Incremented by every save; step messages carry the `seq` of the wake they were sent for.
+    pub seq: u64,
+    pub status: RuntimeStatus,
+    pub phase: Phase,
+    pub created: Millis,
+    pub updated: Millis,
+    /// The job attempt (1-based); each attempt gets fresh container groups.
+    pub attempt: u32,
+    /// Every container group this deployment has had, current and retired.
+    pub instances: Vec<Instance>,
+    /// When the deployment times out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Millis>,
+    /// The end, once decided: the deployment then winds down (stop, logs, delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// When the next attempt may start (retry back-off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Millis>,
+    /// The `completed` event, kept from whenever it arrived until it decides the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Completed>,
+    /// A `teardown` event arrived.
+    #[serde(default)]
+    pub teardown: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Millis>,
+    /// Events raised by name that Berth itself does not act on, kept for the spec's containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbox: Vec<Raised>,
+    /// When the next step is due, and the `seq` its message carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<Wake>,
+    pub cost: Cost,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// `runtimeStatus` of the status document, as Durable Functions names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuntimeStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Terminated,
+}
+
+impl RuntimeStatus {
+    /// Whether nothing will change the status any more.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RuntimeStatus::Pending | RuntimeStatus::Running)
+    }
+
+    /// The name used in the API and in storage indexes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeStatus::Pending => "Pending",
+            RuntimeStatus::Running => "Running",
+            RuntimeStatus::Succeeded => "Succeeded",
+            RuntimeStatus::Failed => "Failed",
+            RuntimeStatus::TimedOut => "TimedOut",
+            RuntimeStatus::Terminated => "Terminated",
+        }
+    }
+
+    /// Parses the API name (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::TimedOut,
+            Self::Terminated,
+        ]
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// What the deployment is doing now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    Pending,
+    Creating,
+    Waiting,
+    Retrying,
+    Stopping,
+    CapturingLogs,
+    CleaningUp,
+    /// Nothing more will happen.
+    Done,
+}
+
+/// The decided end of a deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub status: RuntimeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub at: Millis,
+}
+
+/// The `completed` event's content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub at: Millis,
+}
+
+/// An event raised by name and kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Raised {
+    pub name: String,
+    pub at: Millis,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub payload: Value,
+}
+
+/// The next step's due time and the `seq` of the message sent for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wake {
+    pub at: Millis,
+    pub seq: u64,
+}
+
+/// One container group: a spec group in one attempt (jobs) or one generation (healed services).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    /// Index into `spec.groups`.
+    pub slot: usize,
+    pub generation: u32,
+    /// The ARM name, derived from deployment id, group and generation.
+    pub aci_name: String,
+    /// A worker is creating it and owns the create until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_until: Option<Millis>,
+    #[serde(default)]
+    pub create_tries: u32,
+    /// When ARM accepted the create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observation>,
+    /// When to look at it next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_look: Option<Millis>,
+    /// Looks since the last change, for back-off.
+    #[serde(default)]
+    pub quiet_looks: u32,
+    /// Failed actions in a row, for back-off; reset by any success.
+    #[serde(default)]
+    pub failures: u32,
+    /// No action on it before then (after a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_until: Option<Millis>,
+    /// Being wound down: retired by a retry or a heal, or the deployment is over.
+    #[serde(default)]
+    pub retiring: bool,
+    #[serde(default)]
+    pub stopped: bool,
+    #[serde(default)]
+    pub logs_saved: bool,
+    #[serde(default)]
+    pub deleted: bool,
+    /// Kept by the cleanup rule instead of deleted.
+    #[serde(default)]
+    pub kept: bool,
+    /// When its compute stopped being billed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Millis>,
+}
+
+/// What ARM said about a group at one look.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    pub provisioning_state: String,
+    /// `instanceView.state`: `Pending`, `Running`, `Succeeded`, `Failed`, `Stopped`, ...
+    pub state: String,
+    pub containers: Vec<ContainerObservation>,
+    /// The last warning event's message, if any (image pull and mount failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// One container at one look.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerObservation {
+    pub name: String,
+    /// `Waiting`, `Running`, `Terminated` (empty when ACI has not reported it yet).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub restart_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish: Option<Millis>,
+}
+
+impl Observation {
+    /// Every container has terminated (and ACI will not restart it).
+    pub fn all_terminated(&self) -> bool {
+        let group_done = matches!(self.state.as_str(), "Succeeded" | "Failed" | "Stopped");
+        group_done
+            || (!self.containers.is_empty()
+                && self.containers.iter().all(|c| c.state == "Terminated"))
+    }
+
+    /// Provisioning failed (image pull, mount, quota): the group will not run.
+    pub fn provisioning_failed(&self) -> bool {
+        self.provisioning_state.eq_ignore_ascii_case("Failed")
+    }
+
+    /// The first non-zero exit code, if any container has one.
+    pub fn failed_exit(&self) -> Option<(&str, i64)> {
+        self.containers.iter().find_map(|c| {
+            c.exit_code
+                .filter(|code| *code != 0)
+                .map(|code| (c.name.as_str(), code))
+        })
+    }
+}
+
+/// Compute used, as ACI bills it, and its estimated price.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cost {
+    pub vcpu_seconds: f64,
+    pub memory_gb_seconds: f64,
+}
+
+/// One entry of a deployment's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: Millis,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Deployment {
+    /// The instances of the current attempt or generation, one per spec group, not retired.
+    pub fn current(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.iter().filter(|i| !i.retiring)
+    }
+
+    /// Finds an instance by its ARM name.
+    pub fn instance_mut(&mut self, aci_name: &str) -> Option<&mut Instance> {
+        self.instances.iter_mut().find(|i| i.aci_name == aci_name)
+    }
+}

@@ -1,0 +1,581 @@
+//! Engine tests: scenarios run against a small simulated ARM world, fresh and resumed from every
+//! intermediate checkpoint, with duplicated and reordered events.
+
+use serde_json::json;
+
+use super::*;
+use crate::engine::state::{ContainerObservation, Observation};
+use crate::spec::{Format, parse};
+
+const T0: Millis = 1_800_000_000_000;
+
+fn spec(extra: serde_json::Value) -> crate::spec::Spec {
+    let mut body = json!({
+        "id": "job-1",
+        "groups": [{ "name": "work", "properties": { "containers": [
+            { "name": "main", "properties": { "image": "busybox", "resources": { "requests": { "cpu": 1, "memoryInGB": 2 } } } }
+        ] } }]
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+    parse(body.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap()
+}
+
+fn started(extra: serde_json::Value) -> Deployment {
+    start(
+        spec(extra),
+        None,
+        "digest".into(),
+        "http://127.0.0.1:7071".into(),
+        T0,
+    )
+    .next
+}
+
+fn observation(state: &str, containers: &[(&str, &str, Option<i64>)]) -> Observation {
+    Observation {
+        provisioning_state: "Succeeded".into(),
+        state: state.into(),
+        containers: containers
+            .iter()
+            .map(|(name, state, exit)| ContainerObservation {
+                name: (*name).into(),
+                state: (*state).into(),
+                exit_code: *exit,
+                restart_count: 0,
+                detail: None,
+                start: None,
+                finish: None,
+            })
+            .collect(),
+        problem: None,
+    }
+}
+
+/// A simulated ARM world: how each instance answers looks, with a clock.
+struct World {
+    now: Millis,
+    /// What a look at a created instance answers, by how many looks it has had.
+    script: Box<dyn Fn(&str, u32) -> Observation>,
+    looks: std::collections::HashMap<String, u32>,
+    created: std::collections::BTreeSet<String>,
+    creates: u32,
+}
+
+impl World {
+    fn new(script: impl Fn(&str, u32) -> Observation + 'static) -> Self {
+        World {
+            now: T0,
+            script: Box::new(script),
+            looks: Default::default(),
+            created: Default::default(),
+            creates: 0,
+        }
+    }
+
+    fn perform(&mut self, action: &Action) -> Vec<Event> {
+        match action {
+            Action::Create {
+                instance,
+                check_first,
+                ..
+            } => {
+                if *check_first && self.created.contains(instance) {
+                    let n = self.looks.entry(instance.clone()).or_default();
+                    *n += 1;
+                    return vec![Event::Observed {
+                        instance: instance.clone(),
+                        observation: (self.script)(instance, *n),
+                    }];
+                }
+                self.creates += 1;
+                self.created.insert(instance.clone());
+                vec![Event::Created {
+                    instance: instance.clone(),
+                }]
+            }
+            Action::Observe { instance } => {
+                if !self.created.contains(instance) {
+                    return vec![Event::Missing {
+                        instance: instance.clone(),
+                    }];
+                }
+                let n = self.looks.entry(instance.clone()).or_default();
+                *n += 1;
+                vec![Event::Observed {
+                    instance: instance.clone(),
+                    observation: (self.script)(instance, *n),
+                }]
+            }
+            Action::Stop { instance } => vec![Event::Stopped {
+                instance: instance.clone(),
+            }],
+            Action::CaptureLogs { instance, .. } => vec![Event::LogsSaved {
+                instance: instance.clone(),
+                note: None,
+            }],
+            Action::Delete { instance } => {
+                self.created.remove(instance);
+                vec![Event::Deleted {
+                    instance: instance.clone(),
+                }]
+            }
+            Action::Schedule { .. } => vec![],
+        }
+    }
+}
+
+/// Runs a deployment to the end: every action performed, every wake honoured at its time.
+/// Returns the checkpoints saved along the way.
+fn run(
+    mut d: Deployment,
+    world: &mut World,
+    external: Vec<(Millis, Event)>,
+) -> (Deployment, Vec<Deployment>) {
+    let mut checkpoints = vec![d.clone()];
+    let mut external = std::collections::VecDeque::from(external);
+    for _ in 0..10_000 {
+        if d.phase == Phase::Done {
+            break;
+        }
+        let mut pending = std::collections::VecDeque::from([Event::Wake]);
+        if let Some((at, _)) = external.front()
+            && *at <= world.now
+        {
+            pending = std::collections::VecDeque::from([external.pop_front().unwrap().1]);
+        }
+        while let Some(event) = pending.pop_front() {
+            let t = apply(&d, event, world.now).unwrap();
+            if t.changed(&d) {
+                checkpoints.push(t.next.clone());
+            }
+            d = t.next;
+            for action in &t.actions {
+                pending.extend(world.perform(action));
+            }
+        }
+        let next_external = external.front().map(|(at, _)| *at);
+        let next_wake = d.wake.map(|w| w.at);
+        let next = [next_external, next_wake].into_iter().flatten().min();
+        match next {
+            Some(at) => world.now = world.now.max(at),
+            None => break,
+        }
+    }
+    (d, checkpoints)
+}
+
+fn exits_after(looks: u32, code: i64) -> impl Fn(&str, u32) -> Observation {
+    move |_, n| {
+        if n >= looks {
+            let state = if code == 0 { "Succeeded" } else { "Failed" };
+            observation(state, &[("main", "Terminated", Some(code))])
+        } else {
+            observation("Running", &[("main", "Running", None)])
+        }
+    }
+}
+
+#[test]
+fn a_job_that_exits_zero_succeeds_with_logs_saved_and_its_group_deleted() {
+    let mut world = World::new(exits_after(3, 0));
+    let (d, _) = run(started(json!({})), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded);
+    assert_eq!(d.phase, Phase::Done);
+    assert_eq!(world.creates, 1);
+    assert!(world.created.is_empty(), "group deleted");
+    let inst = &d.instances[0];
+    assert!(inst.logs_saved && inst.deleted);
+    assert_eq!(inst.aci_name, "job-1-work-1");
+    let kinds: Vec<&str> = d.history.iter().map(|h| h.kind.as_str()).collect();
+    let logs = kinds.iter().position(|k| *k == "LogsSaved").unwrap();
+    let deleted = kinds.iter().position(|k| *k == "GroupDeleted").unwrap();
+    assert!(
+        logs < deleted,
+        "logs are saved before the delete: {kinds:?}"
+    );
+    assert!(d.cost.vcpu_seconds >= 0.0);
+    assert!(d.wake.is_none());
+}
+
+#[test]
+fn a_failing_job_is_retried_with_fresh_groups_then_fails() {
+    let mut world = World::new(exits_after(1, 3));
+    let spec = json!({ "retry": { "maxAttempts": 3, "backoff": "PT10S" } });
+    let (d, _) = run(started(spec), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Failed);
+    assert_eq!(d.attempt, 3);
+    assert_eq!(world.creates, 3);
+    let names: Vec<&str> = d.instances.iter().map(|i| i.aci_name.as_str()).collect();
+    assert_eq!(names, ["job-1-work-1", "job-1-work-2", "job-1-work-3"]);
+    assert!(d.instances.iter().all(|i| i.logs_saved && i.deleted));
+    assert!(
+        d.outcome
+            .unwrap()
+            .error
+            .unwrap()
+            .contains("exited with code 3")
+    );
+    assert!(world.created.is_empty());
+}
+
+#[test]
+fn a_retry_that_succeeds_ends_succeeded() {
+    let mut world = World::new(|name: &str, n| {
+        let code = if name.ends_with("-1") { 1 } else { 0 };
+        exits_after(2, code)(name, n)
+    });
+    let (d, _) = run(
+        started(json!({ "retry": { "maxAttempts": 2 } })),
+        &mut world,
+        vec![],
+    );
+    assert_eq!(d.status, RuntimeStatus::Succeeded);
+    assert_eq!(d.attempt, 2);
+}
+
+#[test]
+fn a_timeout_stops_the_group_saves_logs_and_ends_timed_out() {
+    let mut world = World::new(exits_after(u32::MAX, 0));
+    let (d, _) = run(started(json!({ "timeout": "PT5M" })), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::TimedOut);
+    let inst = &d.instances[0];
+    assert!(inst.stopped && inst.logs_saved && inst.deleted);
+    assert!(world.now >= T0 + 300_000);
+    assert!(world.now < T0 + 400_000, "ended soon after the deadline");
+}
+
+#[test]
+fn completion_by_callback_stops_the_running_group_and_succeeds() {
+    let mut world = World::new(exits_after(u32::MAX, 0));
+    let completed = Event::Raised {
+        name: "completed".into(),
+        payload: json!({ "exitCode": 0 }),
+    };
+    let (d, _) = run(
+        started(json!({ "completion": "callback" })),
+        &mut world,
+        vec![(T0 + 20_000, completed)],
+    );
+    assert_eq!(d.status, RuntimeStatus::Succeeded);
+    assert!(d.instances[0].stopped);
+}
+
+#[test]
+fn a_callback_with_a_nonzero_exit_code_fails_the_attempt() {
+    let mut world = World::new(exits_after(u32::MAX, 0));
+    let completed = Event::Raised {
+        name: "completed".into(),
+        payload: json!({ "exitCode": 7 }),
+    };
+    let (d, _) = run(
+        started(json!({ "completion": "either" })),
+        &mut world,
+        vec![(T0 + 1_000, completed)],
+    );
+    assert_eq!(d.status, RuntimeStatus::Failed);
+    assert!(d.outcome.unwrap().error.unwrap().contains("exitCode 7"));
+}
+
+#[test]
+fn an_early_completed_event_is_kept_until_it_matters() {
+    // The callback arrives before Berth has recorded the group as created.
+    let d = started(json!({ "completion": "callback" }));
+    let t = apply(&d, Event::Wake, T0).unwrap();
+    let claimed = t.next;
+    assert!(matches!(t.actions[0], Action::Create { .. }));
+    let early = apply(
+        &claimed,
+        Event::Raised {
+            name: "completed".into(),
+            payload: json!({}),
+        },
+        T0 + 5,
+    )
+    .unwrap()
+    .next;
+    assert!(early.completed.is_some(), "kept, not dropped");
+    let created = apply(
+        &early,
+        Event::Created {
+            instance: "job-1-work-1".into(),
+        },
+        T0 + 10,
+    )
+    .unwrap();
+    assert_eq!(
+        created.next.outcome.as_ref().unwrap().status,
+        RuntimeStatus::Succeeded
+    );
+    assert!(
+        created
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Stop { .. })),
+        "the running group is stopped: {:?}",
+        created.actions
+    );
+}
+
+#[test]
+fn callback_only_jobs_that_exit_without_calling_back_fail_after_a_grace() {
+    let mut world = World::new(exits_after(2, 0));
+    let (d, _) = run(
+        started(json!({ "completion": "callback" })),
+        &mut world,
+        vec![],
+    );
+    assert_eq!(d.status, RuntimeStatus::Failed);
+    assert!(
+        d.outcome
+            .unwrap()
+            .error
+            .unwrap()
+            .contains("without the completed callback")
+    );
+}
+
+#[test]
+fn terminate_stops_and_cleans_up() {
+    let mut world = World::new(exits_after(u32::MAX, 0));
+    let terminate = Event::Terminate {
+        reason: "user".into(),
+    };
+    let (d, _) = run(
+        started(json!({})),
+        &mut world,
+        vec![(T0 + 3_000, terminate)],
+    );
+    assert_eq!(d.status, RuntimeStatus::Terminated);
+    assert!(d.instances.iter().all(|i| i.deleted));
+    assert!(world.created.is_empty());
+}
+
+#[test]
+fn a_service_heals_a_vanished_group_and_tears_down_on_request() {
+    let service = json!({
+        "mode": "service",
+        "groups": [{ "name": "db", "properties": { "containers": [
+            { "name": "postgres", "properties": { "image": "postgres:15", "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }
+        ] } }]
+    });
+    let mut world = World::new(|_, _| observation("Running", &[("postgres", "Running", None)]));
+    let d = started(service);
+    // Run until waiting, then delete the group behind Berth's back.
+    let (mut d, _) = run(
+        d,
+        &mut world,
+        vec![(
+            T0 + 30_000,
+            Event::Raised {
+                name: "noop".into(),
+                payload: json!(null),
+            },
+        )],
+    );
+    assert_eq!(d.phase, Phase::Waiting);
+    world.created.clear();
+    let teardown_at = world.now + 600_000;
+    let (d2, _) = run(
+        std::mem::replace(&mut d, started(json!({}))),
+        &mut world,
+        vec![(
+            teardown_at,
+            Event::Raised {
+                name: "teardown".into(),
+                payload: json!(null),
+            },
+        )],
+    );
+    assert_eq!(d2.status, RuntimeStatus::Succeeded);
+    assert_eq!(world.creates, 2, "healed once");
+    let names: Vec<&str> = d2.instances.iter().map(|i| i.aci_name.as_str()).collect();
+    assert_eq!(names, ["job-1-db-1", "job-1-db-2"]);
+    assert!(d2.history.iter().any(|h| h.kind == "Healing"));
+    assert!(world.created.is_empty());
+}
+
+#[test]
+fn terminal_deployments_absorb_every_event() {
+    let mut world = World::new(exits_after(1, 0));
+    let (d, _) = run(started(json!({})), &mut world, vec![]);
+    for event in [
+        Event::Wake,
+        Event::Raised {
+            name: "completed".into(),
+            payload: json!({}),
+        },
+        Event::Terminate {
+            reason: "late".into(),
+        },
+        Event::Deleted {
+            instance: "job-1-work-1".into(),
+        },
+        Event::Created {
+            instance: "nonexistent".into(),
+        },
+    ] {
+        let t = apply(&d, event, world.now + 1).unwrap();
+        assert_eq!(t.next, d);
+        assert!(t.actions.is_empty());
+    }
+}
+
+#[test]
+fn an_event_for_an_unknown_group_is_an_invalid_transition() {
+    let d = started(json!({}));
+    let err = apply(
+        &d,
+        Event::Created {
+            instance: "other-group-1".into(),
+        },
+        T0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, EngineError::UnknownInstance { .. }));
+}
+
+#[test]
+fn duplicated_results_change_nothing() {
+    let d = started(json!({}));
+    let claimed = apply(&d, Event::Wake, T0).unwrap().next;
+    let created = apply(
+        &claimed,
+        Event::Created {
+            instance: "job-1-work-1".into(),
+        },
+        T0 + 1,
+    )
+    .unwrap()
+    .next;
+    let again = apply(
+        &created,
+        Event::Created {
+            instance: "job-1-work-1".into(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
+    assert!(
+        !again
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Create { .. }))
+    );
+    assert_eq!(again.next.instances, created.instances);
+}
+
+#[test]
+fn a_second_worker_does_not_create_while_a_claim_holds() {
+    let d = started(json!({}));
+    let first = apply(&d, Event::Wake, T0).unwrap();
+    assert!(matches!(
+        first.actions[0],
+        Action::Create {
+            check_first: false,
+            ..
+        }
+    ));
+    let second = apply(&first.next, Event::Wake, T0 + 1_000).unwrap();
+    assert!(
+        !second
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Create { .. }))
+    );
+    // After the claim runs out, a take-over looks before it creates.
+    let later = apply(&second.next, Event::Wake, T0 + policy::CREATE_CLAIM_MS + 1).unwrap();
+    assert!(later.actions.iter().any(|a| matches!(
+        a,
+        Action::Create {
+            check_first: true,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn external_events_hand_their_work_to_a_step() {
+    let d = started(json!({}));
+    let claimed = apply(&d, Event::Wake, T0).unwrap().next;
+    let created = apply(
+        &claimed,
+        Event::Created {
+            instance: "job-1-work-1".into(),
+        },
+        T0 + 1,
+    )
+    .unwrap()
+    .next;
+    let t = apply(
+        &created,
+        Event::Terminate {
+            reason: "now".into(),
+        },
+        T0 + 2,
+    )
+    .unwrap();
+    assert_eq!(t.actions.len(), 1);
+    assert!(
+        matches!(t.actions[0], Action::Schedule { at, seq } if at == T0 + 2 && seq == t.next.seq)
+    );
+    assert_eq!(t.next.wake.unwrap().seq, t.next.seq);
+}
+
+#[test]
+fn resuming_from_every_checkpoint_reaches_the_same_end() {
+    let scenarios: Vec<(serde_json::Value, Box<dyn Fn() -> World>)> = vec![
+        (json!({}), Box::new(|| World::new(exits_after(3, 0)))),
+        (
+            json!({ "retry": { "maxAttempts": 2 } }),
+            Box::new(|| World::new(exits_after(2, 4))),
+        ),
+        (
+            json!({ "timeout": "PT2M" }),
+            Box::new(|| World::new(exits_after(u32::MAX, 0))),
+        ),
+    ];
+    for (extra, world) in scenarios {
+        let mut clean_world = world();
+        let (clean, checkpoints) = run(started(extra.clone()), &mut clean_world, vec![]);
+        for (i, checkpoint) in checkpoints.iter().enumerate() {
+            // A crash after this checkpoint: the world holds what had been created by then; the
+            // step message (or the sweep) wakes the deployment again.
+            let mut resumed_world = world();
+            resumed_world.now = checkpoint.updated;
+            for inst in &checkpoint.instances {
+                if (inst.created.is_some() || inst.claim_until.is_some()) && !inst.deleted {
+                    resumed_world.created.insert(inst.aci_name.clone());
+                }
+            }
+            let resumed = checkpoint.clone();
+            if resumed.phase != Phase::Done {
+                resumed_world.now = resumed_world.now.max(checkpoint.claim_horizon());
+            }
+            let (end, _) = run(resumed, &mut resumed_world, vec![]);
+            assert_eq!(
+                end.status, clean.status,
+                "scenario {extra} resumed from checkpoint {i}"
+            );
+            assert_eq!(end.phase, Phase::Done);
+            assert!(
+                resumed_world.created.is_empty(),
+                "no group left behind (scenario {extra}, checkpoint {i})"
+            );
+        }
+    }
+}
+
+impl Deployment {
+    /// The latest create claim's expiry (a resumed run behaves as if the claim holder died).
+    fn claim_horizon(&self) -> Millis {
+        self.instances
+            .iter()
+            .filter_map(|i| i.claim_until)
+            .max()
+            .unwrap_or(0)
+    }
+}

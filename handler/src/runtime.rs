@@ -1,0 +1,223 @@
+//! Assembling Berth from its configuration: store, ARM client, driver, API, worker and sweep.
+//! `dev`, `serve` and the Functions mode all start here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::api::{self, Api};
+use crate::arm::{ArmClient, ArmTarget};
+use crate::clock::Clock;
+use crate::config::{Config, Storage};
+use futures::FutureExt;
+
+use crate::driver::{Driver, DriverSettings, StepOutcome};
+use crate::functions::{
+    Handlers, QueueHandler, QueueMessage, StepFailure, TimerHandler, TimerTick,
+};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Checkpoints, Scheduled, StepMessage, Steps};
+use crate::sweep::{GRACE_MS, REDRIVE_AFTER_MS, Sweep};
+use crate::worker;
+
+/// Errors assembling the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("opening the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Berth, assembled.
+#[derive(Clone)]
+pub struct Runtime {
+    pub driver: Driver,
+    pub api: Arc<Api>,
+    pub steps: Arc<dyn Steps>,
+    pub sweep: Sweep,
+    pub workers: usize,
+}
+
+impl Runtime {
+    /// Builds the runtime from its configuration.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, RuntimeError> {
+        let (store, steps): (Arc<dyn Checkpoints>, Arc<dyn Steps>) = match &config.storage {
+            Storage::Sqlite { path } => {
+                let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
+                (sqlite.clone(), sqlite)
+            }
+            Storage::Azure => {
+                return Err(RuntimeError::Unsupported(
+                    "the Azure Storage backend is not available in this build".into(),
+                ));
+            }
+        };
+        let target = ArmTarget {
+            endpoint: config.arm.endpoint.clone(),
+            subscription: config.arm.subscription.clone(),
+            resource_group: config.arm.resource_group.clone(),
+            location: config.arm.location.clone(),
+            api_version: config.arm.api_version.clone(),
+        };
+        if config.arm.use_identity {
+            return Err(RuntimeError::Unsupported(
+                "ARM with an Azure identity is not available in this build".into(),
+            ));
+        }
+        let arm = ArmClient::new(target, None).with_read_budget(config.arm.reads_per_second);
+        let settings = DriverSettings {
+            app: config.app.clone(),
+            settings: Arc::new(|name: &str| std::env::var(name).ok()),
+            fetch_share_keys: config.arm.use_identity,
+            max_events_per_step: 200,
+        };
+        let driver = Driver {
+            store,
+            arm,
+            keys: Arc::new(config.keys.clone()),
+            clock,
+            settings: Arc::new(settings),
+        };
+        let api = Arc::new(Api {
+            driver: driver.clone(),
+            api_key: config.api_key.clone(),
+            public_url: config.public_url.clone(),
+            prices: config.prices,
+        });
+        let sweep = Sweep {
+            driver: driver.clone(),
+            steps: steps.clone(),
+            retention_ms: config.retention_ms,
+            grace_ms: GRACE_MS,
+            redrive_after_ms: REDRIVE_AFTER_MS,
+        };
+        Ok(Runtime {
+            driver,
+            api,
+            steps,
+            sweep,
+            workers: config.workers,
+        })
+    }
+
+    /// The HTTP API plus a readiness answer on `GET /`.
+    pub fn router(&self) -> Router {
+        api::router(self.api.clone()).route(
+            "/",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ready" })) }),
+        )
+    }
+
+    /// Starts the step workers and the periodic sweep on the current Tokio runtime.
+    pub fn spawn_background(&self, sweep_every: Duration) {
+        tokio::spawn(worker::run(
+            self.driver.clone(),
+            self.steps.clone(),
+            self.workers,
+        ));
+        let sweep = self.sweep.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(sweep_every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let report = sweep.run_once().await;
+                tracing::info!(
+                    sweep.groups = report.groups_seen,
+                    sweep.orphans = report.orphans_deleted.len(),
+                    sweep.redriven = report.redriven,
+                    sweep.purged = report.purged,
+                    sweep.errors = report.errors.len(),
+                    "sweep done"
+                );
+            }
+        });
+    }
+
+    /// The Functions triggers: the API for HTTP functions, a step per `steps` message, the sweep
+    /// per `cleanup` tick.
+    pub fn functions_handlers(&self) -> Handlers {
+        let (driver, steps) = (self.driver.clone(), self.steps.clone());
+        let queue: QueueHandler = Arc::new(move |message: QueueMessage| {
+            let (driver, steps) = (driver.clone(), steps.clone());
+            async move { run_step(&driver, steps.as_ref(), &message).await }.boxed()
+        });
+        let sweep = self.sweep.clone();
+        let timer: TimerHandler = Arc::new(move |tick: TimerTick| {
+            let sweep = sweep.clone();
+            async move {
+                if tick.is_past_due {
+                    tracing::info!("cleanup timer is past due (a run was missed)");
+                }
+                let report = sweep.run_once().await;
+                let summary = format!(
+                    "sweep: {} groups seen, {} orphans deleted, {} re-driven, {} purged, {} errors (past due: {})",
+                    report.groups_seen,
+                    report.orphans_deleted.len(),
+                    report.redriven,
+                    report.purged,
+                    report.errors.len(),
+                    tick.is_past_due
+                );
+                let mut logs = vec![summary];
+                logs.extend(report.errors.iter().cloned());
+                Ok(logs)
+            }
+            .boxed()
+        });
+        Handlers {
+            api: self.router(),
+            queue,
+            timer,
+        }
+    }
+}
+
+/// One `steps` invocation: succeeds only once the step's checkpoints are saved.
+async fn run_step(
+    driver: &Driver,
+    steps: &dyn Steps,
+    message: &QueueMessage,
+) -> Result<Vec<String>, StepFailure> {
+    let Some(step) = StepMessage::from_text(&message.text) else {
+        let text: String = message.text.chars().take(120).collect();
+        return Err(StepFailure::Poison {
+            reason: format!("not a step message: {text:?}"),
+        });
+    };
+    let transient = |e: &dyn std::fmt::Display| StepFailure::Transient {
+        reason: e.to_string(),
+    };
+    match driver.step(&step).await {
+        Ok(StepOutcome::Ran { done }) => Ok(vec![format!(
+            "step for {} (seq {}) ran; done: {done}",
+            step.id, step.seq
+        )]),
+        Ok(StepOutcome::Stale) => Ok(vec![format!(
+            "stale step for {} (seq {}) dropped: a newer message covers it",
+            step.id, step.seq
+        )]),
+        // Checkpoints are saved before their steps are sent, so an unknown deployment was purged.
+        Ok(StepOutcome::Unknown) => Ok(vec![format!(
+            "no deployment {} (purged); message dropped",
+            step.id
+        )]),
+        Ok(StepOutcome::Early { at }) => {
+            let id = step.id.clone();
+            steps
+                .send(&Scheduled { message: step, at })
+                .await
+                .map_err(|e| transient(&e))?;
+            Ok(vec![format!(
+                "step for {id} is due later; sent again for the rest of the wait"
+            )])
+        }
+        Err(e) if e.is_transient() => Err(transient(&e)),
+        Err(e) => Err(StepFailure::Poison {
+            reason: e.to_string(),
+        }),
+    }
+}

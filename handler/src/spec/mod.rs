@@ -1,0 +1,13 @@
+//! The deployment spec: its model, parsing (JSON and ACI YAML), validation and secret handling.
+
+pub mod duration;
+pub mod error;
+pub mod model;
+pub mod parse;
+pub mod secrets;
+pub mod validate;
+
+pub use duration::IsoDuration;
+pub use error::{SpecError, SpecErrors};
+pub use model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, RestartPolicy, Retry, Spec};
+pub use parse::{Format, parse};

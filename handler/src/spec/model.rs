@@ -1,0 +1,185 @@
+//! The deployment spec as Berth keeps it: PRODUCT.md's shape, parsed and defaulted.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::duration::IsoDuration;
+
+/// A validated deployment spec. `groups[].properties` is ACI's own `containerGroup.properties`
+/// object, kept as JSON so that fields Berth does not know pass through to ARM untouched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    /// The deployment id: given by the caller or generated on acceptance.
+    pub id: String,
+    pub mode: Mode,
+    pub groups: Vec<GroupSpec>,
+    /// When the deployment is stopped and marked `TimedOut`; `None` only for services.
+    pub timeout: Option<IsoDuration>,
+    pub completion: Completion,
+    pub retry: Retry,
+    pub cleanup: Cleanup,
+    pub capture_logs: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One container group of a deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub name: String,
+    /// ACI `containerGroup.properties`, secrets removed (they live sealed beside the spec).
+    pub properties: Value,
+}
+
+/// `job`: done when its containers have terminated (or on `completed`); `service`: kept running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Job,
+    Service,
+}
+
+/// What tells Berth that a job is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Completion {
+    /// Every container has terminated (watched through ARM).
+    Exit,
+    /// The `completed` event arrived (pushed by the container through its callback URL).
+    Callback,
+    /// Whichever comes first.
+    Either,
+}
+
+impl Completion {
+    /// Whether container exits complete the job.
+    pub fn watches_exit(self) -> bool {
+        matches!(self, Completion::Exit | Completion::Either)
+    }
+
+    /// Whether the `completed` event completes the job.
+    pub fn takes_callback(self) -> bool {
+        matches!(self, Completion::Callback | Completion::Either)
+    }
+}
+
+/// How often a failed job attempt is retried with fresh container groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// Attempts in all, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub backoff: IsoDuration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 1,
+            backoff: IsoDuration::from_secs(10),
+        }
+    }
+}
+
+/// When container groups are deleted once the deployment is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cleanup {
+    pub when: CleanupWhen,
+    /// Delay between the end and the delete.
+    pub keep_for: IsoDuration,
+}
+
+impl Default for Cleanup {
+    fn default() -> Self {
+        Cleanup {
+            when: CleanupWhen::Always,
+            keep_for: IsoDuration(0),
+        }
+    }
+}
+
+/// `always` deletes every group, `onSuccess` keeps the groups of a failed deployment for
+/// inspection, `never` keeps them all (they stay owned by the deployment until it is purged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CleanupWhen {
+    Always,
+    OnSuccess,
+    Never,
+}
+
+/// The parts of a group's properties that Berth itself acts on, read once at validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupShape {
+    pub restart_policy: RestartPolicy,
+    pub containers: Vec<String>,
+    pub cpu: f64,
+    pub memory_gb: f64,
+}
+
+/// ACI's `restartPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    /// The ARM spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Always => "Always",
+            RestartPolicy::OnFailure => "OnFailure",
+            RestartPolicy::Never => "Never",
+        }
+    }
+}
+
+impl GroupSpec {
+    /// Reads the shape Berth acts on. Only called on validated specs, so missing parts default.
+    pub fn shape(&self) -> GroupShape {
+        let props = &self.properties;
+        let restart_policy = match props.get("restartPolicy").and_then(Value::as_str) {
+            Some("Never") => RestartPolicy::Never,
+            Some("OnFailure") => RestartPolicy::OnFailure,
+            _ => RestartPolicy::Always,
+        };
+        let mut containers = Vec::new();
+        let (mut cpu, mut memory_gb) = (0.0, 0.0);
+        for container in props
+            .get("containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            containers.push(
+                container
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+            let requests = container.pointer("/properties/resources/requests");
+            cpu += requests
+                .and_then(|r| r.get("cpu"))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            memory_gb += requests
+                .and_then(|r| r.get("memoryInGB"))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+        }
+        GroupShape {
+            restart_policy,
+            containers,
+            cpu,
+            memory_gb,
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! From a request body (JSON spec or ACI YAML) to a [`Spec`]: parsed, defaulted, validated.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::duration::IsoDuration;
+use super::error::{FieldPath, Problems, SpecErrors};
+use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
+use super::validate::{self, Limits};
+
+/// The largest spec accepted, in bytes (ARM's own limit for a template is 4 MB; a container group is
+/// far smaller, and the spec is kept in every checkpoint).
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
+
+/// How the body is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    /// ACI YAML as `az container export` writes it: one group.
+    AciYaml,
+}
+
+impl Format {
+    /// Picks the format from a `Content-Type` header value.
+    pub fn from_content_type(content_type: Option<&str>) -> Format {
+        let essence = content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+                Format::AciYaml
+            }
+            _ => Format::Json,
+        }
+    }
+}
+
+/// Parses and validates a spec. `new_id` supplies an id when the spec has none. The returned
+/// spec still holds its secrets; [`super::secrets::seal_out`] takes them out before it is stored.
+pub fn parse(
+    body: &[u8],
+    format: Format,
+    new_id: impl FnOnce() -> String,
+) -> Result<Spec, SpecErrors> {
+    if body.len() > MAX_SPEC_BYTES {
+        return Err(SpecErrors::one(
+            "(spec)",
+            format!(
+                "the spec is {} bytes; at most {MAX_SPEC_BYTES} are accepted",
+                body.len()
+            ),
+        ));
+    }
+    let document = match format {
+        Format::Json => serde_json::from_slice::<Value>(body)
+            .map_err(|e| SpecErrors::one("(spec)", format!("not valid JSON: {e}")))?,
+        Format::AciYaml => from_aci_yaml(body)?,
+    };
+    from_value(document, new_id)
+}
+
+/// Reads an ACI YAML export into the JSON spec shape (one group, named after the YAML's `name`).
+fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| SpecErrors::one("(spec)", "YAML must be UTF-8"))?;
+    let yaml: Value = serde_saphyr::from_str(text)
+        .map_err(|e| SpecErrors::one("(spec)", format!("not valid YAML: {e}")))?;
+    let Value::Object(mut yaml) = yaml else {
+        return Err(SpecErrors::one(
+            "(spec)",
+            "an ACI YAML document is a mapping with name and properties",
+        ));
+    };
+    let name = yaml.remove("name");
+    let properties = yaml.remove("properties");
+    let (Some(name), Some(properties)) = (name, properties) else {
+        return Err(SpecErrors::one(
+            "(spec)",
+            "an ACI YAML document needs `name` and `properties`",
+        ));
+    };
+    let mut spec = Map::new();
+    let restart = properties
+        .get("restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
+    let mode = if restart.eq_ignore_ascii_case("always") {
+        "service"
+    } else {
+        "job"
+    };
+    spec.insert("mode".into(), Value::from(mode));
+    spec.insert(
+        "groups".into(),
+        serde_json::json!([{ "name": name, "properties": properties }]),
+    );
+    if let Some(tags) = yaml.remove("tags").filter(|t| !t.is_null()) {
+        spec.insert("tags".into(), tags);
+    }
+    Ok(Value::Object(spec))
+}
+
+/// Builds a spec from its JSON document.
+pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Spec, SpecErrors> {
+    let root = FieldPath::root();
+    let Value::Object(mut doc) = document else {
+        return Err(SpecErrors::one(
+            "(spec)",
+            "a spec is a JSON object with `groups`",
+        ));
+    };
+    let mut problems = Problems::default();
+    const KNOWN: [&str; 10] = [
+        "id",
+        "mode",
+        "groups",
+        "timeout",
+        "completion",
+        "retry",
+        "cleanup",
+        "captureLogs",
+        "tags",
+        "$schema",
+    ];
+    for key in doc.keys() {
+        if !KNOWN.contains(&key.as_str()) {
+            problems.add(
+                &root.key(key),
+                format!(
+                    "unknown field; the spec's fields are {}",
+                    KNOWN[..9].join(", ")
+                ),
+            );
+        }
+    }
+
+    let id = match doc.remove("id") {
+        None | Some(Value::Null) => new_id(),
+        Some(Value::String(id)) => {
+            if let Err(message) = validate::deployment_id(&id) {
+                problems.add(&root.key("id"), message);
+            }
+            id
+        }
+        Some(_) => {
+            problems.add(&root.key("id"), "must be a string");
+            String::new()
+        }
+    };
+
+    let mode = match text(&mut doc, "mode", &root, &mut problems).as_deref() {
+        None | Some("job") => Mode::Job,
+        Some("service") => Mode::Service,
+        Some(other) => {
+            problems.add(
+                &root.key("mode"),
+                format!("'{other}' is not a mode; use job or service"),
+            );
+            Mode::Job
+        }
+    };
+
+    let completion = match text(&mut doc, "completion", &root, &mut problems).as_deref() {
+        None | Some("exit") => Completion::Exit,
+        Some("callback") => Completion::Callback,
+        Some("either") => Completion::Either,
+        Some(other) => {
+            problems.add(
+                &root.key("completion"),
+                format!("'{other}' is not a completion; use exit, callback or either"),
+            );
+            Completion::Exit
+        }
+    };
+
+    let timeout = duration(&mut doc, "timeout", &root, &mut problems);
+    let timeout = match (mode, timeout) {
+        (_, Some(t)) if t.millis() == 0 => {
+            problems.add(&root.key("timeout"), "must be longer than zero");
+            None
+        }
+        (Mode::Job, None) => Some(IsoDuration(Limits::DEFAULT_JOB_TIMEOUT_MS)),
+        (_, t) => t,
+    };
+
+    let retry = retry(doc.remove("retry"), &root.key("retry"), &mut problems);
+    let cleanup = cleanup(doc.remove("cleanup"), &root.key("cleanup"), &mut problems);
+
+    let capture_logs = match doc.remove("captureLogs") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            problems.add(&root.key("captureLogs"), "must be true or false");
+            true
+        }
+    };
+
+    let tags = tags(doc.remove("tags"), &root.key("tags"), &mut problems);
+
+    let groups_path = root.key("groups");
+    let mut groups = Vec::new();
+    match doc.remove("groups") {
+        Some(Value::Array(items)) => {
+            if items.is_empty() || items.len() > Limits::MAX_GROUPS {
+                problems.add(
+                    &groups_path,
+                    format!("a deployment has 1 to {} groups", Limits::MAX_GROUPS),
+                );
+            }
+            for (i, item) in items.into_iter().enumerate() {
+                if let Some(group) = group(item, &groups_path.index(i), mode, &mut problems) {
+                    groups.push(group);
+                }
+            }
+            validate::unique_names(
+                groups.iter().map(|g| g.name.as_str()),
+                &groups_path,
+                "name",
+                &mut problems,
+            );
+        }
+        None | Some(Value::Null) => {
+            problems.add(&groups_path, "required: the container groups to run")
+        }
+        Some(_) => problems.add(&groups_path, "must be an array of {name, properties}"),
+    }
+
+    problems.finish()?;
+    Ok(Spec {
+        id,
+        mode,
+        groups,
+        timeout,
+        completion,
+        retry,
+        cleanup,
+        capture_logs,
+        tags,
+    })
+}
+
+fn text(
+    doc: &mut Map<String, Value>,
+    key: &str,
+    path: &FieldPath,
+    problems: &mut Problems,
+) -> Option<String> {
+    match doc.remove(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            problems.add(&path.key(key), "must be a string");
+            None
+        }
+    }
+}
+
+fn duration(
+    doc: &mut Map<String, Value>,
+    key: &str,
+    path: &FieldPath,
+    problems: &mut Problems,
+) -> Option<IsoDuration> {
+    let value = text(doc, key, path, problems)?;
+    match IsoDuration::parse(&value) {
+        Ok(d) => Some(d),
+        Err(message) => {
+            problems.add(&path.key(key), message);
+            None
+        }
+    }
+}
+
+fn object(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> Map<String, Value> {
+    match value {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            problems.add(path, "must be an object");
+            Map::new()
+        }
+    }
+}
+
+fn retry(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> Retry {
+    let mut map = object(value, path, problems);
+    let mut retry = Retry::default();
+    match map.remove("maxAttempts") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=Limits::MAX_ATTEMPTS as u64).contains(&n) => {
+                retry.max_attempts = n as u32
+            }
+            _ => problems.add(
+                &path.key("maxAttempts"),
+                format!("must be a whole number from 1 to {}", Limits::MAX_ATTEMPTS),
+            ),
+        },
+    }
+    if let Some(backoff) = duration(&mut map, "backoff", path, problems) {
+        retry.backoff = backoff;
+    }
+    for key in map.keys() {
+        problems.add(
+            &path.key(key),
+            "unknown field; retry has maxAttempts and backoff",
+        );
+    }
+    retry
+}
+
+fn cleanup(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> Cleanup {
+    let mut map = object(value, path, problems);
+    let mut cleanup = Cleanup::default();
+    match text(&mut map, "when", path, problems).as_deref() {
+        None | Some("always") => {}
+        Some("onSuccess") => cleanup.when = CleanupWhen::OnSuccess,
+        Some("never") => cleanup.when = CleanupWhen::Never,
+        Some(other) => problems.add(
+            &path.key("when"),
+            format!("'{other}' is not a cleanup rule; use always, onSuccess or never"),
+        ),
+    }
+    if let Some(keep_for) = duration(&mut map, "keepFor", path, problems) {
+        cleanup.keep_for = keep_for;
+    }
+    for key in map.keys() {
+        problems.add(
+            &path.key(key),
+            "unknown field; cleanup has when and keepFor",
+        );
+    }
+    cleanup
+}
+
+fn tags(
+    value: Option<Value>,
+    path: &FieldPath,
+    problems: &mut Problems,
+) -> BTreeMap<String, String> {
+    let map = object(value, path, problems);
+    if map.len() > Limits::MAX_TAGS {
+        problems.add(
+            path,
+            format!(
+                "at most {} tags (ARM allows 50 and Berth adds its own)",
+                Limits::MAX_TAGS
+            ),
+        );
+    }
+    let mut tags = BTreeMap::new();
+    for (key, value) in map {
+        let at = path.key(&key);
+        if let Err(message) = validate::tag_name(&key) {
+            problems.add(&at, message);
+        }
+        match value {
+            Value::String(s) if s.len() <= 256 => {
+                tags.insert(key, s);
+            }
+            Value::String(_) => problems.add(&at, "a tag value has at most 256 characters"),
+            _ => problems.add(&at, "a tag value must be a string"),
+        }
+    }
+    tags
+}
+
+fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> Option<GroupSpec> {
+    let Value::Object(mut map) = item else {
+        problems.add(path, "a group is an object with name and properties");
+        return None;
+    };
+    let name = match map.remove("name") {
+        Some(Value::String(name)) => {
+            if let Err(message) = validate::group_name(&name) {
+                problems.add(&path.key("name"), message);
+            }
+            name
+        }
+        Some(_) => {
+            problems.add(&path.key("name"), "must be a string");
+            String::new()
+        }
+        None => {
+            problems.add(&path.key("name"), "required");
+            String::new()
+        }
+    };
+    let properties_path = path.key("properties");
+    let properties = match map.remove("properties") {
+        Some(Value::Object(properties)) => properties,
+        Some(_) => {
+            problems.add(
+                &properties_path,
+                "must be the ACI containerGroup properties object",
+            );
+            return None;
+        }
+        None => {
+            problems.add(
+                &properties_path,
+                "required: the ACI containerGroup properties (containers, volumes, ...)",
+            );
+            return None;
+        }
+    };
+    for key in map.keys() {
+        problems.add(
+            &path.key(key),
+            "unknown field; a group has name and properties",
+        );
+    }
+    let properties = validate::group_properties(properties, &properties_path, mode, problems);
+    Some(GroupSpec {
+        name,
+        properties: Value::Object(properties),
+    })
+}

@@ -1,0 +1,478 @@
+//! The embedded default: checkpoints, logs and the step queue in one SQLite file (WAL mode).
+//!
+//! One connection behind a mutex: every statement is a point read or write of a few kilobytes,
+//! far shorter than the contention a pool would add. Saving a checkpoint and scheduling its next
+//! step happen in one transaction.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::Notify;
+
+use super::{
+    Checkpoints, Delivery, Due, ListQuery, Page, Scheduled, StepMessage, Steps, StoreError, Stored,
+    Version, continuation_after, parse_continuation,
+};
+use crate::clock::Clock;
+use crate::engine::{Deployment, Millis, Phase};
+
+/// After this many deliveries a step message goes to the poison table.
+pub const MAX_DEQUEUE: u32 = 5;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    wake_at INTEGER,
+    ended_at INTEGER,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deployments_created ON deployments (created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS deployments_status ON deployments (status, created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS deployments_wake ON deployments (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deployments_ended ON deployments (ended_at) WHERE ended_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS logs (
+    deployment TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    container TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    saved INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    PRIMARY KEY (deployment, instance, container)
+);
+CREATE TABLE IF NOT EXISTS steps (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    dequeue_count INTEGER NOT NULL DEFAULT 0,
+    lease INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS steps_visible ON steps (visible_at);
+CREATE TABLE IF NOT EXISTS poison (
+    n INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    dequeue_count INTEGER NOT NULL,
+    poisoned_at INTEGER NOT NULL
+);
+";
+
+/// Checkpoints, logs and steps in SQLite.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    clock: Arc<dyn Clock>,
+    sent: Notify,
+}
+
+fn backend(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| {
+        let transient = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        StoreError::Backend {
+            operation,
+            transient,
+            source: Box::new(e),
+        }
+    }
+}
+
+fn decode(id: &str, body: &[u8]) -> Result<Deployment, StoreError> {
+    serde_json::from_slice(body).map_err(|source| StoreError::Corrupt {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+fn encode(deployment: &Deployment) -> Vec<u8> {
+    serde_json::to_vec(deployment).expect("a deployment always serialises")
+}
+
+/// The index columns of a checkpoint.
+fn index(d: &Deployment) -> (&'static str, Option<Millis>, Option<Millis>) {
+    let ended = (d.phase == Phase::Done).then_some(d.updated);
+    (d.status.as_str(), d.wake.map(|w| w.at), ended)
+}
+
+impl SqliteStore {
+    /// Opens (and creates) the database file.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend {
+                operation: "create the database folder",
+                transient: false,
+                source: Box::new(e),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(backend("open the database"))?;
+        Self::with_connection(conn, clock)
+    }
+
+    /// An in-memory database (tests and benchmarks of the engine alone).
+    pub fn in_memory(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(backend("open the database"))?;
+        Self::with_connection(conn, clock)
+    }
+
+    fn with_connection(conn: Connection, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend("set the busy timeout"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
+        )
+        .map_err(backend("configure the database"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(backend("create the schema"))?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            clock,
+            sent: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn insert_step(conn: &Connection, step: &Scheduled) -> Result<(), StoreError> {
+        conn.prepare_cached("INSERT INTO steps (body, visible_at) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![step.message.to_text(), step.at]))
+            .map_err(backend("send a step"))?;
+        Ok(())
+    }
+
+    /// Messages moved to the poison table (for tests and the sweep's report).
+    pub fn poisoned(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare("SELECT body FROM poison ORDER BY n")
+            .map_err(backend("read poison"))?;
+        let rows = statement
+            .query_map([], |r| r.get(0))
+            .map_err(backend("read poison"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(backend("read poison"))
+    }
+
+    /// Step messages waiting (visible or not).
+    pub fn pending_steps(&self) -> Result<i64, StoreError> {
+        self.lock()
+            .query_row("SELECT count(*) FROM steps", [], |r| r.get(0))
+            .map_err(backend("count steps"))
+    }
+}
+
+#[async_trait]
+impl Checkpoints for SqliteStore {
+    async fn create(
+        &self,
+        deployment: &Deployment,
+        first: &Scheduled,
+    ) -> Result<Version, StoreError> {
+        let body = encode(deployment);
+        let (status, wake, ended) = index(deployment);
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend("begin"))?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO deployments (id, version, status, created, wake_at, ended_at, body)
+                 VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    deployment.id,
+                    status,
+                    deployment.created,
+                    wake,
+                    ended,
+                    body
+                ])
+            })
+            .map_err(backend("create a checkpoint"))?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(deployment.id.clone()));
+        }
+        Self::insert_step(&tx, first)?;
+        tx.commit().map_err(backend("commit"))?;
+        drop(conn);
+        self.sent.notify_waiters();
+        Ok(Version("1".into()))
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .lock()
+            .prepare_cached("SELECT version, body FROM deployments WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(backend("load a checkpoint"))?;
+        match row {
+            None => Ok(None),
+            Some((version, body)) => Ok(Some(Stored {
+                deployment: decode(id, &body)?,
+                version: Version(version.to_string()),
+            })),
+        }
+    }
+
+    async fn save(
+        &self,
+        deployment: &Deployment,
+        expected: &Version,
+        then: Option<&Scheduled>,
+    ) -> Result<Version, StoreError> {
+        let expected: i64 = expected
+            .0
+            .parse()
+            .map_err(|_| StoreError::Conflict(deployment.id.clone()))?;
+        let body = encode(deployment);
+        let (status, wake, ended) = index(deployment);
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend("begin"))?;
+        let updated = tx
+            .prepare_cached(
+                "UPDATE deployments SET version = version + 1, status = ?3, wake_at = ?4, ended_at = ?5, body = ?6
+                 WHERE id = ?1 AND version = ?2",
+            )
+            .and_then(|mut s| s.execute(params![deployment.id, expected, status, wake, ended, body]))
+            .map_err(backend("save a checkpoint"))?;
+        if updated == 0 {
+            return Err(StoreError::Conflict(deployment.id.clone()));
+        }
+        if let Some(step) = then {
+            Self::insert_step(&tx, step)?;
+        }
+        tx.commit().map_err(backend("commit"))?;
+        drop(conn);
+        if then.is_some() {
+            self.sent.notify_waiters();
+        }
+        Ok(Version((expected + 1).to_string()))
+    }
+
+    async fn purge(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend("begin"))?;
+        let removed = tx
+            .execute("DELETE FROM deployments WHERE id = ?1", params![id])
+            .map_err(backend("purge"))?;
+        tx.execute("DELETE FROM logs WHERE deployment = ?1", params![id])
+            .map_err(backend("purge logs"))?;
+        tx.commit().map_err(backend("commit"))?;
+        Ok(removed > 0)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        let top = query.top.clamp(1, 1000);
+        let (after_created, after_id) = match &query.continuation {
+            Some(token) => parse_continuation(token)?,
+            None => (i64::MAX, String::new()),
+        };
+        let status = query.status.map(|s| s.as_str());
+        let rows: Vec<(String, Vec<u8>)> = {
+            let conn = self.lock();
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT id, body FROM deployments
+                     WHERE (?1 IS NULL OR status = ?1)
+                       AND (created < ?2 OR (created = ?2 AND (?3 = '' OR id < ?3)))
+                     ORDER BY created DESC, id DESC LIMIT ?4",
+                )
+                .map_err(backend("list"))?;
+            let rows = statement
+                .query_map(
+                    params![status, after_created, after_id, top as i64 + 1],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(backend("list"))?;
+            rows.collect::<Result<_, _>>().map_err(backend("list"))?
+        };
+        let mut items = rows
+            .iter()
+            .map(|(id, body)| decode(id, body))
+            .collect::<Result<Vec<_>, _>>()?;
+        let continuation = if items.len() > top {
+            items.truncate(top);
+            items.last().map(continuation_after)
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            continuation,
+        })
+    }
+
+    async fn overdue(&self, before: Millis, limit: usize) -> Result<Vec<Due>, StoreError> {
+        let rows: Vec<(String, Vec<u8>)> = {
+            let conn = self.lock();
+            let mut statement = conn
+                .prepare_cached("SELECT id, body FROM deployments WHERE wake_at IS NOT NULL AND wake_at < ?1 ORDER BY wake_at LIMIT ?2")
+                .map_err(backend("find overdue"))?;
+            let rows = statement
+                .query_map(params![before, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(backend("find overdue"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(backend("find overdue"))?
+        };
+        let mut due = Vec::new();
+        for (id, body) in rows {
+            if let Some(wake) = decode(&id, &body)?.wake {
+                due.push(Due {
+                    id,
+                    seq: wake.seq,
+                    at: wake.at,
+                });
+            }
+        }
+        Ok(due)
+    }
+
+    async fn expired(&self, before: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare_cached("SELECT id FROM deployments WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at LIMIT ?2")
+            .map_err(backend("find expired"))?;
+        let rows = statement
+            .query_map(params![before, limit as i64], |r| r.get(0))
+            .map_err(backend("find expired"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(backend("find expired"))
+    }
+
+    async fn put_logs(
+        &self,
+        id: &str,
+        group: &str,
+        instance: &str,
+        container: &str,
+        content: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.lock()
+            .prepare_cached(
+                "INSERT INTO logs (deployment, instance, container, group_name, saved, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (deployment, instance, container) DO UPDATE SET saved = excluded.saved, content = excluded.content",
+            )
+            .and_then(|mut s| s.execute(params![id, instance, container, group, now, content]))
+            .map_err(backend("save logs"))?;
+        Ok(())
+    }
+
+    async fn get_logs(
+        &self,
+        id: &str,
+        group: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.lock()
+            .prepare_cached(
+                "SELECT content FROM logs WHERE deployment = ?1 AND (instance = ?2 OR group_name = ?2) AND container = ?3
+                 ORDER BY saved DESC, instance DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row(params![id, group, container], |r| r.get(0)).optional())
+            .map_err(backend("read logs"))
+    }
+}
+
+#[async_trait]
+impl Steps for SqliteStore {
+    async fn send(&self, step: &Scheduled) -> Result<(), StoreError> {
+        Self::insert_step(&self.lock(), step)?;
+        self.sent.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, lease_ms: Millis) -> Result<Vec<Delivery>, StoreError> {
+        let now = self.clock.now();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend("begin"))?;
+        let rows: Vec<(i64, String, u32)> = {
+            let mut statement = tx
+                .prepare_cached(
+                    "UPDATE steps SET visible_at = ?1 + ?2, dequeue_count = dequeue_count + 1, lease = lease + 1
+                     WHERE n IN (SELECT n FROM steps WHERE visible_at <= ?1 ORDER BY visible_at LIMIT ?3)
+                     RETURNING n, body, dequeue_count",
+                )
+                .map_err(backend("receive steps"))?;
+            let rows = statement
+                .query_map(params![now, lease_ms, max as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(backend("receive steps"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(backend("receive steps"))?
+        };
+        let mut deliveries = Vec::new();
+        for (n, text, dequeue_count) in rows {
+            if dequeue_count > MAX_DEQUEUE {
+                tx.execute(
+                    "INSERT OR REPLACE INTO poison (n, body, dequeue_count, poisoned_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![n, text, dequeue_count, now],
+                )
+                .map_err(backend("poison a step"))?;
+                tx.execute("DELETE FROM steps WHERE n = ?1", params![n])
+                    .map_err(backend("poison a step"))?;
+                tracing::warn!(step.body = %text, step.dequeue_count = dequeue_count, "step message poisoned");
+                continue;
+            }
+            let lease: i64 = tx
+                .query_row("SELECT lease FROM steps WHERE n = ?1", params![n], |r| {
+                    r.get(0)
+                })
+                .map_err(backend("receive steps"))?;
+            deliveries.push(Delivery {
+                message: StepMessage::from_text(&text),
+                text,
+                dequeue_count,
+                receipt: format!("{n}:{lease}"),
+            });
+        }
+        tx.commit().map_err(backend("commit"))?;
+        Ok(deliveries)
+    }
+
+    async fn complete(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let (n, lease) = delivery.receipt.split_once(':').unwrap_or(("0", "0"));
+        self.lock()
+            .prepare_cached("DELETE FROM steps WHERE n = ?1 AND lease = ?2")
+            .and_then(|mut s| {
+                s.execute(params![
+                    n.parse::<i64>().unwrap_or(0),
+                    lease.parse::<i64>().unwrap_or(0)
+                ])
+            })
+            .map_err(backend("complete a step"))?;
+        Ok(())
+    }
+
+    async fn wait(&self, max_ms: Millis) {
+        let notified = self.sent.notified();
+        let next: Option<Millis> = self
+            .lock()
+            .query_row("SELECT min(visible_at) FROM steps", [], |r| r.get(0))
+            .unwrap_or(None);
+        let now = self.clock.now();
+        let wait = match next {
+            Some(at) if at <= now => return,
+            Some(at) => (at - now).min(max_ms),
+            None => max_ms,
+        };
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(wait.max(1) as u64),
+            notified,
+        )
+        .await;
+    }
+}

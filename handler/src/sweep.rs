@@ -1,0 +1,157 @@
+//! The sweep (the `cleanup` timer): deletes container groups that no live deployment owns,
+//! re-drives deployments whose next step is overdue, purges finished deployments past retention.
+//!
+//! # Guarantees
+//! - A group is deleted only if it carries this app's `berth-app` tag, is older than the grace
+//!   period (by its `berth-created` tag), and its deployment does not own it: unknown deployment,
+//!   or an instance of that name marked deleted or never planned.
+//! - Its cost grows with the live container groups and the overdue deployments, not with history:
+//!   finished deployments are reached only through the retention index, a bounded batch at a time.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::driver::Driver;
+use crate::engine::Millis;
+use crate::store::{Scheduled, StepMessage, Steps};
+
+/// How old a group must be before the sweep may delete it (its create may not be checkpointed yet).
+pub const GRACE_MS: Millis = 5 * 60_000;
+/// How late a step must be before the sweep sends it again.
+pub const REDRIVE_AFTER_MS: Millis = 2 * 60_000;
+/// Most deployments re-driven or purged in one sweep.
+const BATCH: usize = 1000;
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    pub groups_seen: usize,
+    pub orphans_deleted: Vec<String>,
+    pub redriven: usize,
+    pub purged: usize,
+    pub errors: Vec<String>,
+}
+
+/// The sweep's parts.
+#[derive(Clone)]
+pub struct Sweep {
+    pub driver: Driver,
+    pub steps: Arc<dyn Steps>,
+    pub retention_ms: Millis,
+    pub grace_ms: Millis,
+    pub redrive_after_ms: Millis,
+}
+
+impl Sweep {
+    /// Runs one sweep.
+    pub async fn run_once(&self) -> SweepReport {
+        let mut report = SweepReport::default();
+        self.orphans(&mut report).await;
+        self.redrive(&mut report).await;
+        self.purge(&mut report).await;
+        report
+    }
+
+    async fn orphans(&self, report: &mut SweepReport) {
+        let now = self.driver.now();
+        let groups = match self.driver.arm.list_groups().await {
+            Ok(groups) => groups,
+            Err(e) => return report.errors.push(format!("listing container groups: {e}")),
+        };
+        for group in groups {
+            if group.tags.get("berth-app") != Some(&self.driver.settings.app) {
+                continue;
+            }
+            report.groups_seen += 1;
+            let Some(name) = group.name.clone() else {
+                continue;
+            };
+            let created = group
+                .tags
+                .get("berth-created")
+                .and_then(|t| t.parse::<Millis>().ok())
+                .unwrap_or(0);
+            if now - created < self.grace_ms {
+                continue;
+            }
+            let owner = group
+                .tags
+                .get("berth-deployment")
+                .cloned()
+                .unwrap_or_default();
+            let owned = match self.driver.load(&owner).await {
+                Ok(Some(d)) => d.instances.iter().any(|i| i.aci_name == name && !i.deleted),
+                Ok(None) => false,
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("loading deployment {owner}: {e}"));
+                    continue;
+                }
+            };
+            if owned {
+                continue;
+            }
+            match self.driver.arm.delete_group(&name).await {
+                Ok(_) => {
+                    tracing::info!(aci.group = %name, deployment.id = %owner, "orphan container group deleted");
+                    report.orphans_deleted.push(name);
+                }
+                Err(e) => report.errors.push(format!("deleting orphan {name}: {e}")),
+            }
+        }
+    }
+
+    async fn redrive(&self, report: &mut SweepReport) {
+        let now = self.driver.now();
+        let due = match self
+            .driver
+            .store
+            .overdue(now - self.redrive_after_ms, BATCH)
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                return report
+                    .errors
+                    .push(format!("finding overdue deployments: {e}"));
+            }
+        };
+        for due in due {
+            let step = Scheduled {
+                message: StepMessage {
+                    id: due.id.clone(),
+                    seq: due.seq,
+                },
+                at: now,
+            };
+            match self.steps.send(&step).await {
+                Ok(()) => report.redriven += 1,
+                Err(e) => report.errors.push(format!("re-driving {}: {e}", due.id)),
+            }
+        }
+        if report.redriven > 0 {
+            tracing::info!(count = report.redriven, "overdue deployments re-driven");
+        }
+    }
+
+    async fn purge(&self, report: &mut SweepReport) {
+        let before = self.driver.now() - self.retention_ms;
+        let expired = match self.driver.store.expired(before, BATCH).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                return report
+                    .errors
+                    .push(format!("finding expired deployments: {e}"));
+            }
+        };
+        for id in expired {
+            match self.driver.store.purge(&id).await {
+                Ok(_) => report.purged += 1,
+                Err(e) => report.errors.push(format!("purging {id}: {e}")),
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Bad specs get a clear error naming the field: a table of malformed specs, each with the field
+//! path its first error must name.
+
+use berth::spec::{Format, parse};
+use serde_json::{Value, json};
+
+fn good() -> Value {
+    json!({
+        "id": "transcode-42",
+        "mode": "job",
+        "groups": [{ "name": "ffmpeg", "properties": {
+            "containers": [
+                { "name": "main", "properties": {
+                    "image": "ffmpeg:6", "command": ["ffmpeg", "-i", "in.mp4"],
+                    "resources": { "requests": { "cpu": 1, "memoryInGB": 1.5 } },
+                    "environmentVariables": [{ "name": "MODE", "value": "fast" }],
+                    "volumeMounts": [{ "name": "media", "mountPath": "/media" }] } },
+                { "name": "side", "properties": {
+                    "image": "busybox", "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } } } }
+            ],
+            "volumes": [{ "name": "media", "azureFile": { "shareName": "media", "storageAccountName": "mediastore" } }],
+            "restartPolicy": "Never" } }],
+        "timeout": "PT30M",
+        "completion": "exit",
+        "retry": { "maxAttempts": 3, "backoff": "PT10S" },
+        "cleanup": { "when": "always", "keepFor": "PT0S" },
+        "captureLogs": true,
+        "tags": { "team": "media" }
+    })
+}
+
+fn with(path: &str, value: Value) -> Value {
+    let mut spec = good();
+    let (parent, key) = path.rsplit_once('/').unwrap();
+    let target = spec
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"));
+    match target {
+        Value::Object(map) => {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                map.insert(key.to_owned(), value);
+            }
+        }
+        Value::Array(items) => items[key.parse::<usize>().unwrap()] = value,
+        _ => panic!("{parent} is not a container"),
+    }
+    spec
+}
+
+const C0: &str = "/groups/0/properties/containers/0/properties";
+const G0: &str = "/groups/0/properties";
+
+#[test]
+fn the_good_spec_is_accepted() {
+    let spec = parse(
+        good().to_string().as_bytes(),
+        Format::Json,
+        || unreachable!(),
+    )
+    .unwrap();
+    assert_eq!(spec.id, "transcode-42");
+    assert_eq!(spec.groups[0].shape().cpu, 1.5);
+}
+
+#[test]
+fn fifty_malformed_specs_name_their_field() {
+    let p = |s: &str| s.to_owned();
+    let cases: Vec<(Value, String)> = vec![
+        (json!([]), p("(spec)")),
+        (json!("text"), p("(spec)")),
+        (with("/timout", json!("PT1M")), p("timout")),
+        (with("/id", json!(42)), p("id")),
+        (with("/id", json!("Has_Upper")), p("id")),
+        (with("/id", json!("-leading")), p("id")),
+        (with("/id", json!("a".repeat(41))), p("id")),
+        (with("/mode", json!("batch")), p("mode")),
+        (with("/mode", json!(1)), p("mode")),
+        (with("/completion", json!("never")), p("completion")),
+        (with("/timeout", json!("30 minutes")), p("timeout")),
+        (with("/timeout", json!("PT0S")), p("timeout")),
+        (with("/retry", json!("often")), p("retry")),
+        (with("/retry/maxAttempts", json!(0)), p("retry.maxAttempts")),
+        (
+            with("/retry/maxAttempts", json!(11)),
+            p("retry.maxAttempts"),
+        ),
+        (with("/retry/backoff", json!("soon")), p("retry.backoff")),
+        (with("/retry/jitter", json!(true)), p("retry.jitter")),
+        (with("/cleanup/when", json!("sometimes")), p("cleanup.when")),
+        (with("/cleanup/keepFor", json!("1h")), p("cleanup.keepFor")),
+        (with("/captureLogs", json!("yes")), p("captureLogs")),
+        (with("/tags", json!(["a"])), p("tags")),
+        (with("/tags/team", json!(5)), p("tags.team")),
+        (
+            with("/tags/berth-deployment", json!("x")),
+            p("tags.berth-deployment"),
+        ),
+        (with("/groups", json!([])), p("groups")),
+        (with("/groups", json!({})), p("groups")),
+        (with("/groups", Value::Null), p("groups")),
+        (with("/groups/0/name", json!("FFmpeg")), p("groups[0].name")),
+        (with("/groups/0/name", Value::Null), p("groups[0].name")),
+        (
+            with("/groups/0/properties", json!("x")),
+            p("groups[0].properties"),
+        ),
+        (
+            with(&format!("{G0}/containers"), json!([])),
+            p("groups[0].properties.containers"),
+        ),
+        (
+            with(&format!("{G0}/restartPolicy"), json!("Always")),
+            p("groups[0].properties.restartPolicy"),
+        ),
+        (
+            with(&format!("{G0}/restartPolicy"), json!("Sometimes")),
+            p("groups[0].properties.restartPolicy"),
+        ),
+        (
+            with(&format!("{G0}/osType"), json!("Plan9")),
+            p("groups[0].properties.osType"),
+        ),
+        (
+            with("/groups/0/properties/containers/0/name", json!("Main")),
+            p("groups[0].properties.containers[0].name"),
+        ),
+        (
+            with("/groups/0/properties/containers/1/name", json!("main")),
+            p("groups[0].properties.containers[1].name"),
+        ),
+        (
+            with(&format!("{C0}/image"), Value::Null),
+            p("groups[0].properties.containers[0].properties.image"),
+        ),
+        (
+            with(&format!("{C0}/command"), json!("ffmpeg -i x")),
+            p("groups[0].properties.containers[0].properties.command"),
+        ),
+        (
+            with(&format!("{C0}/resources/requests/cpu"), json!(0)),
+            p("groups[0].properties.containers[0].properties.resources.requests.cpu"),
+        ),
+        (
+            with(&format!("{C0}/resources/requests/cpu"), json!(64)),
+            p("groups[0].properties.containers[0].properties.resources.requests.cpu"),
+        ),
+        (
+            with(&format!("{C0}/resources/requests/memoryInGB"), json!("2")),
+            p("groups[0].properties.containers[0].properties.resources.requests.memoryInGB"),
+        ),
+        (
+            with(&format!("{C0}/resources"), Value::Null),
+            p("groups[0].properties.containers[0].properties.resources.requests"),
+        ),
+        (
+            with(&format!("{C0}/environmentVariables/0/name"), json!("1BAD")),
+            p("groups[0].properties.containers[0].properties.environmentVariables[0].name"),
+        ),
+        (
+            with(
+                &format!("{C0}/environmentVariables/0/name"),
+                json!("BERTH_CALLBACK_URL"),
+            ),
+            p("groups[0].properties.containers[0].properties.environmentVariables[0].name"),
+        ),
+        (
+            with(
+                &format!("{C0}/environmentVariables/0"),
+                json!({ "name": "X", "value": "a", "secureValue": "b" }),
+            ),
+            p("groups[0].properties.containers[0].properties.environmentVariables[0]"),
+        ),
+        (
+            with(
+                &format!("{C0}/environmentVariables/0"),
+                json!({ "name": "X", "secureValueFrom": "bad name!" }),
+            ),
+            p(
+                "groups[0].properties.containers[0].properties.environmentVariables[0].secureValueFrom",
+            ),
+        ),
+        (
+            with(&format!("{C0}/volumeMounts/0/name"), json!("nothere")),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].name"),
+        ),
+        (
+            with(
+                &format!("{C0}/volumeMounts/0/mountPath"),
+                json!("relative/path"),
+            ),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
+            with(&format!("{C0}/volumeMounts/0/mountPath"), json!("C:/data")),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
+            with(&format!("{C0}/ports"), json!([{ "port": 70000 }])),
+            p("groups[0].properties.containers[0].properties.ports[0].port"),
+        ),
+        (
+            with(&format!("{G0}/volumes/0/name"), json!("md")),
+            p("groups[0].properties.volumes[0].name"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0/azureFile/storageAccountName"),
+                json!("Media_Store"),
+            ),
+            p("groups[0].properties.volumes[0].azureFile.storageAccountName"),
+        ),
+        (
+            with(&format!("{G0}/volumes/0/azureFile/shareName"), Value::Null),
+            p("groups[0].properties.volumes[0].azureFile.shareName"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "emptyDir": {}, "azureFile": { "shareName": "a1b", "storageAccountName": "acct" } }),
+            ),
+            p("groups[0].properties.volumes[0]"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { "key": "not base64!" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret.key"),
+        ),
+        (
+            with(
+                &format!("{G0}/ipAddress"),
+                json!({ "type": "Public", "ports": [] }),
+            ),
+            p("groups[0].properties.ipAddress.ports"),
+        ),
+        (
+            with(
+                &format!("{G0}/ipAddress"),
+                json!({ "ports": [{ "port": 80 }] }),
+            ),
+            p("groups[0].properties.ipAddress.type"),
+        ),
+        (
+            with(
+                &format!("{G0}/imageRegistryCredentials"),
+                json!([{ "username": "u", "password": "p" }]),
+            ),
+            p("groups[0].properties.imageRegistryCredentials[0].server"),
+        ),
+    ];
+    assert!(cases.len() >= 50, "{} cases", cases.len());
+    for (i, (spec, field)) in cases.into_iter().enumerate() {
+        let errors = parse(spec.to_string().as_bytes(), Format::Json, || {
+            "generated".into()
+        })
+        .err()
+        .unwrap_or_else(|| panic!("case {i} ({field}) was accepted"));
+        assert!(
+            errors.0.iter().any(|e| e.field == field),
+            "case {i}: expected an error at {field}, got {:?}",
+            errors.0
+        );
+        assert!(errors.0.iter().all(|e| !e.message.is_empty()));
+    }
+}
+
+#[test]
+fn a_job_restart_policy_defaults_to_never_and_enums_are_normalised() {
+    let mut spec = with(&format!("{G0}/restartPolicy"), Value::Null);
+    spec.pointer_mut(G0).unwrap()["osType"] = json!("linux");
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    assert_eq!(parsed.groups[0].properties["restartPolicy"], "Never");
+    assert_eq!(parsed.groups[0].properties["osType"], "Linux");
+}
+
+#[test]
+fn an_oversized_spec_is_refused_by_size() {
+    let big = "x".repeat(300 * 1024);
+    let spec = with("/tags/team", json!(big));
+    let errors = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap_err();
+    assert!(errors.0[0].message.contains("bytes"));
+}
+
+#[test]
+fn aci_yaml_as_az_container_export_writes_it_is_a_one_group_spec() {
+    let yaml = r#"
+additional_properties: {}
+apiVersion: '2021-10-01'
+identity: null
+location: eastus
+name: hello-job
+properties:
+  containers:
+  - name: hello
+    properties:
+      command: [/bin/sh, -c, 'echo hi > /data/out.txt']
+      environmentVariables: []
+      image: busybox:1.36
+      resources:
+        requests:
+          cpu: 1.0
+          memoryInGb: 1.5
+      volumeMounts:
+      - mountPath: /data
+        name: share
+  osType: Linux
+  restartPolicy: Never
+  volumes:
+  - azureFile:
+      shareName: data
+      storageAccountName: devstore
+    name: share
+tags: null
+type: Microsoft.ContainerInstance/containerGroups
+"#;
+    let spec = parse(yaml.as_bytes(), Format::AciYaml, || "from-yaml".into()).unwrap();
+    assert_eq!(spec.id, "from-yaml");
+    assert_eq!(spec.mode, berth::spec::Mode::Job);
+    assert_eq!(spec.groups.len(), 1);
+    assert_eq!(spec.groups[0].name, "hello-job");
+    let requests =
+        &spec.groups[0].properties["containers"][0]["properties"]["resources"]["requests"];
+    assert_eq!(requests["memoryInGB"], 1.5, "memoryInGb normalised");
+    let bad = yaml.replace("mountPath: /data", "mountPath: data");
+    let errors = parse(bad.as_bytes(), Format::AciYaml, || "x".into()).unwrap_err();
+    assert_eq!(
+        errors.0[0].field,
+        "groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"
+    );
+    assert!(
+        parse(b"name: [unclosed", Format::AciYaml, || "x".into())
+            .unwrap_err()
+            .0[0]
+            .message
+            .contains("YAML")
+    );
+}
