@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth::azure::{StorageAccount, StorageConnection, TimeToLive};
-use berth_tests::host::queue::{Disposition, QueueListener};
-use berth_tests::host::{FunctionsHost, HostOptions, HostOutcome};
+use berth_tests::host::queue::Disposition;
+use berth_tests::host::{HostOptions, HostOutcome, RunningApp};
 
 const VAR: &str = "BERTH_TEST_AZURITE";
 
@@ -46,9 +46,6 @@ async fn queue_messages_are_retried_then_poisoned_as_the_host_does() {
     options.app.queues.visibility_timeout = Duration::from_secs(1);
     options.app.queues.max_dequeue_count = 3;
     options.app.queues.max_polling_interval = Duration::from_millis(200);
-    let host = FunctionsHost::start(options).await.unwrap();
-    assert_eq!(host.queue_name("steps").unwrap(), queue_name);
-
     let account = StorageAccount::new(&parsed, None).unwrap();
     let queue = account.queue(&queue_name).unwrap();
     queue.create_if_missing().await.unwrap();
@@ -80,8 +77,10 @@ async fn queue_messages_are_retried_then_poisoned_as_the_host_does() {
         .await
         .unwrap();
 
-    let listener = QueueListener::new(&host, "steps").await.unwrap();
-    let task = listener.spawn();
+    let app = RunningApp::start(options).await.unwrap();
+    let host = &app.host;
+    assert_eq!(host.queue_name("steps").unwrap(), queue_name);
+    let listener = app.listener("steps").unwrap().clone();
     let final_of = |d: &[berth_tests::host::queue::Delivered], text: &str| {
         d.iter()
             .filter(|x| x.text == text)
@@ -95,7 +94,6 @@ async fn queue_messages_are_retried_then_poisoned_as_the_host_does() {
         })
         .await
         .unwrap();
-    task.abort();
 
     let of = |text: &str| -> Vec<(u32, Disposition)> {
         delivered
@@ -168,5 +166,5 @@ async fn queue_messages_are_retried_then_poisoned_as_the_host_does() {
             .unwrap()
             .is_empty()
     );
-    host.stop().await;
+    app.stop().await;
 }

@@ -40,7 +40,7 @@ use time::OffsetDateTime;
 pub use acceptance::{Accepted, HostOutcome, HttpResult, judge};
 pub use config::{AppConfig, FunctionDef, QueueSettings, TriggerDef};
 pub use payload::{Caller, ClientRequest, QueueDelivery, Sys, TimerFiring};
-pub use process::{HandlerProcess, Launch};
+pub use process::{HandlerProcess, Launch, workspace_binary};
 
 /// The host version the simulator reports in its headers.
 pub const HOST_VERSION: &str = "4.1044.0.0";
@@ -147,12 +147,33 @@ impl FunctionsHost {
         let front_task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self {
+        let host = Self {
             inner,
             process,
             front,
             front_task,
-        })
+        };
+        // `runOnStartup: true` timers fire once when the host starts.
+        let on_startup: Vec<String> = host
+            .inner
+            .app
+            .functions
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.trigger,
+                    TriggerDef::Timer {
+                        run_on_startup: true,
+                        ..
+                    }
+                )
+            })
+            .map(|f| f.name.clone())
+            .collect();
+        for function in on_startup {
+            host.tick(&function, false).await?;
+        }
+        Ok(host)
     }
 
     /// The public base URL including the route prefix, e.g. `http://127.0.0.1:41234/api`.
@@ -335,5 +356,59 @@ impl Inner {
                 outcome: outcome.clone(),
             });
         }
+    }
+}
+
+/// The whole app under the simulated host, as an end-to-end test drives it: the handler process,
+/// the public front, and every queue trigger polling in the background. Timer functions fire
+/// when the test calls [`FunctionsHost::tick`].
+pub struct RunningApp {
+    /// The host.
+    pub host: FunctionsHost,
+    /// One listener per queue function, by function name.
+    pub listeners: Vec<(String, Arc<queue::QueueListener>)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningApp {
+    /// Starts the host and a listener for every queue function (they need the storage
+    /// connection named by their `connection` setting, e.g. Azurite's).
+    pub async fn start(options: HostOptions) -> anyhow::Result<Self> {
+        let host = FunctionsHost::start(options).await?;
+        let names: Vec<String> = host
+            .app()
+            .functions
+            .iter()
+            .filter(|f| matches!(f.trigger, TriggerDef::Queue { .. }))
+            .map(|f| f.name.clone())
+            .collect();
+        let mut listeners = Vec::new();
+        let mut tasks = Vec::new();
+        for name in names {
+            let listener = queue::QueueListener::new(&host, &name).await?;
+            tasks.push(listener.spawn());
+            listeners.push((name, listener));
+        }
+        Ok(Self {
+            host,
+            listeners,
+            tasks,
+        })
+    }
+
+    /// The listener of the queue function `function`.
+    pub fn listener(&self, function: &str) -> Option<&Arc<queue::QueueListener>> {
+        self.listeners
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(function))
+            .map(|(_, l)| l)
+    }
+
+    /// Stops the listeners, the front and the handler.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.host.stop().await;
     }
 }

@@ -50,6 +50,28 @@ impl Launch {
     }
 }
 
+/// A binary of another workspace crate (e.g. `handler`), found beside the running test executable
+/// in the same target directory and profile (`target/debug/deps/<test>` → `target/debug/<name>`).
+/// `cargo test --workspace` builds it with the tests; otherwise build it first with
+/// `cargo build -p <crate>`.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
+        .and_then(Path::parent)
+        .or_else(|| exe.parent())
+        .context("the test executable has no folder")?;
+    let path = profile_dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "{} is not built: run `cargo build -p handler` (or `cargo test --workspace`, which builds it)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// A port as `WorkerUtilities.GetUnusedTcpPort()` picks it: bind 127.0.0.1:0, read, close.
 pub fn unused_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
