@@ -56,7 +56,6 @@ const SIGNED_HEADERS: [&str; 11] = [
 pub struct SharedKeyPolicy {
     account: String,
     key: AccountKey,
-    clock: fn() -> OffsetDateTime,
 }
 
 impl SharedKeyPolicy {
@@ -65,13 +64,12 @@ impl SharedKeyPolicy {
         Self {
             account: account.into(),
             key,
-            clock: OffsetDateTime::now_utc,
         }
     }
 
     /// Sets `x-ms-date` and `Authorization` on `request`.
     pub fn sign(&self, request: &mut Request) -> azure_core::Result<()> {
-        let now = (self.clock)();
+        let now = OffsetDateTime::now_utc();
         request.insert_header("x-ms-date", azure_core::time::to_rfc7231(&now));
         let length = request.body().len().unwrap_or(0);
         let to_sign = string_to_sign(
