@@ -4,8 +4,11 @@
 
 mod azure_support;
 
+use azure_core::http::{FixedRetryOptions, RetryOptions};
 use azure_support::{account, poll, unique};
-use berth::azure::{Kind, StorageError, TagFilter, TagOp, Tags, WriteCondition};
+use berth::azure::{
+    Kind, StorageAccount, StorageConnection, StorageError, TagFilter, TagOp, Tags, WriteCondition,
+};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -406,4 +409,44 @@ async fn bad_names_fail_before_any_request() {
         }
     ));
     assert_eq!(account.transactions().snapshot().total(), 0);
+}
+
+/// Needs no Azurite: a port nothing listens on. A refused connection is transient, and every try
+/// counts as a transaction attempt.
+#[tokio::test]
+async fn an_unreachable_account_fails_transiently_and_counts_each_try() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let connection = StorageConnection::parse(
+        "TEST",
+        &format!(
+            "AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;\
+             QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1",
+            berth::azure::connection::DEVSTORE_KEY
+        ),
+    )
+    .unwrap();
+    let retry = RetryOptions::fixed(FixedRetryOptions {
+        delay: azure_core::time::Duration::milliseconds(10),
+        max_retries: 2,
+        ..Default::default()
+    });
+    let account = StorageAccount::new(&connection, None)
+        .unwrap()
+        .with_retry(retry);
+    let err = account
+        .container("unreachable")
+        .unwrap()
+        .get("b")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::GetBlob { .. }), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(err.status(), None);
+    assert_eq!(
+        account.transactions().snapshot().get(Kind::BlobGet),
+        3,
+        "1 try + 2 retries"
+    );
 }

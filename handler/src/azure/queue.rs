@@ -8,6 +8,11 @@
 //! reaches Berth's `steps` function unchanged. (The SDK sends text as given; without the encoding
 //! the trigger would fail to decode it and poison the message.) Base64 also keeps any text XML-safe.
 //!
+//! # Delivery
+//! At least once, as the Functions trigger delivers: a message comes back when its receiver does
+//! not delete it in time, and a send the SDK retries after a lost answer can enqueue it twice. Steps
+//! carry the checkpoint version they were written for so the engine drops stale duplicates.
+//!
 //! # Limits
 //! A message may hold 64 KiB of (base64) text, so about 48 KiB of payload; larger payloads must go
 //! to a blob and be sent by reference ([`StorageError::MessageTooLarge`] says so before sending).
