@@ -1,4 +1,50 @@
 //! # ACI emulator
 //!
 //! Speaks the ARM REST API of `Microsoft.ContainerInstance/containerGroups` and runs each group's
-//! containers as local processes. Built in the emulator issue.
+//! containers as local processes under bubblewrap: the part Azurite plays for Storage, played for
+//! Azure Container Instances. `handler dev` and the tests start it in-process with `start`; the
+//! `aci-emulator` binary runs it alone.
+//!
+//! # Layout
+//! From the wire inwards:
+//! - `server`: `start`, `Running` (the handle; dropping it kills every container process).
+//! - `http`: `router` (ARM paths parsed by `http::route`, plus `/_emulator/*`) and the accept loop.
+//! - `engine`: the groups, the ARM operations, and running containers (`engine::launch`).
+//! - `lifecycle`: the pure state machine of a group (provisioning, group and container states).
+//! - `validate`: what ACI checks in a PUT, and the update rules.
+//! - `record`: a group as held and persisted, rendered into ARM answers; `store`: records on disk.
+//! - `sandbox` (bubblewrap arguments), `process` (processes and their logs), `cgroup` (limits),
+//!   `logs` (log buffers), `images` (the image map).
+//! - `faults`, `quotas`, `stats`: the knobs and counters for tests.
+//! - `model`: the ARM wire types; `config`: `Config`; `error`: `ArmError` and `Error`.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cgroup;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod faults;
+pub mod http;
+pub mod images;
+pub mod lifecycle;
+pub mod logs;
+pub mod model;
+pub mod process;
+pub mod quotas;
+pub mod record;
+pub mod sandbox;
+pub mod server;
+pub mod stats;
+pub mod store;
+pub mod validate;
+
+pub use config::{API_VERSIONS, Config, Timings};
+pub use engine::Emulator;
+pub use error::{ArmError, Error};
+pub use faults::{FaultKind, Faults, NthFault};
+pub use http::router;
+pub use images::{ImageEntry, ImageMap};
+pub use quotas::Quotas;
+pub use server::{Running, start};
+pub use stats::Stats;

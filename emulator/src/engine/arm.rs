@@ -1,0 +1,736 @@
+//! The ARM operations on container groups, as the HTTP layer calls them: create or update, get,
+//! patch tags, delete, list, start, stop, restart, logs, operation status and usage.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::operations::{OpKind, Operation};
+use super::{Emulator, Entry};
+use crate::error::ArmError;
+use crate::lifecycle::{Action, Input, Phase, Provisioning, Runtime};
+use crate::logs::{LogQuery, format_timestamp};
+use crate::model::{
+    CloudErrorBody, ContainerGroup, ContainerGroupUpdate, IdentityType, OperationStatus, Usage,
+    UsageList, UsageName,
+};
+use crate::process::lock;
+use crate::quotas::{self, RegionUsage, Remaining};
+use crate::record::{GroupKey, Record, View, normalize_location};
+use crate::validate;
+
+/// The log line of a container in instant mode.
+pub const INSTANT_LOG: &str =
+    "aci-emulator --instant: the container completed without running a process";
+
+/// What a PUT did.
+#[derive(Debug)]
+pub struct PutOutcome {
+    /// Created (`201`) rather than updated (`200`).
+    pub created: bool,
+    /// The answer body.
+    pub body: ContainerGroup,
+    /// The async operation's id.
+    pub operation: String,
+    /// The group's region (for the operation URL).
+    pub location: String,
+    /// Creates left in the quota windows (for the rate-limit headers), on creates.
+    pub remaining: Option<Remaining>,
+}
+
+/// What a DELETE did.
+#[derive(Debug)]
+pub enum DeleteOutcome {
+    /// Deleted now: `200` with the last view of the group.
+    Deleted(Box<ContainerGroup>),
+    /// Deleting in the background: `202` with an operation id and the region.
+    Accepted(String, String),
+    /// There was no such group: `204`.
+    NotFound,
+}
+
+/// What a POST start did.
+#[derive(Debug)]
+pub enum StartOutcome {
+    /// Started: `202` with an operation id and the region.
+    Started(String, String),
+    /// Already running: `204`.
+    AlreadyRunning,
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct ListPage {
+    /// The groups, without instance views.
+    pub value: Vec<ContainerGroup>,
+    /// The key after which the next page starts, when there is one.
+    pub next: Option<GroupKey>,
+}
+
+/// A group as named in the request path.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The subscription.
+    pub subscription: &'a str,
+    /// The resource group.
+    pub resource_group: &'a str,
+    /// The container group.
+    pub name: &'a str,
+}
+
+impl Target<'_> {
+    /// The key.
+    pub fn key(&self) -> GroupKey {
+        GroupKey::new(self.subscription, self.resource_group, self.name)
+    }
+
+    fn not_found(&self) -> ArmError {
+        ArmError::group_not_found(self.resource_group, self.name)
+    }
+}
+
+fn in_progress(name: &str) -> ArmError {
+    ArmError::new(
+        StatusCode::CONFLICT,
+        "AnotherOperationInProgress",
+        format!(
+            "Another operation on container group '{name}' is in progress; please retry later."
+        ),
+    )
+}
+
+impl Emulator {
+    /// PUT: creates a group (`201`, `Pending`) or updates it under ACI's update rules (`200`).
+    pub async fn put(
+        self: &Arc<Self>,
+        target: Target<'_>,
+        mut spec: ContainerGroup,
+    ) -> Result<PutOutcome, ArmError> {
+        validate::group(target.name, &spec)?;
+        clear_read_only(&mut spec);
+        let key = target.key();
+        let location = normalize_location(spec.location.as_deref().unwrap_or_default());
+        let now = OffsetDateTime::now_utc();
+        let containers: Vec<(String, String)> = spec
+            .properties
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.properties.image.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let (outcome, actions) = {
+            let mut groups = lock(&self.groups);
+            match groups.get_mut(&key) {
+                Some(entry) => {
+                    let record = &mut entry.record;
+                    if record.runtime.provisioning == Provisioning::Deleting {
+                        return Err(in_progress(target.name));
+                    }
+                    if record.location != location {
+                        return Err(ArmError::new(
+                            StatusCode::CONFLICT,
+                            "InvalidResourceLocation",
+                            format!(
+                                "The resource '{}' already exists in location '{}' in resource group '{}'. A resource with the same name cannot be created in location '{location}'. Please select a new resource name.",
+                                target.name, record.location, target.resource_group
+                            ),
+                        ));
+                    }
+                    validate::update(target.name, &record.spec, &spec)?;
+                    keep_identity_ids(&record.spec, &mut spec);
+                    let generation = record.runtime.generation + 1;
+                    record.spec = spec;
+                    record.runtime =
+                        Runtime::new(record.spec.restart_policy(), &containers, generation);
+                    *entry = Entry::new(entry.record.clone());
+                    let mut actions = vec![Action::KillAll];
+                    actions.extend(self.begin(&mut entry.record.runtime, now));
+                    self.persist(&entry.record);
+                    let body = entry.record.render(View::Full);
+                    let operation = self.add_operation(&entry.record, OpKind::Put);
+                    (
+                        PutOutcome {
+                            created: false,
+                            body,
+                            operation,
+                            location,
+                            remaining: None,
+                        },
+                        actions,
+                    )
+                }
+                None => {
+                    let cores = cores_of(&spec);
+                    if self.config.enforce_quotas {
+                        let usage = region_usage(&groups, &key.subscription, &location);
+                        quotas::check_region(&self.config.quotas, &location, usage, true, cores)?;
+                    }
+                    let remaining = lock(&self.creates).admit(
+                        &self.config.quotas,
+                        &key.subscription,
+                        Instant::now(),
+                        self.config.enforce_quotas,
+                    )?;
+                    fill_identity_ids(&mut spec);
+                    let runtime = Runtime::new(spec.restart_policy(), &containers, 1);
+                    let pending = runtime.clone();
+                    let record = Record {
+                        subscription: target.subscription.to_string(),
+                        resource_group: target.resource_group.to_string(),
+                        name: target.name.to_string(),
+                        location: location.clone(),
+                        created: now,
+                        spec,
+                        runtime,
+                    };
+                    let mut entry = Entry::new(record);
+                    let actions = self.begin(&mut entry.record.runtime, now);
+                    self.persist(&entry.record);
+                    let body = entry.record.render_with(&pending, View::Full);
+                    let operation = self.add_operation(&entry.record, OpKind::Put);
+                    groups.insert(key.clone(), entry);
+                    self.counters.created(target.name);
+                    (
+                        PutOutcome {
+                            created: true,
+                            body,
+                            operation,
+                            location,
+                            remaining: Some(remaining),
+                        },
+                        actions,
+                    )
+                }
+            }
+        };
+        self.clone().run_actions(key, actions).await;
+        Ok(outcome)
+    }
+
+    /// The first actions of a fresh attempt, or, in instant mode, its completion.
+    fn begin(&self, runtime: &mut Runtime, now: OffsetDateTime) -> Vec<Action> {
+        if self.config.instant {
+            runtime.complete_instantly(now);
+            Vec::new()
+        } else {
+            runtime.initial_actions()
+        }
+    }
+
+    fn add_operation(&self, record: &Record, kind: OpKind) -> String {
+        lock(&self.operations).add(Operation {
+            key: record.key(),
+            resource_id: record.resource_id(),
+            kind,
+            generation: record.runtime.generation,
+            started: OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// GET: the group with its instance view.
+    pub fn get(&self, target: Target<'_>) -> Result<ContainerGroup, ArmError> {
+        let groups = lock(&self.groups);
+        let entry = groups
+            .get(&target.key())
+            .ok_or_else(|| target.not_found())?;
+        Ok(entry.record.render(View::Full))
+    }
+
+    /// PATCH: replaces the tags (location and zones may be repeated, not changed).
+    pub fn patch(
+        &self,
+        target: Target<'_>,
+        update: ContainerGroupUpdate,
+    ) -> Result<ContainerGroup, ArmError> {
+        let mut groups = lock(&self.groups);
+        let entry = groups
+            .get_mut(&target.key())
+            .ok_or_else(|| target.not_found())?;
+        let record = &mut entry.record;
+        if let Some(location) = &update.location
+            && normalize_location(location) != record.location
+        {
+            return Err(ArmError::invalid_field(
+                "location",
+                format!(
+                    "The location of container group '{}' cannot be changed from '{}'.",
+                    target.name, record.location
+                ),
+            ));
+        }
+        if update.zones.is_some() && update.zones != record.spec.zones {
+            return Err(ArmError::invalid_field(
+                "zones",
+                format!(
+                    "The zones of container group '{}' cannot be changed.",
+                    target.name
+                ),
+            ));
+        }
+        if let Some(tags) = update.tags {
+            record.spec.tags = Some(tags);
+        }
+        self.persist(record);
+        Ok(record.render(View::Full))
+    }
+
+    /// DELETE: `200` with the group's last view, `202` when a delete delay is configured, `204`
+    /// when there was no such group. Every process of the group is gone when this returns.
+    pub async fn delete(self: &Arc<Self>, target: Target<'_>) -> Result<DeleteOutcome, ArmError> {
+        let key = target.key();
+        let delay = self.config.timings.deleting;
+        if !delay.is_zero() {
+            let (operation, location) = {
+                let mut groups = lock(&self.groups);
+                let Some(entry) = groups.get_mut(&key) else {
+                    return Ok(DeleteOutcome::NotFound);
+                };
+                let record = &mut entry.record;
+                if record.runtime.provisioning != Provisioning::Deleting {
+                    record.runtime.provisioning = Provisioning::Deleting;
+                    record.runtime.generation += 1;
+                    let this = self.clone();
+                    let key = key.clone();
+                    tokio::spawn(async move {
+                        this.processes
+                            .kill_group(&key, this.config.timings.kill_timeout)
+                            .await;
+                        tokio::time::sleep(delay).await;
+                        this.remove(&key).await;
+                    });
+                }
+                (
+                    self.add_operation(record, OpKind::Delete),
+                    record.location.clone(),
+                )
+            };
+            return Ok(DeleteOutcome::Accepted(operation, location));
+        }
+        match self.remove(&key).await {
+            Some(body) => Ok(DeleteOutcome::Deleted(Box::new(body))),
+            None => Ok(DeleteOutcome::NotFound),
+        }
+    }
+
+    /// Removes a group, kills its processes, forgets its record, logs and scratch volumes.
+    async fn remove(self: &Arc<Self>, key: &GroupKey) -> Option<ContainerGroup> {
+        let entry = lock(&self.groups).remove(key)?;
+        let mut body = entry.record.render(View::Full);
+        if body.properties.provisioning_state.as_deref() == Some("Deleting") {
+            body.properties.provisioning_state = Some("Succeeded".into());
+        }
+        self.counters.deleted();
+        if let Some(store) = &self.store {
+            store.remove(key);
+        }
+        self.processes
+            .kill_group(key, self.config.timings.kill_timeout)
+            .await;
+        if !self.config.instant {
+            let dirs = [self.layout.run(key), self.layout.logs(key)];
+            let _ = tokio::task::spawn_blocking(move || {
+                for dir in dirs {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            })
+            .await;
+        }
+        Some(body)
+    }
+
+    /// Lists a subscription's groups (or one resource group's), after `after`, one page at a time.
+    pub fn list(
+        &self,
+        subscription: &str,
+        resource_group: Option<&str>,
+        after: Option<GroupKey>,
+    ) -> ListPage {
+        let subscription = subscription.to_ascii_lowercase();
+        let resource_group = resource_group.map(str::to_ascii_lowercase);
+        let start = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Included(GroupKey {
+                subscription: subscription.clone(),
+                resource_group: resource_group.clone().unwrap_or_default(),
+                name: String::new(),
+            }),
+        };
+        let groups = lock(&self.groups);
+        let mut page = groups
+            .range((start, Bound::Unbounded))
+            .take_while(|(key, _)| {
+                key.subscription == subscription
+                    && resource_group
+                        .as_ref()
+                        .is_none_or(|rg| key.resource_group == *rg)
+            });
+        let mut value = Vec::new();
+        let mut last = None;
+        for (key, entry) in page.by_ref().take(self.config.page_size.max(1)) {
+            value.push(entry.record.render(View::List));
+            last = Some(key.clone());
+        }
+        let next = if page.next().is_some() { last } else { None };
+        ListPage { value, next }
+    }
+
+    /// POST stop: kills the containers (the group shows `Stopped`); answers once they are gone.
+    pub async fn stop(self: &Arc<Self>, target: Target<'_>) -> Result<(), ArmError> {
+        let key = target.key();
+        let actions = {
+            let mut groups = lock(&self.groups);
+            let entry = groups.get_mut(&key).ok_or_else(|| target.not_found())?;
+            if entry.record.runtime.provisioning == Provisioning::Deleting {
+                return Err(in_progress(target.name));
+            }
+            let actions = self.apply_now(entry, Input::Stop);
+            entry.stopped_at = Some(Instant::now());
+            actions
+        };
+        self.clone().run_actions(key, actions).await;
+        Ok(())
+    }
+
+    /// POST start: starts a stopped (or finished) group again; `409 ContainerGroupTransitioning`
+    /// inside the configured window after a stop.
+    pub async fn start(self: &Arc<Self>, target: Target<'_>) -> Result<StartOutcome, ArmError> {
+        let key = target.key();
+        let transitioning = Duration::from_secs(self.faults().transitioning_seconds);
+        let (outcome, actions) = {
+            let mut groups = lock(&self.groups);
+            let entry = groups.get_mut(&key).ok_or_else(|| target.not_found())?;
+            if entry.record.runtime.provisioning == Provisioning::Deleting {
+                return Err(in_progress(target.name));
+            }
+            if let Some(stopped) = entry.stopped_at
+                && stopped.elapsed() < transitioning
+            {
+                return Err(ArmError::new(
+                    StatusCode::CONFLICT,
+                    "ContainerGroupTransitioning",
+                    format!(
+                        "The container group '{}' is still transitioning, please retry later.",
+                        target.name
+                    ),
+                ));
+            }
+            if entry.record.runtime.is_active() {
+                return Ok(StartOutcome::AlreadyRunning);
+            }
+            let actions = self.apply_now(entry, Input::Start);
+            let operation = self.add_operation(&entry.record, OpKind::Start);
+            (
+                StartOutcome::Started(operation, entry.record.location.clone()),
+                actions,
+            )
+        };
+        self.clone().run_actions(key, actions).await;
+        Ok(outcome)
+    }
+
+    /// POST restart: restarts every container in place (restart counts go on).
+    pub async fn restart(
+        self: &Arc<Self>,
+        target: Target<'_>,
+    ) -> Result<(String, String), ArmError> {
+        let key = target.key();
+        let (outcome, actions) = {
+            let mut groups = lock(&self.groups);
+            let entry = groups.get_mut(&key).ok_or_else(|| target.not_found())?;
+            if entry.record.runtime.provisioning == Provisioning::Deleting {
+                return Err(in_progress(target.name));
+            }
+            let actions = self.apply_now(entry, Input::Restart);
+            let operation = self.add_operation(&entry.record, OpKind::Restart);
+            ((operation, entry.record.location.clone()), actions)
+        };
+        self.clone().run_actions(key, actions).await;
+        Ok(outcome)
+    }
+
+    /// Applies a user input under the lock; in instant mode a new attempt completes at once.
+    fn apply_now(&self, entry: &mut Entry, input: Input) -> Vec<Action> {
+        let now = OffsetDateTime::now_utc();
+        let mut actions = entry
+            .record
+            .runtime
+            .apply(input, now, self.config.timings.backoff());
+        if self.config.instant {
+            let provisions = actions
+                .iter()
+                .any(|action| matches!(action, Action::Provision { .. }));
+            actions.retain(|action| !matches!(action, Action::Provision { .. }));
+            if provisions {
+                entry.record.runtime.complete_instantly(now);
+            }
+        }
+        self.persist(&entry.record);
+        actions
+    }
+
+    /// GET logs: the container's output (`404 ContainerLogNotAvailable` before it started).
+    pub fn logs(
+        &self,
+        target: Target<'_>,
+        container: &str,
+        query: LogQuery,
+    ) -> Result<String, ArmError> {
+        let (buffer, stopped, finished) = {
+            let groups = lock(&self.groups);
+            let entry = groups
+                .get(&target.key())
+                .ok_or_else(|| target.not_found())?;
+            let index = entry
+                .record
+                .runtime
+                .containers
+                .iter()
+                .position(|run| run.name == container)
+                .ok_or_else(|| {
+                    ArmError::new(
+                        StatusCode::NOT_FOUND,
+                        "ContainerNotFound",
+                        format!(
+                            "The container '{container}' is not found in container group '{}'.",
+                            target.name
+                        ),
+                    )
+                })?;
+            let run = &entry.record.runtime.containers[index];
+            if !run.logs_available {
+                return Err(ArmError::new(
+                    StatusCode::NOT_FOUND,
+                    "ContainerLogNotAvailable",
+                    format!(
+                        "Log of container '{container}' in container group '{}' is not available yet. Please check container 'InstanceView' for more information or retry later.",
+                        target.name
+                    ),
+                ));
+            }
+            let finished = run.current.as_ref().and_then(|state| state.finish_time);
+            (
+                entry.logs.get(index).cloned(),
+                run.phase != Phase::Running,
+                finished,
+            )
+        };
+        if self.config.instant {
+            let mut line = String::new();
+            if query.tail != Some(0) {
+                if query.timestamps {
+                    let at = finished.unwrap_or_else(OffsetDateTime::now_utc);
+                    line.push_str(&format_timestamp(at));
+                    line.push(' ');
+                }
+                line.push_str(INSTANT_LOG);
+                line.push('\n');
+            }
+            return Ok(line);
+        }
+        Ok(buffer
+            .map(|buffer| lock(&buffer).render(query, stopped))
+            .unwrap_or_default())
+    }
+
+    /// The status behind an `Azure-AsyncOperation` URL.
+    pub fn operation_status(&self, id: &str) -> Option<OperationStatus> {
+        let operation = lock(&self.operations).get(id)?.clone();
+        let groups = lock(&self.groups);
+        let runtime = groups
+            .get(&operation.key)
+            .map(|entry| &entry.record.runtime);
+        let (status, error) = match (operation.kind, runtime) {
+            (OpKind::Delete, None) => ("Succeeded", None),
+            (OpKind::Delete, Some(runtime)) => {
+                if runtime.provisioning == Provisioning::Deleting {
+                    ("Deleting", None)
+                } else {
+                    ("Succeeded", None)
+                }
+            }
+            (_, None) => ("Canceled", None),
+            (_, Some(runtime)) if runtime.generation != operation.generation => ("Canceled", None),
+            (_, Some(runtime)) => match runtime.provisioning {
+                Provisioning::Failed => (
+                    "Failed",
+                    runtime.failure.as_ref().map(|failure| CloudErrorBody {
+                        code: Some(failure.code.clone()),
+                        message: Some(failure.message.clone()),
+                        target: None,
+                        details: None,
+                    }),
+                ),
+                other => (other.as_str(), None),
+            },
+        };
+        Some(OperationStatus {
+            id: Some(operation.resource_id.clone()),
+            name: Some(id.to_string()),
+            status: status.to_string(),
+            start_time: Some(operation.started),
+            error,
+        })
+    }
+
+    /// `Location_ListUsage`: container groups and cores in a region.
+    pub fn usage(&self, subscription: &str, location: &str) -> UsageList {
+        let location = normalize_location(location);
+        let usage = region_usage(
+            &lock(&self.groups),
+            &subscription.to_ascii_lowercase(),
+            &location,
+        );
+        let quotas = &self.config.quotas;
+        let entry = |value: &str, label: &str, current: f64, limit: f64| Usage {
+            unit: Some("Count".into()),
+            current_value: Some(current.ceil() as i64),
+            limit: Some(limit as i64),
+            name: Some(UsageName {
+                value: Some(value.into()),
+                localized_value: Some(label.into()),
+            }),
+        };
+        UsageList {
+            value: vec![
+                entry(
+                    "ContainerGroups",
+                    "Container Groups",
+                    usage.groups as f64,
+                    quotas.groups_per_region as f64,
+                ),
+                entry(
+                    "StandardCores",
+                    "Standard Cores",
+                    usage.cores,
+                    quotas.cores_per_region,
+                ),
+            ],
+        }
+    }
+
+    /// The URL of an async operation, as ACI writes it.
+    pub fn operation_url(
+        base: &str,
+        subscription: &str,
+        location: &str,
+        id: &str,
+        api: &str,
+    ) -> String {
+        format!(
+            "{base}/subscriptions/{subscription}/providers/Microsoft.ContainerInstance/locations/{location}/operations/{id}?api-version={api}"
+        )
+    }
+}
+
+/// What a subscription has in a region.
+fn region_usage(
+    groups: &BTreeMap<GroupKey, Entry>,
+    subscription: &str,
+    location: &str,
+) -> RegionUsage {
+    let mut usage = RegionUsage::default();
+    for (key, entry) in groups {
+        if key.subscription == subscription && entry.record.location == location {
+            usage.groups += 1;
+            if !entry.record.runtime.stopped {
+                usage.cores += entry.record.cores();
+            }
+        }
+    }
+    usage
+}
+
+fn cores_of(spec: &ContainerGroup) -> f64 {
+    spec.properties
+        .containers
+        .iter()
+        .filter_map(|container| container.properties.resources.as_ref())
+        .map(|resources| resources.requests.cpu)
+        .sum()
+}
+
+/// Drops what a client may send back from an earlier answer but does not set.
+fn clear_read_only(spec: &mut ContainerGroup) {
+    spec.id = None;
+    spec.name = None;
+    spec.kind = None;
+    let properties = &mut spec.properties;
+    properties.provisioning_state = None;
+    properties.instance_view = None;
+    properties.is_created_from_standby_pool = None;
+    for container in &mut properties.containers {
+        container.properties.instance_view = None;
+    }
+    for init in properties.init_containers.iter_mut().flatten() {
+        init.properties.instance_view = None;
+    }
+    if let Some(ip) = &mut properties.ip_address {
+        ip.ip = None;
+        ip.fqdn = None;
+    }
+    if let Some(identity) = &mut spec.identity {
+        identity.principal_id = None;
+        identity.tenant_id = None;
+        for value in identity
+            .user_assigned_identities
+            .iter_mut()
+            .flat_map(|m| m.values_mut())
+        {
+            value.principal_id = None;
+            value.client_id = None;
+        }
+    }
+}
+
+/// Gives a new group's identities their (read-only) ids, as ARM does.
+fn fill_identity_ids(spec: &mut ContainerGroup) {
+    let Some(identity) = &mut spec.identity else {
+        return;
+    };
+    if matches!(
+        identity.kind,
+        Some(IdentityType::SystemAssigned | IdentityType::SystemAndUserAssigned)
+    ) {
+        identity.principal_id = Some(uuid::Uuid::new_v4().to_string());
+        identity.tenant_id = Some("00000000-0000-0000-0000-000000000000".into());
+    }
+    for value in identity
+        .user_assigned_identities
+        .iter_mut()
+        .flat_map(|m| m.values_mut())
+    {
+        value.principal_id = Some(uuid::Uuid::new_v4().to_string());
+        value.client_id = Some(uuid::Uuid::new_v4().to_string());
+    }
+}
+
+/// An update keeps the identity ids of the group it replaces.
+fn keep_identity_ids(old: &ContainerGroup, new: &mut ContainerGroup) {
+    match (&old.identity, &mut new.identity) {
+        (Some(old), Some(new)) => {
+            new.principal_id = old.principal_id.clone();
+            new.tenant_id = old.tenant_id.clone();
+            if let (Some(old_users), Some(new_users)) = (
+                &old.user_assigned_identities,
+                &mut new.user_assigned_identities,
+            ) {
+                for (id, value) in new_users.iter_mut() {
+                    if let Some(previous) = old_users.get(id) {
+                        *value = previous.clone();
+                    }
+                }
+            }
+        }
+        (None, Some(_)) => fill_identity_ids(new),
+        _ => {}
+    }
+}

@@ -1,0 +1,772 @@
+//! The container-group state machine, as a pure function: `Runtime::apply(input, now, timings)`
+//! mutates the runtime view and returns the `Action`s the engine must then perform. No I/O, no
+//! clock reads, nothing async happens here, so every table of the contract can be tested directly.
+//!
+//! Three values move independently, as in ACI: `provisioningState` (the last operation),
+//! the group's `instanceView.state` (derived by `Runtime::state`), and each container's
+//! `currentState`/`previousState`/`restartCount`.
+//!
+//! A `generation` numbers each attempt to run the group (create, update, start, restart, stop).
+//! Inputs carry the generation they belong to; inputs of an older generation are absorbed, so a
+//! process that exits after its group was stopped or replaced changes nothing.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::model::{ContainerState, Event, RestartPolicy};
+
+/// How many events one container or group keeps (older ones are dropped).
+const MAX_EVENTS: usize = 50;
+/// A run longer than this resets the crash-loop back-off, as the kubelet does.
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// The exit code reported for a process killed with SIGKILL (128 + 9), as `docker run` does.
+pub const KILLED_EXIT_CODE: i32 = 137;
+
+/// `properties.provisioningState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Provisioning {
+    /// Accepted, nothing done yet.
+    Pending,
+    /// Pulling images and mounting volumes.
+    Creating,
+    /// Every container was started.
+    Succeeded,
+    /// An image or a volume could not be provided.
+    Failed,
+    /// Being deleted (only with a delete delay).
+    Deleting,
+}
+
+impl Provisioning {
+    /// The ARM spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provisioning::Pending => "Pending",
+            Provisioning::Creating => "Creating",
+            Provisioning::Succeeded => "Succeeded",
+            Provisioning::Failed => "Failed",
+            Provisioning::Deleting => "Deleting",
+        }
+    }
+
+    /// Whether the operation is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Provisioning::Succeeded | Provisioning::Failed)
+    }
+}
+
+/// The group's `instanceView.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// Not every container has started yet (or provisioning failed before they could).
+    Pending,
+    /// At least one container runs or will be restarted.
+    Running,
+    /// Stopped by the user.
+    Stopped,
+    /// Ran to completion (`Never`/`OnFailure`, every exit 0).
+    Succeeded,
+    /// Ran to completion with a non-zero exit (`Never` only).
+    Failed,
+}
+
+impl GroupState {
+    /// The ARM spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Pending => "Pending",
+            GroupState::Running => "Running",
+            GroupState::Stopped => "Stopped",
+            GroupState::Succeeded => "Succeeded",
+            GroupState::Failed => "Failed",
+        }
+    }
+}
+
+/// Where one container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Not started in this generation.
+    NotStarted,
+    /// Its process runs.
+    Running,
+    /// Waiting out the crash-loop back-off before a restart.
+    BackOff,
+    /// Exited for good (with this code).
+    Exited(i32),
+}
+
+/// The runtime view of one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRun {
+    /// The container's name.
+    pub name: String,
+    /// Its image, for event messages.
+    pub image: String,
+    /// Where it is.
+    pub phase: Phase,
+    /// `restartCount`.
+    pub restart_count: i32,
+    /// `currentState`.
+    pub current: Option<ContainerState>,
+    /// `previousState`.
+    pub previous: Option<ContainerState>,
+    /// The container's events.
+    pub events: Vec<Event>,
+    /// Whether it ever started, so logs exist (else `ContainerLogNotAvailable`).
+    pub logs_available: bool,
+    /// How many back-offs in a row (the exponent of the delay).
+    pub backoff_step: u32,
+}
+
+/// Why provisioning failed, for the operation-status body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// An ARM-style code (`InaccessibleImage`, `FailedMount`).
+    pub code: String,
+    /// The message.
+    pub message: String,
+}
+
+/// The runtime view of a group: everything GET shows that the PUT body did not say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Runtime {
+    /// `provisioningState`.
+    pub provisioning: Provisioning,
+    /// Stopped by the user.
+    pub stopped: bool,
+    /// The current attempt.
+    pub generation: u64,
+    /// The group's restart policy.
+    pub policy: RestartPolicy,
+    /// Group-level events.
+    pub events: Vec<Event>,
+    /// One entry per container, in the spec's order.
+    pub containers: Vec<ContainerRun>,
+    /// Why provisioning failed.
+    pub failure: Option<Failure>,
+}
+
+/// Timing knobs the machine needs (back-off delays).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// The first restart delay.
+    pub initial: Duration,
+    /// The longest restart delay.
+    pub max: Duration,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The Pending delay is over: start creating.
+    Begin {
+        /// The generation this belongs to.
+        generation: u64,
+    },
+    /// Every image was resolved to a command.
+    Pulled {
+        /// The generation.
+        generation: u64,
+    },
+    /// A container's image stands for nothing runnable.
+    ImageUnavailable {
+        /// The generation.
+        generation: u64,
+        /// The container's index.
+        container: usize,
+        /// The event message.
+        message: String,
+    },
+    /// A volume could not be provided.
+    MountFailed {
+        /// The generation.
+        generation: u64,
+        /// The event message.
+        message: String,
+    },
+    /// A container's process started.
+    Started {
+        /// The generation.
+        generation: u64,
+        /// The container's index.
+        container: usize,
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// A container's process could not be started at all.
+    StartFailed {
+        /// The generation.
+        generation: u64,
+        /// The container's index.
+        container: usize,
+        /// Why.
+        message: String,
+    },
+    /// A container's process exited.
+    Exited {
+        /// The generation.
+        generation: u64,
+        /// The container's index.
+        container: usize,
+        /// The exit code (128 + signal when killed).
+        code: i32,
+        /// When.
+        at: OffsetDateTime,
+    },
+    /// A container's back-off is over.
+    RestartDue {
+        /// The generation.
+        generation: u64,
+        /// The container's index.
+        container: usize,
+    },
+    /// POST stop.
+    Stop,
+    /// POST start on a group that is not running.
+    Start,
+    /// POST restart.
+    Restart,
+    /// The emulator restarted and found this record: its processes are gone.
+    Recovered,
+}
+
+/// What the engine must do after a transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Kill every process of the group and wait for them to go.
+    KillAll,
+    /// After the Pending delay, feed `Begin`.
+    Provision {
+        /// The generation.
+        generation: u64,
+    },
+    /// After the Creating delay: resolve images, prepare volumes, start every container.
+    Launch {
+        /// The generation.
+        generation: u64,
+    },
+    /// Start one container again.
+    Spawn {
+        /// The generation.
+        generation: u64,
+        /// The container's index.
+        container: usize,
+    },
+    /// After `delay`, feed `RestartDue`.
+    RestartAfter {
+        /// The generation.
+        generation: u64,
+        /// The container's index.
+        container: usize,
+        /// The back-off.
+        delay: Duration,
+    },
+}
+
+impl Runtime {
+    /// A freshly accepted group: `Pending`, nothing started, in generation `generation`.
+    pub fn new(policy: RestartPolicy, containers: &[(String, String)], generation: u64) -> Self {
+        Runtime {
+            provisioning: Provisioning::Pending,
+            stopped: false,
+            generation,
+            policy,
+            events: Vec::new(),
+            containers: containers
+                .iter()
+                .map(|(name, image)| ContainerRun {
+                    name: name.clone(),
+                    image: image.clone(),
+                    phase: Phase::NotStarted,
+                    restart_count: 0,
+                    current: None,
+                    previous: None,
+                    events: Vec::new(),
+                    logs_available: false,
+                    backoff_step: 0,
+                })
+                .collect(),
+            failure: None,
+        }
+    }
+
+    /// The actions that start a freshly accepted group.
+    pub fn initial_actions(&self) -> Vec<Action> {
+        vec![Action::Provision {
+            generation: self.generation,
+        }]
+    }
+
+    /// A group that completed at once without processes (`--instant`): `Succeeded`, every
+    /// container `Terminated` with exit code 0.
+    pub fn complete_instantly(&mut self, now: OffsetDateTime) {
+        self.provisioning = Provisioning::Succeeded;
+        for container in &mut self.containers {
+            container.phase = Phase::Exited(0);
+            container.logs_available = true;
+            container.current = Some(terminated(Some(now), now, 0, "Completed"));
+            push_event(
+                &mut container.events,
+                now,
+                "Started",
+                "Started container",
+                "Normal",
+            );
+        }
+    }
+
+    /// The group's `instanceView.state`, derived from the containers as the contract's tables say.
+    pub fn state(&self) -> GroupState {
+        if self.stopped {
+            return GroupState::Stopped;
+        }
+        if self
+            .containers
+            .iter()
+            .any(|container| container.phase == Phase::NotStarted)
+        {
+            return GroupState::Pending;
+        }
+        let finished: Option<Vec<i32>> = self
+            .containers
+            .iter()
+            .map(|container| match container.phase {
+                Phase::Exited(code) => Some(code),
+                _ => None,
+            })
+            .collect();
+        match finished {
+            Some(codes) if codes.iter().all(|code| *code == 0) => GroupState::Succeeded,
+            Some(_) if self.policy == RestartPolicy::Never => GroupState::Failed,
+            _ => GroupState::Running,
+        }
+    }
+
+    /// Whether any container has, or may soon have, a process.
+    pub fn is_active(&self) -> bool {
+        !self.stopped
+            && self.provisioning != Provisioning::Failed
+            && matches!(self.state(), GroupState::Pending | GroupState::Running)
+    }
+
+    /// Applies an input at `now`; returns what to do.
+    pub fn apply(&mut self, input: Input, now: OffsetDateTime, backoff: Backoff) -> Vec<Action> {
+        match input {
+            Input::Begin { generation } => {
+                if generation != self.generation || self.provisioning != Provisioning::Pending {
+                    return Vec::new();
+                }
+                self.provisioning = Provisioning::Creating;
+                for container in &mut self.containers {
+                    container.current = Some(waiting(""));
+                    let message = format!("pulling image \"{}\"", container.image);
+                    push_event(&mut container.events, now, "Pulling", &message, "Normal");
+                }
+                vec![Action::Launch { generation }]
+            }
+            Input::Pulled { generation } => {
+                if generation == self.generation && self.provisioning == Provisioning::Creating {
+                    for container in &mut self.containers {
+                        let message = format!("Successfully pulled image \"{}\"", container.image);
+                        push_event(&mut container.events, now, "Pulled", &message, "Normal");
+                    }
+                }
+                Vec::new()
+            }
+            Input::ImageUnavailable {
+                generation,
+                container,
+                message,
+            } => {
+                if generation != self.generation || self.provisioning.is_terminal() {
+                    return Vec::new();
+                }
+                let Some(run) = self.containers.get_mut(container) else {
+                    return Vec::new();
+                };
+                push_event(&mut run.events, now, "Failed", &message, "Warning");
+                run.current = Some(waiting("ErrImagePull"));
+                self.fail("InaccessibleImage", message);
+                vec![Action::KillAll]
+            }
+            Input::MountFailed {
+                generation,
+                message,
+            } => {
+                if generation != self.generation || self.provisioning.is_terminal() {
+                    return Vec::new();
+                }
+                push_event(&mut self.events, now, "FailedMount", &message, "Warning");
+                self.fail("FailedMount", message);
+                vec![Action::KillAll]
+            }
+            Input::Started {
+                generation,
+                container,
+                at,
+            } => self.started(generation, container, at, now),
+            Input::StartFailed {
+                generation,
+                container,
+                message,
+            } => {
+                if generation != self.generation || self.stopped {
+                    return Vec::new();
+                }
+                let Some(run) = self.containers.get_mut(container) else {
+                    return Vec::new();
+                };
+                push_event(&mut run.events, now, "Failed", &message, "Warning");
+                run.phase = Phase::Running;
+                run.logs_available = true;
+                run.current = Some(running(now));
+                self.mark_provisioned_if_all_started();
+                self.exited(generation, container, 128, now, backoff, "StartError")
+            }
+            Input::Exited {
+                generation,
+                container,
+                code,
+                at,
+            } => {
+                let detail = if code == 0 { "Completed" } else { "Error" };
+                self.exited(generation, container, code, at, backoff, detail)
+            }
+            Input::RestartDue {
+                generation,
+                container,
+            } => {
+                let due = generation == self.generation
+                    && !self.stopped
+                    && self
+                        .containers
+                        .get(container)
+                        .is_some_and(|run| run.phase == Phase::BackOff);
+                if due {
+                    vec![Action::Spawn {
+                        generation,
+                        container,
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
+            Input::Stop => self.stop(now),
+            Input::Start => self.restart_all(now, false),
+            Input::Restart => self.restart_all(now, true),
+            Input::Recovered => self.recovered(now, backoff),
+        }
+    }
+
+    fn started(
+        &mut self,
+        generation: u64,
+        container: usize,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Vec<Action> {
+        if generation != self.generation || self.stopped {
+            return Vec::new();
+        }
+        let Some(run) = self.containers.get_mut(container) else {
+            return Vec::new();
+        };
+        match run.phase {
+            Phase::NotStarted => {
+                push_event(
+                    &mut run.events,
+                    now,
+                    "Created",
+                    "Created container",
+                    "Normal",
+                );
+            }
+            Phase::BackOff => run.restart_count += 1,
+            Phase::Running | Phase::Exited(_) => return Vec::new(),
+        }
+        push_event(
+            &mut run.events,
+            now,
+            "Started",
+            "Started container",
+            "Normal",
+        );
+        run.phase = Phase::Running;
+        run.logs_available = true;
+        run.current = Some(running(at));
+        self.mark_provisioned_if_all_started();
+        Vec::new()
+    }
+
+    fn mark_provisioned_if_all_started(&mut self) {
+        let all_started = self
+            .containers
+            .iter()
+            .all(|container| container.phase != Phase::NotStarted);
+        if all_started && self.provisioning == Provisioning::Creating {
+            self.provisioning = Provisioning::Succeeded;
+        }
+    }
+
+    fn exited(
+        &mut self,
+        generation: u64,
+        container: usize,
+        code: i32,
+        at: OffsetDateTime,
+        backoff: Backoff,
+        detail: &str,
+    ) -> Vec<Action> {
+        if generation != self.generation || self.stopped {
+            return Vec::new();
+        }
+        let policy = self.policy;
+        let Some(run) = self.containers.get_mut(container) else {
+            return Vec::new();
+        };
+        if run.phase != Phase::Running {
+            return Vec::new();
+        }
+        let started = run.current.as_ref().and_then(|state| state.start_time);
+        let finished = terminated(started, at, code, detail);
+        let restart = match policy {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => code != 0,
+            RestartPolicy::Always => true,
+        };
+        if !restart {
+            run.phase = Phase::Exited(code);
+            run.current = Some(finished);
+            return Vec::new();
+        }
+        let ran_for = started.map(|start| at - start).unwrap_or_default();
+        if ran_for > BACKOFF_RESET {
+            run.backoff_step = 0;
+        }
+        let delay = backoff_delay(backoff, run.backoff_step);
+        run.backoff_step = run.backoff_step.saturating_add(1);
+        run.phase = Phase::BackOff;
+        run.previous = Some(finished);
+        run.current = Some(waiting(&format!(
+            "CrashLoopBackOff: Back-off {} restarting failed container",
+            human_duration(delay)
+        )));
+        push_event(
+            &mut run.events,
+            at,
+            "BackOff",
+            "Back-off restarting failed container",
+            "Warning",
+        );
+        vec![Action::RestartAfter {
+            generation,
+            container,
+            delay,
+        }]
+    }
+
+    fn stop(&mut self, now: OffsetDateTime) -> Vec<Action> {
+        if self.stopped {
+            return Vec::new();
+        }
+        self.stopped = true;
+        self.generation += 1;
+        if !self.provisioning.is_terminal() {
+            self.provisioning = Provisioning::Succeeded;
+        }
+        for run in &mut self.containers {
+            if matches!(run.phase, Phase::Running | Phase::BackOff) {
+                let started = run.current.as_ref().and_then(|state| state.start_time);
+                let message = format!("Killing container {}", run.name);
+                push_event(&mut run.events, now, "Killing", &message, "Normal");
+                run.previous = run.current.take();
+                run.current = Some(terminated(started, now, KILLED_EXIT_CODE, "Stopped"));
+                run.phase = Phase::Exited(KILLED_EXIT_CODE);
+            }
+        }
+        vec![Action::KillAll]
+    }
+
+    /// Start (fresh instances) or restart (in place: restart counts go on).
+    fn restart_all(&mut self, now: OffsetDateTime, in_place: bool) -> Vec<Action> {
+        self.stopped = false;
+        self.generation += 1;
+        self.provisioning = Provisioning::Pending;
+        self.failure = None;
+        for run in &mut self.containers {
+            if in_place {
+                if run.logs_available {
+                    run.restart_count += 1;
+                }
+                if let Some(current) = run.current.take() {
+                    let was_running = current.state.as_deref() == Some("Running");
+                    run.previous = Some(if was_running {
+                        terminated(current.start_time, now, KILLED_EXIT_CODE, "Killed")
+                    } else {
+                        current
+                    });
+                }
+            } else {
+                run.restart_count = 0;
+                run.previous = None;
+                run.current = None;
+                run.events.clear();
+                run.logs_available = false;
+            }
+            run.phase = Phase::NotStarted;
+            run.backoff_step = 0;
+        }
+        if !in_place {
+            self.events.clear();
+        }
+        vec![
+            Action::KillAll,
+            Action::Provision {
+                generation: self.generation,
+            },
+        ]
+    }
+
+    fn recovered(&mut self, now: OffsetDateTime, backoff: Backoff) -> Vec<Action> {
+        if self.stopped || self.provisioning == Provisioning::Failed {
+            return Vec::new();
+        }
+        if matches!(
+            self.provisioning,
+            Provisioning::Pending | Provisioning::Creating
+        ) {
+            // The attempt was cut short: make it again, from the start.
+            self.provisioning = Provisioning::Pending;
+            self.generation += 1;
+            for run in &mut self.containers {
+                run.phase = Phase::NotStarted;
+                run.current = None;
+            }
+            return vec![Action::Provision {
+                generation: self.generation,
+            }];
+        }
+        let generation = self.generation;
+        let mut actions = Vec::new();
+        for index in 0..self.containers.len() {
+            let run = &mut self.containers[index];
+            match run.phase {
+                Phase::Running => {
+                    let message = format!(
+                        "The emulator restarted; the process of container {} was lost (exit code {KILLED_EXIT_CODE})",
+                        run.name
+                    );
+                    push_event(&mut run.events, now, "Killing", &message, "Warning");
+                    actions.extend(self.exited(
+                        generation,
+                        index,
+                        KILLED_EXIT_CODE,
+                        now,
+                        backoff,
+                        "Killed: the emulator restarted and the process was lost",
+                    ));
+                }
+                Phase::BackOff => actions.push(Action::RestartAfter {
+                    generation,
+                    container: index,
+                    delay: Duration::ZERO,
+                }),
+                Phase::NotStarted | Phase::Exited(_) => {}
+            }
+        }
+        actions
+    }
+
+    fn fail(&mut self, code: &str, message: String) {
+        self.provisioning = Provisioning::Failed;
+        self.failure = Some(Failure {
+            code: code.to_string(),
+            message,
+        });
+    }
+}
+
+/// The back-off before restart number `step` (0-based): `initial × 2^step`, at most `max`.
+pub fn backoff_delay(backoff: Backoff, step: u32) -> Duration {
+    let factor = 1u32.checked_shl(step.min(20)).unwrap_or(u32::MAX);
+    backoff.initial.saturating_mul(factor).min(backoff.max)
+}
+
+fn human_duration(delay: Duration) -> String {
+    let seconds = delay.as_secs();
+    if seconds >= 60 {
+        format!("{}m{}s", seconds / 60, seconds % 60)
+    } else if seconds > 0 {
+        format!("{seconds}s")
+    } else {
+        format!("{}ms", delay.as_millis())
+    }
+}
+
+fn waiting(detail: &str) -> ContainerState {
+    ContainerState {
+        state: Some("Waiting".into()),
+        detail_status: Some(detail.into()),
+        ..ContainerState::default()
+    }
+}
+
+fn running(at: OffsetDateTime) -> ContainerState {
+    ContainerState {
+        state: Some("Running".into()),
+        start_time: Some(at),
+        detail_status: Some(String::new()),
+        ..ContainerState::default()
+    }
+}
+
+fn terminated(
+    started: Option<OffsetDateTime>,
+    at: OffsetDateTime,
+    code: i32,
+    detail: &str,
+) -> ContainerState {
+    ContainerState {
+        state: Some("Terminated".into()),
+        start_time: started,
+        exit_code: Some(code),
+        finish_time: Some(at),
+        detail_status: Some(detail.into()),
+    }
+}
+
+/// Records an event, folding it into an earlier one with the same name and message (ACI's
+/// `count`/`firstTimestamp`/`lastTimestamp`).
+pub fn push_event(
+    events: &mut Vec<Event>,
+    at: OffsetDateTime,
+    name: &str,
+    message: &str,
+    kind: &str,
+) {
+    if let Some(event) = events.iter_mut().find(|event| {
+        event.name.as_deref() == Some(name) && event.message.as_deref() == Some(message)
+    }) {
+        event.count = Some(event.count.unwrap_or(1).saturating_add(1));
+        event.last_timestamp = Some(at);
+        return;
+    }
+    if events.len() >= MAX_EVENTS {
+        events.remove(0);
+    }
+    events.push(Event {
+        count: Some(1),
+        first_timestamp: Some(at),
+        last_timestamp: Some(at),
+        name: Some(name.into()),
+        message: Some(message.into()),
+        kind: Some(kind.into()),
+    });
+}
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;
