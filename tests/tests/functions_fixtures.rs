@@ -592,3 +592,92 @@ fn berths_step_messages_keep_clear_of_the_metadata_keys_they_would_overwrite() {
     assert_eq!(step.dequeue_count, 2);
     assert_eq!(step.text, r#"{"d":"transcode-42","s":3}"#);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The envelope on the wire.
+
+#[tokio::test]
+async fn the_simulator_sends_the_manifests_envelope_chunked() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the terminating zero-length chunk.
+        while !raw.ends_with(b"0\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed early: {}",
+                String::from_utf8_lossy(&raw)
+            );
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let body = br#"{"Outputs":{},"Logs":[],"ReturnValue":null}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(answer.as_bytes()).await.unwrap();
+        socket.write_all(body).await.unwrap();
+        String::from_utf8(raw).unwrap()
+    });
+    let fixture = read("request-timer.json");
+    let (status, content_type, _) = berth_tests::host::send_invocation(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}"),
+        "NightlyCleanup",
+        Bytes::from(fixture.trim_end().to_owned()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, content_type.as_deref()),
+        (200, Some("application/json"))
+    );
+    let raw = server.await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    assert_eq!(lines.next().unwrap(), "POST /NightlyCleanup HTTP/1.1");
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let entry = manifest()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == "request-timer.json")
+        .unwrap()
+        .clone();
+    for pair in entry["envelope"]["headers"].as_array().unwrap() {
+        let name = pair[0].as_str().unwrap().to_ascii_lowercase();
+        let want = pair[1]
+            .as_str()
+            .unwrap()
+            .replace("{port}", &port.to_string())
+            .replace("{hostVersion}", berth_tests::host::HOST_VERSION);
+        let got = headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} header in {head}"));
+        if want == "{invocationId}" {
+            assert!(uuid::Uuid::parse_str(&got).is_ok(), "{name}: {got}");
+        } else {
+            assert_eq!(got, want, "{name}");
+        }
+    }
+    assert!(
+        !headers.iter().any(|(n, _)| n == "content-length"),
+        "{head}"
+    );
+    // The chunked body carries the payload unchanged.
+    assert!(body.contains(fixture.trim_end()), "{body}");
+}

@@ -299,6 +299,40 @@ impl FunctionsHost {
     }
 }
 
+/// Sends one invocation as the host does: `POST {handler_url}/{function}` with the host's headers
+/// (`User-Agent`, `X-Azure-Functions-HostVersion`, a fresh `X-Azure-Functions-InvocationId`,
+/// `Content-Type: application/json; charset=utf-8`) and the body chunked, without
+/// `Content-Length`. Returns the status, content type and body of the answer.
+pub async fn send_invocation(
+    client: &reqwest::Client,
+    handler_url: &str,
+    function: &str,
+    body: Bytes,
+) -> Result<(u16, Option<String>, Bytes), reqwest::Error> {
+    let chunked = reqwest::Body::wrap_stream(futures::stream::once(async move {
+        Ok::<_, std::io::Error>(body)
+    }));
+    let response = client
+        .post(format!("{handler_url}/{function}"))
+        .header("User-Agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
+        .header("X-Azure-Functions-HostVersion", HOST_VERSION)
+        .header(
+            "X-Azure-Functions-InvocationId",
+            uuid::Uuid::new_v4().to_string(),
+        )
+        .header("Content-Type", "application/json; charset=utf-8")
+        .body(chunked)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((status, content_type, response.bytes().await?))
+}
+
 impl Inner {
     pub(crate) async fn invoke_raw(
         &self,
@@ -310,38 +344,15 @@ impl Inner {
             .function(function)
             .map(|f| f.bindings.clone())
             .unwrap_or_default();
-        let chunked = reqwest::Body::wrap_stream(futures::stream::once(async move {
-            Ok::<_, std::io::Error>(body)
-        }));
-        let response = self
-            .client
-            .post(format!("{}/{function}", self.handler_url))
-            .header("User-Agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
-            .header("X-Azure-Functions-HostVersion", HOST_VERSION)
-            .header(
-                "X-Azure-Functions-InvocationId",
-                uuid::Uuid::new_v4().to_string(),
-            )
-            .header("Content-Type", "application/json; charset=utf-8")
-            .body(chunked)
-            .send()
-            .await;
-        let (status, content_type, bytes) = match response {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let content_type = response
-                    .headers()
-                    .get(reqwest::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                (status, content_type, response.bytes().await?)
-            }
-            Err(e) => {
-                let outcome = HostOutcome::Failed(format!("HttpRequestException: {e}"));
-                self.record(function, 0, &outcome);
-                return Ok((0, Value::Null, outcome));
-            }
-        };
+        let (status, content_type, bytes) =
+            match send_invocation(&self.client, &self.handler_url, function, body).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    let outcome = HostOutcome::Failed(format!("HttpRequestException: {e}"));
+                    self.record(function, 0, &outcome);
+                    return Ok((0, Value::Null, outcome));
+                }
+            };
         let outcome = judge(status, content_type.as_deref(), &bytes, &bindings);
         self.record(function, status, &outcome);
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
