@@ -31,6 +31,8 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_PRICE_GB_SECOND",
     "BERTH_RETENTION",
     "BERTH_WORKERS",
+    "BERTH_STEP_LEASE",
+    "BERTH_CREATE_CLAIM",
 ];
 
 /// A configuration problem, naming the setting.
@@ -86,6 +88,10 @@ pub struct Config {
     pub app: String,
     pub retention_ms: i64,
     pub workers: usize,
+    /// How long a worker's step message stays hidden from other workers (dev and serve).
+    pub step_lease_ms: i64,
+    /// How long a worker owns a group's create before another may take it over.
+    pub create_claim_ms: i64,
     pub diagnostics_workspace: Option<String>,
 }
 
@@ -256,6 +262,20 @@ impl Config {
         let retention_ms = crate::spec::IsoDuration::parse(&retention)
             .map_err(|e| error("BERTH_RETENTION", e))?
             .millis() as i64;
+        let lease = nonempty("BERTH_STEP_LEASE").unwrap_or_else(|| "PT30S".into());
+        let step_lease_ms = crate::spec::IsoDuration::parse(&lease)
+            .map_err(|e| error("BERTH_STEP_LEASE", e))?
+            .millis() as i64;
+        if step_lease_ms < 1000 {
+            return Err(error("BERTH_STEP_LEASE", "at least one second"));
+        }
+        let claim = nonempty("BERTH_CREATE_CLAIM").unwrap_or_else(|| "PT60S".into());
+        let create_claim_ms = crate::spec::IsoDuration::parse(&claim)
+            .map_err(|e| error("BERTH_CREATE_CLAIM", e))?
+            .millis() as i64;
+        if create_claim_ms < 1000 {
+            return Err(error("BERTH_CREATE_CLAIM", "at least one second"));
+        }
         let app = nonempty("BERTH_APP")
             .or_else(|| nonempty("WEBSITE_SITE_NAME"))
             .unwrap_or_else(|| "berth".into());
@@ -271,6 +291,8 @@ impl Config {
             app,
             retention_ms,
             workers: number(get, "BERTH_WORKERS", 64)?,
+            step_lease_ms,
+            create_claim_ms,
             diagnostics_workspace: nonempty("BERTH_DIAGNOSTICS_WORKSPACE"),
         })
     }

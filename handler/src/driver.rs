@@ -29,11 +29,13 @@ pub struct DriverSettings {
     /// The value of the `berth-app` tag on every group (the sweep deletes only its own app's groups).
     pub app: String,
     /// Reads app settings for `secureValueFrom` (the environment, in production).
-    pub settings: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub settings: Arc<crate::config::Lookup>,
     /// Fetch an Azure Files key with `listKeys` when a volume has none.
     pub fetch_share_keys: bool,
     /// Most events one step applies before it hands over to a fresh message.
     pub max_events_per_step: usize,
+    /// How long a worker owns a group's create (see [`crate::engine::policy::CREATE_CLAIM_MS`]).
+    pub create_claim_ms: Millis,
 }
 
 /// What a step did with its message.
@@ -113,7 +115,11 @@ impl Driver {
         });
         let id = spec.id.clone();
         let now = self.clock.now();
-        let transition = engine::start(spec, sealed, digest, callback_base, now);
+        let options = engine::StartOptions {
+            callback_base,
+            create_claim_ms: self.settings.create_claim_ms,
+        };
+        let transition = engine::start(spec, sealed, digest, options, now);
         let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {

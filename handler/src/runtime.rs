@@ -39,6 +39,7 @@ pub struct Runtime {
     pub steps: Arc<dyn Steps>,
     pub sweep: Sweep,
     pub workers: usize,
+    pub step_lease_ms: i64,
 }
 
 impl Runtime {
@@ -73,6 +74,7 @@ impl Runtime {
             settings: Arc::new(|name: &str| std::env::var(name).ok()),
             fetch_share_keys: config.arm.use_identity,
             max_events_per_step: 200,
+            create_claim_ms: config.create_claim_ms,
         };
         let driver = Driver {
             store,
@@ -100,6 +102,7 @@ impl Runtime {
             steps,
             sweep,
             workers: config.workers,
+            step_lease_ms: config.step_lease_ms,
         })
     }
 
@@ -117,6 +120,7 @@ impl Runtime {
             self.driver.clone(),
             self.steps.clone(),
             self.workers,
+            self.step_lease_ms,
         ));
         let sweep = self.sweep.clone();
         tokio::spawn(async move {

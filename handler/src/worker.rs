@@ -9,11 +9,9 @@ use crate::driver::{Driver, StepOutcome};
 use crate::engine::Millis;
 use crate::store::{Delivery, Scheduled, Steps};
 
-/// How long a received message stays hidden from other workers while its step runs.
-pub const LEASE_MS: Millis = 60_000;
-
-/// Runs steps for ever, at most `concurrency` at a time.
-pub async fn run(driver: Driver, steps: Arc<dyn Steps>, concurrency: usize) {
+/// Runs steps for ever, at most `concurrency` at a time; a received message stays hidden from
+/// other workers for `lease_ms` while its step runs.
+pub async fn run(driver: Driver, steps: Arc<dyn Steps>, concurrency: usize, lease_ms: Millis) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     loop {
         let free = permits.available_permits();
@@ -22,7 +20,7 @@ pub async fn run(driver: Driver, steps: Arc<dyn Steps>, concurrency: usize) {
             drop(permits.clone().acquire_owned().await);
             continue;
         }
-        let deliveries = match steps.receive(free.min(32), LEASE_MS).await {
+        let deliveries = match steps.receive(free.min(32), lease_ms).await {
             Ok(deliveries) => deliveries,
             Err(e) => {
                 tracing::warn!(error = %e, "receiving steps failed");

@@ -1,6 +1,8 @@
 //! Bad specs get a clear error naming the field: a table of malformed specs, each with the field
 //! path its first error must name.
 
+#![allow(clippy::unwrap_used)]
+
 use berth::spec::{Format, parse};
 use serde_json::{Value, json};
 

@@ -101,7 +101,8 @@ impl ArmClient {
     pub fn new(target: ArmTarget, credential: Option<Arc<dyn TokenCredential>>) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            // A create must end well inside its claim (60 s by default): 20 s per try, 2 tries.
+            .timeout(Duration::from_secs(20))
             .pool_max_idle_per_host(256)
             .build()
             .expect("a reqwest client builds with a rustls backend");
@@ -151,12 +152,15 @@ impl ArmClient {
     /// Creates (or updates) a group. The body is the whole ARM resource (`location`, `tags`, `properties`).
     pub async fn put_group(&self, name: &str, body: &Value) -> Result<ContainerGroup, ArmError> {
         self.calls.put.fetch_add(1, Ordering::Relaxed);
+        let url = self.group_url(name, "");
+        let tries = self.max_tries.min(2);
         let (_, bytes) = self
-            .call(
+            .call_with(
                 Method::PUT,
-                &self.group_url(name, ""),
+                &url,
                 Some(body),
                 "create container group",
+                tries,
             )
             .await?;
         decode(&bytes, "create container group")
@@ -304,12 +308,24 @@ impl ArmClient {
         body: Option<&Value>,
         operation: &'static str,
     ) -> Result<(StatusCode, bytes::Bytes), ArmError> {
+        self.call_with(method, url, body, operation, self.max_tries)
+            .await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        operation: &'static str,
+        max_tries: u32,
+    ) -> Result<(StatusCode, bytes::Bytes), ArmError> {
         let mut tries = 0;
         loop {
             tries += 1;
             match self.try_once(method.clone(), url, body, operation).await {
                 Ok(answer) => return Ok(answer),
-                Err(e) if e.is_transient() && tries < self.max_tries => {
+                Err(e) if e.is_transient() && tries < max_tries => {
                     let wait = match &e {
                         ArmError::Throttled {
                             retry_after: Some(after),

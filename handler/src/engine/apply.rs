@@ -7,6 +7,23 @@
 use super::event::{Action, ActionKind, Event};
 use super::names::aci_name;
 use super::policy::{self, CALLBACK_GRACE_MS, CREATE_CLAIM_MS};
+
+/// Options of a new deployment that come from configuration rather than from its spec.
+#[derive(Clone, Debug)]
+pub struct StartOptions {
+    pub callback_base: String,
+    pub create_claim_ms: Millis,
+}
+
+impl StartOptions {
+    /// Options with the default create claim.
+    pub fn new(callback_base: impl Into<String>) -> Self {
+        StartOptions {
+            callback_base: callback_base.into(),
+            create_claim_ms: CREATE_CLAIM_MS,
+        }
+    }
+}
 use super::state::{
     Completed, Cost, Deployment, Instance, Millis, Outcome, Phase, Raised, RuntimeStatus, Wake,
 };
@@ -46,7 +63,7 @@ pub fn start(
     spec: Spec,
     sealed: Option<String>,
     digest: String,
-    callback_base: String,
+    options: StartOptions,
     now: Millis,
 ) -> Transition {
     let deadline = spec.timeout.map(|t| now + t.millis() as Millis);
@@ -55,8 +72,9 @@ pub fn start(
         spec,
         sealed,
         digest,
-        callback_base,
+        callback_base: options.callback_base,
         seq: 1,
+        create_claim_ms: options.create_claim_ms,
         status: RuntimeStatus::Pending,
         phase: Phase::Pending,
         created: now,
@@ -325,6 +343,15 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
         Event::Raised { name, payload } => {
             if d.outcome.is_some() {
                 return Ok(());
+            }
+            // Something happened out there: look at the groups again now rather than at the
+            // next scheduled look.
+            for inst in d
+                .instances
+                .iter_mut()
+                .filter(|i| !i.retiring && i.created.is_some())
+            {
+                inst.next_look = Some(now);
             }
             match name.as_str() {
                 "completed" => {
@@ -621,6 +648,7 @@ fn delete_from(d: &Deployment) -> Option<Millis> {
 
 fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
     let capture_logs = d.spec.capture_logs;
+    let claim_ms = d.create_claim_ms;
     let delete_from = delete_from(d);
     let containers = d.spec.groups[d.instances[index].slot].shape().containers;
     let inst = &mut d.instances[index];
@@ -650,7 +678,7 @@ fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
             }
             return;
         }
-        inst.claim_until = Some(now + CREATE_CLAIM_MS);
+        inst.claim_until = Some(now + claim_ms);
         inst.create_tries += 1;
         let check_first = inst.create_tries > 1;
         let slot = inst.slot;

@@ -7,7 +7,7 @@ pub mod names;
 pub mod policy;
 pub mod state;
 
-pub use apply::{EngineError, Transition, apply, start};
+pub use apply::{EngineError, StartOptions, Transition, apply, start};
 pub use event::{Action, ActionKind, Event};
 pub use state::{
     ContainerObservation, Deployment, Instance, Millis, Observation, Phase, RuntimeStatus,

@@ -47,7 +47,7 @@ mod tests {
         for name in [
             one,
             two,
-            aci_name(&"b-".repeat(19).trim_end_matches('-').to_owned(), "x-y", 10),
+            aci_name("b-".repeat(19).trim_end_matches('-'), "x-y", 10),
         ] {
             validate::group_name(&name).unwrap();
         }

@@ -25,6 +25,9 @@ pub struct Deployment {
     pub callback_base: String,
     /// Incremented by every save; step messages carry the `seq` of the wake they were sent for.
     pub seq: u64,
+    /// How long a worker owns a create before another may take it over (`BERTH_CREATE_CLAIM`).
+    #[serde(default = "default_claim_ms")]
+    pub create_claim_ms: Millis,
     pub status: RuntimeStatus,
     pub phase: Phase,
     pub created: Millis,
@@ -58,6 +61,10 @@ pub struct Deployment {
     pub wake: Option<Wake>,
     pub cost: Cost,
     pub history: Vec<HistoryEntry>,
+}
+
+fn default_claim_ms() -> Millis {
+    super::policy::CREATE_CLAIM_MS
 }
 
 /// `runtimeStatus` of the status document, as Durable Functions names them.

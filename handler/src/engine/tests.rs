@@ -29,7 +29,7 @@ fn started(extra: serde_json::Value) -> Deployment {
         spec(extra),
         None,
         "digest".into(),
-        "http://127.0.0.1:7071".into(),
+        StartOptions::new("http://127.0.0.1:7071"),
         T0,
     )
     .next
@@ -55,11 +55,14 @@ fn observation(state: &str, containers: &[(&str, &str, Option<i64>)]) -> Observa
     }
 }
 
+/// What a look at an instance answers, by instance name and look count.
+type Script = Box<dyn Fn(&str, u32) -> Observation>;
+
 /// A simulated ARM world: how each instance answers looks, with a clock.
 struct World {
     now: Millis,
     /// What a look at a created instance answers, by how many looks it has had.
-    script: Box<dyn Fn(&str, u32) -> Observation>,
+    script: Script,
     looks: std::collections::HashMap<String, u32>,
     created: std::collections::BTreeSet<String>,
     creates: u32,

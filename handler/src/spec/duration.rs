@@ -96,7 +96,7 @@ impl fmt::Display for IsoDuration {
             write!(f, "{minutes}M")?;
         }
         if ms > 0 {
-            if ms % 1000 == 0 {
+            if ms.is_multiple_of(1000) {
                 write!(f, "{}S", ms / 1000)?;
             } else {
                 write!(f, "{}.{:03}S", ms / 1000, ms % 1000)?;
