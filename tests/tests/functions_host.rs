@@ -376,3 +376,25 @@ async fn queue_results_map_to_success_retry_and_poison() {
     assert!(host.violations().is_empty(), "{:?}", host.violations());
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_crashed_handler_fails_invocations_until_the_host_restarts_it() {
+    let mut host = start().await;
+    host.kill_handler().await;
+    assert!(!host.process().is_running());
+    let outcome = host.tick("cleanup", false).await.unwrap();
+    let HostOutcome::Failed(reason) = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(reason.contains("HttpRequestException"), "{reason}");
+    host.restart().await.unwrap();
+    assert!(host.process().is_running());
+    assert!(
+        host.tick("cleanup", false)
+            .await
+            .unwrap()
+            .accepted()
+            .is_some()
+    );
+    host.stop().await;
+}

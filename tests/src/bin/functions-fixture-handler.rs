@@ -8,6 +8,8 @@ use std::time::Duration;
 use berth::functions::parse_port;
 
 fn main() -> anyhow::Result<()> {
+    // The scripted `panic` step is expected: one line, not a backtrace, in the test output.
+    std::panic::set_hook(Box::new(|info| eprintln!("fixture handler: {info}")));
     let port = parse_port(&std::env::var(berth::functions::PORT_VARIABLE)?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

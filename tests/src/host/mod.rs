@@ -96,7 +96,7 @@ pub(crate) struct Inner {
     pub(crate) app: AppConfig,
     pub(crate) settings: Vec<(String, String)>,
     pub(crate) client: reqwest::Client,
-    pub(crate) handler_url: String,
+    pub(crate) handler_url: std::sync::RwLock<String>,
     pub(crate) function_key: String,
     pub(crate) master_key: String,
     pub(crate) records: Mutex<Vec<InvocationRecord>>,
@@ -105,6 +105,7 @@ pub(crate) struct Inner {
 /// A running simulated host: the handler process plus the public front.
 pub struct FunctionsHost {
     inner: Arc<Inner>,
+    launch: Launch,
     process: HandlerProcess,
     front: SocketAddr,
     front_task: tokio::task::JoinHandle<()>,
@@ -136,7 +137,7 @@ impl FunctionsHost {
             app: options.app,
             settings: options.settings,
             client,
-            handler_url: process.base_url(),
+            handler_url: std::sync::RwLock::new(process.base_url()),
             function_key: options.function_key,
             master_key: options.master_key,
             records: Mutex::new(Vec::new()),
@@ -149,6 +150,7 @@ impl FunctionsHost {
         });
         let host = Self {
             inner,
+            launch,
             process,
             front,
             front_task,
@@ -194,6 +196,22 @@ impl FunctionsHost {
     /// The handler process.
     pub fn process(&mut self) -> &mut HandlerProcess {
         &mut self.process
+    }
+
+    /// Kills the handler process, as a crash would. Invocations fail until [`Self::restart`].
+    pub async fn kill_handler(&mut self) {
+        self.process.kill().await;
+    }
+
+    /// Starts a new handler process on a new port, as the host does after the handler exits,
+    /// and waits for its readiness.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill().await;
+        self.process = HandlerProcess::start(&self.launch).await?;
+        if let Ok(mut url) = self.inner.handler_url.write() {
+            *url = self.process.base_url();
+        }
+        Ok(())
     }
 
     /// Every invocation so far.
@@ -344,8 +362,13 @@ impl Inner {
             .function(function)
             .map(|f| f.bindings.clone())
             .unwrap_or_default();
+        let handler_url = self
+            .handler_url
+            .read()
+            .map(|u| u.clone())
+            .unwrap_or_default();
         let (status, content_type, bytes) =
-            match send_invocation(&self.client, &self.handler_url, function, body).await {
+            match send_invocation(&self.client, &handler_url, function, body).await {
                 Ok(answer) => answer,
                 Err(e) => {
                     let outcome = HostOutcome::Failed(format!("HttpRequestException: {e}"));

@@ -165,9 +165,14 @@ impl HandlerProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Kills the process and waits for it to end.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Stops the process.
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        self.kill().await;
     }
 }
 
