@@ -85,6 +85,18 @@ pub struct Submitted {
     pub existed: bool,
 }
 
+/// The step message a save must send: one for the new wake, when the wake changed.
+fn wake_message(before: &Deployment, after: &Deployment) -> Option<Scheduled> {
+    let wake = after.wake.filter(|w| Some(*w) != before.wake)?;
+    Some(Scheduled {
+        message: StepMessage {
+            id: after.id.clone(),
+            seq: wake.seq,
+        },
+        at: wake.at,
+    })
+}
+
 fn scheduled(id: &str, actions: &[Action]) -> Option<Scheduled> {
     actions.iter().find_map(|a| match a {
         Action::Schedule { at, seq } => Some(Scheduled {
@@ -167,7 +179,7 @@ impl Driver {
             if !transition.changed(&stored.deployment) {
                 return Ok(stored.deployment);
             }
-            let then = scheduled(id, &transition.actions);
+            let then = wake_message(&stored.deployment, &transition.next);
             match self
                 .store
                 .save(&transition.next, &stored.version, then.as_ref())
@@ -197,33 +209,40 @@ impl Driver {
         if wake.at > now + 1_000 {
             return Ok(StepOutcome::Early { at: wake.at });
         }
+        // Each round applies every pending event to the state in memory, saves once, then performs
+        // the actions the final state asks for. Decisions come from the whole state, so the
+        // intermediate states' actions are subsumed by the final one's (and acting on each of them
+        // would repeat work for every other group of the deployment).
         let mut events = VecDeque::from([Event::Wake]);
-        let mut applied = 0;
-        while let Some(event) = events.pop_front() {
-            applied += 1;
-            if applied > self.settings.max_events_per_step {
+        let mut rounds = 0;
+        while !events.is_empty() {
+            rounds += 1;
+            if rounds > self.settings.max_events_per_step {
                 // Hand over to a fresh message rather than hold this one for ever.
-                events.push_front(event);
+                self.hand_over(&message.id, &mut stored).await?;
                 break;
             }
+            let batch: Vec<Event> = events.drain(..).collect();
             let now = self.clock.now();
-            let transition = match engine::apply(&stored.deployment, event.clone(), now) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(deployment.id = %message.id, error = %e, "event dropped");
-                    continue;
+            let mut next = stored.deployment.clone();
+            let mut actions = Vec::new();
+            for event in &batch {
+                match engine::apply(&next, event.clone(), now) {
+                    Ok(t) => {
+                        next = t.next;
+                        actions = t.actions;
+                    }
+                    Err(e) => {
+                        tracing::warn!(deployment.id = %message.id, error = %e, "event dropped")
+                    }
                 }
-            };
-            if transition.changed(&stored.deployment) {
-                let then = scheduled(&message.id, &transition.actions);
-                match self
-                    .store
-                    .save(&transition.next, &stored.version, then.as_ref())
-                    .await
-                {
+            }
+            if next != stored.deployment {
+                let then = wake_message(&stored.deployment, &next);
+                match self.store.save(&next, &stored.version, then.as_ref()).await {
                     Ok(version) => {
                         stored = Stored {
-                            deployment: transition.next,
+                            deployment: next,
                             version,
                         }
                     }
@@ -233,26 +252,18 @@ impl Driver {
                             .load(&message.id)
                             .await?
                             .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
-                        events.push_front(event);
+                        events.extend(batch);
                         continue;
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
-            let work: Vec<&Action> = transition
-                .actions
+            let work = actions
                 .iter()
-                .filter(|a| !matches!(a, Action::Schedule { .. }))
-                .collect();
-            let results = join_all(
-                work.into_iter()
-                    .map(|action| self.perform(&stored.deployment, action)),
-            )
-            .await;
+                .filter(|a| !matches!(a, Action::Schedule { .. }));
+            let results =
+                join_all(work.map(|action| self.perform(&stored.deployment, action))).await;
             events.extend(results.into_iter().flatten());
-        }
-        if !events.is_empty() {
-            self.hand_over(&message.id, &mut stored).await?;
         }
         Ok(StepOutcome::Ran {
             done: stored.deployment.phase == engine::Phase::Done,

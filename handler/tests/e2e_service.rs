@@ -120,6 +120,24 @@ async fn the_seed_service_survives_a_deleted_group_and_tears_down_cleanly() {
         );
     }
     assert_eq!(stats.groups, 0, "every group deleted");
+    // Regression: each group's result used to re-trigger every other group's pending action, so
+    // three groups took dozens of deletes. One delete per group (plus the one behind Berth's back).
+    assert_eq!(
+        stats.requests.get("delete"),
+        Some(&4),
+        "{:?}",
+        stats.requests
+    );
+    assert!(
+        stats.requests.get("stop").copied().unwrap_or(0) <= 3,
+        "{:?}",
+        stats.requests
+    );
+    assert!(
+        stats.requests.get("logs").copied().unwrap_or(0) <= 4,
+        "{:?}",
+        stats.requests
+    );
     assert_eq!(h.settled_processes().await, 0);
     assert!(
         share.join("postmaster.pid").exists(),
