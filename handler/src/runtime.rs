@@ -153,10 +153,7 @@ impl Runtime {
         let timer: TimerHandler = Arc::new(move |tick: TimerTick| {
             let sweep = sweep.clone();
             async move {
-                if tick.is_past_due {
-                    tracing::info!("cleanup timer is past due (a run was missed)");
-                }
-                let report = sweep.run_once().await;
+                                let report = sweep.run_once().await;
                 let summary = format!(
                     "sweep: {} groups seen, {} orphans deleted, {} re-driven, {} purged, {} errors (past due: {})",
                     report.groups_seen,
