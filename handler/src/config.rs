@@ -10,6 +10,13 @@ use crate::crypto::{Keyring, SecretsKey};
 /// Every app setting `handler` reads (the infrastructure sets exactly these, plus the host's own).
 pub const SETTINGS: &[&str] = &[
     "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "AzureWebJobsStorage__tenantId",
+    "AzureWebJobsStorage__clientSecret",
     "BERTH_SQLITE_PATH",
     "BERTH_ARM_ENDPOINT",
     "BERTH_SUBSCRIPTION_ID",
@@ -33,6 +40,16 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_WORKERS",
     "BERTH_STEP_LEASE",
     "BERTH_CREATE_CLAIM",
+];
+
+/// The settings a Function App in Azure must have for `handler` to start (storage by identity).
+pub const REQUIRED_IN_AZURE: &[&str] = &[
+    "AzureWebJobsStorage__accountName",
+    "BERTH_SUBSCRIPTION_ID",
+    "BERTH_RESOURCE_GROUP",
+    "BERTH_LOCATION",
+    "BERTH_SECRETS_KEY",
+    "BERTH_QUEUE",
 ];
 
 /// A configuration problem, naming the setting.

@@ -36,6 +36,8 @@ pub struct DriverSettings {
     pub max_events_per_step: usize,
     /// How long a worker owns a group's create (see [`crate::engine::policy::CREATE_CLAIM_MS`]).
     pub create_claim_ms: Millis,
+    /// A Log Analytics workspace (ARM id) every group sends its logs to (`BERTH_DIAGNOSTICS_WORKSPACE`).
+    pub diagnostics_workspace: Option<String>,
 }
 
 /// What a step did with its message.
@@ -72,6 +74,8 @@ impl DriverError {
 /// Runs deployments' steps.
 #[derive(Clone)]
 pub struct Driver {
+    /// The diagnostics workspace's id and key, read once.
+    pub diagnostics: Arc<tokio::sync::OnceCell<(String, String)>>,
     pub store: Arc<dyn Checkpoints>,
     pub arm: ArmClient,
     pub keys: Arc<Keyring>,
@@ -83,6 +87,17 @@ pub struct Driver {
 pub struct Submitted {
     pub deployment: Deployment,
     pub existed: bool,
+}
+
+/// Sends the group's logs to a Log Analytics workspace (ACI's `diagnostics.logAnalytics`).
+fn add_diagnostics(properties: &mut Value, workspace_id: &str, key: &str) {
+    if let Some(map) = properties.as_object_mut() {
+        let log_analytics = json!({ "workspaceId": workspace_id, "workspaceKey": key, "logType": "ContainerInstanceLogs" });
+        map.insert(
+            "diagnostics".into(),
+            json!({ "logAnalytics": log_analytics }),
+        );
+    }
 }
 
 /// The step message a save must send: one for the new wake, when the wake changed.
@@ -459,6 +474,18 @@ impl Driver {
         self.add_callbacks(d, &mut properties);
         if self.settings.fetch_share_keys {
             self.add_share_keys(&mut properties).await?;
+        }
+        if let Some(workspace) = &self.settings.diagnostics_workspace
+            && properties.get("diagnostics").is_none()
+        {
+            let (id, key) = self
+                .diagnostics
+                .get_or_try_init(|| self.arm.workspace_credentials(workspace))
+                .await
+                .map_err(|e| {
+                    format!("BERTH_DIAGNOSTICS_WORKSPACE: reading the workspace failed: {e}")
+                })?;
+            add_diagnostics(&mut properties, id, key);
         }
         let mut tags: serde_json::Map<String, Value> = d
             .spec

@@ -75,8 +75,10 @@ impl Runtime {
             fetch_share_keys: config.arm.use_identity,
             max_events_per_step: 200,
             create_claim_ms: config.create_claim_ms,
+            diagnostics_workspace: config.diagnostics_workspace.clone(),
         };
         let driver = Driver {
+            diagnostics: Arc::default(),
             store,
             arm,
             keys: Arc::new(config.keys.clone()),

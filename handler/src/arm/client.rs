@@ -285,6 +285,49 @@ impl ArmClient {
         Ok(groups)
     }
 
+    /// The customer id and primary key of a Log Analytics workspace (its ARM resource id), for
+    /// container-group diagnostics. Needs `workspaces/read` and `workspaces/sharedKeys/action`.
+    pub async fn workspace_credentials(
+        &self,
+        workspace: &str,
+    ) -> Result<(String, String), ArmError> {
+        let base = format!(
+            "{}{}",
+            self.target.endpoint,
+            workspace.trim_end_matches('/')
+        );
+        let read = self
+            .raw(
+                Method::GET,
+                &format!("{base}?api-version=2023-09-01"),
+                None,
+                "read Log Analytics workspace",
+            )
+            .await?;
+        let keys = self
+            .raw(
+                Method::POST,
+                &format!("{base}/sharedKeys?api-version=2020-08-01"),
+                None,
+                "read Log Analytics keys",
+            )
+            .await?;
+        let field = |v: &Value, pointer: &str, what: &str| {
+            v.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| ArmError::Rejected {
+                    status: 200,
+                    code: "MissingField".into(),
+                    message: format!("the workspace answer has no {what}"),
+                })
+        };
+        Ok((
+            field(&read, "/properties/customerId", "customerId")?,
+            field(&keys, "/primarySharedKey", "primarySharedKey")?,
+        ))
+    }
+
     /// A raw ARM call (for the few other resource types Berth touches, e.g. storage `listKeys`).
     pub async fn raw(
         &self,
