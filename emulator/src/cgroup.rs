@@ -81,6 +81,9 @@ impl Cgroups {
         } else {
             Err(format!("no cgroup hierarchy at {}", root.display()))
         };
+        if let Ok(hierarchy) = &found {
+            sweep_stale(hierarchy);
+        }
         match found {
             Ok(hierarchy) => Cgroups {
                 hierarchy: Some(hierarchy),
@@ -180,6 +183,43 @@ impl Cgroup {
     pub fn remove(self) {
         for dir in &self.dirs {
             let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Removes the cgroups that emulators which are gone left behind (`aci-emulator-<pid>` beside
+/// ours, with no such process any more). Cgroups that still hold processes cannot be removed and
+/// stay.
+fn sweep_stale(hierarchy: &Hierarchy) {
+    let ours: Vec<&Path> = match hierarchy {
+        Hierarchy::V1 { cpu, memory } => vec![cpu, memory],
+        Hierarchy::V2 { base } => vec![base],
+    };
+    for base in ours {
+        let Some(parent) = base.parent() else {
+            continue;
+        };
+        let Ok(entries) = fs::read_dir(parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|name| name.strip_prefix("aci-emulator-"))
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            if let Ok(runs) = fs::read_dir(entry.path()) {
+                for run in runs.flatten().filter(|run| run.path().is_dir()) {
+                    let _ = fs::remove_dir(run.path());
+                }
+            }
+            let _ = fs::remove_dir(entry.path());
         }
     }
 }

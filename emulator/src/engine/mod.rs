@@ -212,9 +212,11 @@ impl Emulator {
         self.cgroups.remove_base();
     }
 
-    /// Kills every process at once without waiting (for `Drop`).
+    /// Kills every process at once without waiting (for `Drop`). The cgroups of runs that are
+    /// still being reaped stay behind; the next emulator sweeps them.
     pub fn kill_now(&self) {
         self.processes.close_and_kill_now();
+        self.cgroups.remove_base();
     }
 
     /// Feeds an input to a group's state machine, persists the change and starts its actions.
