@@ -130,6 +130,16 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Which container an input or action is about: an init container or a (main) container, by
+/// index in the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Slot {
+    /// `initContainers[i]`: run one after another, each to completion, before the containers.
+    Init(usize),
+    /// `containers[i]`.
+    Main(usize),
+}
+
 /// The runtime view of a group: everything GET shows that the PUT body did not say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Runtime {
@@ -145,6 +155,9 @@ pub struct Runtime {
     pub events: Vec<Event>,
     /// One entry per container, in the spec's order.
     pub containers: Vec<ContainerRun>,
+    /// One entry per init container, in the spec's order.
+    #[serde(default)]
+    pub init_containers: Vec<ContainerRun>,
     /// Why provisioning failed.
     pub failure: Option<Failure>,
 }
@@ -175,8 +188,8 @@ pub enum Input {
     ImageUnavailable {
         /// The generation.
         generation: u64,
-        /// The container's index.
-        container: usize,
+        /// The container.
+        slot: Slot,
         /// The event message.
         message: String,
     },
@@ -187,12 +200,17 @@ pub enum Input {
         /// The event message.
         message: String,
     },
+    /// The volumes are ready: run the init containers, then the containers.
+    Provided {
+        /// The generation.
+        generation: u64,
+    },
     /// A container's process started.
     Started {
         /// The generation.
         generation: u64,
-        /// The container's index.
-        container: usize,
+        /// The container.
+        slot: Slot,
         /// When.
         at: OffsetDateTime,
     },
@@ -200,8 +218,8 @@ pub enum Input {
     StartFailed {
         /// The generation.
         generation: u64,
-        /// The container's index.
-        container: usize,
+        /// The container.
+        slot: Slot,
         /// Why.
         message: String,
     },
@@ -209,8 +227,8 @@ pub enum Input {
     Exited {
         /// The generation.
         generation: u64,
-        /// The container's index.
-        container: usize,
+        /// The container.
+        slot: Slot,
         /// The exit code (128 + signal when killed).
         code: i32,
         /// When.
@@ -220,8 +238,8 @@ pub enum Input {
     RestartDue {
         /// The generation.
         generation: u64,
-        /// The container's index.
-        container: usize,
+        /// The container.
+        slot: Slot,
     },
     /// POST stop.
     Stop,
@@ -243,52 +261,60 @@ pub enum Action {
         /// The generation.
         generation: u64,
     },
-    /// After the Creating delay: resolve images, prepare volumes, start every container.
+    /// After the Creating delay: resolve images and provide volumes, then feed `Provided`.
     Launch {
         /// The generation.
         generation: u64,
     },
-    /// Start one container again.
+    /// Start one container (first start or restart).
     Spawn {
         /// The generation.
         generation: u64,
-        /// The container's index.
-        container: usize,
+        /// The container.
+        slot: Slot,
     },
     /// After `delay`, feed `RestartDue`.
     RestartAfter {
         /// The generation.
         generation: u64,
-        /// The container's index.
-        container: usize,
+        /// The container.
+        slot: Slot,
         /// The back-off.
         delay: Duration,
     },
 }
 
+fn new_run(name: &str, image: &str) -> ContainerRun {
+    ContainerRun {
+        name: name.to_string(),
+        image: image.to_string(),
+        phase: Phase::NotStarted,
+        restart_count: 0,
+        current: None,
+        previous: None,
+        events: Vec::new(),
+        logs_available: false,
+        backoff_step: 0,
+    }
+}
+
 impl Runtime {
     /// A freshly accepted group: `Pending`, nothing started, in generation `generation`.
-    pub fn new(policy: RestartPolicy, containers: &[(String, String)], generation: u64) -> Self {
+    /// Containers and init containers are given as (name, image).
+    pub fn new(
+        policy: RestartPolicy,
+        containers: &[(String, String)],
+        init_containers: &[(String, String)],
+        generation: u64,
+    ) -> Self {
         Runtime {
             provisioning: Provisioning::Pending,
             stopped: false,
             generation,
             policy,
             events: Vec::new(),
-            containers: containers
-                .iter()
-                .map(|(name, image)| ContainerRun {
-                    name: name.clone(),
-                    image: image.clone(),
-                    phase: Phase::NotStarted,
-                    restart_count: 0,
-                    current: None,
-                    previous: None,
-                    events: Vec::new(),
-                    logs_available: false,
-                    backoff_step: 0,
-                })
-                .collect(),
+            containers: containers.iter().map(|(n, i)| new_run(n, i)).collect(),
+            init_containers: init_containers.iter().map(|(n, i)| new_run(n, i)).collect(),
             failure: None,
         }
     }
@@ -304,7 +330,7 @@ impl Runtime {
     /// container `Terminated` with exit code 0.
     pub fn complete_instantly(&mut self, now: OffsetDateTime) {
         self.provisioning = Provisioning::Succeeded;
-        for container in &mut self.containers {
+        for container in self.init_containers.iter_mut().chain(&mut self.containers) {
             container.phase = Phase::Exited(0);
             container.logs_available = true;
             container.current = Some(terminated(Some(now), now, 0, "Completed"));
@@ -318,10 +344,47 @@ impl Runtime {
         }
     }
 
+    /// The runtime view of a container.
+    pub fn run(&self, slot: Slot) -> Option<&ContainerRun> {
+        match slot {
+            Slot::Init(index) => self.init_containers.get(index),
+            Slot::Main(index) => self.containers.get(index),
+        }
+    }
+
+    fn run_mut(&mut self, slot: Slot) -> Option<&mut ContainerRun> {
+        match slot {
+            Slot::Init(index) => self.init_containers.get_mut(index),
+            Slot::Main(index) => self.containers.get_mut(index),
+        }
+    }
+
+    /// Every container, init containers first, with its slot.
+    pub fn slots(&self) -> impl Iterator<Item = (Slot, &ContainerRun)> {
+        let inits = self
+            .init_containers
+            .iter()
+            .enumerate()
+            .map(|(index, run)| (Slot::Init(index), run));
+        let mains = self
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(index, run)| (Slot::Main(index), run));
+        inits.chain(mains)
+    }
+
     /// The group's `instanceView.state`, derived from the containers as the contract's tables say.
     pub fn state(&self) -> GroupState {
         if self.stopped {
             return GroupState::Stopped;
+        }
+        let init_failed = self
+            .init_containers
+            .iter()
+            .any(|run| matches!(run.phase, Phase::Exited(code) if code != 0));
+        if init_failed && self.policy == RestartPolicy::Never {
+            return GroupState::Failed;
         }
         if self
             .containers
@@ -360,7 +423,7 @@ impl Runtime {
                     return Vec::new();
                 }
                 self.provisioning = Provisioning::Creating;
-                for container in &mut self.containers {
+                for container in self.init_containers.iter_mut().chain(&mut self.containers) {
                     container.current = Some(waiting(""));
                     let message = format!("pulling image \"{}\"", container.image);
                     push_event(&mut container.events, now, "Pulling", &message, "Normal");
@@ -369,7 +432,7 @@ impl Runtime {
             }
             Input::Pulled { generation } => {
                 if generation == self.generation && self.provisioning == Provisioning::Creating {
-                    for container in &mut self.containers {
+                    for container in self.init_containers.iter_mut().chain(&mut self.containers) {
                         let message = format!("Successfully pulled image \"{}\"", container.image);
                         push_event(&mut container.events, now, "Pulled", &message, "Normal");
                     }
@@ -378,13 +441,13 @@ impl Runtime {
             }
             Input::ImageUnavailable {
                 generation,
-                container,
+                slot,
                 message,
             } => {
                 if generation != self.generation || self.provisioning.is_terminal() {
                     return Vec::new();
                 }
-                let Some(run) = self.containers.get_mut(container) else {
+                let Some(run) = self.run_mut(slot) else {
                     return Vec::new();
                 };
                 push_event(&mut run.events, now, "Failed", &message, "Warning");
@@ -403,20 +466,26 @@ impl Runtime {
                 self.fail("FailedMount", message);
                 vec![Action::KillAll]
             }
+            Input::Provided { generation } => {
+                if generation != self.generation || self.provisioning != Provisioning::Creating {
+                    return Vec::new();
+                }
+                self.next_after_init(generation, 0)
+            }
             Input::Started {
                 generation,
-                container,
+                slot,
                 at,
-            } => self.started(generation, container, at, now),
+            } => self.started(generation, slot, at, now),
             Input::StartFailed {
                 generation,
-                container,
+                slot,
                 message,
             } => {
                 if generation != self.generation || self.stopped {
                     return Vec::new();
                 }
-                let Some(run) = self.containers.get_mut(container) else {
+                let Some(run) = self.run_mut(slot) else {
                     return Vec::new();
                 };
                 push_event(&mut run.events, now, "Failed", &message, "Warning");
@@ -424,32 +493,25 @@ impl Runtime {
                 run.logs_available = true;
                 run.current = Some(running(now));
                 self.mark_provisioned_if_all_started();
-                self.exited(generation, container, 128, now, backoff, "StartError")
+                self.exited(generation, slot, 128, now, backoff, "StartError")
             }
             Input::Exited {
                 generation,
-                container,
+                slot,
                 code,
                 at,
             } => {
                 let detail = if code == 0 { "Completed" } else { "Error" };
-                self.exited(generation, container, code, at, backoff, detail)
+                self.exited(generation, slot, code, at, backoff, detail)
             }
-            Input::RestartDue {
-                generation,
-                container,
-            } => {
+            Input::RestartDue { generation, slot } => {
                 let due = generation == self.generation
                     && !self.stopped
                     && self
-                        .containers
-                        .get(container)
+                        .run(slot)
                         .is_some_and(|run| run.phase == Phase::BackOff);
                 if due {
-                    vec![Action::Spawn {
-                        generation,
-                        container,
-                    }]
+                    vec![Action::Spawn { generation, slot }]
                 } else {
                     Vec::new()
                 }
@@ -461,17 +523,34 @@ impl Runtime {
         }
     }
 
+    /// What follows when the init containers before `next` are done: the next init container,
+    /// or every container.
+    fn next_after_init(&self, generation: u64, next: usize) -> Vec<Action> {
+        if next < self.init_containers.len() {
+            return vec![Action::Spawn {
+                generation,
+                slot: Slot::Init(next),
+            }];
+        }
+        (0..self.containers.len())
+            .map(|index| Action::Spawn {
+                generation,
+                slot: Slot::Main(index),
+            })
+            .collect()
+    }
+
     fn started(
         &mut self,
         generation: u64,
-        container: usize,
+        slot: Slot,
         at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Vec<Action> {
         if generation != self.generation || self.stopped {
             return Vec::new();
         }
-        let Some(run) = self.containers.get_mut(container) else {
+        let Some(run) = self.run_mut(slot) else {
             return Vec::new();
         };
         match run.phase {
@@ -514,7 +593,7 @@ impl Runtime {
     fn exited(
         &mut self,
         generation: u64,
-        container: usize,
+        slot: Slot,
         code: i32,
         at: OffsetDateTime,
         backoff: Backoff,
@@ -524,7 +603,7 @@ impl Runtime {
             return Vec::new();
         }
         let policy = self.policy;
-        let Some(run) = self.containers.get_mut(container) else {
+        let Some(run) = self.run_mut(slot) else {
             return Vec::new();
         };
         if run.phase != Phase::Running {
@@ -532,15 +611,29 @@ impl Runtime {
         }
         let started = run.current.as_ref().and_then(|state| state.start_time);
         let finished = terminated(started, at, code, detail);
-        let restart = match policy {
-            RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => code != 0,
-            RestartPolicy::Always => true,
+        let restart = match (slot, policy) {
+            // An init container that succeeded is done; a failed one is retried unless Never.
+            (Slot::Init(_), RestartPolicy::Never) => false,
+            (Slot::Init(_), _) => code != 0,
+            (Slot::Main(_), RestartPolicy::Never) => false,
+            (Slot::Main(_), RestartPolicy::OnFailure) => code != 0,
+            (Slot::Main(_), RestartPolicy::Always) => true,
         };
         if !restart {
             run.phase = Phase::Exited(code);
             run.current = Some(finished);
-            return Vec::new();
+            return match slot {
+                Slot::Init(index) if code == 0 => self.next_after_init(generation, index + 1),
+                Slot::Init(_) => {
+                    let message = format!(
+                        "The init container '{}' exited with code {code}; the containers were not started",
+                        run.name
+                    );
+                    self.fail("InitContainerFailed", message);
+                    Vec::new()
+                }
+                Slot::Main(_) => Vec::new(),
+            };
         }
         let ran_for = started.map(|start| at - start).unwrap_or_default();
         if ran_for > BACKOFF_RESET {
@@ -563,7 +656,7 @@ impl Runtime {
         );
         vec![Action::RestartAfter {
             generation,
-            container,
+            slot,
             delay,
         }]
     }
@@ -577,7 +670,7 @@ impl Runtime {
         if !self.provisioning.is_terminal() {
             self.provisioning = Provisioning::Succeeded;
         }
-        for run in &mut self.containers {
+        for run in self.init_containers.iter_mut().chain(&mut self.containers) {
             if matches!(run.phase, Phase::Running | Phase::BackOff) {
                 let started = run.current.as_ref().and_then(|state| state.start_time);
                 let message = format!("Killing container {}", run.name);
@@ -596,7 +689,7 @@ impl Runtime {
         self.generation += 1;
         self.provisioning = Provisioning::Pending;
         self.failure = None;
-        for run in &mut self.containers {
+        for run in self.init_containers.iter_mut().chain(&mut self.containers) {
             if in_place {
                 if run.logs_available {
                     run.restart_count += 1;
@@ -638,10 +731,10 @@ impl Runtime {
             self.provisioning,
             Provisioning::Pending | Provisioning::Creating
         ) {
-            // The attempt was cut short: make it again, from the start.
+            // The attempt (init containers included) was cut short: make it again, from the start.
             self.provisioning = Provisioning::Pending;
             self.generation += 1;
-            for run in &mut self.containers {
+            for run in self.init_containers.iter_mut().chain(&mut self.containers) {
                 run.phase = Phase::NotStarted;
                 run.current = None;
             }
@@ -652,6 +745,7 @@ impl Runtime {
         let generation = self.generation;
         let mut actions = Vec::new();
         for index in 0..self.containers.len() {
+            let slot = Slot::Main(index);
             let run = &mut self.containers[index];
             match run.phase {
                 Phase::Running => {
@@ -662,7 +756,7 @@ impl Runtime {
                     push_event(&mut run.events, now, "Killing", &message, "Warning");
                     actions.extend(self.exited(
                         generation,
-                        index,
+                        slot,
                         KILLED_EXIT_CODE,
                         now,
                         backoff,
@@ -671,7 +765,7 @@ impl Runtime {
                 }
                 Phase::BackOff => actions.push(Action::RestartAfter {
                     generation,
-                    container: index,
+                    slot,
                     delay: Duration::ZERO,
                 }),
                 Phase::NotStarted | Phase::Exited(_) => {}

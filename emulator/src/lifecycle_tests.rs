@@ -16,7 +16,7 @@ fn group(policy: RestartPolicy, names: &[&str]) -> Runtime {
         .iter()
         .map(|name| (name.to_string(), "busybox".to_string()))
         .collect();
-    Runtime::new(policy, &containers, 1)
+    Runtime::new(policy, &containers, &[], 1)
 }
 
 /// Drives a group through Begin, Pulled and Started for every container.
@@ -27,12 +27,14 @@ fn start_all(runtime: &mut Runtime) {
     assert_eq!(runtime.provisioning, Provisioning::Creating);
     assert_eq!(runtime.state(), GroupState::Pending);
     runtime.apply(Input::Pulled { generation }, t(1), BACKOFF);
+    let spawns = runtime.apply(Input::Provided { generation }, t(1), BACKOFF);
+    assert_eq!(spawns.len(), runtime.containers.len());
     for container in 0..runtime.containers.len() {
         let at = t(2);
         runtime.apply(
             Input::Started {
                 generation,
-                container,
+                slot: Slot::Main(container),
                 at,
             },
             at,
@@ -46,7 +48,7 @@ fn exit(runtime: &mut Runtime, container: usize, code: i32, second: i64) -> Vec<
     runtime.apply(
         Input::Exited {
             generation,
-            container,
+            slot: Slot::Main(container),
             code,
             at: t(second),
         },
@@ -125,7 +127,7 @@ fn on_failure_restarts_failed_containers_with_growing_restart_count() {
         actions,
         vec![Action::RestartAfter {
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
             delay: Duration::from_secs(1)
         }]
     );
@@ -147,7 +149,7 @@ fn on_failure_restarts_failed_containers_with_growing_restart_count() {
     let due = runtime.apply(
         Input::RestartDue {
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
         },
         t(6),
         BACKOFF,
@@ -156,13 +158,13 @@ fn on_failure_restarts_failed_containers_with_growing_restart_count() {
         due,
         vec![Action::Spawn {
             generation: 1,
-            container: 0
+            slot: Slot::Main(0)
         }]
     );
     runtime.apply(
         Input::Started {
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
             at: t(6),
         },
         t(6),
@@ -184,7 +186,7 @@ fn on_failure_restarts_failed_containers_with_growing_restart_count() {
     runtime.apply(
         Input::Started {
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
             at: t(9),
         },
         t(9),
@@ -251,7 +253,7 @@ fn late_events_of_an_old_generation_are_absorbed() {
     let actions = runtime.apply(
         Input::Exited {
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
             code: 137,
             at: t(5),
         },
@@ -313,7 +315,7 @@ fn an_unavailable_image_fails_provisioning() {
     let actions = runtime.apply(
         Input::ImageUnavailable {
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
             message: "no command".into(),
         },
         t(1),
@@ -352,7 +354,7 @@ fn a_start_failure_counts_as_exit_128() {
     runtime.apply(
         Input::StartFailed {
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
             message: "no bwrap".into(),
         },
         t(2),
@@ -408,4 +410,150 @@ fn instant_completion_is_succeeded_with_exit_zero() {
     assert_eq!(runtime.provisioning, Provisioning::Succeeded);
     assert_eq!(runtime.state(), GroupState::Succeeded);
     assert_eq!(current(&runtime, 1).exit_code, Some(0));
+}
+
+fn with_inits(policy: RestartPolicy) -> Runtime {
+    let mains = [("app".to_string(), "app:1".to_string())];
+    let inits = [
+        ("migrate".to_string(), "tool:1".to_string()),
+        ("seed".to_string(), "tool:1".to_string()),
+    ];
+    let mut runtime = Runtime::new(policy, &mains, &inits, 1);
+    runtime.apply(Input::Begin { generation: 1 }, t(1), BACKOFF);
+    runtime.apply(Input::Pulled { generation: 1 }, t(1), BACKOFF);
+    runtime
+}
+
+fn init_event(runtime: &mut Runtime, input: Input) -> Vec<Action> {
+    runtime.apply(input, t(3), BACKOFF)
+}
+
+#[test]
+fn init_containers_run_one_after_another_before_the_containers() {
+    let mut runtime = with_inits(RestartPolicy::Always);
+    let first = init_event(&mut runtime, Input::Provided { generation: 1 });
+    assert_eq!(
+        first,
+        vec![Action::Spawn {
+            generation: 1,
+            slot: Slot::Init(0)
+        }]
+    );
+    init_event(
+        &mut runtime,
+        Input::Started {
+            generation: 1,
+            slot: Slot::Init(0),
+            at: t(2),
+        },
+    );
+    assert_eq!(runtime.state(), GroupState::Pending);
+    assert_eq!(runtime.provisioning, Provisioning::Creating);
+    let next = init_event(
+        &mut runtime,
+        Input::Exited {
+            generation: 1,
+            slot: Slot::Init(0),
+            code: 0,
+            at: t(3),
+        },
+    );
+    assert_eq!(
+        next,
+        vec![Action::Spawn {
+            generation: 1,
+            slot: Slot::Init(1)
+        }]
+    );
+    init_event(
+        &mut runtime,
+        Input::Started {
+            generation: 1,
+            slot: Slot::Init(1),
+            at: t(3),
+        },
+    );
+    let mains = init_event(
+        &mut runtime,
+        Input::Exited {
+            generation: 1,
+            slot: Slot::Init(1),
+            code: 0,
+            at: t(4),
+        },
+    );
+    assert_eq!(
+        mains,
+        vec![Action::Spawn {
+            generation: 1,
+            slot: Slot::Main(0)
+        }]
+    );
+    let init = runtime.run(Slot::Init(1)).unwrap();
+    assert_eq!(
+        init.current.as_ref().unwrap().detail_status.as_deref(),
+        Some("Completed")
+    );
+    // An init container that succeeded is not restarted, even with Always.
+    assert_eq!(init.phase, Phase::Exited(0));
+}
+
+#[test]
+fn a_failed_init_container_fails_a_never_group_and_is_retried_otherwise() {
+    let mut never = with_inits(RestartPolicy::Never);
+    never.apply(Input::Provided { generation: 1 }, t(2), BACKOFF);
+    never.apply(
+        Input::Started {
+            generation: 1,
+            slot: Slot::Init(0),
+            at: t(2),
+        },
+        t(2),
+        BACKOFF,
+    );
+    let actions = never.apply(
+        Input::Exited {
+            generation: 1,
+            slot: Slot::Init(0),
+            code: 2,
+            at: t(3),
+        },
+        t(3),
+        BACKOFF,
+    );
+    assert!(actions.is_empty());
+    assert_eq!(never.state(), GroupState::Failed);
+    assert_eq!(never.provisioning, Provisioning::Failed);
+    assert_eq!(never.failure.as_ref().unwrap().code, "InitContainerFailed");
+    assert_eq!(never.containers[0].phase, Phase::NotStarted);
+
+    let mut on_failure = with_inits(RestartPolicy::OnFailure);
+    on_failure.apply(Input::Provided { generation: 1 }, t(2), BACKOFF);
+    on_failure.apply(
+        Input::Started {
+            generation: 1,
+            slot: Slot::Init(0),
+            at: t(2),
+        },
+        t(2),
+        BACKOFF,
+    );
+    let actions = on_failure.apply(
+        Input::Exited {
+            generation: 1,
+            slot: Slot::Init(0),
+            code: 2,
+            at: t(3),
+        },
+        t(3),
+        BACKOFF,
+    );
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::RestartAfter {
+            slot: Slot::Init(0),
+            ..
+        }]
+    ));
+    assert_eq!(on_failure.state(), GroupState::Pending);
 }

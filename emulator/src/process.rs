@@ -26,6 +26,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Notify, oneshot};
 
+use crate::lifecycle::Slot;
 use crate::logs::{LogBuffer, MAX_LINE_BYTES, format_timestamp};
 use crate::record::GroupKey;
 
@@ -153,8 +154,8 @@ pub struct Owner {
     pub key: GroupKey,
     /// The generation it was started in.
     pub generation: u64,
-    /// The container's index.
-    pub container: usize,
+    /// The container.
+    pub slot: Slot,
 }
 
 #[derive(Debug)]
@@ -327,7 +328,7 @@ mod tests {
         let owner = Owner {
             key: key.clone(),
             generation: 1,
-            container: 0,
+            slot: Slot::Main(0),
         };
         let id = table.register(owner, None, kill_tx).unwrap();
         let supervisor = {
@@ -346,7 +347,7 @@ mod tests {
         let owner = Owner {
             key,
             generation: 2,
-            container: 0,
+            slot: Slot::Main(0),
         };
         assert!(table.register(owner, None, kill_tx).is_err());
     }

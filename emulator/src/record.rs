@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::lifecycle::Runtime;
+use crate::lifecycle::{ContainerRun, Runtime};
 use crate::model::{
     ContainerGroup, ContainerInstanceView, GroupInstanceView, Protocol, RESOURCE_TYPE, Sku,
 };
@@ -114,22 +114,27 @@ impl Record {
                 port.protocol.get_or_insert(Protocol::Tcp);
             }
         }
+        let view_of = |run: Option<&ContainerRun>| {
+            run.filter(|run| {
+                view == View::Full && (run.current.is_some() || !run.events.is_empty())
+            })
+            .map(|run| ContainerInstanceView {
+                restart_count: Some(run.restart_count),
+                current_state: run.current.clone(),
+                previous_state: run.previous.clone(),
+                events: Some(run.events.clone()),
+            })
+        };
         for (index, container) in properties.containers.iter_mut().enumerate() {
             let props = &mut container.properties;
             props.environment_variables.get_or_insert_with(Vec::new);
             props.ports.get_or_insert_with(Vec::new);
-            props.instance_view = None;
-            if view == View::Full
-                && let Some(run) = runtime.containers.get(index)
-                && (run.current.is_some() || !run.events.is_empty())
-            {
-                props.instance_view = Some(ContainerInstanceView {
-                    restart_count: Some(run.restart_count),
-                    current_state: run.current.clone(),
-                    previous_state: run.previous.clone(),
-                    events: Some(run.events.clone()),
-                });
-            }
+            props.instance_view = view_of(runtime.containers.get(index));
+        }
+        for (index, init) in properties.init_containers.iter_mut().flatten().enumerate() {
+            let props = &mut init.properties;
+            props.environment_variables.get_or_insert_with(Vec::new);
+            props.instance_view = view_of(runtime.init_containers.get(index));
         }
         properties.instance_view = match view {
             View::Full => Some(GroupInstanceView {

@@ -695,3 +695,58 @@ async fn a_restarted_emulator_reports_lost_processes_and_restarts_per_policy() {
     harness.stop().await;
     wait_no_processes(&marker, Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn init_containers_run_in_order_before_the_containers() {
+    let harness = Harness::start(|_| {}).await;
+    let init = |name: &str, script: &str| {
+        json!({"name": name, "properties": {
+            "image": "busybox",
+            "command": ["/bin/sh", "-c", script],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/work"}]
+        }})
+    };
+    let mut body = group_body(
+        "Never",
+        json!([shell(
+            "main",
+            "cat /work/steps",
+            json!([]),
+            json!([{"name": "scratch", "mountPath": "/work"}])
+        )]),
+        json!([{"name": "scratch", "emptyDir": {}}]),
+    );
+    body["properties"]["initContainers"] = json!([
+        init("first", "echo first >> /work/steps"),
+        init("second", "echo second >> /work/steps; echo init log"),
+    ]);
+    harness.create("inits", &body).await;
+    let done = harness
+        .wait_for("inits", WAIT, "Succeeded", |body| {
+            group_state(body) == "Succeeded"
+        })
+        .await;
+    let (_, logs) = harness.logs("inits", "main", "").await;
+    assert_eq!(logs["content"], "first\nsecond\n");
+    let (_, logs) = harness.logs("inits", "second", "").await;
+    assert_eq!(logs["content"], "init log\n");
+    let init_view = &done["properties"]["initContainers"][1]["properties"]["instanceView"];
+    assert_eq!(init_view["currentState"]["state"], "Terminated");
+    assert_eq!(init_view["currentState"]["exitCode"], 0);
+
+    body["properties"]["initContainers"] = json!([init("broken", "exit 2")]);
+    harness.create("broken-init", &body).await;
+    let failed = harness
+        .wait_for("broken-init", WAIT, "Failed", |body| {
+            group_state(body) == "Failed"
+        })
+        .await;
+    assert_eq!(provisioning(&failed), "Failed");
+    assert_eq!(
+        failed["properties"]["initContainers"][0]["properties"]["instanceView"]["currentState"]["exitCode"],
+        2
+    );
+    let (status, _) = harness.logs("broken-init", "main", "").await;
+    assert_eq!(status, 404, "the container never started");
+    harness.stop().await;
+}

@@ -116,16 +116,21 @@ impl Emulator {
         let key = target.key();
         let location = normalize_location(spec.location.as_deref().unwrap_or_default());
         let now = OffsetDateTime::now_utc();
+        let describe = |name: &str, image: &Option<String>| {
+            (name.to_string(), image.clone().unwrap_or_default())
+        };
         let containers: Vec<(String, String)> = spec
             .properties
             .containers
             .iter()
-            .map(|c| {
-                (
-                    c.name.clone(),
-                    c.properties.image.clone().unwrap_or_default(),
-                )
-            })
+            .map(|c| describe(&c.name, &c.properties.image))
+            .collect();
+        let inits: Vec<(String, String)> = spec
+            .properties
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| describe(&c.name, &c.properties.image))
             .collect();
         let (outcome, actions) = {
             let mut groups = lock(&self.groups);
@@ -149,8 +154,12 @@ impl Emulator {
                     keep_identity_ids(&record.spec, &mut spec);
                     let generation = record.runtime.generation + 1;
                     record.spec = spec;
-                    record.runtime =
-                        Runtime::new(record.spec.restart_policy(), &containers, generation);
+                    record.runtime = Runtime::new(
+                        record.spec.restart_policy(),
+                        &containers,
+                        &inits,
+                        generation,
+                    );
                     *entry = Entry::new(entry.record.clone());
                     let mut actions = vec![Action::KillAll];
                     actions.extend(self.begin(&mut entry.record.runtime, now));
@@ -181,7 +190,7 @@ impl Emulator {
                         self.config.enforce_quotas,
                     )?;
                     fill_identity_ids(&mut spec);
-                    let runtime = Runtime::new(spec.restart_policy(), &containers, 1);
+                    let runtime = Runtime::new(spec.restart_policy(), &containers, &inits, 1);
                     let pending = runtime.clone();
                     let record = Record {
                         subscription: target.subscription.to_string(),
@@ -212,6 +221,7 @@ impl Emulator {
                 }
             }
         };
+        tracing::debug!(aci.group = %target.name, aci.resource_group = %target.resource_group, created = outcome.created, "container group accepted");
         self.clone().run_actions(key, actions).await;
         Ok(outcome)
     }
@@ -324,6 +334,7 @@ impl Emulator {
     /// Removes a group, kills its processes, forgets its record, logs and scratch volumes.
     async fn remove(self: &Arc<Self>, key: &GroupKey) -> Option<ContainerGroup> {
         let entry = lock(&self.groups).remove(key)?;
+        tracing::debug!(aci.group = %key.name, aci.resource_group = %key.resource_group, "container group deleted");
         let mut body = entry.record.render(View::Full);
         if body.properties.provisioning_state.as_deref() == Some("Deleting") {
             body.properties.provisioning_state = Some("Succeeded".into());
@@ -489,12 +500,11 @@ impl Emulator {
             let entry = groups
                 .get(&target.key())
                 .ok_or_else(|| target.not_found())?;
-            let index = entry
+            let (slot, run) = entry
                 .record
                 .runtime
-                .containers
-                .iter()
-                .position(|run| run.name == container)
+                .slots()
+                .find(|(_, run)| run.name == container)
                 .ok_or_else(|| {
                     ArmError::new(
                         StatusCode::NOT_FOUND,
@@ -505,7 +515,6 @@ impl Emulator {
                         ),
                     )
                 })?;
-            let run = &entry.record.runtime.containers[index];
             if !run.logs_available {
                 return Err(ArmError::new(
                     StatusCode::NOT_FOUND,
@@ -518,7 +527,7 @@ impl Emulator {
             }
             let finished = run.current.as_ref().and_then(|state| state.finish_time);
             (
-                entry.logs.get(index).cloned(),
+                entry.log(slot).cloned(),
                 run.phase != Phase::Running,
                 finished,
             )

@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 use super::{Emulator, Entry};
 use crate::cgroup::{Cgroup, Limits};
 use crate::images::ImageMap;
-use crate::lifecycle::{Input, Phase, Provisioning};
-use crate::model::{Container, ContainerGroup, Volume};
+use crate::lifecycle::{Input, Phase, Provisioning, Slot};
+use crate::model::{ContainerGroup, Volume};
 use crate::process::{self, LogSink, Owner, ProcessSpec, lock};
 use crate::record::GroupKey;
 use crate::sandbox::{self, Bind};
@@ -30,10 +30,11 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Everything needed to start one container, worked out under the group lock.
 #[derive(Debug)]
 struct Plan {
+    name: String,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     layout: sandbox::Layout,
-    limits: Limits,
+    limits: Option<Limits>,
     label: String,
     log_file: PathBuf,
 }
@@ -48,7 +49,8 @@ enum VolumeWork {
 }
 
 impl Emulator {
-    /// Resolves images, provides volumes and starts every container of attempt `generation`.
+    /// Resolves images and provides volumes for attempt `generation`, then lets the state machine
+    /// start the init containers or the containers.
     pub(crate) async fn launch(self: Arc<Self>, key: GroupKey, generation: u64) {
         let prepared = {
             let groups = lock(&self.groups);
@@ -60,20 +62,16 @@ impl Emulator {
                 return;
             }
             let spec = &entry.record.spec;
-            let missing =
-                spec.properties
-                    .containers
-                    .iter()
-                    .enumerate()
-                    .find_map(|(index, container)| {
-                        resolve_image(&self.config.images, container)
-                            .err()
-                            .map(|message| (index, message))
-                    });
+            let missing = runtime.slots().find_map(|(slot, _)| {
+                let (name, image, command) = describe(spec, slot)?;
+                resolve_image(&self.config.images, name, image, command)
+                    .err()
+                    .map(|message| (slot, message))
+            });
             match missing {
-                Some((container, message)) => Err(Input::ImageUnavailable {
+                Some((slot, message)) => Err(Input::ImageUnavailable {
                     generation,
-                    container,
+                    slot,
                     message,
                 }),
                 None => plan_volumes(&self.layout, &key, spec, &self.config.storage_keys).map_err(
@@ -95,24 +93,16 @@ impl Emulator {
         let provided = tokio::task::spawn_blocking(move || provide_volumes(work))
             .await
             .unwrap_or_else(|error| Err(error.to_string()));
-        if let Err(message) = provided {
-            self.input(
+        match provided {
+            Ok(()) => self.input(&key, Input::Provided { generation }),
+            Err(message) => self.input(
                 &key,
                 Input::MountFailed {
                     generation,
                     message,
                 },
-            );
-            return;
-        }
-        let count = lock(&self.groups)
-            .get(&key)
-            .map_or(0, |entry| entry.record.runtime.containers.len());
-        for container in 0..count {
-            self.clone()
-                .spawn_container(key.clone(), generation, container)
-                .await;
-        }
+            ),
+        };
     }
 
     /// Starts one container of attempt `generation` (first start or restart) and supervises it.
@@ -120,7 +110,7 @@ impl Emulator {
         self: Arc<Self>,
         key: GroupKey,
         generation: u64,
-        container: usize,
+        slot: Slot,
     ) {
         let (plan, buffer) = {
             let groups = lock(&self.groups);
@@ -131,20 +121,16 @@ impl Emulator {
             let startable = runtime.generation == generation
                 && !runtime.stopped
                 && runtime
-                    .containers
-                    .get(container)
+                    .run(slot)
                     .is_some_and(|run| matches!(run.phase, Phase::NotStarted | Phase::BackOff));
-            if !startable {
+            let Some(buffer) = entry.log(slot).filter(|_| startable) else {
                 return;
-            }
-            (
-                self.plan_container(entry, &key, container),
-                entry.logs[container].clone(),
-            )
+            };
+            (self.plan_container(entry, &key, slot), buffer.clone())
         };
         let fail = |message: String| Input::StartFailed {
             generation,
-            container,
+            slot,
             message,
         };
         let plan = match plan {
@@ -166,7 +152,9 @@ impl Emulator {
         };
         lock(&buffer).clear();
         let file = open_log(&plan.log_file);
-        let cgroup = self.cgroups.create(&plan.label, plan.limits);
+        let cgroup = plan
+            .limits
+            .and_then(|limits| self.cgroups.create(&plan.label, limits));
         let spec = ProcessSpec {
             bwrap: self.config.bwrap.clone(),
             sandbox: sandbox_args,
@@ -191,16 +179,20 @@ impl Emulator {
         let owner = Owner {
             key: key.clone(),
             generation,
-            container,
+            slot,
         };
         let (kill, killed) = oneshot::channel();
         let id = self
             .processes
             .register(owner.clone(), started.pid, kill)
             .ok();
-        let accepted = id.is_some() && self.mark_started(&key, generation, container);
+        let accepted = id.is_some() && self.mark_started(&key, generation, slot);
+        if accepted {
+            tracing::info!(aci.group = %key.name, aci.container = %plan.name, pid = ?started.pid, "container started");
+        }
         tokio::spawn(self.clone().supervise(Supervised {
             owner,
+            name: plan.name,
             pid: started.pid,
             id,
             child: started.child,
@@ -213,7 +205,7 @@ impl Emulator {
 
     /// Records that a container started; false when its attempt is over (stopped, replaced,
     /// deleted) and the process must go.
-    fn mark_started(&self, key: &GroupKey, generation: u64, container: usize) -> bool {
+    fn mark_started(&self, key: &GroupKey, generation: u64, slot: Slot) -> bool {
         let mut groups = lock(&self.groups);
         let Some(entry) = groups.get_mut(key) else {
             return false;
@@ -222,7 +214,7 @@ impl Emulator {
         entry.record.runtime.apply(
             Input::Started {
                 generation,
-                container,
+                slot,
                 at: now,
             },
             now,
@@ -231,8 +223,7 @@ impl Emulator {
         let runtime = &entry.record.runtime;
         let running = runtime.generation == generation
             && runtime
-                .containers
-                .get(container)
+                .run(slot)
                 .is_some_and(|run| run.phase == Phase::Running);
         self.persist(&entry.record);
         running
@@ -259,11 +250,12 @@ impl Emulator {
         }
         if !run.kill_now && !self.processes.is_closed() {
             let code = status.map(process::exit_code).unwrap_or(128);
+            tracing::info!(aci.group = %run.owner.key.name, aci.container = %run.name, exit_code = code, "container exited");
             self.input(
                 &run.owner.key,
                 Input::Exited {
                     generation: run.owner.generation,
-                    container: run.owner.container,
+                    slot: run.owner.slot,
                     code,
                     at: OffsetDateTime::now_utc(),
                 },
@@ -278,15 +270,35 @@ impl Emulator {
     }
 
     /// Works out the command, environment, mounts and limits of one container.
-    fn plan_container(&self, entry: &Entry, key: &GroupKey, index: usize) -> Result<Plan, String> {
+    fn plan_container(&self, entry: &Entry, key: &GroupKey, slot: Slot) -> Result<Plan, String> {
         let spec = &entry.record.spec;
-        let container = &spec.properties.containers[index];
-        let image = resolve_image(&self.config.images, container)?;
+        let (name, image, command) =
+            describe(spec, slot).ok_or_else(|| format!("no container {slot:?}"))?;
+        let image = resolve_image(&self.config.images, name, image, command)?;
+        let (variables, mounts, resources) = match slot {
+            Slot::Init(index) => {
+                let props = &spec
+                    .properties
+                    .init_containers
+                    .as_deref()
+                    .unwrap_or_default()[index]
+                    .properties;
+                (&props.environment_variables, &props.volume_mounts, None)
+            }
+            Slot::Main(index) => {
+                let props = &spec.properties.containers[index].properties;
+                (
+                    &props.environment_variables,
+                    &props.volume_mounts,
+                    props.resources.as_ref(),
+                )
+            }
+        };
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("PATH".into(), DEFAULT_PATH.into());
         env.insert("HOME".into(), "/root".into());
         env.extend(image.env);
-        for variable in container.properties.environment_variables.iter().flatten() {
+        for variable in variables.iter().flatten() {
             if variable.secure_value_reference.is_some() && variable.secure_value.is_none() {
                 return Err(format!(
                     "Error: the emulator cannot resolve the secret reference of environment variable '{}'",
@@ -308,7 +320,7 @@ impl Emulator {
             .map(|volume| (volume.name.as_str(), volume))
             .collect();
         let mut binds = Vec::new();
-        for mount in container.properties.volume_mounts.iter().flatten() {
+        for mount in mounts.iter().flatten() {
             let Some(volume) = volumes.get(mount.name.as_str()) else {
                 return Err(format!("the volume '{}' is not defined", mount.name));
             };
@@ -319,24 +331,18 @@ impl Emulator {
                 read_only: mount.read_only.unwrap_or(false) || volume_read_only,
             });
         }
-        let limits = container
-            .properties
-            .resources
-            .as_ref()
-            .map(|resources| {
-                let limits = resources.limits.as_ref();
-                Limits {
-                    cpu: limits.and_then(|l| l.cpu).unwrap_or(resources.requests.cpu),
-                    memory_gb: limits
-                        .and_then(|l| l.memory_in_gb)
-                        .unwrap_or(resources.requests.memory_in_gb),
-                }
-            })
-            .unwrap_or(Limits {
-                cpu: 1.0,
-                memory_gb: 1.5,
-            });
+        // Init containers have no resources of their own; they run within the group's.
+        let limits = resources.map(|resources| {
+            let limits = resources.limits.as_ref();
+            Limits {
+                cpu: limits.and_then(|l| l.cpu).unwrap_or(resources.requests.cpu),
+                memory_gb: limits
+                    .and_then(|l| l.memory_in_gb)
+                    .unwrap_or(resources.requests.memory_in_gb),
+            }
+        });
         Ok(Plan {
+            name: name.to_string(),
             argv: image.argv,
             env: env.into_iter().collect(),
             layout: sandbox::Layout {
@@ -345,11 +351,8 @@ impl Emulator {
                 workdir: image.workdir,
             },
             limits,
-            label: format!("{}-{}", entry.record.name, container.name),
-            log_file: self
-                .layout
-                .logs(key)
-                .join(format!("{}.log", container.name)),
+            label: format!("{}-{name}", entry.record.name),
+            log_file: self.layout.logs(key).join(format!("{name}.log")),
         })
     }
 }
@@ -367,6 +370,7 @@ fn kill(run: &Supervised) {
 /// A process under supervision.
 struct Supervised {
     owner: Owner,
+    name: String,
     pid: Option<u32>,
     id: Option<u64>,
     child: Child,
@@ -385,22 +389,44 @@ struct Resolved {
     tmpfs: Vec<String>,
 }
 
+/// A container's name, image and command, whichever kind it is.
+fn describe(spec: &ContainerGroup, slot: Slot) -> Option<(&str, &str, Option<&Vec<String>>)> {
+    let (name, props_image, props_command) = match slot {
+        Slot::Init(index) => {
+            let init = spec.properties.init_containers.as_ref()?.get(index)?;
+            (&init.name, &init.properties.image, &init.properties.command)
+        }
+        Slot::Main(index) => {
+            let container = spec.properties.containers.get(index)?;
+            (
+                &container.name,
+                &container.properties.image,
+                &container.properties.command,
+            )
+        }
+    };
+    Some((
+        name.as_str(),
+        props_image.as_deref().unwrap_or_default(),
+        props_command.as_ref(),
+    ))
+}
+
 /// The command a container runs: its own `command`, else its image's entry in the image map.
-fn resolve_image(images: &ImageMap, container: &Container) -> Result<Resolved, String> {
-    let image = container.properties.image.as_deref().unwrap_or_default();
+fn resolve_image(
+    images: &ImageMap,
+    name: &str,
+    image: &str,
+    command: Option<&Vec<String>>,
+) -> Result<Resolved, String> {
     let entry = images.lookup(image);
-    let command = container
-        .properties
-        .command
-        .as_ref()
-        .filter(|command| !command.is_empty());
+    let command = command.filter(|command| !command.is_empty());
     let argv = match (command, entry) {
         (Some(command), _) => command.clone(),
         (None, Some(entry)) => entry.command.clone(),
         (None, None) => {
             return Err(format!(
-                "Failed to pull image \"{image}\": the ACI emulator has no image registry; give container '{}' a command, or map the image to a local command in the emulator's image map (--images)",
-                container.name
+                "Failed to pull image \"{image}\": the ACI emulator has no image registry; give container '{name}' a command, or map the image to a local command in the emulator's image map (--images)"
             ));
         }
     };

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::cgroup::Cgroups;
 use crate::config::Config;
 use crate::faults::{Decision, FaultState, Faults};
-use crate::lifecycle::{Action, Input};
+use crate::lifecycle::{Action, Input, Slot};
 use crate::logs::LogBuffer;
 use crate::process::{ProcessTable, lock};
 use crate::quotas::CreateWindows;
@@ -44,22 +44,32 @@ pub(crate) struct Entry {
     pub record: Record,
     /// One log per container.
     pub logs: Vec<Arc<Mutex<LogBuffer>>>,
+    /// One log per init container.
+    pub init_logs: Vec<Arc<Mutex<LogBuffer>>>,
     /// When the group was last stopped (for `ContainerGroupTransitioning`).
     pub stopped_at: Option<Instant>,
 }
 
 impl Entry {
     fn new(record: Record) -> Self {
-        let logs = record
-            .runtime
-            .containers
-            .iter()
-            .map(|_| Arc::new(Mutex::new(LogBuffer::default())))
-            .collect();
+        let buffers = |count: usize| {
+            (0..count)
+                .map(|_| Arc::new(Mutex::new(LogBuffer::default())))
+                .collect()
+        };
         Entry {
+            logs: buffers(record.runtime.containers.len()),
+            init_logs: buffers(record.runtime.init_containers.len()),
             record,
-            logs,
             stopped_at: None,
+        }
+    }
+
+    /// The log of a container.
+    pub fn log(&self, slot: Slot) -> Option<&Arc<Mutex<LogBuffer>>> {
+        match slot {
+            Slot::Init(index) => self.init_logs.get(index),
+            Slot::Main(index) => self.logs.get(index),
         }
     }
 
@@ -67,7 +77,10 @@ impl Entry {
     fn restore(record: Record, layout: &Layout) -> Self {
         let entry = Entry::new(record);
         let folder = layout.logs(&entry.record.key());
-        for (run, buffer) in entry.record.runtime.containers.iter().zip(&entry.logs) {
+        for (slot, run) in entry.record.runtime.slots() {
+            let Some(buffer) = entry.log(slot) else {
+                continue;
+            };
             let Ok(text) = std::fs::read_to_string(folder.join(format!("{}.log", run.name))) else {
                 continue;
             };
@@ -222,6 +235,14 @@ impl Emulator {
     /// Feeds an input to a group's state machine, persists the change and starts its actions.
     /// Returns false when the group does not exist.
     pub(crate) fn input(self: &Arc<Self>, key: &GroupKey, input: Input) -> bool {
+        match &input {
+            Input::ImageUnavailable { message, .. }
+            | Input::MountFailed { message, .. }
+            | Input::StartFailed { message, .. } => {
+                tracing::warn!(aci.group = %key.name, aci.resource_group = %key.resource_group, %message, "container group cannot run");
+            }
+            _ => {}
+        }
         let actions = {
             let mut groups = lock(&self.groups);
             let Some(entry) = groups.get_mut(key) else {
@@ -277,32 +298,19 @@ impl Emulator {
                             this.launch(key, generation).await;
                         });
                     }
-                    Action::Spawn {
-                        generation,
-                        container,
-                    } => {
-                        tokio::spawn(self.clone().spawn_container(
-                            key.clone(),
-                            generation,
-                            container,
-                        ));
+                    Action::Spawn { generation, slot } => {
+                        tokio::spawn(self.clone().spawn_container(key.clone(), generation, slot));
                     }
                     Action::RestartAfter {
                         generation,
-                        container,
+                        slot,
                         delay,
                     } => {
                         let this = self.clone();
                         let key = key.clone();
                         tokio::spawn(async move {
                             sleep(delay).await;
-                            this.input(
-                                &key,
-                                Input::RestartDue {
-                                    generation,
-                                    container,
-                                },
-                            );
+                            this.input(&key, Input::RestartDue { generation, slot });
                         });
                     }
                 }
