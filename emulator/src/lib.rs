@@ -9,8 +9,10 @@
 //! From the wire inwards:
 //! - `server`: `start`, `Running` (the handle; dropping it kills every container process).
 //! - `http`: `router` (ARM paths parsed by `http::route`, plus `/_emulator/*`) and the accept loop.
-//! - `engine`: the groups, the ARM operations, and running containers (`engine::launch`).
-//! - `lifecycle`: the pure state machine of a group (provisioning, group and container states).
+//! - `engine`: the groups, the ARM operations (changes in `engine::arm`, reads in
+//!   `engine::reads`), and running containers (`engine::launch`).
+//! - `lifecycle`: the pure state machine of a group (provisioning, group and container states;
+//!   its values in `lifecycle::states`, its inputs and actions in `lifecycle::signals`).
 //! - `validate`: what ACI checks in a PUT, and the update rules.
 //! - `record`: a group as held and persisted, rendered into ARM answers; `store`: records on disk.
 //! - `sandbox` (bubblewrap arguments), `process` (processes and their logs), `cgroup` (limits),

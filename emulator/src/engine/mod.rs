@@ -12,6 +12,7 @@
 mod arm;
 mod launch;
 mod operations;
+mod reads;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The contract's state tables, step by step, against the pure state machine.
 
 use super::*;
+use crate::model::ContainerState;
 
 const BACKOFF: Backoff = Backoff {
     initial: Duration::from_secs(1),

@@ -10,135 +10,25 @@
 //! Inputs carry the generation they belong to; inputs of an older generation are absorbed, so a
 //! process that exits after its group was stopped or replaced changes nothing.
 
+mod signals;
+mod states;
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::model::{ContainerState, Event, RestartPolicy};
+use crate::model::{Event, RestartPolicy};
 
-/// How many events one container or group keeps (older ones are dropped).
-const MAX_EVENTS: usize = 50;
+use signals::human_duration;
+pub use signals::{Action, Backoff, Input, backoff_delay};
+pub use states::{
+    ContainerRun, Failure, GroupState, KILLED_EXIT_CODE, Phase, Provisioning, Slot, push_event,
+};
+use states::{running, terminated, waiting};
+
 /// A run longer than this resets the crash-loop back-off, as the kubelet does.
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
-/// The exit code reported for a process killed with SIGKILL (128 + 9), as `docker run` does.
-pub const KILLED_EXIT_CODE: i32 = 137;
-
-/// `properties.provisioningState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Provisioning {
-    /// Accepted, nothing done yet.
-    Pending,
-    /// Pulling images and mounting volumes.
-    Creating,
-    /// Every container was started.
-    Succeeded,
-    /// An image or a volume could not be provided.
-    Failed,
-    /// Being deleted (only with a delete delay).
-    Deleting,
-}
-
-impl Provisioning {
-    /// The ARM spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provisioning::Pending => "Pending",
-            Provisioning::Creating => "Creating",
-            Provisioning::Succeeded => "Succeeded",
-            Provisioning::Failed => "Failed",
-            Provisioning::Deleting => "Deleting",
-        }
-    }
-
-    /// Whether the operation is over.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Provisioning::Succeeded | Provisioning::Failed)
-    }
-}
-
-/// The group's `instanceView.state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupState {
-    /// Not every container has started yet (or provisioning failed before they could).
-    Pending,
-    /// At least one container runs or will be restarted.
-    Running,
-    /// Stopped by the user.
-    Stopped,
-    /// Ran to completion (`Never`/`OnFailure`, every exit 0).
-    Succeeded,
-    /// Ran to completion with a non-zero exit (`Never` only).
-    Failed,
-}
-
-impl GroupState {
-    /// The ARM spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupState::Pending => "Pending",
-            GroupState::Running => "Running",
-            GroupState::Stopped => "Stopped",
-            GroupState::Succeeded => "Succeeded",
-            GroupState::Failed => "Failed",
-        }
-    }
-}
-
-/// Where one container is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Phase {
-    /// Not started in this generation.
-    NotStarted,
-    /// Its process runs.
-    Running,
-    /// Waiting out the crash-loop back-off before a restart.
-    BackOff,
-    /// Exited for good (with this code).
-    Exited(i32),
-}
-
-/// The runtime view of one container.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContainerRun {
-    /// The container's name.
-    pub name: String,
-    /// Its image, for event messages.
-    pub image: String,
-    /// Where it is.
-    pub phase: Phase,
-    /// `restartCount`.
-    pub restart_count: i32,
-    /// `currentState`.
-    pub current: Option<ContainerState>,
-    /// `previousState`.
-    pub previous: Option<ContainerState>,
-    /// The container's events.
-    pub events: Vec<Event>,
-    /// Whether it ever started, so logs exist (else `ContainerLogNotAvailable`).
-    pub logs_available: bool,
-    /// How many back-offs in a row (the exponent of the delay).
-    pub backoff_step: u32,
-}
-
-/// Why provisioning failed, for the operation-status body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Failure {
-    /// An ARM-style code (`InaccessibleImage`, `FailedMount`).
-    pub code: String,
-    /// The message.
-    pub message: String,
-}
-
-/// Which container an input or action is about: an init container or a (main) container, by
-/// index in the spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Slot {
-    /// `initContainers[i]`: run one after another, each to completion, before the containers.
-    Init(usize),
-    /// `containers[i]`.
-    Main(usize),
-}
 
 /// The runtime view of a group: everything GET shows that the PUT body did not say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,128 +50,6 @@ pub struct Runtime {
     pub init_containers: Vec<ContainerRun>,
     /// Why provisioning failed.
     pub failure: Option<Failure>,
-}
-
-/// Timing knobs the machine needs (back-off delays).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// The first restart delay.
-    pub initial: Duration,
-    /// The longest restart delay.
-    pub max: Duration,
-}
-
-/// What happened.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// The Pending delay is over: start creating.
-    Begin {
-        /// The generation this belongs to.
-        generation: u64,
-    },
-    /// Every image was resolved to a command.
-    Pulled {
-        /// The generation.
-        generation: u64,
-    },
-    /// A container's image stands for nothing runnable.
-    ImageUnavailable {
-        /// The generation.
-        generation: u64,
-        /// The container.
-        slot: Slot,
-        /// The event message.
-        message: String,
-    },
-    /// A volume could not be provided.
-    MountFailed {
-        /// The generation.
-        generation: u64,
-        /// The event message.
-        message: String,
-    },
-    /// The volumes are ready: run the init containers, then the containers.
-    Provided {
-        /// The generation.
-        generation: u64,
-    },
-    /// A container's process started.
-    Started {
-        /// The generation.
-        generation: u64,
-        /// The container.
-        slot: Slot,
-        /// When.
-        at: OffsetDateTime,
-    },
-    /// A container's process could not be started at all.
-    StartFailed {
-        /// The generation.
-        generation: u64,
-        /// The container.
-        slot: Slot,
-        /// Why.
-        message: String,
-    },
-    /// A container's process exited.
-    Exited {
-        /// The generation.
-        generation: u64,
-        /// The container.
-        slot: Slot,
-        /// The exit code (128 + signal when killed).
-        code: i32,
-        /// When.
-        at: OffsetDateTime,
-    },
-    /// A container's back-off is over.
-    RestartDue {
-        /// The generation.
-        generation: u64,
-        /// The container.
-        slot: Slot,
-    },
-    /// POST stop.
-    Stop,
-    /// POST start on a group that is not running.
-    Start,
-    /// POST restart.
-    Restart,
-    /// The emulator restarted and found this record: its processes are gone.
-    Recovered,
-}
-
-/// What the engine must do after a transition.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Kill every process of the group and wait for them to go.
-    KillAll,
-    /// After the Pending delay, feed `Begin`.
-    Provision {
-        /// The generation.
-        generation: u64,
-    },
-    /// After the Creating delay: resolve images and provide volumes, then feed `Provided`.
-    Launch {
-        /// The generation.
-        generation: u64,
-    },
-    /// Start one container (first start or restart).
-    Spawn {
-        /// The generation.
-        generation: u64,
-        /// The container.
-        slot: Slot,
-    },
-    /// After `delay`, feed `RestartDue`.
-    RestartAfter {
-        /// The generation.
-        generation: u64,
-        /// The container.
-        slot: Slot,
-        /// The back-off.
-        delay: Duration,
-    },
 }
 
 fn new_run(name: &str, image: &str) -> ContainerRun {
@@ -783,84 +551,5 @@ impl Runtime {
     }
 }
 
-/// The back-off before restart number `step` (0-based): `initial × 2^step`, at most `max`.
-pub fn backoff_delay(backoff: Backoff, step: u32) -> Duration {
-    let factor = 1u32.checked_shl(step.min(20)).unwrap_or(u32::MAX);
-    backoff.initial.saturating_mul(factor).min(backoff.max)
-}
-
-fn human_duration(delay: Duration) -> String {
-    let seconds = delay.as_secs();
-    if seconds >= 60 {
-        format!("{}m{}s", seconds / 60, seconds % 60)
-    } else if seconds > 0 {
-        format!("{seconds}s")
-    } else {
-        format!("{}ms", delay.as_millis())
-    }
-}
-
-fn waiting(detail: &str) -> ContainerState {
-    ContainerState {
-        state: Some("Waiting".into()),
-        detail_status: Some(detail.into()),
-        ..ContainerState::default()
-    }
-}
-
-fn running(at: OffsetDateTime) -> ContainerState {
-    ContainerState {
-        state: Some("Running".into()),
-        start_time: Some(at),
-        detail_status: Some(String::new()),
-        ..ContainerState::default()
-    }
-}
-
-fn terminated(
-    started: Option<OffsetDateTime>,
-    at: OffsetDateTime,
-    code: i32,
-    detail: &str,
-) -> ContainerState {
-    ContainerState {
-        state: Some("Terminated".into()),
-        start_time: started,
-        exit_code: Some(code),
-        finish_time: Some(at),
-        detail_status: Some(detail.into()),
-    }
-}
-
-/// Records an event, folding it into an earlier one with the same name and message (ACI's
-/// `count`/`firstTimestamp`/`lastTimestamp`).
-pub fn push_event(
-    events: &mut Vec<Event>,
-    at: OffsetDateTime,
-    name: &str,
-    message: &str,
-    kind: &str,
-) {
-    if let Some(event) = events.iter_mut().find(|event| {
-        event.name.as_deref() == Some(name) && event.message.as_deref() == Some(message)
-    }) {
-        event.count = Some(event.count.unwrap_or(1).saturating_add(1));
-        event.last_timestamp = Some(at);
-        return;
-    }
-    if events.len() >= MAX_EVENTS {
-        events.remove(0);
-    }
-    events.push(Event {
-        count: Some(1),
-        first_timestamp: Some(at),
-        last_timestamp: Some(at),
-        name: Some(name.into()),
-        message: Some(message.into()),
-        kind: Some(kind.into()),
-    });
-}
-
 #[cfg(test)]
-#[path = "lifecycle_tests.rs"]
 mod tests;
