@@ -240,6 +240,7 @@ impl Driver {
             let batch: Vec<Event> = events.drain(..).collect();
             let now = self.clock.now();
             let mut next = stored.deployment.clone();
+            self.reseal(&mut next);
             let mut actions = Vec::new();
             for event in &batch {
                 match engine::apply(&next, event.clone(), now) {
@@ -283,6 +284,30 @@ impl Driver {
         Ok(StepOutcome::Ran {
             done: stored.deployment.phase == engine::Phase::Done,
         })
+    }
+
+    /// Seals a deployment's secrets again under the current key after a key rotation (and keys
+    /// its spec digest with it), so that the previous key can be retired. Saved with the next save.
+    fn reseal(&self, d: &mut Deployment) {
+        let Some(sealed) = d.sealed.clone().filter(|s| self.keys.needs_reseal(s)) else {
+            return;
+        };
+        let Ok(plain) = self.keys.open(&sealed) else {
+            return; // Not openable with any key: the create says so with the field named.
+        };
+        let Ok(slots) = serde_json::from_slice::<Vec<SecretSlot>>(&plain) else {
+            return;
+        };
+        let mut spec = d.spec.clone();
+        for (index, group) in spec.groups.iter_mut().enumerate() {
+            put_secrets(&mut group.properties, index, &slots);
+        }
+        let canonical = serde_json::to_vec(&spec).expect("a spec serialises");
+        if self.keys.digest_matches(&canonical, &d.digest) {
+            d.digest = self.keys.digest(&canonical);
+        }
+        d.sealed = Some(self.keys.seal(&plain));
+        tracing::info!(deployment.id = %d.id, "secrets sealed again under the current key");
     }
 
     /// Moves the wake to now under a new seq, so a fresh message carries on.
@@ -330,11 +355,13 @@ impl Driver {
                 check_first,
             } => {
                 if *check_first {
+                    let at = self.clock.now();
                     match self.arm.get_group(instance).await {
                         Ok(Some(group)) => {
                             return vec![Event::Observed {
                                 instance: instance.clone(),
                                 observation: group.observation(),
+                                at,
                             }];
                         }
                         Ok(None) => {}
@@ -365,16 +392,20 @@ impl Driver {
                     }
                 }
             }
-            Action::Observe { instance } => match self.arm.get_group(instance).await {
-                Ok(Some(group)) => vec![Event::Observed {
-                    instance: instance.clone(),
-                    observation: group.observation(),
-                }],
-                Ok(None) => vec![Event::Missing {
-                    instance: instance.clone(),
-                }],
-                Err(e) => vec![failed(instance, ActionKind::Observe, &e)],
-            },
+            Action::Observe { instance } => {
+                let at = self.clock.now();
+                match self.arm.get_group(instance).await {
+                    Ok(Some(group)) => vec![Event::Observed {
+                        instance: instance.clone(),
+                        observation: group.observation(),
+                        at,
+                    }],
+                    Ok(None) => vec![Event::Missing {
+                        instance: instance.clone(),
+                    }],
+                    Err(e) => vec![failed(instance, ActionKind::Observe, &e)],
+                }
+            }
             Action::Stop { instance } => match self.arm.stop_group(instance).await {
                 Ok(()) => vec![Event::Stopped {
                     instance: instance.clone(),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use berth::spec::{Format, Mode, parse};
 
 fn example(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -15,11 +17,22 @@ fn example(name: &str) -> Vec<u8> {
 fn the_example_specs_validate() {
     let job = parse(&example("job-share.json"), Format::Json, || unreachable!()).unwrap();
     assert_eq!((job.id.as_str(), job.mode), ("transcode-42", Mode::Job));
-    let service = parse(&example("seed-service.json"), Format::Json, || unreachable!()).unwrap();
+    let service = parse(
+        &example("seed-service.json"),
+        Format::Json,
+        || unreachable!(),
+    )
+    .unwrap();
     assert_eq!(service.mode, Mode::Service);
     assert_eq!(service.groups.len(), 3);
-    let yaml = parse(&example("aci-job.yaml"), Format::AciYaml, || "from-yaml".into()).unwrap();
-    assert_eq!((yaml.groups[0].name.as_str(), yaml.mode), ("hello-yaml", Mode::Job));
+    let yaml = parse(&example("aci-job.yaml"), Format::AciYaml, || {
+        "from-yaml".into()
+    })
+    .unwrap();
+    assert_eq!(
+        (yaml.groups[0].name.as_str(), yaml.mode),
+        ("hello-yaml", Mode::Job)
+    );
 }
 
 #[test]

@@ -224,14 +224,17 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
         Event::Observed {
             instance,
             observation,
+            at,
         } => {
             let i = find(d, &instance)?;
             let service = d.spec.mode == Mode::Service;
             let watching = d.spec.completion.watches_exit();
             let inst = &mut d.instances[i];
-            if inst.deleted {
+            if inst.deleted || inst.observed_at.is_some_and(|last| at < last) {
+                // Gone, or a look older than the one recorded (a slow worker's late answer).
                 return Ok(());
             }
+            inst.observed_at = Some(at);
             inst.failures = 0;
             inst.blocked_until = None;
             if inst.created.is_none() {
@@ -617,6 +620,7 @@ fn plan_instances(d: &mut Deployment, now: Millis, plan: &mut Plan) {
             create_tries: 0,
             created: None,
             observed: None,
+            observed_at: None,
             next_look: None,
             quiet_looks: 0,
             failures: 0,

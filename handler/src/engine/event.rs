@@ -12,10 +12,12 @@ pub enum Event {
     Wake,
     /// ARM accepted the create of an instance.
     Created { instance: String },
-    /// ARM described an instance.
+    /// ARM described an instance, as of `at` (when the look began; older looks than the last
+    /// recorded one are stale and ignored).
     Observed {
         instance: String,
         observation: Observation,
+        at: Millis,
     },
     /// ARM does not know the instance (404).
     Missing { instance: String },

@@ -179,6 +179,9 @@ pub struct Instance {
     pub created: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<Observation>,
+    /// When the recorded observation's look began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Millis>,
     /// When to look at it next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_look: Option<Millis>,

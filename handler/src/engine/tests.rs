@@ -66,6 +66,8 @@ struct World {
     looks: std::collections::HashMap<String, u32>,
     created: std::collections::BTreeSet<String>,
     creates: u32,
+    /// PUTs per group name (a second PUT of a name would recreate or restart it).
+    puts: std::collections::HashMap<String, u32>,
 }
 
 impl World {
@@ -76,6 +78,7 @@ impl World {
             looks: Default::default(),
             created: Default::default(),
             creates: 0,
+            puts: Default::default(),
         }
     }
 
@@ -92,9 +95,11 @@ impl World {
                     return vec![Event::Observed {
                         instance: instance.clone(),
                         observation: (self.script)(instance, *n),
+                        at: self.now,
                     }];
                 }
                 self.creates += 1;
+                *self.puts.entry(instance.clone()).or_default() += 1;
                 self.created.insert(instance.clone());
                 vec![Event::Created {
                     instance: instance.clone(),
@@ -111,6 +116,7 @@ impl World {
                 vec![Event::Observed {
                     instance: instance.clone(),
                     observation: (self.script)(instance, *n),
+                    at: self.now,
                 }]
             }
             Action::Stop { instance } => vec![Event::Stopped {
@@ -580,5 +586,149 @@ impl Deployment {
             .filter_map(|i| i.claim_until)
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// Property test: random interleavings of results, duplicates, reordering and crashes (which lose
+/// every result not yet saved) end in the same terminal state as the clean run, with at most one
+/// create per group name and nothing left behind.
+mod interleavings {
+    use std::collections::VecDeque;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Copy, Debug)]
+    enum Chaos {
+        Next,
+        Duplicate,
+        Reorder(usize),
+        Crash,
+        Wait,
+    }
+
+    fn chaos() -> impl Strategy<Value = Chaos> {
+        prop_oneof![
+            5 => Just(Chaos::Next),
+            2 => Just(Chaos::Duplicate),
+            2 => (0usize..8).prop_map(Chaos::Reorder),
+            1 => Just(Chaos::Crash),
+            1 => Just(Chaos::Wait),
+        ]
+    }
+
+    fn scenario(kind: u8) -> (serde_json::Value, World, Vec<(Millis, Event)>) {
+        let completed = Event::Raised {
+            name: "completed".into(),
+            payload: json!({ "exitCode": 0 }),
+        };
+        match kind % 5 {
+            0 => (json!({}), World::new(exits_after(3, 0)), vec![]),
+            1 => (
+                json!({ "retry": { "maxAttempts": 3, "backoff": "PT1S" } }),
+                World::new(exits_after(2, 5)),
+                vec![],
+            ),
+            2 => (
+                json!({ "timeout": "PT1M" }),
+                World::new(exits_after(u32::MAX, 0)),
+                vec![],
+            ),
+            3 => (
+                json!({ "completion": "callback" }),
+                World::new(exits_after(u32::MAX, 0)),
+                vec![(T0 + 2_000, completed)],
+            ),
+            _ => (
+                json!({ "retry": { "maxAttempts": 2 } }),
+                World::new(|name: &str, n| {
+                    exits_after(2, if name.ends_with("-1") { 1 } else { 0 })(name, n)
+                }),
+                vec![],
+            ),
+        }
+    }
+
+    /// Runs with chaos; returns the end state and the world.
+    fn chaotic(kind: u8, moves: &[Chaos]) -> (Deployment, World) {
+        let (extra, mut world, mut external) = scenario(kind);
+        let mut saved = started(extra);
+        let mut pending: VecDeque<Event> = VecDeque::from([Event::Wake]);
+        // The chaos runs out, then the world settles (every result arrives, in order).
+        let mut moves = moves.iter().copied().chain(std::iter::repeat(Chaos::Next));
+        for _ in 0..4_000 {
+            if saved.phase == Phase::Done {
+                break;
+            }
+            if pending.is_empty() {
+                // Nothing in flight: the next step message or external event comes.
+                let next_external = external.first().map(|(at, _)| *at);
+                let next_wake = saved.wake.map(|w| w.at);
+                let Some(at) = [next_external, next_wake].into_iter().flatten().min() else {
+                    break;
+                };
+                world.now = world.now.max(at);
+                if next_external.is_some_and(|e| e <= world.now) {
+                    // An API call: applied and saved on its own, never lost with a worker.
+                    let t = apply(&saved, external.remove(0).1, world.now).expect("external event");
+                    saved = t.next;
+                    pending.push_back(Event::Wake);
+                } else {
+                    pending.push_back(Event::Wake);
+                }
+                continue;
+            }
+            let event = match moves.next().unwrap_or(Chaos::Next) {
+                Chaos::Next => pending.pop_front(),
+                Chaos::Duplicate => {
+                    let event = pending.front().cloned();
+                    if let Some(e) = &event {
+                        pending.push_back(e.clone());
+                    }
+                    pending.pop_front()
+                }
+                Chaos::Reorder(i) => {
+                    let i = i % pending.len();
+                    pending.remove(i)
+                }
+                Chaos::Crash => {
+                    // Every unsaved result is lost; the step message comes back after its lease,
+                    // and a create claim held by the dead worker runs out.
+                    pending.clear();
+                    world.now += 1_000 + saved.claim_horizon().saturating_sub(world.now).max(0);
+                    Some(Event::Wake)
+                }
+                Chaos::Wait => {
+                    world.now += 700;
+                    Some(Event::Wake)
+                }
+            };
+            let Some(event) = event else { continue };
+            let t = apply(&saved, event, world.now).expect("events of this deployment");
+            saved = t.next;
+            for action in &t.actions {
+                pending.extend(world.perform(action));
+            }
+        }
+        (saved, world)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn chaos_ends_where_the_clean_run_ends(kind in 0u8..5, moves in proptest::collection::vec(chaos(), 1..60)) {
+            let (extra, mut clean_world, external) = scenario(kind);
+            let (clean, _) = run(started(extra), &mut clean_world, external);
+            let (end, world) = chaotic(kind, &moves);
+            prop_assert_eq!(end.phase, Phase::Done, "did not finish: {:?}", end.history);
+            prop_assert_eq!(end.status, clean.status);
+            prop_assert_eq!(end.attempt, clean.attempt);
+            prop_assert!(world.created.is_empty(), "left behind: {:?}", world.created);
+            prop_assert!(world.creates <= clean_world.creates, "{} creates, clean run {}", world.creates, clean_world.creates);
+            prop_assert!(end.instances.iter().all(|i| i.deleted || i.kept));
+            prop_assert!(world.puts.values().all(|n| *n == 1), "a group name was PUT twice: {:?}", world.puts);
+        }
     }
 }

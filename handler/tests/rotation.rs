@@ -1,0 +1,136 @@
+//! Rotating `BERTH_SECRETS_KEY`: a deployment sealed under the old key is finished by a handler
+//! whose current key is new and whose previous key is the old one; its secrets still reach the
+//! container, and they are sealed again under the new key, so the old key can be retired.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::arm::{ArmClient, ArmTarget};
+use berth::clock::SystemClock;
+use berth::crypto::{Keyring, SecretsKey};
+use berth::driver::{Driver, DriverSettings};
+use berth::engine::{Phase, RuntimeStatus};
+use berth::spec::{Format, parse};
+use berth::store::sqlite::SqliteStore;
+use berth::store::{Checkpoints, Steps};
+use serde_json::json;
+
+fn driver(store: Arc<SqliteStore>, arm: &str, keys: Keyring) -> Driver {
+    let target = ArmTarget {
+        endpoint: arm.to_owned(),
+        subscription: "00000000-0000-0000-0000-000000000000".into(),
+        resource_group: "rotation".into(),
+        location: "local".into(),
+        api_version: "2025-09-01".into(),
+    };
+    Driver {
+        diagnostics: Arc::default(),
+        store,
+        arm: ArmClient::new(target, None),
+        keys: Arc::new(keys),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(DriverSettings {
+            app: "berth".into(),
+            settings: Arc::new(|_: &str| None),
+            fetch_share_keys: false,
+            max_events_per_step: 200,
+            create_claim_ms: 60_000,
+            diagnostics_workspace: None,
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_finishes_old_deployments_and_reseals_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = emulator::Config {
+        data_dir: dir.path().join("aci"),
+        ..emulator::Config::default()
+    };
+    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
+    let (old, new) = (SecretsKey::generate(), SecretsKey::generate());
+
+    let spec = json!({
+        "id": "rotate-1",
+        "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox", "command": ["/bin/sh", "-c", "test \"$TOKEN\" = rotation-canary && echo secret arrived"],
+            "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
+            "environmentVariables": [{ "name": "TOKEN", "secureValue": "rotation-canary" }] } }] } }]
+    });
+    let spec = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    let before = driver(
+        store.clone(),
+        &emulator.base_url(),
+        Keyring::new(old.clone(), vec![]),
+    );
+    let submitted = before
+        .submit(spec.clone(), "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    assert!(
+        submitted
+            .deployment
+            .sealed
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("v1.{}.", old.id()))
+    );
+
+    // The handler restarts with BERTH_SECRETS_KEY=new, BERTH_SECRETS_KEY_PREVIOUS=old.
+    let after = driver(
+        store.clone(),
+        &emulator.base_url(),
+        Keyring::new(new.clone(), vec![old.clone()]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for delivery in store.receive(8, 5_000).await.unwrap() {
+            berth::worker::handle(&after, store.as_ref(), delivery).await;
+        }
+        let d = store.load("rotate-1").await.unwrap().unwrap().deployment;
+        if d.phase == Phase::Done {
+            assert_eq!(d.status, RuntimeStatus::Succeeded, "{:?}", d.history);
+            assert!(
+                d.sealed
+                    .as_deref()
+                    .unwrap()
+                    .starts_with(&format!("v1.{}.", new.id())),
+                "sealed again under the new key"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not done: {:?}", d.history);
+        store.wait(200).await;
+    }
+    assert_eq!(
+        store
+            .get_logs("rotate-1", "work", "main")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("secret arrived\n")
+    );
+
+    // The old key can now be retired: the new key alone opens the secrets and recognises the spec.
+    let retired = driver(
+        store.clone(),
+        &emulator.base_url(),
+        Keyring::new(new, vec![]),
+    );
+    let d = store.load("rotate-1").await.unwrap().unwrap().deployment;
+    assert!(retired.keys.open(d.sealed.as_deref().unwrap()).is_ok());
+    let again = retired
+        .submit(spec, "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    assert!(
+        again.existed,
+        "the same spec is still recognised after the old key is gone"
+    );
+}
