@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::faults::Faults;
 use crate::images::ImageMap;
 use crate::lifecycle::Backoff;
+use crate::model::Secret;
 use crate::quotas::Quotas;
 
 /// The api-versions accepted by default (others answer `400 NoRegisteredProviderFound`).
@@ -36,7 +37,7 @@ pub struct Config {
     pub page_size: usize,
     /// Storage account name → key. A group whose `azureFile` volume names a listed account with a
     /// different key fails to mount, as with a wrong key in Azure; unlisted accounts take any key.
-    pub storage_keys: BTreeMap<String, String>,
+    pub storage_keys: BTreeMap<String, Secret>,
     /// The bubblewrap binary.
     pub bwrap: PathBuf,
     /// Apply CPU and memory limits through cgroups when possible.

@@ -230,3 +230,60 @@ pub fn load_all(layout: &Layout) -> Vec<Record> {
     }
     records
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Runtime;
+    use crate::model::{ContainerGroup, RestartPolicy};
+
+    fn record(name: &str) -> Record {
+        Record {
+            subscription: "Sub".into(),
+            resource_group: "RG".into(),
+            name: name.into(),
+            location: "westus".into(),
+            created: time::OffsetDateTime::UNIX_EPOCH,
+            spec: ContainerGroup::default(),
+            runtime: Runtime::new(RestartPolicy::Never, &[], &[], 1),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_are_written_privately_reloaded_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let (store, _task) = Store::spawn(layout.clone());
+        let mut first = record("job");
+        store.save(&first);
+        first.location = "eastus".into();
+        store.save(&first);
+        store.save(&record("other"));
+        store.flush().await;
+        let path = layout.record(&first.key());
+        assert!(
+            path.ends_with("groups/sub/rg/job.json"),
+            "{}",
+            path.display()
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let mut loaded = load_all(&layout);
+        loaded.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(loaded, vec![first.clone(), record("other")]);
+
+        fs::write(path.with_file_name("broken.json"), "{").unwrap();
+        store.remove(&first.key());
+        store.flush().await;
+        let loaded = load_all(&layout);
+        assert_eq!(
+            loaded,
+            vec![record("other")],
+            "removed and unreadable records are not loaded"
+        );
+        assert!(!path.exists());
+    }
+}

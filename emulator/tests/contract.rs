@@ -209,6 +209,11 @@ async fn answers_of_a_real_group_through_its_life_match_the_swagger() {
         ]),
         json!([{"name": "share", "azureFile": {"shareName": "data", "storageAccountName": "acct1", "storageAccountKey": "c2VjcmV0"}}]),
     );
+    let mut body = body;
+    body["properties"]["initContainers"] = json!([{"name": "prepare", "properties": {
+        "image": "busybox", "command": ["/bin/sh", "-c", "echo prepared"],
+        "environmentVariables": [{"name": "INIT_TOKEN", "secureValue": "init-secret"}]
+    }}]);
     let created = harness.create("lifecycle", &body).await;
     swagger.assert("ContainerGroup", &created, Direction::Response);
 
@@ -219,6 +224,8 @@ async fn answers_of_a_real_group_through_its_life_match_the_swagger() {
         })
         .await;
     swagger.assert("ContainerGroup", &looping, Direction::Response);
+    let init = &looping["properties"]["initContainers"][0]["properties"]["instanceView"];
+    assert_eq!(init["currentState"]["exitCode"], 0, "{looping:#}");
 
     let (status, logs) = harness
         .logs("lifecycle", "steady", "&tail=5&timestamps=true")

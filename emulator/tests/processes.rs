@@ -750,3 +750,53 @@ async fn init_containers_run_in_order_before_the_containers() {
     assert_eq!(status, 404, "the container never started");
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_wrong_storage_key_fails_the_mount_like_azure() {
+    let harness = Harness::start(|config| {
+        config
+            .storage_keys
+            .insert("acct1".into(), emulator::model::Secret::new("a2V5".into()));
+    })
+    .await;
+    let body = |key: &str| {
+        group_body(
+            "Never",
+            json!([shell(
+                "job",
+                "echo mounted",
+                json!([]),
+                json!([{"name": "share", "mountPath": "/mnt/share"}])
+            )]),
+            json!([{"name": "share", "azureFile": {"shareName": "keyed", "storageAccountName": "acct1", "storageAccountKey": key}}]),
+        )
+    };
+    harness.create("wrong-key", &body("d3Jvbmc=")).await;
+    let failed = harness
+        .wait_for("wrong-key", WAIT, "Failed", |body| {
+            provisioning(body) == "Failed"
+        })
+        .await;
+    assert_eq!(group_state(&failed), "Pending");
+    let event = &failed["properties"]["instanceView"]["events"][0];
+    assert_eq!(event["name"], "FailedMount");
+    assert_eq!(event["type"], "Warning");
+    assert!(
+        event["message"]
+            .as_str()
+            .unwrap()
+            .contains("mount error(13): Permission denied")
+    );
+    assert!(
+        !failed.to_string().contains("d3Jvbmc="),
+        "the key is not answered"
+    );
+
+    harness.create("right-key", &body("a2V5")).await;
+    harness
+        .wait_for("right-key", WAIT, "Succeeded", |body| {
+            group_state(body) == "Succeeded"
+        })
+        .await;
+    harness.stop().await;
+}

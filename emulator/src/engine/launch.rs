@@ -18,7 +18,7 @@ use super::{Emulator, Entry};
 use crate::cgroup::{Cgroup, Limits};
 use crate::images::ImageMap;
 use crate::lifecycle::{Input, Phase, Provisioning, Slot};
-use crate::model::{ContainerGroup, Volume};
+use crate::model::{ContainerGroup, Secret, Volume};
 use crate::process::{self, LogSink, Owner, ProcessSpec, lock};
 use crate::record::GroupKey;
 use crate::sandbox::{self, Bind};
@@ -455,7 +455,7 @@ fn plan_volumes(
     layout: &Layout,
     key: &GroupKey,
     spec: &ContainerGroup,
-    storage_keys: &BTreeMap<String, String>,
+    storage_keys: &BTreeMap<String, Secret>,
 ) -> Result<Vec<VolumeWork>, String> {
     let mut work = Vec::new();
     for volume in spec.properties.volumes.iter().flatten() {
@@ -463,7 +463,7 @@ fn plan_volumes(
         if let Some(file) = &volume.azure_file {
             if let Some(expected) = storage_keys.get(&file.storage_account_name) {
                 let given = file.storage_account_key.as_ref().map(|key| key.expose());
-                if given != Some(expected) {
+                if given != Some(expected.expose()) {
                     return Err(format!(
                         "MountVolume.SetUp failed for volume \"{}\": mount of Azure Files share '{}' of storage account '{}' failed. Output: mount error(13): Permission denied",
                         volume.name, file.share_name, file.storage_account_name
