@@ -1,0 +1,179 @@
+//! The cleanup sweep against the emulator: orphans deleted only after the grace period and only
+//! this app's; a deployment whose step message was lost is re-driven; finished deployments past
+//! retention are purged.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth::clock::SystemClock;
+use berth::config::{Config, Defaults};
+use berth::crypto::SecretsKey;
+use berth::engine::Phase;
+use berth::runtime::Runtime;
+use berth::spec::{Format, parse};
+use serde_json::json;
+
+async fn setup(dir: &std::path::Path) -> (emulator::Running, Runtime) {
+    let config = emulator::Config {
+        data_dir: dir.join("aci"),
+        ..emulator::Config::default()
+    };
+    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let map: HashMap<String, String> = HashMap::from([
+        (
+            "BERTH_SQLITE_PATH".into(),
+            dir.join("berth.db").display().to_string(),
+        ),
+        ("BERTH_ARM_ENDPOINT".into(), emulator.base_url()),
+        (
+            "BERTH_SUBSCRIPTION_ID".into(),
+            "00000000-0000-0000-0000-000000000000".into(),
+        ),
+        ("BERTH_RESOURCE_GROUP".into(), "sweep".into()),
+        ("BERTH_LOCATION".into(), "local".into()),
+        (
+            "BERTH_SECRETS_KEY".into(),
+            SecretsKey::generate().to_base64(),
+        ),
+        ("BERTH_APP".into(), "sweeper-test".into()),
+    ]);
+    let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
+    // No background worker: the test delivers steps itself.
+    (
+        emulator,
+        Runtime::build(config, Arc::new(SystemClock)).await.unwrap(),
+    )
+}
+
+fn group_body(app: &str, deployment: &str, created: i64) -> serde_json::Value {
+    json!({ "location": "local",
+        "tags": { "berth-app": app, "berth-deployment": deployment, "berth-created": created.to_string() },
+        "properties": { "osType": "Linux", "restartPolicy": "Never", "containers": [{ "name": "c", "properties": {
+            "image": "busybox", "command": ["/bin/sh", "-c", "sleep 600"],
+            "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } })
+}
+
+async fn run_steps(runtime: &Runtime) {
+    for delivery in runtime.steps.receive(16, 5_000).await.unwrap() {
+        berth::worker::handle(&runtime.driver, runtime.steps.as_ref(), delivery).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_deleted_after_the_grace_period_and_only_this_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, runtime) = setup(dir.path()).await;
+    let arm = &runtime.driver.arm;
+    let now = runtime.driver.now();
+    let hour_ago = now - 3_600_000;
+    arm.put_group(
+        "ghost-work-1",
+        &group_body("sweeper-test", "ghost", hour_ago),
+    )
+    .await
+    .unwrap();
+    arm.put_group("young-work-1", &group_body("sweeper-test", "young", now))
+        .await
+        .unwrap();
+    arm.put_group("other-app-1", &group_body("another-app", "ghost", hour_ago))
+        .await
+        .unwrap();
+
+    let report = runtime.sweep.run_once().await;
+    assert_eq!(
+        report.orphans_deleted,
+        vec!["ghost-work-1".to_owned()],
+        "{report:?}"
+    );
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(
+        arm.get_group("young-work-1").await.unwrap().is_some(),
+        "inside the grace period"
+    );
+    assert!(
+        arm.get_group("other-app-1").await.unwrap().is_some(),
+        "another app's group"
+    );
+    assert_eq!(emulator.stats().groups, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_deployments_groups_survive_and_a_lost_step_is_re_driven() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, runtime) = setup(dir.path()).await;
+    let spec = json!({ "id": "lost-1", "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+        "image": "busybox", "command": ["/bin/sh", "-c", "sleep 1; echo finished"],
+        "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } }] });
+    let spec = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    runtime
+        .driver
+        .submit(spec, "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    run_steps(&runtime).await; // creates the group, then waits with a delayed step message
+
+    // The delayed message is lost (taken and never completed, as by a crashed instance).
+    let mut sweep = runtime.sweep.clone();
+    sweep.grace_ms = 0;
+    sweep.redrive_after_ms = 0;
+    loop {
+        let taken = runtime.steps.receive(16, 3_600_000).await.unwrap();
+        if !taken.is_empty() {
+            break;
+        }
+        runtime.steps.wait(500).await;
+    }
+    let report = sweep.run_once().await;
+    assert!(
+        report.orphans_deleted.is_empty(),
+        "the live deployment owns its group: {report:?}"
+    );
+    assert_eq!(report.redriven, 1, "{report:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        run_steps(&runtime).await;
+        let d = runtime.driver.load("lost-1").await.unwrap().unwrap();
+        if d.phase == Phase::Done {
+            assert_eq!(d.status.as_str(), "Succeeded");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not re-driven to the end: {:?}",
+            d.history
+        );
+        runtime.steps.wait(200).await;
+    }
+    assert_eq!(
+        emulator.stats().creates_by_name.get("lost-1-work-1"),
+        Some(&1)
+    );
+
+    // Past retention, the finished deployment is purged with its logs.
+    assert!(
+        runtime
+            .driver
+            .store
+            .get_logs("lost-1", "work", "main")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    sweep.retention_ms = -1_000;
+    let report = sweep.run_once().await;
+    assert_eq!(report.purged, 1, "{report:?}");
+    assert!(runtime.driver.load("lost-1").await.unwrap().is_none());
+    assert!(
+        runtime
+            .driver
+            .store
+            .get_logs("lost-1", "work", "main")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
