@@ -156,10 +156,11 @@ impl Emulator {
                         generation,
                     );
                     *entry = Entry::new(entry.record.clone());
+                    let pending = entry.record.runtime.clone();
                     let mut actions = vec![Action::KillAll];
                     actions.extend(self.begin(&mut entry.record.runtime, now));
                     self.persist(&entry.record);
-                    let body = entry.record.render(View::Full);
+                    let body = entry.record.render_with(&pending, View::Full);
                     let operation = self.add_operation(&entry.record, OpKind::Put);
                     (
                         PutOutcome {
