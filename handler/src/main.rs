@@ -46,6 +46,8 @@ enum Command {
         #[arg(long, default_value = "0.0.0.0")]
         bind: String,
     },
+    /// Run one cleanup sweep with the configured backends and print what it did (JSON).
+    Sweep,
     /// Assemble a deployable function-app folder and zip.
     Package {
         /// Output folder.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
             images,
         }) => dev(port, emulator_port, &data_dir, images),
         Some(Command::Serve { port, bind }) => serve(port, &bind),
+        Some(Command::Sweep) => sweep(),
         Some(Command::Package { out, binary }) => package(&out, binary),
     };
     match result {
@@ -237,6 +240,21 @@ fn serve(port: u16, bind: &str) -> anyhow::Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving the API")
+    })
+}
+
+fn sweep() -> anyhow::Result<()> {
+    init_logging();
+    let config = Config::from_env(Defaults::default())?;
+    tokio_runtime()?.block_on(async move {
+        let runtime = Runtime::build(config, Arc::new(SystemClock)).await?;
+        let report = runtime.sweep.run_once().await;
+        println!("{}", serde_json::to_string(&report)?);
+        if report.errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("the sweep met {} error(s)", report.errors.len())
+        }
     })
 }
 
