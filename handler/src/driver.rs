@@ -100,6 +100,26 @@ fn add_diagnostics(properties: &mut Value, workspace_id: &str, key: &str) {
     }
 }
 
+/// A spec as canonical JSON: object keys sorted at every level, whatever order they were written
+/// or inserted in (serde_json keeps insertion order when a crate in the build enables
+/// `preserve_order`), so that digests compare specs, not spellings.
+fn canonical_json(spec: &Spec) -> Vec<u8> {
+    fn sort(value: Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(String, Value)> =
+                    map.into_iter().map(|(k, v)| (k, sort(v))).collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(entries.into_iter().collect())
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(sort).collect()),
+            other => other,
+        }
+    }
+    let value = serde_json::to_value(spec).expect("a spec serialises");
+    serde_json::to_vec(&sort(value)).expect("JSON serialises")
+}
+
 /// The step message a save must send: one for the new wake, when the wake changed.
 fn wake_message(before: &Deployment, after: &Deployment) -> Option<Scheduled> {
     let wake = after.wake.filter(|w| Some(*w) != before.wake)?;
@@ -133,7 +153,7 @@ impl Driver {
         mut spec: Spec,
         callback_base: String,
     ) -> Result<Submitted, DriverError> {
-        let canonical = serde_json::to_vec(&spec).expect("a spec serialises");
+        let canonical = canonical_json(&spec);
         let digest = self.keys.digest(&canonical);
         let slots = take_secrets(&mut spec);
         let sealed = (!slots.is_empty()).then(|| {
@@ -302,7 +322,7 @@ impl Driver {
         for (index, group) in spec.groups.iter_mut().enumerate() {
             put_secrets(&mut group.properties, index, &slots);
         }
-        let canonical = serde_json::to_vec(&spec).expect("a spec serialises");
+        let canonical = canonical_json(&spec);
         if self.keys.digest_matches(&canonical, &d.digest) {
             d.digest = self.keys.digest(&canonical);
         }
@@ -675,5 +695,21 @@ impl Driver {
             },
             at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_json;
+    use crate::spec::{Format, parse};
+
+    #[test]
+    fn the_spec_digest_ignores_key_order() {
+        let one = r#"{"id":"k","groups":[{"name":"g","properties":{"restartPolicy":"Never","containers":[
+            {"name":"c","properties":{"image":"busybox","resources":{"requests":{"cpu":1,"memoryInGB":1}}}}]}}]}"#;
+        let two = r#"{"groups":[{"properties":{"containers":[{"properties":{"resources":{"requests":{"memoryInGB":1,"cpu":1}},
+            "image":"busybox"},"name":"c"}],"restartPolicy":"Never"},"name":"g"}],"id":"k"}"#;
+        let parse = |text: &str| parse(text.as_bytes(), Format::Json, || unreachable!()).unwrap();
+        assert_eq!(canonical_json(&parse(one)), canonical_json(&parse(two)));
     }
 }
