@@ -11,6 +11,7 @@
 //!   transaction). If the process dies between the two, the sweep re-drives the deployment from its
 //!   `wake` time, so no deployment stays stuck.
 
+pub mod azure;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -1,0 +1,227 @@
+//! Where things live in the container, and how index values are written so that string order is
+//! time order. Pure functions, no I/O.
+//!
+//! ```text
+//! deployments/{id}/checkpoint                        the checkpoint (JSON), with its index tags
+//! deployments/{id}/logs/{group}/{instance}/{container}   captured logs, one block blob each
+//! index/all/{inverted created}-{id}                  empty: every deployment, newest first
+//! index/status/{Status}/{inverted created}-{id}      empty: deployments by status, newest first
+//! ```
+//!
+//! Times are Unix milliseconds written as 15 zero-padded digits (good until the year 33658); an
+//! inverted time is `999999999999999 - t`, so ascending names list the newest first.
+
+use crate::engine::{Deployment, Millis, Phase, RuntimeStatus};
+use crate::spec::validate;
+
+/// Digits of a written time.
+const WIDTH: usize = 15;
+/// The largest time that can be written.
+const LAST: Millis = 999_999_999_999_999;
+
+/// Tag keys on a checkpoint blob.
+pub const TAG_STATUS: &str = "status";
+/// When the deployment was created.
+pub const TAG_CREATED: &str = "created";
+/// `{at}/{seq}` of the next step, only while one is due.
+pub const TAG_WAKE: &str = "wake";
+/// When the deployment reached phase `Done`.
+pub const TAG_ENDED: &str = "ended";
+
+/// Every status, for purging index entries of any of them.
+pub const STATUSES: [RuntimeStatus; 6] = [
+    RuntimeStatus::Pending,
+    RuntimeStatus::Running,
+    RuntimeStatus::Succeeded,
+    RuntimeStatus::Failed,
+    RuntimeStatus::TimedOut,
+    RuntimeStatus::Terminated,
+];
+
+/// Prefix of the unfiltered listing index.
+pub const ALL_PREFIX: &str = "index/all/";
+
+/// A time as 15 digits (negative times are written as 0).
+pub fn time(t: Millis) -> String {
+    format!("{:0WIDTH$}", t.clamp(0, LAST))
+}
+
+/// Whether `id` can be a deployment id. Anything else (from a URL, say) names no blob, so it is
+/// answered as "no such deployment" instead of reaching the service.
+pub fn valid_id(id: &str) -> bool {
+    validate::deployment_id(id).is_ok()
+}
+
+/// The checkpoint blob of `id`.
+pub fn checkpoint(id: &str) -> String {
+    format!("deployments/{id}/checkpoint")
+}
+
+/// The prefix of everything stored under `id` (checkpoint and logs).
+pub fn deployment_prefix(id: &str) -> String {
+    format!("deployments/{id}/")
+}
+
+/// The prefix of `id`'s logs.
+pub fn logs_prefix(id: &str) -> String {
+    format!("deployments/{id}/logs/")
+}
+
+/// The log blob of one container of one instance.
+pub fn logs(id: &str, group: &str, instance: &str, container: &str) -> String {
+    format!("deployments/{id}/logs/{group}/{instance}/{container}")
+}
+
+/// One log blob's parts below [`logs_prefix`]: `(group, instance, container)`.
+pub fn parse_logs<'a>(id: &str, name: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+    let rest = name.strip_prefix(&logs_prefix(id))?;
+    let mut parts = rest.split('/');
+    let (group, instance, container) = (parts.next()?, parts.next()?, parts.next()?);
+    parts
+        .next()
+        .is_none()
+        .then_some((group, instance, container))
+}
+
+/// The id of a checkpoint blob name.
+pub fn checkpoint_id(name: &str) -> Option<&str> {
+    name.strip_prefix("deployments/")?
+        .strip_suffix("/checkpoint")
+        .filter(|id| valid_id(id))
+}
+
+/// The prefix of the status listing index of `status`.
+pub fn status_prefix(status: RuntimeStatus) -> String {
+    format!("index/status/{}/", status.as_str())
+}
+
+/// The entry name below an index prefix: newest first, then by id.
+fn entry(created: Millis, id: &str) -> String {
+    format!("{}-{id}", time(LAST - created.clamp(0, LAST)))
+}
+
+/// `d`'s entry in the unfiltered index.
+pub fn all_entry(created: Millis, id: &str) -> String {
+    format!("{ALL_PREFIX}{}", entry(created, id))
+}
+
+/// `d`'s entry in the index of `status`.
+pub fn status_entry(status: RuntimeStatus, created: Millis, id: &str) -> String {
+    format!("{}{}", status_prefix(status), entry(created, id))
+}
+
+/// An entry's `(created, id)`, from its name below `prefix`.
+pub fn parse_entry<'a>(prefix: &str, name: &'a str) -> Option<(Millis, &'a str)> {
+    let rest = name.strip_prefix(prefix)?;
+    let (inverted, id) = rest.split_at_checked(WIDTH)?;
+    let id = id.strip_prefix('-').filter(|id| valid_id(id))?;
+    let inverted: Millis = inverted.parse().ok()?;
+    Some((LAST - inverted, id))
+}
+
+/// The `wake` tag value: the due time, then the seq the step message carries. Compared with a
+/// bare [`time`], it is smaller exactly when the due time is earlier.
+pub fn wake(at: Millis, seq: u64) -> String {
+    format!("{}/{seq}", time(at))
+}
+
+/// A `wake` tag value read back: `(at, seq)`.
+pub fn parse_wake(value: &str) -> Option<(Millis, u64)> {
+    let (at, seq) = value.split_once('/')?;
+    Some((at.parse().ok()?, seq.parse().ok()?))
+}
+
+/// When `d` ended (phase `Done`), as the retention index knows it.
+pub fn ended(d: &Deployment) -> Option<Millis> {
+    (d.phase == Phase::Done).then_some(d.updated)
+}
+
+/// Where a status stands in the order every deployment goes through: `Pending`, then `Running`,
+/// then one terminal status that never changes. The engine only moves forward along it (a
+/// deployment that has started a group stays started; terminal states absorb), which is what
+/// lets a writer drop the entry of the status it leaves, and a reader drop entries behind the
+/// checkpoint's status.
+pub fn rank(status: RuntimeStatus) -> u8 {
+    match status {
+        RuntimeStatus::Pending => 0,
+        RuntimeStatus::Running => 1,
+        _ => 2,
+    }
+}
+
+/// Whether an index entry of `entry` can never again describe a checkpoint now at `current`.
+pub fn entry_is_behind(entry: RuntimeStatus, current: RuntimeStatus) -> bool {
+    rank(entry) < rank(current) || (current.is_terminal() && entry != current)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_sort_newest_first_and_read_back() {
+        let older = all_entry(1_700_000_000_000, "b");
+        let newer = all_entry(1_700_000_000_001, "a");
+        assert!(newer < older);
+        assert_eq!(newer, "index/all/998299999999998-a");
+        assert_eq!(
+            parse_entry(ALL_PREFIX, &newer),
+            Some((1_700_000_000_001, "a"))
+        );
+        let running = status_entry(RuntimeStatus::Running, 5, "job-1");
+        assert_eq!(
+            parse_entry(&status_prefix(RuntimeStatus::Running), &running),
+            Some((5, "job-1"))
+        );
+        assert_eq!(parse_entry(ALL_PREFIX, "index/all/12-x"), None);
+        assert_eq!(
+            parse_entry(ALL_PREFIX, "index/all/999999999999999-Bad"),
+            None
+        );
+    }
+
+    #[test]
+    fn wake_values_compare_with_times_as_their_due_times_do() {
+        let due = wake(1_000, 7);
+        assert_eq!(due, "000000000001000/7");
+        assert!(due.as_str() < time(1_001).as_str());
+        assert!(
+            due.as_str() >= time(1_000).as_str(),
+            "not before its own time"
+        );
+        assert!(due.as_str() > time(999).as_str());
+        assert_eq!(parse_wake(&due), Some((1_000, 7)));
+        assert_eq!(time(-5), "000000000000000");
+    }
+
+    #[test]
+    fn names_read_back() {
+        assert_eq!(checkpoint_id(&checkpoint("job-1")), Some("job-1"));
+        assert_eq!(checkpoint_id("deployments/job-1/logs/x"), None);
+        let name = logs("job-1", "work", "job-1-work-2", "main");
+        assert_eq!(
+            parse_logs("job-1", &name),
+            Some(("work", "job-1-work-2", "main"))
+        );
+        assert_eq!(parse_logs("job-1", "deployments/job-1/logs/a/b"), None);
+        assert!(!valid_id("../x") && !valid_id("a/b") && !valid_id(""));
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        use RuntimeStatus::*;
+        assert!(entry_is_behind(Pending, Running));
+        assert!(entry_is_behind(Running, Succeeded));
+        assert!(
+            entry_is_behind(Failed, Terminated),
+            "another terminal status"
+        );
+        assert!(
+            !entry_is_behind(Running, Pending),
+            "ahead: a writer's pending CAS"
+        );
+        assert!(!entry_is_behind(Succeeded, Running));
+        assert!(!entry_is_behind(Running, Running));
+    }
+}
