@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::api::Prices;
+use crate::azure::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
+use crate::azure::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
 
 /// Every app setting `handler` reads (the infrastructure sets exactly these, plus the host's own).
@@ -91,6 +93,8 @@ pub struct ArmSettings {
     pub reads_per_second: f64,
     /// `None` for an emulator (no token).
     pub use_identity: bool,
+    /// What chooses the Entra ID credential when `use_identity` (`AZURE_*`, identity endpoint).
+    pub credentials: CredentialSettings,
 }
 
 /// The whole configuration.
@@ -110,6 +114,11 @@ pub struct Config {
     /// How long a worker owns a group's create before another may take it over.
     pub create_claim_ms: i64,
     pub diagnostics_workspace: Option<String>,
+    /// `AzureWebJobsStorage` parsed as Functions reads it, when `storage` is `Azure`.
+    pub storage_connection: Option<StorageConnection>,
+    /// The credential settings of an identity-based `storage_connection` (its `__*` settings over
+    /// the `AZURE_*` ones).
+    pub storage_credentials: Option<CredentialSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -222,6 +231,18 @@ impl Config {
             api_version: nonempty("BERTH_ACI_API_VERSION").unwrap_or_else(|| "2025-09-01".into()),
             reads_per_second: number(get, "BERTH_ARM_READS_PER_SECOND", 20.0)?,
             use_identity,
+            credentials: CredentialSettings::from_lookup(get, None),
+        };
+        let storage_connection = match &storage {
+            Storage::Azure => StorageConnection::from_settings(DEFAULT_SETTING, get)
+                .map_err(|e| error("AzureWebJobsStorage", e.to_string()))?,
+            Storage::Sqlite { .. } => None,
+        };
+        let storage_credentials = match storage_connection.as_ref().map(|c| &c.auth) {
+            Some(StorageAuth::Identity(identity)) => {
+                Some(CredentialSettings::from_lookup(get, Some(identity)))
+            }
+            _ => None,
         };
 
         let queue = nonempty("BERTH_QUEUE").unwrap_or_else(|| "berth-steps".into());
@@ -311,6 +332,8 @@ impl Config {
             step_lease_ms,
             create_claim_ms,
             diagnostics_workspace: nonempty("BERTH_DIAGNOSTICS_WORKSPACE"),
+            storage_connection,
+            storage_credentials,
         })
     }
 

@@ -17,6 +17,7 @@ use crate::driver::{Driver, DriverSettings, StepOutcome};
 use crate::functions::{
     Handlers, QueueHandler, QueueMessage, StepFailure, TimerHandler, TimerTick,
 };
+use crate::store::azure::AzureBackend;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Checkpoints, Scheduled, StepMessage, Steps};
 use crate::sweep::{GRACE_MS, REDRIVE_AFTER_MS, Sweep};
@@ -29,6 +30,8 @@ pub enum RuntimeError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Unsupported(String),
+    #[error("choosing the Azure credential: {0}")]
+    Credential(#[from] crate::azure::credential::CredentialError),
 }
 
 /// Berth, assembled.
@@ -51,9 +54,18 @@ impl Runtime {
                 (sqlite.clone(), sqlite)
             }
             Storage::Azure => {
-                return Err(RuntimeError::Unsupported(
-                    "the Azure Storage backend is not available in this build".into(),
-                ));
+                let connection = config.storage_connection.as_ref().ok_or_else(|| {
+                    RuntimeError::Unsupported("AzureWebJobsStorage is not set".into())
+                })?;
+                // Identity-based connections need a token; Shared Key and SAS sign themselves.
+                let credential = match &config.storage_credentials {
+                    Some(settings) => Some(crate::azure::credential::choose(settings)?.0),
+                    None => None,
+                };
+                let azure =
+                    AzureBackend::open(connection, credential, &config.queue, clock.clone())
+                        .await?;
+                (azure.store, azure.steps)
             }
         };
         let target = ArmTarget {
@@ -63,12 +75,13 @@ impl Runtime {
             location: config.arm.location.clone(),
             api_version: config.arm.api_version.clone(),
         };
-        if config.arm.use_identity {
-            return Err(RuntimeError::Unsupported(
-                "ARM with an Azure identity is not available in this build".into(),
-            ));
-        }
-        let arm = ArmClient::new(target, None).with_read_budget(config.arm.reads_per_second);
+        // `choose` logs which credential it picked (never a secret).
+        let credential = if config.arm.use_identity {
+            Some(crate::azure::credential::choose(&config.arm.credentials)?.0)
+        } else {
+            None
+        };
+        let arm = ArmClient::new(target, credential).with_read_budget(config.arm.reads_per_second);
         let settings = DriverSettings {
             app: config.app.clone(),
             settings: Arc::new(|name: &str| std::env::var(name).ok()),
