@@ -1,17 +1,18 @@
-//! `handler serve` (SQLite) against an emulator that outlives it, as containers outlive the
+//! `handler serve` (on SQLite, and on Azurite) against an emulator that outlives it, as containers outlive the
 //! orchestrator in Azure: SIGKILLed in each phase of a deployment and restarted, it finishes every
 //! deployment with exactly one create per group name.
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth::crypto::SecretsKey;
+use common::Backend;
 use serde_json::Value;
 
 const KEY: &str = "crash-test-key";
@@ -29,13 +30,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(dir: &Path, arm: &str, port: u16, secrets: &str) -> Serve {
+fn spawn(storage: &[(&str, String)], arm: &str, port: u16, secrets: &str) -> Serve {
     let url = format!("http://127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_handler"))
         .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BERTH_SQLITE_PATH", dir.join("berth.db"))
+        .envs(storage.iter().map(|(k, v)| (*k, v)))
         .env("BERTH_ARM_ENDPOINT", arm)
         .env(
             "BERTH_SUBSCRIPTION_ID",
@@ -74,9 +75,13 @@ async fn status(http: &reqwest::Client, url: &str, id: &str) -> Option<Value> {
     response.json().await.ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_per_group() {
+async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_per_group(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
+    let Some(storage) = common::backend_settings(backend, dir.path()) else {
+        return;
+    };
     // Every ARM answer takes 300 ms, so each phase lasts long enough to be caught in.
     let faults = emulator::Faults {
         slow_rate: 1.0,
@@ -94,7 +99,7 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
     let secrets = SecretsKey::generate().to_base64();
     let http = reqwest::Client::new();
     let port = free_port();
-    let mut serve = spawn(dir.path(), &emulator.base_url(), port, &secrets);
+    let mut serve = spawn(&storage, &emulator.base_url(), port, &secrets);
     ready(&http, &serve).await;
 
     // Unauthenticated calls are refused.
@@ -142,7 +147,7 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         }
         serve.child.kill().unwrap();
         serve.child.wait().unwrap();
-        serve = spawn(dir.path(), &emulator.base_url(), port, &secrets);
+        serve = spawn(&storage, &emulator.base_url(), port, &secrets);
         ready(&http, &serve).await;
     }
     assert!(caught.len() >= 4, "killed in phases {caught:?}");
@@ -179,3 +184,5 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
     serve.child.wait().unwrap();
     eprintln!("killed handler serve in phases {caught:?}");
 }
+
+on_both_backends!(serve_killed_in_every_phase_finishes_every_deployment_with_one_create_per_group);

@@ -2,16 +2,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
-use common::{Harness, job, no_processes_with};
+use common::{Backend, Harness, job, no_processes_with};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_writes_its_share_and_succeeds_with_logs_saved_and_group_deleted() {
-    let h = Harness::start().await;
+async fn a_job_writes_its_share_and_succeeds_with_logs_saved_and_group_deleted(backend: Backend) {
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
     let id = h
         .start_deployment(&job(
             "write-1",
@@ -53,9 +55,12 @@ async fn a_job_writes_its_share_and_succeeds_with_logs_saved_and_group_deleted()
     assert_eq!(kinds.last(), Some(&"GroupDeleted"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exit_three_is_retried_then_fails() {
-    let h = Harness::start().await;
+on_both_backends!(a_job_writes_its_share_and_succeeds_with_logs_saved_and_group_deleted);
+
+async fn exit_three_is_retried_then_fails(backend: Backend) {
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
     let mut spec = job("exit-3", "echo attempt; exit 3");
     spec["retry"] = json!({ "maxAttempts": 2, "backoff": "PT0.2S" });
     let id = h.start_deployment(&spec).await;
@@ -82,10 +87,13 @@ async fn exit_three_is_retried_then_fails() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_kills_the_process_tree_and_ends_timed_out() {
-    let h = Harness::start().await;
-    let marker = format!("berth-timeout-marker-{}", std::process::id());
+on_both_backends!(exit_three_is_retried_then_fails);
+
+async fn a_timeout_kills_the_process_tree_and_ends_timed_out(backend: Backend) {
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
+    let marker = format!("berth-timeout-marker-{}-{backend:?}", std::process::id());
     let script = format!(
         "echo started; sh -c 'sleep 1000; echo {marker}' & sh -c 'sleep 1001; echo {marker}' & sleep 999 # {marker}"
     );
@@ -114,10 +122,13 @@ async fn a_timeout_kills_the_process_tree_and_ends_timed_out() {
     assert_eq!(h.logs(&id, "work", "main").await, (200, "started\n".into()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn completion_by_callback_succeeds_and_stops_the_container() {
-    let h = Harness::start().await;
-    let marker = format!("berth-callback-marker-{}", std::process::id());
+on_both_backends!(a_timeout_kills_the_process_tree_and_ends_timed_out);
+
+async fn completion_by_callback_succeeds_and_stops_the_container(backend: Backend) {
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
+    let marker = format!("berth-callback-marker-{}-{backend:?}", std::process::id());
     let script = format!(
         "echo calling back; curl -sf -o /dev/null -X POST -H 'content-type: application/json' -d '{{\"exitCode\":0}}' \"$BERTH_CALLBACK_URL\"; sleep 600 # {marker}"
     );
@@ -147,9 +158,12 @@ async fn completion_by_callback_succeeds_and_stops_the_container() {
     assert_eq!(code, 403);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_or_wrong_token_is_refused() {
-    let h = Harness::start().await;
+on_both_backends!(completion_by_callback_succeeds_and_stops_the_container);
+
+async fn a_foreign_or_wrong_token_is_refused(backend: Backend) {
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
     let mut a = job("tok-a", "sleep 600");
     a["completion"] = json!("callback");
     let mut b = job("tok-b", "sleep 600");
@@ -207,9 +221,12 @@ async fn a_foreign_or_wrong_token_is_refused() {
     assert_eq!(h.settled_processes().await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts() {
-    let h = Harness::start().await;
+on_both_backends!(a_foreign_or_wrong_token_is_refused);
+
+async fn the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts(backend: Backend) {
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
     let spec = job("idem-1", "echo once");
     let (first, body) = h.submit(&spec).await;
     assert_eq!(first, 202, "{body}");
@@ -223,9 +240,12 @@ async fn the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts() {
     assert_eq!(h.stats().creates_by_name.get("idem-1-work-1"), Some(&1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_specs_get_400_naming_the_field() {
-    let h = Harness::start().await;
+on_both_backends!(the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts);
+
+async fn bad_specs_get_400_naming_the_field(backend: Backend) {
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
     let mut spec = job("bad-1", "true");
     spec["groups"][0]["properties"]["containers"][0]["properties"]["volumeMounts"][0]["name"] =
         json!("nosuchvolume");
@@ -271,3 +291,5 @@ async fn bad_specs_get_400_naming_the_field() {
     assert_eq!(response.status().as_u16(), 400);
     assert_eq!(h.stats().creates_by_name.len(), 0);
 }
+
+on_both_backends!(bad_specs_get_400_naming_the_field);

@@ -3,11 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
-use common::{Harness, Options};
+use common::{Backend, Harness, Options};
 use serde_json::{Value, json};
 
 fn images() -> emulator::ImageMap {
@@ -45,13 +46,16 @@ fn group(name: &str, container: Value) -> Value {
     } })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_service_survives_a_deleted_group_and_tears_down_cleanly() {
-    let h = Harness::with(Options {
+async fn the_seed_service_survives_a_deleted_group_and_tears_down_cleanly(backend: Backend) {
+    let Some(h) = Harness::try_with(Options {
+        backend,
         images: Some(images()),
         ..Options::default()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let worker = Some(json!([
         "/bin/sh",
         "-c",
@@ -164,3 +168,5 @@ async fn the_seed_service_survives_a_deleted_group_and_tears_down_cleanly() {
             .any(|e| e["eventType"] == "Healing")
     );
 }
+
+on_both_backends!(the_seed_service_survives_a_deleted_group_and_tears_down_cleanly);

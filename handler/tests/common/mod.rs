@@ -1,5 +1,11 @@
 //! The end-to-end harness: a real emulator (real processes under bubblewrap), Berth's runtime on
-//! SQLite in a temporary folder, and its HTTP API on a loopback port, driven with `reqwest`.
+//! SQLite in a temporary folder or on Azurite (a container and queue of its own), and its HTTP API
+//! on a loopback port, driven with `reqwest`.
+//!
+//! Every scenario runs on both backends: write it as `async fn name(backend: Backend)` and declare
+//! its two tests with `on_both_backends!(name);` (tests `name::sqlite` and `name::azurite`). The
+//! Azurite variant needs `BERTH_TEST_AZURITE` (`bin/test` starts Azurite and sets it); without it,
+//! it says loudly that it skipped.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -15,6 +21,93 @@ use berth::crypto::SecretsKey;
 use berth::runtime::Runtime;
 use serde_json::{Value, json};
 
+/// The variable holding the Azurite connection string.
+pub const AZURITE: &str = "BERTH_TEST_AZURITE";
+
+/// Where the runtime keeps checkpoints and steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the harness's temporary folder.
+    #[default]
+    Sqlite,
+    /// Azurite at `BERTH_TEST_AZURITE`, with a container and queue no other harness uses.
+    Azurite,
+}
+
+/// Declares a scenario's tests on both backends: `name::sqlite` and `name::azurite`.
+///
+/// The two run one after the other: they create container groups of the same names in two
+/// emulators of one test process, and the emulator names its cgroups by process and group, so
+/// same-named groups running at once would share (and kill) each other's cgroup.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($scenario:ident) => {
+        mod $scenario {
+            static SAME_GROUP_NAMES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let _one_at_a_time = SAME_GROUP_NAMES.lock().await;
+                super::$scenario(crate::common::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azurite() {
+                let _one_at_a_time = SAME_GROUP_NAMES.lock().await;
+                super::$scenario(crate::common::Backend::Azurite).await
+            }
+        }
+    };
+}
+
+/// The Azurite connection string, or `None` after a loud message naming the test.
+pub fn azurite_connection() -> Option<String> {
+    match std::env::var(AZURITE) {
+        Ok(value) => {
+            let parsed = berth::azure::StorageConnection::parse(AZURITE, &value).unwrap();
+            for url in [&parsed.blob_endpoint, &parsed.queue_endpoint] {
+                assert_eq!(
+                    url.host_str(),
+                    Some("127.0.0.1"),
+                    "tests talk only to 127.0.0.1"
+                );
+            }
+            Some(value)
+        }
+        Err(_) => {
+            let test = std::thread::current().name().unwrap_or("?").to_owned();
+            eprintln!(
+                "\n*** SKIPPED {test}: {AZURITE} is unset. Start Azurite and export \
+                 {AZURITE}=UseDevelopmentStorage=true (bin/test does both). ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A queue (and container) name no other harness uses.
+pub fn unique_queue(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..12])
+}
+
+/// The settings that put a runtime on `backend`: `None` when it cannot run here (Azurite unset).
+pub fn backend_settings(
+    backend: Backend,
+    dir: &std::path::Path,
+) -> Option<Vec<(&'static str, String)>> {
+    Some(match backend {
+        Backend::Sqlite => vec![(
+            "BERTH_SQLITE_PATH",
+            dir.join("berth.db").display().to_string(),
+        )],
+        Backend::Azurite => vec![
+            ("AzureWebJobsStorage", azurite_connection()?),
+            ("BERTH_QUEUE", unique_queue("e2e")),
+        ],
+    })
+}
+
 /// One Berth with one emulator.
 pub struct Harness {
     pub emulator: emulator::Running,
@@ -28,17 +121,38 @@ pub struct Harness {
 /// Options of a harness.
 #[derive(Default)]
 pub struct Options {
+    pub backend: Backend,
     pub images: Option<emulator::ImageMap>,
     pub settings: Vec<(&'static str, String)>,
 }
 
 impl Harness {
+    /// A harness on SQLite.
     pub async fn start() -> Self {
         Self::with(Options::default()).await
     }
 
+    /// A harness on `options.backend`, which must be able to run here (SQLite always can).
     pub async fn with(options: Options) -> Self {
+        let backend = options.backend;
+        Self::try_with(options)
+            .await
+            .unwrap_or_else(|| panic!("the {backend:?} backend is not available here"))
+    }
+
+    /// A harness on `backend`; `None` when that backend cannot run here (see [`azurite_connection`]).
+    pub async fn on(backend: Backend) -> Option<Self> {
+        Self::try_with(Options {
+            backend,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// A harness with `options`; `None` when its backend cannot run here.
+    pub async fn try_with(options: Options) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
+        let storage = backend_settings(options.backend, dir.path())?;
         let mut config = emulator::Config {
             data_dir: dir.path().join("aci"),
             ..emulator::Config::default()
@@ -53,10 +167,6 @@ impl Harness {
         let addr: SocketAddr = listener.local_addr().unwrap();
         let api = format!("http://{addr}");
         let mut map: HashMap<String, String> = HashMap::from([
-            (
-                "BERTH_SQLITE_PATH".into(),
-                dir.path().join("berth.db").display().to_string(),
-            ),
             ("BERTH_ARM_ENDPOINT".into(), emulator.base_url()),
             (
                 "BERTH_SUBSCRIPTION_ID".into(),
@@ -71,7 +181,7 @@ impl Harness {
             ("BERTH_PUBLIC_URL".into(), api.clone()),
             ("BERTH_STEP_LEASE".into(), "PT5S".into()),
         ]);
-        for (k, v) in options.settings {
+        for (k, v) in storage.into_iter().chain(options.settings) {
             map.insert(k.into(), v);
         }
         let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
@@ -81,14 +191,14 @@ impl Harness {
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Harness {
+        Some(Harness {
             emulator,
             runtime,
             api,
             http: reqwest::Client::new(),
             dir,
             server,
-        }
+        })
     }
 
     /// `POST /api/deployments`; returns (status, body).
