@@ -1,0 +1,300 @@
+//! Two `handler serve` processes on one Azurite account and one emulator work through 100
+//! deployments together while a fraction of the step messages is delivered twice (this test
+//! peeks at the queue and sends copies of them): every deployment ends, each group is created exactly once, no group
+//! is left, and every message, copies included, is consumed.
+#![allow(clippy::unwrap_used)]
+
+mod azure_support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use azure_storage_queue::models::{
+    QueueClientGetPropertiesResultHeaders as _, QueueClientPeekMessagesOptions,
+};
+use berth::azure::{StorageAccount, StorageAuth, StorageConnection, TimeToLive};
+use berth::crypto::SecretsKey;
+use berth::store::StepMessage;
+use serde_json::{Value, json};
+
+const KEY: &str = "concurrency-test-key";
+const DEPLOYMENTS: usize = 100;
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(settings: &[(&str, String)], log: &std::path::Path) -> Serve {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_handler"))
+        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(settings.iter().map(|(k, v)| (*k, v)))
+        .env("BERTH_PUBLIC_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Serve { child, url }
+}
+
+async fn ready(http: &reqwest::Client, serve: &Serve) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{}/", serve.url)).send().await.is_err() {
+        assert!(Instant::now() < deadline, "handler serve did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status(http: &reqwest::Client, url: &str, id: &str) -> Value {
+    http.get(format!("{url}/api/deployments/{id}"))
+        .header("x-functions-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A plain SDK client on the queue, to read its approximate length.
+fn raw_queue(connection: &StorageConnection, name: &str) -> azure_storage_queue::QueueClient {
+    let StorageAuth::SharedKey { account, key } = &connection.auth else {
+        panic!("Azurite is reached with Shared Key");
+    };
+    let mut url = connection.queue_endpoint.clone();
+    url.path_segments_mut().unwrap().pop_if_empty().push(name);
+    azure_storage_queue::QueueClient::new(
+        url,
+        None,
+        Some(azure_storage_queue::QueueClientOptions {
+            client_options: azure_core::http::ClientOptions {
+                per_try_policies: vec![Arc::new(berth::azure::shared_key::SharedKeyPolicy::new(
+                    account.clone(),
+                    key.clone(),
+                ))],
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handlers_share_100_deployments_with_duplicated_steps() {
+    let test = "two_handlers_share_100_deployments_with_duplicated_steps";
+    let Some(connection) = azure_support::connection(test) else {
+        return;
+    };
+    let value = std::env::var(azure_support::VAR).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Groups complete at once (no processes), and half of the ARM answers take 50 ms, so that the
+    // two handlers' steps overlap.
+    let config = emulator::Config {
+        data_dir: dir.path().join("aci"),
+        instant: true,
+        faults: emulator::Faults {
+            slow_rate: 0.5,
+            slow_ms: 50,
+            ..emulator::Faults::default()
+        },
+        ..emulator::Config::default()
+    };
+    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let queue = azure_support::unique("pair");
+    let settings = vec![
+        ("AzureWebJobsStorage", value),
+        ("BERTH_QUEUE", queue.clone()),
+        ("BERTH_ARM_ENDPOINT", emulator.base_url()),
+        (
+            "BERTH_SUBSCRIPTION_ID",
+            "00000000-0000-0000-0000-000000000000".into(),
+        ),
+        ("BERTH_RESOURCE_GROUP", "pair".into()),
+        ("BERTH_LOCATION", "local".into()),
+        ("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64()),
+        ("BERTH_API_KEY", KEY.into()),
+        ("BERTH_STEP_LEASE", "PT5S".into()),
+        ("BERTH_CREATE_CLAIM", "PT5S".into()),
+        // Few workers, so that steps queue up where the duplicator can see them.
+        ("BERTH_WORKERS", "2".into()),
+    ];
+    let logs = [
+        dir.path().join("serve-a.log"),
+        dir.path().join("serve-b.log"),
+    ];
+    let serves = [spawn(&settings, &logs[0]), spawn(&settings, &logs[1])];
+    let http = reqwest::Client::new();
+    for serve in &serves {
+        ready(&http, serve).await;
+    }
+
+    // The duplicator: peeks at the visible step messages (which changes nothing for them) and puts
+    // a copy of one message of every other deployment on the queue: those are delivered twice.
+    let account = Arc::new(StorageAccount::new(&connection, None).unwrap());
+    let steps = Arc::new(account.queue(&queue).unwrap());
+    let peeker = raw_queue(&connection, &queue);
+    let stop = Arc::new(AtomicBool::new(false));
+    let copies = Arc::new(AtomicU64::new(0));
+    let duplicator = {
+        let (steps, stop, copies) = (steps.clone(), stop.clone(), copies.clone());
+        tokio::spawn(async move {
+            let mut seen = HashSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                let options = QueueClientPeekMessagesOptions {
+                    number_of_messages: Some(32),
+                    ..Default::default()
+                };
+                let peeked = match peeker.peek_messages(Some(options)).await {
+                    Ok(r) => r.into_model().unwrap().items.unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+                for m in peeked {
+                    let id = m.message_id.unwrap_or_default();
+                    let text =
+                        berth::azure::queue::decode(&id, &m.message_text.unwrap_or_default())
+                            .unwrap();
+                    let step = StepMessage::from_text(&text).unwrap();
+                    // The first message seen of every deployment with an even number.
+                    let even = step.id.trim_start_matches("pair-").parse::<u32>().unwrap() % 2 == 0;
+                    if !even || !seen.insert(step.id) {
+                        continue;
+                    }
+                    steps
+                        .send(&text, Duration::ZERO, TimeToLive::Never)
+                        .await
+                        .unwrap();
+                    copies.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let ids: Vec<String> = (0..DEPLOYMENTS).map(|i| format!("pair-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let spec = json!({
+            "id": id,
+            "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main",
+                "properties": { "image": "busybox", "command": ["/bin/true"],
+                    "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } } } }] } }]
+        });
+        let response = http
+            .post(format!("{}/api/deployments", serves[i % 2].url))
+            .header("x-functions-key", KEY)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202, "{id}");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut finals = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        loop {
+            let s = status(&http, &serves[(i + 1) % 2].url, id).await;
+            if s["phase"] == "Done" {
+                finals.insert(id.clone(), s["runtimeStatus"].as_str().unwrap().to_owned());
+                break;
+            }
+            if Instant::now() > deadline {
+                for log in &logs {
+                    eprintln!("{}", std::fs::read_to_string(log).unwrap_or_default());
+                }
+                panic!("{id} did not finish: {s}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let finished = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    duplicator.await.unwrap();
+
+    assert!(
+        finals.values().all(|s| s == "Succeeded"),
+        "all terminal and successful: {finals:?}"
+    );
+    let settle = Instant::now() + Duration::from_secs(30);
+    let stats = loop {
+        let stats = emulator.stats();
+        if stats.groups == 0 || Instant::now() > settle {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for id in &ids {
+        assert_eq!(
+            stats.creates_by_name.get(&format!("{id}-work-1")),
+            Some(&1),
+            "{id}: {:?}",
+            stats.creates_by_name
+        );
+    }
+    assert_eq!(stats.creates_by_name.len(), DEPLOYMENTS, "no other group");
+    assert_eq!(stats.groups, 0, "no group left behind");
+
+    // Every message, copies included, is received and completed: the queue drains.
+    let raw = raw_queue(&connection, &queue);
+    let drain = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = raw
+            .get_properties(None)
+            .await
+            .unwrap()
+            .approximate_messages_count()
+            .unwrap()
+            .unwrap_or(0);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < drain,
+            "{left} step messages never consumed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let poison = raw_queue(&connection, &format!("{queue}-poison"))
+        .get_properties(None)
+        .await
+        .unwrap()
+        .approximate_messages_count()
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(poison, 0, "no step was poisoned");
+    let copies = copies.load(Ordering::Relaxed);
+    assert!(copies >= 20, "only {copies} messages were duplicated");
+    eprintln!(
+        "2 handlers, {DEPLOYMENTS} deployments: all Succeeded in {finished:?}; {copies} step \
+         messages delivered twice; {} creates, {} deletes",
+        stats.creates_by_name.values().sum::<u64>(),
+        stats.deletes
+    );
+}
