@@ -123,11 +123,32 @@ async fn creates_and_saves_are_compare_and_swap() {
         }
     }
 
-    // The first step was sent once the checkpoint existed.
+    // The first step was sent once the checkpoint existed; the second create's was withdrawn.
     let got = b.steps.receive(32, 30_000).await.unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].message, Some(first.message));
     b.steps.complete(&got[0]).await.unwrap();
+
+    // A save's step is visible as soon as the save returns; a losing save's step never shows.
+    let stored = b.store.load("cas-1").await.unwrap().unwrap();
+    let mut d = stored.deployment;
+    d.seq += 1;
+    let v = b
+        .store
+        .save(&d, &stored.version, Some(&step("cas-1", d.seq, now())))
+        .await
+        .unwrap();
+    let err = b
+        .store
+        .save(&d, &stored.version, Some(&step("cas-1", d.seq + 1, now())))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let got = b.steps.receive(32, 30_000).await.unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].message.as_ref().unwrap().seq, d.seq);
+    b.steps.complete(&got[0]).await.unwrap();
+    assert_eq!(b.store.load("cas-1").await.unwrap().unwrap().version, v);
     // Ids that cannot be deployment ids name no blob.
     assert!(b.store.load("../x").await.unwrap().is_none());
     assert!(b.store.load("Bad").await.unwrap().is_none());

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::ledger::Ledger;
 use super::names;
-use super::steps::QueueSteps;
+use super::steps::{Prepared, QueueSteps};
 use super::{StoreResult, backend};
 use crate::azure::{BlobContainer, ETag, StorageError, Tags, WriteCondition};
 use crate::clock::Clock;
@@ -100,12 +100,26 @@ impl BlobStore {
         self.container.delete(name, if_match).await.map(|_| ())
     }
 
-    /// Sends the step a committed save scheduled. A failure is logged: the save stands, and the
-    /// sweep re-drives the deployment from its `wake` tag (see the module's guarantees).
-    async fn send_after_commit(&self, step: &Scheduled) {
-        if let Err(e) = self.steps.put(step).await {
-            tracing::warn!(deployment.id = %step.message.id, step.seq = step.message.seq, error = %e,
-                "sending the next step failed after its checkpoint was saved; the sweep will re-drive it");
+    /// Sends `step` ahead of the write that schedules it (see [`QueueSteps::prepare`]).
+    async fn prepare(&self, step: Option<&Scheduled>) -> StoreResult<Option<Prepared>> {
+        match step {
+            Some(step) => self.steps.prepare(step).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// After the write: releases the prepared step if the write committed, withdraws it if it
+    /// did not. When the outcome is unknown (a failure other than a conflict), the step is left
+    /// to arrive when its hold ends, which is harmless either way: a step for a seq the
+    /// checkpoint does not have is dropped as stale.
+    async fn settle<T>(&self, prepared: Option<Prepared>, written: &StoreResult<T>) {
+        let Some(prepared) = prepared else {
+            return;
+        };
+        match written {
+            Ok(_) => self.steps.confirm(prepared).await,
+            Err(StoreError::Conflict(_)) => self.steps.withdraw(prepared).await,
+            Err(_) => {}
         }
     }
 
@@ -131,17 +145,24 @@ impl BlobStore {
 
     async fn create_counted(&self, d: &Deployment, first: &Scheduled) -> StoreResult<Version> {
         let tags = tags(d)?;
-        // Index entries first: a crash after them leaves entries the listing skips (there is no
-        // checkpoint), never a checkpoint the listing cannot find.
+        // Index entries and the first step first: a crash after them leaves entries the listing
+        // skips and a step dropped as unknown (there is no checkpoint), never a checkpoint that
+        // the listing cannot find or that waits for a step nobody sent.
         let all = names::all_entry(d.created, &d.id);
         let by_status = names::status_entry(d.status, d.created, &d.id);
-        let (a, b) = tokio::join!(
+        let (a, b, prepared) = tokio::join!(
             self.put_entry(&all, &d.id),
-            self.put_entry(&by_status, &d.id)
+            self.put_entry(&by_status, &d.id),
+            self.prepare(Some(first))
         );
-        a?;
-        b?;
-        let etag = self
+        let prepared = prepared?;
+        if let Err(e) = a.and(b) {
+            if let Some(prepared) = prepared {
+                self.steps.withdraw(prepared).await;
+            }
+            return Err(e);
+        }
+        let created = self
             .container
             .put(
                 &names::checkpoint(&d.id),
@@ -150,9 +171,9 @@ impl BlobStore {
                 &tags,
             )
             .await
-            .map_err(backend("create a checkpoint", &d.id))?;
-        self.send_after_commit(first).await;
-        Ok(version(d.status, &etag))
+            .map_err(backend("create a checkpoint", &d.id));
+        self.settle(prepared, &created).await;
+        Ok(version(d.status, &created?))
     }
 
     async fn save_counted(
@@ -165,12 +186,25 @@ impl BlobStore {
             parse_version(expected).ok_or_else(|| StoreError::Conflict(d.id.clone()))?;
         let tags = tags(d)?;
         let moved = was != d.status;
-        if moved {
-            // Before the CAS: once the checkpoint says `d.status`, its listing entry exists.
-            self.put_entry(&names::status_entry(d.status, d.created, &d.id), &d.id)
-                .await?;
+        // Before the CAS: once the checkpoint says `d.status`, its listing entry exists, and once
+        // it schedules a step, that step's message exists.
+        let entry = async {
+            if moved {
+                let entry = names::status_entry(d.status, d.created, &d.id);
+                self.put_entry(&entry, &d.id).await
+            } else {
+                Ok(())
+            }
+        };
+        let (entry, prepared) = tokio::join!(entry, self.prepare(then));
+        let prepared = prepared?;
+        if let Err(e) = entry {
+            if let Some(prepared) = prepared {
+                self.steps.withdraw(prepared).await;
+            }
+            return Err(e);
         }
-        let etag = self
+        let saved = self
             .container
             .put(
                 &names::checkpoint(&d.id),
@@ -179,9 +213,9 @@ impl BlobStore {
                 &tags,
             )
             .await
-            .map_err(backend("save a checkpoint", &d.id))?;
+            .map_err(backend("save a checkpoint", &d.id));
         let left = async {
-            if moved {
+            if moved && saved.is_ok() {
                 // Statuses only move forward (see `names::rank`): nobody needs the old entry now.
                 let old = names::status_entry(was, d.created, &d.id);
                 if let Err(e) = self.remove(&old, None).await {
@@ -189,13 +223,8 @@ impl BlobStore {
                 }
             }
         };
-        let send = async {
-            if let Some(step) = then {
-                self.send_after_commit(step).await;
-            }
-        };
-        tokio::join!(left, send);
-        Ok(version(d.status, &etag))
+        tokio::join!(left, self.settle(prepared, &saved));
+        Ok(version(d.status, &saved?))
     }
 
     async fn purge_counted(&self, id: &str) -> StoreResult<bool> {

@@ -18,11 +18,15 @@
 //!   (`If-None-Match: *` on create), its index tags (`status`, `created`, `wake`, `ended`) in the same
 //!   request. A `412` (or `409` on create) is [`StoreError::Conflict`]; two writers can never both
 //!   win from one version. History lives inside the checkpoint, so it costs nothing more.
-//! - **Save, then send.** The step a save schedules is sent after the Put Blob succeeds: two
-//!   requests, not one transaction as in SQLite. If the process dies between them (or the send
-//!   fails), the checkpoint's `wake` tag still says the step is due, and the sweep re-drives every
-//!   deployment whose wake is overdue ([`crate::sweep`]), so no deployment stays stuck; the step is
-//!   only late. A failed send after a committed save is logged, not returned: the save did happen.
+//! - **The step is sent before the save, held until it commits.** A save and the step it
+//!   schedules are two requests, not one transaction as in SQLite. The step message goes first,
+//!   hidden for [`steps::HELD_FOR`] (20 s) or until its due time if that is later; after the Put
+//!   Blob commits, an Update Message makes it visible at its due time (a lost CAS deletes it).
+//!   So a process that dies between the two requests delays the step by at most 20 s instead of
+//!   losing it; a message that does arrive for a save that never committed carries a seq the
+//!   checkpoint does not have and is dropped as stale. Should the queue itself fail, the
+//!   checkpoint's `wake` tag still says the step is due and the sweep re-drives it
+//!   ([`crate::sweep`]): no deployment stays stuck.
 //! - **Listing stays correct under concurrency** (see [`index`]): index entries are written before
 //!   the CAS that needs them and removed only when they can never be needed again, and every entry
 //!   is checked against its checkpoint when read.
@@ -30,7 +34,8 @@
 //! # Costs (storage transactions)
 //! - load: 1 Get Blob. save: 1 Put Blob, +1 Put Blob and 1 Delete Blob when the status changes
 //!   (`Pending` → `Running` → terminal: twice in a deployment's life), +1 Put Message when it
-//!   schedules a step. create: 3 Put Blob + 1 Put Message.
+//!   schedules a step (+1 Update Message when that step is due within 20 s). create: 3 Put Blob,
+//!   1 Put Message and 1 Update Message.
 //! - a step through the serve worker: Put Message + Get Messages (shared by up to 32) + Delete Message.
 //! - list: 1 List Blobs + 1 Get Blob per item, per page, whatever the number of deployments.
 //! - overdue / expired: 1 Find Blobs by Tags per 5,000 matches: grows with live (resp. expired)

@@ -3,6 +3,9 @@
 //! - **Encoding.** The text is [`StepMessage::to_text`], sent as base64, which is what the
 //!   Functions queue trigger decodes by default (`messageEncoding: base64` in `host.json`), so a
 //!   step Berth sends reaches the `steps` function as the same text.
+//! - **Sent before the save.** A step that a save schedules is sent before the save (hidden for
+//!   [`HELD_FOR`] at least), then released at its due time once the save commits, or deleted if
+//!   the save lost ([`QueueSteps::prepare`], `confirm`, `withdraw`): see the backend's guarantees.
 //! - **Delays.** A step due later is sent with an initial visibility delay (whole seconds, rounded
 //!   up). The queue hides a message for at most 7 days; a step due later than that is sent for 7
 //!   days, and when it arrives early the driver answers `StepOutcome::Early` and the worker (or the
@@ -40,6 +43,17 @@ pub const MAX_DEQUEUE: u32 = 5;
 pub const MAX_IDLE_POLL: Duration = Duration::from_secs(1);
 /// The first pause after an empty receive.
 const FIRST_IDLE_POLL: Duration = Duration::from_millis(50);
+/// How long a step sent ahead of its save stays hidden unless the save releases it: how late a
+/// step can be when a process dies between a save and its release.
+pub const HELD_FOR: Duration = Duration::from_secs(20);
+
+/// A step sent ahead of the save that schedules it, hidden until [`QueueSteps::confirm`].
+pub(super) struct Prepared {
+    step: Scheduled,
+    receipt: Receipt,
+    /// Hidden longer than its due time: the confirm must release it.
+    held: bool,
+}
 
 /// Steps on an Azure Storage queue.
 pub struct QueueSteps {
@@ -84,11 +98,12 @@ impl QueueSteps {
         Duration::from_millis(ms).min(MAX_VISIBILITY)
     }
 
-    /// Sends `step` without counting it for anyone in particular (the caller's scope counts it).
-    pub(super) async fn put(&self, step: &Scheduled) -> StoreResult<()> {
+    /// Sends `step`, visible after `delay` (the caller's scope counts the request).
+    async fn put_after(&self, step: &Scheduled, delay: Duration) -> StoreResult<Receipt> {
         let text = step.message.to_text();
-        self.queue
-            .send(&text, self.delay_until(step.at), TimeToLive::Never)
+        let sent = self
+            .queue
+            .send(&text, delay, TimeToLive::Never)
             .await
             .map_err(|e| match e {
                 StorageError::MessageTooLarge { .. } => StoreError::Backend {
@@ -98,8 +113,67 @@ impl QueueSteps {
                 },
                 e => backend("send a step", &step.message.id)(e),
             })?;
-        self.sent.notify_waiters();
-        Ok(())
+        if delay.is_zero() {
+            self.sent.notify_waiters();
+        }
+        Ok(Receipt {
+            id: sent.id,
+            pop_receipt: sent.pop_receipt,
+        })
+    }
+
+    /// Sends `step` for its due time (the caller's scope counts the request).
+    pub(super) async fn put(&self, step: &Scheduled) -> StoreResult<()> {
+        self.put_after(step, self.delay_until(step.at))
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends the step a save is about to commit, before the save: hidden for at least
+    /// [`HELD_FOR`], so that it cannot be handled before the checkpoint it is for exists, and so
+    /// that it still arrives (at most that late) if this process dies before [`Self::confirm`].
+    pub(super) async fn prepare(&self, step: &Scheduled) -> StoreResult<Prepared> {
+        let due_in = self.delay_until(step.at);
+        let receipt = self.put_after(step, due_in.max(HELD_FOR)).await?;
+        Ok(Prepared {
+            step: step.clone(),
+            receipt,
+            held: due_in < HELD_FOR,
+        })
+    }
+
+    /// The save committed: the prepared step becomes visible at its due time. If the message was
+    /// already handled (the save took longer than [`HELD_FOR`], so it came too early and was
+    /// dropped as stale), it is sent again. A failure here leaves it to arrive when its hold ends.
+    pub(super) async fn confirm(&self, prepared: Prepared) {
+        if !prepared.held {
+            return;
+        }
+        let delay = self.delay_until(prepared.step.at);
+        let result = match self.queue.update(&prepared.receipt, delay, None).await {
+            Ok(_) => {
+                if delay.is_zero() {
+                    self.sent.notify_waiters();
+                }
+                Ok(())
+            }
+            Err(StorageError::MessageGone { .. }) => self.put(&prepared.step).await,
+            Err(e) => Err(backend("release a step", &prepared.step.message.id)(e)),
+        };
+        if let Err(e) = result {
+            tracing::warn!(deployment.id = %prepared.step.message.id, error = %e,
+                "releasing a prepared step failed; it arrives when its hold ends");
+        }
+    }
+
+    /// The save lost (a conflict): the prepared step is deleted. Left behind, it would arrive later
+    /// as a stale step and be dropped, so a failure here is only logged.
+    pub(super) async fn withdraw(&self, prepared: Prepared) {
+        match self.queue.delete(&prepared.receipt).await {
+            Ok(()) | Err(StorageError::MessageGone { .. }) => {}
+            Err(e) => tracing::debug!(deployment.id = %prepared.step.message.id, error = %e,
+                "withdrawing a prepared step failed; it will be dropped as stale"),
+        }
     }
 
     /// Moves a message delivered too often to the poison queue.
