@@ -1,14 +1,19 @@
 //! `handler dev` SIGKILLed while a job runs, then started again on the same data folder: its
 //! emulator reloads its records and reports the container lost with the old process as
-//! terminated, with a reason; Berth carries on from there (here: a retry that succeeds).
+//! terminated, with a reason; Berth carries on from there (here: a retry that succeeds). On its
+//! SQLite file, and with `AzureWebJobsStorage` pointing at Azurite.
 
 #![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Backend;
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {
@@ -19,7 +24,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn dev(data: &Path, port: u16, emulator_port: u16) -> Child {
+fn dev(data: &Path, port: u16, emulator_port: u16, storage: &[(&str, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_handler"))
         .args([
             "dev",
@@ -30,6 +35,7 @@ fn dev(data: &Path, port: u16, emulator_port: u16) -> Child {
             "--data-dir",
         ])
         .arg(data)
+        .envs(storage.iter().map(|(k, v)| (*k, v)))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -58,14 +64,21 @@ async fn wait_for(http: &reqwest::Client, url: &str, want: impl Fn(&Value) -> bo
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_killed_mid_job_recovers_on_restart() {
+async fn dev_killed_mid_job_recovers_on_restart(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // `dev` keeps its SQLite file in its data folder; Azure Storage when configured.
+    let storage = match backend {
+        Backend::Sqlite => Vec::new(),
+        Backend::Azurite => match common::backend_settings(backend, dir.path()) {
+            Some(settings) => settings,
+            None => return,
+        },
+    };
     let (port, emulator_port) = (free_port(), free_port());
     let http = reqwest::Client::new();
     let api = format!("http://127.0.0.1:{port}/api/deployments");
-    let mut child = dev(&data, port, emulator_port);
+    let mut child = dev(&data, port, emulator_port, &storage);
     wait_for(&http, &format!("http://127.0.0.1:{port}/"), |_| true).await;
 
     // The first attempt runs long; the second finds the marker on its share and finishes quickly.
@@ -90,7 +103,7 @@ async fn dev_killed_mid_job_recovers_on_restart() {
 
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut child = dev(&data, port, emulator_port);
+    let mut child = dev(&data, port, emulator_port, &storage);
     let status = wait_for(&http, &status_url, |s| s["phase"] == "Done").await;
     let history = get(&http, &format!("{status_url}/history")).await.unwrap();
     let logs = http
@@ -118,3 +131,5 @@ async fn dev_killed_mid_job_recovers_on_restart() {
     assert!(failed.is_some(), "{history}");
     assert_eq!(logs, "second run\n");
 }
+
+on_both_backends!(dev_killed_mid_job_recovers_on_restart);
