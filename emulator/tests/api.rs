@@ -736,3 +736,47 @@ async fn stats_count_requests_by_kind() {
     assert_eq!(typed.deletes, 1);
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn the_router_serves_without_a_listener() {
+    use tower::ServiceExt;
+    let emulator = emulator::Emulator::new(emulator::Config {
+        instant: true,
+        ..emulator::Config::default()
+    })
+    .unwrap();
+    let app = emulator::router(emulator.clone());
+    let request = |method: &str, uri: String, body: Value| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "emulator.test")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap()
+    };
+    let path = format!(
+        "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/containerGroups/routed?api-version={API}"
+    );
+    let response = app
+        .clone()
+        .oneshot(request("PUT", path.clone(), job("true")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let operation = response.headers()["azure-asyncoperation"].to_str().unwrap();
+    assert!(
+        operation.starts_with("http://emulator.test/subscriptions/"),
+        "{operation}"
+    );
+    let response = app
+        .oneshot(request("GET", "/_emulator/stats".into(), Value::Null))
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let stats: emulator::Stats = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(stats.creates_by_name["routed"], 1);
+    assert_eq!(emulator.stats(), stats);
+}
