@@ -1,0 +1,55 @@
+//! `berth-bench`: runs Berth's benchmarks, prints a table and writes `target/bench/results.json`.
+//! `bench/run.sh` builds what it needs and runs it; `--quick` is the under-two-minutes run.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use bench::suite::{Plan, Suite};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth-bench",
+    about = "Berth's benchmarks (see bench/README.md)"
+)]
+struct Args {
+    /// The short run (under two minutes): fewer jobs, one duroxide configuration, smaller sweep.
+    #[arg(long)]
+    quick: bool,
+    /// Where the results go.
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
+    /// The `duroxide-bench` binary (bench/duroxide); the comparison is skipped without it.
+    #[arg(long, env = "BERTH_BENCH_DUROXIDE")]
+    duroxide: Option<PathBuf>,
+    /// Azurite's connection string (`UseDevelopmentStorage=true`); Azurite runs are skipped without it.
+    #[arg(long, env = "BERTH_BENCH_AZURITE")]
+    azurite: Option<String>,
+    /// Only these items (comma separated: throughput, duroxide, floor, cost, footprint, live, sweep).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Measured runs per configuration (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    plan.repeats = args.repeats.max(1);
+    plan.duroxide = args.duroxide;
+    plan.azurite = args.azurite;
+    plan.only = args.only;
+    let results = Suite::run(plan).await?;
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&results)? + "\n")?;
+    println!("\nresults: {}", args.out.display());
+    Ok(())
+}

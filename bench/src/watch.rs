@@ -1,0 +1,313 @@
+//! An instrumented store: wraps Berth's `Checkpoints` and `Steps` to count every storage operation
+//! (with the time spent in it) and to tell the load generator the moment a deployment's `Done`
+//! checkpoint is saved, so latency is measured without polling the API.
+//!
+//! On SQLite each call is one transaction (a `receive` of up to 32 messages is one), so these
+//! counts are the storage transactions; on Azure Storage the account's own counters are read
+//! instead (see [`crate::berth`]), and these counts say which trait calls produced them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use berth::engine::{Deployment, Millis, Phase};
+use berth::store::{
+    Checkpoints, Delivery, Due, ListQuery, Page, Scheduled, Steps, StoreError, Stored, Version,
+};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// The storage operations Berth's traits offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Create,
+    Load,
+    Save,
+    Purge,
+    List,
+    Overdue,
+    Expired,
+    PutLogs,
+    GetLogs,
+    Send,
+    Receive,
+    Complete,
+}
+
+impl Op {
+    /// Every operation, in table order.
+    pub const ALL: [Op; 12] = [
+        Op::Create,
+        Op::Load,
+        Op::Save,
+        Op::Purge,
+        Op::List,
+        Op::Overdue,
+        Op::Expired,
+        Op::PutLogs,
+        Op::GetLogs,
+        Op::Send,
+        Op::Receive,
+        Op::Complete,
+    ];
+
+    /// Its name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Load => "load",
+            Op::Save => "save",
+            Op::Purge => "purge",
+            Op::List => "list",
+            Op::Overdue => "overdue",
+            Op::Expired => "expired",
+            Op::PutLogs => "put_logs",
+            Op::GetLogs => "get_logs",
+            Op::Send => "send",
+            Op::Receive => "receive",
+            Op::Complete => "complete",
+        }
+    }
+}
+
+/// Calls and nanoseconds per operation.
+#[derive(Debug, Default)]
+pub struct Counters {
+    calls: [AtomicU64; 12],
+    nanos: [AtomicU64; 12],
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tally {
+    pub calls: [u64; 12],
+    pub nanos: [u64; 12],
+}
+
+impl Tally {
+    /// What happened between `earlier` and this tally.
+    pub fn since(&self, earlier: &Tally) -> Tally {
+        let mut out = Tally::default();
+        for i in 0..12 {
+            out.calls[i] = self.calls[i] - earlier.calls[i];
+            out.nanos[i] = self.nanos[i] - earlier.nanos[i];
+        }
+        out
+    }
+
+    /// Calls of one operation.
+    pub fn calls_of(&self, op: Op) -> u64 {
+        self.calls[op as usize]
+    }
+
+    /// All calls.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.iter().sum()
+    }
+
+    /// All time spent in the store, in seconds (summed over concurrent calls).
+    pub fn total_seconds(&self) -> f64 {
+        self.nanos.iter().sum::<u64>() as f64 / 1e9
+    }
+}
+
+impl Counters {
+    fn record(&self, op: Op, started: Instant) {
+        let i = op as usize;
+        self.calls[i].fetch_add(1, Ordering::Relaxed);
+        self.nanos[i].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub fn tally(&self) -> Tally {
+        let mut out = Tally::default();
+        for i in 0..12 {
+            out.calls[i] = self.calls[i].load(Ordering::Relaxed);
+            out.nanos[i] = self.nanos[i].load(Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+/// Berth's store with counters and `Done` notifications.
+pub struct Watched {
+    store: Arc<dyn Checkpoints>,
+    steps: Arc<dyn Steps>,
+    /// The counters.
+    pub counters: Counters,
+    waiting: Waiters<(Instant, Deployment)>,
+    creating: Waiters<()>,
+}
+
+type Waiters<T> = Mutex<HashMap<String, oneshot::Sender<T>>>;
+
+fn lock<T>(waiters: &Waiters<T>) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<T>>> {
+    waiters.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Watched {
+    /// Wraps a store and its step queue.
+    pub fn new(store: Arc<dyn Checkpoints>, steps: Arc<dyn Steps>) -> Arc<Self> {
+        Arc::new(Watched {
+            store,
+            steps,
+            counters: Counters::default(),
+            waiting: Mutex::default(),
+            creating: Mutex::default(),
+        })
+    }
+
+    /// Resolves when deployment `id`'s `Done` checkpoint is saved, with the moment it was and the
+    /// deployment. Call it before the deployment is submitted.
+    pub fn done(&self, id: &str) -> oneshot::Receiver<(Instant, Deployment)> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiting).insert(id.to_owned(), tx);
+        rx
+    }
+
+    /// Resolves when a checkpoint of deployment `id` that records a created container group is
+    /// saved: the moment its container could call back. Call it before the deployment is submitted.
+    pub fn created(&self, id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.creating).insert(id.to_owned(), tx);
+        rx
+    }
+
+    fn saved(&self, deployment: &Deployment) {
+        if deployment.instances.iter().any(|i| i.created.is_some())
+            && let Some(waiter) = lock(&self.creating).remove(&deployment.id)
+        {
+            let _ = waiter.send(());
+        }
+        if deployment.phase == Phase::Done
+            && let Some(waiter) = lock(&self.waiting).remove(&deployment.id)
+        {
+            let _ = waiter.send((Instant::now(), deployment.clone()));
+        }
+    }
+}
+
+#[async_trait]
+impl Checkpoints for Watched {
+    async fn create(
+        &self,
+        deployment: &Deployment,
+        first: &Scheduled,
+    ) -> Result<Version, StoreError> {
+        let t = Instant::now();
+        let out = self.store.create(deployment, first).await;
+        self.counters.record(Op::Create, t);
+        out
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let t = Instant::now();
+        let out = self.store.load(id).await;
+        self.counters.record(Op::Load, t);
+        out
+    }
+
+    async fn save(
+        &self,
+        deployment: &Deployment,
+        expected: &Version,
+        then: Option<&Scheduled>,
+    ) -> Result<Version, StoreError> {
+        let t = Instant::now();
+        let out = self.store.save(deployment, expected, then).await;
+        self.counters.record(Op::Save, t);
+        if out.is_ok() {
+            self.saved(deployment);
+        }
+        out
+    }
+
+    async fn purge(&self, id: &str) -> Result<bool, StoreError> {
+        let t = Instant::now();
+        let out = self.store.purge(id).await;
+        self.counters.record(Op::Purge, t);
+        out
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        let t = Instant::now();
+        let out = self.store.list(query).await;
+        self.counters.record(Op::List, t);
+        out
+    }
+
+    async fn overdue(&self, before: Millis, limit: usize) -> Result<Vec<Due>, StoreError> {
+        let t = Instant::now();
+        let out = self.store.overdue(before, limit).await;
+        self.counters.record(Op::Overdue, t);
+        out
+    }
+
+    async fn expired(&self, before: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+        let t = Instant::now();
+        let out = self.store.expired(before, limit).await;
+        self.counters.record(Op::Expired, t);
+        out
+    }
+
+    async fn put_logs(
+        &self,
+        id: &str,
+        group: &str,
+        instance: &str,
+        container: &str,
+        content: &str,
+    ) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let out = self
+            .store
+            .put_logs(id, group, instance, container, content)
+            .await;
+        self.counters.record(Op::PutLogs, t);
+        out
+    }
+
+    async fn get_logs(
+        &self,
+        id: &str,
+        group: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let t = Instant::now();
+        let out = self.store.get_logs(id, group, container).await;
+        self.counters.record(Op::GetLogs, t);
+        out
+    }
+}
+
+#[async_trait]
+impl Steps for Watched {
+    async fn send(&self, step: &Scheduled) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let out = self.steps.send(step).await;
+        self.counters.record(Op::Send, t);
+        out
+    }
+
+    async fn receive(&self, max: usize, lease_ms: Millis) -> Result<Vec<Delivery>, StoreError> {
+        let t = Instant::now();
+        let out = self.steps.receive(max, lease_ms).await;
+        // An empty receive is still a transaction (and, on Azure, a billed Get Messages).
+        self.counters.record(Op::Receive, t);
+        out
+    }
+
+    async fn complete(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let out = self.steps.complete(delivery).await;
+        self.counters.record(Op::Complete, t);
+        out
+    }
+
+    async fn wait(&self, max_ms: Millis) {
+        self.steps.wait(max_ms).await
+    }
+}
