@@ -111,17 +111,20 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     let mut next = state.clone();
     let external = event.is_external();
     record(&mut next, event, now)?;
+    let recorded = external.then(|| next.clone());
     let mut plan = Plan::default();
     decide(&mut next, now, &mut plan);
+    if let Some(recorded) = recorded.filter(|_| !plan.work.is_empty()) {
+        // API calls record and hand the work to a step. They perform nothing, so they must not
+        // keep a create claim either: the step would wait for it to run out before creating.
+        release_claims(&mut next, &recorded, &plan.work);
+        plan.work.clear();
+        plan.wait = Some(now);
+    }
     settle(&mut next);
 
     let new_seq = state.seq + 1;
     let mut actions = Vec::new();
-    if external && !plan.work.is_empty() {
-        // API calls record and hand the work to a step.
-        plan.work.clear();
-        plan.wait = Some(now);
-    }
     if next.phase == Phase::Done {
         next.wake = None;
     } else if plan.work.is_empty() {
@@ -143,6 +146,22 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
         next = state.clone();
     }
     Ok(Transition { next, actions })
+}
+
+/// Undoes the create claims `decide` took for the `Create` actions in `work`, which will not be
+/// performed: each instance's claim and try count go back to what they were in `before` (a new
+/// instance's to none).
+fn release_claims(d: &mut Deployment, before: &Deployment, work: &[Action]) {
+    for action in work {
+        let Action::Create { instance, .. } = action else {
+            continue;
+        };
+        let earlier = before.instances.iter().find(|i| &i.aci_name == instance);
+        if let Some(inst) = d.instances.iter_mut().find(|i| &i.aci_name == instance) {
+            inst.claim_until = earlier.and_then(|e| e.claim_until);
+            inst.create_tries = earlier.map_or(0, |e| e.create_tries);
+        }
+    }
 }
 
 /// What `decide` found: work to do now, and the earliest time to look again otherwise.

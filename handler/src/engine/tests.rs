@@ -506,6 +506,47 @@ fn a_second_worker_does_not_create_while_a_claim_holds() {
     )));
 }
 
+/// Regression: an event raised before the first step (a heartbeat, say) planned the create and
+/// kept its claim, although an API call performs nothing; the step it handed over to then waited
+/// for the claim to run out (a minute) before creating the group.
+#[test]
+fn a_raised_event_takes_no_create_claim_from_the_step_it_hands_over_to() {
+    let d = started(json!({ "completion": "callback" }));
+    let heartbeat = Event::Raised {
+        name: "heartbeat".into(),
+        payload: json!({}),
+    };
+    let raised = apply(&d, heartbeat, T0).unwrap();
+    assert!(
+        raised
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Schedule { .. })),
+        "{:?}",
+        raised.actions
+    );
+    assert!(
+        raised
+            .next
+            .instances
+            .iter()
+            .all(|i| i.claim_until.is_none() && i.create_tries == 0)
+    );
+    assert_eq!(raised.next.phase, Phase::Pending);
+    let step = apply(&raised.next, Event::Wake, T0 + 1).unwrap();
+    assert!(
+        matches!(
+            step.actions.first(),
+            Some(Action::Create {
+                check_first: false,
+                ..
+            })
+        ),
+        "{:?}",
+        step.actions
+    );
+}
+
 #[test]
 fn external_events_hand_their_work_to_a_step() {
     let d = started(json!({}));
