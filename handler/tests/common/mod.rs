@@ -19,7 +19,12 @@ use berth::clock::SystemClock;
 use berth::config::{Config, Defaults};
 use berth::crypto::SecretsKey;
 use berth::runtime::Runtime;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+pub mod scenarios;
+
+#[allow(unused_imports)] // each test file uses some of them
+pub use scenarios::{job, no_processes_with, processes_with};
 
 /// The variable holding the Azurite connection string.
 pub const AZURITE: &str = "BERTH_TEST_AZURITE";
@@ -170,9 +175,12 @@ impl Harness {
             ("BERTH_ARM_ENDPOINT".into(), emulator.base_url()),
             (
                 "BERTH_SUBSCRIPTION_ID".into(),
-                "00000000-0000-0000-0000-000000000000".into(),
+                scenarios::SUBSCRIPTION.into(),
             ),
-            ("BERTH_RESOURCE_GROUP".into(), "berth-test".into()),
+            (
+                "BERTH_RESOURCE_GROUP".into(),
+                scenarios::RESOURCE_GROUP.into(),
+            ),
             ("BERTH_LOCATION".into(), "local".into()),
             (
                 "BERTH_SECRETS_KEY".into(),
@@ -203,72 +211,36 @@ impl Harness {
 
     /// `POST /api/deployments`; returns (status, body).
     pub async fn submit(&self, spec: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/api/deployments", self.api))
-            .json(spec)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        scenarios::submit(self, spec).await
     }
 
     /// Submits and expects `202`.
     pub async fn start_deployment(&self, spec: &Value) -> String {
-        let (status, body) = self.submit(spec).await;
-        assert_eq!(status, 202, "{body}");
-        body["id"].as_str().unwrap().to_owned()
+        scenarios::start_deployment(self, spec).await
     }
 
+    /// The status document (expects `200`).
     pub async fn status(&self, id: &str) -> Value {
-        self.http
-            .get(format!("{}/api/deployments/{id}", self.api))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        scenarios::status(self, id).await
     }
 
-    /// Waits until `phase` is `Done` (or `want` holds), up to `limit`.
+    /// Waits until `want` holds, up to `limit`.
     pub async fn wait_for(
         &self,
         id: &str,
         limit: Duration,
         want: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let status = self.status(id).await;
-            if want(&status) {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "deployment {id} did not get there in {limit:?}: {status}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        scenarios::wait_for(self, id, limit, want).await
     }
 
+    /// Waits (up to 60 s) until the phase is `Done`.
     pub async fn wait_done(&self, id: &str) -> Value {
-        self.wait_for(id, Duration::from_secs(60), |s| s["phase"] == "Done")
-            .await
+        scenarios::wait_done(self, id).await
     }
 
     pub async fn logs(&self, id: &str, group: &str, container: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!(
-                "{}/api/deployments/{id}/logs/{group}/{container}",
-                self.api
-            ))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
+        scenarios::logs(self, id, group, container).await
     }
 
     pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -285,12 +257,7 @@ impl Harness {
 
     /// The emulator's folder for an Azure Files share.
     pub fn share(&self, account: &str, share: &str) -> PathBuf {
-        self.dir
-            .path()
-            .join("aci")
-            .join("shares")
-            .join(account)
-            .join(share)
+        scenarios::share(self, account, share)
     }
 
     pub fn stats(&self) -> emulator::Stats {
@@ -316,46 +283,28 @@ impl Drop for Harness {
     }
 }
 
-/// A one-group job spec running `script` with `sh -c`, its share mounted at `/mnt/share`.
-pub fn job(id: &str, script: &str) -> Value {
-    json!({
-        "id": id,
-        "groups": [{ "name": "work", "properties": {
-            "containers": [{ "name": "main", "properties": {
-                "image": "busybox", "command": ["/bin/sh", "-c", script],
-                "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
-                "volumeMounts": [{ "name": "share", "mountPath": "/mnt/share" }] } }],
-            "volumes": [{ "name": "share", "azureFile": { "shareName": "data", "storageAccountName": "teststore" } }] } }]
-    })
-}
-
-/// Processes on this machine whose command line holds `marker`.
-pub fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let me = std::process::id().to_string();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
-            continue;
-        }
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(marker) {
-                found.push(format!("{name}: {text}"));
-            }
-        }
+impl scenarios::Berth for Harness {
+    fn api(&self) -> String {
+        format!("{}/api", self.api)
     }
-    found
-}
 
-/// Waits (up to `limit`) until no process holds `marker`.
-pub async fn no_processes_with(marker: &str, limit: Duration) -> Vec<String> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let found = processes_with(marker);
-        if found.is_empty() || Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn authorise(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+    }
+
+    fn token(&self, id: &str, kind: &str) -> String {
+        self.runtime.driver.keys.token(id, kind)
+    }
+
+    fn arm(&self) -> String {
+        self.emulator.base_url()
+    }
+
+    fn emulator_data(&self) -> PathBuf {
+        self.dir.path().join("aci")
     }
 }

@@ -1,0 +1,602 @@
+//! The engine's end-to-end scenarios, written once against [`Berth`]: a running Berth reached over
+//! its HTTP API, with the ACI emulator it creates groups on. `handler/tests/e2e_*.rs` run them
+//! against the in-process runtime on SQLite and on Azurite; `tests/tests/functions_e2e.rs` runs
+//! them through the simulated Functions host against the real `handler` binary. That crate
+//! includes this file by path, so it uses only what both have: `berth`, `reqwest`, `serde_json`,
+//! `tokio`, `uuid`.
+//!
+//! Each scenario asserts only about its own deployment (its statuses, its groups' create counts,
+//! its logs and share files), so scenarios with distinct ids may run at once on one Berth; the
+//! caller checks what holds for the whole run (no group or process left).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder};
+use serde_json::{Value, json};
+
+/// The subscription every harness creates groups in.
+pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000000";
+/// The resource group every harness creates groups in.
+pub const RESOURCE_GROUP: &str = "berth-test";
+/// The ACI api-version the tests call the emulator with.
+pub const API_VERSION: &str = "2025-09-01";
+
+/// A running Berth and its emulator, as the scenarios reach them.
+pub trait Berth: Sync {
+    /// The API's base URL, ending in `/api`.
+    fn api(&self) -> String;
+    /// The client to call it with.
+    fn http(&self) -> &reqwest::Client;
+    /// Adds a caller's credentials to a request (the function key through the Functions host).
+    fn authorise(&self, request: RequestBuilder) -> RequestBuilder;
+    /// The callback token Berth gives a deployment's containers for the event `kind`.
+    fn token(&self, id: &str, kind: &str) -> String;
+    /// The emulator's ARM endpoint.
+    fn arm(&self) -> String;
+    /// The emulator's data folder (shares at `shares/<account>/<share>/`).
+    fn emulator_data(&self) -> PathBuf;
+}
+
+/// An authorised request to `{api}{path}`.
+pub fn request(b: &impl Berth, method: Method, path: &str) -> RequestBuilder {
+    b.authorise(b.http().request(method, format!("{}{path}", b.api())))
+}
+
+async fn send(request: RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET {api}{path}`; returns (status, body as JSON or null).
+pub async fn get(b: &impl Berth, path: &str) -> (u16, Value) {
+    send(request(b, Method::GET, path)).await
+}
+
+/// `POST {api}{path}` with an optional JSON body; returns (status, body as JSON or null).
+pub async fn post(b: &impl Berth, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut r = request(b, Method::POST, path);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    send(r).await
+}
+
+/// `POST /deployments`; returns (status, body).
+pub async fn submit(b: &impl Berth, spec: &Value) -> (u16, Value) {
+    send(request(b, Method::POST, "/deployments").json(spec)).await
+}
+
+/// Submits and expects `202`; returns the id.
+pub async fn start_deployment(b: &impl Berth, spec: &Value) -> String {
+    let (status, body) = submit(b, spec).await;
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// The status document.
+pub async fn status(b: &impl Berth, id: &str) -> Value {
+    let (code, body) = get(b, &format!("/deployments/{id}")).await;
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// Waits until `want` holds for the status, up to `limit`.
+pub async fn wait_for(
+    b: &impl Berth,
+    id: &str,
+    limit: Duration,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = status(b, id).await;
+        if want(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployment {id} did not get there in {limit:?}: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (up to 60 s) until the phase is `Done`.
+pub async fn wait_done(b: &impl Berth, id: &str) -> Value {
+    wait_for(b, id, Duration::from_secs(60), |s| s["phase"] == "Done").await
+}
+
+/// A container's saved logs: (status, text).
+pub async fn logs(b: &impl Berth, id: &str, group: &str, container: &str) -> (u16, String) {
+    let path = format!("/deployments/{id}/logs/{group}/{container}");
+    let response = request(b, Method::GET, &path).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The event types of a deployment's history, in order.
+pub async fn history(b: &impl Berth, id: &str) -> Vec<String> {
+    let (code, body) = get(b, &format!("/deployments/{id}/history")).await;
+    assert_eq!(code, 200, "{body}");
+    body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The emulator's counters (`GET /_emulator/stats`).
+pub async fn stats(b: &impl Berth) -> Value {
+    b.http()
+        .get(format!("{}/_emulator/stats", b.arm()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// How many times the emulator created the group `name`.
+pub async fn creates(b: &impl Berth, name: &str) -> u64 {
+    stats(b).await["createsByName"][name].as_u64().unwrap_or(0)
+}
+
+/// Waits (up to 10 s) until the emulator runs no container process; returns how many are left.
+pub async fn settled_processes(b: &impl Berth) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = stats(b).await["liveProcesses"].as_u64().unwrap();
+        if live == 0 || Instant::now() > deadline {
+            return live;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// No container group and no container process is left on the emulator.
+pub async fn assert_nothing_left(b: &impl Berth) {
+    let stats = stats(b).await;
+    assert_eq!(stats["groups"], 0, "every group deleted: {stats}");
+    assert_eq!(settled_processes(b).await, 0, "every process ended");
+}
+
+/// The emulator's ARM URL of the container group `name`, with `suffix` (e.g. `/stop`).
+pub fn group_url(b: &impl Berth, name: &str, suffix: &str) -> String {
+    format!(
+        "{}/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerInstance/containerGroups/{name}{suffix}?api-version={API_VERSION}",
+        b.arm()
+    )
+}
+
+/// The HTTP status of `GET` on the container group `name` (404 once it is deleted).
+pub async fn group_status(b: &impl Berth, name: &str) -> u16 {
+    let response = b.http().get(group_url(b, name, "")).send().await.unwrap();
+    response.status().as_u16()
+}
+
+/// The emulator's folder of an Azure Files share.
+pub fn share(b: &impl Berth, account: &str, share: &str) -> PathBuf {
+    b.emulator_data().join("shares").join(account).join(share)
+}
+
+/// A one-group job spec running `script` with `sh -c`, its share mounted at `/mnt/share`.
+pub fn job(id: &str, script: &str) -> Value {
+    json!({
+        "id": id,
+        "groups": [{ "name": "work", "properties": {
+            "containers": [{ "name": "main", "properties": {
+                "image": "busybox", "command": ["/bin/sh", "-c", script],
+                "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
+                "volumeMounts": [{ "name": "share", "mountPath": "/mnt/share" }] } }],
+            "volumes": [{ "name": "share", "azureFile": { "shareName": "data", "storageAccountName": "teststore" } }] } }]
+    })
+}
+
+/// A string no other process on this machine has in its command line.
+pub fn marker(what: &str) -> String {
+    format!("berth-{what}-marker-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Processes on this machine whose command line holds `marker`.
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(marker) {
+                found.push(format!("{name}: {text}"));
+            }
+        }
+    }
+    found
+}
+
+/// Waits (up to `limit`) until no process holds `marker`.
+pub async fn no_processes_with(marker: &str, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let found = processes_with(marker);
+        if found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A job writes its share and exits 0: `Succeeded`, its logs saved, its group deleted.
+pub async fn a_job_writes_its_share_and_succeeds_with_logs_saved_and_group_deleted(b: &impl Berth) {
+    let id = start_deployment(
+        b,
+        &job(
+            "write-1",
+            "echo hello from $BERTH_DEPLOYMENT_ID; echo payload > /mnt/share/result.txt",
+        ),
+    )
+    .await;
+    let status = wait_done(b, &id).await;
+    assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
+    assert_eq!(status["groups"][0]["state"], "Deleted");
+    assert_eq!(status["groups"][0]["containers"][0]["exitCode"], 0);
+    assert!(status["cost"]["vcpuSeconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        std::fs::read_to_string(share(b, "teststore", "data").join("result.txt")).unwrap(),
+        "payload\n"
+    );
+    assert_eq!(
+        logs(b, &id, "work", "main").await,
+        (200, "hello from write-1\n".into())
+    );
+    assert_eq!(creates(b, "write-1-work-1").await, 1);
+    assert_eq!(group_status(b, "write-1-work-1").await, 404);
+    let kinds = history(b, &id).await;
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("DeploymentAccepted")
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("GroupDeleted"));
+}
+
+/// A job exiting 3 is retried in a fresh group, then fails; both attempts' logs are kept.
+pub async fn exit_three_is_retried_then_fails(b: &impl Berth) {
+    let mut spec = job("exit-3", "echo attempt; exit 3");
+    spec["retry"] = json!({ "maxAttempts": 2, "backoff": "PT0.2S" });
+    let id = start_deployment(b, &spec).await;
+    let status = wait_done(b, &id).await;
+    assert_eq!(status["runtimeStatus"], "Failed", "{status}");
+    assert_eq!(status["attempt"], 2);
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 3"),
+        "{status}"
+    );
+    assert_eq!(status["groups"][0]["containers"][0]["exitCode"], 3);
+    for name in ["exit-3-work-1", "exit-3-work-2"] {
+        assert_eq!(creates(b, name).await, 1, "{name}");
+        assert_eq!(group_status(b, name).await, 404, "{name}");
+    }
+    // Both attempts' logs were saved; the group name serves the latest, the ARM name either.
+    assert_eq!(
+        logs(b, &id, "work", "main").await,
+        (200, "attempt\n".into())
+    );
+    assert_eq!(
+        logs(b, &id, "exit-3-work-1", "main").await,
+        (200, "attempt\n".into())
+    );
+}
+
+/// A job past its timeout is stopped, its whole process tree killed, its logs saved: `TimedOut`.
+pub async fn a_timeout_kills_the_process_tree_and_ends_timed_out(b: &impl Berth) {
+    let marker = marker("timeout");
+    let script = format!(
+        "echo started; sh -c 'sleep 1000; echo {marker}' & sh -c 'sleep 1001; echo {marker}' & sleep 999 # {marker}"
+    );
+    let mut spec = job("slow-1", &script);
+    spec["timeout"] = json!("PT3S");
+    let id = start_deployment(b, &spec).await;
+    wait_for(b, &id, Duration::from_secs(20), |s| {
+        s["groups"][0]["containers"][0]["state"] == "Running"
+    })
+    .await;
+    assert!(
+        !processes_with(&marker).is_empty(),
+        "the job's processes run"
+    );
+    let status = wait_done(b, &id).await;
+    assert_eq!(status["runtimeStatus"], "TimedOut", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after PT3S"),
+        "{status}"
+    );
+    let left = no_processes_with(&marker, Duration::from_secs(5)).await;
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert_eq!(group_status(b, "slow-1-work-1").await, 404);
+    assert_eq!(
+        logs(b, &id, "work", "main").await,
+        (200, "started\n".into())
+    );
+}
+
+/// A `completion: callback` job ends when its container calls `BERTH_CALLBACK_URL`; the container
+/// is stopped, and the URL stops working once the deployment has ended.
+pub async fn completion_by_callback_succeeds_and_stops_the_container(b: &impl Berth) {
+    let marker = marker("callback");
+    // The container keeps its callback URL on the share, so the test can try it again later.
+    let script = format!(
+        "echo calling back; echo \"$BERTH_CALLBACK_URL\" > /mnt/share/callback-url; \
+         curl -sf -o /dev/null -X POST -H 'content-type: application/json' -d '{{\"exitCode\":0}}' \"$BERTH_CALLBACK_URL\"; \
+         sleep 600 # {marker}"
+    );
+    let mut spec = job("callback-1", &script);
+    spec["completion"] = json!("callback");
+    let id = start_deployment(b, &spec).await;
+    let status = wait_done(b, &id).await;
+    assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
+    let left = no_processes_with(&marker, Duration::from_secs(5)).await;
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert_eq!(
+        logs(b, &id, "work", "main").await,
+        (200, "calling back\n".into())
+    );
+    let url = std::fs::read_to_string(share(b, "teststore", "data").join("callback-url")).unwrap();
+    let url = url.trim();
+    assert!(
+        url.starts_with(&format!("{}/callbacks/{id}/completed?token=", b.api())),
+        "{url} is not on {}",
+        b.api()
+    );
+    // Once the deployment has ended its own token no longer works.
+    let response = b.http().post(url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+}
+
+/// Callbacks are authorised by their token alone: one for another deployment or event kind, a
+/// forged one or none is refused (whatever other credentials come with it); the right one works
+/// without any.
+pub async fn a_foreign_or_wrong_token_is_refused(b: &impl Berth) {
+    let mut a = job("tok-a", "sleep 600");
+    a["completion"] = json!("callback");
+    let mut other = job("tok-b", "sleep 600");
+    other["completion"] = json!("callback");
+    let a = start_deployment(b, &a).await;
+    let other = start_deployment(b, &other).await;
+    let a_token = b.token(&a, "completed");
+    for (path, why) in [
+        (
+            format!("/callbacks/{other}/completed?token={a_token}"),
+            "another deployment's token",
+        ),
+        (
+            format!("/callbacks/{a}/heartbeat?token={a_token}"),
+            "another event kind's token",
+        ),
+        (
+            format!("/callbacks/{a}/completed?token=forged"),
+            "a forged token",
+        ),
+        (format!("/callbacks/{a}/completed"), "no token"),
+    ] {
+        // `post` sends the caller's credentials too: they do not stand in for the token.
+        let (code, body) = post(b, &path, Some(json!({ "exitCode": 0 }))).await;
+        assert_eq!(code, 403, "{why}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with("token"),
+            "{why}: {body}"
+        );
+    }
+    let anonymous = |path: String| b.http().post(format!("{}{path}", b.api()));
+    let heartbeat = b.token(&a, "heartbeat");
+    let response = anonymous(format!("/callbacks/{a}/heartbeat?token={heartbeat}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let response = anonymous(format!("/callbacks/{a}/completed?token={a_token}"))
+        .json(&json!({ "exitCode": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let path = format!("/deployments/{other}/terminate?reason=test");
+    assert_eq!(post(b, &path, None).await.0, 202);
+    assert_eq!(wait_done(b, &a).await["runtimeStatus"], "Succeeded");
+    assert_eq!(wait_done(b, &other).await["runtimeStatus"], "Terminated");
+    for name in ["tok-a-work-1", "tok-b-work-1"] {
+        assert_eq!(group_status(b, name).await, 404, "{name}");
+    }
+}
+
+/// A `POST` with an existing id and the same spec is that deployment (200); a different spec 409.
+pub async fn the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts(b: &impl Berth) {
+    let spec = job("idem-1", "echo once");
+    let (first, body) = submit(b, &spec).await;
+    assert_eq!(first, 202, "{body}");
+    let (second, again) = submit(b, &spec).await;
+    assert_eq!(second, 200, "{again}");
+    assert_eq!(again["id"], "idem-1");
+    let (conflict, problem) = submit(b, &job("idem-1", "echo twice")).await;
+    assert_eq!(conflict, 409, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().starts_with("id:"));
+    let status = wait_done(b, "idem-1").await;
+    assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
+    assert_eq!(creates(b, "idem-1-work-1").await, 1);
+}
+
+/// Bad specs are `400` naming the field, too large a body `413`, and nothing is created.
+pub async fn bad_specs_get_400_naming_the_field(b: &impl Berth) {
+    let mut spec = job("bad-1", "true");
+    spec["groups"][0]["properties"]["containers"][0]["properties"]["volumeMounts"][0]["name"] =
+        json!("nosuchvolume");
+    let (code, problem) = submit(b, &spec).await;
+    assert_eq!(code, 400);
+    assert_eq!(problem["title"], "Invalid deployment spec");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("groups[0].properties.containers[0].properties.volumeMounts[0].name:"),
+        "{problem}"
+    );
+    assert_eq!(
+        problem["errors"][0]["field"],
+        "groups[0].properties.containers[0].properties.volumeMounts[0].name"
+    );
+    // A fresh client: the server may answer 413 without reading the body and close the connection.
+    let fresh = reqwest::Client::new().post(format!("{}/deployments", b.api()));
+    let response = b
+        .authorise(fresh)
+        .body(vec![b'x'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(get(b, "/deployments/bad-1").await.0, 404);
+    assert_eq!(get(b, "/deployments?status=Sleeping").await.0, 400);
+    assert_eq!(creates(b, "bad-1-work-1").await, 0);
+}
+
+/// Stand-ins for the seed service's images (an emulator image map): long-running processes that
+/// write to the share as the real servers would (`examples/` maps them to the real binaries).
+pub const SEED_IMAGES: &str = r#"
+[images."postgres:15"]
+command = ["/bin/sh", "-c", "echo postgres up; while true; do date +%s > /var/lib/postgresql/data/postmaster.pid; sleep 1; done"]
+
+[images."nginx:alpine"]
+command = ["/bin/sh", "-c", "echo nginx up; while true; do sleep 1; done"]
+"#;
+
+fn seed_group(name: &str, container: &str, image: &str, mount: &str, command: Value) -> Value {
+    let mut properties = json!({
+        "image": image,
+        "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
+        "volumeMounts": [{ "name": "appdata", "mountPath": mount }]
+    });
+    if !command.is_null() {
+        properties["command"] = command;
+    }
+    json!({ "name": name, "properties": {
+        "containers": [{ "name": container, "properties": properties }],
+        "restartPolicy": "Always",
+        "volumes": [{ "name": "appdata", "azureFile": { "shareName": "app", "storageAccountName": "seedstore" } }]
+    } })
+}
+
+/// The seed service: Postgres, nginx and a worker sharing one Azure Files share.
+pub fn seed_spec() -> Value {
+    let worker = json!([
+        "/bin/sh",
+        "-c",
+        "while true; do date +%s >> /shared/worker.log; sleep 1; done"
+    ]);
+    json!({
+        "id": "seed",
+        "mode": "service",
+        "groups": [
+            seed_group("db", "postgres", "postgres:15", "/var/lib/postgresql/data", Value::Null),
+            seed_group("web", "nginx", "nginx:alpine", "/usr/share/nginx/html", Value::Null),
+            seed_group("worker", "worker", "busybox", "/shared", worker),
+        ]
+    })
+}
+
+/// What happens to the seed service's web group behind Berth's back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disruption {
+    /// `DELETE` on the group.
+    Delete,
+    /// `POST .../stop` on the group.
+    Stop,
+}
+
+/// The seed service runs (its groups write to their share), is healed after its web group is
+/// disrupted, and is torn down by the `teardown` event with its logs saved and its data kept.
+/// Needs an emulator with [`SEED_IMAGES`].
+pub async fn the_seed_service_is_healed_and_torn_down(b: &impl Berth, disruption: Disruption) {
+    let id = start_deployment(b, &seed_spec()).await;
+    let running = |s: &Value| {
+        s["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["state"] == "Running")
+    };
+    wait_for(b, &id, Duration::from_secs(30), running).await;
+    let share = share(b, "seedstore", "app");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(share.join("postmaster.pid").exists() && share.join("worker.log").exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the groups write to their shared share"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Disrupt the web group behind Berth's back, then tell Berth something happened.
+    let response = match disruption {
+        Disruption::Delete => b.http().delete(group_url(b, "seed-web-1", "")),
+        Disruption::Stop => b.http().post(group_url(b, "seed-web-1", "/stop")),
+    }
+    .send()
+    .await
+    .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let path = format!("/deployments/{id}/events/check");
+    assert_eq!(post(b, &path, None).await.0, 202);
+    let healed = wait_for(b, &id, Duration::from_secs(30), |s| {
+        s["groups"][1]["aciName"] == "seed-web-2" && s["groups"][1]["state"] == "Running"
+    })
+    .await;
+    assert_eq!(healed["runtimeStatus"], "Running");
+    assert_eq!(
+        healed["groups"][0]["aciName"], "seed-db-1",
+        "the other groups were left alone"
+    );
+    assert_eq!(healed["groups"][2]["aciName"], "seed-worker-1");
+
+    let path = format!("/deployments/{id}/events/teardown");
+    assert_eq!(post(b, &path, None).await.0, 202);
+    let done = wait_done(b, &id).await;
+    assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
+    let stats = stats(b).await;
+    for name in ["seed-db-1", "seed-web-1", "seed-web-2", "seed-worker-1"] {
+        assert_eq!(stats["createsByName"][name], 1, "{name}: {stats}");
+        assert_eq!(group_status(b, name).await, 404, "{name} deleted");
+    }
+    // Regression: each group's result used to re-trigger every other group's pending action, so
+    // three groups took dozens of deletes. One delete per group.
+    assert_eq!(stats["requests"]["delete"], 4, "{stats}");
+    let at_most = |kind: &str, n: u64| {
+        let count = stats["requests"][kind].as_u64().unwrap_or(0);
+        assert!(count <= n, "{kind}: {count} > {n}: {stats}");
+    };
+    at_most("stop", 4);
+    at_most("logs", 4);
+    assert!(
+        share.join("postmaster.pid").exists(),
+        "the share's data stays"
+    );
+    assert_eq!(
+        logs(b, &id, "db", "postgres").await,
+        (200, "postgres up\n".into())
+    );
+    assert!(history(b, &id).await.iter().any(|e| e == "Healing"));
+}
