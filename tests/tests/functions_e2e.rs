@@ -1,0 +1,457 @@
+//! The engine's end-to-end suite through `handler` in Functions mode: the real binary behind the
+//! simulated Functions host, its checkpoints and step queue on Azurite (a container and queue of
+//! each test's own), ARM pointed at a real `aci-emulator` process running the containers under
+//! bubblewrap. Callers reach Berth only through the host's public front (function keys, payload
+//! mode), containers call back through the anonymous `callback` function, every workflow step
+//! arrives through the simulated queue trigger, and the sweep runs on a `cleanup` timer tick.
+//!
+//! The scenarios are the engine suite's own (`handler/tests/common/scenarios.rs`, included by
+//! path); the crash and sweep scenarios are the host's versions of `e2e_crash.rs` and `sweep.rs`.
+//!
+//! Needs Azurite: `bin/test` starts it and exports `BERTH_TEST_AZURITE`; without it every test
+//! here is skipped, loudly. `cargo test --workspace` builds the `handler` and `aci-emulator`
+//! binaries these tests start.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../handler/tests/common/scenarios.rs"]
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use berth::crypto::{Keyring, SecretsKey};
+use berth_tests::host::{HostOptions, RunningApp, workspace_binary};
+use scenarios::{Berth, Disruption, job};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+const VAR: &str = "BERTH_TEST_AZURITE";
+
+/// The Azurite connection string, or `None` after a loud message naming the test.
+fn azurite(test: &str) -> Option<String> {
+    let value = std::env::var(VAR).ok();
+    if value.is_none() {
+        eprintln!(
+            "\n*** SKIPPED {test}: {VAR} is unset. Start Azurite and export \
+             {VAR}=UseDevelopmentStorage=true (bin/test does both). ***\n"
+        );
+    }
+    value
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// An `aci-emulator` process with its data in a folder of its own. Stopped with SIGTERM (which
+/// kills its containers) when dropped.
+struct Emulator {
+    child: tokio::process::Child,
+    url: String,
+    data: PathBuf,
+}
+
+impl Emulator {
+    async fn start(data: &Path, args: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(workspace_binary("aci-emulator").unwrap())
+            .args(["--port", "0", "--data-dir"])
+            .arg(data)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("aci-emulator printed its endpoint")
+            .unwrap()
+            .unwrap_or_default();
+        let url = first
+            .strip_prefix("aci-emulator: ARM endpoint ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            url,
+            data: data.to_owned(),
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Berth in Functions mode under the simulated host, with its own emulator, queue and app name.
+struct App {
+    app: RunningApp,
+    emulator: Emulator,
+    keys: Keyring,
+    http: reqwest::Client,
+    api: String,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Berth for App {
+    fn api(&self) -> String {
+        self.api.clone()
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn authorise(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.header("x-functions-key", &self.key)
+    }
+
+    fn token(&self, id: &str, kind: &str) -> String {
+        self.keys.token(id, kind)
+    }
+
+    fn arm(&self) -> String {
+        self.emulator.url.clone()
+    }
+
+    fn emulator_data(&self) -> PathBuf {
+        self.emulator.data.clone()
+    }
+}
+
+impl App {
+    /// Starts an emulator with `emulator_args` and the app with `settings` on top of the defaults.
+    async fn start(connection: &str, emulator_args: &[&str], settings: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = Emulator::start(&dir.path().join("aci"), emulator_args).await;
+        let secrets = SecretsKey::generate();
+        let mut all: Vec<(String, String)> = [
+            ("AzureWebJobsStorage", connection.to_owned()),
+            ("BERTH_QUEUE", unique("fe2e")),
+            ("BERTH_APP", unique("fapp")),
+            ("BERTH_ARM_ENDPOINT", emulator.url.clone()),
+            ("BERTH_SUBSCRIPTION_ID", scenarios::SUBSCRIPTION.to_owned()),
+            ("BERTH_RESOURCE_GROUP", scenarios::RESOURCE_GROUP.to_owned()),
+            ("BERTH_LOCATION", "local".to_owned()),
+            ("BERTH_SECRETS_KEY", secrets.to_base64()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in settings {
+            all.retain(|(name, _)| name != k);
+            all.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let mut options = HostOptions::new(&workspace_binary("handler").unwrap(), all).unwrap();
+        // Shorter than the deployed host.json so a retried step comes back within a second and an
+        // idle queue is looked at five times a second; the host's rules are the same.
+        options.app.queues.visibility_timeout = Duration::from_secs(1);
+        options.app.queues.max_polling_interval = Duration::from_millis(200);
+        let app = RunningApp::start(options).await.unwrap();
+        let api = app.host.api_url();
+        let key = app.host.function_key().to_owned();
+        Self {
+            app,
+            emulator,
+            keys: Keyring::new(secrets, vec![]),
+            http: reqwest::Client::new(),
+            api,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// Every invocation was answered in a shape the host accepts, steps arrived through the
+    /// queue trigger, and none went to the poison queue.
+    async fn assert_clean(&self) {
+        let violations = self.app.host.violations();
+        assert!(violations.is_empty(), "{violations:?}");
+        let listener = self.app.listener("steps").unwrap();
+        assert!(
+            !listener.delivered().is_empty(),
+            "steps arrived through the queue trigger"
+        );
+        let poisoned = listener
+            .poison_queue()
+            .unwrap()
+            .receive(32, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(
+            poisoned.is_empty(),
+            "poisoned steps: {:?}",
+            poisoned.iter().map(|m| &m.text).collect::<Vec<_>>()
+        );
+    }
+
+    async fn stop(self) {
+        self.app.stop().await;
+    }
+}
+
+/// Runs a scenario and says how long it took.
+async fn timed(name: &str, scenario: impl std::future::Future<Output = ()>) {
+    let started = Instant::now();
+    scenario.await;
+    eprintln!("{name}: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_scenarios_run_through_the_functions_host() {
+    let Some(connection) = azurite("the_job_scenarios_run_through_the_functions_host") else {
+        return;
+    };
+    let a = App::start(&connection, &[], &[]).await;
+    let started = Instant::now();
+    // Independent deployments with distinct group names, so they run at once.
+    tokio::join!(
+        timed(
+            "job writes its share",
+            scenarios::a_job_writes_its_share_and_succeeds_with_logs_saved_and_group_deleted(&a)
+        ),
+        timed(
+            "exit 3 retried",
+            scenarios::exit_three_is_retried_then_fails(&a)
+        ),
+        timed(
+            "timeout",
+            scenarios::a_timeout_kills_the_process_tree_and_ends_timed_out(&a)
+        ),
+        timed(
+            "callback",
+            scenarios::completion_by_callback_succeeds_and_stops_the_container(&a)
+        ),
+        timed("tokens", scenarios::a_foreign_or_wrong_token_is_refused(&a)),
+        timed(
+            "idempotent",
+            scenarios::the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts(&a)
+        ),
+        timed(
+            "bad specs",
+            scenarios::bad_specs_get_400_naming_the_field(&a)
+        ),
+    );
+    eprintln!(
+        "job scenarios through the Functions host: {:?}",
+        started.elapsed()
+    );
+    // The container called back through the host's public front and its anonymous function.
+    let records = a.app.host.records();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.function == "callback" && r.status == 200),
+        "no callback invocation"
+    );
+    scenarios::assert_nothing_left(&a).await;
+    a.assert_clean().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_service_is_healed_after_a_stop_and_torn_down_by_the_teardown_event() {
+    let Some(connection) =
+        azurite("the_seed_service_is_healed_after_a_stop_and_torn_down_by_the_teardown_event")
+    else {
+        return;
+    };
+    let images = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(images.path(), scenarios::SEED_IMAGES).unwrap();
+    let images = images.path().to_string_lossy().into_owned();
+    let a = App::start(&connection, &["--images", &images], &[]).await;
+    scenarios::the_seed_service_is_healed_and_torn_down(&a, Disruption::Stop).await;
+    scenarios::assert_nothing_left(&a).await;
+    a.assert_clean().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_once() {
+    let Some(connection) =
+        azurite("the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_once")
+    else {
+        return;
+    };
+    // Every ARM answer takes 300 ms, so each phase lasts long enough to be caught in.
+    let mut a = App::start(
+        &connection,
+        &["--slow-rate", "1", "--slow-ms", "300"],
+        &[("BERTH_CREATE_CLAIM", "PT3S")],
+    )
+    .await;
+    let phases = [
+        "Pending",
+        "Creating",
+        "Waiting",
+        "CapturingLogs",
+        "CleaningUp",
+    ];
+    let mut ids = Vec::new();
+    let mut caught = Vec::new();
+    for phase in phases {
+        let id = format!("crash-{}", phase.to_lowercase());
+        scenarios::start_deployment(&a, &job(&id, "echo ran; sleep 1")).await;
+        ids.push(id.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = scenarios::status(&a, &id).await["phase"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            if now == phase {
+                caught.push(phase);
+                break;
+            }
+            if now == "Done" || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The handler dies; the host starts a new one, as it does when its worker exits.
+        a.app.host.kill_handler().await;
+        a.app.host.restart().await.unwrap();
+    }
+    assert!(caught.len() >= 4, "killed in phases {caught:?}");
+    for id in &ids {
+        let status =
+            scenarios::wait_for(&a, id, Duration::from_secs(90), |s| s["phase"] == "Done").await;
+        assert_eq!(status["runtimeStatus"], "Succeeded", "{id}: {status}");
+        assert_eq!(
+            scenarios::logs(&a, id, "work", "main").await,
+            (200, "ran\n".into())
+        );
+    }
+    let stats = scenarios::stats(&a).await;
+    for id in &ids {
+        assert_eq!(
+            stats["createsByName"][format!("{id}-work-1")],
+            1,
+            "{id}: {stats}"
+        );
+    }
+    assert_eq!(
+        stats["createsByName"].as_object().unwrap().len(),
+        ids.len(),
+        "no other group was created: {stats}"
+    );
+    assert_eq!(stats["groups"], 0, "no group left behind: {stats}");
+    // Invocations cut off by the kills failed, as they do in the host; their messages came back.
+    let failed = a
+        .app
+        .host
+        .records()
+        .iter()
+        .filter(|r| r.status == 0)
+        .count();
+    eprintln!("killed the handler in phases {caught:?}; {failed} invocations cut off");
+    a.assert_clean().await;
+    a.stop().await;
+}
+
+/// A container group as another Berth (or this one, before a crash) left it.
+fn stray_group(app: &str, deployment: &str, created_ms: i64) -> Value {
+    json!({ "location": "local",
+        "tags": { "berth-app": app, "berth-deployment": deployment, "berth-created": created_ms.to_string() },
+        "properties": { "osType": "Linux", "restartPolicy": "Never", "containers": [{ "name": "c", "properties": {
+            "image": "busybox", "command": ["/bin/sh", "-c", "sleep 600"],
+            "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned() {
+    let Some(connection) = azurite("the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned")
+    else {
+        return;
+    };
+    let app_name = unique("sweepapp");
+    let a = App::start(&connection, &[], &[("BERTH_APP", &app_name)]).await;
+    // A live deployment whose group must survive the sweep.
+    let mut live = job("live-1", "sleep 600");
+    live["completion"] = json!("callback");
+    let id = scenarios::start_deployment(&a, &live).await;
+    scenarios::wait_for(&a, &id, Duration::from_secs(30), |s| {
+        s["groups"][0]["containers"][0]["state"] == "Running"
+    })
+    .await;
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let hour_ago = now_ms - 3_600_000;
+    for (name, body) in [
+        ("orphan-old", stray_group(&app_name, "gone-1", hour_ago)),
+        ("orphan-new", stray_group(&app_name, "gone-2", now_ms)),
+        ("other-app", stray_group("someone-else", "theirs", hour_ago)),
+    ] {
+        let r = a
+            .http
+            .put(scenarios::group_url(&a, name, ""))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{name}: {}", r.status());
+    }
+
+    let outcome = a.app.host.tick("cleanup", false).await.unwrap();
+    let logs = &outcome.accepted().unwrap().logs;
+    assert!(
+        logs.iter().any(|l| l.starts_with(
+            "sweep: 3 groups seen, 1 orphans deleted, 0 re-driven, 0 purged, 0 errors"
+        )),
+        "{logs:?}"
+    );
+    let exists = |name| scenarios::group_status(&a, name);
+    assert_eq!(exists("orphan-old").await, 404, "the old orphan is deleted");
+    assert_eq!(exists("orphan-new").await, 200, "within the grace period");
+    assert_eq!(exists("other-app").await, 200, "another app's group");
+    assert_eq!(
+        exists("live-1-work-1").await,
+        200,
+        "owned by a live deployment"
+    );
+    assert_eq!(scenarios::status(&a, &id).await["runtimeStatus"], "Running");
+
+    let terminate = format!("/deployments/{id}/terminate?reason=test");
+    assert_eq!(scenarios::post(&a, &terminate, None).await.0, 202);
+    let done = scenarios::wait_done(&a, &id).await;
+    assert_eq!(done["runtimeStatus"], "Terminated", "{done}");
+    for name in ["orphan-new", "other-app"] {
+        let url = scenarios::group_url(&a, name, "");
+        assert!(
+            a.http
+                .delete(url)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
+    }
+    scenarios::assert_nothing_left(&a).await;
+    a.assert_clean().await;
+    a.stop().await;
+}
