@@ -28,10 +28,12 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const VAR: &str = "BERTH_TEST_AZURITE";
 
-/// The Azurite connection string, or `None` after a loud message naming the test.
-fn azurite(test: &str) -> Option<String> {
+/// The Azurite connection string, or `None` after a loud message naming the test (the name of
+/// the test's thread).
+fn azurite() -> Option<String> {
     let value = std::env::var(VAR).ok();
     if value.is_none() {
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
         eprintln!(
             "\n*** SKIPPED {test}: {VAR} is unset. Start Azurite and export \
              {VAR}=UseDevelopmentStorage=true (bin/test does both). ***\n"
@@ -139,13 +141,15 @@ impl Berth for App {
 }
 
 impl App {
-    /// Starts an emulator with `emulator_args` and the app with `settings` on top of the defaults.
-    async fn start(connection: &str, emulator_args: &[&str], settings: &[(&str, &str)]) -> Self {
+    /// Starts an emulator with `emulator_args` and the app with `settings` on top of the defaults;
+    /// `None` (after saying so) when Azurite is not there.
+    async fn start(emulator_args: &[&str], settings: &[(&str, &str)]) -> Option<Self> {
+        let connection = azurite()?;
         let dir = tempfile::tempdir().unwrap();
         let emulator = Emulator::start(&dir.path().join("aci"), emulator_args).await;
         let secrets = SecretsKey::generate();
         let mut all: Vec<(String, String)> = [
-            ("AzureWebJobsStorage", connection.to_owned()),
+            ("AzureWebJobsStorage", connection),
             ("BERTH_QUEUE", unique("fe2e")),
             ("BERTH_APP", unique("fapp")),
             ("BERTH_ARM_ENDPOINT", emulator.url.clone()),
@@ -170,7 +174,7 @@ impl App {
         let app = RunningApp::start(options).await.unwrap();
         let api = app.host.api_url();
         let key = app.host.function_key().to_owned();
-        Self {
+        Some(Self {
             app,
             emulator,
             keys: Keyring::new(secrets, vec![]),
@@ -178,7 +182,7 @@ impl App {
             api,
             key,
             _dir: dir,
-        }
+        })
     }
 
     /// Every invocation was answered in a shape the host accepts, steps arrived through the
@@ -204,7 +208,10 @@ impl App {
         );
     }
 
-    async fn stop(self) {
+    /// Checks that nothing is left on the emulator and [`Self::assert_clean`], then stops.
+    async fn finish(self) {
+        scenarios::assert_nothing_left(&self).await;
+        self.assert_clean().await;
         self.app.stop().await;
     }
 }
@@ -218,10 +225,9 @@ async fn timed(name: &str, scenario: impl std::future::Future<Output = ()>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_job_scenarios_run_through_the_functions_host() {
-    let Some(connection) = azurite("the_job_scenarios_run_through_the_functions_host") else {
+    let Some(a) = App::start(&[], &[]).await else {
         return;
     };
-    let a = App::start(&connection, &[], &[]).await;
     let started = Instant::now();
     // Independent deployments with distinct group names, so they run at once.
     tokio::join!(
@@ -263,42 +269,32 @@ async fn the_job_scenarios_run_through_the_functions_host() {
             .any(|r| r.function == "callback" && r.status == 200),
         "no callback invocation"
     );
-    scenarios::assert_nothing_left(&a).await;
-    a.assert_clean().await;
-    a.stop().await;
+    a.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_service_is_healed_after_a_stop_and_torn_down_by_the_teardown_event() {
-    let Some(connection) =
-        azurite("the_seed_service_is_healed_after_a_stop_and_torn_down_by_the_teardown_event")
-    else {
-        return;
-    };
     let images = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(images.path(), scenarios::SEED_IMAGES).unwrap();
-    let images = images.path().to_string_lossy().into_owned();
-    let a = App::start(&connection, &["--images", &images], &[]).await;
+    let images_path = images.path().to_string_lossy().into_owned();
+    let Some(a) = App::start(&["--images", &images_path], &[]).await else {
+        return;
+    };
     scenarios::the_seed_service_is_healed_and_torn_down(&a, Disruption::Stop).await;
-    scenarios::assert_nothing_left(&a).await;
-    a.assert_clean().await;
-    a.stop().await;
+    a.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_once() {
-    let Some(connection) =
-        azurite("the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_once")
-    else {
-        return;
-    };
     // Every ARM answer takes 300 ms, so each phase lasts long enough to be caught in.
-    let mut a = App::start(
-        &connection,
+    let Some(mut a) = App::start(
         &["--slow-rate", "1", "--slow-ms", "300"],
         &[("BERTH_CREATE_CLAIM", "PT3S")],
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     let phases = [
         "Pending",
         "Creating",
@@ -364,8 +360,7 @@ async fn the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_o
         .filter(|r| r.status == 0)
         .count();
     eprintln!("killed the handler in phases {caught:?}; {failed} invocations cut off");
-    a.assert_clean().await;
-    a.stop().await;
+    a.finish().await;
 }
 
 /// A container group as another Berth (or this one, before a crash) left it.
@@ -379,12 +374,10 @@ fn stray_group(app: &str, deployment: &str, created_ms: i64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned() {
-    let Some(connection) = azurite("the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned")
-    else {
+    let app_name = unique("sweepapp");
+    let Some(a) = App::start(&[], &[("BERTH_APP", &app_name)]).await else {
         return;
     };
-    let app_name = unique("sweepapp");
-    let a = App::start(&connection, &[], &[("BERTH_APP", &app_name)]).await;
     // A live deployment whose group must survive the sweep.
     let mut live = job("live-1", "sleep 600");
     live["completion"] = json!("callback");
@@ -451,7 +444,5 @@ async fn the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned() {
                 .is_success()
         );
     }
-    scenarios::assert_nothing_left(&a).await;
-    a.assert_clean().await;
-    a.stop().await;
+    a.finish().await;
 }
