@@ -4,7 +4,8 @@
 //! host accepts.
 //!
 //! This runs on the SQLite backend, so steps are not delivered by the queue trigger here (the
-//! Functions host only polls Azure Storage); `functions_queue.rs` covers delivery on Azurite.
+//! Functions host only polls Azure Storage); `functions_queue.rs` covers delivery on Azurite, and
+//! `functions_e2e.rs` runs the engine's end-to-end scenarios there.
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
