@@ -304,7 +304,9 @@ pub async fn a_timeout_kills_the_process_tree_and_ends_timed_out(b: &impl Berth)
         "echo started; sh -c 'sleep 1000; echo {marker}' & sh -c 'sleep 1001; echo {marker}' & sleep 999 # {marker}"
     );
     let mut spec = job("slow-1", &script);
-    spec["timeout"] = json!("PT3S");
+    // Long enough for the group to be seen running first, even through the Functions host's
+    // queue on a busy machine.
+    spec["timeout"] = json!("PT5S");
     let id = start_deployment(b, &spec).await;
     wait_for(b, &id, Duration::from_secs(20), |s| {
         s["groups"][0]["containers"][0]["state"] == "Running"
@@ -320,7 +322,7 @@ pub async fn a_timeout_kills_the_process_tree_and_ends_timed_out(b: &impl Berth)
         status["error"]
             .as_str()
             .unwrap()
-            .contains("timed out after PT3S"),
+            .contains("timed out after PT5S"),
         "{status}"
     );
     let left = no_processes_with(&marker, Duration::from_secs(5)).await;
