@@ -1,0 +1,307 @@
+//! Who may call what: the API key (`x-functions-key` or `?code=`) on every management route, the
+//! callback token instead of it on callbacks, `handler serve` refusing to start without a key,
+//! bounded event bodies, and names checked before they can reach storage or an ARM URL.
+//!
+//! The callback token's scope (deployment, event kind, until the deployment ends) is pinned in
+//! `e2e_jobs.rs` on both backends; the spec's own names in `spec_errors.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use berth::crypto::SecretsKey;
+use common::{Harness, Options, job};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const KEY: &str = "auth-test-key-5b9e2d";
+
+async fn keyed() -> Harness {
+    Harness::with(Options {
+        settings: vec![("BERTH_API_KEY", KEY.into())],
+        ..Options::default()
+    })
+    .await
+}
+
+/// Sends `method path` with an optional key header; returns (status, problem or body).
+async fn call(h: &Harness, method: Method, path: &str, key: Option<&str>) -> (u16, Value) {
+    let mut request = h.http.request(method, format!("{}{path}", h.api));
+    if let Some(key) = key {
+        request = request.header("x-functions-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every management route, with a deployment that exists.
+fn keyed_routes(id: &str) -> Vec<(Method, String)> {
+    vec![
+        (Method::GET, "/api/deployments".into()),
+        (Method::POST, "/api/deployments".into()),
+        (Method::GET, format!("/api/deployments/{id}")),
+        (Method::DELETE, format!("/api/deployments/{id}")),
+        (
+            Method::POST,
+            format!("/api/deployments/{id}/events/teardown"),
+        ),
+        (Method::POST, format!("/api/deployments/{id}/terminate")),
+        (Method::GET, format!("/api/deployments/{id}/logs/work/main")),
+        (Method::GET, format!("/api/deployments/{id}/history")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_management_route_wants_the_api_key_in_the_header_or_the_code_query() {
+    let h = keyed().await;
+    let spec = job("auth-1", "sleep 600");
+    let submitted = h
+        .http
+        .post(format!("{}/api/deployments", h.api))
+        .header("x-functions-key", KEY)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status().as_u16(), 202);
+
+    let longer = format!("{KEY}x");
+    let upper = KEY.to_uppercase();
+    let wrong = [
+        None,
+        Some(""),
+        Some("wrong"),
+        Some(&KEY[..KEY.len() - 1]),
+        Some(longer.as_str()),
+        Some(upper.as_str()),
+    ];
+    for (method, path) in keyed_routes("auth-1") {
+        for key in wrong {
+            let (code, problem) = call(&h, method.clone(), &path, key).await;
+            assert_eq!(code, 401, "{method} {path} with {key:?}: {problem}");
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("x-functions-key:"),
+                "{problem}"
+            );
+            assert!(!problem.to_string().contains(KEY), "the key is not echoed");
+        }
+        let (code, _) = call(&h, method.clone(), &format!("{path}?code=wrong"), None).await;
+        assert_eq!(code, 401, "{method} {path}?code=wrong");
+    }
+    assert_eq!(
+        h.stats().creates_by_name.keys().collect::<Vec<_>>(),
+        ["auth-1-work-1"],
+        "no refused POST created anything"
+    );
+
+    // The right key passes, as a header or as `code`.
+    let (code, status) = call(&h, Method::GET, "/api/deployments/auth-1", Some(KEY)).await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["id"], "auth-1");
+    let (code, list) = call(
+        &h,
+        Method::GET,
+        &format!("/api/deployments?code={KEY}"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["deployments"][0]["id"], "auth-1");
+    let (code, _) = call(
+        &h,
+        Method::POST,
+        &format!("/api/deployments/auth-1/terminate?reason=test&code={KEY}"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 202);
+    assert_eq!(wait_done_keyed(&h, "auth-1").await, "Terminated");
+    assert_eq!(h.settled_processes().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_need_their_token_not_the_api_key() {
+    let h = keyed().await;
+    let mut spec = job("auth-cb", "sleep 600");
+    spec["completion"] = json!("callback");
+    let response = h
+        .http
+        .post(format!("{}/api/deployments?code={KEY}", h.api))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+
+    // The API key is no callback token.
+    let (code, problem) = call(
+        &h,
+        Method::POST,
+        &format!("/api/callbacks/auth-cb/completed?token={KEY}"),
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(code, 403, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().starts_with("token:"));
+
+    // A container has no API key: its token alone is enough.
+    let token = h.runtime.driver.keys.token("auth-cb", "completed");
+    let response = h
+        .http
+        .post(format!(
+            "{}/api/callbacks/auth-cb/completed?token={token}",
+            h.api
+        ))
+        .json(&json!({ "exitCode": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(wait_done_keyed(&h, "auth-cb").await, "Succeeded");
+    assert_eq!(h.settled_processes().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_and_callback_bodies_are_bounded() {
+    let h = Harness::start().await;
+    let big = vec![b' '; berth::api::MAX_EVENT_PAYLOAD + 1];
+    let token = h.runtime.driver.keys.token("auth-big", "completed");
+    for path in [
+        "/api/deployments/auth-big/events/completed".to_owned(),
+        format!("/api/callbacks/auth-big/completed?token={token}"),
+    ] {
+        // A fresh client each time: the server answers 413 without reading the whole body.
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", h.api))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 413, "{path}");
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with("body:"),
+            "{problem}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_in_paths_are_checked_before_they_are_used() {
+    let h = Harness::start().await;
+    let token = h.runtime.driver.keys.token("ok", "completed");
+    let cases = [
+        (Method::GET, "/api/deployments/Upper".to_owned(), "id:"),
+        (Method::GET, "/api/deployments/a..b".into(), "id:"),
+        (Method::GET, "/api/deployments/a%2Fb".into(), "id:"),
+        (
+            Method::GET,
+            "/api/deployments/a%3Fapi-version=1".into(),
+            "id:",
+        ),
+        (
+            Method::GET,
+            format!("/api/deployments/{}", "a".repeat(41)),
+            "id:",
+        ),
+        (Method::DELETE, "/api/deployments/a_b".into(), "id:"),
+        (Method::GET, "/api/deployments/a%20b/history".into(), "id:"),
+        (Method::POST, "/api/deployments/-a/terminate".into(), "id:"),
+        (
+            Method::POST,
+            "/api/deployments/ok/events/a%2Fb".into(),
+            "name:",
+        ),
+        (
+            Method::POST,
+            format!("/api/deployments/ok/events/{}", "e".repeat(65)),
+            "name:",
+        ),
+        (
+            Method::GET,
+            "/api/deployments/ok/logs/Work/main".into(),
+            "group:",
+        ),
+        (
+            Method::GET,
+            "/api/deployments/ok/logs/work/main.".into(),
+            "container:",
+        ),
+        (
+            Method::POST,
+            format!("/api/callbacks/a%2F..%2Fb/completed?token={token}"),
+            "id:",
+        ),
+    ];
+    for (method, path, field) in cases {
+        let (code, problem) = call(&h, method.clone(), &path, None).await;
+        assert_eq!(code, 400, "{method} {path}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with(field),
+            "{method} {path}: {problem}"
+        );
+    }
+    assert!(
+        h.stats().requests.is_empty(),
+        "no ARM call was made: {:?}",
+        h.stats().requests
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in [None, Some("")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
+        command
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("BERTH_SQLITE_PATH", dir.path().join("berth.db"))
+            .env("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9")
+            .env(
+                "BERTH_SUBSCRIPTION_ID",
+                "00000000-0000-0000-0000-000000000000",
+            )
+            .env("BERTH_RESOURCE_GROUP", "auth")
+            .env("BERTH_LOCATION", "local")
+            .env("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64())
+            .stdin(Stdio::null());
+        if let Some(key) = key {
+            command.env("BERTH_API_KEY", key);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "serve started with key {key:?}");
+        assert!(
+            stderr.contains("BERTH_API_KEY: required by `handler serve`"),
+            "{stderr}"
+        );
+        assert!(
+            !dir.path().join("berth.db").exists(),
+            "it stopped before opening storage"
+        );
+    }
+}
+
+/// Waits until the deployment is done, asking with the API key; returns its runtime status.
+async fn wait_done_keyed(h: &Harness, id: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, status) = call(h, Method::GET, &format!("/api/deployments/{id}"), Some(KEY)).await;
+        if status["phase"] == "Done" {
+            return status["runtimeStatus"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} not done: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
