@@ -1,21 +1,43 @@
 //! The secrets canary: specs carrying known secret strings in every secret field run to the end
 //! (with a retry, so every secret is used twice), then every byte Berth stored and every log line
-//! it wrote is searched for them, plain, base64 and JSON-escaped: zero hits.
+//! it wrote is searched for them, plain, base64 and JSON-escaped: zero hits. On both backends:
+//! on SQLite the database files, on Azurite every file of its data folder (blobs, queue messages
+//! and its own metadata), and in both cases the emulator's data folder (its group records, logs,
+//! scratch volumes and shares).
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::Harness;
+use common::{Backend, Harness};
 use serde_json::json;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
+
+/// The log output of this test process, captured once for both backends' runs (which take turns).
+fn captured_logs() -> Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .init();
+            captured
+        })
+        .clone()
+}
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -62,17 +84,72 @@ fn hits(haystack: &[u8], secrets: &[String]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_reaches_storage_logs_or_responses() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+/// Every file under `root`, with its bytes.
+fn files_under(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                folders.push(entry.path());
+            } else if kind.is_file() {
+                // A file may vanish between listing and reading (Azurite compacts, the emulator
+                // removes a deleted group's scratch): what is gone holds nothing.
+                if let Ok(bytes) = std::fs::read(entry.path()) {
+                    files.push((entry.path(), bytes));
+                }
+            }
+        }
+    }
+    files
+}
 
-    let h = Harness::start().await;
+/// Every run of base64 characters in `bytes` (split at padding, so that messages written one
+/// after the other come apart), decoded: queue messages are stored base64-encoded, where a secret
+/// inside a larger message would not show as the base64 of the secret alone.
+fn base64_runs(bytes: &[u8]) -> Vec<u8> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let mut decoded = Vec::new();
+    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    for run in bytes.split(|b| !is_base64(b)).filter(|run| run.len() >= 8) {
+        if let Ok(plain) = lenient.decode(run) {
+            decoded.extend(plain);
+            decoded.push(b'\n');
+        }
+    }
+    decoded
+}
+
+/// The files under `root` holding any form of any secret (also inside base64), each with what
+/// it holds.
+fn files_with_hits(root: &Path, secrets: &[String]) -> Vec<String> {
+    files_under(root)
+        .into_iter()
+        .filter_map(|(path, mut bytes)| {
+            bytes.extend(base64_runs(&bytes));
+            let found = hits(&bytes, secrets);
+            (!found.is_empty()).then(|| format!("{}: {found:?}", path.display()))
+        })
+        .collect()
+}
+
+async fn no_secret_reaches_storage_logs_or_responses(backend: Backend) {
+    let captured = captured_logs();
+    let logs_before = captured.0.lock().unwrap().len();
+    let Some(h) = Harness::on(backend).await else {
+        return;
+    };
+    // Not secret, stored with the spec: found where the secrets are searched for, so the search
+    // reads the bytes Berth wrote (Azurite's data folder is shared by every test of a run).
+    let visible = common::unique_queue("canary-visible");
+    // Its own id, found in the step messages (Azurite keeps queue messages in files as well).
+    let id = common::unique_queue("canary");
     // Fails on the first attempt (after checking every secret arrived, by digest: the command is
     // no secret field), succeeds on the second.
     let script = format!(
@@ -83,8 +160,9 @@ async fn no_secret_reaches_storage_logs_or_responses() {
         sha256(SECRET_FILE)
     );
     let spec = json!({
-        "id": "canary-1",
+        "id": id,
         "retry": { "maxAttempts": 2, "backoff": "PT0.1S" },
+        "tags": { "canary": visible },
         "groups": [{ "name": "work", "properties": {
             "containers": [{ "name": "main", "properties": {
                 "image": "busybox", "command": ["/bin/sh", "-c", script],
@@ -100,7 +178,7 @@ async fn no_secret_reaches_storage_logs_or_responses() {
     });
     let (code, accepted) = h.submit(&spec).await;
     assert_eq!(code, 202, "{accepted}");
-    let status = h.wait_done("canary-1").await;
+    let status = h.wait_done(&id).await;
     assert_eq!(
         status["runtimeStatus"], "Succeeded",
         "both attempts used the secrets: {status}"
@@ -108,10 +186,7 @@ async fn no_secret_reaches_storage_logs_or_responses() {
     assert_eq!(status["attempt"], 2);
 
     let keys = &h.runtime.driver.keys;
-    let tokens = vec![
-        keys.token("canary-1", "completed"),
-        keys.token("canary-1", "heartbeat"),
-    ];
+    let tokens = vec![keys.token(&id, "completed"), keys.token(&id, "heartbeat")];
     let mut secrets: Vec<String> = [ENV, REGISTRY, STORAGE_KEY, SECRET_FILE]
         .iter()
         .map(|s| s.to_string())
@@ -123,7 +198,7 @@ async fn no_secret_reaches_storage_logs_or_responses() {
     for path in ["", "/history"] {
         responses += &h
             .http
-            .get(format!("{}/api/deployments/canary-1{path}", h.api))
+            .get(format!("{}/api/deployments/{id}{path}", h.api))
             .send()
             .await
             .unwrap()
@@ -146,27 +221,56 @@ async fn no_secret_reaches_storage_logs_or_responses() {
         "in API responses"
     );
 
-    // Every byte of the SQLite files.
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("berth.db")
-        {
-            stored.extend(std::fs::read(&path).unwrap());
-        }
+    // Every byte Berth stored: the SQLite files (in the harness's folder), or Azurite's data folder.
+    let store = match backend {
+        Backend::Sqlite => h.dir.path().to_path_buf(),
+        Backend::Azurite => PathBuf::from(std::env::var("BERTH_TEST_AZURITE_DATA").expect(
+            "BERTH_TEST_AZURITE_DATA: Azurite's --location folder, next to BERTH_TEST_AZURITE",
+        )),
+    };
+    let stored = files_under(&store);
+    let plain = |bytes: &[u8]| String::from_utf8_lossy(bytes).contains(visible.as_str());
+    assert!(
+        stored.iter().any(|(_, bytes)| plain(bytes)),
+        "the spec's tag {visible} was found in {} files under {}, so the search reads what Berth stored",
+        stored.len(),
+        store.display()
+    );
+    if backend == Backend::Azurite {
+        assert!(
+            stored.iter().any(|(path, bytes)| {
+                path.to_string_lossy().contains("queuestorage")
+                    && String::from_utf8_lossy(&base64_runs(bytes)).contains(id.as_str())
+            }),
+            "a step message of {id} was found in Azurite's queue files, so they are searched too"
+        );
     }
-    assert!(stored.len() > 4096, "the database was read");
-    assert_eq!(hits(&stored, &secrets), Vec::<String>::new(), "in SQLite");
+    assert_eq!(
+        files_with_hits(&store, &secrets),
+        Vec::<String>::new(),
+        "in {backend:?}'s storage"
+    );
+    // The emulator's data folder: group records, container logs, scratch volumes, shares.
+    let emulator = h.dir.path().join("aci");
+    assert!(
+        files_under(&emulator)
+            .iter()
+            .any(|(path, _)| path.ends_with("second")),
+        "the emulator's folder holds the share the job wrote to"
+    );
+    assert_eq!(
+        files_with_hits(&emulator, &secrets),
+        Vec::<String>::new(),
+        "in the emulator's data folder"
+    );
 
     // Every log line Berth wrote (at debug level).
-    let logs = captured.0.lock().unwrap().clone();
+    let logs = captured.0.lock().unwrap()[logs_before..].to_vec();
     assert!(
         String::from_utf8_lossy(&logs).contains("container group created"),
         "logs were captured"
     );
     assert_eq!(hits(&logs, &secrets), Vec::<String>::new(), "in our logs");
 }
+
+on_both_backends!(no_secret_reaches_storage_logs_or_responses);
