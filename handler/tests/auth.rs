@@ -305,3 +305,26 @@ async fn wait_done_keyed(h: &Harness, id: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[test]
+fn every_http_function_but_the_callback_wants_a_function_key() {
+    use berth::functions::table::{FunctionTable, Trigger};
+    let table = FunctionTable::embedded().unwrap();
+    let mut http = 0;
+    for function in table.functions() {
+        if let Trigger::Http { auth_level, .. } = &function.trigger {
+            http += 1;
+            let want = if function.name == "callback" {
+                "anonymous"
+            } else {
+                "function"
+            };
+            assert_eq!(
+                auth_level, want,
+                "functions/{}/function.json",
+                function.name
+            );
+        }
+    }
+    assert_eq!(http, 7, "the HTTP functions of functions/");
+}
