@@ -42,6 +42,7 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_WORKERS",
     "BERTH_STEP_LEASE",
     "BERTH_CREATE_CLAIM",
+    "BERTH_SWEEP_GRACE",
 ];
 
 /// The settings a Function App in Azure must have for `handler` to start (storage by identity).
@@ -113,6 +114,8 @@ pub struct Config {
     pub step_lease_ms: i64,
     /// How long a worker owns a group's create before another may take it over.
     pub create_claim_ms: i64,
+    /// How old an unowned container group must be before the sweep deletes it.
+    pub sweep_grace_ms: i64,
     pub diagnostics_workspace: Option<String>,
     /// `AzureWebJobsStorage` parsed as Functions reads it, when `storage` is `Azure`.
     pub storage_connection: Option<StorageConnection>,
@@ -314,6 +317,10 @@ impl Config {
         if create_claim_ms < 1000 {
             return Err(error("BERTH_CREATE_CLAIM", "at least one second"));
         }
+        let grace = nonempty("BERTH_SWEEP_GRACE").unwrap_or_else(|| "PT5M".into());
+        let sweep_grace_ms = crate::spec::IsoDuration::parse(&grace)
+            .map_err(|e| error("BERTH_SWEEP_GRACE", e))?
+            .millis() as i64;
         let app = nonempty("BERTH_APP")
             .or_else(|| nonempty("WEBSITE_SITE_NAME"))
             .unwrap_or_else(|| "berth".into());
@@ -331,6 +338,7 @@ impl Config {
             workers: number(get, "BERTH_WORKERS", 64)?,
             step_lease_ms,
             create_claim_ms,
+            sweep_grace_ms,
             diagnostics_workspace: nonempty("BERTH_DIAGNOSTICS_WORKSPACE"),
             storage_connection,
             storage_credentials,
@@ -385,6 +393,17 @@ mod tests {
         assert_eq!(c.arm.api_version, "2025-09-01");
         assert_eq!(c.queue, "berth-steps");
         assert!(c.arm.use_identity);
+        assert_eq!(c.sweep_grace_ms, 5 * 60_000);
+    }
+
+    #[test]
+    fn the_sweep_grace_is_an_iso_duration() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_SWEEP_GRACE", "PT0S"));
+        assert_eq!(config(&pairs).unwrap().sweep_grace_ms, 0);
+        let mut bad = BASE.to_vec();
+        bad.push(("BERTH_SWEEP_GRACE", "5 minutes"));
+        assert_eq!(config(&bad).unwrap_err().setting, "BERTH_SWEEP_GRACE");
     }
 
     #[test]

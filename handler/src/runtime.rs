@@ -20,7 +20,7 @@ use crate::functions::{
 use crate::store::azure::AzureBackend;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Checkpoints, Scheduled, StepMessage, Steps};
-use crate::sweep::{GRACE_MS, REDRIVE_AFTER_MS, Sweep};
+use crate::sweep::{REDRIVE_AFTER_MS, Sweep};
 use crate::worker;
 
 /// Errors assembling the runtime.
@@ -108,7 +108,7 @@ impl Runtime {
             driver: driver.clone(),
             steps: steps.clone(),
             retention_ms: config.retention_ms,
-            grace_ms: GRACE_MS,
+            grace_ms: config.sweep_grace_ms,
             redrive_after_ms: REDRIVE_AFTER_MS,
         };
         Ok(Runtime {

@@ -16,8 +16,6 @@ use crate::driver::Driver;
 use crate::engine::Millis;
 use crate::store::{Scheduled, StepMessage, Steps};
 
-/// How old a group must be before the sweep may delete it (its create may not be checkpointed yet).
-pub const GRACE_MS: Millis = 5 * 60_000;
 /// How late a step must be before the sweep sends it again.
 pub const REDRIVE_AFTER_MS: Millis = 2 * 60_000;
 /// Most deployments re-driven or purged in one sweep.
@@ -40,6 +38,8 @@ pub struct Sweep {
     pub driver: Driver,
     pub steps: Arc<dyn Steps>,
     pub retention_ms: Millis,
+    /// How old a group must be before the sweep may delete it (its create may not be checkpointed
+    /// yet): `BERTH_SWEEP_GRACE`.
     pub grace_ms: Millis,
     pub redrive_after_ms: Millis,
 }
