@@ -1,0 +1,73 @@
+//! The chaos harness: runs deployments on real processes while it kills handlers, tampers with the
+//! step queue, injects ARM faults and restarts Azurite; then checks that nothing was lost,
+//! duplicated or left behind.
+//!
+//! # Layout
+//! - [`procs`]: the child processes (all killed on exit, panic or signal).
+//! - [`cluster`]: Azurite, the emulator and the `handler serve` processes.
+//! - [`workload`]: the deployments submitted.
+//! - [`tamper`]: queue duplicates and delays, emulator faults.
+//! - [`run`]: one run: submit, disturb, wait, sweep.
+//! - [`verify`]: the checks and the findings.
+//! - [`rng`]: the seeded generator behind every random moment.
+
+pub mod cluster;
+pub mod procs;
+pub mod rng;
+pub mod run;
+pub mod tamper;
+pub mod verify;
+pub mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a run does.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Deployments submitted.
+    pub deployments: usize,
+    /// Handler processes SIGKILLed (each started again).
+    pub kills: usize,
+    /// Deployments in flight at once.
+    pub concurrency: usize,
+    /// Azurite restarts.
+    pub azurite_restarts: usize,
+    /// The seed of every random choice.
+    pub seed: u64,
+    /// How long the whole run may take before unfinished deployments count as lost.
+    pub deadline: Duration,
+    /// Handler processes sharing the storage.
+    pub handlers: usize,
+    /// Where the run keeps its data (a fresh temporary folder when `None`).
+    pub dir: Option<PathBuf>,
+    /// Keep the data folder even when the run passes.
+    pub keep: bool,
+    pub binaries: cluster::Binaries,
+}
+
+/// The one line a run prints.
+pub fn line(
+    deployments: usize,
+    kills: usize,
+    lost: usize,
+    duplicates: usize,
+    orphans: usize,
+    missing_logs: usize,
+) -> String {
+    format!(
+        "chaos: {deployments} deployments, {kills} kills, {lost} lost, {duplicates} duplicate creates, \
+         {orphans} orphans, {missing_logs} missing logs"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_line_has_the_documented_shape() {
+        assert_eq!(
+            super::line(200, 50, 0, 1, 2, 3),
+            "chaos: 200 deployments, 50 kills, 0 lost, 1 duplicate creates, 2 orphans, 3 missing logs"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! The checks after a chaos run: every deployment terminal, one create per group name, no group
+//! and no process left, logs saved for every group that ran.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::cluster::Cluster;
+use super::procs;
+use super::workload::{Kind, SHARE_ACCOUNT, SHARE_NAME};
+
+/// How one deployment ended, as the harness saw it.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    pub id: String,
+    pub kind: Kind,
+    /// The last status document read, if any.
+    pub status: Option<Value>,
+    /// Why the harness could not follow it to the end, if it could not.
+    pub problem: Option<String>,
+}
+
+impl Ending {
+    /// Terminal: a final `runtimeStatus` and nothing more to do (`phase: Done`).
+    pub fn terminal(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s["phase"] == "Done"
+                && ["Succeeded", "Failed", "TimedOut", "Terminated"]
+                    .contains(&s["runtimeStatus"].as_str().unwrap_or(""))
+        })
+    }
+}
+
+/// What the checks found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub lost: Vec<String>,
+    pub duplicate_creates: Vec<String>,
+    pub orphan_groups: Vec<String>,
+    pub leftover_processes: Vec<String>,
+    pub missing_logs: Vec<String>,
+    /// Terminal, but not as a clean run ends (reported, not counted in the line).
+    pub unexpected: Vec<String>,
+    pub groups_created: usize,
+}
+
+impl Findings {
+    /// The `O` of the line: groups and processes left behind.
+    pub fn orphans(&self) -> usize {
+        self.orphan_groups.len() + self.leftover_processes.len()
+    }
+
+    /// The `D` of the line: creates beyond the first of each name.
+    pub fn duplicates(&self) -> usize {
+        self.duplicate_creates.len()
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, key: Option<&str>) -> anyhow::Result<Value> {
+    let mut request = http.get(url);
+    if let Some(key) = key {
+        request = request.header("x-functions-key", key);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+    Ok(response.json().await?)
+}
+
+/// Runs every check. Faults must be cleared and the sweep run before.
+pub async fn check(cluster: &Cluster, endings: &[Ending]) -> anyhow::Result<Findings> {
+    let http = reqwest::Client::new();
+    let mut findings = Findings::default();
+    let api = cluster.handlers[0].url();
+    let key = Some(cluster.api_key.as_str());
+
+    for ending in endings {
+        if !ending.terminal() {
+            let seen = match &ending.status {
+                Some(s) => format!("{} / {}", s["runtimeStatus"], s["phase"]),
+                None => "never seen".into(),
+            };
+            let problem = ending.problem.clone().unwrap_or_default();
+            findings
+                .lost
+                .push(format!("{}: not terminal ({seen}) {problem}", ending.id));
+            continue;
+        }
+        let status = ending.status.as_ref().map_or(Value::Null, Clone::clone);
+        if status["runtimeStatus"] != ending.kind.expected() {
+            findings.unexpected.push(format!(
+                "{}: {} instead of {} (error: {})",
+                ending.id,
+                status["runtimeStatus"],
+                ending.kind.expected(),
+                status["error"]
+            ));
+        } else if ending.kind == Kind::Share {
+            let file = cluster.emulator.data.join(format!(
+                "shares/{SHARE_ACCOUNT}/{SHARE_NAME}/{}.txt",
+                ending.id
+            ));
+            let written = std::fs::read_to_string(&file).unwrap_or_default();
+            if written.trim() != ending.id {
+                findings.unexpected.push(format!(
+                    "{}: succeeded but its share file holds {written:?}",
+                    ending.id
+                ));
+            }
+        }
+    }
+
+    // One create per group name, and which groups ran.
+    let stats = get_json(
+        &http,
+        &format!("{}/_emulator/stats", cluster.emulator.url),
+        None,
+    )
+    .await
+    .context("reading the emulator's stats")?;
+    let mut ran: BTreeSet<String> = BTreeSet::new();
+    if let Some(creates) = stats["createsByName"].as_object() {
+        for (name, count) in creates {
+            ran.insert(name.clone());
+            let count = count.as_u64().unwrap_or(0);
+            for _ in 1..count {
+                findings
+                    .duplicate_creates
+                    .push(format!("{name}: created {count} times"));
+            }
+        }
+    }
+
+    // Nothing left: no container group in ARM, no container process.
+    let mut url = Some(cluster.emulator.groups_url());
+    while let Some(next) = url.take() {
+        let page = get_json(&http, &next, None)
+            .await
+            .context("listing container groups")?;
+        for group in page["value"].as_array().into_iter().flatten() {
+            findings
+                .orphan_groups
+                .push(group["name"].as_str().unwrap_or("?").to_owned());
+        }
+        url = page["nextLink"].as_str().map(str::to_owned);
+    }
+    let live = stats["liveProcesses"].as_u64().unwrap_or(0);
+    if live > 0 {
+        findings.leftover_processes.push(format!(
+            "the emulator reports {live} live container processes"
+        ));
+    }
+    for (pid, command) in procs::descendants(cluster.emulator.pid) {
+        findings
+            .leftover_processes
+            .push(format!("pid {pid} ({command}) under the emulator"));
+    }
+
+    // Logs for every container of every group that ran (the emulator's creates and the history).
+    let kinds: BTreeMap<&str, Kind> = endings.iter().map(|e| (e.id.as_str(), e.kind)).collect();
+    for ending in endings.iter().filter(|e| e.terminal()) {
+        let url = format!("{api}/api/deployments/{}/history", ending.id);
+        if let Ok(history) = get_json(&http, &url, key).await {
+            for event in history["history"].as_array().into_iter().flatten() {
+                if event["eventType"] == "GroupCreated"
+                    && let Some(name) = event["detail"].as_str()
+                {
+                    ran.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    findings.groups_created = ran.len();
+    for group in &ran {
+        // Instances are named `{id}-{group}-{generation}`; every chaos spec has one group, `work`.
+        let Some((id, _)) = group.rsplit_once("-work-") else {
+            findings
+                .missing_logs
+                .push(format!("{group}: not a group of this run"));
+            continue;
+        };
+        let Some(kind) = kinds.get(id) else {
+            findings
+                .missing_logs
+                .push(format!("{group}: no deployment {id} in this run"));
+            continue;
+        };
+        for container in kind.containers() {
+            let url = format!("{api}/api/deployments/{id}/logs/{group}/{container}");
+            let response = http
+                .get(&url)
+                .header("x-functions-key", &cluster.api_key)
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => findings
+                    .missing_logs
+                    .push(format!("{group}/{container}: {}", r.status())),
+                Err(e) => findings
+                    .missing_logs
+                    .push(format!("{group}/{container}: {e}")),
+            }
+        }
+    }
+    Ok(findings)
+}

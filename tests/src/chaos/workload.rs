@@ -1,0 +1,150 @@
+//! The deployments a chaos run submits: a mix of short shell jobs, a retry, a callback, a timeout
+//! and a service torn down by its `teardown` event, some writing to an Azure Files share.
+
+use serde_json::{Value, json};
+
+/// The share's account and name (the emulator keeps it at `shares/<account>/<share>/`).
+pub const SHARE_ACCOUNT: &str = "chaosacct";
+pub const SHARE_NAME: &str = "chaos";
+
+/// What a deployment does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One container that prints and exits 0.
+    Quick,
+    /// Two containers; one writes `<id>.txt` to the share.
+    Share,
+    /// Exits 3 on its first attempt, 0 on its second (a marker on the share tells them apart).
+    RetryOnce,
+    /// `completion: callback`: the container calls `BERTH_CALLBACK_URL`, then sleeps.
+    Callback,
+    /// Sleeps past its 5 s `timeout`.
+    Timeout,
+    /// `mode: service`, ended by a `teardown` event once it runs.
+    Service,
+}
+
+impl Kind {
+    /// The kind of the `index`th deployment: every kind in every ten.
+    pub fn for_index(index: usize) -> Self {
+        match index % 10 {
+            0 | 4 => Kind::Quick,
+            1 | 5 => Kind::Share,
+            2 | 6 => Kind::RetryOnce,
+            3 | 7 => Kind::Callback,
+            8 => Kind::Timeout,
+            _ => Kind::Service,
+        }
+    }
+
+    /// A short name, part of the deployment id.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Quick => "quick",
+            Kind::Share => "share",
+            Kind::RetryOnce => "retry",
+            Kind::Callback => "callback",
+            Kind::Timeout => "timeout",
+            Kind::Service => "service",
+        }
+    }
+
+    /// The `runtimeStatus` a clean run ends in.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Kind::Timeout => "TimedOut",
+            _ => "Succeeded",
+        }
+    }
+
+    /// The containers of its one group (`work`).
+    pub fn containers(self) -> &'static [&'static str] {
+        match self {
+            Kind::Share => &["main", "side"],
+            _ => &["main"],
+        }
+    }
+
+    /// The spec of deployment `id`.
+    pub fn spec(self, id: &str) -> Value {
+        let share = "/mnt/share";
+        let main = match self {
+            Kind::Quick => "echo \"quick $BERTH_DEPLOYMENT_ID\"; sleep 1".to_owned(),
+            Kind::Share => format!(
+                "echo writing; echo \"$BERTH_DEPLOYMENT_ID\" > {share}/$BERTH_DEPLOYMENT_ID.txt; echo written"
+            ),
+            Kind::RetryOnce => format!(
+                "if [ -f {share}/$BERTH_DEPLOYMENT_ID.seen ]; then echo second attempt; exit 0; fi; \
+                 touch {share}/$BERTH_DEPLOYMENT_ID.seen; echo first attempt; exit 3"
+            ),
+            // The handler that created the group may be down for a moment: call until it answers.
+            Kind::Callback => "echo calling back; i=0; while [ $i -lt 120 ]; do \
+                 curl -fsS -m 5 -X POST -H 'content-type: application/json' -d '{\"exitCode\": 0}' \"$BERTH_CALLBACK_URL\" && break; \
+                 i=$((i+1)); sleep 1; done; echo called; sleep 600"
+                .to_owned(),
+            Kind::Timeout => "echo waiting; sleep 600".to_owned(),
+            Kind::Service => "echo up; while true; do sleep 1; done".to_owned(),
+        };
+        let container = |name: &str, command: &str| {
+            json!({ "name": name, "properties": {
+                "image": "busybox",
+                "command": ["/bin/sh", "-c", command],
+                "resources": { "requests": { "cpu": 0.2, "memoryInGB": 0.2 } },
+                "volumeMounts": [{ "name": "share", "mountPath": share }] } })
+        };
+        let mut containers = vec![container("main", &main)];
+        if self == Kind::Share {
+            containers.push(container("side", "echo side; sleep 1"));
+        }
+        let mut spec = json!({
+            "id": id,
+            "groups": [{ "name": "work", "properties": {
+                "containers": containers,
+                "volumes": [{ "name": "share", "azureFile": {
+                    "shareName": SHARE_NAME, "storageAccountName": SHARE_ACCOUNT } }] } }],
+            "cleanup": { "when": "always" },
+            "captureLogs": true,
+            "tags": { "chaos": self.label() },
+        });
+        match self {
+            Kind::RetryOnce => spec["retry"] = json!({ "maxAttempts": 3, "backoff": "PT1S" }),
+            Kind::Callback => spec["completion"] = json!("callback"),
+            Kind::Timeout => spec["timeout"] = json!("PT5S"),
+            Kind::Service => spec["mode"] = json!("service"),
+            Kind::Quick | Kind::Share => {}
+        }
+        spec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_in_every_ten() {
+        let kinds: Vec<Kind> = (0..10).map(Kind::for_index).collect();
+        for kind in [
+            Kind::Quick,
+            Kind::Share,
+            Kind::RetryOnce,
+            Kind::Callback,
+            Kind::Timeout,
+            Kind::Service,
+        ] {
+            assert!(kinds.contains(&kind), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn specs_are_accepted_by_the_parser() {
+        for index in 0..10 {
+            let kind = Kind::for_index(index);
+            let spec = kind.spec(&format!("c{index:04}-{}", kind.label()));
+            let text = spec.to_string();
+            let parsed =
+                berth::spec::parse(text.as_bytes(), berth::spec::Format::Json, || "x".into());
+            assert!(parsed.is_ok(), "{kind:?}: {:?}", parsed.err());
+        }
+    }
+}
