@@ -106,8 +106,18 @@ impl Azurite {
                 .stderr(err),
         )?;
         *self.lock() = Some(proc);
+        // Generous: a cold start on a busy machine reads thousands of Node modules from disk.
         for port in [self.ports[0], self.ports[1]] {
-            wait_for_port(port, Duration::from_secs(30), "Azurite").await?;
+            if let Err(e) = wait_for_port(port, Duration::from_secs(120), "Azurite").await {
+                let exited = self.lock().as_ref().is_none_or(Proc::exited);
+                let log =
+                    std::fs::read_to_string(self.logs.join("azurite.log")).unwrap_or_default();
+                bail!(
+                    "{e} (its process {}; its log: {:?})",
+                    if exited { "exited" } else { "is running" },
+                    log.trim()
+                );
+            }
         }
         Ok(())
     }
