@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use crate::arm::{ArmClient, ArmError};
 use crate::clock::Clock;
 use crate::crypto::Keyring;
-use crate::engine::{self, Action, ActionKind, Deployment, EngineError, Event, Millis};
+use crate::engine::{
+    self, Action, ActionKind, Deployment, EngineError, Event, Millis, RuntimeStatus,
+};
 use crate::spec::secrets::{SecretSlot, put_secrets, take_secrets};
 use crate::spec::{Spec, validate};
 use crate::store::{Checkpoints, Scheduled, StepMessage, StoreError, Stored};
@@ -62,6 +64,9 @@ pub enum DriverError {
     NotFound(String),
     #[error("deployment '{0}' exists with a different spec")]
     SpecConflict(String),
+    /// An event raised from outside on a deployment that has ended.
+    #[error("deployment '{id}' has ended ({})", status.as_str())]
+    Ended { id: String, status: RuntimeStatus },
 }
 
 impl DriverError {
@@ -199,6 +204,8 @@ impl Driver {
     }
 
     /// Applies an event from outside (raise, terminate) and schedules the step that acts on it.
+    /// A deployment that has ended refuses it with [`DriverError::Ended`]: the check rides on the
+    /// load the event is applied to, so the API need not read the checkpoint a second time.
     pub async fn raise(&self, id: &str, event: Event) -> Result<Deployment, DriverError> {
         loop {
             let stored = self
@@ -206,6 +213,12 @@ impl Driver {
                 .load(id)
                 .await?
                 .ok_or_else(|| DriverError::NotFound(id.to_owned()))?;
+            if stored.deployment.status.is_terminal() {
+                return Err(DriverError::Ended {
+                    id: id.to_owned(),
+                    status: stored.deployment.status,
+                });
+            }
             let transition =
                 match engine::apply(&stored.deployment, event.clone(), self.clock.now()) {
                     Ok(t) => t,

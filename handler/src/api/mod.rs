@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 pub use problem::Problem;
 pub use status::Prices;
 
-use crate::driver::Driver;
+use crate::driver::{Driver, DriverError};
 use crate::engine::{Event, RuntimeStatus};
 use crate::spec::{self, Format};
 use crate::store::ListQuery;
@@ -280,18 +280,7 @@ async fn event_payload(body: Body) -> Result<Value, Problem> {
 }
 
 async fn deliver(api: &Api, id: &str, event: Event) -> Result<Response, Problem> {
-    let d = api
-        .driver
-        .load(id)
-        .await?
-        .ok_or_else(|| Problem::no_deployment(id))?;
-    if d.status.is_terminal() {
-        return Err(Problem::new(
-            StatusCode::GONE,
-            "Gone",
-            format!("id: deployment '{id}' has ended ({})", d.status.as_str()),
-        ));
-    }
+    // A deployment that has ended answers 410 Gone (`DriverError::Ended`).
     api.driver.raise(id, event).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -396,23 +385,22 @@ async fn callback(
         return Err(forbidden());
     }
     let payload = event_payload(body).await?;
-    let d = api.driver.load(&id).await?.ok_or_else(forbidden)?;
-    if d.status.is_terminal() {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            "token: the deployment has ended",
-        ));
+    let event = Event::Raised {
+        name: kind,
+        payload,
+    };
+    match api.driver.raise(&id, event).await {
+        Ok(_) => {}
+        Err(DriverError::NotFound(_)) => return Err(forbidden()),
+        Err(DriverError::Ended { .. }) => {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "token: the deployment has ended",
+            ));
+        }
+        Err(e) => return Err(e.into()),
     }
-    api.driver
-        .raise(
-            &id,
-            Event::Raised {
-                name: kind,
-                payload,
-            },
-        )
-        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "id": id, "accepted": true })),

@@ -96,6 +96,11 @@ impl From<DriverError> for Problem {
                 "Conflict",
                 format!("id: deployment '{id}' already exists with a different spec"),
             ),
+            DriverError::Ended { id, status } => Problem::new(
+                StatusCode::GONE,
+                "Gone",
+                format!("id: deployment '{id}' has ended ({})", status.as_str()),
+            ),
         }
     }
 }
