@@ -169,6 +169,8 @@ pub async fn azurite(
                     if let Some(m) = q.receive(1, Duration::from_secs(30)).await?.pop() {
                         break m;
                     }
+                    // Another worker took the message meant for this one: its own is on the way.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 };
                 c.get(&id).await?.context("the checkpoint is gone")?;
                 etag = c

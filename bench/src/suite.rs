@@ -58,7 +58,7 @@ impl Plan {
             concurrency: vec![1, 16, 256],
             jobs_serial: 40,
             jobs: 512,
-            jobs_azurite: 128,
+            jobs_azurite: 32,
             duroxide: None,
             duroxide_configs: vec![DuroxideConfig::tuned()],
             duroxide_jobs_serial: 20,
@@ -80,7 +80,7 @@ impl Plan {
             quick: false,
             jobs_serial: 200,
             jobs: 3000,
-            jobs_azurite: 500,
+            jobs_azurite: 200,
             duroxide_configs: DuroxideConfig::grid(),
             duroxide_jobs_serial: 50,
             duroxide_jobs: 200,
@@ -191,18 +191,38 @@ impl Suite {
         let started = std::time::Instant::now();
         suite.throughput(&emulator).await?;
         if suite.plan.wants("duroxide") {
+            println!(
+                "  duroxide: started at {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             suite.duroxide(&emulator).await?;
         }
         if suite.plan.wants("floor") {
+            println!(
+                "  floor: started at {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             suite.floor().await?;
         }
         if suite.plan.wants("footprint") {
+            println!(
+                "  footprint: started at {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             suite.footprint(&emulator).await?;
         }
         if suite.plan.wants("live") {
+            println!(
+                "  live: started at {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             suite.live().await?;
         }
         if suite.plan.wants("sweep") {
+            println!(
+                "  sweep: started at {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
             suite.sweep(&emulator).await?;
         }
         suite.ratios();
@@ -259,6 +279,13 @@ impl Suite {
         let mut by_backend = Map::new();
         for storage in backends {
             let name = storage.name();
+            // Azurite is some 20 times slower than SQLite: the quick run measures it once.
+            let azurite = name != "sqlite";
+            let repeats = if azurite && self.plan.quick {
+                1
+            } else {
+                self.plan.repeats
+            };
             let jobs = if name == "sqlite" {
                 self.plan.jobs
             } else {
@@ -289,12 +316,12 @@ impl Suite {
             };
             for &c in &levels {
                 let n = if c == 1 {
-                    self.plan.jobs_serial
+                    self.plan.jobs_serial.min(jobs)
                 } else {
                     jobs.max(c)
                 };
                 let mut runs = Vec::new();
-                for r in 0..self.plan.repeats {
+                for r in 0..repeats {
                     runs.push(
                         measure(
                             &berth,
@@ -325,7 +352,7 @@ impl Suite {
             }
             let mut polling = Vec::new();
             if want_cost {
-                for r in 0..self.plan.repeats {
+                for r in 0..repeats {
                     polling.push(
                         measure(
                             &berth,
