@@ -8,7 +8,8 @@
 # out (Berth denies unsafe code; see README.md).
 #
 # Environment: BERTH_FUZZ_TARGET_DIR (build folder, default ~/.cache/berth/fuzz-target, worth
-# caching in CI) and BERTH_FUZZ_TARGETS (space-separated subset, default all).
+# caching in CI), BERTH_FUZZ_TARGETS (space-separated subset, default all) and BERTH_FUZZ_DEV
+# (set: an unoptimised build, as CI's short run uses).
 set -euo pipefail
 
 seconds=${1:-20}
@@ -28,7 +29,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
-fuzz_args=(--sanitizer none --target-dir "$target_dir")
+profile=()
+if [ -n "${BERTH_FUZZ_DEV:-}" ]; then
+  # Unoptimised: builds several times faster and runs slower; enough for CI's short run.
+  profile=(--dev)
+  target_dir=$target_dir-dev
+fi
+fuzz_args=(--sanitizer none --target-dir "$target_dir" "${profile[@]}")
 targets=${BERTH_FUZZ_TARGETS:-$(cargo fuzz list)}
 started=$(date +%s)
 log "building ${targets//$'\n'/ }"
