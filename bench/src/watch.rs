@@ -115,10 +115,15 @@ impl Tally {
 }
 
 impl Counters {
-    fn record(&self, op: Op, started: Instant) {
+    /// Runs `work` as one call of `op`, counting it and the time it took (failed calls too: a
+    /// failed request is still a transaction).
+    async fn timed<T>(&self, op: Op, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = work.await;
         let i = op as usize;
         self.calls[i].fetch_add(1, Ordering::Relaxed);
         self.nanos[i].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
     }
 
     /// The counts now.
@@ -197,17 +202,13 @@ impl Checkpoints for Watched {
         deployment: &Deployment,
         first: &Scheduled,
     ) -> Result<Version, StoreError> {
-        let t = Instant::now();
-        let out = self.store.create(deployment, first).await;
-        self.counters.record(Op::Create, t);
-        out
+        self.counters
+            .timed(Op::Create, self.store.create(deployment, first))
+            .await
     }
 
     async fn load(&self, id: &str) -> Result<Option<Stored>, StoreError> {
-        let t = Instant::now();
-        let out = self.store.load(id).await;
-        self.counters.record(Op::Load, t);
-        out
+        self.counters.timed(Op::Load, self.store.load(id)).await
     }
 
     async fn save(
@@ -216,9 +217,10 @@ impl Checkpoints for Watched {
         expected: &Version,
         then: Option<&Scheduled>,
     ) -> Result<Version, StoreError> {
-        let t = Instant::now();
-        let out = self.store.save(deployment, expected, then).await;
-        self.counters.record(Op::Save, t);
+        let out = self
+            .counters
+            .timed(Op::Save, self.store.save(deployment, expected, then))
+            .await;
         if out.is_ok() {
             self.saved(deployment);
         }
@@ -226,31 +228,23 @@ impl Checkpoints for Watched {
     }
 
     async fn purge(&self, id: &str) -> Result<bool, StoreError> {
-        let t = Instant::now();
-        let out = self.store.purge(id).await;
-        self.counters.record(Op::Purge, t);
-        out
+        self.counters.timed(Op::Purge, self.store.purge(id)).await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        let t = Instant::now();
-        let out = self.store.list(query).await;
-        self.counters.record(Op::List, t);
-        out
+        self.counters.timed(Op::List, self.store.list(query)).await
     }
 
     async fn overdue(&self, before: Millis, limit: usize) -> Result<Vec<Due>, StoreError> {
-        let t = Instant::now();
-        let out = self.store.overdue(before, limit).await;
-        self.counters.record(Op::Overdue, t);
-        out
+        self.counters
+            .timed(Op::Overdue, self.store.overdue(before, limit))
+            .await
     }
 
     async fn expired(&self, before: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
-        let t = Instant::now();
-        let out = self.store.expired(before, limit).await;
-        self.counters.record(Op::Expired, t);
-        out
+        self.counters
+            .timed(Op::Expired, self.store.expired(before, limit))
+            .await
     }
 
     async fn put_logs(
@@ -261,13 +255,12 @@ impl Checkpoints for Watched {
         container: &str,
         content: &str,
     ) -> Result<(), StoreError> {
-        let t = Instant::now();
-        let out = self
-            .store
-            .put_logs(id, group, instance, container, content)
-            .await;
-        self.counters.record(Op::PutLogs, t);
-        out
+        self.counters
+            .timed(
+                Op::PutLogs,
+                self.store.put_logs(id, group, instance, container, content),
+            )
+            .await
     }
 
     async fn get_logs(
@@ -276,35 +269,29 @@ impl Checkpoints for Watched {
         group: &str,
         container: &str,
     ) -> Result<Option<String>, StoreError> {
-        let t = Instant::now();
-        let out = self.store.get_logs(id, group, container).await;
-        self.counters.record(Op::GetLogs, t);
-        out
+        self.counters
+            .timed(Op::GetLogs, self.store.get_logs(id, group, container))
+            .await
     }
 }
 
 #[async_trait]
 impl Steps for Watched {
     async fn send(&self, step: &Scheduled) -> Result<(), StoreError> {
-        let t = Instant::now();
-        let out = self.steps.send(step).await;
-        self.counters.record(Op::Send, t);
-        out
+        self.counters.timed(Op::Send, self.steps.send(step)).await
     }
 
     async fn receive(&self, max: usize, lease_ms: Millis) -> Result<Vec<Delivery>, StoreError> {
-        let t = Instant::now();
-        let out = self.steps.receive(max, lease_ms).await;
         // An empty receive is still a transaction (and, on Azure, a billed Get Messages).
-        self.counters.record(Op::Receive, t);
-        out
+        self.counters
+            .timed(Op::Receive, self.steps.receive(max, lease_ms))
+            .await
     }
 
     async fn complete(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        let t = Instant::now();
-        let out = self.steps.complete(delivery).await;
-        self.counters.record(Op::Complete, t);
-        out
+        self.counters
+            .timed(Op::Complete, self.steps.complete(delivery))
+            .await
     }
 
     async fn wait(&self, max_ms: Millis) {
