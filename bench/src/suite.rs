@@ -189,40 +189,31 @@ impl Suite {
         );
         let emulator = Emulator::start(&["--instant"]).await?;
         let started = std::time::Instant::now();
-        suite.throughput(&emulator).await?;
-        if suite.plan.wants("duroxide") {
+        let progress = |item: &str| {
             println!(
-                "  duroxide: started at {:.0} s",
+                "  {item}: started at {:.0} s",
                 started.elapsed().as_secs_f64()
             );
+        };
+        suite.throughput(&emulator).await?;
+        if suite.plan.wants("duroxide") {
+            progress("duroxide");
             suite.duroxide(&emulator).await?;
         }
         if suite.plan.wants("floor") {
-            println!(
-                "  floor: started at {:.0} s",
-                started.elapsed().as_secs_f64()
-            );
+            progress("floor");
             suite.floor().await?;
         }
         if suite.plan.wants("footprint") {
-            println!(
-                "  footprint: started at {:.0} s",
-                started.elapsed().as_secs_f64()
-            );
+            progress("footprint");
             suite.footprint(&emulator).await?;
         }
         if suite.plan.wants("live") {
-            println!(
-                "  live: started at {:.0} s",
-                started.elapsed().as_secs_f64()
-            );
+            progress("live");
             suite.live().await?;
         }
         if suite.plan.wants("sweep") {
-            println!(
-                "  sweep: started at {:.0} s",
-                started.elapsed().as_secs_f64()
-            );
+            progress("sweep");
             suite.sweep(&emulator).await?;
         }
         suite.ratios();
