@@ -131,19 +131,12 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
             .unwrap();
         assert_eq!(response.status().as_u16(), 202);
         ids.push(id.clone());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let now = status(&http, &serve.url, &id)
-                .await
-                .map(|s| s["phase"].as_str().unwrap_or("").to_owned());
-            if now.as_deref() == Some(phase) {
-                caught.push(phase);
-                break;
-            }
-            if now.as_deref() == Some("Done") || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let current = async || {
+            let status = status(&http, &serve.url, &id).await?;
+            status["phase"].as_str().map(str::to_owned)
+        };
+        if common::scenarios::catch_phase(phase, Duration::from_secs(30), current).await {
+            caught.push(phase);
         }
         serve.child.kill().unwrap();
         serve.child.wait().unwrap();

@@ -308,20 +308,13 @@ async fn the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_o
         let id = format!("crash-{}", phase.to_lowercase());
         scenarios::start_deployment(&a, &job(&id, "echo ran; sleep 1")).await;
         ids.push(id.clone());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let now = scenarios::status(&a, &id).await["phase"]
+        let current = async || {
+            scenarios::status(&a, &id).await["phase"]
                 .as_str()
-                .unwrap_or("")
-                .to_owned();
-            if now == phase {
-                caught.push(phase);
-                break;
-            }
-            if now == "Done" || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+                .map(str::to_owned)
+        };
+        if scenarios::catch_phase(phase, Duration::from_secs(30), current).await {
+            caught.push(phase);
         }
         // The handler dies; the host starts a new one, as it does when its worker exits.
         a.app.host.kill_handler().await;

@@ -105,6 +105,25 @@ pub async fn wait_for(
     }
 }
 
+/// Polls a deployment's phase with `phase` (`None` while Berth cannot answer) until it is `want`
+/// (true), or `Done` or `within` has passed (false): how the crash tests catch Berth in a phase
+/// to kill it there.
+pub async fn catch_phase(
+    want: &str,
+    within: Duration,
+    mut phase: impl AsyncFnMut() -> Option<String>,
+) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        match phase().await.as_deref() {
+            Some(now) if now == want => return true,
+            Some("Done") => return false,
+            _ if Instant::now() > deadline => return false,
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
 /// Waits (up to 60 s) until the phase is `Done`.
 pub async fn wait_done(b: &impl Berth, id: &str) -> Value {
     wait_for(b, id, Duration::from_secs(60), |s| s["phase"] == "Done").await
