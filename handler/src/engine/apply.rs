@@ -111,13 +111,14 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     let mut next = state.clone();
     let external = event.is_external();
     record(&mut next, event, now)?;
-    let recorded = external.then(|| next.clone());
-    let mut plan = Plan::default();
+    // API calls record and hand the work to a step: they perform nothing, so they take no create
+    // claim either (the step would wait for it to run out before creating).
+    let mut plan = Plan {
+        hand_over: external,
+        ..Plan::default()
+    };
     decide(&mut next, now, &mut plan);
-    if let Some(recorded) = recorded.filter(|_| !plan.work.is_empty()) {
-        // API calls record and hand the work to a step. They perform nothing, so they must not
-        // keep a create claim either: the step would wait for it to run out before creating.
-        release_claims(&mut next, &recorded, &plan.work);
+    if plan.hand_over && !plan.work.is_empty() {
         plan.work.clear();
         plan.wait = Some(now);
     }
@@ -148,27 +149,14 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     Ok(Transition { next, actions })
 }
 
-/// Undoes the create claims `decide` took for the `Create` actions in `work`, which will not be
-/// performed: each instance's claim and try count go back to what they were in `before` (a new
-/// instance's to none).
-fn release_claims(d: &mut Deployment, before: &Deployment, work: &[Action]) {
-    for action in work {
-        let Action::Create { instance, .. } = action else {
-            continue;
-        };
-        let earlier = before.instances.iter().find(|i| &i.aci_name == instance);
-        if let Some(inst) = d.instances.iter_mut().find(|i| &i.aci_name == instance) {
-            inst.claim_until = earlier.and_then(|e| e.claim_until);
-            inst.create_tries = earlier.map_or(0, |e| e.create_tries);
-        }
-    }
-}
-
 /// What `decide` found: work to do now, and the earliest time to look again otherwise.
 #[derive(Default)]
 struct Plan {
     work: Vec<Action>,
     wait: Option<Millis>,
+    /// The work is handed to a step rather than performed by whoever applies this event, so
+    /// nothing is claimed for it.
+    hand_over: bool,
 }
 
 impl Plan {
@@ -701,8 +689,10 @@ fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
             }
             return;
         }
-        inst.claim_until = Some(now + claim_ms);
-        inst.create_tries += 1;
+        if !plan.hand_over {
+            inst.claim_until = Some(now + claim_ms);
+            inst.create_tries += 1;
+        }
         let check_first = inst.create_tries > 1;
         let slot = inst.slot;
         plan.work.push(Action::Create {
