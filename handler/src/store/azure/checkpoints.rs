@@ -153,13 +153,11 @@ impl BlobStore {
         let (a, b, prepared) = tokio::join!(
             self.put_entry(&all, &d.id),
             self.put_entry(&by_status, &d.id),
-            self.prepare(Some(first))
+            self.steps.prepare(first)
         );
         let prepared = prepared?;
         if let Err(e) = a.and(b) {
-            if let Some(prepared) = prepared {
-                self.steps.withdraw(prepared).await;
-            }
+            self.steps.withdraw(prepared).await;
             return Err(e);
         }
         let created = self
@@ -172,7 +170,7 @@ impl BlobStore {
             )
             .await
             .map_err(backend("create a checkpoint", &d.id));
-        self.settle(prepared, &created).await;
+        self.settle(Some(prepared), &created).await;
         Ok(version(d.status, &created?))
     }
 
