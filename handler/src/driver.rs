@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::arm::{ArmClient, ArmError};
+use crate::arm::{ArmClient, ArmError, Look};
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::engine::{
@@ -262,6 +262,10 @@ impl Driver {
         // intermediate states' actions are subsumed by the final one's (and acting on each of them
         // would repeat work for every other group of the deployment).
         let mut events = VecDeque::from([Event::Wake]);
+        // The state the actions are performed on: the saved checkpoint, or ahead of it by the
+        // events in `unsaved` (results that may be acted on before they are saved).
+        let mut current = stored.deployment.clone();
+        let mut unsaved: Vec<Event> = Vec::new();
         let mut rounds = 0;
         while !events.is_empty() {
             rounds += 1;
@@ -272,7 +276,7 @@ impl Driver {
             }
             let batch: Vec<Event> = events.drain(..).collect();
             let now = self.clock.now();
-            let mut next = stored.deployment.clone();
+            let mut next = current.clone();
             self.reseal(&mut next);
             let mut actions = Vec::new();
             for event in &batch {
@@ -286,14 +290,24 @@ impl Driver {
                     }
                 }
             }
-            if next != stored.deployment {
+            let work: Vec<&Action> = actions
+                .iter()
+                .filter(|a| !matches!(a, Action::Schedule { .. }))
+                .collect();
+            // A result whose action is safe to repeat need not be saved before the next action:
+            // should this step die, the next one repeats it. Its save rides on the next round's.
+            let save_later = !work.is_empty() && batch.iter().all(Event::may_go_unsaved);
+            if save_later {
+                unsaved.extend(batch);
+            } else if next != stored.deployment {
                 let then = wake_message(&stored.deployment, &next);
                 match self.store.save(&next, &stored.version, then.as_ref()).await {
                     Ok(version) => {
                         stored = Stored {
-                            deployment: next,
+                            deployment: next.clone(),
                             version,
-                        }
+                        };
+                        unsaved.clear();
                     }
                     Err(StoreError::Conflict(_)) => {
                         stored = self
@@ -301,17 +315,20 @@ impl Driver {
                             .load(&message.id)
                             .await?
                             .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
+                        current = stored.deployment.clone();
+                        events.extend(unsaved.drain(..));
                         events.extend(batch);
                         continue;
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
-            let work = actions
-                .iter()
-                .filter(|a| !matches!(a, Action::Schedule { .. }));
-            let results =
-                join_all(work.map(|action| self.perform(&stored.deployment, action))).await;
+            current = next;
+            let results = join_all(
+                work.into_iter()
+                    .map(|action| self.perform(&current, action)),
+            )
+            .await;
             events.extend(results.into_iter().flatten());
         }
         Ok(StepOutcome::Ran {
@@ -427,14 +444,19 @@ impl Driver {
             }
             Action::Observe { instance } => {
                 let at = self.clock.now();
-                match self.arm.get_group(instance).await {
-                    Ok(Some(group)) => vec![Event::Observed {
+                match self.arm.look(instance).await {
+                    Ok(Look::Now(Some(group))) => vec![Event::Observed {
                         instance: instance.clone(),
                         observation: group.observation(),
                         at,
                     }],
-                    Ok(None) => vec![Event::Missing {
+                    Ok(Look::Now(None)) => vec![Event::Missing {
                         instance: instance.clone(),
+                    }],
+                    // The worker is not held: the deployment wakes when the read is due.
+                    Ok(Look::Later(wait)) => vec![Event::LookDeferred {
+                        instance: instance.clone(),
+                        until: at + wait.as_millis() as Millis,
                     }],
                     Err(e) => vec![failed(instance, ActionKind::Observe, &e)],
                 }

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use super::budget::ReadBudget;
 use super::error::ArmError;
 use super::model::{CloudError, ContainerGroup, ListPage, Logs};
 
@@ -53,32 +54,13 @@ impl ArmCalls {
     }
 }
 
-/// A token bucket for ARM reads: Azure allows about 25 reads per second per principal.
+/// What a look at a group found.
 #[derive(Debug)]
-struct ReadBudget {
-    per_second: f64,
-    state: tokio::sync::Mutex<(f64, Instant)>,
-}
-
-impl ReadBudget {
-    async fn take(&self) {
-        let wait = {
-            let mut state = self.state.lock().await;
-            let now = Instant::now();
-            let (tokens, last) = *state;
-            let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.per_second)
-                .min(self.per_second);
-            *state = (tokens - 1.0, now);
-            if tokens >= 1.0 {
-                None
-            } else {
-                Some(Duration::from_secs_f64((1.0 - tokens) / self.per_second))
-            }
-        };
-        if let Some(wait) = wait {
-            tokio::time::sleep(wait).await;
-        }
-    }
+pub enum Look {
+    /// The group as ARM describes it, `None` when it does not exist.
+    Now(Option<Box<ContainerGroup>>),
+    /// The read budget is spent: a read is reserved for this group after this long.
+    Later(Duration),
 }
 
 /// The ARM client for container groups.
@@ -119,8 +101,7 @@ impl ArmClient {
     /// Limits reads (GET of groups and logs) to `per_second`.
     pub fn with_read_budget(mut self, per_second: f64) -> Self {
         if per_second > 0.0 {
-            let state = tokio::sync::Mutex::new((per_second, Instant::now()));
-            self.reads = Some(Arc::new(ReadBudget { per_second, state }));
+            self.reads = Some(Arc::new(ReadBudget::new(per_second)));
         }
         self
     }
@@ -166,11 +147,27 @@ impl ArmClient {
         decode(&bytes, "create container group")
     }
 
-    /// Reads a group with its instance view; `None` when it does not exist.
+    /// Reads a group with its instance view; `None` when it does not exist. Waits for the read
+    /// budget as long as it takes.
     pub async fn get_group(&self, name: &str) -> Result<Option<ContainerGroup>, ArmError> {
         if let Some(reads) = &self.reads {
             reads.take().await;
         }
+        self.read_group(name).await
+    }
+
+    /// A look at a group that does not wait long for the read budget: when the budget is spent,
+    /// it says when a read is reserved for this group instead of reading (see [`ReadBudget`]).
+    pub async fn look(&self, name: &str) -> Result<Look, ArmError> {
+        if let Some(reads) = &self.reads
+            && let Some(wait) = reads.admit(name).await
+        {
+            return Ok(Look::Later(wait));
+        }
+        Ok(Look::Now(self.read_group(name).await?.map(Box::new)))
+    }
+
+    async fn read_group(&self, name: &str) -> Result<Option<ContainerGroup>, ArmError> {
         self.calls.get.fetch_add(1, Ordering::Relaxed);
         match self
             .call(

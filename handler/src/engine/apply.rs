@@ -218,13 +218,14 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
         Event::Wake => {}
         Event::Created { instance } => {
             let i = find(d, &instance)?;
+            let callback_only = d.spec.mode == Mode::Job && !d.spec.completion.watches_exit();
             let inst = &mut d.instances[i];
             inst.claim_until = None;
             inst.failures = 0;
             inst.blocked_until = None;
             if inst.created.is_none() {
                 inst.created = Some(now);
-                inst.next_look = Some(now);
+                inst.next_look = Some(now + policy::first_look_delay(callback_only));
                 note(d, now, "GroupCreated", instance);
             }
         }
@@ -272,6 +273,13 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             d.instances[i].observed = Some(observation);
             if let Some(at) = finished {
                 end_compute(d, i, at);
+            }
+        }
+        Event::LookDeferred { instance, until } => {
+            let i = find(d, &instance)?;
+            let inst = &mut d.instances[i];
+            if !inst.deleted {
+                inst.next_look = Some(inst.next_look.map_or(until, |at| at.max(until)));
             }
         }
         Event::Missing { instance } => {
@@ -683,6 +691,8 @@ fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
         if inst.retiring {
             if inst.create_tries == 0 {
                 inst.deleted = true;
+            } else if let Some(at) = inst.next_look.filter(|at| *at > now) {
+                plan.wait_until(at);
             } else {
                 // An expired claim: the create may or may not have happened. Look.
                 plan.work.push(Action::Observe { instance: name });

@@ -21,6 +21,9 @@ pub enum Event {
     },
     /// ARM does not know the instance (404).
     Missing { instance: String },
+    /// A look at the instance was put off, without reading ARM: ARM reads are over their budget
+    /// and a read is reserved for it at `until`. Not a failure: nothing is counted or backed off.
+    LookDeferred { instance: String, until: Millis },
     /// The instance was stopped.
     Stopped { instance: String },
     /// Its containers' logs were saved (`note` says what could not be had).
@@ -47,6 +50,14 @@ impl Event {
     /// Events from outside a step (API calls): they record, then hand the work to a step.
     pub fn is_external(&self) -> bool {
         matches!(self, Event::Raised { .. } | Event::Terminate { .. })
+    }
+
+    /// Results a step may act on before it saves them, because the action that produced them is
+    /// safe to repeat should the step die first: saved logs (a capture overwrites the same blob).
+    /// So a job's logs are captured and its group deleted with one save, not two; the logs are
+    /// in storage before the delete is sent either way.
+    pub fn may_go_unsaved(&self) -> bool {
+        matches!(self, Event::LogsSaved { .. })
     }
 }
 

@@ -13,6 +13,17 @@ pub const CALLBACK_GRACE_MS: Millis = 30_000;
 /// Looks at a job watching container exits: fast at first, then slower.
 const JOB_LOOKS_MS: [Millis; 8] = [0, 500, 1_000, 2_000, 4_000, 8_000, 15_000, 30_000];
 
+/// How long after its create to look at a group first. A job completed by callback only is told
+/// of its end by the callback: the first look only notices a group that failed to start, and
+/// comes when a look after a change would. Everything else is looked at at once.
+pub fn first_look_delay(callback_only: bool) -> Millis {
+    if callback_only {
+        next_look_delay(false, false, 0)
+    } else {
+        0
+    }
+}
+
 /// How long to wait before looking at a group again, after `quiet_looks` looks that saw no change.
 pub fn next_look_delay(watching_exit: bool, service: bool, quiet_looks: u32) -> Millis {
     if service {

@@ -35,6 +35,13 @@ fn started(extra: serde_json::Value) -> Deployment {
     .next
 }
 
+/// A deployment whose first step claimed and created its group (`job-1-work-1`) at `T0 + 1`.
+fn created(extra: serde_json::Value) -> Transition {
+    let claimed = apply(&started(extra), Event::Wake, T0).unwrap().next;
+    let instance = "job-1-work-1".into();
+    apply(&claimed, Event::Created { instance }, T0 + 1).unwrap()
+}
+
 fn observation(state: &str, containers: &[(&str, &str, Option<i64>)]) -> Observation {
     Observation {
         provisioning_state: "Succeeded".into(),
@@ -449,17 +456,7 @@ fn an_event_for_an_unknown_group_is_an_invalid_transition() {
 
 #[test]
 fn duplicated_results_change_nothing() {
-    let d = started(json!({}));
-    let claimed = apply(&d, Event::Wake, T0).unwrap().next;
-    let created = apply(
-        &claimed,
-        Event::Created {
-            instance: "job-1-work-1".into(),
-        },
-        T0 + 1,
-    )
-    .unwrap()
-    .next;
+    let created = created(json!({})).next;
     let again = apply(
         &created,
         Event::Created {
@@ -548,18 +545,69 @@ fn a_raised_event_takes_no_create_claim_from_the_step_it_hands_over_to() {
 }
 
 #[test]
-fn external_events_hand_their_work_to_a_step() {
-    let d = started(json!({}));
-    let claimed = apply(&d, Event::Wake, T0).unwrap().next;
-    let created = apply(
-        &claimed,
-        Event::Created {
-            instance: "job-1-work-1".into(),
+fn a_look_put_off_by_the_read_budget_waits_for_its_reservation_and_counts_no_failure() {
+    let instance = "job-1-work-1".to_owned();
+    let created = created(json!({}));
+    assert!(created.actions.contains(&Action::Observe {
+        instance: instance.clone()
+    }));
+    let until = T0 + 40_000;
+    let deferred = apply(
+        &created.next,
+        Event::LookDeferred {
+            instance: instance.clone(),
+            until,
         },
-        T0 + 1,
+        T0 + 2,
     )
-    .unwrap()
-    .next;
+    .unwrap();
+    // Nothing to do now: the deployment sleeps until the reserved read, with a message for it.
+    assert_eq!(
+        deferred.actions,
+        vec![Action::Schedule {
+            at: until,
+            seq: deferred.next.seq
+        }]
+    );
+    let inst = &deferred.next.instances[0];
+    assert_eq!((inst.failures, inst.blocked_until), (0, None));
+    assert_eq!(deferred.next.history.len(), created.next.history.len());
+    // Woken early (a duplicate message), it still waits; at its time it looks.
+    let early = apply(&deferred.next, Event::Wake, until - 1_000).unwrap();
+    assert!(
+        !early
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Observe { .. }))
+    );
+    let due = apply(&deferred.next, Event::Wake, until).unwrap();
+    assert!(due.actions.contains(&Action::Observe { instance }));
+}
+
+#[test]
+fn a_callback_only_job_is_first_looked_at_after_the_look_delay_and_others_at_once() {
+    for (completion, first) in [
+        ("callback", policy::next_look_delay(false, false, 0)),
+        ("exit", 0),
+        ("either", 0),
+    ] {
+        let created = created(json!({ "completion": completion }));
+        assert_eq!(
+            created.next.instances[0].next_look,
+            Some(T0 + 1 + first),
+            "{completion}"
+        );
+        let looks = created
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Observe { .. }));
+        assert_eq!(looks, first == 0, "{completion}");
+    }
+}
+
+#[test]
+fn external_events_hand_their_work_to_a_step() {
+    let created = created(json!({})).next;
     let t = apply(
         &created,
         Event::Terminate {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../../handler/src/arm/budget.rs"]
+pub mod budget;
 #[path = "../../../../handler/src/arm/client.rs"]
 pub mod client;
 #[path = "../../../../handler/src/arm/error.rs"]

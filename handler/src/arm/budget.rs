@@ -1,0 +1,183 @@
+//! The ARM read budget: a token bucket whose reservations may be held for a later look.
+//!
+//! Azure allows a principal about 25 reads per second; Berth keeps to `BERTH_ARM_READS_PER_SECOND`.
+//! Every read takes a token. When none is left, a read reserves the next free one (the bucket goes
+//! below zero, and the reservations are served in order, one every `1 / rate` seconds). A short wait
+//! is slept inline. A look at a group ([`ReadBudget::admit`]) that would wait longer does not hold
+//! its worker: the reservation is held under the group's name and the caller is told when it
+//! falls due, so the deployment can wake then and find its read waiting for it.
+//!
+//! Held reservations live in memory: after a restart a look simply reserves again. One whose look
+//! never comes back (the deployment ended meanwhile) is dropped a while after it fell due.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Waits up to this long are slept inline rather than put off.
+pub const INLINE_WAIT: Duration = Duration::from_millis(250);
+/// A held reservation nobody came back for is dropped this long after it fell due.
+const HELD_FOR: Duration = Duration::from_secs(300);
+
+#[derive(Debug)]
+struct State {
+    /// Tokens in the bucket; below zero, that many reads are reserved ahead.
+    tokens: f64,
+    last: Instant,
+    /// Reservations held for looks put off, by group name: when each falls due.
+    held: HashMap<String, Instant>,
+    /// Prune `held` when it grows to this size.
+    prune_at: usize,
+}
+
+/// A token bucket for ARM reads.
+#[derive(Debug)]
+pub struct ReadBudget {
+    per_second: f64,
+    state: Mutex<State>,
+}
+
+impl State {
+    /// Refills, takes a token (reserving one ahead when none is left) and says how long until it
+    /// is due.
+    fn reserve(&mut self, per_second: f64, now: Instant) -> Duration {
+        let tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_second)
+            .min(per_second);
+        self.tokens = tokens - 1.0;
+        self.last = now;
+        if tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - tokens) / per_second)
+        }
+    }
+
+    fn hold(&mut self, name: &str, due: Instant, now: Instant) {
+        if self.held.len() >= self.prune_at {
+            self.held.retain(|_, at| *at + HELD_FOR > now);
+            self.prune_at = (self.held.len() * 2).max(64);
+        }
+        self.held.insert(name.to_owned(), due);
+    }
+}
+
+impl ReadBudget {
+    /// A budget of `per_second` reads, with a full bucket (a burst of `per_second` reads).
+    pub fn new(per_second: f64) -> Self {
+        ReadBudget {
+            per_second,
+            state: Mutex::new(State {
+                tokens: per_second,
+                last: Instant::now(),
+                held: HashMap::new(),
+                prune_at: 64,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is numbers and a map: a panic elsewhere cannot leave it half-written.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a token for a read, sleeping until its reservation is due.
+    pub async fn take(&self) {
+        let wait = self.lock().reserve(self.per_second, Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Admits a look at group `name`: `None` when the read may go now (after at most
+    /// [`INLINE_WAIT`]), or how long until the reservation held for it falls due.
+    pub async fn admit(&self, name: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let wait = {
+            let mut state = self.lock();
+            match state.held.remove(name) {
+                Some(due) => due.saturating_duration_since(now),
+                None => state.reserve(self.per_second, now),
+            }
+        };
+        if wait > INLINE_WAIT {
+            self.lock().hold(name, now + wait, now);
+            return Some(wait);
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        None
+    }
+
+    /// Reservations held for looks put off.
+    pub fn held(&self) -> usize {
+        self.lock().held.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_goes_at_once_then_reads_are_spaced_by_the_rate() {
+        let budget = ReadBudget::new(10.0);
+        let start = Instant::now();
+        for _ in 0..10 {
+            budget.take().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        budget.take().await;
+        budget.take().await;
+        let spent = start.elapsed().as_secs_f64();
+        assert!((0.19..0.21).contains(&spent), "{spent}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn looks_over_budget_are_put_off_in_order_without_waiting() {
+        let budget = ReadBudget::new(10.0);
+        let start = Instant::now();
+        let names: Vec<String> = (0..30).map(|i| format!("g{i}")).collect();
+        let answers = futures::future::join_all(names.iter().map(|n| budget.admit(n))).await;
+        let put_off: Vec<(usize, Duration)> = answers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((i, a?)))
+            .collect();
+        // Ten go from the full bucket, two more within the inline wait (0.1 s and 0.2 s), the
+        // rest are put off, each 0.1 s after the one before.
+        assert_eq!(put_off.len(), 18);
+        assert_eq!(put_off[0].0, 12);
+        assert!(put_off.windows(2).all(|w| w[1].1 > w[0].1));
+        let last = put_off.last().unwrap().1.as_secs_f64();
+        assert!((1.9..2.1).contains(&last), "{last}");
+        assert!(start.elapsed() <= Duration::from_millis(210));
+        assert_eq!(budget.held(), 18);
+
+        // A look that comes back when its reservation falls due goes without another token.
+        tokio::time::advance(put_off[0].1).await;
+        assert_eq!(budget.admit("g12").await, None);
+        // One that comes back early is told how long is left, and keeps its place.
+        let left = budget.admit("g29").await.unwrap();
+        assert!(left < put_off.last().unwrap().1);
+        assert_eq!(budget.held(), 17);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_reservations_nobody_came_back_for_are_dropped() {
+        let budget = ReadBudget::new(1.0);
+        for i in 0..100 {
+            budget.admit(&format!("g{i}")).await;
+        }
+        assert_eq!(budget.held(), 99);
+        tokio::time::advance(Duration::from_secs(100) + HELD_FOR).await;
+        for i in 0..40 {
+            budget.admit(&format!("late{i}")).await;
+        }
+        // The first of the late ones had a token; the 99 forgotten ones are gone.
+        assert_eq!(budget.held(), 39);
+    }
+}
