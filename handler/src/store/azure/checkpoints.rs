@@ -149,10 +149,17 @@ impl BlobStore {
         // skips and a step dropped as unknown (there is no checkpoint), never a checkpoint that
         // the listing cannot find or that waits for a step nobody sent.
         let all = names::all_entry(d.created, &d.id);
-        let by_status = names::status_entry(d.status, d.created, &d.id);
+        let by_status = async {
+            if names::indexed(d.status) {
+                let entry = names::status_entry(d.status, d.created, &d.id);
+                self.put_entry(&entry, &d.id).await
+            } else {
+                Ok(())
+            }
+        };
         let (a, b, prepared) = tokio::join!(
             self.put_entry(&all, &d.id),
-            self.put_entry(&by_status, &d.id),
+            by_status,
             self.steps.prepare(first)
         );
         let prepared = prepared?;
@@ -187,7 +194,7 @@ impl BlobStore {
         // Before the CAS: once the checkpoint says `d.status`, its listing entry exists, and once
         // it schedules a step, that step's message exists.
         let entry = async {
-            if moved {
+            if moved && names::indexed(d.status) {
                 let entry = names::status_entry(d.status, d.created, &d.id);
                 self.put_entry(&entry, &d.id).await
             } else {
@@ -213,7 +220,7 @@ impl BlobStore {
             .await
             .map_err(backend("save a checkpoint", &d.id));
         let left = async {
-            if moved && saved.is_ok() {
+            if moved && saved.is_ok() && names::indexed(was) {
                 // Statuses only move forward (see `names::rank`): nobody needs the old entry now.
                 let old = names::status_entry(was, d.created, &d.id);
                 if let Err(e) = self.remove(&old, None).await {

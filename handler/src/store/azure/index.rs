@@ -3,11 +3,18 @@
 //! # Listing, newest first
 //! Find Blobs by Tags returns blobs in name order, and checkpoint names (`deployments/{id}/…`) are
 //! in id order, so the listing keeps its own name-ordered index: one empty blob per deployment
-//! under `index/all/`, and one under `index/status/{Status}/`, each named by the inverted creation
-//! time and the id (see [`super::names`]). A page is one List Blobs of that prefix plus one Get Blob
-//! per entry (the page holds whole deployments, so the checkpoints are read anyway), and every entry
-//! is checked against its checkpoint: an entry whose checkpoint is missing, was created at another
-//! time, or has another status is skipped.
+//! under `index/all/`, and, once it has finished, one under `index/status/{Status}/` of its
+//! terminal status, each named by the inverted creation time and the id (see [`super::names`]). A
+//! page is one List Blobs of that prefix plus one Get Blob per entry (the page holds whole
+//! deployments, so the checkpoints are read anyway), and every entry is checked against its
+//! checkpoint: an entry whose checkpoint is missing, was created at another time, or has another
+//! status is skipped.
+//!
+//! Live statuses (`Pending`, `Running`) have no entries, so that a deployment's way to its end
+//! costs no entry writes and removals on the way: a page of them is found by the checkpoints'
+//! `status` tag (Find Blobs by Tags, one request per 5,000 live deployments), sorted newest first
+//! in memory, and continued after the last `(created, id)` listed. Each listed checkpoint is read
+//! and checked as above (Azure's tag index lags writes by up to a second).
 //!
 //! # Correct under concurrency
 //! - Entries are written **before** the CAS that needs them (create: both; a status change: the new
@@ -23,8 +30,9 @@
 //!
 //! # Cost
 //! A page costs one List Blobs plus one Get Blob per item, whatever the number of deployments (plus
-//! one more List for each run of skipped entries, which only crashes and lost CASes leave). Each
-//! deployment costs 2 Put Blob at create, and 1 Put + 1 Delete per status change (twice in its life).
+//! one more List for each run of skipped entries, which only crashes and lost CASes leave); a page
+//! of a live status, one Find Blobs by Tags per 5,000 live deployments of it instead of the List.
+//! Each deployment costs 1 Put Blob at create and 1 when it finishes.
 //! The continuation token is the service's marker, wrapped with the prefix it belongs to.
 //!
 //! # The sweep's queries
@@ -66,6 +74,13 @@ fn token(prefix: &str, marker: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{prefix}\n{marker}"))
 }
 
+/// A live listing's continuation: `(created, id)` of the last deployment listed.
+fn parse_cursor(marker: &str) -> StoreResult<(Millis, String)> {
+    let (created, id) = marker.split_once(':').ok_or(StoreError::BadContinuation)?;
+    let created = created.parse().map_err(|_| StoreError::BadContinuation)?;
+    Ok((created, id.to_owned()))
+}
+
 fn parse_token(prefix: &str, token: &str) -> StoreResult<String> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -82,6 +97,7 @@ impl BlobStore {
     pub(super) async fn list_page(&self, query: &ListQuery) -> StoreResult<Page> {
         let top = query.top.clamp(1, 1000);
         let prefix = match query.status {
+            Some(status) if !names::indexed(status) => return self.list_live(status, query).await,
             Some(status) => names::status_prefix(status),
             None => names::ALL_PREFIX.to_owned(),
         };
@@ -126,6 +142,67 @@ impl BlobStore {
         Ok(Page {
             items,
             continuation: marker.map(|m| token(&prefix, &m)),
+        })
+    }
+
+    /// One page of the deployments in a live status, found by their checkpoints' `status` tag.
+    async fn list_live(&self, status: RuntimeStatus, query: &ListQuery) -> StoreResult<Page> {
+        let top = query.top.clamp(1, 1000);
+        let scope = format!("live/{}", status.as_str());
+        let after = match &query.continuation {
+            Some(t) => Some(parse_cursor(&parse_token(&scope, t)?)?),
+            None => None,
+        };
+        // The service answers with the tags the filter names only: name `created` too.
+        let filter = TagFilter::new(names::TAG_STATUS, TagOp::Eq, status.as_str())
+            .and_then(|f| f.and(names::TAG_CREATED, TagOp::Ge, &names::time(0)))
+            .map_err(backend("build a tag filter", names::TAG_STATUS))?;
+        let mut found: Vec<(Millis, String)> = self
+            .find_all(&filter)
+            .await?
+            .into_iter()
+            .filter_map(|TaggedBlob { name, tags }| {
+                let id = names::checkpoint_id(&name)?;
+                let created = tags.get(names::TAG_CREATED)?.parse().ok()?;
+                Some((created, id.to_owned()))
+            })
+            .collect();
+        // The order of the entries' names: newest first, then by id.
+        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        if let Some((created, id)) = &after {
+            found.retain(|(c, i)| c < created || (c == created && i > id));
+        }
+        let mut items = Vec::new();
+        let mut consumed = 0;
+        while items.len() < top && consumed < found.len() {
+            let want = (top - items.len()).min(found.len() - consumed);
+            let batch = &found[consumed..consumed + want];
+            let ids: Vec<String> = batch.iter().map(|(_, id)| id.clone()).collect();
+            let read: Vec<Option<Stored>> = futures::stream::iter(ids)
+                .map(|id| async move { self.read(&id).await })
+                .buffered(PARALLEL_READS)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<StoreResult<_>>()?;
+            for ((created, _), stored) in batch.iter().zip(read) {
+                if let Some(Stored { deployment: d, .. }) = stored
+                    && d.status == status
+                    && d.created == *created
+                {
+                    items.push(d);
+                }
+            }
+            consumed += want;
+        }
+        // More are left: continue after the last one looked at.
+        let continuation = found[..consumed]
+            .last()
+            .filter(|_| consumed < found.len())
+            .map(|(created, id)| token(&scope, &format!("{created}:{id}")));
+        Ok(Page {
+            items,
+            continuation,
         })
     }
 
@@ -175,32 +252,39 @@ impl BlobStore {
         }
     }
 
-    /// Every checkpoint whose tag `key` is before `before`, with that tag's value.
-    async fn tagged_before(&self, key: &str, before: Millis) -> StoreResult<Vec<(String, String)>> {
-        let filter = TagFilter::new(key, TagOp::Lt, &names::time(before))
-            .map_err(backend("build a tag filter", key))?;
+    /// Every checkpoint the filter matches, with its tags.
+    async fn find_all(&self, filter: &TagFilter) -> StoreResult<Vec<TaggedBlob>> {
         let mut found = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             let page = self
                 .container
-                .find_by_tags(&filter, marker.as_deref(), MAX_PAGE)
+                .find_by_tags(filter, marker.as_deref(), MAX_PAGE)
                 .await
-                .map_err(backend("find blobs by tags", key))?;
-            for TaggedBlob { name, tags } in page.blobs {
-                let Some(id) = names::checkpoint_id(&name) else {
-                    continue;
-                };
-                if let Some(value) = tags.get(key) {
-                    found.push((id.to_owned(), value.to_owned()));
-                }
-            }
+                .map_err(backend("find blobs by tags", self.container.name()))?;
+            found.extend(page.blobs);
             match page.next_marker {
                 Some(m) => marker = Some(m),
                 None => break,
             }
         }
         Ok(found)
+    }
+
+    /// Every checkpoint whose tag `key` is before `before`, with that tag's value.
+    async fn tagged_before(&self, key: &str, before: Millis) -> StoreResult<Vec<(String, String)>> {
+        let filter = TagFilter::new(key, TagOp::Lt, &names::time(before))
+            .map_err(backend("build a tag filter", key))?;
+        Ok(self
+            .find_all(&filter)
+            .await?
+            .into_iter()
+            .filter_map(|TaggedBlob { name, tags }| {
+                let id = names::checkpoint_id(&name)?.to_owned();
+                let value = tags.get(key)?.to_owned();
+                Some((id, value))
+            })
+            .collect())
     }
 
     /// Live deployments whose step was due before `before`, the longest overdue first.

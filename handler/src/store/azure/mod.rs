@@ -20,9 +20,9 @@
 //!   win from one version. History lives inside the checkpoint, so it costs nothing more.
 //! - **The step is sent before the save, held until it commits.** A save and the step it
 //!   schedules are two requests, not one transaction as in SQLite. The step message goes first,
-//!   hidden for [`steps::HELD_FOR`] (20 s) or until its due time if that is later; after the Put
+//!   hidden for [`steps::HELD_FOR`] (5 s) or until its due time if that is later; after the Put
 //!   Blob commits, an Update Message makes it visible at its due time (a lost CAS deletes it).
-//!   So a process that dies between the two requests delays the step by at most 20 s instead of
+//!   So a process that dies between the two requests delays the step by at most 5 s instead of
 //!   losing it; a message that does arrive for a save that never committed carries a seq the
 //!   checkpoint does not have and is dropped as stale. Should the queue itself fail, the
 //!   checkpoint's `wake` tag still says the step is due and the sweep re-drives it
@@ -32,12 +32,13 @@
 //!   is checked against its checkpoint when read.
 //!
 //! # Costs (storage transactions)
-//! - load: 1 Get Blob. save: 1 Put Blob, +1 Put Blob and 1 Delete Blob when the status changes
-//!   (`Pending` → `Running` → terminal: twice in a deployment's life), +1 Put Message when it
-//!   schedules a step (+1 Update Message when that step is due within 20 s). create: 3 Put Blob,
-//!   1 Put Message and 1 Update Message.
+//! - load: 1 Get Blob. save: 1 Put Blob, +1 Put Blob when the deployment finishes (its terminal
+//!   status's listing entry), +1 Put Message when it schedules a step (+1 Update Message when that
+//!   step is due within 5 s). create: 2 Put Blob, 1 Put Message and 1 Update Message.
 //! - a step through the serve worker: Put Message + Get Messages (shared by up to 32) + Delete Message.
-//! - list: 1 List Blobs + 1 Get Blob per item, per page, whatever the number of deployments.
+//! - list: 1 List Blobs + 1 Get Blob per item, per page, whatever the number of deployments; by a
+//!   live status (`Pending`, `Running`), 1 Find Blobs by Tags per 5,000 live deployments instead
+//!   of the List.
 //! - overdue / expired: 1 Find Blobs by Tags per 5,000 matches: grows with live (resp. expired)
 //!   deployments, not with history.
 //! - purge: 1 Get Blob, 7 Delete Blob (index entries), 1 List Blobs, 1 Delete Blob per log blob and

@@ -5,8 +5,11 @@
 //! deployments/{id}/checkpoint                        the checkpoint (JSON), with its index tags
 //! deployments/{id}/logs/{group}/{instance}/{container}   captured logs, one block blob each
 //! index/all/{inverted created}-{id}                  empty: every deployment, newest first
-//! index/status/{Status}/{inverted created}-{id}      empty: deployments by status, newest first
+//! index/status/{Status}/{inverted created}-{id}      empty: finished deployments by terminal status
 //! ```
+//!
+//! Live statuses (`Pending`, `Running`) have no entries: they are found by the checkpoints' own
+//! `status` tag (see [`super::index`]).
 //!
 //! Times are Unix milliseconds written as 15 zero-padded digits (good until the year 33658); an
 //! inverted time is `999999999999999 - t`, so ascending names list the newest first.
@@ -88,6 +91,13 @@ pub fn checkpoint_id(name: &str) -> Option<&str> {
     name.strip_prefix("deployments/")?
         .strip_suffix("/checkpoint")
         .filter(|id| valid_id(id))
+}
+
+/// Whether `status` has listing entries of its own: the terminal ones, which a deployment keeps.
+/// Live deployments are few and are found by their checkpoints' `status` tag instead, so a
+/// deployment's way from `Pending` through `Running` writes and removes no entries.
+pub fn indexed(status: RuntimeStatus) -> bool {
+    status.is_terminal()
 }
 
 /// The prefix of the status listing index of `status`.

@@ -44,8 +44,10 @@ pub const MAX_IDLE_POLL: Duration = Duration::from_secs(1);
 /// The first pause after an empty receive.
 const FIRST_IDLE_POLL: Duration = Duration::from_millis(50);
 /// How long a step sent ahead of its save stays hidden unless the save releases it: how late a
-/// step can be when a process dies between a save and its release.
-pub const HELD_FOR: Duration = Duration::from_secs(20);
+/// step can be when a process dies between a save and its release. A step due at least this
+/// long after its save is sent for its due time and needs no release (one request, not two):
+/// only a save slower than this could let it arrive first, and then the sweep re-drives it.
+pub const HELD_FOR: Duration = Duration::from_secs(5);
 
 /// A step sent ahead of the save that schedules it, hidden until [`QueueSteps::confirm`].
 pub(super) struct Prepared {
