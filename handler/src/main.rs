@@ -60,6 +60,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The Functions host starts the handler without arguments: straight to it, without building
+    // the command-line parser first (the time to the first readiness answer counts).
+    if std::env::args_os().len() == 1
+        && let Ok(port) = std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT")
+    {
+        return finish(functions_mode(&port));
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         None => match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
@@ -81,6 +88,10 @@ fn main() -> ExitCode {
         Some(Command::Sweep) => sweep(),
         Some(Command::Package { out, binary }) => package(&out, binary),
     };
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -125,16 +125,21 @@ fn max_dequeue_count() -> u32 {
 }
 
 /// The same router, answering the readiness probe before `init` has finished: invocations wait
-/// for it. `init` starts at once on a task of its own, so backends come up while the host is
-/// still probing. An `init` error fails every invocation with that error in `Logs`. Must be called
-/// inside a Tokio runtime.
+/// for it. `init` starts on a task of its own when the first request comes (the host's first
+/// readiness probe, sent right after the process starts), so backends come up while the host
+/// goes on to its first invocation, and the first answer does not share the CPU with them. An
+/// `init` error fails every invocation with that error in `Logs`. Must be called inside a Tokio
+/// runtime.
 pub fn lazy_router<F>(init: F) -> Router
 where
     F: Future<Output = Result<Handlers, String>> + Send + 'static,
 {
     type Built = Option<Result<Router, String>>;
     let (tx, rx) = tokio::sync::watch::channel::<Built>(None);
+    let go = Arc::new(tokio::sync::Notify::new());
+    let first_request = go.clone();
     tokio::spawn(async move {
+        first_request.notified().await;
         let started = Instant::now();
         let built = init.await.map(handlers_router);
         match &built {
@@ -146,8 +151,15 @@ where
         }
         let _ = tx.send(Some(built));
     });
+    let start = go.clone();
+    let probe = move || {
+        // A stored permit: the first request starts `init`, the others change nothing.
+        start.notify_one();
+        ready()
+    };
     let invoke_lazily = move |request: axum::extract::Request| {
         let mut rx = rx.clone();
+        go.notify_one();
         async move {
             let built = match rx.wait_for(Option::is_some).await {
                 Ok(built) => built.clone(),
@@ -171,7 +183,7 @@ where
             }
         }
     };
-    Router::new().route("/", get(ready)).fallback(invoke_lazily)
+    Router::new().route("/", get(probe)).fallback(invoke_lazily)
 }
 
 /// Binds `127.0.0.1:port` (the host always calls 127.0.0.1) and serves [`lazy_router`] until
