@@ -62,7 +62,7 @@ impl Plan {
             duroxide: None,
             duroxide_configs: vec![DuroxideConfig::tuned()],
             duroxide_jobs_serial: 20,
-            duroxide_jobs: 100,
+            duroxide_jobs: 64,
             azurite: None,
             only: Vec::new(),
             floor_deployments: 1000,
@@ -551,8 +551,14 @@ impl Suite {
                 .get("berth_best_concurrency_azurite")
                 .and_then(Value::as_u64)
                 .map_or(16, |c| c as usize);
+            // As for Berth on Azurite, the quick run measures it once.
+            let repeats = if self.plan.quick {
+                1
+            } else {
+                self.plan.repeats
+            };
             let mut runs = Vec::new();
-            for _ in 0..self.plan.repeats {
+            for _ in 0..repeats {
                 runs.push(
                     floor::azurite(
                         &connection,
