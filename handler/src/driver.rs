@@ -296,7 +296,10 @@ impl Driver {
                 .collect();
             // A result whose action is safe to repeat need not be saved before the next action:
             // should this step die, the next one repeats it. Its save rides on the next round's.
-            let save_later = !work.is_empty() && batch.iter().all(Event::may_go_unsaved);
+            // A create is never sent before its claim is saved.
+            let save_later = !work.is_empty()
+                && batch.iter().all(Event::may_go_unsaved)
+                && !work.iter().any(|a| matches!(a, Action::Create { .. }));
             if save_later {
                 unsaved.extend(batch);
             } else if next != stored.deployment {

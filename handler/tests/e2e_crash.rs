@@ -110,13 +110,9 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         .unwrap();
     assert_eq!(refused.status().as_u16(), 401);
 
-    let phases = [
-        "Pending",
-        "Creating",
-        "Waiting",
-        "CapturingLogs",
-        "CleaningUp",
-    ];
+    // The phases a job's checkpoint is saved in. Once its logs are being captured, the logs and
+    // the delete go under one save (`CleaningUp` is saved only when a delete waits or fails).
+    let phases = ["Pending", "Creating", "Waiting", "CapturingLogs"];
     let mut ids = Vec::new();
     let mut caught = Vec::new();
     for phase in phases {
@@ -143,7 +139,7 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         serve = spawn(&storage, &emulator.base_url(), port, &secrets);
         ready(&http, &serve).await;
     }
-    assert!(caught.len() >= 4, "killed in phases {caught:?}");
+    assert!(caught.len() >= 3, "killed in phases {caught:?}");
 
     for id in &ids {
         let deadline = Instant::now() + Duration::from_secs(90);

@@ -295,13 +295,9 @@ async fn the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_o
     else {
         return;
     };
-    let phases = [
-        "Pending",
-        "Creating",
-        "Waiting",
-        "CapturingLogs",
-        "CleaningUp",
-    ];
+    // The phases a job's checkpoint is saved in. Once its logs are being captured, the logs and
+    // the delete go under one save (`CleaningUp` is saved only when a delete waits or fails).
+    let phases = ["Pending", "Creating", "Waiting", "CapturingLogs"];
     let mut ids = Vec::new();
     let mut caught = Vec::new();
     for phase in phases {
@@ -320,7 +316,7 @@ async fn the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_o
         a.app.host.kill_handler().await;
         a.app.host.restart().await.unwrap();
     }
-    assert!(caught.len() >= 4, "killed in phases {caught:?}");
+    assert!(caught.len() >= 3, "killed in phases {caught:?}");
     for id in &ids {
         let status =
             scenarios::wait_for(&a, id, Duration::from_secs(90), |s| s["phase"] == "Done").await;

@@ -53,11 +53,13 @@ impl Event {
     }
 
     /// Results a step may act on before it saves them, because the action that produced them is
-    /// safe to repeat should the step die first: saved logs (a capture overwrites the same blob).
-    /// So a job's logs are captured and its group deleted with one save, not two; the logs are
-    /// in storage before the delete is sent either way.
+    /// safe to repeat should the step die first, and because they come after the decision they
+    /// serve was saved: saved logs (a capture overwrites the same blob) and a stopped group
+    /// (stopping it again changes nothing). So a finished job's group is stopped, its logs
+    /// captured and the group deleted under one save; the logs are in storage before the delete
+    /// is sent either way.
     pub fn may_go_unsaved(&self) -> bool {
-        matches!(self, Event::LogsSaved { .. })
+        matches!(self, Event::LogsSaved { .. } | Event::Stopped { .. })
     }
 }
 
