@@ -398,24 +398,24 @@ impl Steps for SqliteStore {
         let now = self.clock.now();
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(backend("begin"))?;
-        let rows: Vec<(i64, String, u32)> = {
+        let rows: Vec<(i64, String, u32, i64)> = {
             let mut statement = tx
                 .prepare_cached(
                     "UPDATE steps SET visible_at = ?1 + ?2, dequeue_count = dequeue_count + 1, lease = lease + 1
                      WHERE n IN (SELECT n FROM steps WHERE visible_at <= ?1 ORDER BY visible_at LIMIT ?3)
-                     RETURNING n, body, dequeue_count",
+                     RETURNING n, body, dequeue_count, lease",
                 )
                 .map_err(backend("receive steps"))?;
             let rows = statement
                 .query_map(params![now, lease_ms, max as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .map_err(backend("receive steps"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(backend("receive steps"))?
         };
         let mut deliveries = Vec::new();
-        for (n, text, dequeue_count) in rows {
+        for (n, text, dequeue_count, lease) in rows {
             if dequeue_count > MAX_DEQUEUE {
                 tx.execute(
                     "INSERT OR REPLACE INTO poison (n, body, dequeue_count, poisoned_at) VALUES (?1, ?2, ?3, ?4)",
@@ -427,11 +427,6 @@ impl Steps for SqliteStore {
                 tracing::warn!(step.body = %text, step.dequeue_count = dequeue_count, "step message poisoned");
                 continue;
             }
-            let lease: i64 = tx
-                .query_row("SELECT lease FROM steps WHERE n = ?1", params![n], |r| {
-                    r.get(0)
-                })
-                .map_err(backend("receive steps"))?;
             deliveries.push(Delivery {
                 message: StepMessage::from_text(&text),
                 text,
@@ -461,7 +456,8 @@ impl Steps for SqliteStore {
         let notified = self.sent.notified();
         let next: Option<Millis> = self
             .lock()
-            .query_row("SELECT min(visible_at) FROM steps", [], |r| r.get(0))
+            .prepare_cached("SELECT min(visible_at) FROM steps")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .unwrap_or(None);
         let now = self.clock.now();
         let wait = match next {
