@@ -3,7 +3,7 @@
 # in release mode, starts Azurite on loopback (ports of its own, data in a temporary folder), runs
 # berth-bench, prints a table and writes target/bench/results.json.
 #
-#   bench/run.sh            the full run (about 15 minutes on 2 cores)
+#   bench/run.sh            the full run (about 10 minutes on 2 cores once built)
 #   bench/run.sh --quick    under two minutes once built
 #   bench/run.sh --only throughput,duroxide --repeats 1      any berth-bench flags pass through
 #
