@@ -262,10 +262,10 @@ impl Driver {
         // intermediate states' actions are subsumed by the final one's (and acting on each of them
         // would repeat work for every other group of the deployment).
         let mut events = VecDeque::from([Event::Wake]);
-        // The state the actions are performed on: the saved checkpoint, or ahead of it by the
-        // events in `unsaved` (results that may be acted on before they are saved).
-        let mut current = stored.deployment.clone();
+        // Results acted on before they are saved (see `Event::may_go_unsaved`), and the state
+        // they lead to, ahead of the saved checkpoint; `None` when the checkpoint is the state.
         let mut unsaved: Vec<Event> = Vec::new();
+        let mut ahead: Option<Deployment> = None;
         let mut rounds = 0;
         while !events.is_empty() {
             rounds += 1;
@@ -276,7 +276,7 @@ impl Driver {
             }
             let batch: Vec<Event> = events.drain(..).collect();
             let now = self.clock.now();
-            let mut next = current.clone();
+            let mut next = ahead.take().unwrap_or_else(|| stored.deployment.clone());
             self.reseal(&mut next);
             let mut actions = Vec::new();
             for event in &batch {
@@ -302,36 +302,35 @@ impl Driver {
                 && !work.iter().any(|a| matches!(a, Action::Create { .. }));
             if save_later {
                 unsaved.extend(batch);
-            } else if next != stored.deployment {
-                let then = wake_message(&stored.deployment, &next);
-                match self.store.save(&next, &stored.version, then.as_ref()).await {
-                    Ok(version) => {
-                        stored = Stored {
-                            deployment: next.clone(),
-                            version,
-                        };
-                        unsaved.clear();
+                ahead = Some(next);
+            } else {
+                if next != stored.deployment {
+                    let then = wake_message(&stored.deployment, &next);
+                    match self.store.save(&next, &stored.version, then.as_ref()).await {
+                        Ok(version) => {
+                            stored = Stored {
+                                deployment: next,
+                                version,
+                            }
+                        }
+                        Err(StoreError::Conflict(_)) => {
+                            stored = self
+                                .store
+                                .load(&message.id)
+                                .await?
+                                .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
+                            events.extend(unsaved.drain(..));
+                            events.extend(batch);
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(StoreError::Conflict(_)) => {
-                        stored = self
-                            .store
-                            .load(&message.id)
-                            .await?
-                            .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
-                        current = stored.deployment.clone();
-                        events.extend(unsaved.drain(..));
-                        events.extend(batch);
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
                 }
+                unsaved.clear();
             }
-            current = next;
-            let results = join_all(
-                work.into_iter()
-                    .map(|action| self.perform(&current, action)),
-            )
-            .await;
+            let current = ahead.as_ref().unwrap_or(&stored.deployment);
+            let results =
+                join_all(work.into_iter().map(|action| self.perform(current, action))).await;
             events.extend(results.into_iter().flatten());
         }
         Ok(StepOutcome::Ran {
