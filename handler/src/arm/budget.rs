@@ -85,9 +85,7 @@ impl ReadBudget {
     /// Takes a token for a read, sleeping until its reservation is due.
     pub async fn take(&self) {
         let wait = self.lock().reserve(self.per_second, Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        sleep(wait).await;
     }
 
     /// Admits a look at group `name`: `None` when the read may go now (after at most
@@ -96,24 +94,29 @@ impl ReadBudget {
         let now = Instant::now();
         let wait = {
             let mut state = self.lock();
-            match state.held.remove(name) {
+            let wait = match state.held.remove(name) {
                 Some(due) => due.saturating_duration_since(now),
                 None => state.reserve(self.per_second, now),
+            };
+            if wait > INLINE_WAIT {
+                state.hold(name, now + wait, now);
+                return Some(wait);
             }
+            wait
         };
-        if wait > INLINE_WAIT {
-            self.lock().hold(name, now + wait, now);
-            return Some(wait);
-        }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        sleep(wait).await;
         None
     }
 
     /// Reservations held for looks put off.
     pub fn held(&self) -> usize {
         self.lock().held.len()
+    }
+}
+
+async fn sleep(wait: Duration) {
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
     }
 }
 
