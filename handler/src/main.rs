@@ -69,15 +69,14 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        None => match std::env::var("FUNCTIONS_CUSTOMHANDLER_PORT") {
-            Ok(port) => functions_mode(&port),
-            Err(_) => {
-                eprintln!(
-                    "handler: FUNCTIONS_CUSTOMHANDLER_PORT is not set; run `handler dev`, `handler serve` or `handler --help`"
-                );
-                return ExitCode::from(2);
-            }
-        },
+        // Without a command (and without arguments, which clap would have refused), Functions
+        // mode was taken above when FUNCTIONS_CUSTOMHANDLER_PORT is set.
+        None => {
+            eprintln!(
+                "handler: FUNCTIONS_CUSTOMHANDLER_PORT is not set; run `handler dev`, `handler serve` or `handler --help`"
+            );
+            return ExitCode::from(2);
+        }
         Some(Command::Dev {
             port,
             emulator_port,
