@@ -51,6 +51,7 @@ for target in $targets; do
     spec_json | spec_secrets) words=(dict/spec.dict) ;;
     spec_yaml) words=(dict/spec.dict dict/yaml.dict) ;;
     host_payload) words=(dict/host.dict) ;;
+    http_route) words=(dict/route.dict) ;;
     *) words=() ;;
   esac
   dict=()

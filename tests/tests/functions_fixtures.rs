@@ -51,10 +51,10 @@ fn decode_http_get_query_route() {
     let req = HttpInvocation::decode(&env, "req").unwrap();
     assert_eq!(req.method, http::Method::GET);
     assert_eq!(req.url.path(), "/api/products/electronics/42");
-    assert_eq!(
-        req.path_and_query(),
-        "/api/products/electronics/42?name=Ink%20And%20Toner&tag=a&tag=b"
-    );
+    let path = req
+        .route_path("api", "products/{category:alpha}/{id:int?}")
+        .unwrap();
+    assert_eq!(path, "/api/products/electronics/42");
     assert_eq!(req.query["name"], "Ink And Toner");
     assert_eq!(
         req.query["tag"], "a,b",
@@ -94,7 +94,7 @@ fn decode_http_get_query_route() {
         env.metadata("Headers").unwrap()["Accept"],
         "application/json"
     );
-    let request = req.into_request().unwrap();
+    let request = req.into_request(&path).unwrap();
     assert_eq!(
         request.uri(),
         "/api/products/electronics/42?name=Ink%20And%20Toner&tag=a&tag=b"
@@ -126,7 +126,8 @@ fn decode_http_post_json() {
             want
         );
     }
-    let request = req.into_request().unwrap();
+    let path = req.route_path("api", "order").unwrap();
+    let request = req.into_request(&path).unwrap();
     assert_eq!(request.method(), http::Method::POST);
     assert_eq!(request.uri(), "/api/order?source=web");
     assert_eq!(request.headers()["content-length"], "40");

@@ -34,6 +34,7 @@ use super::http::{HttpInvocation, response_to_res};
 use super::invocation::{Envelope, InvocationError, QueueMessage, TimerTick};
 use super::logs::capture;
 use super::table::{FunctionTable, HOST_JSON, Trigger};
+use crate::api::Problem;
 
 /// The largest invocation body read from the host.
 pub const INVOCATION_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -87,6 +88,8 @@ struct Dispatcher {
     table: FunctionTable,
     handlers: Handlers,
     max_dequeue_count: u32,
+    /// `extensions.http.routePrefix` of the embedded host.json.
+    route_prefix: String,
 }
 
 /// The custom handler's router: `GET /` answers the readiness probe at once; `POST /{function}`
@@ -106,6 +109,7 @@ fn handlers_router(handlers: Handlers) -> Router {
         table,
         handlers,
         max_dequeue_count: max_dequeue_count(),
+        route_prefix: route_prefix(),
     });
     Router::new()
         .route("/", get(ready))
@@ -122,6 +126,19 @@ fn max_dequeue_count() -> u32 {
         .and_then(|h| h["extensions"]["queues"]["maxDequeueCount"].as_u64())
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(5)
+}
+
+/// `extensions.http.routePrefix` from the embedded host.json (the host's default, `api`, when
+/// unset).
+fn route_prefix() -> String {
+    serde_json::from_str::<Value>(HOST_JSON)
+        .ok()
+        .and_then(|h| {
+            h["extensions"]["http"]["routePrefix"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "api".to_owned())
 }
 
 /// The same router, answering the readiness probe before `init` has finished: invocations wait
@@ -305,8 +322,17 @@ async fn invoke(
         match Envelope::parse(&body) {
             Err(e) => bad_invocation(&function, &e, consequence(&trigger)),
             Ok(envelope) => match &trigger {
-                Trigger::Http { binding, .. } => {
-                    invoke_http(&dispatcher, &function, &envelope, binding).await
+                Trigger::Http {
+                    binding,
+                    methods,
+                    route,
+                    ..
+                } => {
+                    let route = HttpRoute {
+                        methods,
+                        template: route,
+                    };
+                    invoke_http(&dispatcher, &function, &envelope, binding, route).await
                 }
                 Trigger::Queue { binding, .. } => {
                     invoke_queue(&dispatcher, &function, &envelope, binding).await
@@ -331,21 +357,48 @@ fn consequence(trigger: &Trigger) -> &'static str {
     }
 }
 
+/// What an HTTP function serves, from its `function.json`.
+struct HttpRoute<'a> {
+    methods: &'a [String],
+    template: &'a str,
+}
+
+/// The answer to a request an HTTP function must not pass on: a problem in `Outputs.res`, so the
+/// caller gets a plain 4xx.
+async fn refused(function: &str, problem: Problem) -> Response {
+    let line = format!("{function}: request refused: {}", problem.detail);
+    tracing::warn!(function, "{line}");
+    let (res, _) = response_to_res(problem.into_response()).await;
+    succeeded(json!({"res": res}), vec![line])
+}
+
 async fn invoke_http(
     dispatcher: &Dispatcher,
     function: &str,
     envelope: &Envelope,
     binding: &str,
+    route: HttpRoute<'_>,
 ) -> Response {
     let consequence = "failing the invocation";
     let request = match HttpInvocation::decode(envelope, binding) {
         Ok(invocation) => invocation,
         Err(e) => return bad_invocation(function, &e, consequence),
     };
-    // The path only: the query may carry a callback token or a `code` key.
     let method = request.method.clone();
-    let path = request.url.path().to_owned();
-    let request = match request.into_request() {
+    if !route.methods.is_empty() && !route.methods.iter().any(|m| m == method.as_str()) {
+        let detail = format!("method: {method} is not served by function `{function}`");
+        let problem = Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", detail);
+        return refused(function, problem).await;
+    }
+    // Routed by the invoked function and its `Params`, never by the URL's normalised path.
+    let path = match request.route_path(&dispatcher.route_prefix, route.template) {
+        Ok(path) => path,
+        Err(e) => {
+            let problem = Problem::new(StatusCode::BAD_REQUEST, "Bad request", e.to_string());
+            return refused(function, problem).await;
+        }
+    };
+    let request = match request.into_request(&path) {
         Ok(request) => request,
         Err(e) => return bad_invocation(function, &e, consequence),
     };

@@ -35,8 +35,11 @@ pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 pub struct HttpInvocation {
     /// `Method`.
     pub method: Method,
-    /// `Url`: the public URL the caller used, with its raw query.
+    /// `Url`: the public URL the caller used, with its raw query. Never routed on: its path is
+    /// normalised by parsing (`%2e%2e` becomes `..`); see [`HttpInvocation::route_path`].
     pub url: url::Url,
+    /// `Url` as the host sent it, before any normalisation.
+    pub raw_url: String,
     /// `Headers`, one entry per value, in the host's order; hop-by-hop headers removed.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// `Query`: decoded values, repeated keys comma-joined by the host.
@@ -136,6 +139,7 @@ impl HttpInvocation {
         Ok(Self {
             method,
             url,
+            raw_url: url_text.to_owned(),
             headers,
             query,
             params,
@@ -143,20 +147,81 @@ impl HttpInvocation {
         })
     }
 
-    /// The path and raw query the caller used, e.g. `/api/deployments?top=5`.
-    pub fn path_and_query(&self) -> String {
-        match self.url.query() {
-            Some(q) => format!("{}?{q}", self.url.path()),
-            None => self.url.path().to_owned(),
+    /// The API path this invocation of an HTTP function is for: the function's route `template`
+    /// under `/{prefix}`, each `{param}` filled from `Params` as one percent-encoded segment.
+    ///
+    /// # Guarantees
+    /// - The target derives from the invoked function and its `Params`, never from `Url`, whose
+    ///   path the parser normalises (`%2e%2e` becomes `..`, so `callbacks/%2e%2e/deployments`
+    ///   would read as `deployments`): a function serves its own route and no other.
+    /// - A `Url` whose path, segment by segment and decoded once, is not that route with those
+    ///   values is refused ([`RouteError::Mismatch`]): encoded dots, slashes and backslashes, a
+    ///   `;` or a segment more never reach the API in a form the host did not route.
+    pub fn route_path(&self, prefix: &str, template: &str) -> Result<String, RouteError> {
+        let mut expected: Vec<Segment> = prefix
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(Segment::Literal)
+            .collect();
+        for part in template.split('/').filter(|s| !s.is_empty()) {
+            match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                None => expected.push(Segment::Literal(part)),
+                Some(param) => {
+                    let name = param
+                        .split([':', '?', '='])
+                        .next()
+                        .unwrap_or(param)
+                        .trim_start_matches('*');
+                    match self.params.get(name) {
+                        Some(Value::String(value)) if !value.is_empty() => {
+                            expected.push(Segment::Param(value));
+                        }
+                        _ => return Err(RouteError::MissingParam(name.to_owned())),
+                    }
+                }
+            }
         }
+        let raw_path = raw_path(&self.raw_url);
+        let mut given: Vec<&str> = raw_path.split('/').skip(1).collect();
+        // The host's routing ignores one trailing slash.
+        if given.len() > 1 && given.last() == Some(&"") {
+            given.pop();
+        }
+        let matches = given.len() == expected.len()
+            && given.iter().zip(&expected).all(|(raw, want)| {
+                let Some(decoded) = percent_decode(raw) else {
+                    return false;
+                };
+                match want {
+                    Segment::Literal(literal) => decoded.eq_ignore_ascii_case(literal),
+                    Segment::Param(value) => decoded == **value,
+                }
+            });
+        if !matches {
+            return Err(RouteError::Mismatch {
+                path: raw_path.chars().take(200).collect(),
+            });
+        }
+        let mut path = String::new();
+        for segment in &expected {
+            path.push('/');
+            match segment {
+                Segment::Literal(literal) => path.push_str(literal),
+                Segment::Param(value) => path.push_str(&percent_encode(value)),
+            }
+        }
+        Ok(path)
     }
 
-    /// Rebuilds the caller's request for the API router: the path and raw query of `Url`, the
-    /// caller's headers, and the body. `X-Forwarded-Proto` and `X-Forwarded-Host` are added from
-    /// `Url` when the caller's request has none, so the API can derive its public base URL (for
-    /// callback URLs) as it does behind any other proxy.
-    pub fn into_request(self) -> Result<Request<Body>, InvocationError> {
-        let uri = self.path_and_query();
+    /// Rebuilds the caller's request for the API router at `path` (from [`Self::route_path`]) with
+    /// the raw query of `Url`, the caller's headers, and the body. `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` are added from `Url` when the caller's request has none, so the API can
+    /// derive its public base URL (for callback URLs) as it does behind any other proxy.
+    pub fn into_request(self, path: &str) -> Result<Request<Body>, InvocationError> {
+        let uri = match self.url.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
         let has = |name: &str| self.headers.iter().any(|(n, _)| n.as_str() == name);
         let forwarded_proto = (!has("x-forwarded-proto")).then(|| self.url.scheme().to_owned());
         let forwarded_host = if has("x-forwarded-host") {
@@ -191,6 +256,67 @@ impl HttpInvocation {
                 reason: format!("cannot form a request for `{uri}`: {e}"),
             })
     }
+}
+
+/// Why an HTTP invocation has no route of its function.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// A route parameter is absent, null, empty or not a string in `Params`.
+    #[error("Data.req.Params.{0}: the route parameter is missing")]
+    MissingParam(String),
+    /// `Url`'s path is not the function's route with the values of `Params`.
+    #[error(
+        "path: '{path}' is not this function's route (encoded dots, slashes or extra segments are refused)"
+    )]
+    Mismatch { path: String },
+}
+
+/// One segment of a route: literal text or a route parameter's value.
+enum Segment<'a> {
+    Literal(&'a str),
+    Param(&'a String),
+}
+
+/// The path of an absolute URL as written: after the authority, before `?` or `#`.
+fn raw_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme
+        .find(['/', '?', '#'])
+        .map_or("", |at| &after_scheme[at..]);
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    &path[..end]
+}
+
+/// Decodes `%XX` escapes once; `None` when an escape is malformed or the result is not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Encodes a value as one path segment: everything but unreserved characters escaped.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        // `.` is escaped too, so that no value reads as a `.` or `..` segment.
+        if byte.is_ascii_alphanumeric() || b"-_~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {

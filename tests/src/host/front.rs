@@ -27,7 +27,7 @@ async fn front(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
-    let path = parts.uri.path().to_owned();
+    let path = super::route::kestrel_path(parts.uri.path());
     let prefix = format!("/{}/", inner.app.route_prefix);
     let Some(rest) = strip_prefix_ci(&path, &prefix) else {
         return StatusCode::NOT_FOUND.into_response();

@@ -19,7 +19,8 @@ use super::route::RouteValues;
 pub struct ClientRequest {
     /// `GET`, `POST`, …
     pub method: String,
-    /// The raw path, percent-encoded as sent, e.g. `/api/deployments/d-1`.
+    /// `HttpRequest.Path`: the path as sent, decoded as Kestrel decodes it
+    /// ([`super::route::kestrel_path`]), e.g. `/api/deployments/d-1`.
     pub path: String,
     /// The raw query without `?`.
     pub raw_query: Option<String>,

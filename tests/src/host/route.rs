@@ -69,7 +69,8 @@ impl RouteTemplate {
         &self.template
     }
 
-    /// Matches a path below the route prefix (percent-decoded segments), e.g.
+    /// Matches a path below the route prefix, already decoded as Kestrel decodes it (see
+    /// [`kestrel_path`]): route values are its segments as they stand, e.g.
     /// `deployments/d-1/history`.
     pub fn matches(&self, path: &str) -> Option<RouteValues> {
         let parts: Vec<&str> = path
@@ -96,12 +97,12 @@ impl RouteTemplate {
                     if *catch_all {
                         let rest = parts[i.min(parts.len())..].join("/");
                         i = parts.len();
-                        values.push((name.clone(), Some(decode(&rest)?)));
+                        values.push((name.clone(), Some(rest)));
                         continue;
                     }
                     match parts.get(i) {
                         Some(part) => {
-                            let value = decode(part)?;
+                            let value = (*part).to_owned();
                             if !satisfies(constraint.as_deref(), &value) {
                                 return None;
                             }
@@ -118,10 +119,48 @@ impl RouteTemplate {
     }
 }
 
-fn decode(segment: &str) -> Option<String> {
-    url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
+/// `HttpRequest.Path` as Kestrel makes it from the raw request target's path: percent-escapes
+/// decoded once, except `%2F`, which stays encoded so a value cannot add a segment; then `.` and
+/// `..` segments removed. Routing matches this path, and the Functions host builds `Data.req.Url`
+/// from it, so `/api/callbacks/%252e%252e/x` arrives as `.../callbacks/%2e%2e/x`.
+pub fn kestrel_path(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = raw
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|&b| b != b'/');
+        match escape {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded).into_owned();
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = decoded.split('/').skip(1).collect();
+    for (n, segment) in segments.iter().enumerate() {
+        match *segment {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+        // A trailing `.` or `..` leaves the path ending in a slash.
+        if n + 1 == segments.len() && matches!(*segment, "." | "..") {
+            out.push("");
+        }
+    }
+    format!("/{}", out.join("/"))
 }
 
 fn satisfies(constraint: Option<&str>, value: &str) -> bool {
@@ -160,7 +199,7 @@ mod tests {
             ]))
         );
         assert_eq!(
-            route.matches("Deployments/d%201/logs/g/c").unwrap()[0]
+            route.matches("Deployments/d 1/logs/g/c").unwrap()[0]
                 .1
                 .as_deref(),
             Some("d 1")
@@ -186,7 +225,30 @@ mod tests {
         );
         assert_eq!(route.matches("products/electronics/forty-two"), None);
         let plain = RouteTemplate::parse("deployments").unwrap();
+        assert_eq!(plain.matches("Deployments"), Some(vec![]));
         assert_eq!(plain.matches("deployments"), Some(vec![]));
         assert_eq!(plain.matches("deployments/x"), None);
+    }
+
+    #[test]
+    fn kestrel_decodes_once_keeps_encoded_slashes_and_removes_dot_segments() {
+        assert_eq!(
+            kestrel_path("/api/deployments/d%201"),
+            "/api/deployments/d 1"
+        );
+        assert_eq!(
+            kestrel_path("/api/callbacks/%252e%252e/deployments"),
+            "/api/callbacks/%2e%2e/deployments"
+        );
+        assert_eq!(
+            kestrel_path("/api/callbacks/%2e%2e/deployments"),
+            "/api/deployments"
+        );
+        assert_eq!(
+            kestrel_path("/api/callbacks/a%2Fb/c"),
+            "/api/callbacks/a%2Fb/c"
+        );
+        assert_eq!(kestrel_path("/api/a/./b/.."), "/api/a/");
+        assert_eq!(kestrel_path("/api/x%zz"), "/api/x%zz");
     }
 }
