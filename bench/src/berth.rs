@@ -133,6 +133,7 @@ impl Berth {
             api_key: built.api.api_key.clone(),
             public_url: built.api.public_url.clone(),
             prices: built.api.prices,
+            loopback_only: false,
         });
         let sweep = Sweep {
             driver: driver.clone(),

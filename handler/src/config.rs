@@ -117,6 +117,8 @@ pub struct Config {
     /// How old an unowned container group must be before the sweep deletes it.
     pub sweep_grace_ms: i64,
     pub diagnostics_workspace: Option<String>,
+    /// Serve only loopback `Host`s and `Origin`s (`dev` sets it; no setting).
+    pub loopback_only: bool,
     /// `AzureWebJobsStorage` parsed as Functions reads it, when `storage` is `Azure`.
     pub storage_connection: Option<StorageConnection>,
     /// The credential settings of an identity-based `storage_connection` (its `__*` settings over
@@ -161,6 +163,26 @@ fn number<T: std::str::FromStr>(
             .parse()
             .map_err(|_| error(setting, format!("'{text}' is not a number"))),
     }
+}
+
+/// `BERTH_PUBLIC_URL` checked: an absolute `http` or `https` URL with a host, no user, query or
+/// fragment (containers get callback URLs under it, with their tokens).
+fn public_url(text: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| error("BERTH_PUBLIC_URL", format!("'{text}' {why}"));
+    let url = url::Url::parse(text.trim()).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry a user or password"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 impl Config {
@@ -321,6 +343,9 @@ impl Config {
         let sweep_grace_ms = crate::spec::IsoDuration::parse(&grace)
             .map_err(|e| error("BERTH_SWEEP_GRACE", e))?
             .millis() as i64;
+        let public_url = nonempty("BERTH_PUBLIC_URL")
+            .map(|u| public_url(&u))
+            .transpose()?;
         let app = nonempty("BERTH_APP")
             .or_else(|| nonempty("WEBSITE_SITE_NAME"))
             .unwrap_or_else(|| "berth".into());
@@ -330,7 +355,8 @@ impl Config {
             arm,
             queue,
             api_key: nonempty("BERTH_API_KEY"),
-            public_url: nonempty("BERTH_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            public_url,
+            loopback_only: false,
             keys: Keyring::new(current, previous),
             prices,
             app,
@@ -430,6 +456,34 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("AzureWebJobsStorage", "UseDevelopmentStorage=true"));
         assert!(matches!(config(&pairs).unwrap().storage, Storage::Azure));
+    }
+
+    #[test]
+    fn the_public_url_is_an_http_url_with_a_host_and_nothing_else() {
+        let with = |url: &str| {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("BERTH_PUBLIC_URL", url));
+            config(&pairs)
+        };
+        assert_eq!(
+            with("https://app.example.com/")
+                .unwrap()
+                .public_url
+                .as_deref(),
+            Some("https://app.example.com")
+        );
+        for bad in [
+            "app.example.com",
+            "ftp://app.example.com",
+            "javascript:alert(1)",
+            "https://user:pw@app.example.com",
+            "https://app.example.com/?x=1",
+            "https://app.example.com/#x",
+            "file:///etc/passwd",
+        ] {
+            let e = with(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.setting, "BERTH_PUBLIC_URL", "{bad}");
+        }
     }
 
     #[test]

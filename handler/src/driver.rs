@@ -67,6 +67,9 @@ pub enum DriverError {
     /// An event raised from outside on a deployment that has ended.
     #[error("deployment '{id}' has ended ({})", status.as_str())]
     Ended { id: String, status: RuntimeStatus },
+    /// A raised event that the deployment's inbox has no room for.
+    #[error("deployment '{id}' has no room for more raised events")]
+    InboxFull { id: String },
 }
 
 impl DriverError {
@@ -218,6 +221,11 @@ impl Driver {
                     id: id.to_owned(),
                     status: stored.deployment.status,
                 });
+            }
+            if let Event::Raised { name, payload } = &event
+                && !engine::inbox_has_room(&stored.deployment, name, payload)
+            {
+                return Err(DriverError::InboxFull { id: id.to_owned() });
             }
             let transition =
                 match engine::apply(&stored.deployment, event.clone(), self.clock.now()) {

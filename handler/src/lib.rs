@@ -29,6 +29,7 @@ pub mod driver;
 pub mod engine;
 pub mod functions;
 pub mod runtime;
+pub mod server;
 pub mod spec;
 pub mod store;
 pub mod sweep;

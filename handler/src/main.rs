@@ -12,6 +12,7 @@ use berth::clock::SystemClock;
 use berth::config::{Config, Defaults};
 use berth::crypto::SecretsKey;
 use berth::runtime::Runtime;
+use berth::server::Limits;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -38,6 +39,13 @@ enum Command {
         /// Image map for the emulator (TOML: image -> command and env); default `<data-dir>/images.toml` if present.
         #[arg(long)]
         images: Option<PathBuf>,
+        /// Serve the API without a key. Any local process (and, through it, any web page it
+        /// relays) could then start containers: only for throw-away machines.
+        #[arg(long)]
+        no_auth: bool,
+        /// Most connections served at once (more wait in the kernel's backlog).
+        #[arg(long, default_value_t = Limits::default().max_connections)]
+        max_connections: usize,
     },
     /// Run the standalone runtime with the configured backends (Azure Storage or SQLite, ARM).
     Serve {
@@ -45,6 +53,9 @@ enum Command {
         port: u16,
         #[arg(long, default_value = "0.0.0.0")]
         bind: String,
+        /// Most connections served at once (more wait in the kernel's backlog).
+        #[arg(long, default_value_t = Limits::default().max_connections)]
+        max_connections: usize,
     },
     /// Run one cleanup sweep with the configured backends and print what it did (JSON).
     Sweep,
@@ -67,6 +78,9 @@ fn main() -> ExitCode {
     {
         return finish(functions_mode(&port));
     }
+    // Whatever Berth writes (keys, checkpoints, logs, the emulator's shares and secret volumes)
+    // is its own: not readable by other local users.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     let result = match cli.command {
         // Without a command (and without arguments, which clap would have refused), Functions
@@ -82,8 +96,26 @@ fn main() -> ExitCode {
             emulator_port,
             data_dir,
             images,
-        }) => dev(port, emulator_port, &data_dir, images),
-        Some(Command::Serve { port, bind }) => serve(port, &bind),
+            no_auth,
+            max_connections,
+        }) => {
+            let limits = Limits {
+                max_connections,
+                ..Limits::default()
+            };
+            dev(port, emulator_port, &data_dir, images, no_auth, limits)
+        }
+        Some(Command::Serve {
+            port,
+            bind,
+            max_connections,
+        }) => {
+            let limits = Limits {
+                max_connections,
+                ..Limits::default()
+            };
+            serve(port, &bind, limits)
+        }
         Some(Command::Sweep) => sweep(),
         Some(Command::Package { out, binary }) => package(&out, binary),
     };
@@ -127,6 +159,7 @@ fn init_logging() {
 
 fn functions_mode(port: &str) -> anyhow::Result<()> {
     let port = berth::functions::parse_port(port).context("FUNCTIONS_CUSTOMHANDLER_PORT")?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let _ = berth::functions::logs::init_json_stdout();
     tokio_runtime()?.block_on(async move {
         let init = async {
@@ -155,6 +188,31 @@ fn dev_secrets_key(data_dir: &Path) -> anyhow::Result<SecretsKey> {
     Ok(key)
 }
 
+/// The API key of a dev data folder, generated on first use (as notebook servers do).
+fn dev_api_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("api.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = text.trim().to_owned();
+        anyhow::ensure!(!key.is_empty(), "{} is empty", path.display());
+        return Ok(key);
+    }
+    let mut bytes = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+/// Creates the data folder readable by its owner only (it holds keys, checkpoints and logs).
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -171,10 +229,11 @@ fn dev(
     emulator_port: u16,
     data_dir: &Path,
     images: Option<PathBuf>,
+    no_auth: bool,
+    limits: Limits,
 ) -> anyhow::Result<()> {
     init_logging();
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    create_private_dir(data_dir)?;
     let data_dir = data_dir.canonicalize().context("data folder")?;
     let secrets_key = dev_secrets_key(&data_dir)?;
     tokio_runtime()?.block_on(async move {
@@ -205,6 +264,11 @@ fn dev(
         if config.public_url.is_none() {
             config.public_url = Some(format!("http://127.0.0.1:{port}"));
         }
+        config.loopback_only = true;
+        if config.api_key.is_none() && !no_auth {
+            config.api_key = Some(dev_api_key(&data_dir)?);
+        }
+        let key = config.api_key.clone();
         let sqlite = match &config.storage {
             berth::config::Storage::Sqlite { path } => path.display().to_string(),
             berth::config::Storage::Azure => "Azure Storage (AzureWebJobsStorage)".into(),
@@ -216,14 +280,25 @@ fn dev(
             .with_context(|| format!("binding 127.0.0.1:{port}"))?;
         println!("Berth dev is running.");
         println!("  API:          http://127.0.0.1:{port}/api/deployments");
+        match &key {
+            Some(key) => {
+                println!(
+                    "  API key:      {key} (header x-functions-key or ?code=; kept in {})",
+                    data_dir.join("api.key").display()
+                );
+                println!(
+                    "  try:          curl -s -H 'x-functions-key: {key}' http://127.0.0.1:{port}/api/deployments"
+                );
+            }
+            None => println!("  API key:      none (--no-auth): any local process can drive Berth"),
+        }
         println!("  ACI emulator: {}", emulator.base_url());
         println!(
             "  data:         {} (checkpoints {sqlite}, shares {}/aci/shares/)",
             data_dir.display(),
             data_dir.display()
         );
-        axum::serve(listener, runtime.router())
-            .with_graceful_shutdown(shutdown_signal())
+        berth::server::serve(listener, runtime.router(), limits, shutdown_signal())
             .await
             .context("serving the API")?;
         emulator.shutdown().await;
@@ -231,12 +306,18 @@ fn dev(
     })
 }
 
-fn serve(port: u16, bind: &str) -> anyhow::Result<()> {
+fn serve(port: u16, bind: &str, limits: Limits) -> anyhow::Result<()> {
     init_logging();
     let config = Config::from_env(Defaults::default())?;
     if config.api_key.is_none() {
         anyhow::bail!(
             "BERTH_API_KEY: required by `handler serve` (callers send it as x-functions-key)"
+        );
+    }
+    if config.public_url.is_none() {
+        anyhow::bail!(
+            "BERTH_PUBLIC_URL: required by `handler serve` (the base URL containers call back to; \
+             never taken from a request's Host or X-Forwarded-* headers)"
         );
     }
     tokio_runtime()?.block_on(async move {
@@ -246,8 +327,7 @@ fn serve(port: u16, bind: &str) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {bind}:{port}"))?;
         tracing::info!(port, "handler serve listening");
-        axum::serve(listener, runtime.router())
-            .with_graceful_shutdown(shutdown_signal())
+        berth::server::serve(listener, runtime.router(), limits, shutdown_signal())
             .await
             .context("serving the API")
     })

@@ -103,6 +103,7 @@ impl Runtime {
             api_key: config.api_key.clone(),
             public_url: config.public_url.clone(),
             prices: config.prices,
+            loopback_only: config.loopback_only,
         });
         let sweep = Sweep {
             driver: driver.clone(),

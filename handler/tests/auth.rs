@@ -179,6 +179,7 @@ async fn event_and_callback_bodies_are_bounded() {
         // A fresh client each time: the server answers 413 without reading the whole body.
         let response = reqwest::Client::new()
             .post(format!("{}{path}", h.api))
+            .header("content-type", "application/json")
             .body(big.clone())
             .send()
             .await
@@ -258,21 +259,8 @@ async fn names_in_paths_are_checked_before_they_are_used() {
 fn serve_refuses_to_start_without_an_api_key() {
     let dir = tempfile::tempdir().unwrap();
     for key in [None, Some("")] {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
-        command
-            .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BERTH_SQLITE_PATH", dir.path().join("berth.db"))
-            .env("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9")
-            .env(
-                "BERTH_SUBSCRIPTION_ID",
-                "00000000-0000-0000-0000-000000000000",
-            )
-            .env("BERTH_RESOURCE_GROUP", "auth")
-            .env("BERTH_LOCATION", "local")
-            .env("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64())
-            .stdin(Stdio::null());
+        let mut command = serve_command(dir.path());
+        command.env("BERTH_PUBLIC_URL", "https://berth.example.com");
         if let Some(key) = key {
             command.env("BERTH_API_KEY", key);
         }
@@ -288,6 +276,91 @@ fn serve_refuses_to_start_without_an_api_key() {
             "it stopped before opening storage"
         );
     }
+}
+
+/// `handler serve` on SQLite in `dir` with ARM nowhere, and nothing else set.
+fn serve_command(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
+    command
+        .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BERTH_SQLITE_PATH", dir.join("berth.db"))
+        .env("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9")
+        .env(
+            "BERTH_SUBSCRIPTION_ID",
+            "00000000-0000-0000-0000-000000000000",
+        )
+        .env("BERTH_RESOURCE_GROUP", "auth")
+        .env("BERTH_LOCATION", "local")
+        .env("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Hole 7 of SECURITY.md: without `BERTH_PUBLIC_URL`, `serve` built callback URLs (with their
+/// tokens) from whatever `Host` or `X-Forwarded-Host` a caller sent. It now refuses to start
+/// without one, and refuses one that is not a plain http(s) URL.
+#[test]
+fn serve_refuses_to_start_without_a_valid_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        None,
+        Some(""),
+        Some("evil.example"),
+        Some("https://u:p@evil.example"),
+        Some("gopher://x"),
+    ] {
+        let mut command = serve_command(dir.path());
+        command.env("BERTH_API_KEY", KEY);
+        if let Some(url) = url {
+            command.env("BERTH_PUBLIC_URL", url);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "serve started with {url:?}");
+        assert!(stderr.contains("BERTH_PUBLIC_URL"), "{url:?}: {stderr}");
+        assert!(!dir.path().join("berth.db").exists(), "{url:?}");
+    }
+}
+
+/// A caller's `Host`, `X-Forwarded-Host` and `X-Forwarded-Proto` never reach the URLs Berth hands
+/// out: the management URLs (and the callback base stored for the containers) are the public
+/// URL's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_do_not_choose_the_urls_berth_hands_out() {
+    let h = keyed().await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/deployments", h.api))
+        .header("x-functions-key", KEY)
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "host=evil.example;proto=https")
+        .json(&serde_json::json!({"id": "fwd", "groups": [{"name": "g", "properties": {
+            "restartPolicy": "Never", "osType": "Linux", "containers": [{"name": "c", "properties": {
+            "image": "busybox", "command": ["sleep", "60"],
+            "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(location, format!("{}/api/deployments/fwd", h.api));
+    assert!(!body.to_string().contains("evil.example"), "{body}");
+    let d = h.runtime.driver.load("fwd").await.unwrap().unwrap();
+    assert_eq!(
+        d.callback_base, h.api,
+        "containers call back to the public URL"
+    );
+    call(
+        &h,
+        Method::POST,
+        "/api/deployments/fwd/terminate",
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(wait_done_keyed(&h, "fwd").await, "Terminated");
 }
 
 /// Waits until the deployment is done, asking with the API key; returns its runtime status.
@@ -327,4 +400,83 @@ fn every_http_function_but_the_callback_wants_a_function_key() {
         }
     }
     assert_eq!(http, 7, "the HTTP functions of functions/");
+}
+
+/// Hole 8 of SECURITY.md: raised events were kept (the oldest silently dropped past 100) in the
+/// checkpoint, which is rewritten on every event; 600 events of 64 KB grew one to 6.5 MB. The
+/// inbox now holds at most 100 events and 256 KB of payloads, and refuses more with 429 and
+/// `Retry-After`, so the checkpoint stays small and nothing is dropped unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_storm_is_refused_once_the_inbox_is_full() {
+    let h = keyed().await;
+    let spec = job("storm", "sleep 600");
+    let response = h
+        .http
+        .post(format!("{}/api/deployments", h.api))
+        .header("x-functions-key", KEY)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let raise = |name: String, payload: Value| {
+        h.http
+            .post(format!("{}/api/deployments/storm/events/{name}", h.api))
+            .header("x-functions-key", KEY)
+            .json(&payload)
+            .send()
+    };
+    // Payloads of about 60 KB: the bytes run out after four.
+    let big = serde_json::json!({ "blob": "x".repeat(60 * 1024) });
+    let mut accepted = 0;
+    let refused = loop {
+        let response = raise(format!("big-{accepted}"), big.clone()).await.unwrap();
+        if response.status() != 202 {
+            break response;
+        }
+        accepted += 1;
+        assert!(accepted <= 5, "the byte cap did not hold");
+    };
+    assert_eq!(accepted, 4);
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "60");
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("name:"),
+        "{problem}"
+    );
+    // Small events run into the count cap; events Berth acts on are never refused.
+    let mut small = 0;
+    while raise(format!("small-{small}"), serde_json::json!({"n": small}))
+        .await
+        .unwrap()
+        .status()
+        == 202
+    {
+        small += 1;
+        assert!(small <= 100, "the count cap did not hold");
+    }
+    assert_eq!(accepted + small, berth::engine::MAX_INBOX);
+    let heartbeat = raise("heartbeat".into(), Value::Null).await.unwrap();
+    assert_eq!(heartbeat.status(), 202);
+    let d = h.runtime.driver.load("storm").await.unwrap().unwrap();
+    let size = serde_json::to_vec(&d).unwrap().len();
+    assert!(size < 400 * 1024, "checkpoint of {size} bytes");
+    assert_eq!(
+        d.inbox.len(),
+        berth::engine::MAX_INBOX,
+        "nothing was dropped"
+    );
+    assert!(
+        d.inbox.iter().any(|e| e.name == "big-0"),
+        "the first event is kept"
+    );
+    call(
+        &h,
+        Method::POST,
+        "/api/deployments/storm/terminate",
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(wait_done_keyed(&h, "storm").await, "Terminated");
 }

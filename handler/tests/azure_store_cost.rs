@@ -94,6 +94,7 @@ async fn run(connection: &StorageConnection, spec: Value) -> (Snapshot, Snapshot
         api_key: None,
         public_url: Some(url.clone()),
         prices: Prices::default(),
+        loopback_only: false,
     }));
     let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     let steps: Arc<dyn Steps> = backend.steps.clone();

@@ -76,10 +76,24 @@ async fn dev_killed_mid_job_recovers_on_restart(backend: Backend) {
         },
     };
     let (port, emulator_port) = (free_port(), free_port());
-    let http = reqwest::Client::new();
     let api = format!("http://127.0.0.1:{port}/api/deployments");
     let mut child = dev(&data, port, emulator_port, &storage);
-    wait_for(&http, &format!("http://127.0.0.1:{port}/"), |_| true).await;
+    wait_for(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{port}/"),
+        |_| true,
+    )
+    .await;
+    // `dev` generated its API key in the data folder; the restart below keeps it.
+    let key = std::fs::read_to_string(data.join("api.key")).unwrap();
+    let headers = reqwest::header::HeaderMap::from_iter([(
+        reqwest::header::HeaderName::from_static("x-functions-key"),
+        reqwest::header::HeaderValue::from_str(key.trim()).unwrap(),
+    )]);
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
 
     // The first attempt runs long; the second finds the marker on its share and finishes quickly.
     let spec = json!({

@@ -18,7 +18,12 @@ use serde_json::{Value, json};
 /// The real handler in Functions mode on SQLite; ARM points nowhere, because nothing here may
 /// ever get as far as creating a container group.
 async fn start(dir: &std::path::Path) -> FunctionsHost {
-    let settings: Vec<(String, String)> = [
+    start_with(dir, Some("http://127.0.0.1:1")).await
+}
+
+/// [`start`], with `BERTH_PUBLIC_URL` as given (unset when `None`).
+async fn start_with(dir: &std::path::Path, public_url: Option<&str>) -> FunctionsHost {
+    let mut settings: Vec<(String, String)> = [
         (
             "BERTH_SQLITE_PATH",
             dir.join("berth.db").display().to_string(),
@@ -31,7 +36,6 @@ async fn start(dir: &std::path::Path) -> FunctionsHost {
         ),
         ("BERTH_RESOURCE_GROUP", "rg".to_owned()),
         ("BERTH_LOCATION", "local".to_owned()),
-        ("BERTH_PUBLIC_URL", "http://127.0.0.1:1".to_owned()),
         (
             "BERTH_SECRETS_KEY",
             berth::crypto::SecretsKey::generate().to_base64(),
@@ -41,6 +45,9 @@ async fn start(dir: &std::path::Path) -> FunctionsHost {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    if let Some(url) = public_url {
+        settings.push(("BERTH_PUBLIC_URL".to_owned(), url.to_owned()));
+    }
     let options = HostOptions::new(&workspace_binary("handler").unwrap(), settings).unwrap();
     FunctionsHost::start(options).await.unwrap()
 }
@@ -284,5 +291,33 @@ async fn a_url_that_disagrees_with_the_invoked_functions_route_is_refused() {
     );
     let (_, answer, _) = host.invoke_raw("deployment", payload).await.unwrap();
     assert_eq!(answer["Outputs"]["res"]["statusCode"], 404, "{answer}");
+    host.stop().await;
+}
+
+/// Hole 7 of SECURITY.md in Functions mode: without `BERTH_PUBLIC_URL` the base URL comes from the
+/// host's `Data.req.Url`; a caller's `X-Forwarded-*` and `Forwarded` headers are dropped, so they
+/// cannot point management or callback URLs (with their tokens) elsewhere.
+#[tokio::test]
+async fn a_callers_forwarded_headers_do_not_choose_the_urls_berth_hands_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = start_with(dir.path(), None).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/deployments", host.api_url()))
+        .header("x-functions-key", host.function_key())
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "host=evil.example;proto=https")
+        .json(&spec("forwarded"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("{}/deployments/forwarded", host.api_url())
+    );
+    assert!(!body.to_string().contains("evil.example"), "{body}");
     host.stop().await;
 }

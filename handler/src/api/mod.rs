@@ -3,6 +3,14 @@
 //! In Functions mode the host authenticates callers (function keys) and this router sees the
 //! reconstructed request; in `dev` and `serve` the API key middleware does it. Callbacks are
 //! authorised by their own token in every mode.
+//!
+//! # Guarantees
+//! - A body sent to a keyed route is `application/json` or a YAML type (`415` otherwise), so a web
+//!   page cannot post one as a CORS "simple request" (`text/plain`, forms) without a preflight.
+//! - With [`Api::loopback_only`] (`dev`), a request whose `Host` is not a loopback name (DNS
+//!   rebinding) or whose `Origin` is not a loopback origin (another site) is refused with `403`.
+//! - The public base URL handed to containers and pollers is `BERTH_PUBLIC_URL` when set; without
+//!   it (Functions mode only) it is the host's `Data.req.Url`, never a caller's `X-Forwarded-*`.
 
 pub mod problem;
 pub mod status;
@@ -38,9 +46,12 @@ pub struct Api {
     pub driver: Driver,
     /// Required key (`x-functions-key` header or `code` query) when set.
     pub api_key: Option<String>,
-    /// `BERTH_PUBLIC_URL`, else derived from each request.
+    /// `BERTH_PUBLIC_URL`, else derived from each request's forwarded headers, which only the
+    /// Functions dispatcher sets (from the host's `Data.req.Url`, the caller's own dropped).
     pub public_url: Option<String>,
     pub prices: Prices,
+    /// Serve only requests to a loopback `Host` from no `Origin` or a loopback one (`dev`).
+    pub loopback_only: bool,
 }
 
 type Shared = Arc<Api>;
@@ -54,12 +65,107 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/deployments/{id}/terminate", post(terminate))
         .route("/api/deployments/{id}/logs/{group}/{container}", get(logs))
         .route("/api/deployments/{id}/history", get(history))
+        .route_layer(middleware::from_fn(require_json_body))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
-    Router::new()
+    let router = Router::new()
         .route("/api/callbacks/{id}/{kind}", post(callback))
         .merge(keyed)
-        .fallback(not_found)
-        .with_state(api)
+        .fallback(not_found);
+    let router = if api.loopback_only {
+        router.layer(middleware::from_fn(require_loopback))
+    } else {
+        router
+    };
+    router.with_state(api)
+}
+
+/// Whether `host` (a `Host` header or an origin's authority) names this machine's loopback.
+fn is_loopback_authority(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `dev`'s guard against web pages: a loopback `Host` (no DNS rebinding) and no `Origin`, or a
+/// loopback `http` one (no cross-site request).
+async fn require_loopback(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let value_of = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
+    };
+    let host = value_of(header::HOST).unwrap_or_default();
+    let origin = value_of(header::ORIGIN);
+    if !is_loopback_authority(&host) {
+        return Problem::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "host: `handler dev` serves only requests to 127.0.0.1, localhost or [::1]",
+        )
+        .into_response();
+    }
+    if let Some(origin) = origin {
+        let authority = origin.strip_prefix("http://").unwrap_or("");
+        if authority.contains('/') || !is_loopback_authority(authority) {
+            return Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("origin: `handler dev` refuses requests from other sites ({origin})"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// A body on a keyed route must say it is JSON or YAML: a form or `text/plain` body is what a
+/// cross-site page can send without a preflight.
+async fn require_json_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|n| n.as_bytes() != b"0");
+    if !has_body {
+        return next.run(request).await;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        || Format::from_content_type(Some(&essence)) == Format::AciYaml;
+    if accepted {
+        next.run(request).await
+    } else {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            format!(
+                "content-type: a body must be application/json or application/yaml, not '{content_type}'"
+            ),
+        )
+        .into_response()
+    }
 }
 
 async fn not_found() -> Problem {
@@ -98,16 +204,19 @@ fn base_url(api: &Api, headers: &HeaderMap) -> String {
     if let Some(url) = &api.public_url {
         return url.trim_end_matches('/').to_owned();
     }
+    // Only the Functions dispatcher gets here (`serve` and `dev` always have a public URL), and it
+    // sets both headers from the host's `Data.req.Url`, replacing any the caller sent.
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
     };
-    let host = header("x-forwarded-host")
-        .or_else(|| header("host"))
-        .unwrap_or_else(|| "127.0.0.1".into());
-    let scheme = header("x-forwarded-proto").unwrap_or_else(|| "http".into());
+    let host = header("x-forwarded-host").unwrap_or_else(|| "127.0.0.1".into());
+    let scheme = match header("x-forwarded-proto").as_deref() {
+        Some("https") => "https",
+        _ => "http",
+    };
     format!("{scheme}://{host}")
 }
 

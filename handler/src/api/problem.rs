@@ -9,6 +9,9 @@ use crate::driver::DriverError;
 use crate::spec::SpecErrors;
 use crate::store::StoreError;
 
+/// What a caller refused for a full inbox is told to wait, in seconds.
+pub const INBOX_RETRY_AFTER_S: u64 = 60;
+
 /// An API error.
 #[derive(Debug)]
 pub struct Problem {
@@ -17,6 +20,8 @@ pub struct Problem {
     pub detail: String,
     /// Every spec problem, when the error is a bad spec.
     pub errors: Vec<crate::spec::SpecError>,
+    /// Seconds for `Retry-After` on a 429 or 503 (1 when unset).
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -27,7 +32,14 @@ impl Problem {
             title,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// The same problem, telling the caller to come back after `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// `400`: a field of the request is wrong.
@@ -56,6 +68,7 @@ impl From<SpecErrors> for Problem {
             title: "Invalid deployment spec",
             detail: errors.to_string(),
             errors: errors.0,
+            retry_after: None,
         }
     }
 }
@@ -101,6 +114,16 @@ impl From<DriverError> for Problem {
                 "Gone",
                 format!("id: deployment '{id}' has ended ({})", status.as_str()),
             ),
+            DriverError::InboxFull { id } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many events",
+                format!(
+                    "name: deployment '{id}' keeps at most {} raised events ({} KB of payloads) and its inbox is full",
+                    crate::engine::MAX_INBOX,
+                    crate::engine::MAX_INBOX_BYTES / 1024
+                ),
+            )
+            .retry_after(INBOX_RETRY_AFTER_S),
         }
     }
 }
@@ -123,7 +146,8 @@ impl IntoResponse for Problem {
         if self.status == StatusCode::SERVICE_UNAVAILABLE
             || self.status == StatusCode::TOO_MANY_REQUESTS
         {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let seconds = self.retry_after.unwrap_or(1);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -55,8 +55,23 @@ pub enum EngineError {
 
 /// Most entries kept in a deployment's history (the first and the latest are kept).
 pub const MAX_HISTORY: usize = 400;
-/// Most raised events kept in the inbox.
-const MAX_INBOX: usize = 100;
+/// Most raised events kept in a deployment's inbox.
+pub const MAX_INBOX: usize = 100;
+/// Most bytes of payload (as JSON) the events in a deployment's inbox hold together.
+pub const MAX_INBOX_BYTES: usize = 256 * 1024;
+
+/// Whether `d`'s inbox has room for an event `name` with `payload`. `completed`, `heartbeat` and
+/// `teardown` are acted on, not kept, and always fit. A full inbox refuses (the API answers 429):
+/// the checkpoint is rewritten with every event, so an unbounded inbox would let a caller grow it
+/// without end, and dropping old events would lose them silently.
+pub fn inbox_has_room(d: &Deployment, name: &str, payload: &serde_json::Value) -> bool {
+    if matches!(name, "completed" | "heartbeat" | "teardown") {
+        return true;
+    }
+    let size = |p: &serde_json::Value| serde_json::to_string(p).map_or(usize::MAX, |t| t.len());
+    let held: usize = d.inbox.iter().map(|r| size(&r.payload)).sum();
+    d.inbox.len() < MAX_INBOX && held.saturating_add(size(payload)) <= MAX_INBOX_BYTES
+}
 
 /// A new deployment, and its first step, due now.
 pub fn start(
@@ -399,9 +414,7 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                     }
                 }
                 _ => {
-                    if d.inbox.len() >= MAX_INBOX {
-                        d.inbox.remove(0);
-                    }
+                    // Bounded by the caller: `inbox_has_room` is asked before an event is raised.
                     note(d, now, "EventReceived", name.clone());
                     d.inbox.push(Raised {
                         name,

@@ -7,7 +7,9 @@ pub mod names;
 pub mod policy;
 pub mod state;
 
-pub use apply::{EngineError, StartOptions, Transition, apply, start};
+pub use apply::{
+    EngineError, MAX_INBOX, MAX_INBOX_BYTES, StartOptions, Transition, apply, inbox_has_room, start,
+};
 pub use event::{Action, ActionKind, Event};
 pub use state::{
     ContainerObservation, Deployment, Instance, Millis, Observation, Phase, RuntimeStatus,

@@ -211,7 +211,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await?;
     tracing::info!(port, "custom handler listening");
-    axum::serve(listener, lazy_router(init)).await
+    // The host's invocations may legitimately run for `functionTimeout` (10 minutes), and its
+    // pooled connections idle for a minute or two: close them later than it would.
+    let limits = crate::server::Limits {
+        request_timeout: std::time::Duration::from_secs(15 * 60),
+        header_timeout: std::time::Duration::from_secs(5 * 60),
+        ..crate::server::Limits::default()
+    };
+    crate::server::serve(listener, lazy_router(init), limits, std::future::pending()).await
 }
 
 /// The readiness probe: the host sends `GET /` every 25 ms until anything answers.

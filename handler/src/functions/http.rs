@@ -27,6 +27,9 @@ const HOP_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
+/// Forwarding headers: set from `Url` (the host's word), never taken from the caller.
+const FORWARDED: &[&str] = &["x-forwarded-host", "x-forwarded-proto", "forwarded"];
+
 /// The largest API response body passed back to the host (the captured logs are the big ones).
 pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
@@ -215,30 +218,26 @@ impl HttpInvocation {
 
     /// Rebuilds the caller's request for the API router at `path` (from [`Self::route_path`]) with
     /// the raw query of `Url`, the caller's headers, and the body. `X-Forwarded-Proto` and
-    /// `X-Forwarded-Host` are added from `Url` when the caller's request has none, so the API can
-    /// derive its public base URL (for callback URLs) as it does behind any other proxy.
+    /// `X-Forwarded-Host` are set from `Url`, replacing any the caller sent, so that without
+    /// `BERTH_PUBLIC_URL` the API derives its public base URL from what the host says alone.
     pub fn into_request(self, path: &str) -> Result<Request<Body>, InvocationError> {
         let uri = match self.url.query() {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
-        let has = |name: &str| self.headers.iter().any(|(n, _)| n.as_str() == name);
-        let forwarded_proto = (!has("x-forwarded-proto")).then(|| self.url.scheme().to_owned());
-        let forwarded_host = if has("x-forwarded-host") {
-            None
-        } else {
-            self.url.host_str().map(|host| match self.url.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host.to_owned(),
-            })
-        };
+        let forwarded_proto = self.url.scheme().to_owned();
+        let forwarded_host = self.url.host_str().map(|host| match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        });
         let mut builder = Request::builder().method(self.method).uri(&uri);
         for (name, value) in self.headers {
-            builder = builder.header(name, value);
+            // The caller's own forwarded headers are not the host's word: dropped.
+            if !FORWARDED.contains(&name.as_str()) {
+                builder = builder.header(name, value);
+            }
         }
-        if let Some(proto) = forwarded_proto {
-            builder = builder.header("x-forwarded-proto", proto);
-        }
+        builder = builder.header("x-forwarded-proto", forwarded_proto);
         if let Some(host) = forwarded_host {
             builder = builder.header("x-forwarded-host", host);
         }

@@ -108,6 +108,11 @@ impl SqliteStore {
                 source: Box::new(e),
             })?;
         }
+        create_private_file(path).map_err(|e| StoreError::Backend {
+            operation: "create the database file",
+            transient: false,
+            source: Box::new(e),
+        })?;
         let conn = Connection::open(path).map_err(backend("open the database"))?;
         Self::with_connection(conn, clock)
     }
@@ -470,5 +475,21 @@ impl Steps for SqliteStore {
             notified,
         )
         .await;
+    }
+}
+
+/// Creates the database file readable and writable by its owner only, unless it exists. SQLite
+/// gives its `-wal` and `-shm` files the database file's permissions, so they follow.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
