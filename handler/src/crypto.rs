@@ -1,8 +1,14 @@
-//! Secrets at rest and callback tokens, both keyed by `BERTH_SECRETS_KEY`.
+//! Secrets at rest under `BERTH_SECRETS_KEY`, and callback tokens.
 //!
 //! Sealed values are AES-256-GCM with a random 96-bit nonce, written `v1.<key id>.<base64>`; the key
-//! id lets a rotated key open what the previous key sealed. Callback tokens are HMAC-SHA256 over the
-//! deployment id and the event kind, compared in constant time.
+//! id lets a rotated key open what the previous key sealed.
+//!
+//! Callback tokens are HMAC-SHA256 over the deployment id and the event kind under a random key
+//! of the deployment's own ([`Keyring::new_callback_key`], kept sealed in its checkpoint), compared
+//! in constant time. So a token names one deployment, not one id: a deployment submitted again
+//! under a purged one's id has a new key. And `BERTH_SECRETS_KEY` alone does not make tokens:
+//! forging one takes the deployment's checkpoint too. (Checkpoints from before per-deployment
+//! keys have none; their tokens are HMACs under a key derived from `BERTH_SECRETS_KEY`.)
 
 use std::fmt;
 
@@ -163,26 +169,66 @@ impl Keyring {
         })
     }
 
-    /// The callback token of one deployment for one event kind.
-    pub fn token(&self, deployment: &str, kind: &str) -> String {
-        Self::token_with(&self.current, deployment, kind)
+    /// A new deployment's callback key: 32 random bytes, sealed.
+    pub fn new_callback_key(&self) -> String {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        self.seal(&bytes)
     }
 
-    fn token_with(key: &SecretsKey, deployment: &str, kind: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.derive("berth-callback-v1"))
-            .expect("any key length");
+    /// The callback token of one deployment for one event kind, under its sealed callback key
+    /// (`None`: a checkpoint from before per-deployment keys).
+    pub fn callback_token(
+        &self,
+        callback_key: Option<&str>,
+        deployment: &str,
+        kind: &str,
+    ) -> Result<String, CryptoError> {
+        match callback_key {
+            Some(sealed) => Ok(Self::token_under(&self.open(sealed)?, deployment, kind)),
+            None => Ok(Self::legacy_token(&self.current, deployment, kind)),
+        }
+    }
+
+    /// Checks a callback token in constant time against the deployment's callback key; a key
+    /// that cannot be opened accepts nothing.
+    pub fn verify_callback(
+        &self,
+        callback_key: Option<&str>,
+        deployment: &str,
+        kind: &str,
+        token: &str,
+    ) -> bool {
+        match callback_key {
+            Some(sealed) => self.open(sealed).is_ok_and(|key| {
+                Self::token_under(&key, deployment, kind)
+                    .as_bytes()
+                    .ct_eq(token.as_bytes())
+                    .into()
+            }),
+            None => self.keys().fold(false, |ok, key| {
+                let expected = Self::legacy_token(key, deployment, kind);
+                ok | bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
+            }),
+        }
+    }
+
+    fn token_under(key: &[u8], deployment: &str, kind: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+        mac.update(b"berth-callback-v2\0");
         mac.update(deployment.as_bytes());
         mac.update(&[0]);
         mac.update(kind.as_bytes());
         URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..24])
     }
 
-    /// Checks a callback token in constant time, against every key of the ring.
-    pub fn verify_token(&self, deployment: &str, kind: &str, token: &str) -> bool {
-        self.keys().fold(false, |ok, key| {
-            let expected = Self::token_with(key, deployment, kind);
-            ok | bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
-        })
+    fn legacy_token(key: &SecretsKey, deployment: &str, kind: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.derive("berth-callback-v1"))
+            .expect("any key length");
+        mac.update(deployment.as_bytes());
+        mac.update(&[0]);
+        mac.update(kind.as_bytes());
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..24])
     }
 }
 
@@ -221,22 +267,38 @@ mod tests {
         let old = SecretsKey::generate();
         let before = Keyring::new(old.clone(), vec![]);
         let sealed = before.seal(b"payload");
-        let token = before.token("d1", "completed");
+        let callback_key = before.new_callback_key();
+        let token = before
+            .callback_token(Some(&callback_key), "d1", "completed")
+            .unwrap();
         let after = Keyring::new(SecretsKey::generate(), vec![old]);
         assert_eq!(after.open(&sealed).unwrap(), b"payload");
         assert!(after.needs_reseal(&sealed));
         assert!(!after.needs_reseal(&after.seal(b"payload")));
-        assert!(after.verify_token("d1", "completed", &token));
+        assert!(after.verify_callback(Some(&callback_key), "d1", "completed", &token));
     }
 
     #[test]
-    fn tokens_are_scoped_to_deployment_and_kind() {
+    fn tokens_are_scoped_to_deployment_key_and_kind() {
         let ring = Keyring::new(SecretsKey::generate(), vec![]);
-        let token = ring.token("d1", "completed");
-        assert!(ring.verify_token("d1", "completed", &token));
-        assert!(!ring.verify_token("d2", "completed", &token));
-        assert!(!ring.verify_token("d1", "heartbeat", &token));
-        assert!(!ring.verify_token("d1", "completed", ""));
+        let key = ring.new_callback_key();
+        let token = ring.callback_token(Some(&key), "d1", "completed").unwrap();
+        assert!(ring.verify_callback(Some(&key), "d1", "completed", &token));
+        assert!(!ring.verify_callback(Some(&key), "d2", "completed", &token));
+        assert!(!ring.verify_callback(Some(&key), "d1", "heartbeat", &token));
+        assert!(!ring.verify_callback(Some(&key), "d1", "completed", ""));
+        // The same id with another deployment's key (purged, then submitted again).
+        let again = ring.new_callback_key();
+        assert!(!ring.verify_callback(Some(&again), "d1", "completed", &token));
+        // A token made from BERTH_SECRETS_KEY alone (the scheme before per-deployment keys).
+        let forged = ring.callback_token(None, "d1", "completed").unwrap();
+        assert!(!ring.verify_callback(Some(&key), "d1", "completed", &forged));
+        assert!(
+            ring.verify_callback(None, "d1", "completed", &forged),
+            "legacy checkpoints"
+        );
+        // A key sealed under another ring opens nothing.
+        assert!(!ring.verify_callback(Some("v1.x.y"), "d1", "completed", &token));
     }
 
     #[test]

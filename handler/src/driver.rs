@@ -67,6 +67,9 @@ pub enum DriverError {
     /// An event raised from outside on a deployment that has ended.
     #[error("deployment '{id}' has ended ({})", status.as_str())]
     Ended { id: String, status: RuntimeStatus },
+    /// A caller the deployment does not accept (a callback with a wrong token).
+    #[error("deployment '{id}' does not accept this caller")]
+    Unauthorised { id: String },
     /// A raised event that the deployment's inbox has no room for.
     #[error("deployment '{id}' has no room for more raised events")]
     InboxFull { id: String },
@@ -174,7 +177,8 @@ impl Driver {
             callback_base,
             create_claim_ms: self.settings.create_claim_ms,
         };
-        let transition = engine::start(spec, sealed, digest, options, now);
+        let mut transition = engine::start(spec, sealed, digest, options, now);
+        transition.next.callback_key = Some(self.keys.new_callback_key());
         let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {
@@ -210,12 +214,27 @@ impl Driver {
     /// A deployment that has ended refuses it with [`DriverError::Ended`]: the check rides on the
     /// load the event is applied to, so the API need not read the checkpoint a second time.
     pub async fn raise(&self, id: &str, event: Event) -> Result<Deployment, DriverError> {
+        self.raise_authorised(id, event, |_| true).await
+    }
+
+    /// [`Self::raise`] for a caller that `authorised` must accept on the loaded deployment (a
+    /// callback's token), before anything about the deployment is told or changed; refused with
+    /// [`DriverError::Unauthorised`].
+    pub async fn raise_authorised(
+        &self,
+        id: &str,
+        event: Event,
+        authorised: impl Fn(&Deployment) -> bool,
+    ) -> Result<Deployment, DriverError> {
         loop {
             let stored = self
                 .store
                 .load(id)
                 .await?
                 .ok_or_else(|| DriverError::NotFound(id.to_owned()))?;
+            if !authorised(&stored.deployment) {
+                return Err(DriverError::Unauthorised { id: id.to_owned() });
+            }
             if stored.deployment.status.is_terminal() {
                 return Err(DriverError::Ended {
                     id: id.to_owned(),
@@ -349,6 +368,14 @@ impl Driver {
     /// Seals a deployment's secrets again under the current key after a key rotation (and keys
     /// its spec digest with it), so that the previous key can be retired. Saved with the next save.
     fn reseal(&self, d: &mut Deployment) {
+        if let Some(key) = d
+            .callback_key
+            .as_deref()
+            .filter(|k| self.keys.needs_reseal(k))
+            && let Ok(plain) = self.keys.open(key)
+        {
+            d.callback_key = Some(self.keys.seal(&plain));
+        }
         let Some(sealed) = d.sealed.clone().filter(|s| self.keys.needs_reseal(s)) else {
             return;
         };
@@ -567,7 +594,7 @@ impl Driver {
             put_secrets(&mut properties, slot, &slots);
         }
         self.resolve_settings(&mut properties, slot)?;
-        self.add_callbacks(d, &mut properties);
+        self.add_callbacks(d, &mut properties)?;
         if self.settings.fetch_share_keys {
             self.add_share_keys(&mut properties).await?;
         }
@@ -636,25 +663,28 @@ impl Driver {
         Ok(())
     }
 
-    fn add_callbacks(&self, d: &Deployment, properties: &mut Value) {
+    fn add_callbacks(&self, d: &Deployment, properties: &mut Value) -> Result<(), String> {
         let base = d.callback_base.trim_end_matches('/');
-        let url = |kind: &str| {
-            format!(
-                "{base}/api/callbacks/{}/{kind}?token={}",
-                d.id,
-                self.keys.token(&d.id, kind)
-            )
+        let url = |kind: &str| -> Result<String, String> {
+            let token = self
+                .keys
+                .callback_token(d.callback_key.as_deref(), &d.id, kind)
+                .map_err(|e| format!("the deployment's callback key cannot be opened: {e}"))?;
+            Ok(format!(
+                "{base}/api/callbacks/{}/{kind}?token={token}",
+                d.id
+            ))
         };
         let injected = [
             json!({ "name": "BERTH_DEPLOYMENT_ID", "value": d.id }),
-            json!({ "name": "BERTH_CALLBACK_URL", "secureValue": url("completed") }),
-            json!({ "name": "BERTH_HEARTBEAT_URL", "secureValue": url("heartbeat") }),
+            json!({ "name": "BERTH_CALLBACK_URL", "secureValue": url("completed")? }),
+            json!({ "name": "BERTH_HEARTBEAT_URL", "secureValue": url("heartbeat")? }),
         ];
         let Some(containers) = properties
             .get_mut("containers")
             .and_then(Value::as_array_mut)
         else {
-            return;
+            return Ok(());
         };
         for container in containers {
             let Some(props) = container
@@ -675,6 +705,7 @@ impl Driver {
                 vars.extend(injected.iter().cloned());
             }
         }
+        Ok(())
     }
 
     async fn add_share_keys(&self, properties: &mut Value) -> Result<(), String> {

@@ -151,7 +151,7 @@ async fn callbacks_need_their_token_not_the_api_key() {
     assert!(problem["detail"].as_str().unwrap().starts_with("token:"));
 
     // A container has no API key: its token alone is enough.
-    let token = h.runtime.driver.keys.token("auth-cb", "completed");
+    let token = h.token("auth-cb", "completed").await;
     let response = h
         .http
         .post(format!(
@@ -171,7 +171,8 @@ async fn callbacks_need_their_token_not_the_api_key() {
 async fn event_and_callback_bodies_are_bounded() {
     let h = Harness::start().await;
     let big = vec![b' '; berth::api::MAX_EVENT_PAYLOAD + 1];
-    let token = h.runtime.driver.keys.token("auth-big", "completed");
+    // Refused before any token or deployment matters.
+    let token = "any-token";
     for path in [
         "/api/deployments/auth-big/events/completed".to_owned(),
         format!("/api/callbacks/auth-big/completed?token={token}"),
@@ -196,7 +197,8 @@ async fn event_and_callback_bodies_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_in_paths_are_checked_before_they_are_used() {
     let h = Harness::start().await;
-    let token = h.runtime.driver.keys.token("ok", "completed");
+    // Names are checked before any token or deployment matters.
+    let token = "any-token";
     let cases = [
         (Method::GET, "/api/deployments/Upper".to_owned(), "id:"),
         (Method::GET, "/api/deployments/a..b".into(), "id:"),
@@ -479,4 +481,68 @@ async fn an_event_storm_is_refused_once_the_inbox_is_full() {
     )
     .await;
     assert_eq!(wait_done_keyed(&h, "storm").await, "Terminated");
+}
+
+/// Hole 6 of SECURITY.md: tokens were HMAC(id, kind) under `BERTH_SECRETS_KEY`, so after a purge
+/// the old deployment's token completed a new one under the same id, and anyone with the secrets
+/// key could make tokens for any deployment. Tokens now derive from a random key of each
+/// deployment's own, kept sealed in its checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_or_forged_token_does_not_complete_a_new_deployment_under_the_same_id() {
+    let h = keyed().await;
+    let mut spec = job("reused", "sleep 600");
+    spec["completion"] = serde_json::json!("callback");
+    let submit = || async {
+        h.http
+            .post(format!("{}/api/deployments", h.api))
+            .header("x-functions-key", KEY)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(submit().await, 202);
+    let old = h.token("reused", "completed").await;
+    call(
+        &h,
+        Method::POST,
+        "/api/deployments/reused/terminate",
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(wait_done_keyed(&h, "reused").await, "Terminated");
+    let (code, _) = call(&h, Method::DELETE, "/api/deployments/reused", Some(KEY)).await;
+    assert_eq!(code, 200);
+    assert_eq!(submit().await, 202, "a new deployment under the purged id");
+    let new = h.token("reused", "completed").await;
+    assert_ne!(old, new);
+    // What an attacker holding BERTH_SECRETS_KEY alone can compute.
+    let forged = h
+        .runtime
+        .driver
+        .keys
+        .callback_token(None, "reused", "completed")
+        .unwrap();
+    let complete = |token: String| {
+        h.http
+            .post(format!(
+                "{}/api/callbacks/reused/completed?token={token}",
+                h.api
+            ))
+            .json(&serde_json::json!({ "exitCode": 0 }))
+            .send()
+    };
+    for (token, what) in [
+        (old, "the purged deployment's token"),
+        (forged, "a forged token"),
+    ] {
+        let response = complete(token).await.unwrap();
+        assert_eq!(response.status(), 403, "{what}");
+    }
+    let (_, status) = call(&h, Method::GET, "/api/deployments/reused", Some(KEY)).await;
+    assert_eq!(status["runtimeStatus"], "Running", "still running: {status}");
+    assert!(status["phase"] != "Done", "{status}");
+    assert_eq!(complete(new).await.unwrap().status(), 202);
+    assert_eq!(wait_done_keyed(&h, "reused").await, "Succeeded");
 }

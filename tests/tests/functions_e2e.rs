@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth::crypto::{Keyring, SecretsKey};
+use berth::crypto::SecretsKey;
 use berth_tests::host::{HostOptions, RunningApp, workspace_binary};
 use scenarios::{Berth, Disruption, job};
 use serde_json::{Value, json};
@@ -107,7 +107,6 @@ impl Drop for Emulator {
 struct App {
     app: RunningApp,
     emulator: Emulator,
-    keys: Keyring,
     http: reqwest::Client,
     api: String,
     key: String,
@@ -125,10 +124,6 @@ impl Berth for App {
 
     fn authorise(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request.header("x-functions-key", &self.key)
-    }
-
-    fn token(&self, id: &str, kind: &str) -> String {
-        self.keys.token(id, kind)
     }
 
     fn arm(&self) -> String {
@@ -177,7 +172,6 @@ impl App {
         Some(Self {
             app,
             emulator,
-            keys: Keyring::new(secrets, vec![]),
             http: reqwest::Client::new(),
             api,
             key,

@@ -32,7 +32,7 @@ pub use problem::Problem;
 pub use status::Prices;
 
 use crate::driver::{Driver, DriverError};
-use crate::engine::{Event, RuntimeStatus};
+use crate::engine::{Deployment, Event, RuntimeStatus};
 use crate::spec::{self, Format};
 use crate::store::ListQuery;
 
@@ -490,17 +490,19 @@ async fn callback(
             "token: not valid for this deployment and event",
         )
     };
-    if !api.driver.keys.verify_token(&id, &kind, &token) {
-        return Err(forbidden());
-    }
     let payload = event_payload(body).await?;
     let event = Event::Raised {
-        name: kind,
+        name: kind.clone(),
         payload,
     };
-    match api.driver.raise(&id, event).await {
+    let keys = &api.driver.keys;
+    let authorised =
+        |d: &Deployment| keys.verify_callback(d.callback_key.as_deref(), &d.id, &kind, &token);
+    match api.driver.raise_authorised(&id, event, authorised).await {
         Ok(_) => {}
-        Err(DriverError::NotFound(_)) => return Err(forbidden()),
+        Err(DriverError::NotFound(_) | DriverError::Unauthorised { .. }) => {
+            return Err(forbidden());
+        }
         Err(DriverError::Ended { .. }) => {
             return Err(Problem::new(
                 StatusCode::FORBIDDEN,

@@ -114,6 +114,11 @@ impl From<DriverError> for Problem {
                 "Gone",
                 format!("id: deployment '{id}' has ended ({})", status.as_str()),
             ),
+            DriverError::Unauthorised { id } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!("token: not valid for deployment '{id}' and this event"),
+            ),
             DriverError::InboxFull { id } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many events",

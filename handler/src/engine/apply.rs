@@ -87,6 +87,7 @@ pub fn start(
         spec,
         sealed,
         digest,
+        callback_key: None,
         callback_base: options.callback_base,
         seq: 1,
         create_claim_ms: options.create_claim_ms,

@@ -20,6 +20,11 @@ pub struct Deployment {
     pub sealed: Option<String>,
     /// Keyed digest of the submitted spec, to answer a repeated `POST` with the same id.
     pub digest: String,
+    /// The key of this deployment's callback tokens: random, made at submit, sealed like the
+    /// spec's secrets. A new deployment under a purged one's id gets a new key, so the old
+    /// tokens do not open it. `None` in checkpoints from before per-deployment keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_key: Option<String>,
     /// Base URL the containers call back to (`BERTH_PUBLIC_URL`, or derived from the submit request).
     #[serde(default)]
     pub callback_base: String,

@@ -32,8 +32,6 @@ pub trait Berth: Sync {
     fn http(&self) -> &reqwest::Client;
     /// Adds a caller's credentials to a request (the function key through the Functions host).
     fn authorise(&self, request: RequestBuilder) -> RequestBuilder;
-    /// The callback token Berth gives a deployment's containers for the event `kind`.
-    fn token(&self, id: &str, kind: &str) -> String;
     /// The emulator's ARM endpoint.
     fn arm(&self) -> String;
     /// The emulator's data folder (shares at `shares/<account>/<share>/`).
@@ -122,6 +120,41 @@ pub async fn catch_phase(
             _ => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
+}
+
+/// The callback token Berth gave a container of `job_tokens`' job `id` for `kind`: what the
+/// container wrote to the share from its `BERTH_CALLBACK_URL` or `BERTH_HEARTBEAT_URL`.
+pub async fn given_token(b: &impl Berth, id: &str, kind: &str) -> String {
+    let file = share(b, "teststore", "data").join(format!("{id}-{kind}-url"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(&file)
+            && let Some((_, token)) = url.trim().split_once("?token=")
+            && !token.is_empty()
+        {
+            return token.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} never wrote {}",
+            file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A job that writes the callback URLs it was given to the share (for [`given_token`]), then
+/// runs `script`.
+pub fn job_tokens(id: &str, script: &str) -> Value {
+    job(
+        id,
+        &format!(
+            "echo \"$BERTH_CALLBACK_URL\" > /mnt/share/{id}-completed-url.tmp && \
+             mv /mnt/share/{id}-completed-url.tmp /mnt/share/{id}-completed-url && \
+             echo \"$BERTH_HEARTBEAT_URL\" > /mnt/share/{id}-heartbeat-url.tmp && \
+             mv /mnt/share/{id}-heartbeat-url.tmp /mnt/share/{id}-heartbeat-url && {script}"
+        ),
+    )
 }
 
 /// Waits (up to 60 s) until the phase is `Done`.
@@ -390,13 +423,13 @@ pub async fn completion_by_callback_succeeds_and_stops_the_container(b: &impl Be
 /// forged one or none is refused (whatever other credentials come with it); the right one works
 /// without any.
 pub async fn a_foreign_or_wrong_token_is_refused(b: &impl Berth) {
-    let mut a = job("tok-a", "sleep 600");
+    let mut a = job_tokens("tok-a", "sleep 600");
     a["completion"] = json!("callback");
-    let mut other = job("tok-b", "sleep 600");
+    let mut other = job_tokens("tok-b", "sleep 600");
     other["completion"] = json!("callback");
     let a = start_deployment(b, &a).await;
     let other = start_deployment(b, &other).await;
-    let a_token = b.token(&a, "completed");
+    let a_token = given_token(b, &a, "completed").await;
     for (path, why) in [
         (
             format!("/callbacks/{other}/completed?token={a_token}"),
@@ -421,7 +454,7 @@ pub async fn a_foreign_or_wrong_token_is_refused(b: &impl Berth) {
         );
     }
     let anonymous = |path: String| b.http().post(format!("{}{path}", b.api()));
-    let heartbeat = b.token(&a, "heartbeat");
+    let heartbeat = given_token(b, &a, "heartbeat").await;
     let response = anonymous(format!("/callbacks/{a}/heartbeat?token={heartbeat}"))
         .send()
         .await
@@ -481,6 +514,7 @@ pub async fn bad_specs_get_400_naming_the_field(b: &impl Berth) {
     let fresh = reqwest::Client::new().post(format!("{}/deployments", b.api()));
     let response = b
         .authorise(fresh)
+        .header("content-type", "application/json")
         .body(vec![b'x'; 2 * 1024 * 1024])
         .send()
         .await
