@@ -100,6 +100,13 @@ pub struct Submitted {
     pub existed: bool,
 }
 
+/// Whether a container group's tags say it is `d`'s: its `berth-deployment` is `d`'s id and, for
+/// deployments with a uid, its `berth-uid` is `d`'s (a group of a purged deployment under the same
+/// id is not).
+fn owns(d: &Deployment, tags: &std::collections::BTreeMap<String, String>) -> bool {
+    tags.get("berth-deployment") == Some(&d.id) && tags.get("berth-uid") == d.uid.as_ref()
+}
+
 /// Sends the group's logs to a Log Analytics workspace (ACI's `diagnostics.logAnalytics`).
 fn add_diagnostics(properties: &mut Value, workspace_id: &str, key: &str) {
     if let Some(map) = properties.as_object_mut() {
@@ -176,6 +183,7 @@ impl Driver {
         let options = engine::StartOptions {
             callback_base,
             create_claim_ms: self.settings.create_claim_ms,
+            uid: Some(uuid::Uuid::new_v4().simple().to_string()),
         };
         let mut transition = engine::start(spec, sealed, digest, options, now);
         transition.next.callback_key = Some(self.keys.new_callback_key());
@@ -436,24 +444,35 @@ impl Driver {
             transient: e.is_transient(),
         };
         match action {
-            Action::Create {
-                instance,
-                slot,
-                check_first,
-            } => {
-                if *check_first {
-                    let at = self.clock.now();
-                    match self.arm.get_group(instance).await {
-                        Ok(Some(group)) => {
-                            return vec![Event::Observed {
-                                instance: instance.clone(),
-                                observation: group.observation(),
-                                at,
-                            }];
-                        }
-                        Ok(None) => {}
-                        Err(e) => return vec![failed(instance, ActionKind::Create, &e)],
+            Action::Create { instance, slot, .. } => {
+                // Always a look first, not only after a claim ran out: a group of this name
+                // that another deployment owns is never updated (its PUT would take it over).
+                let at = self.clock.now();
+                match self.arm.get_group(instance).await {
+                    Ok(Some(group)) if owns(d, &group.tags) => {
+                        return vec![Event::Observed {
+                            instance: instance.clone(),
+                            observation: group.observation(),
+                            at,
+                        }];
                     }
+                    Ok(Some(group)) => {
+                        let owner = group
+                            .tags
+                            .get("berth-deployment")
+                            .map_or("", String::as_str);
+                        tracing::warn!(deployment.id = %d.id, aci.group = %instance, owner, "group name taken");
+                        return vec![Event::Failed {
+                            instance: instance.clone(),
+                            action: ActionKind::Create,
+                            error: format!(
+                                "container group {instance} exists and is not this deployment's (berth-deployment: '{owner}'); left untouched"
+                            ),
+                            transient: false,
+                        }];
+                    }
+                    Ok(None) => {}
+                    Err(e) => return vec![failed(instance, ActionKind::Create, &e)],
                 }
                 let body = match self.group_body(d, *slot).await {
                     Ok(body) => body,
@@ -618,6 +637,9 @@ impl Driver {
             .collect();
         tags.insert("berth-app".into(), Value::from(self.settings.app.as_str()));
         tags.insert("berth-deployment".into(), Value::from(d.id.as_str()));
+        if let Some(uid) = &d.uid {
+            tags.insert("berth-uid".into(), Value::from(uid.as_str()));
+        }
         tags.insert("berth-group".into(), Value::from(group.name.as_str()));
         tags.insert(
             "berth-created".into(),

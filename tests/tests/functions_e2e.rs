@@ -322,11 +322,8 @@ async fn the_handler_killed_in_every_phase_is_restarted_and_creates_each_group_o
     }
     let stats = scenarios::stats(&a).await;
     for id in &ids {
-        assert_eq!(
-            stats["createsByName"][format!("{id}-work-1")],
-            1,
-            "{id}: {stats}"
-        );
+        let name = scenarios::aci(&a, id, "work", 1).await;
+        assert_eq!(stats["createsByName"][&name], 1, "{id}: {stats}");
     }
     assert_eq!(
         stats["createsByName"].as_object().unwrap().len(),
@@ -404,11 +401,8 @@ async fn the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned() {
     assert_eq!(exists("orphan-old").await, 404, "the old orphan is deleted");
     assert_eq!(exists("orphan-new").await, 200, "within the grace period");
     assert_eq!(exists("other-app").await, 200, "another app's group");
-    assert_eq!(
-        exists("live-1-work-1").await,
-        200,
-        "owned by a live deployment"
-    );
+    let live = scenarios::aci(&a, "live-1", "work", 1).await;
+    assert_eq!(exists(&live).await, 200, "owned by a live deployment");
     assert_eq!(scenarios::status(&a, &id).await["runtimeStatus"], "Running");
 
     let terminate = format!("/deployments/{id}/terminate?reason=test");

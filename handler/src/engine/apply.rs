@@ -13,6 +13,9 @@ use super::policy::{self, CALLBACK_GRACE_MS, CREATE_CLAIM_MS};
 pub struct StartOptions {
     pub callback_base: String,
     pub create_claim_ms: Millis,
+    /// The deployment's random identity, hashed into its groups' names (see
+    /// [`super::names::aci_name`]); `None` names them as before it existed.
+    pub uid: Option<String>,
 }
 
 impl StartOptions {
@@ -21,6 +24,7 @@ impl StartOptions {
         StartOptions {
             callback_base: callback_base.into(),
             create_claim_ms: CREATE_CLAIM_MS,
+            uid: None,
         }
     }
 }
@@ -88,6 +92,7 @@ pub fn start(
         sealed,
         digest,
         callback_key: None,
+        uid: options.uid,
         callback_base: options.callback_base,
         seq: 1,
         create_claim_ms: options.create_claim_ms,
@@ -640,7 +645,12 @@ fn plan_instances(d: &mut Deployment, now: Millis, plan: &mut Plan) {
         let heals = generation.saturating_sub(1);
         let blocked_until =
             (d.spec.mode == Mode::Service && heals > 0).then(|| now + policy::failure_delay(heals));
-        let name = aci_name(&d.id, &d.spec.groups[slot].name, generation);
+        let name = aci_name(
+            &d.id,
+            d.uid.as_deref(),
+            &d.spec.groups[slot].name,
+            generation,
+        );
         d.instances.push(Instance {
             slot,
             generation,

@@ -1,14 +1,47 @@
-//! Container-group names: derived from deployment id, group and generation, so that creating the
-//! same group twice names the same ARM resource (the create is idempotent by name).
+//! Container-group names: derived from the deployment (its id and random uid), group and
+//! generation, so that creating the same instance twice names the same ARM resource (the create
+//! is idempotent by name) and no two deployments ever name the same one.
 
 use sha2::{Digest, Sha256};
 
 /// ARM's limit for a container-group name.
 pub const MAX_NAME: usize = 63;
 
-/// The ARM name of a group's instance: `{id}-{group}-{generation}`, or, when that is longer than
-/// 63 characters, a truncated prefix with a hash of the full name so that names stay unique.
-pub fn aci_name(deployment: &str, group: &str, generation: u32) -> String {
+/// The ARM name of a group's instance: `{id}-{group}-{generation}-{hash}`, the hash (8 hex
+/// digits) taken over the deployment's uid, id, group and generation, each length-prefixed. Ids
+/// and group names may both hold `-`, so `{id}-{group}` alone is ambiguous (`col-p` + `b-c` and
+/// `col-p-b` + `c`); the hash tells them apart, and the uid tells apart deployments submitted
+/// under one id one after the other. A name over 63 characters keeps a prefix of the readable
+/// part. Without a uid (checkpoints from before it), the name is `{id}-{group}-{generation}`, as
+/// their groups were named then.
+pub fn aci_name(deployment: &str, uid: Option<&str>, group: &str, generation: u32) -> String {
+    let Some(uid) = uid else {
+        return legacy_name(deployment, group, generation);
+    };
+    let mut hasher = Sha256::new();
+    for part in [uid, deployment, group] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.update(generation.to_le_bytes());
+    let hash: String = hasher.finalize()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let suffix = format!("-{generation}-{hash}");
+    let mut readable: String = format!("{deployment}-{group}")
+        .chars()
+        .take(MAX_NAME - suffix.len())
+        .collect();
+    while readable.ends_with('-') {
+        readable.pop();
+    }
+    format!("{readable}{suffix}")
+}
+
+/// The name before deployments had a uid: `{id}-{group}-{generation}`, or a truncated prefix
+/// with a hash of the full name past 63 characters.
+fn legacy_name(deployment: &str, group: &str, generation: u32) -> String {
     let full = format!("{deployment}-{group}-{generation}");
     if full.len() <= MAX_NAME {
         return full;
@@ -29,27 +62,52 @@ mod tests {
     use crate::spec::validate;
 
     #[test]
-    fn short_names_read_plainly() {
+    fn names_read_plainly_and_carry_the_generation() {
+        let name = aci_name("transcode-42", Some("u1"), "ffmpeg", 1);
+        assert!(name.starts_with("transcode-42-ffmpeg-1-"), "{name}");
+        assert_eq!(name.len(), "transcode-42-ffmpeg-1-".len() + 8);
         assert_eq!(
-            aci_name("transcode-42", "ffmpeg", 1),
+            aci_name("transcode-42", Some("u1"), "ffmpeg", 1),
+            name,
+            "deterministic"
+        );
+        assert_eq!(
+            aci_name("transcode-42", None, "ffmpeg", 1),
             "transcode-42-ffmpeg-1"
         );
     }
 
     #[test]
+    fn ids_and_groups_that_read_alike_get_different_names() {
+        // Hole 5 of SECURITY.md: both were `col-p-b-c-1`, and the second PUT took over the first's group.
+        let one = aci_name("col-p", Some("u"), "b-c", 1);
+        let two = aci_name("col-p-b", Some("u"), "c", 1);
+        assert_ne!(one, two);
+        // The same id and group under another deployment (purged, submitted again).
+        assert_ne!(
+            aci_name("col-p", Some("u"), "b-c", 1),
+            aci_name("col-p", Some("v"), "b-c", 1)
+        );
+        assert_ne!(one, aci_name("col-p", Some("u"), "b-c", 2));
+    }
+
+    #[test]
     fn long_names_fit_and_stay_distinct() {
         let id = "a".repeat(40);
-        let one = aci_name(&id, &"g".repeat(63), 1);
-        let two = aci_name(&id, &format!("{}h", "g".repeat(62)), 1);
-        assert!(one.len() <= MAX_NAME && two.len() <= MAX_NAME);
-        assert_ne!(one, two);
-        assert_eq!(aci_name(&id, &"g".repeat(63), 1), one, "deterministic");
-        for name in [
-            one,
-            two,
-            aci_name("b-".repeat(19).trim_end_matches('-'), "x-y", 10),
-        ] {
-            validate::group_name(&name).unwrap();
+        for uid in [Some("u"), None] {
+            let one = aci_name(&id, uid, &"g".repeat(63), 1);
+            let two = aci_name(&id, uid, &format!("{}h", "g".repeat(62)), 1);
+            assert!(one.len() <= MAX_NAME && two.len() <= MAX_NAME);
+            assert_ne!(one, two);
+            assert_eq!(aci_name(&id, uid, &"g".repeat(63), 1), one, "deterministic");
+            for name in [
+                one,
+                two,
+                aci_name("b-".repeat(19).trim_end_matches('-'), uid, "x-y", 10),
+                aci_name("b", uid, "x", 1),
+            ] {
+                validate::group_name(&name).unwrap();
+            }
         }
     }
 }

@@ -25,6 +25,12 @@ pub struct Deployment {
     /// tokens do not open it. `None` in checkpoints from before per-deployment keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_key: Option<String>,
+    /// A random identity made at submit (not secret): hashed into the names of its container
+    /// groups and written in their `berth-uid` tag, so that no two deployments, not even one
+    /// submitted again under a purged one's id, name the same group. `None` in checkpoints from
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// Base URL the containers call back to (`BERTH_PUBLIC_URL`, or derived from the submit request).
     #[serde(default)]
     pub callback_base: String,

@@ -198,6 +198,33 @@ pub async fn creates(b: &impl Berth, name: &str) -> u64 {
     stats(b).await["createsByName"][name].as_u64().unwrap_or(0)
 }
 
+/// The ARM names the emulator was asked to create for generation `generation` of `group` in
+/// deployment `id`: `{id}-{group}-{generation}-{hash}`, the hash over the deployment's random
+/// uid, so tests find them rather than compute them.
+pub async fn aci_names(b: &impl Berth, id: &str, group: &str, generation: u32) -> Vec<String> {
+    let prefix = format!("{id}-{group}-{generation}-");
+    let stats = stats(b).await;
+    let mut names: Vec<String> = stats["createsByName"]
+        .as_object()
+        .map(|m| m.keys().filter(|k| is_named(k, &prefix)).cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Whether `name` is `prefix` and an 8-digit hash.
+pub fn is_named(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|hash| hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The one ARM name of generation `generation` of `group` in deployment `id` (see [`aci_names`]).
+pub async fn aci(b: &impl Berth, id: &str, group: &str, generation: u32) -> String {
+    let names = aci_names(b, id, group, generation).await;
+    assert_eq!(names.len(), 1, "{id}/{group}/{generation}: {names:?}");
+    names[0].clone()
+}
+
 /// Waits (up to 10 s) until the emulator runs no container process; returns how many are left.
 pub async fn settled_processes(b: &impl Berth) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -308,8 +335,9 @@ pub async fn a_job_writes_its_share_and_succeeds_with_logs_saved_and_group_delet
         logs(b, &id, "work", "main").await,
         (200, "hello from write-1\n".into())
     );
-    assert_eq!(creates(b, "write-1-work-1").await, 1);
-    assert_eq!(group_status(b, "write-1-work-1").await, 404);
+    let name = aci(b, "write-1", "work", 1).await;
+    assert_eq!(creates(b, &name).await, 1);
+    assert_eq!(group_status(b, &name).await, 404);
     let kinds = history(b, &id).await;
     assert_eq!(
         kinds.first().map(String::as_str),
@@ -334,9 +362,10 @@ pub async fn exit_three_is_retried_then_fails(b: &impl Berth) {
         "{status}"
     );
     assert_eq!(status["groups"][0]["containers"][0]["exitCode"], 3);
-    for name in ["exit-3-work-1", "exit-3-work-2"] {
-        assert_eq!(creates(b, name).await, 1, "{name}");
-        assert_eq!(group_status(b, name).await, 404, "{name}");
+    let first = aci(b, "exit-3", "work", 1).await;
+    for name in [first.clone(), aci(b, "exit-3", "work", 2).await] {
+        assert_eq!(creates(b, &name).await, 1, "{name}");
+        assert_eq!(group_status(b, &name).await, 404, "{name}");
     }
     // Both attempts' logs were saved; the group name serves the latest, the ARM name either.
     assert_eq!(
@@ -344,7 +373,7 @@ pub async fn exit_three_is_retried_then_fails(b: &impl Berth) {
         (200, "attempt\n".into())
     );
     assert_eq!(
-        logs(b, &id, "exit-3-work-1", "main").await,
+        logs(b, &id, &first, "main").await,
         (200, "attempt\n".into())
     );
 }
@@ -379,7 +408,8 @@ pub async fn a_timeout_kills_the_process_tree_and_ends_timed_out(b: &impl Berth)
     );
     let left = no_processes_with(&marker, Duration::from_secs(5)).await;
     assert!(left.is_empty(), "processes left behind: {left:?}");
-    assert_eq!(group_status(b, "slow-1-work-1").await, 404);
+    let name = aci(b, "slow-1", "work", 1).await;
+    assert_eq!(group_status(b, &name).await, 404);
     assert_eq!(
         logs(b, &id, "work", "main").await,
         (200, "started\n".into())
@@ -470,8 +500,9 @@ pub async fn a_foreign_or_wrong_token_is_refused(b: &impl Berth) {
     assert_eq!(post(b, &path, None).await.0, 202);
     assert_eq!(wait_done(b, &a).await["runtimeStatus"], "Succeeded");
     assert_eq!(wait_done(b, &other).await["runtimeStatus"], "Terminated");
-    for name in ["tok-a-work-1", "tok-b-work-1"] {
-        assert_eq!(group_status(b, name).await, 404, "{name}");
+    for id in ["tok-a", "tok-b"] {
+        let name = aci(b, id, "work", 1).await;
+        assert_eq!(group_status(b, &name).await, 404, "{name}");
     }
 }
 
@@ -488,7 +519,8 @@ pub async fn the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts
     assert!(problem["detail"].as_str().unwrap().starts_with("id:"));
     let status = wait_done(b, "idem-1").await;
     assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
-    assert_eq!(creates(b, "idem-1-work-1").await, 1);
+    let name = aci(b, "idem-1", "work", 1).await;
+    assert_eq!(creates(b, &name).await, 1);
 }
 
 /// Bad specs are `400` naming the field, too large a body `413`, and nothing is created.
@@ -526,7 +558,7 @@ pub async fn bad_specs_get_400_naming_the_field(b: &impl Berth) {
     );
     assert_eq!(get(b, "/deployments/bad-1").await.0, 404);
     assert_eq!(get(b, "/deployments?status=Sleeping").await.0, 400);
-    assert_eq!(creates(b, "bad-1-work-1").await, 0);
+    assert!(aci_names(b, "bad-1", "work", 1).await.is_empty());
 }
 
 /// Stand-ins for the seed service's images (an emulator image map): long-running processes that
@@ -606,9 +638,10 @@ pub async fn the_seed_service_is_healed_and_torn_down(b: &impl Berth, disruption
     }
 
     // Disrupt the web group behind Berth's back, then tell Berth something happened.
+    let web = aci(b, "seed", "web", 1).await;
     let response = match disruption {
-        Disruption::Delete => b.http().delete(group_url(b, "seed-web-1", "")),
-        Disruption::Stop => b.http().post(group_url(b, "seed-web-1", "/stop")),
+        Disruption::Delete => b.http().delete(group_url(b, &web, "")),
+        Disruption::Stop => b.http().post(group_url(b, &web, "/stop")),
     }
     .send()
     .await
@@ -616,23 +649,29 @@ pub async fn the_seed_service_is_healed_and_torn_down(b: &impl Berth, disruption
     assert!(response.status().is_success(), "{}", response.status());
     let path = format!("/deployments/{id}/events/check");
     assert_eq!(post(b, &path, None).await.0, 202);
+    let named = |s: &Value, slot: usize, prefix: &str| {
+        is_named(s["groups"][slot]["aciName"].as_str().unwrap_or(""), prefix)
+    };
     let healed = wait_for(b, &id, Duration::from_secs(30), |s| {
-        s["groups"][1]["aciName"] == "seed-web-2" && s["groups"][1]["state"] == "Running"
+        named(s, 1, "seed-web-2-") && s["groups"][1]["state"] == "Running"
     })
     .await;
     assert_eq!(healed["runtimeStatus"], "Running");
-    assert_eq!(
-        healed["groups"][0]["aciName"], "seed-db-1",
-        "the other groups were left alone"
+    assert!(
+        named(&healed, 0, "seed-db-1-") && named(&healed, 2, "seed-worker-1-"),
+        "the other groups were left alone: {healed}"
     );
-    assert_eq!(healed["groups"][2]["aciName"], "seed-worker-1");
 
     let path = format!("/deployments/{id}/events/teardown");
     assert_eq!(post(b, &path, None).await.0, 202);
     let done = wait_done(b, &id).await;
     assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
+    let mut names = Vec::new();
+    for (group, generation) in [("db", 1), ("web", 1), ("web", 2), ("worker", 1)] {
+        names.push(aci(b, "seed", group, generation).await);
+    }
     let stats = stats(b).await;
-    for name in ["seed-db-1", "seed-web-1", "seed-web-2", "seed-worker-1"] {
+    for name in &names {
         assert_eq!(stats["createsByName"][name], 1, "{name}: {stats}");
         assert_eq!(group_status(b, name).await, 404, "{name} deleted");
     }

@@ -1,0 +1,147 @@
+//! Hole 5 of SECURITY.md: two deployments could get the same container group. Names were
+//! `{id}-{group}-{generation}`, ambiguous when ids and group names hold `-` (`col-p` + `b-c` and
+//! `col-p-b` + `c` were both `col-p-b-c-1`), and the second PUT took over the first's running
+//! group. Names now carry a hash over the deployment's random uid, id, group and generation, and
+//! a create looks first: a group of its name that another deployment owns is never updated.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth::clock::SystemClock;
+use berth::config::{Config, Defaults};
+use berth::crypto::SecretsKey;
+use berth::engine::names::aci_name;
+use berth::runtime::Runtime;
+use berth::spec::{Format, parse};
+use serde_json::{Value, json};
+
+/// A runtime on SQLite in `dir` with a real emulator and no background worker: the test runs
+/// the steps.
+async fn setup(dir: &std::path::Path) -> (emulator::Running, Runtime) {
+    let config = emulator::Config {
+        data_dir: dir.join("aci"),
+        ..emulator::Config::default()
+    };
+    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let map: HashMap<String, String> = [
+        (
+            "BERTH_SQLITE_PATH",
+            dir.join("berth.db").display().to_string(),
+        ),
+        ("BERTH_ARM_ENDPOINT", emulator.base_url()),
+        (
+            "BERTH_SUBSCRIPTION_ID",
+            "00000000-0000-0000-0000-000000000000".into(),
+        ),
+        ("BERTH_RESOURCE_GROUP", "names".into()),
+        ("BERTH_LOCATION", "local".into()),
+        ("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
+    let runtime = Runtime::build(config, Arc::new(SystemClock)).await.unwrap();
+    (emulator, runtime)
+}
+
+async fn run_steps(runtime: &Runtime) {
+    for delivery in runtime.steps.receive(16, 5_000).await.unwrap() {
+        berth::worker::handle(&runtime.driver, runtime.steps.as_ref(), delivery).await;
+    }
+}
+
+fn spec(id: &str, group: &str) -> berth::spec::Spec {
+    let text = json!({ "id": id, "groups": [{ "name": group, "properties": {
+        "restartPolicy": "Never", "osType": "Linux",
+        "containers": [{ "name": "c", "properties": { "image": "busybox",
+            "command": ["sleep", "600"], "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } }] })
+    .to_string();
+    parse(text.as_bytes(), Format::Json, || unreachable!()).unwrap()
+}
+
+fn foreign_group() -> Value {
+    json!({ "location": "local", "tags": { "berth-app": "berth", "berth-deployment": "someone-else" },
+        "properties": { "osType": "Linux", "restartPolicy": "Never", "containers": [{ "name": "other",
+            "properties": { "image": "busybox", "command": ["sleep", "600"],
+            "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_and_groups_that_read_alike_get_groups_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, runtime) = setup(dir.path()).await;
+    let base = "http://127.0.0.1:1".to_owned();
+    runtime
+        .driver
+        .submit(spec("col-p", "b-c"), base.clone())
+        .await
+        .unwrap();
+    runtime
+        .driver
+        .submit(spec("col-p-b", "c"), base)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        run_steps(&runtime).await;
+    }
+    let one = runtime.driver.load("col-p").await.unwrap().unwrap();
+    let two = runtime.driver.load("col-p-b").await.unwrap().unwrap();
+    let (a, b) = (&one.instances[0].aci_name, &two.instances[0].aci_name);
+    assert_ne!(a, b);
+    let stats = emulator.stats();
+    assert_eq!(stats.creates_by_name.get(a), Some(&1), "{stats:?}");
+    assert_eq!(stats.creates_by_name.get(b), Some(&1), "{stats:?}");
+    for (d, name) in [(&one, a), (&two, b)] {
+        let group = runtime.driver.arm.get_group(name).await.unwrap().unwrap();
+        assert_eq!(group.tags["berth-deployment"], d.id);
+        assert_eq!(Some(&group.tags["berth-uid"]), d.uid.as_ref());
+    }
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_the_same_name_that_another_deployment_owns_is_never_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, runtime) = setup(dir.path()).await;
+    let submitted = runtime
+        .driver
+        .submit(spec("victim", "work"), "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    let d = submitted.deployment;
+    // Someone already holds the name Berth is about to create (a hash collision, or a group
+    // made by hand): it must come out of Berth's create untouched.
+    let name = aci_name(&d.id, d.uid.as_deref(), "work", 1);
+    runtime
+        .driver
+        .arm
+        .put_group(&name, &foreign_group())
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        run_steps(&runtime).await;
+    }
+    let stats = emulator.stats();
+    assert_eq!(
+        stats.creates_by_name.get(&name),
+        Some(&1),
+        "only the foreign create: {stats:?}"
+    );
+    let group = runtime.driver.arm.get_group(&name).await.unwrap().unwrap();
+    assert_eq!(
+        group.tags["berth-deployment"], "someone-else",
+        "tags untouched"
+    );
+    let d = runtime.driver.load("victim").await.unwrap().unwrap();
+    let said = serde_json::to_string(&d.history).unwrap();
+    assert!(said.contains("is not this deployment's"), "{said}");
+    assert!(
+        d.instances[0].deleted,
+        "Berth will not delete what is not its own either"
+    );
+    emulator.shutdown().await;
+}
