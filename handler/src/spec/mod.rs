@@ -6,9 +6,11 @@ pub mod error;
 pub mod model;
 pub mod parse;
 pub mod secrets;
+pub mod settings;
 pub mod validate;
 
 pub use duration::IsoDuration;
 pub use error::{SpecError, SpecErrors};
 pub use model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, RestartPolicy, Retry, Spec};
 pub use parse::{Format, parse};
+pub use settings::SettingsPolicy;
