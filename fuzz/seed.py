@@ -5,7 +5,8 @@ Seeds are the inputs the fuzzer starts from; the files it finds itself are kept 
 run.sh). Run again after the fixtures change: `python3 fuzz/seed.py` (needs PyYAML).
 
 - spec_json, spec_secrets: examples/*.json, the specs of handler/tests/spec_errors.rs (the good one
-  and each malformed variant) and the every-secret spec of handler/src/spec/secrets.rs.
+  and each malformed variant), the every-secret spec of handler/src/spec/secrets.rs and the good
+  spec with a key given twice.
 - spec_yaml: examples/*.yaml, the export in spec_errors.rs, and every JSON seed's groups written as
   an ACI YAML export (block and flow style, with an anchor).
 - host_payload: shared/fixtures/functions-host/request-*.json and invocations Berth's own
@@ -118,6 +119,15 @@ def main():
         (f"spec-errors-{i:02}.json", json.dumps(s)) for i, s in enumerate(errors_specs)
     ]
     json_seeds.append(("secrets-every-field.json", json.dumps(secrets_spec())))
+    # A key given twice (refused at its path): json.dumps cannot write one, so it is spliced in.
+    good = json.dumps(errors_specs[0])
+    json_seeds.append(("duplicate-key-root.json", good.replace("{", '{"id": "first", ', 1)))
+    json_seeds.append(
+        (
+            "duplicate-key-image.json",
+            good.replace('"image": "ffmpeg:6"', '"image": "ffmpeg:6", "image": "evil"', 1),
+        )
+    )
     for name, text in json_seeds:
         write("spec_json", name, text)
         write("spec_secrets", name, text)
@@ -133,6 +143,19 @@ def main():
                 doc["tags"] = spec["tags"]
             write("spec_yaml", f"group-{stem}-{i}-block.yaml", yaml.safe_dump(doc, sort_keys=False))
             write("spec_yaml", f"group-{stem}-{i}-flow.yaml", json.dumps(doc))
+    write(
+        "spec_yaml",
+        "duplicate-key.yaml",
+        "name: twice\n"
+        "properties:\n"
+        "  restartPolicy: Never\n"
+        "  containers:\n"
+        "  - name: one\n"
+        "    properties:\n"
+        "      image: busybox\n"
+        "      image: evil\n"
+        "      resources: {requests: {cpu: 0.5, memoryInGb: 0.5}}\n",
+    )
     write(
         "spec_yaml",
         "anchors.yaml",

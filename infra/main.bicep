@@ -45,6 +45,9 @@ param shareQuotaGiB int = 100
 @description('ACI REST api-version Berth uses (BERTH_ACI_API_VERSION).')
 param aciApiVersion string = '2025-09-01'
 
+@description('App settings a spec\'s secureValueFrom may read (BERTH_SECURE_VALUE_FROM): names and PREFIX* patterns, comma-separated. Empty allows none; Berth\'s and the platform\'s own settings are never read. A listed setting must also be set on the Function App.')
+param secureValueFrom string = ''
+
 @allowed([
   512
   2048
@@ -255,6 +258,7 @@ module functionApp 'modules/function-app.bicep' = {
     workloadResourceGroupName: workloadRg.name
     workloadLocation: location
     aciApiVersion: aciApiVersion
+    secureValueFrom: secureValueFrom
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }

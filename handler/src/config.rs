@@ -8,6 +8,7 @@ use crate::api::Prices;
 use crate::azure::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
 use crate::azure::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
+use crate::spec::SettingsPolicy;
 
 /// Every app setting `handler` reads (the infrastructure sets exactly these, plus the host's own).
 pub const SETTINGS: &[&str] = &[
@@ -43,6 +44,7 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_STEP_LEASE",
     "BERTH_CREATE_CLAIM",
     "BERTH_SWEEP_GRACE",
+    "BERTH_SECURE_VALUE_FROM",
 ];
 
 /// The settings a Function App in Azure must have for `handler` to start (storage by identity).
@@ -119,6 +121,8 @@ pub struct Config {
     pub diagnostics_workspace: Option<String>,
     /// Serve only loopback `Host`s and `Origin`s (`dev` sets it; no setting).
     pub loopback_only: bool,
+    /// The app settings a spec's `secureValueFrom` may read (`BERTH_SECURE_VALUE_FROM`).
+    pub secure_value_from: SettingsPolicy,
     /// `AzureWebJobsStorage` parsed as Functions reads it, when `storage` is `Azure`.
     pub storage_connection: Option<StorageConnection>,
     /// The credential settings of an identity-based `storage_connection` (its `__*` settings over
@@ -346,6 +350,9 @@ impl Config {
         let public_url = nonempty("BERTH_PUBLIC_URL")
             .map(|u| public_url(&u))
             .transpose()?;
+        let secure_value_from =
+            SettingsPolicy::parse(&get("BERTH_SECURE_VALUE_FROM").unwrap_or_default())
+                .map_err(|e| error("BERTH_SECURE_VALUE_FROM", e))?;
         let app = nonempty("BERTH_APP")
             .or_else(|| nonempty("WEBSITE_SITE_NAME"))
             .unwrap_or_else(|| "berth".into());
@@ -366,6 +373,7 @@ impl Config {
             create_claim_ms,
             sweep_grace_ms,
             diagnostics_workspace: nonempty("BERTH_DIAGNOSTICS_WORKSPACE"),
+            secure_value_from,
             storage_connection,
             storage_credentials,
         })
@@ -449,6 +457,19 @@ mod tests {
             config(&BASE[1..]).unwrap_err().setting,
             "BERTH_SUBSCRIPTION_ID"
         );
+    }
+
+    #[test]
+    fn secure_value_from_allows_nothing_unless_listed() {
+        let c = config(&BASE).unwrap();
+        assert!(c.secure_value_from.check("SEED_DB_PASSWORD").is_err());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_SECURE_VALUE_FROM", "SEED_DB_PASSWORD,REGISTRY_*"));
+        let c = config(&pairs).unwrap();
+        assert_eq!(c.secure_value_from.check("REGISTRY_TOKEN"), Ok(()));
+        let mut bad = BASE.to_vec();
+        bad.push(("BERTH_SECURE_VALUE_FROM", "*"));
+        assert_eq!(config(&bad).unwrap_err().setting, "BERTH_SECURE_VALUE_FROM");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::engine::{
     self, Action, ActionKind, Deployment, EngineError, Event, Millis, RuntimeStatus,
 };
 use crate::spec::secrets::{SecretSlot, put_secrets, take_secrets};
-use crate::spec::{Spec, validate};
+use crate::spec::{SettingsPolicy, Spec, settings, validate};
 use crate::store::{Checkpoints, Scheduled, StepMessage, StoreError, Stored};
 
 /// Settings the driver needs beyond its parts.
@@ -32,6 +32,8 @@ pub struct DriverSettings {
     pub app: String,
     /// Reads app settings for `secureValueFrom` (the environment, in production).
     pub settings: Arc<crate::config::Lookup>,
+    /// Which app settings `secureValueFrom` may read (`BERTH_SECURE_VALUE_FROM`).
+    pub secure_value_from: SettingsPolicy,
     /// Fetch an Azure Files key with `listKeys` when a volume has none.
     pub fetch_share_keys: bool,
     /// Most events one step applies before it hands over to a fresh message.
@@ -651,6 +653,10 @@ impl Driver {
     }
 
     fn resolve_settings(&self, properties: &mut Value, slot: usize) -> Result<(), String> {
+        // Checked at submit too, but the list may have changed since (a restart with other
+        // settings): nothing is read unless it is allowed now.
+        settings::check_group(properties, slot, &self.settings.secure_value_from)
+            .map_err(|refused| refused.to_string())?;
         for list in ["containers", "initContainers"] {
             let Some(containers) = properties.get_mut(list).and_then(Value::as_array_mut) else {
                 continue;

@@ -85,6 +85,7 @@ impl Runtime {
         let settings = DriverSettings {
             app: config.app.clone(),
             settings: Arc::new(|name: &str| std::env::var(name).ok()),
+            secure_value_from: config.secure_value_from.clone(),
             fetch_share_keys: config.arm.use_identity,
             max_events_per_step: 200,
             create_claim_ms: config.create_claim_ms,

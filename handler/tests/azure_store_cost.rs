@@ -82,6 +82,7 @@ async fn run(connection: &StorageConnection, spec: Value) -> (Snapshot, Snapshot
         settings: Arc::new(DriverSettings {
             app: "berth".into(),
             settings: Arc::new(|_: &str| None),
+            secure_value_from: Default::default(),
             fetch_share_keys: false,
             max_events_per_step: 200,
             create_claim_ms: 60_000,

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,7 @@ fn driver(store: Arc<SqliteStore>, arm: &str, keys: Keyring) -> Driver {
         settings: Arc::new(DriverSettings {
             app: "berth".into(),
             settings: Arc::new(|_: &str| None),
+            secure_value_from: Default::default(),
             fetch_share_keys: false,
             max_events_per_step: 200,
             create_claim_ms: 60_000,
@@ -45,13 +48,7 @@ fn driver(store: Arc<SqliteStore>, arm: &str, keys: Keyring) -> Driver {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_finishes_old_deployments_and_reseals_them() {
     let dir = tempfile::tempdir().unwrap();
-    let config = emulator::Config {
-        data_dir: dir.path().join("aci"),
-        ..emulator::Config::default()
-    };
-    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let emulator = common::emulator_in(dir.path()).await;
     let store =
         Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
     let (old, new) = (SecretsKey::generate(), SecretsKey::generate());

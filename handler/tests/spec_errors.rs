@@ -67,7 +67,7 @@ fn the_good_spec_is_accepted() {
 }
 
 #[test]
-fn fifty_malformed_specs_name_their_field() {
+fn seventy_malformed_specs_name_their_field() {
     let p = |s: &str| s.to_owned();
     let cases: Vec<(Value, String)> = vec![
         (json!([]), p("(spec)")),
@@ -199,6 +199,39 @@ fn fifty_malformed_specs_name_their_field() {
             p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
         ),
         (
+            with(&format!("{C0}/volumeMounts/0/mountPath"), json!("/")),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
+            with(
+                &format!("{C0}/volumeMounts/0/mountPath"),
+                json!("/proc/self"),
+            ),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
+            with(&format!("{C0}/volumeMounts/0/mountPath"), json!("/sys")),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
+            with(
+                &format!("{C0}/volumeMounts/0/mountPath"),
+                json!("/dev/shm/x"),
+            ),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
+            with(&format!("{C0}/volumeMounts/0/mountPath"), json!("/./proc")),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
+            with(
+                &format!("{C0}/volumeMounts/0/mountPath"),
+                json!("/media/../etc"),
+            ),
+            p("groups[0].properties.containers[0].properties.volumeMounts[0].mountPath"),
+        ),
+        (
             with(&format!("{C0}/ports"), json!([{ "port": 70000 }])),
             p("groups[0].properties.containers[0].properties.ports[0].port"),
         ),
@@ -233,6 +266,55 @@ fn fifty_malformed_specs_name_their_field() {
         ),
         (
             with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { "../escape": "aGk=" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { "dir/file": "aGk=" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { "dir\\file": "aGk=" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { "..": "aGk=" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { ".": "aGk=" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { "": "aGk=" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret"),
+        ),
+        (
+            with(
+                &format!("{G0}/volumes/0"),
+                json!({ "name": "media", "secret": { "..data": "aGk=" } }),
+            ),
+            p("groups[0].properties.volumes[0].secret"),
+        ),
+        (
+            with(
                 &format!("{G0}/ipAddress"),
                 json!({ "type": "Public", "ports": [] }),
             ),
@@ -253,7 +335,7 @@ fn fifty_malformed_specs_name_their_field() {
             p("groups[0].properties.imageRegistryCredentials[0].server"),
         ),
     ];
-    assert!(cases.len() >= 50, "{} cases", cases.len());
+    assert!(cases.len() >= 70, "{} cases", cases.len());
     for (i, (spec, field)) in cases.into_iter().enumerate() {
         let errors = parse(spec.to_string().as_bytes(), Format::Json, || {
             "generated".into()
@@ -339,4 +421,49 @@ type: Microsoft.ContainerInstance/containerGroups
             .message
             .contains("YAML")
     );
+}
+
+#[test]
+fn a_key_given_twice_is_refused_at_its_path_in_json_and_yaml() {
+    let image = "groups[0].properties.containers[0].properties.image";
+    let good = good().to_string();
+    let cases = [
+        (good.replacen("{", r#"{"id":"first","#, 1), Format::Json, "id"),
+        (
+            good.replace(r#""image":"ffmpeg:6""#, r#""image":"ffmpeg:6","image":"evil""#),
+            Format::Json,
+            image,
+        ),
+        (
+            good.replace(r#""team":"media""#, r#""team":"media","team":"other""#),
+            Format::Json,
+            "tags.team",
+        ),
+        (
+            good.replace(r#""cpu":1,"#, r#""cpu":1,"cpu":31,"#),
+            Format::Json,
+            "groups[0].properties.containers[0].properties.resources.requests.cpu",
+        ),
+        (
+            "name: g\nname: h\nproperties: {}\n".to_owned(),
+            Format::AciYaml,
+            "groups[0].name",
+        ),
+        (
+            "name: g\nproperties:\n  containers:\n  - name: c\n    properties:\n      image: a\n      image: b\n".to_owned(),
+            Format::AciYaml,
+            image,
+        ),
+        (
+            "name: g\ntags: {a: b, a: c}\nproperties: {}\n".to_owned(),
+            Format::AciYaml,
+            "tags.a",
+        ),
+    ];
+    for (text, format, field) in cases {
+        assert_ne!(text, good, "the case changed the spec");
+        let errors = parse(text.as_bytes(), format, || "generated".into()).unwrap_err();
+        assert_eq!(errors.0[0].field, field, "{text}: {errors:?}");
+        assert!(errors.0[0].message.contains("twice"), "{errors:?}");
+    }
 }

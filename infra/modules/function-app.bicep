@@ -54,6 +54,9 @@ param workloadLocation string
 @description('ACI api-version.')
 param aciApiVersion string
 
+@description('App settings a spec\'s secureValueFrom may read (BERTH_SECURE_VALUE_FROM); empty allows none.')
+param secureValueFrom string
+
 @description('Memory of each instance in MB.')
 param instanceMemoryMB int
 
@@ -163,6 +166,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'BERTH_SECRETS_KEY'
           value: '@Microsoft.KeyVault(SecretUri=${secretsKeyUri})'
+        }
+        {
+          name: 'BERTH_SECURE_VALUE_FROM'
+          value: secureValueFrom
         }
       ]
     }

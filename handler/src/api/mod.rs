@@ -260,6 +260,7 @@ async fn start(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let spec = spec::parse(&bytes, Format::from_content_type(content_type), new_id)?;
+    spec::settings::check_spec(&spec, &api.driver.settings.secure_value_from)?;
     let base = base_url(&api, &headers);
     let submitted = api.driver.submit(spec, base.clone()).await?;
     let id = &submitted.deployment.id;

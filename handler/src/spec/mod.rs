@@ -1,13 +1,16 @@
 //! The deployment spec: its model, parsing (JSON and ACI YAML), validation and secret handling.
 
+pub mod document;
 pub mod duration;
 pub mod error;
 pub mod model;
 pub mod parse;
 pub mod secrets;
+pub mod settings;
 pub mod validate;
 
 pub use duration::IsoDuration;
 pub use error::{SpecError, SpecErrors};
 pub use model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, RestartPolicy, Retry, Spec};
 pub use parse::{Format, parse};
+pub use settings::SettingsPolicy;

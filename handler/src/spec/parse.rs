@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::document;
 use super::duration::IsoDuration;
 use super::error::{FieldPath, Problems, SpecErrors};
 use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
@@ -57,8 +58,7 @@ pub fn parse(
         ));
     }
     let document = match format {
-        Format::Json => serde_json::from_slice::<Value>(body)
-            .map_err(|e| SpecErrors::one("(spec)", format!("not valid JSON: {e}")))?,
+        Format::Json => document::from_json(body)?,
         Format::AciYaml => from_aci_yaml(body)?,
     };
     from_value(document, new_id)
@@ -68,8 +68,12 @@ pub fn parse(
 fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
     let text =
         std::str::from_utf8(body).map_err(|_| SpecErrors::one("(spec)", "YAML must be UTF-8"))?;
-    let yaml: Value = serde_saphyr::from_str(text)
-        .map_err(|e| SpecErrors::one("(spec)", format!("not valid YAML: {e}")))?;
+    let yaml = document::from_yaml(text).map_err(|mut errors| {
+        for error in &mut errors.0 {
+            error.field = in_group(&error.field);
+        }
+        errors
+    })?;
     let Value::Object(mut yaml) = yaml else {
         return Err(SpecErrors::one(
             "(spec)",
@@ -103,6 +107,21 @@ fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
         spec.insert("tags".into(), tags);
     }
     Ok(Value::Object(spec))
+}
+
+/// The spec's path of a field of an ACI YAML document: its `name` and `properties` are those of
+/// the spec's one group.
+fn in_group(field: &str) -> String {
+    let group_field = ["name", "properties"].iter().any(|key| {
+        field
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    });
+    if group_field {
+        format!("groups[0].{field}")
+    } else {
+        field.to_owned()
+    }
 }
 
 /// Builds a spec from its JSON document.

@@ -372,9 +372,13 @@ fn volumes(
         if let Some(file) = volume.get("azureFile") {
             azure_file(file, &at.key("azureFile"), problems);
         }
+        if let Some(references) = volume.get("secretReference").and_then(Value::as_object) {
+            secret_files(references.keys(), &at.key("secretReference"), problems);
+        }
         if let Some(secret) = volume.get("secret") {
             match secret.as_object() {
                 Some(files) => {
+                    secret_files(files.keys(), &at.key("secret"), problems);
                     for (file, content) in files {
                         let decodes = content.as_str().is_some_and(|c| {
                             base64::engine::general_purpose::STANDARD.decode(c).is_ok()
@@ -397,6 +401,19 @@ fn volumes(
         }
     }
     names
+}
+
+/// Records a problem for every key of a secret volume that is not a plain file name.
+fn secret_files<'a>(
+    names: impl Iterator<Item = &'a String>,
+    path: &FieldPath,
+    problems: &mut Problems,
+) {
+    for name in names {
+        if let Err(message) = secret_file_name(name) {
+            problems.add(path, message);
+        }
+    }
 }
 
 fn azure_file(file: &Value, path: &FieldPath, problems: &mut Problems) {
@@ -609,17 +626,14 @@ fn mounts(
             None => problems.add(&at.key("name"), "required"),
         }
         match mount.get("mountPath").and_then(Value::as_str) {
-            Some(p)
-                if p.starts_with('/') && !p.contains(':') && !p.split('/').any(|s| s == "..") =>
-            {
-                if !paths.insert(p.trim_end_matches('/').to_owned()) {
-                    problems.add(&at.key("mountPath"), format!("'{p}' is mounted twice"));
+            Some(p) => match mount_path(p) {
+                Ok(clean) => {
+                    if !paths.insert(clean) {
+                        problems.add(&at.key("mountPath"), format!("'{p}' is mounted twice"));
+                    }
                 }
-            }
-            Some(p) => problems.add(
-                &at.key("mountPath"),
-                format!("'{p}' must be an absolute path without ':' or '..'"),
-            ),
+                Err(message) => problems.add(&at.key("mountPath"), message),
+            },
             None => problems.add(&at.key("mountPath"), "required"),
         }
         if let Some(read_only) = mount.get("readOnly")
@@ -628,6 +642,53 @@ fn mounts(
             problems.add(&at.key("readOnly"), "must be true or false");
         }
     }
+}
+
+/// Top-level folders a volume may not be mounted in or over: the kernel's file systems the
+/// container runtime mounts there. The emulator's sandbox refuses `/` and `/proc`, and ACI
+/// documents only "no ':'"; runc refuses mounts over `/proc` and `/sys` and a volume over `/dev`
+/// hides the devices. Berth keeps the one rule that is safe on both: none of them.
+const KERNEL_DIRS: [&str; 3] = ["proc", "sys", "dev"];
+
+/// Checks a volume's mount path and returns it in canonical form (`/a//b/./` → `/a/b`), so that
+/// two spellings of one folder count as the same mount.
+pub fn mount_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') || path.contains(':') {
+        return Err(format!(
+            "'{path}' must be an absolute Linux path (starting with '/', without ':')"
+        ));
+    }
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(format!("'{path}' may not hold '..'"));
+    }
+    match parts.first() {
+        None => Err(format!(
+            "'{path}' is the root: a volume there would hide the whole image"
+        )),
+        Some(top) if KERNEL_DIRS.contains(top) => Err(format!(
+            "'{path}' is under /{top}: /proc, /sys and /dev belong to the kernel and the container runtime"
+        )),
+        Some(_) => Ok(format!("/{}", parts.join("/"))),
+    }
+}
+
+/// Checks a file name of a secret volume: ACI writes each key as one file in the volume's folder.
+pub fn secret_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(format!(
+            "'{name}' is not a file name: a secret volume's file names have 1 to 255 characters"
+        ));
+    }
+    if name.contains(['/', '\\', '\0']) || name.starts_with("..") || name == "." {
+        return Err(format!(
+            "'{name}' is not a file name: no '/', '\\', '.', '..' or leading '..' (each key is one file in the volume)"
+        ));
+    }
+    Ok(())
 }
 
 fn port_entry(port: &mut Value, path: &FieldPath, problems: &mut Problems) {

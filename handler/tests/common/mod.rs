@@ -90,6 +90,45 @@ pub fn azurite_connection() -> Option<String> {
     }
 }
 
+/// An emulator on a free loopback port with its data (records, shares) in `dir/aci`.
+pub async fn emulator_in(dir: &std::path::Path) -> emulator::Running {
+    let config = emulator::Config {
+        data_dir: dir.join("aci"),
+        ..emulator::Config::default()
+    };
+    emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A loopback port nothing listens on (for a process to bind, or to stand for an unreachable
+/// endpoint).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `handler serve` on a free port of 127.0.0.1, with nothing of this process's environment but
+/// `PATH`, and `BERTH_PUBLIC_URL` set to where it listens; the caller adds its settings. Returns
+/// the command and that URL.
+pub fn serve_command() -> (std::process::Command, String) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_handler"));
+    command
+        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BERTH_PUBLIC_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    (command, url)
+}
+
 /// A queue (and container) name no other harness uses.
 pub fn unique_queue(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
