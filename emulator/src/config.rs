@@ -42,6 +42,9 @@ pub struct Config {
     pub bwrap: PathBuf,
     /// Apply CPU and memory limits through cgroups when possible.
     pub cgroups: bool,
+    /// Host folders hidden from every container, besides the data folder, the emulator's home and
+    /// `sandbox::HOST_SECRETS` (`handler dev` adds its own data folder, which holds its keys).
+    pub hide: Vec<PathBuf>,
 }
 
 /// Durations of the state machine (all zero or small by default, so tests run fast).
@@ -99,6 +102,7 @@ impl Default for Config {
             storage_keys: BTreeMap::new(),
             bwrap: PathBuf::from("bwrap"),
             cgroups: true,
+            hide: Vec::new(),
         }
     }
 }
