@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::Token;
 use crate::faults::Faults;
 use crate::images::ImageMap;
 use crate::lifecycle::Backoff;
@@ -42,6 +43,13 @@ pub struct Config {
     pub bwrap: PathBuf,
     /// Apply CPU and memory limits through cgroups when possible.
     pub cgroups: bool,
+    /// The bearer token every request must carry (`Authorization: Bearer <token>`); `None` serves
+    /// anyone who can reach the port (the tests' in-process emulators, nothing that runs
+    /// containers for someone else).
+    pub token: Option<Token>,
+    /// Host folders hidden from every container, besides the data folder, the emulator's home and
+    /// `sandbox::HOST_SECRETS` (`handler dev` adds its own data folder, which holds its keys).
+    pub hide: Vec<PathBuf>,
 }
 
 /// Durations of the state machine (all zero or small by default, so tests run fast).
@@ -99,6 +107,8 @@ impl Default for Config {
             storage_keys: BTreeMap::new(),
             bwrap: PathBuf::from("bwrap"),
             cgroups: true,
+            token: None,
+            hide: Vec::new(),
         }
     }
 }

@@ -17,11 +17,13 @@
 //! - `record`: a group as held and persisted, rendered into ARM answers; `store`: records on disk.
 //! - `sandbox` (bubblewrap arguments), `process` (processes and their logs), `cgroup` (limits),
 //!   `logs` (log buffers), `images` (the image map).
+//! - `auth`: the bearer token every route needs when one is configured.
 //! - `faults`, `quotas`, `stats`: the knobs and counters for tests.
 //! - `model`: the ARM wire types; `config`: `Config`; `error`: `ArmError` and `Error`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod cgroup;
 pub mod config;
 pub mod engine;
@@ -41,6 +43,7 @@ pub mod stats;
 pub mod store;
 pub mod validate;
 
+pub use auth::Token;
 pub use config::{API_VERSIONS, Config, Timings};
 pub use engine::Emulator;
 pub use error::{ArmError, Error};

@@ -1,5 +1,6 @@
-//! `aci-emulator`: the emulator as a standalone process. Prints its ARM endpoint, serves until
-//! Ctrl-C or SIGTERM, then kills its containers and writes its records.
+//! `aci-emulator`: the emulator as a standalone process. Prints its ARM endpoint (with the bearer
+//! token it generated, when none was given), serves until Ctrl-C or SIGTERM, then kills its
+//! containers and writes its records.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use emulator::{Config, FaultKind, Faults, ImageMap, NthFault};
+use emulator::{Config, FaultKind, Faults, ImageMap, NthFault, Token};
 
 /// Azure Container Instances (ARM `Microsoft.ContainerInstance/containerGroups`) on local
 /// processes.
@@ -81,6 +82,34 @@ struct Args {
     /// Do not apply CPU and memory limits through cgroups.
     #[arg(long)]
     no_cgroups: bool,
+    /// The bearer token every request must carry (`Authorization: Bearer <token>`). Without it a
+    /// random one is generated and printed on the start line.
+    #[arg(long, env = "ACI_EMULATOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Serve without a token: anything that reaches the port, containers included, can create
+    /// and delete groups.
+    #[arg(long, conflicts_with = "token")]
+    no_auth: bool,
+}
+
+/// The token to require, and how the start line mentions it.
+fn token(args: &Args) -> anyhow::Result<(Option<Token>, String)> {
+    if args.no_auth {
+        return Ok((None, "no authentication (--no-auth)".into()));
+    }
+    match &args.token {
+        Some(text) => {
+            let token = Token::new(text.as_str()).context(
+                "--token (or ACI_EMULATOR_TOKEN) must be non-empty and printable on one line",
+            )?;
+            Ok((Some(token), "bearer token as given".into()))
+        }
+        None => {
+            let token = Token::generate();
+            let shown = format!("bearer token {}", token.expose());
+            Ok((Some(token), shown))
+        }
+    }
 }
 
 fn faults(args: &Args) -> anyhow::Result<Faults> {
@@ -126,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
         None => ImageMap::default(),
     };
     let faults = faults(&args)?;
+    let (token, token_note) = token(&args)?;
     faults
         .validate()
         .map_err(|message| anyhow::anyhow!("invalid fault flags: {message}"))?;
@@ -136,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         faults,
         enforce_quotas: args.enforce_quotas,
         cgroups: !args.no_cgroups,
+        token,
         ..Config::default()
     };
     config.timings.pending = Duration::from_millis(args.pending_ms);
@@ -148,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot start the ACI emulator")?;
     let url = format!("http://{}", running.addr());
-    println!("aci-emulator: ARM endpoint {url}");
+    println!("aci-emulator: ARM endpoint {url} ({token_note})");
     if args.instant {
         println!("aci-emulator: instant mode (no processes, nothing written to disk)");
     } else {

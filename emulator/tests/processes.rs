@@ -396,17 +396,7 @@ async fn secrets_read_only_mounts_and_a_clean_environment() {
         .collect();
     for name in &names {
         assert!(
-            [
-                "API_TOKEN",
-                "PLAIN",
-                "PATH",
-                "HOME",
-                "PWD",
-                "OLDPWD",
-                "SHLVL",
-                "_"
-            ]
-            .contains(name),
+            ["API_TOKEN", "PLAIN"].contains(name) || SHELL_VARIABLES.contains(name),
             "unexpected variable {name} in {names:?}"
         );
     }
@@ -579,6 +569,60 @@ async fn images_without_a_command_run_their_image_map_entry_or_fail_like_aci() {
     let (status, error) = harness.logs("unmapped", "main", "").await;
     assert_eq!(status, 404);
     assert_eq!(error["error"]["code"], "ContainerLogNotAvailable");
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn the_example_postgres_image_runs_without_capabilities_on_its_share() {
+    let postgres = std::path::Path::new("/usr/lib/postgresql/15/bin/postgres");
+    if !postgres.exists() {
+        eprintln!("skipped: PostgreSQL 15 is not installed (apt-get install postgresql)");
+        return;
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/images.toml");
+    // The example listens on 5432; a free port keeps this test clear of any local server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("-p 5432"), "the example's port moved");
+    let images =
+        emulator::ImageMap::parse(&text.replace("-p 5432", &format!("-p {port}"))).unwrap();
+    let harness = Harness::start(|config| config.images = images).await;
+    let container = json!({"name": "db", "properties": {
+        "image": "postgres:15",
+        "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
+        "volumeMounts": [{"name": "pgdata", "mountPath": "/var/lib/postgresql/data"}]
+    }});
+    let body = group_body(
+        "Always",
+        json!([container]),
+        json!([share("pgdata", "pgdata")]),
+    );
+    harness.create("db", &body).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, logs) = harness.logs("db", "db", "").await;
+        let text = logs["content"].as_str().unwrap_or("").to_string();
+        if text.contains("ready to accept connections") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PostgreSQL did not start: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let data = harness.data().join("shares/acct1/pgdata/pgdata");
+    assert_eq!(
+        std::fs::read_to_string(data.join("PG_VERSION")).unwrap(),
+        "15\n"
+    );
     harness.stop().await;
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::api::Prices;
+use crate::arm::StaticToken;
 use crate::azure::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
 use crate::azure::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
@@ -22,6 +23,7 @@ pub const SETTINGS: &[&str] = &[
     "AzureWebJobsStorage__clientSecret",
     "BERTH_SQLITE_PATH",
     "BERTH_ARM_ENDPOINT",
+    "BERTH_ARM_TOKEN",
     "BERTH_SUBSCRIPTION_ID",
     "BERTH_RESOURCE_GROUP",
     "BERTH_LOCATION",
@@ -94,8 +96,11 @@ pub struct ArmSettings {
     pub location: String,
     pub api_version: String,
     pub reads_per_second: f64,
-    /// `None` for an emulator (no token).
+    /// Whether ARM calls carry an Entra ID token (`https://management.*` endpoints).
     pub use_identity: bool,
+    /// The fixed bearer token of an endpoint without Entra ID (the ACI emulator's): dev and
+    /// emulator only, never set in Azure.
+    pub token: Option<StaticToken>,
     /// What chooses the Entra ID credential when `use_identity` (`AZURE_*`, identity endpoint).
     pub credentials: CredentialSettings,
 }
@@ -149,6 +154,9 @@ impl std::fmt::Debug for Config {
 pub struct Defaults {
     pub sqlite_path: Option<PathBuf>,
     pub arm_endpoint: Option<String>,
+    /// The bearer token of `arm_endpoint`, used only while `BERTH_ARM_ENDPOINT` does not replace
+    /// it (so `dev`'s emulator token never goes anywhere else).
+    pub arm_token: Option<StaticToken>,
     pub subscription: Option<String>,
     pub resource_group: Option<String>,
     pub location: Option<String>,
@@ -205,9 +213,13 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(".berth/berth.db"));
             Storage::Sqlite { path }
         };
-        let endpoint = nonempty("BERTH_ARM_ENDPOINT")
-            .or(defaults.arm_endpoint)
-            .unwrap_or_else(|| "https://management.azure.com".into());
+        let (endpoint, default_token) = match nonempty("BERTH_ARM_ENDPOINT") {
+            Some(endpoint) => (endpoint, None),
+            None => match defaults.arm_endpoint {
+                Some(endpoint) => (endpoint, defaults.arm_token),
+                None => ("https://management.azure.com".into(), None),
+            },
+        };
         let endpoint = endpoint.trim_end_matches('/').to_owned();
         if url::Url::parse(&endpoint).is_err() {
             return Err(error(
@@ -252,6 +264,16 @@ impl Config {
             }
         }
         let use_identity = endpoint.starts_with("https://management.");
+        let token = match nonempty("BERTH_ARM_TOKEN") {
+            Some(_) if use_identity => {
+                return Err(error(
+                    "BERTH_ARM_TOKEN",
+                    "is for the ACI emulator only; Azure Resource Manager takes an Entra ID token",
+                ));
+            }
+            Some(text) => StaticToken::new(&text),
+            None => default_token,
+        };
         let arm = ArmSettings {
             endpoint,
             subscription,
@@ -260,6 +282,7 @@ impl Config {
             api_version: nonempty("BERTH_ACI_API_VERSION").unwrap_or_else(|| "2025-09-01".into()),
             reads_per_second: number(get, "BERTH_ARM_READS_PER_SECOND", 20.0)?,
             use_identity,
+            token,
             credentials: CredentialSettings::from_lookup(get, None),
         };
         let storage_connection = match &storage {
@@ -505,6 +528,43 @@ mod tests {
             let e = with(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
             assert_eq!(e.setting, "BERTH_PUBLIC_URL", "{bad}");
         }
+    }
+
+    #[test]
+    fn the_arm_token_is_for_the_emulator_only_and_not_printed() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_ARM_ENDPOINT", "http://127.0.0.1:7080"));
+        pairs.push(("BERTH_ARM_TOKEN", "emulator-token"));
+        let c = config(&pairs).unwrap();
+        assert!(c.arm.token.is_some());
+        assert!(!format!("{c:?}").contains("emulator-token"));
+        assert!(format!("{:?}", c.arm).contains("token: Some(<set>)"));
+        let mut azure = BASE.to_vec();
+        azure.push(("BERTH_ARM_TOKEN", "emulator-token"));
+        assert_eq!(config(&azure).unwrap_err().setting, "BERTH_ARM_TOKEN");
+    }
+
+    #[test]
+    fn a_default_arm_token_goes_only_to_the_default_endpoint() {
+        let map = |pairs: &[(&str, &str)]| {
+            Config::map_lookup(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let defaults = Defaults {
+            arm_endpoint: Some("http://127.0.0.1:7080".into()),
+            arm_token: StaticToken::new("per-run"),
+            ..Defaults::default()
+        };
+        let c = Config::from_lookup(&map(&BASE), defaults.clone()).unwrap();
+        assert!(c.arm.token.is_some());
+        let mut elsewhere = BASE.to_vec();
+        elsewhere.push(("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9999"));
+        let c = Config::from_lookup(&map(&elsewhere), defaults).unwrap();
+        assert!(c.arm.token.is_none());
     }
 
     #[test]

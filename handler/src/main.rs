@@ -238,8 +238,13 @@ fn dev(
     let secrets_key = dev_secrets_key(&data_dir)?;
     tokio_runtime()?.block_on(async move {
         let images = images.or_else(|| Some(data_dir.join("images.toml")).filter(|p| p.exists()));
+        // A token for this run only: containers share the host's network and must not drive
+        // the emulator; nor may they see this data folder (keys, checkpoints).
+        let arm_token = emulator::Token::generate();
         let mut emulator_config = emulator::Config {
             data_dir: data_dir.join("aci"),
+            token: Some(arm_token.clone()),
+            hide: vec![data_dir.clone()],
             ..emulator::Config::default()
         };
         if let Some(images) = &images {
@@ -255,6 +260,7 @@ fn dev(
         let defaults = Defaults {
             sqlite_path: Some(data_dir.join("berth.db")),
             arm_endpoint: Some(emulator.base_url()),
+            arm_token: berth::arm::StaticToken::new(arm_token.expose()),
             subscription: Some("00000000-0000-0000-0000-000000000000".into()),
             resource_group: Some("berth-dev".into()),
             location: Some("local".into()),

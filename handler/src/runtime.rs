@@ -81,7 +81,11 @@ impl Runtime {
         } else {
             None
         };
-        let arm = ArmClient::new(target, credential).with_read_budget(config.arm.reads_per_second);
+        let mut arm =
+            ArmClient::new(target, credential).with_read_budget(config.arm.reads_per_second);
+        if let Some(token) = &config.arm.token {
+            arm = arm.with_static_token(token.clone());
+        }
         let settings = DriverSettings {
             app: config.app.clone(),
             settings: Arc::new(|name: &str| std::env::var(name).ok()),

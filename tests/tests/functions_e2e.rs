@@ -60,7 +60,8 @@ struct Emulator {
 impl Emulator {
     async fn start(data: &Path, args: &[&str]) -> Self {
         let mut child = tokio::process::Command::new(workspace_binary("aci-emulator").unwrap())
-            .args(["--port", "0", "--data-dir"])
+            // The tests and the containers reach it on loopback; its token has tests of its own.
+            .args(["--no-auth", "--port", "0", "--data-dir"])
             .arg(data)
             .args(args)
             .env("RUST_LOG", "warn")
@@ -78,6 +79,7 @@ impl Emulator {
             .unwrap_or_default();
         let url = first
             .strip_prefix("aci-emulator: ARM endpoint ")
+            .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
             .to_owned();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });

@@ -140,16 +140,17 @@ impl Emulator {
                 return;
             }
         };
-        let sandbox_args = match sandbox::bwrap_args(Path::new("/"), &plan.layout) {
-            Ok(args) => args,
-            Err(error) => {
-                self.input(
-                    &key,
-                    fail(format!("Error: failed to start container: {error}")),
-                );
-                return;
-            }
-        };
+        let sandbox_args =
+            match sandbox::bwrap_args(Path::new("/"), &plan.layout, &self.confinement) {
+                Ok(args) => args,
+                Err(error) => {
+                    self.input(
+                        &key,
+                        fail(format!("Error: failed to start container: {error}")),
+                    );
+                    return;
+                }
+            };
         lock(&buffer).clear();
         let file = open_log(&plan.log_file);
         let cgroup = plan

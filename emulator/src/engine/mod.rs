@@ -31,6 +31,7 @@ use crate::logs::LogBuffer;
 use crate::process::{ProcessTable, lock};
 use crate::quotas::CreateWindows;
 use crate::record::{GroupKey, Record};
+use crate::sandbox::Confinement;
 use crate::stats::{Counters, Stats};
 use crate::store::{self, Layout, Store};
 
@@ -110,6 +111,7 @@ pub struct Emulator {
     store: Option<Store>,
     store_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     cgroups: Cgroups,
+    confinement: Confinement,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -141,6 +143,14 @@ impl Emulator {
         } else {
             Cgroups::detect()
         };
+        let confinement = if config.instant {
+            Confinement::default()
+        } else {
+            let mut private = vec![layout.root().to_path_buf()];
+            private.extend(config.hide.iter().cloned());
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            Confinement::detect(&config.bwrap, home.as_deref(), &private)
+        };
         let groups = records
             .into_iter()
             .map(|record| (record.key(), Entry::restore(record, &layout)))
@@ -158,6 +168,7 @@ impl Emulator {
             store,
             store_task: Mutex::new(store_task),
             cgroups,
+            confinement,
             config,
         }))
     }
@@ -165,6 +176,11 @@ impl Emulator {
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How containers are confined on this machine.
+    pub fn confinement(&self) -> &Confinement {
+        &self.confinement
     }
 
     /// The counters, as `GET /_emulator/stats` answers them.

@@ -25,12 +25,16 @@ pub use serve::serve;
 pub struct DropConnection;
 
 /// The emulator's routes: every ARM path (parsed by `route`), plus `GET /_emulator/stats` and
-/// `GET`/`PUT /_emulator/faults`.
+/// `GET`/`PUT /_emulator/faults`, all behind the bearer token when one is configured.
 pub fn router(emulator: Arc<Emulator>) -> Router {
     Router::new()
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/faults", get(faults).put(set_faults))
         .fallback(arm::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            emulator.clone(),
+            crate::auth::require_token,
+        ))
         .with_state(emulator)
 }
 

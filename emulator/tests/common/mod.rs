@@ -170,6 +170,17 @@ impl Harness {
         }
     }
 
+    /// Creates a group, waits until it has `Succeeded` and returns the log of `container`.
+    pub async fn run_to_success(&self, name: &str, body: &Value, container: &str) -> String {
+        self.create(name, body).await;
+        self.wait_for(name, Duration::from_secs(20), "Succeeded", |body| {
+            group_state(body) == "Succeeded"
+        })
+        .await;
+        let (_, logs) = self.logs(name, container, "").await;
+        logs["content"].as_str().unwrap_or_default().to_string()
+    }
+
     pub async fn stats(&self) -> Value {
         self.client
             .get(format!("{}/_emulator/stats", self.base))
@@ -181,6 +192,10 @@ impl Harness {
             .unwrap()
     }
 }
+
+/// The variables a container's `sh` adds or keeps besides those of its spec: `PATH` and `HOME`
+/// from the emulator, the rest from the shell itself.
+pub const SHELL_VARIABLES: [&str; 6] = ["PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "_"];
 
 /// The group's instance-view state.
 pub fn group_state(body: &Value) -> &str {

@@ -63,12 +63,33 @@ pub enum Look {
     Later(Duration),
 }
 
+/// A fixed bearer token for an ARM endpoint without Entra ID (the emulator's per-run token).
+/// Neither `Debug` nor anything else prints it.
+#[derive(Clone)]
+pub struct StaticToken(Arc<str>);
+
+impl StaticToken {
+    /// A token; `None` when it is blank.
+    pub fn new(text: &str) -> Option<Self> {
+        let text = text.trim();
+        (!text.is_empty()).then(|| StaticToken(Arc::from(text)))
+    }
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<set>")
+    }
+}
+
 /// The ARM client for container groups.
 #[derive(Clone, Debug)]
 pub struct ArmClient {
     http: reqwest::Client,
     target: Arc<ArmTarget>,
     credential: Option<Arc<dyn TokenCredential>>,
+    /// Sent when there is no `credential`.
+    static_token: Option<StaticToken>,
     reads: Option<Arc<ReadBudget>>,
     calls: Arc<ArmCalls>,
     max_tries: u32,
@@ -92,10 +113,18 @@ impl ArmClient {
             http,
             target: Arc::new(target),
             credential,
+            static_token: None,
             reads: None,
             calls: Arc::default(),
             max_tries: 3,
         }
+    }
+
+    /// Sends `token` as the bearer token of every call (for an endpoint without Entra ID; a
+    /// credential, when there is one, comes first).
+    pub fn with_static_token(mut self, token: StaticToken) -> Self {
+        self.static_token = Some(token);
+        self
     }
 
     /// Limits reads (GET of groups and logs) to `per_second`.
@@ -399,6 +428,8 @@ impl ArmClient {
                 .await
                 .map_err(|source| ArmError::Token { source })?;
             request = request.bearer_auth(token.token.secret());
+        } else if let Some(token) = &self.static_token {
+            request = request.bearer_auth(&*token.0);
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -154,7 +154,8 @@ impl Emulator {
         let proc = Proc::spawn(
             "aci-emulator",
             Command::new(binary)
-                .args(["--port", &port.to_string(), "--data-dir"])
+                // The harness and the handlers reach it on loopback; its token has tests of its own.
+                .args(["--no-auth", "--port", &port.to_string(), "--data-dir"])
                 .arg(&data)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
