@@ -96,15 +96,7 @@ async fn dev_killed_mid_job_recovers_on_restart(backend: Backend) {
     )
     .await;
     // `dev` generated its API key in the data folder; the restart below keeps it.
-    let key = std::fs::read_to_string(data.join("api.key")).unwrap();
-    let headers = reqwest::header::HeaderMap::from_iter([(
-        reqwest::header::HeaderName::from_static("x-functions-key"),
-        reqwest::header::HeaderValue::from_str(key.trim()).unwrap(),
-    )]);
-    let http = reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap();
+    let http = keyed_client(&data);
 
     // The first attempt runs long; the second finds the marker on its share and finishes quickly.
     let spec = json!({
@@ -189,7 +181,8 @@ async fn dev_runs_a_job_with_its_emulator_token_and_refuses_calls_without_it() {
                 "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } } } }] } }]
     });
     let api = format!("http://127.0.0.1:{port}/api/deployments");
-    let response = http.post(&api).json(&spec).send().await.unwrap();
+    let api_http = keyed_client(&data);
+    let response = api_http.post(&api).json(&spec).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 202);
 
     // From the test: no token, and a wrong one.
@@ -207,9 +200,12 @@ async fn dev_runs_a_job_with_its_emulator_token_and_refuses_calls_without_it() {
         .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
 
-    let status = wait_for(&http, &format!("{api}/guarded"), |s| s["phase"] == "Done").await;
+    let status = wait_for(&api_http, &format!("{api}/guarded"), |s| {
+        s["phase"] == "Done"
+    })
+    .await;
     assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
-    let logs = text(&http, &format!("{api}/guarded/logs/work/main")).await;
+    let logs = text(&api_http, &format!("{api}/guarded/logs/work/main")).await;
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -221,6 +217,19 @@ async fn dev_runs_a_job_with_its_emulator_token_and_refuses_calls_without_it() {
         names.iter().all(|name| !name.starts_with("from-")),
         "a planted group was recorded: {names:?}"
     );
+}
+
+/// A client that sends the API key `dev` generated in `data`.
+fn keyed_client(data: &Path) -> reqwest::Client {
+    let key = std::fs::read_to_string(data.join("api.key")).unwrap();
+    let headers = reqwest::header::HeaderMap::from_iter([(
+        reqwest::header::HeaderName::from_static("x-functions-key"),
+        reqwest::header::HeaderValue::from_str(key.trim()).unwrap(),
+    )]);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// The file names under `dir`, at any depth.
