@@ -102,7 +102,7 @@ async fn every_management_route_wants_the_api_key_in_the_header_or_the_code_quer
 
     // The right key passes, as a header or as `code`.
     let (code, status) = call(&h, Method::GET, "/api/deployments/auth-1", Some(KEY)).await;
-    assert_eq!(code, 200, "{status}");
+    assert_eq!(code, 202, "still running: {status}");
     assert_eq!(status["id"], "auth-1");
     let (code, list) = call(
         &h,
@@ -280,23 +280,20 @@ fn serve_refuses_to_start_without_an_api_key() {
     }
 }
 
-/// `handler serve` on SQLite in `dir` with ARM nowhere, and nothing else set.
+/// `handler serve` on SQLite in `dir` with ARM nowhere and a fresh secrets key, without
+/// `BERTH_PUBLIC_URL` (the tests set what they try).
 fn serve_command(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
+    let (mut command, _) = common::serve_command();
     command
-        .args(["serve", "--bind", "127.0.0.1", "--port", "0"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env_remove("BERTH_PUBLIC_URL")
         .env("BERTH_SQLITE_PATH", dir.join("berth.db"))
         .env("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9")
-        .env(
-            "BERTH_SUBSCRIPTION_ID",
-            "00000000-0000-0000-0000-000000000000",
-        )
+        .env("BERTH_SUBSCRIPTION_ID", common::scenarios::SUBSCRIPTION)
         .env("BERTH_RESOURCE_GROUP", "auth")
         .env("BERTH_LOCATION", "local")
         .env("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64())
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
     command
 }
 

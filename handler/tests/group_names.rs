@@ -5,53 +5,17 @@
 //! a create looks first: a group of its name that another deployment owns is never updated.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod common;
 
-use berth::clock::SystemClock;
-use berth::config::{Config, Defaults};
-use berth::crypto::SecretsKey;
 use berth::engine::names::aci_name;
 use berth::runtime::Runtime;
 use berth::spec::{Format, parse};
 use serde_json::{Value, json};
 
-/// A runtime on SQLite in `dir` with a real emulator and no background worker: the test runs
-/// the steps.
 async fn setup(dir: &std::path::Path) -> (emulator::Running, Runtime) {
-    let config = emulator::Config {
-        data_dir: dir.join("aci"),
-        ..emulator::Config::default()
-    };
-    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let map: HashMap<String, String> = [
-        (
-            "BERTH_SQLITE_PATH",
-            dir.join("berth.db").display().to_string(),
-        ),
-        ("BERTH_ARM_ENDPOINT", emulator.base_url()),
-        (
-            "BERTH_SUBSCRIPTION_ID",
-            "00000000-0000-0000-0000-000000000000".into(),
-        ),
-        ("BERTH_RESOURCE_GROUP", "names".into()),
-        ("BERTH_LOCATION", "local".into()),
-        ("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
-    let runtime = Runtime::build(config, Arc::new(SystemClock)).await.unwrap();
+    let emulator = common::emulator_in(dir).await;
+    let runtime = common::runtime_without_worker(dir, &emulator.base_url(), "berth").await;
     (emulator, runtime)
-}
-
-async fn run_steps(runtime: &Runtime) {
-    for delivery in runtime.steps.receive(16, 5_000).await.unwrap() {
-        berth::worker::handle(&runtime.driver, runtime.steps.as_ref(), delivery).await;
-    }
 }
 
 fn spec(id: &str, group: &str) -> berth::spec::Spec {
@@ -86,7 +50,7 @@ async fn ids_and_groups_that_read_alike_get_groups_of_their_own() {
         .await
         .unwrap();
     for _ in 0..4 {
-        run_steps(&runtime).await;
+        common::run_steps(&runtime).await;
     }
     let one = runtime.driver.load("col-p").await.unwrap().unwrap();
     let two = runtime.driver.load("col-p-b").await.unwrap().unwrap();
@@ -123,7 +87,7 @@ async fn a_group_of_the_same_name_that_another_deployment_owns_is_never_updated(
         .await
         .unwrap();
     for _ in 0..4 {
-        run_steps(&runtime).await;
+        common::run_steps(&runtime).await;
     }
     let stats = emulator.stats();
     assert_eq!(

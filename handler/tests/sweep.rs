@@ -4,49 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::sync::Arc;
+mod common;
 
-use berth::clock::SystemClock;
-use berth::config::{Config, Defaults};
-use berth::crypto::SecretsKey;
 use berth::engine::Phase;
 use berth::runtime::Runtime;
 use berth::spec::{Format, parse};
 use serde_json::json;
 
 async fn setup(dir: &std::path::Path) -> (emulator::Running, Runtime) {
-    let config = emulator::Config {
-        data_dir: dir.join("aci"),
-        ..emulator::Config::default()
-    };
-    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let map: HashMap<String, String> = HashMap::from([
-        (
-            "BERTH_SQLITE_PATH".into(),
-            dir.join("berth.db").display().to_string(),
-        ),
-        ("BERTH_ARM_ENDPOINT".into(), emulator.base_url()),
-        (
-            "BERTH_SUBSCRIPTION_ID".into(),
-            "00000000-0000-0000-0000-000000000000".into(),
-        ),
-        ("BERTH_RESOURCE_GROUP".into(), "sweep".into()),
-        ("BERTH_LOCATION".into(), "local".into()),
-        (
-            "BERTH_SECRETS_KEY".into(),
-            SecretsKey::generate().to_base64(),
-        ),
-        ("BERTH_APP".into(), "sweeper-test".into()),
-    ]);
-    let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
-    // No background worker: the test delivers steps itself.
-    (
-        emulator,
-        Runtime::build(config, Arc::new(SystemClock)).await.unwrap(),
-    )
+    let emulator = common::emulator_in(dir).await;
+    let runtime = common::runtime_without_worker(dir, &emulator.base_url(), "sweeper-test").await;
+    (emulator, runtime)
 }
 
 fn group_body(app: &str, deployment: &str, created: i64) -> serde_json::Value {
@@ -55,12 +23,6 @@ fn group_body(app: &str, deployment: &str, created: i64) -> serde_json::Value {
         "properties": { "osType": "Linux", "restartPolicy": "Never", "containers": [{ "name": "c", "properties": {
             "image": "busybox", "command": ["/bin/sh", "-c", "sleep 600"],
             "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } })
-}
-
-async fn run_steps(runtime: &Runtime) {
-    for delivery in runtime.steps.receive(16, 5_000).await.unwrap() {
-        berth::worker::handle(&runtime.driver, runtime.steps.as_ref(), delivery).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +76,7 @@ async fn a_live_deployments_groups_survive_and_a_lost_step_is_re_driven() {
         .submit(spec, "http://127.0.0.1:1".into())
         .await
         .unwrap();
-    run_steps(&runtime).await; // creates the group, then waits with a delayed step message
+    common::run_steps(&runtime).await; // creates the group, then waits with a delayed step message
 
     // The delayed message is lost (taken and never completed, as by a crashed instance).
     let mut sweep = runtime.sweep.clone();
@@ -135,7 +97,7 @@ async fn a_live_deployments_groups_survive_and_a_lost_step_is_re_driven() {
     assert_eq!(report.redriven, 1, "{report:?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        run_steps(&runtime).await;
+        common::run_steps(&runtime).await;
         let d = runtime.driver.load("lost-1").await.unwrap().unwrap();
         if d.phase == Phase::Done {
             assert_eq!(d.status.as_str(), "Succeeded");

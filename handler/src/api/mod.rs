@@ -38,6 +38,10 @@ use crate::store::ListQuery;
 
 /// Largest request body accepted (a spec is at most [`spec::parse::MAX_SPEC_BYTES`]).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// The shortest `Retry-After` a poller is told.
+pub const RETRY_AFTER_MIN_S: u64 = 1;
+/// The longest `Retry-After` a poller is told.
+pub const RETRY_AFTER_MAX_S: u64 = 60;
 /// Largest event payload accepted.
 pub const MAX_EVENT_PAYLOAD: usize = 64 * 1024;
 
@@ -239,22 +243,111 @@ fn new_id() -> String {
     format!("d-{}", &id[..16])
 }
 
-fn management_urls(base: &str, id: &str) -> Value {
+/// The `code` a caller authenticated with in the query, to carry into the URLs it is given back
+/// (a poller that follows them is then authorised, as Durable Functions' management URLs are).
+fn query_code(uri: &axum::http::Uri) -> Option<String> {
+    let query = uri.query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .filter(|code| !code.is_empty())
+}
+
+/// A deployment's status URL, with the caller's `code` when it sent one, and
+/// `returnInternalServerErrorOnFailure=true` when it asked for that.
+fn status_url(base: &str, id: &str, code: Option<&str>, error_on_failure: bool) -> String {
+    let mut query = Vec::new();
+    if error_on_failure {
+        query.push("returnInternalServerErrorOnFailure=true".to_owned());
+    }
+    if let Some(code) = code {
+        query.push(format!("code={}", encode(code)));
+    }
+    match query.is_empty() {
+        true => format!("{base}/api/deployments/{id}"),
+        false => format!("{base}/api/deployments/{id}?{}", query.join("&")),
+    }
+}
+
+/// `returnInternalServerErrorOnFailure` of a query: absent or `false`, or `true`.
+fn error_on_failure(value: Option<&str>) -> Result<bool, Problem> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(Problem::bad_request(
+            "returnInternalServerErrorOnFailure",
+            "must be true or false",
+        )),
+    }
+}
+
+fn encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn management_urls(base: &str, id: &str, code: Option<&str>) -> Value {
     let at = format!("{base}/api/deployments/{id}");
+    let (first, then) = match code {
+        Some(code) => {
+            let code = encode(code);
+            (format!("?code={code}"), format!("&code={code}"))
+        }
+        None => (String::new(), String::new()),
+    };
     json!({
         "id": id,
-        "statusQueryGetUri": at,
-        "sendEventPostUri": format!("{at}/events/{{eventName}}"),
-        "terminatePostUri": format!("{at}/terminate?reason={{text}}"),
-        "purgeHistoryDeleteUri": at,
+        "statusQueryGetUri": format!("{at}{first}"),
+        "sendEventPostUri": format!("{at}/events/{{eventName}}{first}"),
+        "terminatePostUri": format!("{at}/terminate?reason={{text}}{then}"),
+        "purgeHistoryDeleteUri": format!("{at}{first}"),
     })
+}
+
+/// `Retry-After` for a deployment that has not ended: the seconds until Berth next looks at it
+/// (its wake), between [`RETRY_AFTER_MIN_S`] and [`RETRY_AFTER_MAX_S`].
+fn retry_after(d: &Deployment, now: crate::engine::Millis) -> u64 {
+    let until = d.wake.map_or(0, |w| w.at.saturating_sub(now));
+    let seconds = u64::try_from(until).unwrap_or(0).div_ceil(1000);
+    seconds.clamp(RETRY_AFTER_MIN_S, RETRY_AFTER_MAX_S)
+}
+
+/// The answer to a status request in the async request-reply pattern: `202` with `Location` and
+/// `Retry-After` while the deployment has not ended (`phase` is not `Done`), `200` once it has,
+/// or `500` for `Failed` and `TimedOut` when the caller asked for it.
+fn polled(
+    d: &Deployment,
+    body: Value,
+    location: &str,
+    now: crate::engine::Millis,
+    error_on_failure: bool,
+) -> Response {
+    if d.phase != crate::engine::Phase::Done {
+        let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Ok(location) = HeaderValue::from_str(location) {
+            headers.insert(header::LOCATION, location);
+        }
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after(d, now)));
+        return response;
+    }
+    let failed = matches!(d.status, RuntimeStatus::Failed | RuntimeStatus::TimedOut);
+    let status = if error_on_failure && failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn start(
     State(api): State<Shared>,
+    Query(params): Query<ReadParams>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
+    let error_on_failure =
+        error_on_failure(params.return_internal_server_error_on_failure.as_deref())?;
     let bytes = body_bytes(body, MAX_BODY).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -263,17 +356,18 @@ async fn start(
     spec::settings::check_spec(&spec, &api.driver.settings.secure_value_from)?;
     let base = base_url(&api, &headers);
     let submitted = api.driver.submit(spec, base.clone()).await?;
-    let id = &submitted.deployment.id;
-    let mut body = management_urls(&base, id);
-    body["runtimeStatus"] = Value::from(submitted.deployment.status.as_str());
-    let status = if submitted.existed {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
-    };
-    let location = HeaderValue::from_str(&format!("{base}/api/deployments/{id}"))
-        .unwrap_or(HeaderValue::from_static("/"));
-    Ok((status, [(header::LOCATION, location)], axum::Json(body)).into_response())
+    let d = &submitted.deployment;
+    let code = query_code(&uri);
+    let mut body = management_urls(&base, &d.id, code.as_deref());
+    body["runtimeStatus"] = Value::from(d.status.as_str());
+    let location = status_url(&base, &d.id, code.as_deref(), error_on_failure);
+    // A repeated POST of a deployment that has not ended is still accepted work (202): a poller
+    // takes any other answer as the end.
+    let mut response = polled(d, body, &location, api.driver.now(), false);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -332,14 +426,35 @@ async fn list(
     Ok(response)
 }
 
-async fn read(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadParams {
+    return_internal_server_error_on_failure: Option<String>,
+}
+
+async fn read(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    Query(params): Query<ReadParams>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     valid_id(&id)?;
+    let error_on_failure =
+        error_on_failure(params.return_internal_server_error_on_failure.as_deref())?;
     let d = api
         .driver
         .load(&id)
         .await?
         .ok_or_else(|| Problem::no_deployment(&id))?;
-    Ok(axum::Json(status::status(&d, api.prices)).into_response())
+    let base = base_url(&api, &headers);
+    // The poller comes back to the URL it polled, query and all.
+    let location = match uri.query() {
+        Some(query) => format!("{base}/api/deployments/{id}?{query}"),
+        None => status_url(&base, &id, None, false),
+    };
+    let body = status::status(&d, api.prices);
+    Ok(polled(&d, body, &location, api.driver.now(), error_on_failure))
 }
 
 async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {

@@ -101,6 +101,32 @@ pub async fn emulator_in(dir: &std::path::Path) -> emulator::Running {
         .unwrap()
 }
 
+/// A runtime on SQLite in `dir` with ARM at `arm` and `BERTH_APP` `app`, and no worker: the test
+/// delivers the steps itself ([`run_steps`]).
+pub async fn runtime_without_worker(dir: &std::path::Path, arm: &str, app: &str) -> Runtime {
+    let map: HashMap<String, String> = [
+        ("BERTH_SQLITE_PATH", dir.join("berth.db").display().to_string()),
+        ("BERTH_ARM_ENDPOINT", arm.to_owned()),
+        ("BERTH_SUBSCRIPTION_ID", scenarios::SUBSCRIPTION.to_owned()),
+        ("BERTH_RESOURCE_GROUP", scenarios::RESOURCE_GROUP.to_owned()),
+        ("BERTH_LOCATION", "local".to_owned()),
+        ("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64()),
+        ("BERTH_APP", app.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
+    Runtime::build(config, Arc::new(SystemClock)).await.unwrap()
+}
+
+/// Runs the steps due now (up to 16) as a worker would.
+pub async fn run_steps(runtime: &Runtime) {
+    for delivery in runtime.steps.receive(16, 5_000).await.unwrap() {
+        berth::worker::handle(&runtime.driver, runtime.steps.as_ref(), delivery).await;
+    }
+}
+
 /// A loopback port nothing listens on (for a process to bind, or to stand for an unreachable
 /// endpoint).
 pub fn free_port() -> u16 {
