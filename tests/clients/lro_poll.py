@@ -12,7 +12,7 @@ import sys
 
 from azure.core import PipelineClient
 from azure.core.exceptions import HttpResponseError
-from azure.core.pipeline.policies import HeadersPolicy, SansIOHTTPPolicy
+from azure.core.pipeline.policies import HeadersPolicy, RequestIdPolicy, SansIOHTTPPolicy
 from azure.core.polling import LROPoller
 from azure.core.polling.base_polling import LROBasePolling
 from azure.core.rest import HttpRequest
@@ -43,7 +43,8 @@ def main():
     recorder = Recorder()
     client = PipelineClient(
         base_url=start_url,
-        policies=[HeadersPolicy(headers), recorder],
+        # The SDKs' own pipeline: LROBasePolling carries the request id from poll to poll.
+        policies=[RequestIdPolicy(), HeadersPolicy(headers), recorder],
     )
     with open(spec_file, "rb") as f:
         spec = json.load(f)

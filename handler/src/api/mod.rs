@@ -454,7 +454,13 @@ async fn read(
         None => status_url(&base, &id, None, false),
     };
     let body = status::status(&d, api.prices);
-    Ok(polled(&d, body, &location, api.driver.now(), error_on_failure))
+    Ok(polled(
+        &d,
+        body,
+        &location,
+        api.driver.now(),
+        error_on_failure,
+    ))
 }
 
 async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {

@@ -105,7 +105,10 @@ pub async fn emulator_in(dir: &std::path::Path) -> emulator::Running {
 /// delivers the steps itself ([`run_steps`]).
 pub async fn runtime_without_worker(dir: &std::path::Path, arm: &str, app: &str) -> Runtime {
     let map: HashMap<String, String> = [
-        ("BERTH_SQLITE_PATH", dir.join("berth.db").display().to_string()),
+        (
+            "BERTH_SQLITE_PATH",
+            dir.join("berth.db").display().to_string(),
+        ),
         ("BERTH_ARM_ENDPOINT", arm.to_owned()),
         ("BERTH_SUBSCRIPTION_ID", scenarios::SUBSCRIPTION.to_owned()),
         ("BERTH_RESOURCE_GROUP", scenarios::RESOURCE_GROUP.to_owned()),

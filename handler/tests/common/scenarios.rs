@@ -515,7 +515,11 @@ pub async fn the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts
     assert_eq!(first, 202, "{body}");
     let (second, again) = submit(b, &spec).await;
     // Accepted work while it runs, the answer once it has ended.
-    let want = if again["runtimeStatus"] == "Succeeded" { 200 } else { 202 };
+    let want = if again["runtimeStatus"] == "Succeeded" {
+        200
+    } else {
+        202
+    };
     assert_eq!(second, want, "{again}");
     assert_eq!(again["id"], "idem-1");
     let (conflict, problem) = submit(b, &job("idem-1", "echo twice")).await;
