@@ -99,3 +99,53 @@ impl Operations {
         self.by_id.get(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation(name: &str, generation: u64) -> Operation {
+        Operation {
+            key: GroupKey::new("sub", "rg", name),
+            resource_id: format!("/subscriptions/sub/resourceGroups/rg/providers/x/{name}"),
+            kind: OpKind::Put,
+            generation,
+            started: OffsetDateTime::now_utc(),
+            settled: None,
+        }
+    }
+
+    #[test]
+    fn settling_freezes_only_that_attempts_operations() {
+        let mut operations = Operations::default();
+        let first = operations.add(operation("job", 1));
+        let second = operations.add(operation("job", 2));
+        let other = operations.add(operation("other", 1));
+        operations.settle(
+            &GroupKey::new("sub", "rg", "job"),
+            1,
+            Provisioning::Succeeded,
+            None,
+        );
+        let settled = |id: &str| operations.get(id).unwrap().settled.clone();
+        assert_eq!(settled(&first), Some((Provisioning::Succeeded, None)));
+        assert_eq!(settled(&second), None);
+        assert_eq!(settled(&other), None);
+    }
+
+    #[test]
+    fn the_oldest_operations_are_forgotten_with_their_index() {
+        let mut operations = Operations::default();
+        let oldest = operations.add(operation("old", 1));
+        for _ in 0..KEPT {
+            operations.add(operation("busy", 1));
+        }
+        assert!(operations.get(&oldest).is_none());
+        assert!(
+            !operations
+                .by_group
+                .contains_key(&GroupKey::new("sub", "rg", "old"))
+        );
+        assert_eq!(operations.by_id.len(), KEPT);
+    }
+}
