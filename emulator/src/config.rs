@@ -5,15 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api_versions::API_VERSIONS;
 use crate::auth::Token;
 use crate::faults::Faults;
 use crate::images::ImageMap;
 use crate::lifecycle::Backoff;
 use crate::model::Secret;
 use crate::quotas::Quotas;
-
-/// The api-versions accepted by default (others answer `400 NoRegisteredProviderFound`).
-pub const API_VERSIONS: [&str; 2] = ["2025-09-01", "2026-07-01"];
 
 /// The emulator's settings.
 #[derive(Debug, Clone)]
@@ -32,7 +30,7 @@ pub struct Config {
     pub quotas: Quotas,
     /// How long the state machine's steps take.
     pub timings: Timings,
-    /// The accepted api-versions.
+    /// The accepted api-versions (default: every one ACI publishes, `API_VERSIONS`).
     pub api_versions: Vec<String>,
     /// Groups per list page before `nextLink`.
     pub page_size: usize,

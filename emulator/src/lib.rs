@@ -23,6 +23,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api_versions;
 pub mod auth;
 pub mod cgroup;
 pub mod config;
@@ -43,8 +44,9 @@ pub mod stats;
 pub mod store;
 pub mod validate;
 
+pub use api_versions::API_VERSIONS;
 pub use auth::Token;
-pub use config::{API_VERSIONS, Config, Timings};
+pub use config::{Config, Timings};
 pub use engine::Emulator;
 pub use error::{ArmError, Error};
 pub use faults::{FaultKind, Faults, NthFault};

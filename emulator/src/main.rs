@@ -79,6 +79,9 @@ struct Args {
     /// Milliseconds a deleted group shows Deleting (DELETE then answers 202).
     #[arg(long, default_value_t = 0)]
     deleting_ms: u64,
+    /// Groups per list page before `nextLink`.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    page_size: u16,
     /// Do not apply CPU and memory limits through cgroups.
     #[arg(long)]
     no_cgroups: bool,
@@ -166,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         faults,
         enforce_quotas: args.enforce_quotas,
         cgroups: !args.no_cgroups,
+        page_size: usize::from(args.page_size),
         token,
         ..Config::default()
     };

@@ -22,6 +22,12 @@ fn job(script: &str) -> Value {
     )
 }
 
+/// GET `url` as it is (its own api-version); the body as JSON.
+async fn get_json(harness: &Harness, url: String) -> Value {
+    let response = harness.client.get(url).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn api_version_is_required_and_checked_against_the_allow_list() {
     let harness = Harness::start(instant).await;
@@ -36,7 +42,7 @@ async fn api_version_is_required_and_checked_against_the_allow_list() {
     );
     let response = harness
         .client
-        .put(format!("{url}?api-version=2020-11-01"))
+        .put(format!("{url}?api-version=2020-01-01"))
         .json(&job("true"))
         .send()
         .await
@@ -46,9 +52,21 @@ async fn api_version_is_required_and_checked_against_the_allow_list() {
     assert_eq!(body["error"]["code"], "NoRegisteredProviderFound");
     assert_eq!(
         body["error"]["message"],
-        "No registered resource provider found for location 'westus' and API version '2020-11-01' for type 'containerGroups'. The supported api-versions are '2025-09-01, 2026-07-01'."
+        format!(
+            "No registered resource provider found for location 'westus' and API version '2020-01-01' for type 'containerGroups'. The supported api-versions are '{}'.",
+            emulator::API_VERSIONS.join(", ")
+        )
     );
-    for version in ["2025-09-01", "2026-07-01"] {
+    // The Python SDK's default, the CLI's pin, the YAML samples' versions, the oldest preview.
+    for version in [
+        "2023-05-01",
+        "2024-05-01-preview",
+        "2019-12-01",
+        "2021-10-01",
+        "2017-08-01-preview",
+        "2025-09-01",
+        "2026-07-01",
+    ] {
         let response = harness
             .client
             .put(format!("{url}?api-version={version}"))
@@ -62,6 +80,63 @@ async fn api_version_is_required_and_checked_against_the_allow_list() {
             response.status()
         );
     }
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn answers_carry_the_properties_their_api_version_knows() {
+    let harness = Harness::start(instant).await;
+    let mut body = job("true");
+    body["zones"] = json!(["1"]);
+    body["properties"]["priority"] = json!("Regular");
+    body["properties"]["sku"] = json!("Standard");
+    harness.create("versioned", &body).await;
+    let url = harness.group_url("versioned");
+    // (version, has sku, has zones, has priority)
+    for (version, sku, zones, priority) in [
+        ("2018-10-01", false, false, false),
+        ("2019-12-01", true, false, false),
+        ("2021-10-01", true, true, false),
+        ("2022-10-01-preview", true, true, true),
+        ("2023-05-01", true, true, true),
+        ("2026-07-01", true, true, true),
+    ] {
+        let answer = get_json(&harness, format!("{url}?api-version={version}")).await;
+        assert_eq!(
+            answer["properties"]["sku"].is_string(),
+            sku,
+            "{version}: {answer}"
+        );
+        assert_eq!(answer["zones"].is_array(), zones, "{version}: {answer}");
+        assert_eq!(
+            answer["properties"]["priority"].is_string(),
+            priority,
+            "{version}: {answer}"
+        );
+        let groups = harness.groups_url();
+        let listed = get_json(&harness, format!("{groups}?api-version={version}")).await;
+        assert_eq!(
+            listed["value"][0]["zones"].is_array(),
+            zones,
+            "{version}: {listed}"
+        );
+    }
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn the_generic_resources_path_with_an_empty_parent_reaches_the_group() {
+    let harness = Harness::start(instant).await;
+    harness.create("generic", &job("true")).await;
+    // `az container export` and `create --file`: `providers/{namespace}/{parent}/{type}/{name}`
+    // with an empty parent; ARM reads `//` as `/`.
+    let url = format!(
+        "{}/subscriptions/{SUB}/resourcegroups/{RG}/providers/Microsoft.ContainerInstance//containerGroups/generic",
+        harness.base
+    );
+    let (status, body) = harness.call(reqwest::Method::GET, &url, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "generic");
     harness.stop().await;
 }
 
@@ -455,6 +530,10 @@ async fn async_operations_follow_the_group_to_a_terminal_status() {
         .to_str()
         .unwrap()
         .to_string();
+    // The SDKs wait `Retry-After` seconds between polls, 30 without it, and read 0 as absent.
+    assert_eq!(response.headers()["retry-after"], "1");
+    let polled = harness.client.get(&operation).send().await.unwrap();
+    assert_eq!(polled.headers()["retry-after"], "1", "while it runs");
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -479,6 +558,14 @@ async fn async_operations_follow_the_group_to_a_terminal_status() {
     }
     assert_eq!(seen.first().map(String::as_str), Some("Pending"));
     assert!(seen.contains(&"Creating".to_string()), "{seen:?}");
+    // An operation that ended keeps its status through a later update and the group's delete.
+    let update = harness.put("tracked", &job("echo again")).await;
+    assert_eq!(update.status(), 200);
+    let status = get_json(&harness, operation.clone()).await;
+    assert_eq!(status["status"], "Succeeded");
+    harness.delete("tracked").await;
+    let status = get_json(&harness, operation.clone()).await;
+    assert_eq!(status["status"], "Succeeded");
     let missing = operation.replace("/operations/", "/operations/0");
     assert_eq!(
         harness.client.get(&missing).send().await.unwrap().status(),

@@ -6,21 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-
-/// The start line of a spawned `aci-emulator`, and its output to keep open (the emulator writes
-/// more lines and would die of a closed pipe).
-fn first_line(child: &mut std::process::Child) -> (String, BufReader<std::process::ChildStdout>) {
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    (line, stdout)
-}
 
 #[tokio::test]
 async fn the_binary_prints_its_endpoint_serves_and_stops_on_sigterm() {

@@ -10,7 +10,7 @@ use super::arm::{INSTANT_LOG, ListPage, Target};
 use super::operations::OpKind;
 use super::{Emulator, Entry};
 use crate::error::ArmError;
-use crate::lifecycle::{Phase, Provisioning};
+use crate::lifecycle::{Failure, Phase, Provisioning};
 use crate::logs::{LogQuery, format_timestamp};
 use crate::model::{CloudErrorBody, ContainerGroup, OperationStatus, Usage, UsageList, UsageName};
 use crate::process::lock;
@@ -132,29 +132,33 @@ impl Emulator {
         let runtime = groups
             .get(&operation.key)
             .map(|entry| &entry.record.runtime);
-        let (status, error) = match (operation.kind, runtime) {
-            (OpKind::Delete, None) => ("Succeeded", None),
-            (OpKind::Delete, Some(runtime)) => {
+        let ended = |provisioning: Provisioning, failure: Option<&Failure>| match provisioning {
+            Provisioning::Failed => (
+                "Failed",
+                failure.map(|failure| CloudErrorBody {
+                    code: Some(failure.code.clone()),
+                    message: Some(failure.message.clone()),
+                    target: None,
+                    details: None,
+                }),
+            ),
+            other => (other.as_str(), None),
+        };
+        let (status, error) = match (&operation.settled, operation.kind, runtime) {
+            (Some((provisioning, failure)), _, _) => ended(*provisioning, failure.as_ref()),
+            (None, OpKind::Delete, None) => ("Succeeded", None),
+            (None, OpKind::Delete, Some(runtime)) => {
                 if runtime.provisioning == Provisioning::Deleting {
                     ("Deleting", None)
                 } else {
                     ("Succeeded", None)
                 }
             }
-            (_, None) => ("Canceled", None),
-            (_, Some(runtime)) if runtime.generation != operation.generation => ("Canceled", None),
-            (_, Some(runtime)) => match runtime.provisioning {
-                Provisioning::Failed => (
-                    "Failed",
-                    runtime.failure.as_ref().map(|failure| CloudErrorBody {
-                        code: Some(failure.code.clone()),
-                        message: Some(failure.message.clone()),
-                        target: None,
-                        details: None,
-                    }),
-                ),
-                other => (other.as_str(), None),
-            },
+            (None, _, None) => ("Canceled", None),
+            (None, _, Some(runtime)) if runtime.generation != operation.generation => {
+                ("Canceled", None)
+            }
+            (None, _, Some(runtime)) => ended(runtime.provisioning, runtime.failure.as_ref()),
         };
         Some(OperationStatus {
             id: Some(operation.resource_id.clone()),

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::DropConnection;
 use super::route::{self, GroupAction, GroupPath, Route, percent_encode};
+use crate::api_versions;
 use crate::engine::{DeleteOutcome, Emulator, StartOutcome, Target};
 use crate::error::ArmError;
 use crate::faults::FaultKind;
@@ -178,7 +179,7 @@ async fn handle(
         Route::Group(path) => {
             let target = target(&path)?;
             match *method {
-                Method::GET => Ok(Json(emulator.get(target)?).into_response()),
+                Method::GET => Ok(answer(&api, emulator.get(target)?).into_response()),
                 Method::PUT => {
                     let spec: ContainerGroup = parse_body(&body)?;
                     let outcome = emulator.put(target, spec).await?;
@@ -187,7 +188,7 @@ async fn handle(
                     } else {
                         StatusCode::OK
                     };
-                    let mut response = (status, Json(outcome.body)).into_response();
+                    let mut response = (status, answer(&api, outcome.body)).into_response();
                     let url = Emulator::operation_url(
                         &base,
                         &path.subscription,
@@ -195,7 +196,7 @@ async fn handle(
                         &outcome.operation,
                         &api,
                     );
-                    set(&mut response, "azure-asyncoperation", &url);
+                    async_operation(&mut response, &url);
                     if let Some(remaining) = outcome.remaining {
                         set(
                             &mut response,
@@ -212,10 +213,10 @@ async fn handle(
                 }
                 Method::PATCH => {
                     let update: ContainerGroupUpdate = parse_body(&body)?;
-                    Ok(Json(emulator.patch(target, update)?).into_response())
+                    Ok(answer(&api, emulator.patch(target, update)?).into_response())
                 }
                 Method::DELETE => match emulator.delete(target).await? {
-                    DeleteOutcome::Deleted(group) => Ok(Json(*group).into_response()),
+                    DeleteOutcome::Deleted(group) => Ok(answer(&api, *group).into_response()),
                     DeleteOutcome::NotFound => Ok(StatusCode::NO_CONTENT.into_response()),
                     DeleteOutcome::Accepted(operation, location) => {
                         let mut response = StatusCode::ACCEPTED.into_response();
@@ -226,7 +227,7 @@ async fn handle(
                             &operation,
                             &api,
                         );
-                        set(&mut response, "azure-asyncoperation", &url);
+                        async_operation(&mut response, &url);
                         Ok(response)
                     }
                 },
@@ -254,7 +255,7 @@ async fn handle(
                             &operation,
                             &api,
                         );
-                        set(&mut response, "azure-asyncoperation", &url);
+                        async_operation(&mut response, &url);
                         Ok(response)
                     }
                 },
@@ -268,7 +269,7 @@ async fn handle(
                         &operation,
                         &api,
                     );
-                    set(&mut response, "azure-asyncoperation", &url);
+                    async_operation(&mut response, &url);
                     Ok(response)
                 }
             }
@@ -336,7 +337,12 @@ async fn handle(
                     format!("The operation '{id}' was not found."),
                 )
             })?;
-            Ok(Json(status).into_response())
+            let running = !matches!(status.status.as_str(), "Succeeded" | "Failed" | "Canceled");
+            let mut response = Json(status).into_response();
+            if running {
+                set(&mut response, "retry-after", RETRY_AFTER_SECONDS);
+            }
+            Ok(response)
         }
         Route::Usages {
             subscription,
@@ -371,7 +377,10 @@ fn list(
             Some(GroupKey::new(subscription, rg, name))
         }
     };
-    let page = emulator.list(subscription, resource_group, after);
+    let mut page = emulator.list(subscription, resource_group, after);
+    for group in &mut page.value {
+        api_versions::shape(api, group);
+    }
     let next_link = page.next.map(|key| {
         format!(
             "{base}{}?api-version={api}&$skipToken={}",
@@ -448,6 +457,12 @@ fn check_api_version(emulator: &Emulator, query: &Query, body: &[u8]) -> Result<
     ))
 }
 
+/// A group as the caller's api-version knows it.
+fn answer(api: &str, mut group: ContainerGroup) -> Json<ContainerGroup> {
+    api_versions::shape(api, &mut group);
+    Json(group)
+}
+
 /// Reads a JSON body; errors name the path of the offending field.
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ArmError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -506,6 +521,17 @@ fn not_allowed(method: &Method) -> ArmError {
         "MethodNotAllowed",
         format!("The HTTP method '{method}' is not supported on this resource."),
     )
+}
+
+/// How long clients are told to wait between polls of a long-running operation. The emulator's
+/// operations take seconds at most; without `Retry-After` the Azure SDKs wait 30 s between polls,
+/// and they read `0` as absent, so one second is the shortest wait that works.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Marks a long-running answer: where its status is polled, and how soon.
+fn async_operation(response: &mut Response, url: &str) {
+    set(response, "azure-asyncoperation", url);
+    set(response, "retry-after", RETRY_AFTER_SECONDS);
 }
 
 fn set(response: &mut Response, name: &'static str, value: &str) {

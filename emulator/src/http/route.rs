@@ -67,11 +67,14 @@ pub enum GroupAction {
     Restart,
 }
 
-/// Parses an ARM path; `None` when it is not one the emulator serves.
+/// Parses an ARM path; `None` when it is not one the emulator serves. Empty segments are dropped,
+/// as ARM treats `//` as `/`: the generic resources API (`az container export`, `az container
+/// create --file`) addresses a group as `…/providers/Microsoft.ContainerInstance//containerGroups/…`,
+/// with an empty parent path.
 pub fn parse(path: &str) -> Option<Route> {
     let segments: Vec<String> = path
-        .trim_matches('/')
         .split('/')
+        .filter(|segment| !segment.is_empty())
         .map(percent_decode)
         .collect::<Option<_>>()?;
     let s: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -79,7 +82,7 @@ pub fn parse(path: &str) -> Option<Route> {
         s.get(index)
             .is_some_and(|seg| seg.eq_ignore_ascii_case(word))
     };
-    if !is(0, "subscriptions") || s.len() < 2 || s[1].is_empty() {
+    if !is(0, "subscriptions") || s.len() < 2 {
         return None;
     }
     let subscription = s[1].to_string();
@@ -112,7 +115,6 @@ pub fn parse(path: &str) -> Option<Route> {
     }
     let provider = is(2, "resourceGroups")
         && s.len() > 3
-        && !s[3].is_empty()
         && is(4, "providers")
         && is(5, "Microsoft.ContainerInstance")
         && is(6, "containerGroups");
@@ -126,9 +128,6 @@ pub fn parse(path: &str) -> Option<Route> {
             resource_group,
         });
     };
-    if name.is_empty() {
-        return None;
-    }
     let group = GroupPath {
         subscription,
         resource_group,
@@ -250,6 +249,16 @@ mod tests {
     fn fixed_segments_match_in_any_case() {
         let path = "/SUBSCRIPTIONS/sub-1/resourcegroups/rg-1/providers/microsoft.containerinstance/CONTAINERGROUPS/job/";
         assert_eq!(parse(path), Some(Route::Group(group())));
+    }
+
+    #[test]
+    fn an_empty_parent_path_is_the_plain_path() {
+        let generic = "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.ContainerInstance//containerGroups/job";
+        assert_eq!(parse(generic), Some(Route::Group(group())));
+        assert_eq!(
+            parse(&format!("{CG}//job//stop")),
+            Some(Route::Action(group(), GroupAction::Stop))
+        );
     }
 
     #[test]

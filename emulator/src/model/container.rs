@@ -98,8 +98,9 @@ pub struct ResourceRequirements {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRequests {
-    /// Memory in GB.
-    #[serde(rename = "memoryInGB")]
+    /// Memory in GB. ACI matches property names in any case, and Microsoft's own YAML samples
+    /// for `az container create --file` spell this one `memoryInGb`.
+    #[serde(rename = "memoryInGB", alias = "memoryInGb")]
     pub memory_in_gb: f64,
     /// Cores.
     pub cpu: f64,
@@ -111,10 +112,11 @@ pub struct ResourceRequests {
 /// `ResourceLimits`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceLimits {
-    /// Memory in GB.
+    /// Memory in GB (also read as `memoryInGb`, as in `ResourceRequests`).
     #[serde(
         default,
         rename = "memoryInGB",
+        alias = "memoryInGb",
         skip_serializing_if = "Option::is_none"
     )]
     pub memory_in_gb: Option<f64>,

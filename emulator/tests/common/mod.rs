@@ -320,3 +320,15 @@ pub fn fixtures() -> PathBuf {
         "/../../shared/fixtures/aci/2026-07-01"
     ))
 }
+
+/// The start line of a spawned `aci-emulator`, and its output to keep open (the emulator writes
+/// more lines and would die of a closed pipe).
+pub fn first_line(
+    child: &mut std::process::Child,
+) -> (String, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    (line, stdout)
+}
