@@ -647,9 +647,18 @@ impl Driver {
             "berth-created".into(),
             Value::from(self.clock.now().to_string()),
         );
-        Ok(
-            json!({ "location": self.arm.target().location, "tags": tags, "properties": properties }),
-        )
+        let location = group
+            .location
+            .as_deref()
+            .unwrap_or(self.arm.target().location.as_str());
+        let mut body = json!({ "location": location, "tags": tags, "properties": properties });
+        if let Some(identity) = &group.identity {
+            body["identity"] = identity.clone();
+        }
+        if let Some(zones) = &group.zones {
+            body["zones"] = json!(zones);
+        }
+        Ok(body)
     }
 
     fn resolve_settings(&self, properties: &mut Value, slot: usize) -> Result<(), String> {

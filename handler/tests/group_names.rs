@@ -109,3 +109,43 @@ async fn a_group_of_the_same_name_that_another_deployment_owns_is_never_updated(
     );
     emulator.shutdown().await;
 }
+
+/// Issue 14: a group's `identity`, `zones` and `location` reach ARM (they were dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_identity_zones_and_location_reach_arm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, runtime) = setup(dir.path()).await;
+    let user = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/puller";
+    let text = json!({ "id": "placed", "groups": [{ "name": "work",
+        "identity": { "type": "UserAssigned", "userAssignedIdentities": { user: {} } },
+        "zones": ["2"], "location": "northeurope",
+        "properties": { "restartPolicy": "Never", "osType": "Linux",
+        "containers": [{ "name": "c", "properties": { "image": "busybox",
+            "command": ["sleep", "600"], "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } }] })
+    .to_string();
+    let spec = parse(text.as_bytes(), Format::Json, || unreachable!()).unwrap();
+    runtime
+        .driver
+        .submit(spec, "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        common::run_steps(&runtime).await;
+    }
+    let d = runtime.driver.load("placed").await.unwrap().unwrap();
+    let name = &d.instances[0].aci_name;
+    let t = runtime.driver.arm.target();
+    let url = format!(
+        "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerInstance/containerGroups/{name}?api-version={}",
+        t.endpoint, t.subscription, t.resource_group, t.api_version
+    );
+    let group: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(group["location"], "northeurope", "{group}");
+    assert_eq!(group["zones"], json!(["2"]), "{group}");
+    assert_eq!(group["identity"]["type"], "UserAssigned", "{group}");
+    assert!(
+        group["identity"]["userAssignedIdentities"][user].is_object(),
+        "{group}"
+    );
+    emulator.shutdown().await;
+}

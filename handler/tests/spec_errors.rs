@@ -334,6 +334,51 @@ fn seventy_malformed_specs_name_their_field() {
             ),
             p("groups[0].properties.imageRegistryCredentials[0].server"),
         ),
+        // Group-level ARM fields: identity, zones, location.
+        (
+            with("/groups/0/identity", json!({ "type": "Everything" })),
+            p("groups[0].identity.type"),
+        ),
+        (
+            with("/groups/0/identity", json!({ "type": "UserAssigned" })),
+            p("groups[0].identity.userAssignedIdentities"),
+        ),
+        (
+            with(
+                "/groups/0/identity",
+                json!({ "type": "UserAssigned", "userAssignedIdentities": { "../../etc/passwd": {} } }),
+            ),
+            p("groups[0].identity.userAssignedIdentities"),
+        ),
+        (
+            with(
+                "/groups/0/identity",
+                json!({ "type": "SystemAssigned", "extra": 1 }),
+            ),
+            p("groups[0].identity.extra"),
+        ),
+        (
+            with("/groups/0/identity", json!("SystemAssigned")),
+            p("groups[0].identity"),
+        ),
+        (
+            with("/groups/0/zones", json!(["4"])),
+            p("groups[0].zones[0]"),
+        ),
+        (
+            with("/groups/0/zones", json!(["1", "2"])),
+            p("groups[0].zones"),
+        ),
+        (with("/groups/0/zones", json!("1")), p("groups[0].zones")),
+        (
+            with("/groups/0/location", json!("west/europe")),
+            p("groups[0].location"),
+        ),
+        (
+            with("/groups/0/location", json!(7)),
+            p("groups[0].location"),
+        ),
+        (with("/groups/0/sku", json!("Standard")), p("groups[0].sku")),
     ];
     assert!(cases.len() >= 70, "{} cases", cases.len());
     for (i, (spec, field)) in cases.into_iter().enumerate() {
@@ -466,4 +511,40 @@ fn a_key_given_twice_is_refused_at_its_path_in_json_and_yaml() {
         assert_eq!(errors.0[0].field, field, "{text}: {errors:?}");
         assert!(errors.0[0].message.contains("twice"), "{errors:?}");
     }
+}
+
+/// `identity`, `zones` and `location` of a group are kept (they were dropped), from JSON and
+/// from an ACI YAML export, whose read-only identity fields are left out.
+#[test]
+fn identity_zones_and_location_are_kept_from_json_and_yaml() {
+    let user = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/puller";
+    let mut spec = good();
+    spec["groups"][0]["identity"] =
+        json!({ "type": "SystemAssigned, UserAssigned", "userAssignedIdentities": { user: {} } });
+    spec["groups"][0]["zones"] = json!(["2"]);
+    spec["groups"][0]["location"] = json!("northeurope");
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    let group = &parsed.groups[0];
+    assert_eq!(
+        group.identity.as_ref().unwrap()["userAssignedIdentities"][user],
+        json!({})
+    );
+    assert_eq!(group.zones.as_deref(), Some(&["2".to_owned()][..]));
+    assert_eq!(group.location.as_deref(), Some("northeurope"));
+
+    let yaml = format!(
+        "apiVersion: '2021-10-01'\nlocation: westus\nname: exported\nzones: ['1']\n\
+         identity:\n  type: UserAssigned\n  principalId: read-only\n  tenantId: read-only\n  \
+         userAssignedIdentities:\n    '{user}':\n      principalId: read-only\n      clientId: read-only\n\
+         properties:\n  osType: Linux\n  restartPolicy: Never\n  containers:\n  - name: main\n    \
+         properties:\n      image: busybox\n      resources:\n        requests:\n          cpu: 1\n          memoryInGB: 1\n"
+    );
+    let parsed = parse(yaml.as_bytes(), Format::AciYaml, || "from-yaml".into()).unwrap();
+    let group = &parsed.groups[0];
+    assert_eq!(
+        group.identity,
+        Some(json!({ "type": "UserAssigned", "userAssignedIdentities": { user: {} } }))
+    );
+    assert_eq!(group.zones.as_deref(), Some(&["1".to_owned()][..]));
+    assert_eq!(group.location.as_deref(), Some("westus"));
 }

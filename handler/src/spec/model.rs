@@ -31,6 +31,16 @@ pub struct GroupSpec {
     pub name: String,
     /// ACI `containerGroup.properties`, secrets removed (they live sealed beside the spec).
     pub properties: Value,
+    /// ACI's `identity`: the managed identities the group runs as (registry pulls with
+    /// `imageRegistryCredentials[].identity`, Key Vault and storage from the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Value>,
+    /// ACI's `zones`: the availability zone to place the group in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zones: Option<Vec<String>>,
+    /// The region of this group (`BERTH_LOCATION` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// `job`: done when its containers have terminated (or on `completed`); `service`: kept running.

@@ -99,10 +99,13 @@ fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
         "job"
     };
     spec.insert("mode".into(), Value::from(mode));
-    spec.insert(
-        "groups".into(),
-        serde_json::json!([{ "name": name, "properties": properties }]),
-    );
+    let mut group = serde_json::json!({ "name": name, "properties": properties });
+    for key in ["identity", "zones", "location"] {
+        if let Some(value) = yaml.remove(key).filter(|v| !v.is_null()) {
+            group[key] = value;
+        }
+    }
+    spec.insert("groups".into(), serde_json::json!([group]));
     if let Some(tags) = yaml.remove("tags").filter(|t| !t.is_null()) {
         spec.insert("tags".into(), tags);
     }
@@ -112,11 +115,13 @@ fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
 /// The spec's path of a field of an ACI YAML document: its `name` and `properties` are those of
 /// the spec's one group.
 fn in_group(field: &str) -> String {
-    let group_field = ["name", "properties"].iter().any(|key| {
-        field
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-    });
+    let group_field = ["name", "properties", "identity", "zones", "location"]
+        .iter()
+        .any(|key| {
+            field
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        });
     if group_field {
         format!("groups[0].{field}")
     } else {
@@ -428,15 +433,40 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
             return None;
         }
     };
+    let identity = map
+        .remove("identity")
+        .filter(|v| !v.is_null())
+        .and_then(|v| validate::identity(v, &path.key("identity"), problems));
+    let zones = map
+        .remove("zones")
+        .filter(|v| !v.is_null())
+        .and_then(|v| validate::zones(v, &path.key("zones"), problems));
+    let location = match map.remove("location") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(location)) => match validate::location(&location) {
+            Ok(()) => Some(location),
+            Err(message) => {
+                problems.add(&path.key("location"), message);
+                None
+            }
+        },
+        Some(_) => {
+            problems.add(&path.key("location"), "must be a string, e.g. westeurope");
+            None
+        }
+    };
     for key in map.keys() {
         problems.add(
             &path.key(key),
-            "unknown field; a group has name and properties",
+            "unknown field; a group has name, properties, identity, zones and location",
         );
     }
     let properties = validate::group_properties(properties, &properties_path, mode, problems);
     Some(GroupSpec {
         name,
         properties: Value::Object(properties),
+        identity,
+        zones,
+        location,
     })
 }

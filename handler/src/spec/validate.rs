@@ -760,3 +760,139 @@ fn ip_address(props: &mut Map<String, Value>, path: &FieldPath, problems: &mut P
         problems.add(&ip_path.key("dnsNameLabel"), message);
     }
 }
+
+/// ACI's `identity` of a group: `type` one of ARM's `ResourceIdentityType` values, and
+/// `userAssignedIdentities` (ARM ids of user-assigned identities, each mapped to `{}`) exactly
+/// when the type names `UserAssigned`. Read-only fields (`principalId`, `tenantId`, and per
+/// identity `principalId`, `clientId`, as an export writes them) are dropped.
+pub fn identity(value: Value, path: &FieldPath, problems: &mut Problems) -> Option<Value> {
+    const TYPES: [&str; 4] = [
+        "SystemAssigned",
+        "UserAssigned",
+        "SystemAssigned, UserAssigned",
+        "None",
+    ];
+    let Value::Object(mut map) = value else {
+        problems.add(
+            path,
+            "must be an object with type (and userAssignedIdentities)",
+        );
+        return None;
+    };
+    map.remove("principalId");
+    map.remove("tenantId");
+    let kind = match map.remove("type") {
+        Some(Value::String(kind)) if TYPES.contains(&kind.as_str()) => kind,
+        Some(_) => {
+            problems.add(
+                &path.key("type"),
+                format!("must be one of {}", TYPES.join(" | ")),
+            );
+            return None;
+        }
+        None => {
+            problems.add(
+                &path.key("type"),
+                format!("required: one of {}", TYPES.join(" | ")),
+            );
+            return None;
+        }
+    };
+    let users_path = path.key("userAssignedIdentities");
+    let mut users = Map::new();
+    match map.remove("userAssignedIdentities") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(given)) => {
+            for (id, _) in given {
+                if user_identity_id(&id) {
+                    users.insert(id, Value::Object(Map::new()));
+                } else {
+                    problems.add(
+                        &users_path,
+                        format!("'{id}' is not the ARM id of a user-assigned identity (/subscriptions/…/resourceGroups/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/…)"),
+                    );
+                }
+            }
+        }
+        Some(_) => problems.add(&users_path, "must be an object keyed by identity ARM ids"),
+    }
+    if kind.contains("UserAssigned") && users.is_empty() {
+        problems.add(&users_path, format!("required by type {kind}"));
+    }
+    if !kind.contains("UserAssigned") && !users.is_empty() {
+        problems.add(
+            &users_path,
+            format!("only with a UserAssigned type, not {kind}"),
+        );
+    }
+    for key in map.keys() {
+        problems.add(
+            &path.key(key),
+            "unknown field; identity has type and userAssignedIdentities",
+        );
+    }
+    let mut identity = Map::new();
+    identity.insert("type".into(), Value::from(kind));
+    if !users.is_empty() {
+        identity.insert("userAssignedIdentities".into(), Value::Object(users));
+    }
+    Some(Value::Object(identity))
+}
+
+/// Whether `id` is the ARM id of a user-assigned managed identity.
+fn user_identity_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('/').collect();
+    parts.len() == 9
+        && parts[0].is_empty()
+        && parts[1].eq_ignore_ascii_case("subscriptions")
+        && parts[3].eq_ignore_ascii_case("resourceGroups")
+        && parts[5].eq_ignore_ascii_case("providers")
+        && parts[6].eq_ignore_ascii_case("Microsoft.ManagedIdentity")
+        && parts[7].eq_ignore_ascii_case("userAssignedIdentities")
+        && [parts[2], parts[4], parts[8]].iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 128
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
+        })
+}
+
+/// ACI's `zones`: one availability zone, `1`, `2` or `3` (ACI places a group in a single zone).
+pub fn zones(value: Value, path: &FieldPath, problems: &mut Problems) -> Option<Vec<String>> {
+    match value {
+        Value::Array(items) if items.len() == 1 => match &items[0] {
+            Value::String(zone) if ["1", "2", "3"].contains(&zone.as_str()) => {
+                Some(vec![zone.clone()])
+            }
+            _ => {
+                problems.add(&path.index(0), "a zone is \"1\", \"2\" or \"3\"");
+                None
+            }
+        },
+        Value::Array(_) => {
+            problems.add(
+                path,
+                "a container group is placed in exactly one zone: [\"1\"]",
+            );
+            None
+        }
+        _ => {
+            problems.add(path, "must be an array with one zone, e.g. [\"1\"]");
+            None
+        }
+    }
+}
+
+/// A region name as ARM writes it (`westeurope`; `West Europe` also reads).
+pub fn location(location: &str) -> Result<(), String> {
+    let ok = !location.trim().is_empty()
+        && location.len() <= 64
+        && location
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ');
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a region name such as westeurope".into())
+    }
+}
