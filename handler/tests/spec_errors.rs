@@ -548,3 +548,63 @@ fn identity_zones_and_location_are_kept_from_json_and_yaml() {
     assert_eq!(group.zones.as_deref(), Some(&["1".to_owned()][..]));
     assert_eq!(group.location.as_deref(), Some("westus"));
 }
+
+/// Issue 14: an `az container export` of today (read-only instance views, provisioning state,
+/// the public IP and FQDN, identity ids, probes, `extended_location`/`additional_properties`) is
+/// accepted with the read-only parts left out, and the secrets the export leaves out (a secure
+/// variable without a value, a secret volume as `{}`) are reported by name.
+#[test]
+fn an_az_container_export_is_accepted_and_the_secrets_it_leaves_out_are_named() {
+    let exported = include_str!("data/aci-export.yaml");
+    let errors = parse(exported.as_bytes(), Format::AciYaml, || "x".into()).unwrap_err();
+    let found: Vec<(String, String)> = errors
+        .0
+        .iter()
+        .map(|e| (e.field.clone(), e.message.clone()))
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        found[0].0,
+        "groups[0].properties.containers[0].properties.environmentVariables[1]"
+    );
+    assert!(
+        found[0].1.starts_with("DB_PASSWORD has no value"),
+        "{found:?}"
+    );
+    assert_eq!(found[1].0, "groups[0].properties.volumes[0].secret");
+    assert!(found[1].1.contains("creds"), "{found:?}");
+
+    // Given the secrets, the export is a spec.
+    let completed = exported
+        .replace(
+            "      - name: DB_PASSWORD\n",
+            "      - name: DB_PASSWORD\n        secureValue: s3cret\n",
+        )
+        .replace("    secret: {}", "    secret: {password: czNjcmV0}");
+    let spec = parse(completed.as_bytes(), Format::AciYaml, || "x".into()).unwrap();
+    let group = &spec.groups[0];
+    let properties = &group.properties;
+    for read_only in [
+        "/instanceView",
+        "/provisioningState",
+        "/ipAddress/ip",
+        "/ipAddress/fqdn",
+    ] {
+        assert!(
+            properties.pointer(read_only).is_none(),
+            "{read_only}: {properties}"
+        );
+    }
+    let container = &properties["containers"][0]["properties"];
+    assert!(container.get("instanceView").is_none());
+    assert!(container.get("livenessProbe").is_some(), "probes are kept");
+    assert!(
+        properties["initContainers"][0]["properties"]
+            .get("instanceView")
+            .is_none()
+    );
+    assert_eq!(properties["sku"], "Standard");
+    assert_eq!(properties["ipAddress"]["dnsNameLabel"], "exported");
+    assert_eq!(group.identity, Some(json!({ "type": "SystemAssigned" })));
+    assert_eq!(group.location.as_deref(), Some("westeurope"));
+}

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::document;
 use super::duration::IsoDuration;
-use super::error::{FieldPath, Problems, SpecErrors};
+use super::error::{FieldPath, Problems, SpecError, SpecErrors};
 use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
 use super::validate::{self, Limits};
 
@@ -82,12 +82,13 @@ fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
     };
     let name = yaml.remove("name");
     let properties = yaml.remove("properties");
-    let (Some(name), Some(properties)) = (name, properties) else {
+    let (Some(name), Some(mut properties)) = (name, properties) else {
         return Err(SpecErrors::one(
             "(spec)",
             "an ACI YAML document needs `name` and `properties`",
         ));
     };
+    exported_leftovers(&mut properties)?;
     let mut spec = Map::new();
     let restart = properties
         .get("restartPolicy")
@@ -110,6 +111,68 @@ fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
         spec.insert("tags".into(), tags);
     }
     Ok(Value::Object(spec))
+}
+
+/// What `az container export` writes that a create cannot take back as it is: the public IP
+/// address it was given (read-only; dropped), and the secrets it leaves out, reported by name
+/// (secure environment variables exported without a value, secret volumes exported as `{}`).
+fn exported_leftovers(properties: &mut Value) -> Result<(), SpecErrors> {
+    let mut missing = Vec::new();
+    if let Some(ip) = properties
+        .get_mut("ipAddress")
+        .and_then(Value::as_object_mut)
+        && ip.get("type").and_then(Value::as_str) != Some("Private")
+    {
+        ip.remove("ip");
+    }
+    for list in ["containers", "initContainers"] {
+        let containers = properties.get(list).and_then(Value::as_array);
+        for (i, container) in containers.into_iter().flatten().enumerate() {
+            let vars = container.pointer("/properties/environmentVariables");
+            for (j, var) in vars
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let given = ["value", "secureValue", "secureValueFrom"]
+                    .iter()
+                    .any(|key| var.get(key).is_some_and(|v| !v.is_null()));
+                if !given {
+                    let name = var.get("name").and_then(Value::as_str).unwrap_or("?");
+                    missing.push(SpecError {
+                        field: format!(
+                            "groups[0].properties.{list}[{i}].properties.environmentVariables[{j}]"
+                        ),
+                        message: format!(
+                            "{name} has no value: `az container export` leaves secure values out; give it a secureValue (or secureValueFrom)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let volumes = properties.get("volumes").and_then(Value::as_array);
+    for (i, volume) in volumes.into_iter().flatten().enumerate() {
+        if volume
+            .get("secret")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
+            let name = volume.get("name").and_then(Value::as_str).unwrap_or("?");
+            missing.push(SpecError {
+                field: format!("groups[0].properties.volumes[{i}].secret"),
+                message: format!(
+                    "secret volume {name} has no files: `az container export` leaves them out; give each file's content (base64)"
+                ),
+            });
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecErrors(missing))
+    }
 }
 
 /// The spec's path of a field of an ACI YAML document: its `name` and `properties` are those of
