@@ -607,4 +607,8 @@ fn an_az_container_export_is_accepted_and_the_secrets_it_leaves_out_are_named() 
     assert_eq!(properties["ipAddress"]["dnsNameLabel"], "exported");
     assert_eq!(group.identity, Some(json!({ "type": "SystemAssigned" })));
     assert_eq!(group.location.as_deref(), Some("westeurope"));
+    // A top-level field Berth would not carry is named, never dropped.
+    let unknown = format!("{completed}restartPolicy: Never\n");
+    let errors = parse(unknown.as_bytes(), Format::AciYaml, || "x".into()).unwrap_err();
+    assert_eq!(errors.0[0].field, "restartPolicy", "{errors}");
 }

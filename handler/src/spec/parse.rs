@@ -64,6 +64,18 @@ pub fn parse(
     from_value(document, new_id)
 }
 
+/// Top-level keys of an ACI YAML document that describe the resource, not what to create: read
+/// and left out.
+const YAML_METADATA: &[&str] = &[
+    "apiVersion",
+    "type",
+    "id",
+    "etag",
+    "extended_location",
+    "extendedLocation",
+    "additional_properties",
+];
+
 /// Reads an ACI YAML export into the JSON spec shape (one group, named after the YAML's `name`).
 fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
     let text =
@@ -109,6 +121,22 @@ fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
     spec.insert("groups".into(), serde_json::json!([group]));
     if let Some(tags) = yaml.remove("tags").filter(|t| !t.is_null()) {
         spec.insert("tags".into(), tags);
+    }
+    // What an export writes about the resource rather than its content; nothing else is dropped.
+    for key in YAML_METADATA {
+        yaml.remove(*key);
+    }
+    if !yaml.is_empty() {
+        return Err(SpecErrors(
+            yaml.keys()
+                .map(|key| SpecError {
+                    field: key.clone(),
+                    message: "unknown field of an ACI YAML document; Berth carries name, \
+                              properties, identity, zones, location and tags"
+                        .into(),
+                })
+                .collect(),
+        ));
     }
     Ok(Value::Object(spec))
 }
