@@ -13,7 +13,8 @@
 //!   `engine::reads`), and running containers (`engine::launch`).
 //! - `lifecycle`: the pure state machine of a group (provisioning, group and container states;
 //!   its values in `lifecycle::states`, its inputs and actions in `lifecycle::signals`).
-//! - `validate`: what ACI checks in a PUT, and the update rules.
+//! - `validate`: what ACI checks in a PUT, and the update rules; `rules`: the table of ACI's
+//!   create-time rules about combinations of fields, shared with Berth's spec validator.
 //! - `record`: a group as held and persisted, rendered into ARM answers; `store`: records on disk.
 //! - `sandbox` (bubblewrap arguments), `process` (processes and their logs), `cgroup` (limits),
 //!   `logs` (log buffers), `images` (the image map).
@@ -38,6 +39,7 @@ pub mod model;
 pub mod process;
 pub mod quotas;
 pub mod record;
+pub mod rules;
 pub mod sandbox;
 pub mod server;
 pub mod stats;

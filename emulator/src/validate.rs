@@ -1,8 +1,9 @@
 //! What ACI checks in a PUT before accepting it: names, required settings, limits, references
 //! between containers and volumes, and the update rules for an existing group. Every error names
 //! the offending field (in `message` and `target`). Codes seen from the real service are used where
-//! known (`ResourceRequestsNotSpecified`, `InvalidOsType`, `ContainerLimitGreaterThanContainerGroupTotalRequest`,
-//! `InvalidContainerGroupUpdate`, …); the rest are `InvalidRequestContent`.
+//! known (`ResourceRequestsNotSpecified`, `InvalidOsType`, `InvalidContainerGroupUpdate`, …); the
+//! rest are `InvalidRequestContent`. The rules about combinations of fields (limits against
+//! requests, Windows, GPUs per region, …) are the table in `rules`, which Berth's validator shares.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +13,7 @@ use crate::error::ArmError;
 use crate::model::{
     Container, ContainerGroup, EnvironmentVariable, IpAddressType, Priority, VolumeMount,
 };
+use crate::rules;
 
 /// Containers per group (hard limit).
 pub const MAX_CONTAINERS: usize = 60;
@@ -137,7 +139,7 @@ pub fn group(name: &str, group: &ContainerGroup) -> Result<(), ArmError> {
             ));
         }
     }
-    check_limits(name, containers)?;
+    check_rules(group)?;
     if let Some(ip) = &properties.ip_address {
         if ip.ports.is_empty() || ip.ports.len() > MAX_PORTS {
             return Err(ArmError::invalid_field(
@@ -382,40 +384,22 @@ fn check_volumes(group: &ContainerGroup) -> Result<BTreeSet<&str>, ArmError> {
     Ok(names)
 }
 
-/// The ACI rule that no container's limit exceeds the group's total request.
-fn check_limits(group: &str, containers: &[Container]) -> Result<(), ArmError> {
-    let requests = containers
-        .iter()
-        .filter_map(|container| container.properties.resources.as_ref());
-    let total_cpu: f64 = requests.clone().map(|r| r.requests.cpu).sum();
-    let total_memory: f64 = requests.map(|r| r.requests.memory_in_gb).sum();
-    for container in containers {
-        let Some(limits) = container
-            .properties
-            .resources
-            .as_ref()
-            .and_then(|resources| resources.limits.as_ref())
-        else {
-            continue;
-        };
-        for (label, limit, total) in [
-            ("Cpu", limits.cpu, total_cpu),
-            ("MemoryInGB", limits.memory_in_gb, total_memory),
-        ] {
-            if let Some(limit) = limit
-                && limit > total + 1e-9
-            {
-                return Err(ArmError::bad_request(
-                    "ContainerLimitGreaterThanContainerGroupTotalRequest",
-                    format!(
-                        "The '{label}' limit '{limit}' in container '{}' is greater than the total request '{total}' of container group '{group}'.",
-                        container.name
-                    ),
-                ));
-            }
-        }
+/// ACI's create-time rules about combinations of fields (`rules::RULES`), in the group's location.
+fn check_rules(group: &ContainerGroup) -> Result<(), ArmError> {
+    let properties = serde_json::to_value(&group.properties).map_err(|error| {
+        ArmError::invalid_field(
+            "properties",
+            format!("The properties cannot be read: {error}."),
+        )
+    })?;
+    match rules::check(&properties, group.location.as_deref())
+        .into_iter()
+        .next()
+    {
+        Some(violation) => Err(ArmError::bad_request(violation.code, violation.message)
+            .with_target(format!("properties.{}", violation.path))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn container_name(field: &str, name: &str) -> Result<(), ArmError> {

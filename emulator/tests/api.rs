@@ -867,3 +867,35 @@ async fn the_router_serves_without_a_listener() {
     assert_eq!(stats.creates_by_name["routed"], 1);
     assert_eq!(emulator.stats(), stats);
 }
+
+#[tokio::test]
+async fn acis_create_time_rules_are_refused_with_their_code_and_nothing_is_created() {
+    let harness = Harness::start(instant).await;
+    for rule in emulator::rules::RULES {
+        let properties = (rule.sample)();
+        let body = json!({"location": rule.sample_location, "properties": properties});
+        let response = harness.put("ruled", &body).await;
+        assert_eq!(response.status(), 400, "{}", rule.code);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], rule.code, "{error}");
+        let violation = rule.check(&properties, Some(rule.sample_location)).unwrap();
+        assert_eq!(
+            error["error"]["target"],
+            format!("properties.{}", violation.path)
+        );
+        assert_eq!(harness.get("ruled").await.0, 404, "{}", rule.code);
+    }
+    // The same GPU request is accepted where the SKU is offered, and in a region not in the table.
+    let gpu = |location: &str| {
+        json!({"location": location, "properties": {"osType": "Linux", "restartPolicy": "Never",
+            "containers": [{"name": "main", "properties": {"image": "busybox",
+                "resources": {"requests": {"cpu": 1, "memoryInGB": 1, "gpu": {"count": 1, "sku": "K80"}}}}}]}})
+    };
+    assert_eq!(harness.put("gpu-local", &gpu("local")).await.status(), 400);
+    assert_eq!(harness.put("gpu-east", &gpu("East US")).await.status(), 201);
+    assert_eq!(
+        harness.put("gpu-west", &gpu("westeurope")).await.status(),
+        201
+    );
+    harness.stop().await;
+}

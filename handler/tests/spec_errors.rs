@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use berth::spec::{Format, parse};
+use berth::spec::{Format, aci, parse};
 use serde_json::{Value, json};
 
 fn good() -> Value {
@@ -611,4 +611,150 @@ fn an_az_container_export_is_accepted_and_the_secrets_it_leaves_out_are_named() 
     let unknown = format!("{completed}restartPolicy: Never\n");
     let errors = parse(unknown.as_bytes(), Format::AciYaml, || "x".into()).unwrap_err();
     assert_eq!(errors.0[0].field, "restartPolicy", "{errors}");
+}
+
+/// A spec whose first group has `properties` instead of the good one's.
+fn with_group(properties: Value) -> Value {
+    with(G0, properties)
+}
+
+#[test]
+fn acis_create_time_rules_are_refused_at_their_field_with_acis_code() {
+    let linux = |containers: Value| json!({ "containers": containers, "restartPolicy": "Never" });
+    let windows = |containers: Value| json!({ "containers": containers, "osType": "Windows", "restartPolicy": "Never" });
+    let one = |resources: Value| json!([{ "name": "main", "properties": { "image": "x", "resources": resources } }]);
+    let small = json!({ "requests": { "cpu": 1, "memoryInGB": 1 } });
+    let two = json!([
+        { "name": "main", "properties": { "image": "x", "resources": small } },
+        { "name": "side", "properties": { "image": "x", "resources": small } }
+    ]);
+    let mut private = linux(one(small.clone()));
+    private["ipAddress"] = json!({ "type": "Private", "ports": [{ "port": 80 }] });
+    let mut init = windows(one(small.clone()));
+    init["initContainers"] = json!([{ "name": "setup", "properties": { "image": "x" } }]);
+    let mut share = windows(one(small.clone()));
+    share["volumes"] = json!([{ "name": "media", "azureFile": { "shareName": "media", "storageAccountName": "mediastore" } }]);
+    let mut confidential = windows(one(small.clone()));
+    confidential["sku"] = json!("Confidential");
+    let cases = [
+        (
+            linux(one(
+                json!({ "requests": { "cpu": 1, "memoryInGB": 1 }, "limits": { "memoryInGB": 1.5 } }),
+            )),
+            "containers[0].properties.resources.limits.memoryInGB",
+            "ContainerLimitGreaterThanContainerGroupTotalRequest",
+        ),
+        (private, "ipAddress.type", "PrivateIPAddressNotSupported"),
+        (
+            windows(two),
+            "containers[1]",
+            "WindowsContainerGroupMultipleContainersNotSupported",
+        ),
+        (
+            init,
+            "initContainers",
+            "WindowsContainerGroupInitContainersNotSupported",
+        ),
+        (
+            share,
+            "volumes[0].azureFile",
+            "WindowsContainerGroupVolumeNotSupported",
+        ),
+        (
+            linux(one(
+                json!({ "requests": { "cpu": 1, "memoryInGB": 1, "gpu": { "count": 8, "sku": "V100" } } }),
+            )),
+            "containers[0].properties.resources.requests.gpu.count",
+            "InvalidGpuCount",
+        ),
+        (confidential, "sku", "ConfidentialSkuNotSupportedForWindows"),
+    ];
+    for (properties, field, code) in cases {
+        let field = format!("groups[0].properties.{field}");
+        let errors = parse(
+            with_group(properties).to_string().as_bytes(),
+            Format::Json,
+            || unreachable!(),
+        )
+        .unwrap_err();
+        assert!(
+            errors
+                .0
+                .iter()
+                .any(|e| e.field == field && e.message.starts_with(code)),
+            "expected {code} at {field}, got {:?}",
+            errors.0
+        );
+    }
+}
+
+#[test]
+fn gpu_skus_are_checked_in_the_target_location_and_local_has_none() {
+    let gpu = |sku: &str| {
+        with(
+            &format!("{C0}/resources/requests/gpu"),
+            json!({ "count": 1, "sku": sku }),
+        )
+    };
+    let spec = parse(
+        gpu("K80").to_string().as_bytes(),
+        Format::Json,
+        || unreachable!(),
+    )
+    .unwrap();
+    aci::at_location(&spec, "eastus").unwrap();
+    aci::at_location(&spec, "westeurope").unwrap();
+    let errors = aci::at_location(&spec, "local").unwrap_err();
+    assert_eq!(
+        errors.0[0].field,
+        "groups[0].properties.containers[0].properties.resources.requests.gpu.sku"
+    );
+    assert!(
+        errors.0[0]
+            .message
+            .starts_with("GpuSkuNotAvailableInRegion")
+    );
+    let spec = parse(
+        gpu("T4").to_string().as_bytes(),
+        Format::Json,
+        || unreachable!(),
+    )
+    .unwrap();
+    assert!(aci::at_location(&spec, "East US").is_err());
+}
+
+#[test]
+fn the_good_spec_and_limits_within_the_group_request_pass_the_aci_rules() {
+    let spec = with(
+        &format!("{C0}/resources/limits"),
+        json!({ "cpu": 1.5, "memoryInGB": 2 }),
+    );
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    aci::at_location(&parsed, "local").unwrap();
+}
+
+/// The region rules run in a group's own `location` when it names one, else in the default
+/// (`BERTH_LOCATION`): a V100 is offered in `eastus`, not in the emulator's `local`.
+#[test]
+fn region_rules_use_the_groups_own_location_over_the_default() {
+    let gpu = json!({ "cpu": 1, "memoryInGB": 1, "gpu": { "count": 1, "sku": "V100" } });
+    let mut spec = with(
+        "/groups/0/properties/containers/0/properties/resources/requests",
+        gpu,
+    );
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    aci::at_location(&parsed, "eastus").unwrap();
+    let errors = aci::at_location(&parsed, "local").unwrap_err();
+    assert!(
+        errors.to_string().contains("GpuSkuNotAvailableInRegion"),
+        "{errors}"
+    );
+
+    spec["groups"][0]["location"] = json!("local");
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    let errors = aci::at_location(&parsed, "eastus").unwrap_err();
+    assert!(
+        errors.to_string().contains("GpuSkuNotAvailableInRegion"),
+        "{errors}"
+    );
 }

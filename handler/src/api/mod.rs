@@ -354,6 +354,7 @@ async fn start(
         .and_then(|v| v.to_str().ok());
     let spec = spec::parse(&bytes, Format::from_content_type(content_type), new_id)?;
     spec::settings::check_spec(&spec, &api.driver.settings.secure_value_from)?;
+    spec::aci::at_location(&spec, &api.driver.arm.target().location)?;
     let base = base_url(&api, &headers);
     let submitted = api.driver.submit(spec, base.clone()).await?;
     let d = &submitted.deployment;

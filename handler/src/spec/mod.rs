@@ -1,5 +1,6 @@
 //! The deployment spec: its model, parsing (JSON and ACI YAML), validation and secret handling.
 
+pub mod aci;
 pub mod document;
 pub mod duration;
 pub mod error;

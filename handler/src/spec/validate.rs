@@ -314,6 +314,7 @@ pub fn group_properties(
 
     registry_credentials(&mut props, path, problems);
     ip_address(&mut props, path, problems);
+    super::aci::group_rules(&Value::Object(props.clone()), path, problems);
     props
 }
 

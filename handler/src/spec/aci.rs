@@ -1,0 +1,44 @@
+//! ACI's create-time rules at submit: the emulator's table (`emulator::rules`) run over each
+//! group's properties, so Berth refuses with a `400` what ACI would refuse at create, and the
+//! emulator and Berth cannot disagree about a rule. The region rules need each group's location
+//! (its own `location`, else `BERTH_LOCATION`, which the spec does not carry): they run at
+//! submit, after parsing.
+
+use emulator::rules::{self, Violation};
+use serde_json::Value;
+
+use super::error::{FieldPath, Problems};
+use super::{Spec, SpecErrors};
+
+/// Records every rule, other than the region rules, that a group's properties break.
+pub fn group_rules(properties: &Value, path: &FieldPath, problems: &mut Problems) {
+    record(rules::check(properties, None), path, problems);
+}
+
+/// Checks every group of `spec` against the rules, region rules included, in the group's own
+/// `location` or else `default_location`.
+pub fn at_location(spec: &Spec, default_location: &str) -> Result<(), SpecErrors> {
+    let mut problems = Problems::default();
+    for (index, group) in spec.groups.iter().enumerate() {
+        let path = FieldPath::root()
+            .key("groups")
+            .index(index)
+            .key("properties");
+        let location = group.location.as_deref().unwrap_or(default_location);
+        record(
+            rules::check(&group.properties, Some(location)),
+            &path,
+            &mut problems,
+        );
+    }
+    problems.finish()
+}
+
+fn record(violations: Vec<Violation>, path: &FieldPath, problems: &mut Problems) {
+    for violation in violations {
+        problems.add(
+            &path.key(&violation.path),
+            format!("{}: {}", violation.code, violation.message),
+        );
+    }
+}
