@@ -10,6 +10,7 @@ use crate::azure::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
 use crate::azure::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
 use crate::spec::SettingsPolicy;
+use crate::spec::settings::Lookup;
 
 /// Every app setting `handler` reads (the infrastructure sets exactly these, plus the host's own).
 pub const SETTINGS: &[&str] = &[
@@ -73,9 +74,6 @@ fn error(setting: &'static str, message: impl Into<String>) -> ConfigError {
         message: message.into(),
     }
 }
-
-/// Reads settings by name.
-pub type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Where checkpoints and steps live.
 #[derive(Clone, Debug)]

@@ -518,7 +518,6 @@ async fn an_old_or_forged_token_does_not_complete_a_new_deployment_under_the_sam
     let forged = h
         .runtime
         .driver
-        .keys
         .callback_token(None, "reused", "completed")
         .unwrap();
     let complete = |token: String| {

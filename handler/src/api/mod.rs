@@ -353,8 +353,7 @@ async fn start(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let spec = spec::parse(&bytes, Format::from_content_type(content_type), new_id)?;
-    spec::settings::check_spec(&spec, &api.driver.settings.secure_value_from)?;
-    spec::aci::at_location(&spec, &api.driver.arm.target().location)?;
+    api.driver.check(&spec)?;
     let base = base_url(&api, &headers);
     let submitted = api.driver.submit(spec, base.clone()).await?;
     let d = &submitted.deployment;
@@ -407,7 +406,7 @@ async fn list(
         top,
         continuation: params.continuation_token,
     };
-    let page = api.driver.store.list(&query).await?;
+    let page = api.driver.list(&query).await?;
     let items: Vec<Value> = page
         .items
         .iter()
@@ -482,7 +481,7 @@ async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Resp
             ),
         ));
     }
-    api.driver.store.purge(&id).await?;
+    api.driver.purge(&id).await?;
     Ok(axum::Json(json!({ "instancesDeleted": 1 })).into_response())
 }
 
@@ -559,8 +558,7 @@ async fn logs(
     spec::validate::container_name(&container).map_err(|e| Problem::bad_request("container", e))?;
     let content = api
         .driver
-        .store
-        .get_logs(&id, &group, &container)
+        .logs(&id, &group, &container)
         .await?
         .ok_or_else(|| {
             Problem::new(
@@ -614,14 +612,7 @@ async fn callback(
         )
     };
     let payload = event_payload(body).await?;
-    let event = Event::Raised {
-        name: kind.clone(),
-        payload,
-    };
-    let keys = &api.driver.keys;
-    let authorised =
-        |d: &Deployment| keys.verify_callback(d.callback_key.as_deref(), &d.id, &kind, &token);
-    match api.driver.raise_authorised(&id, event, authorised).await {
+    match api.driver.raise_callback(&id, &kind, &token, payload).await {
         Ok(_) => {}
         Err(DriverError::NotFound(_) | DriverError::Unauthorised { .. }) => {
             return Err(forbidden());

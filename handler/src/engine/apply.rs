@@ -150,7 +150,7 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     if next.phase == Phase::Done {
         next.wake = None;
     } else if plan.work.is_empty() {
-        let at = plan.wait.unwrap_or(now + 60_000);
+        let at = plan.wait.unwrap_or(now + policy::IDLE_WAKE_MS);
         if next.wake.is_none_or(|w| w.at != at) {
             next.wake = Some(Wake { at, seq: new_seq });
             actions.push(Action::Schedule { at, seq: new_seq });
