@@ -16,6 +16,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use crate::arm::{ArmClient, ArmError, Look};
+use crate::checkpoint::{Deployments, Stored};
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::engine::{
@@ -23,7 +24,7 @@ use crate::engine::{
 };
 use crate::spec::secrets::{SecretSlot, put_secrets, take_secrets};
 use crate::spec::{SettingsPolicy, Spec, settings, validate};
-use crate::store::{Checkpoints, Scheduled, StepMessage, StoreError, Stored};
+use crate::store::{Checkpoints, Scheduled, StepMessage, StoreError};
 
 /// Settings the driver needs beyond its parts.
 #[derive(Clone)]

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use azure_support::{poll, unique};
 use berth::azure::{Kind, StorageAccount};
+use berth::checkpoint::{Deployments, ListQuery};
 use berth::clock::{Clock, SystemClock};
 use berth::engine::state::Wake;
 use berth::engine::{self, Deployment, Millis, Phase, RuntimeStatus, StartOptions};
 use berth::spec::{Format, parse};
 use berth::store::azure::AzureBackend;
-use berth::store::{Checkpoints, ListQuery, Scheduled, StepMessage, Steps, StoreError};
+use berth::store::{Checkpoints, Scheduled, StepMessage, Steps, StoreError};
 use serde_json::json;
 
 /// A fresh backend on its own container and queues, or `None` when Azurite is not configured.
@@ -176,7 +177,8 @@ async fn lists_page_newest_first_with_a_status_filter() {
         top,
         continuation,
     };
-    let ids = |p: &berth::store::Page| p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    let ids =
+        |p: &berth::checkpoint::Page| p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
 
     // Everything, three at a time, newest first.
     let mut all = Vec::new();
@@ -258,7 +260,7 @@ async fn a_left_behind_entry_is_skipped_and_removed() {
     // A writer that wrote the entry of the status it was about to save and then lost its CAS to
     // one that saved another: the Succeeded entry is there although the checkpoint says Failed.
     let succeeded_entry =
-        berth::store::azure::names::status_entry(RuntimeStatus::Succeeded, t0, "left-1");
+        berth::store::azure::names::status_entry(berth::store::Status::Succeeded, t0, "left-1");
     let container = b.account.container(b.store.container_name()).unwrap();
     move_to(&b, "left-1", RuntimeStatus::Running).await;
     container
