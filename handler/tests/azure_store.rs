@@ -616,3 +616,55 @@ async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
     let decoded = berth::functions::QueueMessage::decode(&parsed, "myQueueItem").unwrap();
     assert_eq!(StepMessage::from_text(&decoded.text), Some(message));
 }
+
+/// A checkpoint written before checkpoints carried their index fields as metadata (tags only)
+/// loads with the fields from its tags, at one Get Blob Tags more, until a save writes them.
+#[tokio::test]
+async fn a_checkpoint_with_tags_only_loads_its_index_fields_from_them() {
+    let Some(b) = backend("a_checkpoint_with_tags_only_loads_its_index_fields_from_them").await
+    else {
+        return;
+    };
+    let name = berth::store::azure::names::checkpoint("tags-only");
+    let tags = berth::azure::Tags::from_pairs([
+        ("status", "Running"),
+        ("created", "001700000000000"),
+        ("wake", "001700000000500/4"),
+    ])
+    .unwrap();
+    let container = b.account.container(b.store.container_name()).unwrap();
+    container
+        .put(
+            &name,
+            bytes::Bytes::from_static(b"opaque"),
+            &berth::azure::WriteCondition::Create,
+            &tags,
+        )
+        .await
+        .unwrap();
+    let loaded = b.store.load_record("tags-only").await.unwrap().unwrap();
+    let expected = berth::store::Record {
+        id: "tags-only".into(),
+        status: berth::store::Status::Running,
+        created: 1_700_000_000_000,
+        wake: Some(berth::store::Wake {
+            at: 1_700_000_000_500,
+            seq: 4,
+        }),
+        ended: None,
+        body: bytes::Bytes::from_static(b"opaque"),
+    };
+    assert_eq!(loaded.record, expected);
+    assert_eq!(b.transactions("tags-only").get(Kind::BlobGetTags), 1);
+    b.store
+        .save_record(&loaded.record, &loaded.version, None)
+        .await
+        .unwrap();
+    let again = b.store.load_record("tags-only").await.unwrap().unwrap();
+    assert_eq!(again.record, expected);
+    assert_eq!(
+        b.transactions("tags-only").get(Kind::BlobGetTags),
+        1,
+        "the save wrote the metadata: no more Get Blob Tags"
+    );
+}

@@ -230,7 +230,8 @@ pub trait Checkpoints: Send + Sync {
     ) -> Result<Version, StoreError>;
     /// Deletes a checkpoint and its logs. `false` when there was none.
     async fn purge(&self, id: &str) -> Result<bool, StoreError>;
-    /// Lists records newest first (by `created`, then id), by status or not.
+    /// Lists records newest first (by `created`; records created at the same time by id,
+    /// ascending), by status or not.
     async fn list_records(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// Records whose `wake` is before `before`, the longest overdue first.
     async fn overdue(&self, before: Millis, limit: usize) -> Result<Vec<Due>, StoreError>;

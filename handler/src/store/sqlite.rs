@@ -35,8 +35,10 @@ CREATE TABLE IF NOT EXISTS deployments (
     ended_at INTEGER,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS deployments_created ON deployments (created DESC, id DESC);
-CREATE INDEX IF NOT EXISTS deployments_status ON deployments (status, created DESC, id DESC);
+DROP INDEX IF EXISTS deployments_created;
+DROP INDEX IF EXISTS deployments_status;
+CREATE INDEX IF NOT EXISTS deployments_newest ON deployments (created DESC, id);
+CREATE INDEX IF NOT EXISTS deployments_status_newest ON deployments (status, created DESC, id);
 CREATE INDEX IF NOT EXISTS deployments_wake ON deployments (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deployments_ended ON deployments (ended_at) WHERE ended_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS logs (
@@ -319,8 +321,8 @@ impl Checkpoints for SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT {RECORD_COLUMNS} FROM deployments
                      WHERE (?1 IS NULL OR status = ?1)
-                       AND (created < ?2 OR (created = ?2 AND (?3 = '' OR id < ?3)))
-                     ORDER BY created DESC, id DESC LIMIT ?4"
+                       AND (created < ?2 OR (created = ?2 AND id > ?3))
+                     ORDER BY created DESC, id LIMIT ?4"
                 ))
                 .map_err(backend("list"))?;
             let rows = statement
@@ -368,7 +370,7 @@ impl Checkpoints for SqliteStore {
     async fn expired(&self, before: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();
         let mut statement = conn
-            .prepare_cached("SELECT id FROM deployments WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at LIMIT ?2")
+            .prepare_cached("SELECT id FROM deployments WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at, id LIMIT ?2")
             .map_err(backend("find expired"))?;
         let rows = statement
             .query_map(params![before, limit as i64], |r| r.get(0))
