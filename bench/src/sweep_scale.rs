@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use berth::checkpoint::Deployments;
 use berth::engine::Deployment;
 use berth::store::{Scheduled, StepMessage};
 use serde::Serialize;

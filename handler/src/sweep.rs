@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::arm::ArmClient;
+use crate::checkpoint::Deployments;
 use crate::clock::Clock;
 use crate::engine::Millis;
 use crate::store::{Checkpoints, Scheduled, StepMessage, Steps};

@@ -13,12 +13,13 @@ use azure_support::unique;
 use berth::api::{self, Api, Prices};
 use berth::arm::{ArmClient, ArmTarget};
 use berth::azure::{Kind, Snapshot, StorageAccount, StorageConnection};
+use berth::checkpoint::Deployments;
 use berth::clock::SystemClock;
 use berth::crypto::{Keyring, SecretsKey};
 use berth::driver::{Driver, DriverSettings};
 use berth::engine::Phase;
+use berth::store::Steps;
 use berth::store::azure::AzureBackend;
-use berth::store::{Checkpoints, Steps};
 
 use berth::worker;
 use serde_json::{Value, json};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::arm::{ArmClient, ArmTarget};
+use berth::checkpoint::Deployments;
 use berth::clock::SystemClock;
 use berth::crypto::{Keyring, SecretsKey};
 use berth::driver::{Driver, DriverSettings};

@@ -31,10 +31,10 @@ use subtle::ConstantTimeEq;
 pub use problem::Problem;
 pub use status::Prices;
 
+use crate::checkpoint::ListQuery;
 use crate::driver::{Driver, DriverError};
 use crate::engine::{Deployment, Event, RuntimeStatus};
 use crate::spec::{self, Format};
-use crate::store::ListQuery;
 
 /// Largest request body accepted (a spec is at most [`spec::parse::MAX_SPEC_BYTES`]).
 pub const MAX_BODY: usize = 1024 * 1024;

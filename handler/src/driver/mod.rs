@@ -28,13 +28,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::arm::ArmClient;
+use crate::checkpoint::{Deployments, ListQuery, Page};
 use crate::clock::Clock;
 use crate::crypto::Keyring;
 use crate::engine::{self, Action, Deployment, EngineError, Event, Millis, RuntimeStatus, policy};
 use crate::spec::secrets::take_secrets;
 use crate::spec::settings::Lookup;
 use crate::spec::{SettingsPolicy, Spec, SpecErrors};
-use crate::store::{Checkpoints, ListQuery, Page, Scheduled, StepMessage, StoreError};
+use crate::store::{Checkpoints, Scheduled, StepMessage, StoreError};
 
 /// Settings the driver needs beyond its parts.
 #[derive(Clone)]

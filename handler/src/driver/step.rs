@@ -2,6 +2,7 @@
 //! decides (batching, what may go unsaved, hand-over) is the engine's [`Step`]; this loop only
 //! does the I/O it asks for.
 
+use crate::checkpoint::Deployments;
 use crate::engine::{self, Phase, Save, Step, policy};
 use crate::spec::secrets::{SecretSlot, put_secrets};
 use crate::store::{Scheduled, StepMessage, StoreError};
