@@ -285,8 +285,21 @@ fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn management_urls(base: &str, id: &str, code: Option<&str>) -> Value {
-    let at = format!("{base}/api/deployments/{id}");
+/// The answer to a `POST /api/deployments`: where to poll, raise, terminate and purge
+/// (the fields of Durable Functions' management payload), and the status now.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Started<'a> {
+    id: &'a str,
+    purge_history_delete_uri: String,
+    runtime_status: &'static str,
+    send_event_post_uri: String,
+    status_query_get_uri: String,
+    terminate_post_uri: String,
+}
+
+fn started<'a>(base: &str, d: &'a Deployment, code: Option<&str>) -> Started<'a> {
+    let at = format!("{base}/api/deployments/{}", d.id);
     let (first, then) = match code {
         Some(code) => {
             let code = encode(code);
@@ -294,13 +307,14 @@ fn management_urls(base: &str, id: &str, code: Option<&str>) -> Value {
         }
         None => (String::new(), String::new()),
     };
-    json!({
-        "id": id,
-        "statusQueryGetUri": format!("{at}{first}"),
-        "sendEventPostUri": format!("{at}/events/{{eventName}}{first}"),
-        "terminatePostUri": format!("{at}/terminate?reason={{text}}{then}"),
-        "purgeHistoryDeleteUri": format!("{at}{first}"),
-    })
+    Started {
+        id: &d.id,
+        purge_history_delete_uri: format!("{at}{first}"),
+        runtime_status: d.status.as_str(),
+        send_event_post_uri: format!("{at}/events/{{eventName}}{first}"),
+        status_query_get_uri: format!("{at}{first}"),
+        terminate_post_uri: format!("{at}/terminate?reason={{text}}{then}"),
+    }
 }
 
 /// `Retry-After` for a deployment that has not ended: the seconds until Berth next looks at it
@@ -316,7 +330,7 @@ fn retry_after(d: &Deployment, now: crate::engine::Millis) -> u64 {
 /// or `500` for `Failed` and `TimedOut` when the caller asked for it.
 fn polled(
     d: &Deployment,
-    body: Value,
+    body: impl serde::Serialize,
     location: &str,
     now: crate::engine::Millis,
     error_on_failure: bool,
@@ -359,8 +373,7 @@ async fn start(
     let submitted = api.driver.submit(spec, base.clone()).await?;
     let d = &submitted.deployment;
     let code = query_code(&uri);
-    let mut body = management_urls(&base, &d.id, code.as_deref());
-    body["runtimeStatus"] = Value::from(d.status.as_str());
+    let body = started(&base, d, code.as_deref());
     let location = status_url(&base, &d.id, code.as_deref(), error_on_failure);
     // A repeated POST of a deployment that has not ended is still accepted work (202): a poller
     // takes any other answer as the end.
@@ -408,18 +421,21 @@ async fn list(
         continuation: params.continuation_token,
     };
     let page = api.driver.store.list(&query).await?;
-    let items: Vec<Value> = page
+    let deployments = page
         .items
         .iter()
         .map(|d| status::status(d, api.prices))
         .collect();
-    let mut response =
-        axum::Json(json!({ "deployments": items, "continuationToken": page.continuation }))
-            .into_response();
-    if let Some(token) = page
+    let token = page
         .continuation
-        .and_then(|t| HeaderValue::from_str(&t).ok())
-    {
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok());
+    let list = status::List {
+        continuation_token: page.continuation.as_deref(),
+        deployments,
+    };
+    let mut response = axum::Json(list).into_response();
+    if let Some(token) = token {
         response
             .headers_mut()
             .insert("x-ms-continuation-token", token);
