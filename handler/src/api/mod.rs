@@ -18,7 +18,7 @@ pub mod status;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, HttpBody as _, to_bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -74,7 +74,9 @@ pub fn router(api: Arc<Api>) -> Router {
     let router = Router::new()
         .route("/api/callbacks/{id}/{kind}", post(callback))
         .merge(keyed)
-        .fallback(not_found);
+        .fallback(not_found)
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed);
     let router = if api.loopback_only {
         router.layer(middleware::from_fn(require_loopback))
     } else {
@@ -138,10 +140,13 @@ async fn require_loopback(request: Request, next: Next) -> Response {
 /// cross-site page can send without a preflight.
 async fn require_json_body(request: Request, next: Next) -> Response {
     let headers = request.headers();
+    // A request that says nothing of its length (HTTP/2, or one built in-process) has a body
+    // unless its body is known to be empty.
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
-            .is_some_and(|n| n.as_bytes() != b"0");
+            .is_some_and(|n| n.as_bytes() != b"0")
+        || !request.body().is_end_stream();
     if !has_body {
         return next.run(request).await;
     }
@@ -174,6 +179,15 @@ async fn require_json_body(request: Request, next: Next) -> Response {
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "Not found", "path: no such route")
+}
+
+/// `405`, with the `Allow` header axum adds.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        format!("method: {method} is not served on {}", uri.path()),
+    )
 }
 
 async fn require_key(State(api): State<Shared>, request: Request, next: Next) -> Response {
