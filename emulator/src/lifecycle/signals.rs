@@ -96,7 +96,7 @@ pub enum Input {
     Recovered,
 }
 
-/// What the engine must do after a transition.
+/// What `aci` must do after a transition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Kill every process of the group and wait for them to go.
