@@ -7,7 +7,7 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Millis;
 }
 
-/// The system clock.
+/// The wall clock (`SystemTime`): production's, which may step when the machine's time is set.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 

@@ -58,7 +58,6 @@ pub enum StartOutcome {
     AlreadyRunning,
 }
 
-/// One page of a list.
 #[derive(Debug)]
 pub struct ListPage {
     /// The groups, without instance views.
@@ -70,16 +69,13 @@ pub struct ListPage {
 /// A group as named in the request path.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
-    /// The subscription.
     pub subscription: &'a str,
-    /// The resource group.
     pub resource_group: &'a str,
     /// The container group.
     pub name: &'a str,
 }
 
 impl Target<'_> {
-    /// The key.
     pub fn key(&self) -> GroupKey {
         GroupKey::new(self.subscription, self.resource_group, self.name)
     }

@@ -26,7 +26,6 @@ pub enum OpKind {
     Delete,
 }
 
-/// One operation.
 #[derive(Debug, Clone)]
 pub struct Operation {
     /// The group.

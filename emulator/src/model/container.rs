@@ -18,7 +18,6 @@ pub struct Container {
     pub properties: ContainerProperties,
 }
 
-/// `ContainerProperties`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,7 +46,6 @@ pub struct ContainerProperties {
     pub config_map: Option<ConfigMap>,
 }
 
-/// `ContainerPort`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerPort {
@@ -57,7 +55,6 @@ pub struct ContainerPort {
     pub port: i32,
 }
 
-/// `EnvironmentVariable`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,7 +69,6 @@ pub struct EnvironmentVariable {
     pub secure_value_reference: Option<String>,
 }
 
-/// `ResourceRequirements`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceRequirements {
@@ -82,7 +78,6 @@ pub struct ResourceRequirements {
     pub limits: Option<ResourceLimits>,
 }
 
-/// `ResourceRequests`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -97,7 +92,6 @@ pub struct ResourceRequests {
     pub gpu: Option<GpuResource>,
 }
 
-/// `ResourceLimits`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceLimits {
@@ -110,7 +104,6 @@ pub struct ResourceLimits {
     pub gpu: Option<GpuResource>,
 }
 
-/// `GpuResource`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuResource {
     /// How many.
@@ -119,7 +112,6 @@ pub struct GpuResource {
     pub sku: GpuSku,
 }
 
-/// `VolumeMount`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -132,7 +124,6 @@ pub struct VolumeMount {
     pub read_only: Option<bool>,
 }
 
-/// `ContainerProbe`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -166,9 +157,7 @@ pub struct ProbeExec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeHttpGet {
-    /// The path.
     pub path: Option<String>,
-    /// The port.
     pub port: i32,
     /// `http` or `https`.
     pub scheme: Option<Scheme>,
@@ -176,7 +165,6 @@ pub struct ProbeHttpGet {
     pub http_headers: Option<Vec<HttpHeader>>,
 }
 
-/// `HttpHeader`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HttpHeader {
@@ -215,12 +203,10 @@ pub struct Capabilities {
     pub drop: Option<Vec<String>>,
 }
 
-/// `ConfigMap`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMap {
-    /// The key/value pairs.
     pub key_value_pairs: Option<BTreeMap<String, String>>,
 }
 
@@ -238,16 +224,12 @@ pub struct InitContainer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitContainerProperties {
-    /// The image.
     pub image: Option<String>,
     /// The command in exec form.
     pub command: Option<Vec<String>>,
-    /// Environment variables.
     pub environment_variables: Option<Vec<EnvironmentVariable>>,
     /// Read-only: its runtime view.
     pub instance_view: Option<ContainerInstanceView>,
-    /// Volume mounts.
     pub volume_mounts: Option<Vec<VolumeMount>>,
-    /// The security context.
     pub security_context: Option<SecurityContext>,
 }

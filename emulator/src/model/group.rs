@@ -48,7 +48,6 @@ pub struct GroupProperties {
     pub provisioning_state: Option<String>,
     /// Key Vault secrets referred to elsewhere in the group.
     pub secret_references: Option<Vec<SecretReference>>,
-    /// The containers.
     pub containers: Vec<Container>,
     /// Credentials for private registries.
     pub image_registry_credentials: Option<Vec<ImageRegistryCredential>>,
@@ -117,7 +116,6 @@ pub struct UserAssignedIdentity {
     pub client_id: Option<String>,
 }
 
-/// `ImageRegistryCredential`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -136,7 +134,6 @@ pub struct ImageRegistryCredential {
     pub identity_url: Option<String>,
 }
 
-/// `IpAddress`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -157,7 +154,6 @@ pub struct IpAddress {
     pub fqdn: Option<String>,
 }
 
-/// `Port`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Port {
@@ -181,7 +177,6 @@ pub struct Diagnostics {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogAnalytics {
-    /// The workspace id.
     pub workspace_id: String,
     /// The workspace key; never echoed.
     pub workspace_key: Option<Secret>,
@@ -199,7 +194,6 @@ pub struct LogAnalytics {
 pub struct SubnetId {
     /// The subnet's ARM id.
     pub id: String,
-    /// Its name.
     pub name: Option<String>,
 }
 
@@ -208,7 +202,6 @@ pub struct SubnetId {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DnsConfig {
-    /// Name servers.
     pub name_servers: Vec<String>,
     /// Search domains, space separated.
     pub search_domains: Option<String>,
@@ -216,7 +209,6 @@ pub struct DnsConfig {
     pub options: Option<String>,
 }
 
-/// `EncryptionProperties`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -231,7 +223,6 @@ pub struct EncryptionProperties {
     pub identity: Option<String>,
 }
 
-/// `SecretReference`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretReference {
@@ -258,9 +249,7 @@ pub struct Extension {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionProperties {
-    /// The extension type.
     pub extension_type: String,
-    /// Its version.
     pub version: String,
     /// Plain settings.
     pub settings: Option<serde_json::Value>,
@@ -268,7 +257,6 @@ pub struct ExtensionProperties {
     pub protected_settings: Option<Secret<serde_json::Value>>,
 }
 
-/// `ConfidentialComputeProperties`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -277,7 +265,6 @@ pub struct ConfidentialComputeProperties {
     pub cce_policy: Option<String>,
 }
 
-/// `IdentityAcls`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -288,13 +275,11 @@ pub struct IdentityAcls {
     pub acls: Option<Vec<IdentityAccessControl>>,
 }
 
-/// `IdentityAccessControl`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IdentityAccessControl {
     /// The access level.
     pub access: Option<IdentityAccessLevel>,
-    /// The identity.
     pub identity: Option<String>,
 }
 
@@ -304,7 +289,6 @@ pub struct IdentityAccessControl {
 pub struct ContainerGroupProfileReference {
     /// The profile's ARM id.
     pub id: Option<String>,
-    /// The revision.
     pub revision: Option<i64>,
 }
 

@@ -24,7 +24,6 @@ pub struct GroupInstanceView {
 pub struct ContainerInstanceView {
     /// How many times the container was restarted.
     pub restart_count: Option<i32>,
-    /// The current state.
     pub current_state: Option<ContainerState>,
     /// The state before the current one (the last `Terminated` one while restarting).
     pub previous_state: Option<ContainerState>,
@@ -32,7 +31,6 @@ pub struct ContainerInstanceView {
     pub events: Option<Vec<Event>>,
 }
 
-/// `ContainerState`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,7 +64,6 @@ pub struct Event {
     pub last_timestamp: Option<OffsetDateTime>,
     /// `Pulling`, `Pulled`, `Started`, `Killing`, `BackOff`, `Failed`, `FailedMount`, …
     pub name: Option<String>,
-    /// The message.
     pub message: Option<String>,
     /// `Normal` or `Warning`.
     #[serde(rename = "type")]
@@ -96,11 +93,9 @@ pub struct Logs {
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CloudError {
-    /// The error.
     pub error: Option<CloudErrorBody>,
 }
 
-/// `CloudErrorBody`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CloudErrorBody {
@@ -140,7 +135,6 @@ pub struct UsageList {
     pub value: Vec<Usage>,
 }
 
-/// `Usage`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,13 +143,11 @@ pub struct Usage {
     pub unit: Option<String>,
     /// What is used now.
     pub current_value: Option<i64>,
-    /// The limit.
     pub limit: Option<i64>,
     /// The quota's name.
     pub name: Option<UsageName>,
 }
 
-/// `UsageName`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

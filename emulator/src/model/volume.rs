@@ -25,16 +25,13 @@ pub struct Volume {
     pub git_repo: Option<GitRepoVolume>,
 }
 
-/// `AzureFileVolume`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureFileVolume {
-    /// The share.
     pub share_name: String,
     /// Mount the share read-only for every container.
     pub read_only: Option<bool>,
-    /// The storage account.
     pub storage_account_name: String,
     /// The account key; never echoed.
     pub storage_account_key: Option<Secret>,
@@ -50,7 +47,6 @@ pub struct AzureFileVolume {
     pub user_managed_identity_client_id: Option<String>,
 }
 
-/// `GitRepoVolume`.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GitRepoVolume {

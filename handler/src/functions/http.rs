@@ -38,7 +38,7 @@ pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// A caller's HTTP request as the host describes it in `Data.<binding>`.
 #[derive(Debug, Clone)]
 pub struct HttpInvocation {
-    /// `Method`.
+    /// `Method`, parsed.
     pub method: Method,
     /// `Url`: the public URL the caller used, with its raw query. Never routed on: its path is
     /// normalised by parsing (`%2e%2e` becomes `..`); see [`HttpInvocation::route_path`].
