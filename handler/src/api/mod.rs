@@ -1,4 +1,4 @@
-//! The HTTP API of PRODUCT.md, the same in every mode: `fn router(api) -> Router` under `/api`.
+//! The HTTP API the README describes, the same in every mode: [`router`] under `/api`.
 //!
 //! In Functions mode the host authenticates callers (function keys) and this router sees the
 //! reconstructed request; in `dev` and `serve` the API key middleware does it. Callbacks are

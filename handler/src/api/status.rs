@@ -1,4 +1,4 @@
-//! The status document of PRODUCT.md, built from a checkpoint.
+//! The documents the API answers with (status, history, list), built from checkpoints.
 
 use std::collections::BTreeMap;
 

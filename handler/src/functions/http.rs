@@ -461,3 +461,33 @@ fn canonical_header_name(name: &str) -> String {
         .collect::<Vec<_>>()
         .join("-")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_response_too_large_for_the_host_is_a_500_problem() {
+        let big = Response::builder()
+            .header(CONTENT_TYPE, "text/plain")
+            .body(Body::from(vec![b'x'; RESPONSE_BODY_LIMIT + 1]))
+            .unwrap();
+        let (res, note) = response_to_res(big).await;
+        assert_eq!(res["statusCode"], 500);
+        assert_eq!(res["headers"]["Content-Type"], "application/problem+json");
+        let problem: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+        assert_eq!(problem["type"], "about:blank");
+        assert_eq!(problem["title"], "Response too large");
+        assert_eq!(problem["status"], 500);
+        assert!(note.unwrap().starts_with("response body dropped:"));
+
+        let small = Response::builder()
+            .header(CONTENT_TYPE, "text/plain")
+            .body(Body::from("fits"))
+            .unwrap();
+        let (res, note) = response_to_res(small).await;
+        assert_eq!(res["statusCode"], 200);
+        assert_eq!(res["body"], "fits");
+        assert_eq!(note, None);
+    }
+}
