@@ -98,7 +98,7 @@ impl BlobStore {
     /// did not. When the outcome is unknown (a failure other than a conflict), the step is left
     /// to arrive when its hold ends, which is harmless either way: a step for a seq the
     /// checkpoint does not have is dropped as stale.
-    async fn settle<T>(&self, prepared: Option<Prepared>, written: &StoreResult<T>) {
+    async fn release_or_withdraw<T>(&self, prepared: Option<Prepared>, written: &StoreResult<T>) {
         let Some(prepared) = prepared else {
             return;
         };
@@ -196,7 +196,7 @@ impl BlobStore {
         let created = self
             .write(d, &tags, &WriteCondition::Create, "create a checkpoint")
             .await;
-        self.settle(Some(prepared), &created).await;
+        self.release_or_withdraw(Some(prepared), &created).await;
         Ok(version(d.status, &created?))
     }
 
@@ -245,7 +245,7 @@ impl BlobStore {
                 }
             }
         };
-        tokio::join!(left, self.settle(prepared, &saved));
+        tokio::join!(left, self.release_or_withdraw(prepared, &saved));
         Ok(version(d.status, &saved?))
     }
 
