@@ -540,7 +540,10 @@ async fn an_old_or_forged_token_does_not_complete_a_new_deployment_under_the_sam
     // Refused tokens changed nothing: the new deployment has not ended (it may not have been
     // created yet on a busy machine).
     assert!(
-        matches!(status["runtimeStatus"].as_str(), Some("Pending" | "Running")),
+        matches!(
+            status["runtimeStatus"].as_str(),
+            Some("Pending" | "Running")
+        ),
         "{status}"
     );
     assert!(status["phase"] != "Done", "{status}");
