@@ -7,10 +7,11 @@
 # Runs from the repository root (the service's project). BERTH_PACKAGE_TARGET picks a Rust target
 # triple to cross-build for, e.g. x86_64-unknown-linux-musl for a static binary (then also needed
 # on a Linux host whose glibc is newer than the Functions image's); it is required on hosts that
-# are not Linux x86_64.
+# are not Linux x86_64. BERTH_PACKAGE_DIST writes the folder elsewhere (bench/run.sh measures the
+# packaged binary there).
 set -eu
 
-dist=target/functionapp
+dist=${BERTH_PACKAGE_DIST:-target/functionapp}
 target=${BERTH_PACKAGE_TARGET:-}
 if [ -z "$target" ] && [ "$(uname -s)/$(uname -m)" != "Linux/x86_64" ]; then
   echo "berth: this host is $(uname -s)/$(uname -m); Flex Consumption runs Linux x86_64." >&2
