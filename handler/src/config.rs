@@ -1,5 +1,6 @@
 //! Typed configuration, built once from the environment (or from a map, in tests), area by area.
-//! The names are PRODUCT.md's; [`SETTINGS`] lists every one `handler` reads.
+//! The names are those of README.md's configuration table; [`SETTINGS`] lists every one `handler`
+//! reads.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

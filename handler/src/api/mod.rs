@@ -1,4 +1,4 @@
-//! The HTTP API of PRODUCT.md, the same in every mode: `fn router(api) -> Router` under `/api`.
+//! Berth's HTTP API (README.md, "The HTTP API"), the same in every mode: `fn router(api) -> Router` under `/api`.
 //!
 //! In Functions mode the host authenticates callers (function keys) and this router sees the
 //! reconstructed request; in `dev` and `serve` the API key middleware does it. Callbacks are

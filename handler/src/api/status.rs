@@ -1,4 +1,4 @@
-//! The status document of PRODUCT.md, built from a checkpoint.
+//! The status document (README.md, "The HTTP API"), built from a checkpoint.
 
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! The custom-handler server: `GET /` for the host's readiness probe, `POST /{function}` for
 //! invocations, dispatched by the function table to the API router, the step handler or the sweep.
 //!
-//! # Guarantees (the Functions contract, STYLE.md §8)
+//! # Guarantees (the Functions contract, `docs/functions-host-protocol.md`)
 //! - Every answer is a JSON object with `Content-Type: application/json`, never an empty body (an
 //!   empty or `null` body makes the host wait for `functionTimeout`).
 //! - An HTTP invocation answers 2xx whenever the API answered at all; the API's status, 4xx and 5xx
@@ -76,7 +76,7 @@ pub enum StepFailure {
 /// What the custom handler serves: the HTTP API and the two non-HTTP triggers.
 #[derive(Clone)]
 pub struct Handlers {
-    /// The API router serving PRODUCT.md's routes under `/api`.
+    /// The API router serving the API's routes under `/api`.
     pub api: Router,
     /// The `steps` queue trigger.
     pub queue: QueueHandler,
