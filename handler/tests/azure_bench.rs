@@ -19,7 +19,7 @@ const CONCURRENCY: usize = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn conditional_blob_writes_per_second() {
-    let Some(account) = account("conditional_blob_writes_per_second") else {
+    let Some(account) = account() else {
         return;
     };
     let c = Arc::new(account.container(&unique("bench")).unwrap());
@@ -82,7 +82,7 @@ async fn conditional_blob_writes_per_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn queue_put_get_delete_cycles_per_second() {
-    let Some(account) = account("queue_put_get_delete_cycles_per_second") else {
+    let Some(account) = account() else {
         return;
     };
     let q = Arc::new(account.queue(&unique("bench")).unwrap());
