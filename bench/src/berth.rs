@@ -11,7 +11,6 @@ use berth::azure::StorageAccount;
 use berth::clock::SystemClock;
 use berth::config::{self, Config, Defaults};
 use berth::crypto::SecretsKey;
-use berth::driver::Driver;
 use berth::runtime::Runtime;
 use berth::store::azure::AzureBackend;
 use berth::store::{Checkpoints, Steps};
@@ -121,13 +120,10 @@ impl Berth {
             .context("building Berth")?;
         let (store, steps): (Arc<dyn Checkpoints>, Arc<dyn Steps>) = match &azure {
             Some(a) => (a.store.clone(), a.steps.clone()),
-            None => (built.driver.store.clone(), built.steps.clone()),
+            None => (built.sweep.store.clone(), built.steps.clone()),
         };
         let watched = Watched::new(store, steps);
-        let driver = Driver {
-            store: watched.clone(),
-            ..built.driver.clone()
-        };
+        let driver = built.driver.with_store(watched.clone());
         let api = Arc::new(Api {
             driver: driver.clone(),
             api_key: built.api.api_key.clone(),
@@ -136,7 +132,7 @@ impl Berth {
             loopback_only: false,
         });
         let sweep = Sweep {
-            driver: driver.clone(),
+            store: watched.clone(),
             steps: watched.clone(),
             ..built.sweep.clone()
         };
@@ -174,13 +170,13 @@ impl Berth {
 
     /// ARM calls made so far (all kinds, retries included).
     pub fn arm_calls(&self) -> u64 {
-        self.runtime.driver.arm.calls().total()
+        self.runtime.sweep.arm.calls().total()
     }
 
     /// ARM reads (group GETs and log reads) made so far.
     pub fn arm_reads(&self) -> u64 {
         use std::sync::atomic::Ordering;
-        let calls = self.runtime.driver.arm.calls();
+        let calls = self.runtime.sweep.arm.calls();
         calls.get.load(Ordering::Relaxed) + calls.logs.load(Ordering::Relaxed)
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use berth::checkpoint::Deployments;
 use berth::engine::Deployment;
 use berth::store::{Scheduled, StepMessage};
 use serde::Serialize;
@@ -21,7 +22,7 @@ pub struct SweepScale {
 
 /// Adds finished deployments `from..to` (copies of `template`) to Berth's store.
 async fn fill(berth: &Berth, template: &Deployment, from: usize, to: usize) -> anyhow::Result<()> {
-    let store = &berth.runtime.driver.store;
+    let store = &berth.runtime.sweep.store;
     let now = berth.runtime.driver.now();
     for i in from..to {
         let mut d = template.clone();

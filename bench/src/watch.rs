@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use berth::checkpoint;
 use berth::engine::{Deployment, Millis, Phase};
 use berth::store::{
-    Checkpoints, Delivery, Due, ListQuery, Page, Scheduled, Steps, StoreError, Stored, Version,
+    Checkpoints, Delivery, Due, ListQuery, Page, Record, Scheduled, Steps, StoreError,
+    StoredRecord, Version,
 };
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -181,7 +183,16 @@ impl Watched {
         rx
     }
 
-    fn saved(&self, deployment: &Deployment) {
+    /// Tells the waiters of a saved record's deployment, decoding it only when there are some.
+    fn saved(&self, record: &Record) {
+        let waited = lock(&self.creating).contains_key(&record.id)
+            || lock(&self.waiting).contains_key(&record.id);
+        if !waited {
+            return;
+        }
+        let Ok(deployment) = checkpoint::decode(record) else {
+            return;
+        };
         if deployment.instances.iter().any(|i| i.created.is_some())
             && let Some(waiter) = lock(&self.creating).remove(&deployment.id)
         {
@@ -190,39 +201,41 @@ impl Watched {
         if deployment.phase == Phase::Done
             && let Some(waiter) = lock(&self.waiting).remove(&deployment.id)
         {
-            let _ = waiter.send((Instant::now(), deployment.clone()));
+            let _ = waiter.send((Instant::now(), deployment));
         }
     }
 }
 
 #[async_trait]
 impl Checkpoints for Watched {
-    async fn create(
+    async fn create_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         first: &Scheduled,
     ) -> Result<Version, StoreError> {
         self.counters
-            .timed(Op::Create, self.store.create(deployment, first))
+            .timed(Op::Create, self.store.create_record(record, first))
             .await
     }
 
-    async fn load(&self, id: &str) -> Result<Option<Stored>, StoreError> {
-        self.counters.timed(Op::Load, self.store.load(id)).await
+    async fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        self.counters
+            .timed(Op::Load, self.store.load_record(id))
+            .await
     }
 
-    async fn save(
+    async fn save_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         expected: &Version,
         then: Option<&Scheduled>,
     ) -> Result<Version, StoreError> {
         let out = self
             .counters
-            .timed(Op::Save, self.store.save(deployment, expected, then))
+            .timed(Op::Save, self.store.save_record(record, expected, then))
             .await;
         if out.is_ok() {
-            self.saved(deployment);
+            self.saved(record);
         }
         out
     }
@@ -231,8 +244,10 @@ impl Checkpoints for Watched {
         self.counters.timed(Op::Purge, self.store.purge(id)).await
     }
 
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        self.counters.timed(Op::List, self.store.list(query)).await
+    async fn list_records(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.counters
+            .timed(Op::List, self.store.list_records(query))
+            .await
     }
 
     async fn overdue(&self, before: Millis, limit: usize) -> Result<Vec<Due>, StoreError> {

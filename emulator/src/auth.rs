@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use subtle::ConstantTimeEq;
 
-use crate::engine::Emulator;
+use crate::aci::Emulator;
 use crate::error::ArmError;
 
 /// A bearer token. Neither `Debug` nor anything else prints it.

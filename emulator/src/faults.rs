@@ -62,7 +62,6 @@ pub struct NthFault {
     pub fault: FaultKind,
 }
 
-/// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FaultKind {

@@ -9,8 +9,9 @@
 //! From the wire inwards:
 //! - `server`: `start`, `Running` (the handle; dropping it kills every container process).
 //! - `http`: `router` (ARM paths parsed by `http::route`, plus `/_emulator/*`) and the accept loop.
-//! - `engine`: the groups, the ARM operations (changes in `engine::arm`, reads in
-//!   `engine::reads`), and running containers (`engine::launch`).
+//! - `aci`: the emulated service itself: the groups it holds, its ARM operations (changes in
+//!   `aci::arm`, reads in `aci::reads`, long-running operations in `aci::operations`), and the
+//!   containers it runs (`aci::launch`).
 //! - `lifecycle`: the pure state machine of a group (provisioning, group and container states;
 //!   its values in `lifecycle::states`, its inputs and actions in `lifecycle::signals`).
 //! - `validate`: what ACI checks in a PUT, and the update rules; `rules`: the table of ACI's
@@ -24,11 +25,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod aci;
 pub mod api_versions;
 pub mod auth;
 pub mod cgroup;
 pub mod config;
-pub mod engine;
 pub mod error;
 pub mod faults;
 pub mod http;
@@ -46,10 +47,10 @@ pub mod stats;
 pub mod store;
 pub mod validate;
 
+pub use aci::Emulator;
 pub use api_versions::API_VERSIONS;
 pub use auth::Token;
 pub use config::{Config, Timings};
-pub use engine::Emulator;
 pub use error::{ArmError, Error};
 pub use faults::{FaultKind, Faults, NthFault};
 pub use http::router;

@@ -25,7 +25,6 @@ const TIMESTAMP: &[FormatItem<'static>] =
 pub struct LogLine {
     /// When the emulator read it.
     pub at: OffsetDateTime,
-    /// The text.
     pub text: String,
 }
 

@@ -283,7 +283,6 @@ impl ProcessTable {
 pub struct Started {
     /// The child (the outer bwrap).
     pub child: Child,
-    /// Its pid.
     pub pid: Option<u32>,
 }
 

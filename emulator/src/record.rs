@@ -15,7 +15,6 @@ use crate::model::{
 pub struct GroupKey {
     /// The subscription id.
     pub subscription: String,
-    /// The resource group.
     pub resource_group: String,
     /// The container group.
     pub name: String,

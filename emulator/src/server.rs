@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::aci::Emulator;
 use crate::config::Config;
-use crate::engine::Emulator;
 use crate::error::Error;
 use crate::http;
 use crate::stats::Stats;

@@ -602,10 +602,7 @@ async fn instant_mode_completes_at_once_without_processes_or_files() {
         assert_eq!(view(&body, container)["currentState"]["exitCode"], 0);
     }
     let (_, logs) = harness.logs("fast", "b", "").await;
-    assert_eq!(
-        logs["content"],
-        format!("{}\n", emulator::engine::INSTANT_LOG)
-    );
+    assert_eq!(logs["content"], format!("{}\n", emulator::aci::INSTANT_LOG));
     let (_, logs) = harness.logs("fast", "b", "&tail=0").await;
     assert_eq!(logs["content"], "");
     assert_eq!(harness.stats().await["liveProcesses"], 0);

@@ -1,7 +1,4 @@
-//! Time, injected: the system clock in production, a hand-moved clock in tests.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+//! Time, injected: the system clock in production, any [`Clock`] a test brings.
 
 use crate::engine::Millis;
 
@@ -10,7 +7,7 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Millis;
 }
 
-/// The system clock.
+/// The wall clock (`SystemTime`): production's, which may step when the machine's time is set.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
@@ -20,33 +17,6 @@ impl Clock for SystemClock {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         since.as_millis() as Millis
-    }
-}
-
-/// A clock that moves only when told.
-#[derive(Clone, Debug, Default)]
-pub struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    /// A clock reading `start`.
-    pub fn new(start: Millis) -> Self {
-        ManualClock(Arc::new(AtomicI64::new(start)))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, ms: Millis) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-
-    /// Sets the clock.
-    pub fn set(&self, at: Millis) {
-        self.0.store(at, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

@@ -1,6 +1,5 @@
 //! Typed configuration, built once from the environment (or from a map, in tests), area by area.
-//! The names are those of README.md's configuration table; [`SETTINGS`] lists every one `handler`
-//! reads.
+//! The names are the README's; [`SETTINGS`] lists every one `handler` reads.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,6 +10,7 @@ use crate::azure::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
 use crate::azure::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
 use crate::spec::SettingsPolicy;
+use crate::spec::settings::Lookup;
 
 /// Every app setting `handler` reads (the infrastructure sets exactly these, plus the host's own).
 pub const SETTINGS: &[&str] = &[
@@ -74,9 +74,6 @@ fn error(setting: &'static str, message: impl Into<String>) -> ConfigError {
         message: message.into(),
     }
 }
-
-/// Reads settings by name.
-pub type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Where checkpoints and steps live.
 #[derive(Clone, Debug)]

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod arm;
 pub mod azure;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -91,18 +91,17 @@ impl Runtime {
             settings: Arc::new(|name: &str| std::env::var(name).ok()),
             secure_value_from: config.secure_value_from.clone(),
             fetch_share_keys: config.arm.use_identity,
-            max_events_per_step: 200,
             create_claim_ms: config.create_claim_ms,
             diagnostics_workspace: config.diagnostics_workspace.clone(),
+            ..DriverSettings::default()
         };
-        let driver = Driver {
-            diagnostics: Arc::default(),
-            store,
-            arm,
-            keys: Arc::new(config.keys.clone()),
-            clock,
-            settings: Arc::new(settings),
-        };
+        let driver = Driver::new(
+            store.clone(),
+            arm.clone(),
+            Arc::new(config.keys.clone()),
+            clock.clone(),
+            settings,
+        );
         let api = Arc::new(Api {
             driver: driver.clone(),
             api_key: config.api_key.clone(),
@@ -111,7 +110,10 @@ impl Runtime {
             loopback_only: config.loopback_only,
         });
         let sweep = Sweep {
-            driver: driver.clone(),
+            store,
+            arm,
+            app: config.app.clone(),
+            clock,
             steps: steps.clone(),
             retention_ms: config.retention_ms,
             grace_ms: config.sweep_grace_ms,

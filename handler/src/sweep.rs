@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::driver::Driver;
+use crate::arm::ArmClient;
+use crate::checkpoint::Deployments;
+use crate::clock::Clock;
 use crate::engine::Millis;
-use crate::store::{Scheduled, StepMessage, Steps};
+use crate::store::{Checkpoints, Scheduled, StepMessage, Steps};
 
 /// How late a step must be before the sweep sends it again.
 pub const REDRIVE_AFTER_MS: Millis = 2 * 60_000;
@@ -35,7 +37,11 @@ pub struct SweepReport {
 /// The sweep's parts.
 #[derive(Clone)]
 pub struct Sweep {
-    pub driver: Driver,
+    pub store: Arc<dyn Checkpoints>,
+    pub arm: ArmClient,
+    /// This app's `berth-app` tag: the sweep deletes only groups that carry it.
+    pub app: String,
+    pub clock: Arc<dyn Clock>,
     pub steps: Arc<dyn Steps>,
     pub retention_ms: Millis,
     /// How old a group must be before the sweep may delete it (its create may not be checkpointed
@@ -55,13 +61,13 @@ impl Sweep {
     }
 
     async fn orphans(&self, report: &mut SweepReport) {
-        let now = self.driver.now();
-        let groups = match self.driver.arm.list_groups().await {
+        let now = self.clock.now();
+        let groups = match self.arm.list_groups().await {
             Ok(groups) => groups,
             Err(e) => return report.errors.push(format!("listing container groups: {e}")),
         };
         for group in groups {
-            if group.tags.get("berth-app") != Some(&self.driver.settings.app) {
+            if group.tags.get("berth-app") != Some(&self.app) {
                 continue;
             }
             report.groups_seen += 1;
@@ -81,8 +87,12 @@ impl Sweep {
                 .get("berth-deployment")
                 .cloned()
                 .unwrap_or_default();
-            let owned = match self.driver.load(&owner).await {
-                Ok(Some(d)) => d.instances.iter().any(|i| i.aci_name == name && !i.deleted),
+            let owned = match self.store.load(&owner).await {
+                Ok(Some(stored)) => stored
+                    .deployment
+                    .instances
+                    .iter()
+                    .any(|i| i.aci_name == name && !i.deleted),
                 Ok(None) => false,
                 Err(e) => {
                     report
@@ -94,7 +104,7 @@ impl Sweep {
             if owned {
                 continue;
             }
-            match self.driver.arm.delete_group(&name).await {
+            match self.arm.delete_group(&name).await {
                 Ok(_) => {
                     tracing::info!(aci.group = %name, deployment.id = %owner, "orphan container group deleted");
                     report.orphans_deleted.push(name);
@@ -105,13 +115,8 @@ impl Sweep {
     }
 
     async fn redrive(&self, report: &mut SweepReport) {
-        let now = self.driver.now();
-        let due = match self
-            .driver
-            .store
-            .overdue(now - self.redrive_after_ms, BATCH)
-            .await
-        {
+        let now = self.clock.now();
+        let due = match self.store.overdue(now - self.redrive_after_ms, BATCH).await {
             Ok(due) => due,
             Err(e) => {
                 return report
@@ -138,8 +143,8 @@ impl Sweep {
     }
 
     async fn purge(&self, report: &mut SweepReport) {
-        let before = self.driver.now() - self.retention_ms;
-        let expired = match self.driver.store.expired(before, BATCH).await {
+        let before = self.clock.now() - self.retention_ms;
+        let expired = match self.store.expired(before, BATCH).await {
             Ok(ids) => ids,
             Err(e) => {
                 return report
@@ -148,7 +153,7 @@ impl Sweep {
             }
         };
         for id in expired {
-            match self.driver.store.purge(&id).await {
+            match self.store.purge(&id).await {
                 Ok(_) => report.purged += 1,
                 Err(e) => report.errors.push(format!("purging {id}: {e}")),
             }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::driver::{Driver, StepOutcome};
-use crate::engine::Millis;
-use crate::store::{Delivery, Scheduled, Steps};
+use crate::engine::{Millis, policy};
+use crate::store::{Delivery, Scheduled, StepMessage, Steps};
 
 /// Runs steps for ever, at most `concurrency` at a time; a received message stays hidden from
 /// other workers for `lease_ms` while its step runs.
@@ -29,7 +30,7 @@ pub async fn run(driver: Driver, steps: Arc<dyn Steps>, concurrency: usize, leas
             }
         };
         if deliveries.is_empty() {
-            steps.wait(5_000).await;
+            steps.wait(policy::WORKER_IDLE_WAIT_MS).await;
             continue;
         }
         for delivery in deliveries {
@@ -53,18 +54,24 @@ pub async fn handle(driver: &Driver, steps: &dyn Steps, delivery: Delivery) {
         return;
     };
     let span = tracing::info_span!("step", deployment.id = %message.id, step.seq = message.seq, step.dequeue_count = delivery.dequeue_count);
-    let _enter = span.enter();
+    run_step(driver, steps, &delivery, message)
+        .instrument(span)
+        .await;
+}
+
+/// Runs a step message's step and completes, reschedules or leaves its delivery.
+async fn run_step(driver: &Driver, steps: &dyn Steps, delivery: &Delivery, message: StepMessage) {
     match driver.step(&message).await {
         Ok(StepOutcome::Early { at }) => {
             if steps.send(&Scheduled { message, at }).await.is_ok() {
-                let _ = steps.complete(&delivery).await;
+                let _ = steps.complete(delivery).await;
             }
         }
         Ok(outcome) => {
             if outcome == StepOutcome::Stale {
                 tracing::debug!("stale step message dropped");
             }
-            if let Err(e) = steps.complete(&delivery).await {
+            if let Err(e) = steps.complete(delivery).await {
                 tracing::warn!(error = %e, "completing a step message failed; it will be delivered again");
             }
         }

@@ -518,7 +518,6 @@ async fn an_old_or_forged_token_does_not_complete_a_new_deployment_under_the_sam
     let forged = h
         .runtime
         .driver
-        .keys
         .callback_token(None, "reused", "completed")
         .unwrap();
     let complete = |token: String| {
@@ -538,9 +537,14 @@ async fn an_old_or_forged_token_does_not_complete_a_new_deployment_under_the_sam
         assert_eq!(response.status(), 403, "{what}");
     }
     let (_, status) = call(&h, Method::GET, "/api/deployments/reused", Some(KEY)).await;
-    assert_eq!(
-        status["runtimeStatus"], "Running",
-        "still running: {status}"
+    // Refused tokens changed nothing: the new deployment has not ended (it may not have been
+    // created yet on a busy machine).
+    assert!(
+        matches!(
+            status["runtimeStatus"].as_str(),
+            Some("Pending" | "Running")
+        ),
+        "{status}"
     );
     assert!(status["phase"] != "Done", "{status}");
     assert_eq!(complete(new).await.unwrap().status(), 202);

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use azure_support::{eventually, unique};
 use berth::azure::{Kind, StorageAccount};
+use berth::checkpoint::{Deployments, ListQuery};
 use berth::clock::{Clock, SystemClock};
 use berth::engine::state::Wake;
 use berth::engine::{self, Deployment, Millis, Phase, RuntimeStatus, StartOptions};
 use berth::spec::{Format, parse};
 use berth::store::azure::AzureBackend;
-use berth::store::{Checkpoints, ListQuery, Scheduled, StepMessage, Steps, StoreError};
+use berth::store::{Checkpoints, Scheduled, StepMessage, Steps, StoreError};
 use serde_json::json;
 
 /// A fresh backend on its own container and queues; `None` only when skipping Azurite was asked for.
@@ -176,7 +177,8 @@ async fn lists_page_newest_first_with_a_status_filter() {
         top,
         continuation,
     };
-    let ids = |p: &berth::store::Page| p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    let ids =
+        |p: &berth::checkpoint::Page| p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
 
     // Everything, three at a time, newest first.
     let mut all = Vec::new();
@@ -258,7 +260,7 @@ async fn a_left_behind_entry_is_skipped_and_removed() {
     // A writer that wrote the entry of the status it was about to save and then lost its CAS to
     // one that saved another: the Succeeded entry is there although the checkpoint says Failed.
     let succeeded_entry =
-        berth::store::azure::names::status_entry(RuntimeStatus::Succeeded, t0, "left-1");
+        berth::store::azure::names::status_entry(berth::store::Status::Succeeded, t0, "left-1");
     let container = b.account.container(b.store.container_name()).unwrap();
     move_to(&b, "left-1", RuntimeStatus::Running).await;
     container
@@ -616,4 +618,55 @@ async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
     let parsed = berth::functions::Envelope::parse(&body).unwrap();
     let decoded = berth::functions::QueueMessage::decode(&parsed, "myQueueItem").unwrap();
     assert_eq!(StepMessage::from_text(&decoded.text), Some(message));
+}
+
+/// A checkpoint written before checkpoints carried their index fields as metadata (tags only)
+/// loads with the fields from its tags, at one Get Blob Tags more, until a save writes them.
+#[tokio::test]
+async fn a_checkpoint_with_tags_only_loads_its_index_fields_from_them() {
+    let Some(b) = backend().await else {
+        return;
+    };
+    let name = berth::store::azure::names::checkpoint("tags-only");
+    let tags = berth::azure::Tags::from_pairs([
+        ("status", "Running"),
+        ("created", "001700000000000"),
+        ("wake", "001700000000500/4"),
+    ])
+    .unwrap();
+    let container = b.account.container(b.store.container_name()).unwrap();
+    container
+        .put(
+            &name,
+            bytes::Bytes::from_static(b"opaque"),
+            &berth::azure::WriteCondition::Create,
+            &tags,
+        )
+        .await
+        .unwrap();
+    let loaded = b.store.load_record("tags-only").await.unwrap().unwrap();
+    let expected = berth::store::Record {
+        id: "tags-only".into(),
+        status: berth::store::Status::Running,
+        created: 1_700_000_000_000,
+        wake: Some(berth::store::Wake {
+            at: 1_700_000_000_500,
+            seq: 4,
+        }),
+        ended: None,
+        body: bytes::Bytes::from_static(b"opaque"),
+    };
+    assert_eq!(loaded.record, expected);
+    assert_eq!(b.transactions("tags-only").get(Kind::BlobGetTags), 1);
+    b.store
+        .save_record(&loaded.record, &loaded.version, None)
+        .await
+        .unwrap();
+    let again = b.store.load_record("tags-only").await.unwrap().unwrap();
+    assert_eq!(again.record, expected);
+    assert_eq!(
+        b.transactions("tags-only").get(Kind::BlobGetTags),
+        1,
+        "the save wrote the metadata: no more Get Blob Tags"
+    );
 }

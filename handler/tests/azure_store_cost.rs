@@ -13,12 +13,13 @@ use azure_support::{eventually, unique};
 use berth::api::{self, Api, Prices};
 use berth::arm::{ArmClient, ArmTarget};
 use berth::azure::{Kind, Snapshot, StorageAccount, StorageConnection};
+use berth::checkpoint::Deployments;
 use berth::clock::SystemClock;
 use berth::crypto::{Keyring, SecretsKey};
 use berth::driver::{Driver, DriverSettings};
 use berth::engine::Phase;
+use berth::store::Steps;
 use berth::store::azure::AzureBackend;
-use berth::store::{Checkpoints, Steps};
 
 use berth::worker;
 use serde_json::{Value, json};
@@ -74,22 +75,13 @@ async fn run(connection: &StorageConnection, spec: Value) -> (Snapshot, Snapshot
         },
         None,
     );
-    let driver = Driver {
-        store: backend.store.clone(),
+    let driver = Driver::new(
+        backend.store.clone(),
         arm,
-        keys: Arc::new(Keyring::new(SecretsKey::generate(), Vec::new())),
+        Arc::new(Keyring::new(SecretsKey::generate(), Vec::new())),
         clock,
-        settings: Arc::new(DriverSettings {
-            app: "berth".into(),
-            settings: Arc::new(|_: &str| None),
-            secure_value_from: Default::default(),
-            fetch_share_keys: false,
-            max_events_per_step: 200,
-            create_claim_ms: 60_000,
-            diagnostics_workspace: None,
-        }),
-        diagnostics: Arc::default(),
-    };
+        DriverSettings::default(),
+    );
     let router = api::router(Arc::new(Api {
         driver: driver.clone(),
         api_key: None,

@@ -185,12 +185,9 @@ async fn no_secret_reaches_storage_logs_or_responses(backend: Backend) {
     );
     assert_eq!(status["attempt"], 2);
 
-    let keys = &h.runtime.driver.keys;
-    let d = h.runtime.driver.load(&id).await.unwrap().unwrap();
-    let callback_key = d.callback_key.as_deref();
     let tokens = vec![
-        keys.callback_token(callback_key, &id, "completed").unwrap(),
-        keys.callback_token(callback_key, &id, "heartbeat").unwrap(),
+        h.token(&id, "completed").await,
+        h.token(&id, "heartbeat").await,
     ];
     let mut secrets: Vec<String> = [ENV, REGISTRY, STORAGE_KEY, SECRET_FILE]
         .iter()

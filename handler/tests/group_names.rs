@@ -60,7 +60,7 @@ async fn ids_and_groups_that_read_alike_get_groups_of_their_own() {
     assert_eq!(stats.creates_by_name.get(a), Some(&1), "{stats:?}");
     assert_eq!(stats.creates_by_name.get(b), Some(&1), "{stats:?}");
     for (d, name) in [(&one, a), (&two, b)] {
-        let group = runtime.driver.arm.get_group(name).await.unwrap().unwrap();
+        let group = runtime.sweep.arm.get_group(name).await.unwrap().unwrap();
         assert_eq!(group.tags["berth-deployment"], d.id);
         assert_eq!(Some(&group.tags["berth-uid"]), d.uid.as_ref());
     }
@@ -81,7 +81,7 @@ async fn a_group_of_the_same_name_that_another_deployment_owns_is_never_updated(
     // made by hand): it must come out of Berth's create untouched.
     let name = aci_name(&d.id, d.uid.as_deref(), "work", 1);
     runtime
-        .driver
+        .sweep
         .arm
         .put_group(&name, &foreign_group())
         .await
@@ -95,7 +95,7 @@ async fn a_group_of_the_same_name_that_another_deployment_owns_is_never_updated(
         Some(&1),
         "only the foreign create: {stats:?}"
     );
-    let group = runtime.driver.arm.get_group(&name).await.unwrap().unwrap();
+    let group = runtime.sweep.arm.get_group(&name).await.unwrap().unwrap();
     assert_eq!(
         group.tags["berth-deployment"], "someone-else",
         "tags untouched"
@@ -134,7 +134,7 @@ async fn a_groups_identity_zones_and_location_reach_arm() {
     }
     let d = runtime.driver.load("placed").await.unwrap().unwrap();
     let name = &d.instances[0].aci_name;
-    let t = runtime.driver.arm.target();
+    let t = runtime.sweep.arm.target();
     let url = format!(
         "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerInstance/containerGroups/{name}?api-version={}",
         t.endpoint, t.subscription, t.resource_group, t.api_version

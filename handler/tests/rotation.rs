@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth::arm::{ArmClient, ArmTarget};
+use berth::checkpoint::Deployments;
 use berth::clock::SystemClock;
 use berth::crypto::{Keyring, SecretsKey};
 use berth::driver::{Driver, DriverSettings};
@@ -27,22 +28,13 @@ fn driver(store: Arc<SqliteStore>, arm: &str, keys: Keyring) -> Driver {
         location: "local".into(),
         api_version: "2025-09-01".into(),
     };
-    Driver {
-        diagnostics: Arc::default(),
+    Driver::new(
         store,
-        arm: ArmClient::new(target, None),
-        keys: Arc::new(keys),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(DriverSettings {
-            app: "berth".into(),
-            settings: Arc::new(|_: &str| None),
-            secure_value_from: Default::default(),
-            fetch_share_keys: false,
-            max_events_per_step: 200,
-            create_claim_ms: 60_000,
-            diagnostics_workspace: None,
-        }),
-    }
+        ArmClient::new(target, None),
+        Arc::new(keys),
+        Arc::new(SystemClock),
+        DriverSettings::default(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,13 +107,10 @@ async fn a_rotated_key_finishes_old_deployments_and_reseals_them() {
     );
 
     // The old key can now be retired: the new key alone opens the secrets and recognises the spec.
-    let retired = driver(
-        store.clone(),
-        &emulator.base_url(),
-        Keyring::new(new, vec![]),
-    );
+    let keys = Keyring::new(new, vec![]);
     let d = store.load("rotate-1").await.unwrap().unwrap().deployment;
-    assert!(retired.keys.open(d.sealed.as_deref().unwrap()).is_ok());
+    assert!(keys.open(d.sealed.as_deref().unwrap()).is_ok());
+    let retired = driver(store.clone(), &emulator.base_url(), keys);
     let again = retired
         .submit(spec, "http://127.0.0.1:1".into())
         .await

@@ -29,7 +29,7 @@ fn group_body(app: &str, deployment: &str, created: i64) -> serde_json::Value {
 async fn orphans_are_deleted_after_the_grace_period_and_only_this_apps() {
     let dir = tempfile::tempdir().unwrap();
     let (emulator, runtime) = setup(dir.path()).await;
-    let arm = &runtime.driver.arm;
+    let arm = &runtime.sweep.arm;
     let now = runtime.driver.now();
     let hour_ago = now - 3_600_000;
     arm.put_group(
@@ -122,7 +122,7 @@ async fn a_live_deployments_groups_survive_and_a_lost_step_is_re_driven() {
     // Past retention, the finished deployment is purged with its logs.
     assert!(
         runtime
-            .driver
+            .sweep
             .store
             .get_logs("lost-1", "work", "main")
             .await
@@ -135,7 +135,7 @@ async fn a_live_deployments_groups_survive_and_a_lost_step_is_re_driven() {
     assert!(runtime.driver.load("lost-1").await.unwrap().is_none());
     assert!(
         runtime
-            .driver
+            .sweep
             .store
             .get_logs("lost-1", "work", "main")
             .await

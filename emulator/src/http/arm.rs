@@ -1,5 +1,5 @@
 //! The ARM handler: one entry point for every ARM path. It counts the request, applies injected
-//! faults, checks `api-version`, then calls the engine and writes ARM's answer (status, body,
+//! faults, checks `api-version`, then calls `aci` and writes ARM's answer (status, body,
 //! `Azure-AsyncOperation`, request ids, rate-limit headers).
 
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::DropConnection;
 use super::route::{self, GroupAction, GroupPath, Route, percent_encode};
+use crate::aci::{DeleteOutcome, Emulator, StartOutcome, Target};
 use crate::api_versions;
-use crate::engine::{DeleteOutcome, Emulator, StartOutcome, Target};
 use crate::error::ArmError;
 use crate::faults::FaultKind;
 use crate::logs::LogQuery;

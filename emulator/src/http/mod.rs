@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::engine::Emulator;
+use crate::aci::Emulator;
 use crate::error::ArmError;
 use crate::faults::Faults;
 

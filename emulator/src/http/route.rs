@@ -17,19 +17,13 @@ pub enum Route {
     OutboundDependencies(GroupPath),
     /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups`.
     ListByResourceGroup {
-        /// The subscription.
         subscription: String,
-        /// The resource group.
         resource_group: String,
     },
     /// `/subscriptions/{sub}/providers/Microsoft.ContainerInstance/containerGroups`.
-    ListBySubscription {
-        /// The subscription.
-        subscription: String,
-    },
+    ListBySubscription { subscription: String },
     /// `/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/operations/{id}`.
     Operation {
-        /// The subscription.
         subscription: String,
         /// The region.
         location: String,
@@ -38,7 +32,6 @@ pub enum Route {
     },
     /// `/subscriptions/{sub}/providers/Microsoft.ContainerInstance/locations/{loc}/usages`.
     Usages {
-        /// The subscription.
         subscription: String,
         /// The region.
         location: String,
@@ -48,9 +41,7 @@ pub enum Route {
 /// The path of one container group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupPath {
-    /// The subscription.
     pub subscription: String,
-    /// The resource group.
     pub resource_group: String,
     /// The container group.
     pub name: String,
@@ -59,11 +50,8 @@ pub struct GroupPath {
 /// A POST action on a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupAction {
-    /// `start`.
     Start,
-    /// `stop`.
     Stop,
-    /// `restart`.
     Restart,
 }
 

@@ -1,5 +1,5 @@
 //! The container-group state machine, as a pure function: `Runtime::apply(input, now, timings)`
-//! mutates the runtime view and returns the `Action`s the engine must then perform. No I/O, no
+//! mutates the runtime view and returns the `Action`s `aci` must then perform. No I/O, no
 //! clock reads, nothing async happens here, so every table of the contract can be tested directly.
 //!
 //! Three values move independently, as in ACI: `provisioningState` (the last operation),

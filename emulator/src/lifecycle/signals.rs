@@ -16,7 +16,7 @@ pub struct Backoff {
     pub max: Duration,
 }
 
-/// What happened.
+/// What happened, in the `generation` it belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     /// The Pending delay is over: start creating.
@@ -25,13 +25,9 @@ pub enum Input {
         generation: u64,
     },
     /// Every image was resolved to a command.
-    Pulled {
-        /// The generation.
-        generation: u64,
-    },
+    Pulled { generation: u64 },
     /// A container's image stands for nothing runnable.
     ImageUnavailable {
-        /// The generation.
         generation: u64,
         /// The container.
         slot: Slot,
@@ -40,19 +36,14 @@ pub enum Input {
     },
     /// A volume could not be provided.
     MountFailed {
-        /// The generation.
         generation: u64,
         /// The event message.
         message: String,
     },
     /// The volumes are ready: run the init containers, then the containers.
-    Provided {
-        /// The generation.
-        generation: u64,
-    },
+    Provided { generation: u64 },
     /// A container's process started.
     Started {
-        /// The generation.
         generation: u64,
         /// The container.
         slot: Slot,
@@ -61,7 +52,6 @@ pub enum Input {
     },
     /// A container's process could not be started at all.
     StartFailed {
-        /// The generation.
         generation: u64,
         /// The container.
         slot: Slot,
@@ -70,7 +60,6 @@ pub enum Input {
     },
     /// A container's process exited.
     Exited {
-        /// The generation.
         generation: u64,
         /// The container.
         slot: Slot,
@@ -81,7 +70,6 @@ pub enum Input {
     },
     /// A container's back-off is over.
     RestartDue {
-        /// The generation.
         generation: u64,
         /// The container.
         slot: Slot,
@@ -96,31 +84,23 @@ pub enum Input {
     Recovered,
 }
 
-/// What the engine must do after a transition.
+/// What `aci` must do after a transition, for the `generation` that asked for it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Kill every process of the group and wait for them to go.
     KillAll,
     /// After the Pending delay, feed `Begin`.
-    Provision {
-        /// The generation.
-        generation: u64,
-    },
+    Provision { generation: u64 },
     /// After the Creating delay: resolve images and provide volumes, then feed `Provided`.
-    Launch {
-        /// The generation.
-        generation: u64,
-    },
+    Launch { generation: u64 },
     /// Start one container (first start or restart).
     Spawn {
-        /// The generation.
         generation: u64,
         /// The container.
         slot: Slot,
     },
     /// After `delay`, feed `RestartDue`.
     RestartAfter {
-        /// The generation.
         generation: u64,
         /// The container.
         slot: Slot,

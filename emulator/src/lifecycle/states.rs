@@ -94,7 +94,6 @@ pub struct ContainerRun {
     pub image: String,
     /// Where it is.
     pub phase: Phase,
-    /// `restartCount`.
     pub restart_count: i32,
     /// `currentState`.
     pub current: Option<ContainerState>,
@@ -113,7 +112,6 @@ pub struct ContainerRun {
 pub struct Failure {
     /// An ARM-style code (`InaccessibleImage`, `FailedMount`).
     pub code: String,
-    /// The message.
     pub message: String,
 }
 

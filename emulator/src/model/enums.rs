@@ -103,7 +103,6 @@ string_enum! {
 }
 
 string_enum! {
-    /// `GpuSku`.
     GpuSku { K80 => "K80", P100 => "P100", V100 => "V100" }
 }
 
@@ -139,7 +138,6 @@ string_enum! {
 }
 
 string_enum! {
-    /// `IdentityAccessLevel`.
     IdentityAccessLevel { All => "All", System => "System", User => "User" }
 }
 

@@ -16,159 +16,125 @@ use super::volume::Volume;
 
 /// `ContainerGroup`: the PUT body and the GET answer (and, without `instanceView`,
 /// `ListResultContainerGroup`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerGroup {
     /// Read-only: the ARM resource id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Read-only: the group's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Read-only: `Microsoft.ContainerInstance/containerGroups`.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// The region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// Tags (Berth finds its groups by them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
     /// Availability zones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zones: Option<Vec<String>>,
     /// Managed identities.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     /// Everything else.
     pub properties: GroupProperties,
 }
 
 /// `ContainerGroupPropertiesProperties`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupProperties {
     /// Read-only: the state of the last operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning_state: Option<String>,
     /// Key Vault secrets referred to elsewhere in the group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_references: Option<Vec<SecretReference>>,
-    /// The containers.
     pub containers: Vec<Container>,
     /// Credentials for private registries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_registry_credentials: Option<Vec<ImageRegistryCredential>>,
     /// `Always` (the default), `OnFailure` or `Never`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
     /// The group's IP address and ports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<IpAddress>,
     /// `Linux` or `Windows`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_type: Option<OsType>,
     /// Volumes the containers may mount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<Volume>>,
     /// Read-only: the group's runtime view.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_view: Option<GroupInstanceView>,
     /// Log Analytics.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<Diagnostics>,
     /// Subnets for VNet injection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet_ids: Option<Vec<SubnetId>>,
     /// DNS settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_config: Option<DnsConfig>,
     /// The SKU.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<Sku>,
     /// Customer-managed key encryption.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_properties: Option<EncryptionProperties>,
     /// Init containers, run in order before the containers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_containers: Option<Vec<InitContainer>>,
     /// Deployment extensions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Vec<Extension>>,
     /// Confidential computing policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidential_compute_properties: Option<ConfidentialComputeProperties>,
     /// `Regular` or `Spot`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
     /// Identity access control lists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_acls: Option<IdentityAcls>,
     /// The container group profile this group was made from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_group_profile: Option<ContainerGroupProfileReference>,
     /// The standby pool this group was taken from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_pool_profile: Option<StandbyPoolProfile>,
     /// Read-only: whether the group came from a standby pool.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_created_from_standby_pool: Option<bool>,
 }
 
 /// `ContainerGroupIdentity`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
     /// Read-only: the system identity's principal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_id: Option<String>,
     /// Read-only: the tenant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
     /// Which identities.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub kind: Option<IdentityType>,
     /// User-assigned identities by ARM id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_assigned_identities: Option<BTreeMap<String, UserAssignedIdentity>>,
 }
 
 /// `UserAssignedIdentities` (the value of each map entry).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserAssignedIdentity {
     /// Read-only: its principal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_id: Option<String>,
     /// Read-only: its client id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
 }
 
-/// `ImageRegistryCredential`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRegistryCredential {
     /// The registry host.
     pub server: String,
     /// The user name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// The password; never echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     /// A reference to a `secretReferences` entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_reference: Option<String>,
     /// A user-assigned identity used to pull.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     /// The identity URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_url: Option<String>,
 }
 
-/// `IpAddress`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IpAddress {
@@ -179,83 +145,71 @@ pub struct IpAddress {
     pub kind: IpAddressType,
     /// Read-only in practice: the address (the emulator answers 127.0.0.1, where the containers
     /// really listen).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
     /// The DNS label.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_name_label: Option<String>,
     /// The DNS label reuse policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_generated_domain_name_label_scope: Option<DnsNameLabelReusePolicy>,
     /// Read-only: `<label>.<region>.azurecontainer.io`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fqdn: Option<String>,
 }
 
-/// `Port`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Port {
     /// `TCP` or `UDP`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
     /// The port number.
     pub port: i32,
 }
 
 /// `ContainerGroupDiagnostics`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnostics {
     /// Log Analytics settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_analytics: Option<LogAnalytics>,
 }
 
 /// `LogAnalytics`; answered as `{workspaceId}` only, as in the official examples.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogAnalytics {
-    /// The workspace id.
     pub workspace_id: String,
     /// The workspace key; never echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_key: Option<Secret>,
     /// Which logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_type: Option<LogType>,
     /// Extra metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// The workspace's ARM id (marked secret in the swagger).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_resource_id: Option<Secret>,
 }
 
 /// `ContainerGroupSubnetId`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubnetId {
     /// The subnet's ARM id.
     pub id: String,
-    /// Its name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 /// `DnsConfiguration`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DnsConfig {
-    /// Name servers.
     pub name_servers: Vec<String>,
     /// Search domains, space separated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_domains: Option<String>,
     /// resolv.conf options.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<String>,
 }
 
-/// `EncryptionProperties`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionProperties {
@@ -266,11 +220,9 @@ pub struct EncryptionProperties {
     /// The key's version.
     pub key_version: String,
     /// The identity that reads the key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
 }
 
-/// `SecretReference`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretReference {
@@ -283,98 +235,84 @@ pub struct SecretReference {
 }
 
 /// `DeploymentExtensionSpec`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Extension {
     /// The extension's name.
     pub name: String,
     /// Its settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<ExtensionProperties>,
 }
 
 /// `DeploymentExtensionSpecProperties`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionProperties {
-    /// The extension type.
     pub extension_type: String,
-    /// Its version.
     pub version: String,
     /// Plain settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<serde_json::Value>,
     /// Protected settings; never echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protected_settings: Option<Secret<serde_json::Value>>,
 }
 
-/// `ConfidentialComputeProperties`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfidentialComputeProperties {
     /// The base64 CCE policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cce_policy: Option<String>,
 }
 
-/// `IdentityAcls`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityAcls {
     /// The default access level.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_access: Option<IdentityAccessLevel>,
     /// Per-identity access.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acls: Option<Vec<IdentityAccessControl>>,
 }
 
-/// `IdentityAccessControl`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IdentityAccessControl {
     /// The access level.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<IdentityAccessLevel>,
-    /// The identity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
 }
 
 /// `ContainerGroupProfileReferenceDefinition`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerGroupProfileReference {
     /// The profile's ARM id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// The revision.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
 }
 
 /// `StandbyPoolProfileDefinition`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StandbyPoolProfile {
     /// The pool's ARM id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Whether to fail when the pool cannot serve.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_container_group_create_on_reuse_failure: Option<bool>,
 }
 
 /// `ContainerGroupUpdate`: the PATCH body (tags, and nominally location and zones).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerGroupUpdate {
     /// The new location (must not differ from the current one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// The new tags, replacing the old ones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
     /// The zones (must not differ from the current ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zones: Option<Vec<String>>,
 }
 

@@ -7,44 +7,35 @@ use serde::{Deserialize, Serialize};
 use super::secret::Secret;
 
 /// `Volume`: exactly one of the kinds is set.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Volume {
     /// The volume's name, referred to by `volumeMounts`.
     pub name: String,
     /// An Azure Files share.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_file: Option<AzureFileVolume>,
     /// A scratch directory shared by the group's containers (any JSON, `{}` in practice).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub empty_dir: Option<serde_json::Value>,
     /// File name → base64 content; answered as `{}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<BTreeMap<String, Secret>>,
     /// File name → secret reference name (Key Vault); not resolvable by the emulator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_reference: Option<BTreeMap<String, String>>,
     /// A git repository cloned into the volume; not emulated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_repo: Option<GitRepoVolume>,
 }
 
-/// `AzureFileVolume`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureFileVolume {
-    /// The share.
     pub share_name: String,
     /// Mount the share read-only for every container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
-    /// The storage account.
     pub storage_account_name: String,
     /// The account key; never echoed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_account_key: Option<Secret>,
     /// A reference to a `secretReferences` entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_account_key_reference: Option<String>,
     /// The client id of a user-assigned identity with access to the share (the ARM schema and one
     /// example spell it `userAssignedIdentityClientId`; both are accepted).
@@ -56,15 +47,13 @@ pub struct AzureFileVolume {
     pub user_managed_identity_client_id: Option<String>,
 }
 
-/// `GitRepoVolume`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GitRepoVolume {
     /// The target directory name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
     /// The repository URL.
     pub repository: String,
     /// The commit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
 }

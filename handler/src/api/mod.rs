@@ -1,4 +1,4 @@
-//! Berth's HTTP API (README.md, "The HTTP API"), the same in every mode: `fn router(api) -> Router` under `/api`.
+//! The HTTP API the README describes, the same in every mode: [`router`] under `/api`.
 //!
 //! In Functions mode the host authenticates callers (function keys) and this router sees the
 //! reconstructed request; in `dev` and `serve` the API key middleware does it. Callbacks are
@@ -18,7 +18,7 @@ pub mod status;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, HttpBody as _, to_bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -31,10 +31,10 @@ use subtle::ConstantTimeEq;
 pub use problem::Problem;
 pub use status::Prices;
 
+use crate::checkpoint::ListQuery;
 use crate::driver::{Driver, DriverError};
 use crate::engine::{Deployment, Event, RuntimeStatus};
 use crate::spec::{self, Format};
-use crate::store::ListQuery;
 
 /// Largest request body accepted (a spec is at most [`spec::parse::MAX_SPEC_BYTES`]).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -74,7 +74,9 @@ pub fn router(api: Arc<Api>) -> Router {
     let router = Router::new()
         .route("/api/callbacks/{id}/{kind}", post(callback))
         .merge(keyed)
-        .fallback(not_found);
+        .fallback(not_found)
+        // After every route: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed);
     let router = if api.loopback_only {
         router.layer(middleware::from_fn(require_loopback))
     } else {
@@ -138,10 +140,13 @@ async fn require_loopback(request: Request, next: Next) -> Response {
 /// cross-site page can send without a preflight.
 async fn require_json_body(request: Request, next: Next) -> Response {
     let headers = request.headers();
+    // A request that says nothing of its length (HTTP/2, or one built in-process) has a body
+    // unless its body is known to be empty.
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
-            .is_some_and(|n| n.as_bytes() != b"0");
+            .is_some_and(|n| n.as_bytes() != b"0")
+        || !request.body().is_end_stream();
     if !has_body {
         return next.run(request).await;
     }
@@ -174,6 +179,15 @@ async fn require_json_body(request: Request, next: Next) -> Response {
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "Not found", "path: no such route")
+}
+
+/// `405`, with the `Allow` header axum adds.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        format!("method: {method} is not served on {}", uri.path()),
+    )
 }
 
 async fn require_key(State(api): State<Shared>, request: Request, next: Next) -> Response {
@@ -285,8 +299,21 @@ fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn management_urls(base: &str, id: &str, code: Option<&str>) -> Value {
-    let at = format!("{base}/api/deployments/{id}");
+/// The answer to a `POST /api/deployments`: where to poll, raise, terminate and purge
+/// (the fields of Durable Functions' management payload), and the status now.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Started<'a> {
+    id: &'a str,
+    purge_history_delete_uri: String,
+    runtime_status: &'static str,
+    send_event_post_uri: String,
+    status_query_get_uri: String,
+    terminate_post_uri: String,
+}
+
+fn started<'a>(base: &str, d: &'a Deployment, code: Option<&str>) -> Started<'a> {
+    let at = format!("{base}/api/deployments/{}", d.id);
     let (first, then) = match code {
         Some(code) => {
             let code = encode(code);
@@ -294,13 +321,14 @@ fn management_urls(base: &str, id: &str, code: Option<&str>) -> Value {
         }
         None => (String::new(), String::new()),
     };
-    json!({
-        "id": id,
-        "statusQueryGetUri": format!("{at}{first}"),
-        "sendEventPostUri": format!("{at}/events/{{eventName}}{first}"),
-        "terminatePostUri": format!("{at}/terminate?reason={{text}}{then}"),
-        "purgeHistoryDeleteUri": format!("{at}{first}"),
-    })
+    Started {
+        id: &d.id,
+        purge_history_delete_uri: format!("{at}{first}"),
+        runtime_status: d.status.as_str(),
+        send_event_post_uri: format!("{at}/events/{{eventName}}{first}"),
+        status_query_get_uri: format!("{at}{first}"),
+        terminate_post_uri: format!("{at}/terminate?reason={{text}}{then}"),
+    }
 }
 
 /// `Retry-After` for a deployment that has not ended: the seconds until Berth next looks at it
@@ -316,7 +344,7 @@ fn retry_after(d: &Deployment, now: crate::engine::Millis) -> u64 {
 /// or `500` for `Failed` and `TimedOut` when the caller asked for it.
 fn polled(
     d: &Deployment,
-    body: Value,
+    body: impl serde::Serialize,
     location: &str,
     now: crate::engine::Millis,
     error_on_failure: bool,
@@ -353,14 +381,12 @@ async fn start(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let spec = spec::parse(&bytes, Format::from_content_type(content_type), new_id)?;
-    spec::settings::check_spec(&spec, &api.driver.settings.secure_value_from)?;
-    spec::aci::at_location(&spec, &api.driver.arm.target().location)?;
+    api.driver.check(&spec)?;
     let base = base_url(&api, &headers);
     let submitted = api.driver.submit(spec, base.clone()).await?;
     let d = &submitted.deployment;
     let code = query_code(&uri);
-    let mut body = management_urls(&base, &d.id, code.as_deref());
-    body["runtimeStatus"] = Value::from(d.status.as_str());
+    let body = started(&base, d, code.as_deref());
     let location = status_url(&base, &d.id, code.as_deref(), error_on_failure);
     // A repeated POST of a deployment that has not ended is still accepted work (202): a poller
     // takes any other answer as the end.
@@ -407,19 +433,22 @@ async fn list(
         top,
         continuation: params.continuation_token,
     };
-    let page = api.driver.store.list(&query).await?;
-    let items: Vec<Value> = page
+    let page = api.driver.list(&query).await?;
+    let deployments = page
         .items
         .iter()
         .map(|d| status::status(d, api.prices))
         .collect();
-    let mut response =
-        axum::Json(json!({ "deployments": items, "continuationToken": page.continuation }))
-            .into_response();
-    if let Some(token) = page
+    let token = page
         .continuation
-        .and_then(|t| HeaderValue::from_str(&t).ok())
-    {
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok());
+    let list = status::List {
+        continuation_token: page.continuation.as_deref(),
+        deployments,
+    };
+    let mut response = axum::Json(list).into_response();
+    if let Some(token) = token {
         response
             .headers_mut()
             .insert("x-ms-continuation-token", token);
@@ -482,7 +511,7 @@ async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Resp
             ),
         ));
     }
-    api.driver.store.purge(&id).await?;
+    api.driver.purge(&id).await?;
     Ok(axum::Json(json!({ "instancesDeleted": 1 })).into_response())
 }
 
@@ -559,8 +588,7 @@ async fn logs(
     spec::validate::container_name(&container).map_err(|e| Problem::bad_request("container", e))?;
     let content = api
         .driver
-        .store
-        .get_logs(&id, &group, &container)
+        .logs(&id, &group, &container)
         .await?
         .ok_or_else(|| {
             Problem::new(
@@ -614,14 +642,7 @@ async fn callback(
         )
     };
     let payload = event_payload(body).await?;
-    let event = Event::Raised {
-        name: kind.clone(),
-        payload,
-    };
-    let keys = &api.driver.keys;
-    let authorised =
-        |d: &Deployment| keys.verify_callback(d.callback_key.as_deref(), &d.id, &kind, &token);
-    match api.driver.raise_authorised(&id, event, authorised).await {
+    match api.driver.raise_callback(&id, &kind, &token, payload).await {
         Ok(_) => {}
         Err(DriverError::NotFound(_) | DriverError::Unauthorised { .. }) => {
             return Err(forbidden());

@@ -22,6 +22,8 @@ pub struct Problem {
     pub errors: Vec<crate::spec::SpecError>,
     /// Seconds for `Retry-After` on a 429 or 503 (1 when unset).
     pub retry_after: Option<u64>,
+    /// What went wrong inside, for the log line of a 5xx; never sent to the caller.
+    pub cause: Option<String>,
 }
 
 impl Problem {
@@ -33,7 +35,15 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            cause: None,
         }
+    }
+
+    /// The same problem, with the internal error behind it for the log (the caller sees only
+    /// `detail`).
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 
     /// The same problem, telling the caller to come back after `seconds`.
@@ -69,6 +79,7 @@ impl From<SpecErrors> for Problem {
             detail: errors.to_string(),
             errors: errors.0,
             retry_after: None,
+            cause: None,
         }
     }
 }
@@ -79,22 +90,18 @@ impl From<StoreError> for Problem {
             StoreError::BadContinuation => {
                 Problem::bad_request("continuationToken", "not a token this API gave out")
             }
-            e if e.is_transient() => {
-                tracing::warn!(error = %e, "storage is unavailable");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service unavailable",
-                    "storage is busy or unreachable; try again",
-                )
-            }
-            e => {
-                tracing::error!(error = %e, "storage failed");
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal error",
-                    "storage failed; see the handler's logs",
-                )
-            }
+            e if e.is_transient() => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                "storage is busy or unreachable; try again",
+            )
+            .caused_by(e),
+            e => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                "storage failed; see the handler's logs",
+            )
+            .caused_by(e),
         }
     }
 }
@@ -136,7 +143,14 @@ impl From<DriverError> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(http.status = self.status.as_u16(), detail = %self.detail, "request failed");
+            let status = self.status.as_u16();
+            let cause = self.cause.as_deref().unwrap_or("");
+            // A 503 is the caller's to retry; a 500 is Berth's to fix.
+            if self.status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(http.status = status, detail = %self.detail, error = cause, "request failed");
+            } else {
+                tracing::error!(http.status = status, detail = %self.detail, error = cause, "request failed");
+            }
         }
         let mut body = json!({ "type": "about:blank", "title": self.title, "status": self.status.as_u16(), "detail": self.detail });
         if !self.errors.is_empty() {

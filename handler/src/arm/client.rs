@@ -92,10 +92,18 @@ pub struct ArmClient {
     static_token: Option<StaticToken>,
     reads: Option<Arc<ReadBudget>>,
     calls: Arc<ArmCalls>,
-    max_tries: u32,
 }
 
 const SCOPE: &str = "https://management.azure.com/.default";
+/// Tries a call gets before its error goes back to the caller.
+const MAX_TRIES: u32 = 3;
+/// Tries a create gets: it must end well inside its claim (see the client's timeout).
+const CREATE_TRIES: u32 = 2;
+/// The `Microsoft.Storage` api-version of `listKeys`.
+const STORAGE_API_VERSION: &str = "2023-05-01";
+/// The `Microsoft.OperationalInsights` api-versions of a workspace read and of its shared keys.
+const WORKSPACE_API_VERSION: &str = "2023-09-01";
+const WORKSPACE_KEYS_API_VERSION: &str = "2020-08-01";
 /// Longest `Retry-After` the client sleeps itself; longer waits go back to the engine.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
 
@@ -116,7 +124,6 @@ impl ArmClient {
             static_token: None,
             reads: None,
             calls: Arc::default(),
-            max_tries: 3,
         }
     }
 
@@ -132,12 +139,6 @@ impl ArmClient {
         if per_second > 0.0 {
             self.reads = Some(Arc::new(ReadBudget::new(per_second)));
         }
-        self
-    }
-
-    /// How many tries a call gets before its error goes back to the caller.
-    pub fn with_max_tries(mut self, tries: u32) -> Self {
-        self.max_tries = tries.max(1);
         self
     }
 
@@ -163,14 +164,13 @@ impl ArmClient {
     pub async fn put_group(&self, name: &str, body: &Value) -> Result<ContainerGroup, ArmError> {
         self.calls.put.fetch_add(1, Ordering::Relaxed);
         let url = self.group_url(name, "");
-        let tries = self.max_tries.min(2);
         let (_, bytes) = self
             .call_with(
                 Method::PUT,
                 &url,
                 Some(body),
                 "create container group",
-                tries,
+                CREATE_TRIES,
             )
             .await?;
         decode(&bytes, "create container group")
@@ -244,32 +244,6 @@ impl ArmClient {
         .map(|_| ())
     }
 
-    /// Starts a stopped group (`POST .../start`).
-    pub async fn start_group(&self, name: &str) -> Result<(), ArmError> {
-        self.calls.post.fetch_add(1, Ordering::Relaxed);
-        self.call(
-            Method::POST,
-            &self.group_url(name, "/start"),
-            None,
-            "start container group",
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Restarts a group's containers (`POST .../restart`).
-    pub async fn restart_group(&self, name: &str) -> Result<(), ArmError> {
-        self.calls.post.fetch_add(1, Ordering::Relaxed);
-        self.call(
-            Method::POST,
-            &self.group_url(name, "/restart"),
-            None,
-            "restart container group",
-        )
-        .await
-        .map(|_| ())
-    }
-
     /// A container's logs (`tail` lines, or all ACI keeps).
     pub async fn logs(
         &self,
@@ -323,18 +297,16 @@ impl ArmClient {
             workspace.trim_end_matches('/')
         );
         let read = self
-            .raw(
+            .resource(
                 Method::GET,
-                &format!("{base}?api-version=2023-09-01"),
-                None,
+                &format!("{base}?api-version={WORKSPACE_API_VERSION}"),
                 "read Log Analytics workspace",
             )
             .await?;
         let keys = self
-            .raw(
+            .resource(
                 Method::POST,
-                &format!("{base}/sharedKeys?api-version=2020-08-01"),
-                None,
+                &format!("{base}/sharedKeys?api-version={WORKSPACE_KEYS_API_VERSION}"),
                 "read Log Analytics keys",
             )
             .await?;
@@ -354,16 +326,37 @@ impl ArmClient {
         ))
     }
 
-    /// A raw ARM call (for the few other resource types Berth touches, e.g. storage `listKeys`).
-    pub async fn raw(
+    /// The first key of storage account `account` in the target's resource group (`listKeys`),
+    /// for an Azure Files volume given without one; `None` when the account lists no key.
+    pub async fn storage_account_key(&self, account: &str) -> Result<Option<String>, ArmError> {
+        let t = &self.target;
+        let url = format!(
+            "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Storage/storageAccounts/{account}/listKeys?api-version={STORAGE_API_VERSION}",
+            t.endpoint, t.subscription, t.resource_group
+        );
+        let keys = self
+            .resource(Method::POST, &url, "list storage account keys")
+            .await?;
+        Ok(keys
+            .pointer("/keys/0/value")
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
+    /// A call on another resource type than container groups, counted under its verb.
+    async fn resource(
         &self,
         method: Method,
         url: &str,
-        body: Option<&Value>,
         operation: &'static str,
     ) -> Result<Value, ArmError> {
-        self.calls.post.fetch_add(1, Ordering::Relaxed);
-        let (_, bytes) = self.call(method, url, body, operation).await?;
+        let counter = if method == Method::GET {
+            &self.calls.get
+        } else {
+            &self.calls.post
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let (_, bytes) = self.call(method, url, None, operation).await?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
@@ -377,7 +370,7 @@ impl ArmClient {
         body: Option<&Value>,
         operation: &'static str,
     ) -> Result<(StatusCode, bytes::Bytes), ArmError> {
-        self.call_with(method, url, body, operation, self.max_tries)
+        self.call_with(method, url, body, operation, MAX_TRIES)
             .await
     }
 

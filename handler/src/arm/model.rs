@@ -5,9 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::clock::parse_rfc3339;
-use crate::engine::{ContainerObservation, Observation};
-
 /// A container group as GET, PUT and LIST return it.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -134,60 +131,4 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-impl ContainerGroup {
-    /// What Berth reads from a GET: states, exit codes, restart counts, the last warning.
-    pub fn observation(&self) -> Observation {
-        let props = &self.properties;
-        let view = props.instance_view.as_ref();
-        let mut problem = None;
-        let mut warnings: Vec<&ArmEvent> =
-            view.map(|v| v.events.iter().collect()).unwrap_or_default();
-        for container in &props.containers {
-            if let Some(v) = &container.properties.instance_view {
-                warnings.extend(v.events.iter());
-            }
-        }
-        if let Some(event) = warnings
-            .iter()
-            .rev()
-            .find(|e| e.kind.as_deref() == Some("Warning"))
-        {
-            let name = event.name.clone().unwrap_or_default();
-            problem = Some(format!(
-                "{name}: {}",
-                event.message.clone().unwrap_or_default()
-            ));
-        }
-        let containers = props
-            .containers
-            .iter()
-            .map(|c| {
-                let view = c.properties.instance_view.as_ref();
-                let current = view.and_then(|v| v.current_state.as_ref());
-                ContainerObservation {
-                    name: c.name.clone(),
-                    state: current.and_then(|s| s.state.clone()).unwrap_or_default(),
-                    exit_code: current.and_then(|s| s.exit_code),
-                    restart_count: view.and_then(|v| v.restart_count).unwrap_or(0).max(0) as u32,
-                    detail: current
-                        .and_then(|s| s.detail_status.clone())
-                        .filter(|d| !d.is_empty()),
-                    start: current
-                        .and_then(|s| s.start_time.as_deref())
-                        .and_then(parse_rfc3339),
-                    finish: current
-                        .and_then(|s| s.finish_time.as_deref())
-                        .and_then(parse_rfc3339),
-                }
-            })
-            .collect();
-        Observation {
-            provisioning_state: props.provisioning_state.clone().unwrap_or_default(),
-            state: view.and_then(|v| v.state.clone()).unwrap_or_default(),
-            containers,
-            problem,
-        }
-    }
 }

@@ -97,6 +97,9 @@ pub struct Blob {
     pub bytes: Bytes,
     /// The ETag to write it back with.
     pub etag: ETag,
+    /// Its metadata (the `x-ms-meta-*` headers, names without the prefix), which Get Blob
+    /// returns with the content, unlike its tags.
+    pub metadata: std::collections::HashMap<String, String>,
 }
 
 /// One entry of a listing.
@@ -224,10 +227,12 @@ impl BlobContainer {
                 operation: "Get Blob",
                 field: "ETag",
             })?;
+        let metadata = result.properties.metadata.clone();
         let bytes = result.body.collect().await.map_err(failed)?;
         Ok(Some(Blob {
             bytes,
             etag: etag.into(),
+            metadata,
         }))
     }
 
@@ -240,8 +245,30 @@ impl BlobContainer {
         condition: &WriteCondition,
         tags: &Tags,
     ) -> Result<ETag, StorageError> {
+        self.put_with_metadata(name, bytes, condition, tags, &[])
+            .await
+    }
+
+    /// [`Self::put`], replacing the blob's metadata with `metadata` in the same request. Names
+    /// must be C# identifiers and values header-safe ASCII, as the service requires.
+    pub async fn put_with_metadata(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        condition: &WriteCondition,
+        tags: &Tags,
+        metadata: &[(&str, String)],
+    ) -> Result<ETag, StorageError> {
         let client = self.blob(name)?;
         let mut options = BlockBlobClientUploadOptions::default();
+        if !metadata.is_empty() {
+            options.metadata = Some(
+                metadata
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            );
+        }
         match condition {
             WriteCondition::Create => options.if_none_match = Some(Etag::from("*")),
             WriteCondition::Replace(etag) => options.if_match = Some(etag.to_sdk()),

@@ -61,7 +61,6 @@ pub enum StorageError {
     /// The service answered without a field it always sends.
     #[error("{operation}: the response lacks `{field}`")]
     MissingInResponse {
-        /// The operation.
         operation: &'static str,
         /// The missing header or element.
         field: &'static str,
@@ -80,7 +79,6 @@ pub enum StorageError {
     /// Create Container failed.
     #[error("creating container `{container}` failed")]
     CreateContainer {
-        /// The container.
         container: String,
         /// The cause.
         #[source]
@@ -116,9 +114,7 @@ pub enum StorageError {
     /// List Blobs failed.
     #[error("listing blobs under `{prefix}` in `{container}` failed")]
     ListBlobs {
-        /// The container.
         container: String,
-        /// The prefix.
         prefix: String,
         /// The cause.
         #[source]
@@ -163,7 +159,6 @@ pub enum StorageError {
     /// Find Blobs by Tags failed.
     #[error("finding blobs by tags in `{container}` failed")]
     FindByTags {
-        /// The container.
         container: String,
         /// The cause.
         #[source]
@@ -172,7 +167,6 @@ pub enum StorageError {
     /// Create Queue failed.
     #[error("creating queue `{queue}` failed")]
     CreateQueue {
-        /// The queue.
         queue: String,
         /// The cause.
         #[source]
@@ -181,7 +175,6 @@ pub enum StorageError {
     /// Put Message failed.
     #[error("sending a message to queue `{queue}` failed")]
     SendMessage {
-        /// The queue.
         queue: String,
         /// The cause.
         #[source]
@@ -190,7 +183,6 @@ pub enum StorageError {
     /// Get Messages failed.
     #[error("receiving messages from queue `{queue}` failed")]
     ReceiveMessages {
-        /// The queue.
         queue: String,
         /// The cause.
         #[source]
@@ -199,7 +191,6 @@ pub enum StorageError {
     /// Delete Message failed.
     #[error("deleting message `{id}` from queue `{queue}` failed")]
     DeleteMessage {
-        /// The queue.
         queue: String,
         /// The message id.
         id: String,
@@ -210,7 +201,6 @@ pub enum StorageError {
     /// Update Message failed.
     #[error("updating message `{id}` in queue `{queue}` failed")]
     UpdateMessage {
-        /// The queue.
         queue: String,
         /// The message id.
         id: String,

@@ -143,14 +143,14 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
         plan.work.clear();
         plan.wait = Some(now);
     }
-    settle(&mut next);
+    derive_phase_and_status(&mut next);
 
     let new_seq = state.seq + 1;
     let mut actions = Vec::new();
     if next.phase == Phase::Done {
         next.wake = None;
     } else if plan.work.is_empty() {
-        let at = plan.wait.unwrap_or(now + 60_000);
+        let at = plan.wait.unwrap_or(now + policy::IDLE_WAKE_MS);
         if next.wake.is_none_or(|w| w.at != at) {
             next.wake = Some(Wake { at, seq: new_seq });
             actions.push(Action::Schedule { at, seq: new_seq });
@@ -761,7 +761,7 @@ fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
 }
 
 /// Sets `phase` and `status` from the rest of the state.
-fn settle(d: &mut Deployment) {
+fn derive_phase_and_status(d: &mut Deployment) {
     let started = d.instances.iter().any(|i| i.create_tries > 0);
     match d.outcome.clone() {
         Some(outcome) => {

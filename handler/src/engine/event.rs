@@ -97,13 +97,3 @@ pub enum Action {
     /// Send a step message for `seq`, due at `at`.
     Schedule { at: Millis, seq: u64 },
 }
-
-impl Action {
-    /// Whether the action changes something in Azure (as opposed to reading or scheduling).
-    pub fn is_mutation(&self) -> bool {
-        matches!(
-            self,
-            Action::Create { .. } | Action::Stop { .. } | Action::Delete { .. }
-        )
-    }
-}

@@ -5,12 +5,14 @@ pub mod apply;
 pub mod event;
 pub mod names;
 pub mod policy;
+pub mod round;
 pub mod state;
 
 pub use apply::{
     EngineError, MAX_INBOX, MAX_INBOX_BYTES, StartOptions, Transition, apply, inbox_has_room, start,
 };
 pub use event::{Action, ActionKind, Event};
+pub use round::{Round, Save, Step};
 pub use state::{
     ContainerObservation, Deployment, Instance, Millis, Observation, Phase, RuntimeStatus,
 };

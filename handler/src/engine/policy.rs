@@ -6,6 +6,20 @@ use super::state::Millis;
 /// How long a worker owns a create before another may take it over (and check ARM first).
 pub const CREATE_CLAIM_MS: Millis = 60_000;
 
+/// When nothing is due, how long until a deployment looks at itself again anyway.
+pub const IDLE_WAKE_MS: Millis = 60_000;
+
+/// A step message this early for its wake still runs the step (queues deliver a little early,
+/// and clocks differ); one earlier is sent again for its time.
+pub const EARLY_STEP_MS: Millis = 1_000;
+
+/// Most rounds one step message runs before it hands over to a fresh message (see
+/// [`super::round`]): one worker never holds a deployment for ever.
+pub const MAX_ROUNDS_PER_STEP: usize = 200;
+
+/// How long an idle worker waits for a step message before it receives again.
+pub const WORKER_IDLE_WAIT_MS: Millis = 5_000;
+
 /// After a job's containers have all exited, how long to wait for a `completed` callback that
 /// may still be on its way before calling the attempt failed (completion `callback`).
 pub const CALLBACK_GRACE_MS: Millis = 30_000;

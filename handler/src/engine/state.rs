@@ -299,9 +299,4 @@ impl Deployment {
     pub fn current(&self) -> impl Iterator<Item = &Instance> {
         self.instances.iter().filter(|i| !i.retiring)
     }
-
-    /// Finds an instance by its ARM name.
-    pub fn instance_mut(&mut self, aci_name: &str) -> Option<&mut Instance> {
-        self.instances.iter_mut().find(|i| i.aci_name == aci_name)
-    }
 }

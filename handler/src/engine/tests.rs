@@ -144,8 +144,42 @@ impl World {
     }
 }
 
-/// Runs a deployment to the end: every action performed, every wake honoured at its time.
-/// Returns the checkpoints saved along the way.
+/// Runs one step message over `saved` as the driver does (the engine's [`Step`]), every save
+/// succeeding: returns the last saved checkpoint, and pushes each saved state to `checkpoints`.
+fn run_step(saved: Deployment, world: &mut World, checkpoints: &mut Vec<Deployment>) -> Deployment {
+    let mut step = Step::new(saved, policy::MAX_ROUNDS_PER_STEP);
+    drive(&mut step, world, checkpoints);
+    step.saved().clone()
+}
+
+/// Runs `step`'s rounds against `world`, every save succeeding (each saved state pushed to
+/// `checkpoints`); returns each round's save kind and actions.
+fn drive(
+    step: &mut Step,
+    world: &mut World,
+    checkpoints: &mut Vec<Deployment>,
+) -> Vec<(Save, Vec<Action>)> {
+    let mut rounds = Vec::new();
+    while let Some(round) = step.round(world.now) {
+        assert!(round.dropped.is_empty(), "{:?}", round.dropped);
+        if round.save == Save::Now {
+            checkpoints.push(step.current().clone());
+            step.committed();
+        }
+        let results: Vec<Event> = round
+            .actions
+            .iter()
+            .flat_map(|a| world.perform(a))
+            .collect();
+        rounds.push((round.save, round.actions));
+        step.push(results);
+    }
+    rounds
+}
+
+/// Runs a deployment to the end: every action performed, every wake honoured at its time, each
+/// external event applied and saved on its own (as the API does). Returns the checkpoints saved
+/// along the way.
 fn run(
     mut d: Deployment,
     world: &mut World,
@@ -157,21 +191,17 @@ fn run(
         if d.phase == Phase::Done {
             break;
         }
-        let mut pending = std::collections::VecDeque::from([Event::Wake]);
         if let Some((at, _)) = external.front()
             && *at <= world.now
         {
-            pending = std::collections::VecDeque::from([external.pop_front().unwrap().1]);
-        }
-        while let Some(event) = pending.pop_front() {
-            let t = apply(&d, event, world.now).unwrap();
+            let t = apply(&d, external.pop_front().unwrap().1, world.now).unwrap();
             if t.changed(&d) {
                 checkpoints.push(t.next.clone());
             }
             d = t.next;
-            for action in &t.actions {
-                pending.extend(world.perform(action));
-            }
+        }
+        if d.wake.is_some_and(|w| w.at <= world.now) {
+            d = run_step(d, world, &mut checkpoints);
         }
         let next_external = external.front().map(|(at, _)| *at);
         let next_wake = d.wake.map(|w| w.at);
@@ -682,8 +712,6 @@ impl Deployment {
 /// every result not yet saved) end in the same terminal state as the clean run, with at most one
 /// create per group name and nothing left behind.
 mod interleavings {
-    use std::collections::VecDeque;
-
     use proptest::prelude::*;
 
     use super::*;
@@ -739,18 +767,19 @@ mod interleavings {
         }
     }
 
-    /// Runs with chaos; returns the end state and the world.
+    /// Runs with chaos on the step's results as the driver's step loop would meet it; returns
+    /// the end state and the world.
     fn chaotic(kind: u8, moves: &[Chaos]) -> (Deployment, World) {
         let (extra, mut world, mut external) = scenario(kind);
         let mut saved = started(extra);
-        let mut pending: VecDeque<Event> = VecDeque::from([Event::Wake]);
+        let mut step: Option<Step> = None;
         // The chaos runs out, then the world settles (every result arrives, in order).
         let mut moves = moves.iter().copied().chain(std::iter::repeat(Chaos::Next));
         for _ in 0..4_000 {
-            if saved.phase == Phase::Done {
-                break;
-            }
-            if pending.is_empty() {
+            let Some(running) = step.as_mut() else {
+                if saved.phase == Phase::Done {
+                    break;
+                }
                 // Nothing in flight: the next step message or external event comes.
                 let next_external = external.first().map(|(at, _)| *at);
                 let next_wake = saved.wake.map(|w| w.at);
@@ -762,43 +791,46 @@ mod interleavings {
                     // An API call: applied and saved on its own, never lost with a worker.
                     let t = apply(&saved, external.remove(0).1, world.now).expect("external event");
                     saved = t.next;
-                    pending.push_back(Event::Wake);
-                } else {
-                    pending.push_back(Event::Wake);
                 }
+                step = Some(Step::new(saved.clone(), policy::MAX_ROUNDS_PER_STEP));
                 continue;
+            };
+            let Some(round) = running.round(world.now) else {
+                step = None;
+                continue;
+            };
+            assert!(round.dropped.is_empty(), "{:?}", round.dropped);
+            if round.save == Save::Now {
+                saved = running.current().clone();
+                running.committed();
             }
-            let event = match moves.next().unwrap_or(Chaos::Next) {
-                Chaos::Next => pending.pop_front(),
+            let mut results: Vec<Event> = round
+                .actions
+                .iter()
+                .flat_map(|a| world.perform(a))
+                .collect();
+            match moves.next().unwrap_or(Chaos::Next) {
+                Chaos::Next => {}
                 Chaos::Duplicate => {
-                    let event = pending.front().cloned();
-                    if let Some(e) = &event {
-                        pending.push_back(e.clone());
+                    if let Some(first) = results.first().cloned() {
+                        results.push(first);
                     }
-                    pending.pop_front()
                 }
                 Chaos::Reorder(i) => {
-                    let i = i % pending.len();
-                    pending.remove(i)
+                    let len = results.len().max(1);
+                    results.rotate_left(i % len);
                 }
                 Chaos::Crash => {
-                    // Every unsaved result is lost; the step message comes back after its lease,
-                    // and a create claim held by the dead worker runs out.
-                    pending.clear();
+                    // Every unsaved result and the state ahead of the checkpoint are lost; the
+                    // step message comes back after its lease, and a create claim held by the
+                    // dead worker runs out.
+                    step = None;
                     world.now += 1_000 + saved.claim_horizon().saturating_sub(world.now).max(0);
-                    Some(Event::Wake)
+                    continue;
                 }
-                Chaos::Wait => {
-                    world.now += 700;
-                    Some(Event::Wake)
-                }
-            };
-            let Some(event) = event else { continue };
-            let t = apply(&saved, event, world.now).expect("events of this deployment");
-            saved = t.next;
-            for action in &t.actions {
-                pending.extend(world.perform(action));
+                Chaos::Wait => world.now += 700,
             }
+            running.push(results);
         }
         (saved, world)
     }
@@ -820,4 +852,103 @@ mod interleavings {
             prop_assert!(world.puts.values().all(|n| *n == 1), "a group name was PUT twice: {:?}", world.puts);
         }
     }
+}
+
+#[test]
+fn a_round_saves_before_a_create_and_saved_logs_ride_with_the_delete() {
+    let mut world = World::new(exits_after(1, 0));
+    let mut step = Step::new(started(json!({})), policy::MAX_ROUNDS_PER_STEP);
+    let rounds = drive(&mut step, &mut world, &mut Vec::new());
+    let creating = rounds
+        .iter()
+        .find(|(_, actions)| actions.iter().any(|a| matches!(a, Action::Create { .. })))
+        .expect("a round creates");
+    assert_eq!(creating.0, Save::Now, "{rounds:?}");
+    let deleting = rounds
+        .iter()
+        .find(|(_, actions)| actions.iter().any(|a| matches!(a, Action::Delete { .. })))
+        .expect("a round deletes");
+    assert_eq!(
+        deleting.0,
+        Save::Later,
+        "logs saved go unsaved until the delete's result"
+    );
+    let end = step.saved();
+    assert_eq!(end.phase, Phase::Done, "{:?}", end.history);
+    assert!(end.instances[0].logs_saved && end.instances[0].deleted);
+    assert_eq!(world.creates, 1);
+}
+
+#[test]
+fn a_conflict_applies_the_unsaved_results_again_on_the_reloaded_checkpoint() {
+    let mut world = World::new(exits_after(1, 0));
+    let mut step = Step::new(started(json!({})), policy::MAX_ROUNDS_PER_STEP);
+    let mut deleted_round = false;
+    let mut conflicted_at = None;
+    while let Some(round) = step.round(world.now) {
+        if round.save == Save::Now {
+            if deleted_round {
+                // Another worker saved the same checkpoint first (a duplicated step message):
+                // the save conflicts, and the reloaded checkpoint lacks this step's results.
+                let mut reloaded = step.saved().clone();
+                reloaded.seq += 1;
+                reloaded.updated = world.now;
+                conflicted_at = Some(reloaded.seq);
+                step.conflict(reloaded);
+                deleted_round = false;
+                continue;
+            }
+            step.committed();
+        }
+        deleted_round = round.save == Save::Later;
+        let results: Vec<Event> = round
+            .actions
+            .iter()
+            .flat_map(|a| world.perform(a))
+            .collect();
+        step.push(results);
+    }
+    let end = step.saved();
+    assert_eq!(end.status, RuntimeStatus::Succeeded, "{:?}", end.history);
+    let conflicted_at = conflicted_at.expect("the save after the unsaved round conflicted");
+    assert!(
+        end.seq > conflicted_at,
+        "saved over the reloaded checkpoint"
+    );
+    let inst = &end.instances[0];
+    assert!(
+        inst.logs_saved && inst.deleted,
+        "the unsaved logs result was applied again"
+    );
+}
+
+#[test]
+fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it() {
+    let mut world = World::new(exits_after(u32::MAX, 0));
+    let mut step = Step::new(started(json!({})), 1);
+    let first = step.round(world.now).unwrap();
+    assert_eq!(first.save, Save::Now);
+    step.committed();
+    step.push(first.actions.iter().flat_map(|a| world.perform(a)));
+    world.now += 5;
+    let hand_over = step.round(world.now).unwrap();
+    assert_eq!(hand_over.save, Save::Now);
+    assert!(hand_over.actions.is_empty());
+    let saved_seq = step.saved().seq;
+    let wake = step.wake_message().expect("a fresh message carries on");
+    assert_eq!((wake.at, wake.seq), (world.now, saved_seq + 1));
+    step.committed();
+    assert!(
+        step.round(world.now).is_none(),
+        "the step ends after handing over"
+    );
+
+    let mut step = Step::new(started(json!({})), 0);
+    let hand_over = step.round(world.now).unwrap();
+    assert!(hand_over.actions.is_empty());
+    step.conflict(started(json!({})));
+    assert!(
+        step.round(world.now).is_none(),
+        "whoever changed the checkpoint scheduled its own step"
+    );
 }

@@ -76,7 +76,7 @@ pub enum StepFailure {
 /// What the custom handler serves: the HTTP API and the two non-HTTP triggers.
 #[derive(Clone)]
 pub struct Handlers {
-    /// The API router serving the API's routes under `/api`.
+    /// The API router, serving its routes under `/api`.
     pub api: Router,
     /// The `steps` queue trigger.
     pub queue: QueueHandler,

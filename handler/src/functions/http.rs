@@ -8,14 +8,16 @@
 //! the `res` output the host turns back into an HTTP response.
 
 use axum::body::Body;
+use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::invocation::{Envelope, InvocationError, json_type};
+use crate::api::Problem;
 
 /// Request headers that describe the host's hop to the handler, not the caller's request: they are
 /// dropped, and `Content-Length` is set from the decoded body.
@@ -36,7 +38,7 @@ pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// A caller's HTTP request as the host describes it in `Data.<binding>`.
 #[derive(Debug, Clone)]
 pub struct HttpInvocation {
-    /// `Method`.
+    /// `Method`, parsed.
     pub method: Method,
     /// `Url`: the public URL the caller used, with its raw query. Never routed on: its path is
     /// normalised by parsing (`%2e%2e` becomes `..`); see [`HttpInvocation::route_path`].
@@ -400,6 +402,22 @@ fn decode_headers(
 /// note when the body had to be changed to fit (not UTF-8, or over [`RESPONSE_BODY_LIMIT`]).
 pub async fn response_to_res(response: Response<Body>) -> (Value, Option<String>) {
     let (parts, body) = response.into_parts();
+    let (parts, bytes, mut note) = match axum::body::to_bytes(body, RESPONSE_BODY_LIMIT).await {
+        Ok(bytes) => (parts, bytes, None),
+        Err(e) => {
+            let problem = Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Response too large",
+                "the response body could not be passed to the Functions host",
+            )
+            .into_response();
+            let (parts, body) = problem.into_parts();
+            let bytes = axum::body::to_bytes(body, RESPONSE_BODY_LIMIT)
+                .await
+                .unwrap_or_default();
+            (parts, bytes, Some(format!("response body dropped: {e}")))
+        }
+    };
     let mut headers = Map::new();
     for name in parts.headers.keys() {
         if HOP_HEADERS.contains(&name.as_str()) {
@@ -414,25 +432,11 @@ pub async fn response_to_res(response: Response<Body>) -> (Value, Option<String>
             .join(", ");
         headers.insert(canonical_header_name(name.as_str()), Value::String(joined));
     }
-    let (body, note) = match axum::body::to_bytes(body, RESPONSE_BODY_LIMIT).await {
-        Ok(bytes) => match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => (text, None),
-            Err(e) => (
-                String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                Some("response body was not UTF-8; invalid bytes were replaced".to_owned()),
-            ),
-        },
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => text,
         Err(e) => {
-            let res = json!({
-                "statusCode": 500,
-                "headers": {"Content-Type": "application/problem+json"},
-                "body": json!({
-                    "title": "Response too large",
-                    "status": 500,
-                    "detail": "the response body could not be passed to the Functions host",
-                }).to_string(),
-            });
-            return (res, Some(format!("response body dropped: {e}")));
+            note = Some("response body was not UTF-8; invalid bytes were replaced".to_owned());
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
     };
     let res = json!({
@@ -456,4 +460,34 @@ fn canonical_header_name(name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_response_too_large_for_the_host_is_a_500_problem() {
+        let big = Response::builder()
+            .header(CONTENT_TYPE, "text/plain")
+            .body(Body::from(vec![b'x'; RESPONSE_BODY_LIMIT + 1]))
+            .unwrap();
+        let (res, note) = response_to_res(big).await;
+        assert_eq!(res["statusCode"], 500);
+        assert_eq!(res["headers"]["Content-Type"], "application/problem+json");
+        let problem: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
+        assert_eq!(problem["type"], "about:blank");
+        assert_eq!(problem["title"], "Response too large");
+        assert_eq!(problem["status"], 500);
+        assert!(note.unwrap().starts_with("response body dropped:"));
+
+        let small = Response::builder()
+            .header(CONTENT_TYPE, "text/plain")
+            .body(Body::from("fits"))
+            .unwrap();
+        let (res, note) = response_to_res(small).await;
+        assert_eq!(res["statusCode"], 200);
+        assert_eq!(res["body"], "fits");
+        assert_eq!(note, None);
+    }
 }

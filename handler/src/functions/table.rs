@@ -97,7 +97,6 @@ impl Trigger {
 pub struct Function {
     /// The folder name; the host calls `POST /{name}`.
     pub name: String,
-    /// Its trigger.
     pub trigger: Trigger,
 }
 

@@ -12,6 +12,9 @@ use serde_json::Value;
 use super::error::{FieldPath, Problems, SpecErrors};
 use super::model::Spec;
 
+/// Reads settings by name (app settings: the environment, in production).
+pub type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// Prefixes of settings no spec may read, compared without regard to case (environment names are
 /// case-insensitive on Windows hosts): Berth's own settings, the Functions host's, App Service's
 /// (which also repeats every app setting under `APPSETTING_`), the managed identity endpoint's,

@@ -3,30 +3,113 @@
 //! Two backends implement these traits: [`sqlite`] (the embedded default) and Azure Storage
 //! (blobs and a queue). The traits are narrow on purpose; everything else is built on them.
 //!
+//! # What a store knows
+//! A checkpoint is a [`Record`]: its bytes, which the store keeps and returns exactly as given and
+//! never reads, plus the few index fields the store needs to find it without reading them: its
+//! id, its [`Status`] (to list by status), when it was created (to list newest first), its
+//! [`Wake`] (for the sweep's [`Checkpoints::overdue`]) and when it ended (for
+//! [`Checkpoints::expired`]). The store knows nothing of what a deployment is, how it moves
+//! between statuses or what its bytes say: encoding a deployment into a record and decoding it
+//! back is [`crate::checkpoint`]'s, which is also where a checkpoint whose bytes do not decode
+//! becomes [`StoreError::Corrupt`].
+//!
 //! # Guarantees
-//! - `save` writes only if the stored version is the one the caller loaded; otherwise it answers
-//!   [`StoreError::Conflict`] and the caller reloads and re-applies its event. Two writers can never
-//!   both win from the same version.
-//! - A step message scheduled with a save is sent after that save commits (in SQLite, in the same
-//!   transaction). If the process dies between the two, the sweep re-drives the deployment from its
-//!   `wake` time, so no deployment stays stuck.
+//! - `save_record` writes only if the stored version is the one the caller loaded; otherwise it
+//!   answers [`StoreError::Conflict`] and the caller reloads and re-applies its event. Two writers
+//!   can never both win from the same version.
+//! - A step message scheduled with a save is never handled before that save commits, and is not
+//!   lost if the process dies. SQLite sends it in the save's transaction. Azure Storage sends it
+//!   *before* the save, hidden for at least 5 s, makes it visible at its due time once the save
+//!   commits and deletes it when the save loses its compare-and-swap (see [`azure`]); a process
+//!   that dies between the two delays the step by at most those 5 s. Should the send itself fail,
+//!   the sweep re-drives the deployment from its `wake` time, so no deployment stays stuck.
 
 pub mod azure;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Deployment, Millis, RuntimeStatus};
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+/// A checkpoint's status, as the store indexes it. Every checkpoint moves forward along
+/// `Pending`, `Running`, then one terminal status it keeps; the Azure backend's listing index
+/// relies on that order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Terminated,
+}
+
+impl Status {
+    /// Every status.
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Terminated,
+    ];
+
+    /// The status as written in indexes (the same words as the API's `runtimeStatus`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "Pending",
+            Status::Running => "Running",
+            Status::Succeeded => "Succeeded",
+            Status::Failed => "Failed",
+            Status::TimedOut => "TimedOut",
+            Status::Terminated => "Terminated",
+        }
+    }
+
+    /// Reads a status written by [`Status::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the status never changes again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Pending | Status::Running)
+    }
+}
+
+/// When a checkpoint's next step is due, and the seq its step message carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wake {
+    pub at: Millis,
+    pub seq: u64,
+}
+
+/// A checkpoint as the store keeps it: opaque bytes and the index fields it finds them by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    pub status: Status,
+    pub created: Millis,
+    /// The next step, while one is due.
+    pub wake: Option<Wake>,
+    /// When the checkpoint finished with everything (the retention clock starts); `None` before.
+    pub ended: Option<Millis>,
+    /// The checkpoint itself, stored and returned byte for byte.
+    pub body: Bytes,
+}
 
 /// The version a checkpoint was loaded at (SQLite: a counter; Blob: the ETag).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version(pub String);
 
-/// A checkpoint and its version.
+/// A record and the version it was loaded at.
 #[derive(Clone, Debug)]
-pub struct Stored {
-    pub deployment: Deployment,
+pub struct StoredRecord {
+    pub record: Record,
     pub version: Version,
 }
 
@@ -68,17 +151,17 @@ pub struct Delivery {
     pub receipt: String,
 }
 
-/// A page of deployments, newest first.
+/// A page of records, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct Page {
-    pub items: Vec<Deployment>,
+    pub items: Vec<Record>,
     pub continuation: Option<String>,
 }
 
 /// What to list.
 #[derive(Clone, Debug, Default)]
 pub struct ListQuery {
-    pub status: Option<RuntimeStatus>,
+    pub status: Option<Status>,
     pub top: usize,
     pub continuation: Option<String>,
 }
@@ -97,6 +180,7 @@ pub enum StoreError {
     /// The checkpoint changed since it was loaded (or, on create, already exists).
     #[error("checkpoint {0} was changed by another writer")]
     Conflict(String),
+    /// The checkpoint's bytes do not decode (raised by [`crate::checkpoint`], never by a backend).
     #[error("checkpoint {id} cannot be read: {source}")]
     Corrupt {
         id: String,
@@ -125,31 +209,33 @@ impl StoreError {
     }
 }
 
-/// Checkpoints, history (inside the checkpoint) and logs.
+/// Checkpoints (records) and logs.
 #[async_trait]
 pub trait Checkpoints: Send + Sync {
-    /// Creates a checkpoint and sends its first step. `Conflict` when the id exists.
-    async fn create(
+    /// Creates a record and sends its first step. `Conflict` when the id exists.
+    async fn create_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         first: &Scheduled,
     ) -> Result<Version, StoreError>;
-    /// Loads a checkpoint.
-    async fn load(&self, id: &str) -> Result<Option<Stored>, StoreError>;
-    /// Saves if still at `expected`, then sends `then` if given. `Conflict` otherwise.
-    async fn save(
+    /// Loads a record.
+    async fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError>;
+    /// Replaces the record of `record.id` if it is still at `expected`, and sends `then` if given
+    /// (see the module's guarantees for when). `Conflict` otherwise.
+    async fn save_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         expected: &Version,
         then: Option<&Scheduled>,
     ) -> Result<Version, StoreError>;
     /// Deletes a checkpoint and its logs. `false` when there was none.
     async fn purge(&self, id: &str) -> Result<bool, StoreError>;
-    /// Lists deployments, newest first.
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
-    /// Live deployments whose next step was due before `before`.
+    /// Lists records newest first (by `created`; records created at the same time by id,
+    /// ascending), by status or not.
+    async fn list_records(&self, query: &ListQuery) -> Result<Page, StoreError>;
+    /// Records whose `wake` is before `before`, the longest overdue first.
     async fn overdue(&self, before: Millis, limit: usize) -> Result<Vec<Due>, StoreError>;
-    /// Finished deployments that ended before `before`.
+    /// Ids of records whose `ended` is before `before`, the oldest first.
     async fn expired(&self, before: Millis, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Saves a container's captured logs (overwrites: capture is idempotent). `group` is the spec
     /// group's name, `instance` the container group's ARM name.
@@ -184,10 +270,10 @@ pub trait Steps: Send + Sync {
 }
 
 /// Ends a `Page` continuation: `(created, id)` of the last item, as text.
-pub fn continuation_after(deployment: &Deployment) -> String {
+pub fn continuation_after(record: &Record) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}:{}", deployment.created, deployment.id))
+        .encode(format!("{}:{}", record.created, record.id))
 }
 
 /// Reads a continuation token back.

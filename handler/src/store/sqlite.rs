@@ -3,20 +3,23 @@
 //! One connection behind a mutex: every statement is a point read or write of a few kilobytes,
 //! far shorter than the contention a pool would add. Saving a checkpoint and scheduling its next
 //! step happen in one transaction.
+//!
+//! A record is one row of `deployments`: its bytes in `body`, its index fields in columns of their
+//! own (`status`, `created`, `wake_at` and `wake_seq`, `ended_at`).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 
 use super::{
-    Checkpoints, Delivery, Due, ListQuery, Page, Scheduled, StepMessage, Steps, StoreError, Stored,
-    Version, continuation_after, parse_continuation,
+    Checkpoints, Delivery, Due, ListQuery, Millis, Page, Record, Scheduled, Status, StepMessage,
+    Steps, StoreError, StoredRecord, Version, Wake, continuation_after, parse_continuation,
 };
 use crate::clock::Clock;
-use crate::engine::{Deployment, Millis, Phase};
 
 /// After this many deliveries a step message goes to the poison table.
 pub const MAX_DEQUEUE: u32 = 5;
@@ -28,11 +31,14 @@ CREATE TABLE IF NOT EXISTS deployments (
     status TEXT NOT NULL,
     created INTEGER NOT NULL,
     wake_at INTEGER,
+    wake_seq INTEGER,
     ended_at INTEGER,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS deployments_created ON deployments (created DESC, id DESC);
-CREATE INDEX IF NOT EXISTS deployments_status ON deployments (status, created DESC, id DESC);
+DROP INDEX IF EXISTS deployments_created;
+DROP INDEX IF EXISTS deployments_status;
+CREATE INDEX IF NOT EXISTS deployments_newest ON deployments (created DESC, id);
+CREATE INDEX IF NOT EXISTS deployments_status_newest ON deployments (status, created DESC, id);
 CREATE INDEX IF NOT EXISTS deployments_wake ON deployments (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deployments_ended ON deployments (ended_at) WHERE ended_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS logs (
@@ -81,21 +87,45 @@ fn backend(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     }
 }
 
-fn decode(id: &str, body: &[u8]) -> Result<Deployment, StoreError> {
-    serde_json::from_slice(body).map_err(|source| StoreError::Corrupt {
-        id: id.to_owned(),
-        source,
+/// The columns of a record, in the order `SELECT`s below name them.
+const RECORD_COLUMNS: &str = "id, status, created, wake_at, wake_seq, ended_at, body";
+
+/// Reads a row of [`RECORD_COLUMNS`].
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    let status: String = row.get(1)?;
+    let status = Status::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Text,
+            format!("unknown status '{status}' in column status").into(),
+        )
+    })?;
+    let wake = match (
+        row.get::<_, Option<Millis>>(3)?,
+        row.get::<_, Option<i64>>(4)?,
+    ) {
+        (Some(at), Some(seq)) => Some(Wake {
+            at,
+            seq: seq as u64,
+        }),
+        _ => None,
+    };
+    Ok(Record {
+        id: row.get(0)?,
+        status,
+        created: row.get(2)?,
+        wake,
+        ended: row.get(5)?,
+        body: Bytes::from(row.get::<_, Vec<u8>>(6)?),
     })
 }
 
-fn encode(deployment: &Deployment) -> Vec<u8> {
-    serde_json::to_vec(deployment).expect("a deployment always serialises")
-}
-
-/// The index columns of a checkpoint.
-fn index(d: &Deployment) -> (&'static str, Option<Millis>, Option<Millis>) {
-    let ended = (d.phase == Phase::Done).then_some(d.updated);
-    (d.status.as_str(), d.wake.map(|w| w.at), ended)
+/// The wake columns of a record.
+fn wake_columns(record: &Record) -> (Option<Millis>, Option<i64>) {
+    match record.wake {
+        Some(w) => (Some(w.at), Some(w.seq as i64)),
+        None => (None, None),
+    }
 }
 
 impl SqliteStore {
@@ -117,12 +147,6 @@ impl SqliteStore {
         Self::with_connection(conn, clock)
     }
 
-    /// An in-memory database (tests and benchmarks of the engine alone).
-    pub fn in_memory(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(backend("open the database"))?;
-        Self::with_connection(conn, clock)
-    }
-
     fn with_connection(conn: Connection, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend("set the busy timeout"))?;
@@ -132,6 +156,7 @@ impl SqliteStore {
         .map_err(backend("configure the database"))?;
         conn.execute_batch(SCHEMA)
             .map_err(backend("create the schema"))?;
+        add_wake_seq(&conn).map_err(backend("add the wake_seq column"))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             clock,
@@ -176,33 +201,33 @@ impl SqliteStore {
 
 #[async_trait]
 impl Checkpoints for SqliteStore {
-    async fn create(
+    async fn create_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         first: &Scheduled,
     ) -> Result<Version, StoreError> {
-        let body = encode(deployment);
-        let (status, wake, ended) = index(deployment);
+        let (wake_at, wake_seq) = wake_columns(record);
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(backend("begin"))?;
         let inserted = tx
             .prepare_cached(
-                "INSERT INTO deployments (id, version, status, created, wake_at, ended_at, body)
-                 VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO deployments (id, version, status, created, wake_at, wake_seq, ended_at, body)
+                 VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    deployment.id,
-                    status,
-                    deployment.created,
-                    wake,
-                    ended,
-                    body
+                    record.id,
+                    record.status.as_str(),
+                    record.created,
+                    wake_at,
+                    wake_seq,
+                    record.ended,
+                    &record.body[..]
                 ])
             })
             .map_err(backend("create a checkpoint"))?;
         if inserted == 0 {
-            return Err(StoreError::Conflict(deployment.id.clone()));
+            return Err(StoreError::Conflict(record.id.clone()));
         }
         Self::insert_step(&tx, first)?;
         tx.commit().map_err(backend("commit"))?;
@@ -211,47 +236,54 @@ impl Checkpoints for SqliteStore {
         Ok(Version("1".into()))
     }
 
-    async fn load(&self, id: &str) -> Result<Option<Stored>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> = self
-            .lock()
-            .prepare_cached("SELECT version, body FROM deployments WHERE id = ?1")
+    async fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
+        let sql = format!("SELECT {RECORD_COLUMNS}, version FROM deployments WHERE id = ?1");
+        self.lock()
+            .prepare_cached(&sql)
             .and_then(|mut s| {
-                s.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
+                s.query_row(params![id], |r| {
+                    Ok(StoredRecord {
+                        record: record(r)?,
+                        version: Version(r.get::<_, i64>(7)?.to_string()),
+                    })
+                })
+                .optional()
             })
-            .map_err(backend("load a checkpoint"))?;
-        match row {
-            None => Ok(None),
-            Some((version, body)) => Ok(Some(Stored {
-                deployment: decode(id, &body)?,
-                version: Version(version.to_string()),
-            })),
-        }
+            .map_err(backend("load a checkpoint"))
     }
 
-    async fn save(
+    async fn save_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         expected: &Version,
         then: Option<&Scheduled>,
     ) -> Result<Version, StoreError> {
         let expected: i64 = expected
             .0
             .parse()
-            .map_err(|_| StoreError::Conflict(deployment.id.clone()))?;
-        let body = encode(deployment);
-        let (status, wake, ended) = index(deployment);
+            .map_err(|_| StoreError::Conflict(record.id.clone()))?;
+        let (wake_at, wake_seq) = wake_columns(record);
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(backend("begin"))?;
         let updated = tx
             .prepare_cached(
-                "UPDATE deployments SET version = version + 1, status = ?3, wake_at = ?4, ended_at = ?5, body = ?6
+                "UPDATE deployments SET version = version + 1, status = ?3, wake_at = ?4, wake_seq = ?5, ended_at = ?6, body = ?7
                  WHERE id = ?1 AND version = ?2",
             )
-            .and_then(|mut s| s.execute(params![deployment.id, expected, status, wake, ended, body]))
+            .and_then(|mut s| {
+                s.execute(params![
+                    record.id,
+                    expected,
+                    record.status.as_str(),
+                    wake_at,
+                    wake_seq,
+                    record.ended,
+                    &record.body[..]
+                ])
+            })
             .map_err(backend("save a checkpoint"))?;
         if updated == 0 {
-            return Err(StoreError::Conflict(deployment.id.clone()));
+            return Err(StoreError::Conflict(record.id.clone()));
         }
         if let Some(step) = then {
             Self::insert_step(&tx, step)?;
@@ -276,35 +308,31 @@ impl Checkpoints for SqliteStore {
         Ok(removed > 0)
     }
 
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+    async fn list_records(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let top = query.top.clamp(1, 1000);
         let (after_created, after_id) = match &query.continuation {
             Some(token) => parse_continuation(token)?,
             None => (i64::MAX, String::new()),
         };
         let status = query.status.map(|s| s.as_str());
-        let rows: Vec<(String, Vec<u8>)> = {
+        let mut items: Vec<Record> = {
             let conn = self.lock();
             let mut statement = conn
-                .prepare_cached(
-                    "SELECT id, body FROM deployments
+                .prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM deployments
                      WHERE (?1 IS NULL OR status = ?1)
-                       AND (created < ?2 OR (created = ?2 AND (?3 = '' OR id < ?3)))
-                     ORDER BY created DESC, id DESC LIMIT ?4",
-                )
+                       AND (created < ?2 OR (created = ?2 AND id > ?3))
+                     ORDER BY created DESC, id LIMIT ?4"
+                ))
                 .map_err(backend("list"))?;
             let rows = statement
                 .query_map(
                     params![status, after_created, after_id, top as i64 + 1],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    record,
                 )
                 .map_err(backend("list"))?;
             rows.collect::<Result<_, _>>().map_err(backend("list"))?
         };
-        let mut items = rows
-            .iter()
-            .map(|(id, body)| decode(id, body))
-            .collect::<Result<Vec<_>, _>>()?;
         let continuation = if items.len() > top {
             items.truncate(top);
             items.last().map(continuation_after)
@@ -318,36 +346,31 @@ impl Checkpoints for SqliteStore {
     }
 
     async fn overdue(&self, before: Millis, limit: usize) -> Result<Vec<Due>, StoreError> {
-        let rows: Vec<(String, Vec<u8>)> = {
-            let conn = self.lock();
-            let mut statement = conn
-                .prepare_cached("SELECT id, body FROM deployments WHERE wake_at IS NOT NULL AND wake_at < ?1 ORDER BY wake_at LIMIT ?2")
-                .map_err(backend("find overdue"))?;
-            let rows = statement
-                .query_map(params![before, limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT id, wake_seq, wake_at FROM deployments
+                 WHERE wake_at IS NOT NULL AND wake_seq IS NOT NULL AND wake_at < ?1
+                 ORDER BY wake_at, id LIMIT ?2",
+            )
+            .map_err(backend("find overdue"))?;
+        let rows = statement
+            .query_map(params![before, limit as i64], |r| {
+                Ok(Due {
+                    id: r.get(0)?,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    at: r.get(2)?,
                 })
-                .map_err(backend("find overdue"))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(backend("find overdue"))?
-        };
-        let mut due = Vec::new();
-        for (id, body) in rows {
-            if let Some(wake) = decode(&id, &body)?.wake {
-                due.push(Due {
-                    id,
-                    seq: wake.seq,
-                    at: wake.at,
-                });
-            }
-        }
-        Ok(due)
+            })
+            .map_err(backend("find overdue"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(backend("find overdue"))
     }
 
     async fn expired(&self, before: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();
         let mut statement = conn
-            .prepare_cached("SELECT id FROM deployments WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at LIMIT ?2")
+            .prepare_cached("SELECT id FROM deployments WHERE ended_at IS NOT NULL AND ended_at < ?1 ORDER BY ended_at, id LIMIT ?2")
             .map_err(backend("find expired"))?;
         let rows = statement
             .query_map(params![before, limit as i64], |r| r.get(0))
@@ -478,6 +501,26 @@ impl Steps for SqliteStore {
     }
 }
 
+/// Adds `wake_seq` to a database made before it existed, filled from the checkpoints' bytes:
+/// the one time the store reads inside them, since a record's wake seq was then only there.
+fn add_wake_seq(conn: &Connection) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('deployments') WHERE name = 'wake_seq'",
+        [],
+        |r| r.get(0),
+    )?;
+    if present {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE deployments ADD COLUMN wake_seq INTEGER;
+         UPDATE deployments SET wake_seq = json_extract(CAST(body AS TEXT), '$.wake.seq')
+          WHERE wake_at IS NOT NULL;
+         COMMIT;",
+    )
+}
+
 /// Creates the database file readable and writable by its owner only, unless it exists. SQLite
 /// gives its `-wal` and `-shm` files the database file's permissions, so they follow.
 fn create_private_file(path: &Path) -> std::io::Result<()> {
@@ -491,5 +534,46 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[tokio::test]
+    async fn a_database_from_before_wake_seq_gets_it_from_the_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE deployments (id TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                 status TEXT NOT NULL, created INTEGER NOT NULL, wake_at INTEGER,
+                 ended_at INTEGER, body BLOB NOT NULL);
+             INSERT INTO deployments VALUES ('waits', 3, 'Running', 10, 500, NULL,
+                 CAST('{\"id\":\"waits\",\"wake\":{\"at\":500,\"seq\":7}}' AS BLOB));
+             INSERT INTO deployments VALUES ('done', 9, 'Succeeded', 5, NULL, 900,
+                 CAST('{\"id\":\"done\"}' AS BLOB));",
+        )
+        .unwrap();
+        drop(old);
+        let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+        assert_eq!(
+            store.overdue(1_000, 10).await.unwrap(),
+            vec![Due {
+                id: "waits".into(),
+                seq: 7,
+                at: 500
+            }]
+        );
+        let done = store.load_record("done").await.unwrap().unwrap();
+        assert_eq!((done.record.wake, done.record.ended), (None, Some(900)));
+        assert_eq!(&done.record.body[..], b"{\"id\":\"done\"}");
+        drop(store);
+        // Opening again finds the column and leaves the rows alone.
+        let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+        assert_eq!(store.overdue(1_000, 10).await.unwrap().len(), 1);
     }
 }

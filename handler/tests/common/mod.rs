@@ -186,8 +186,9 @@ impl Harness {
     /// checkpoint (which holds its sealed callback key).
     pub async fn token(&self, id: &str, kind: &str) -> String {
         let d = self.runtime.driver.load(id).await.unwrap().unwrap();
-        let keys = &self.runtime.driver.keys;
-        keys.callback_token(d.callback_key.as_deref(), id, kind)
+        self.runtime
+            .driver
+            .callback_token(d.callback_key.as_deref(), id, kind)
             .unwrap()
     }
 

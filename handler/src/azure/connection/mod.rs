@@ -42,7 +42,6 @@ pub enum StorageAuth {
     SharedKey {
         /// The account name the signature names.
         account: String,
-        /// The key.
         key: AccountKey,
     },
     /// A SAS appended to every request URL.
@@ -86,7 +85,7 @@ pub enum ConnectionError {
     /// A part of the connection string is not `key=value`.
     #[error("{setting}: part {position} is not of the form key=value")]
     Malformed {
-        /// The setting.
+        /// The app setting the connection string was read from.
         setting: String,
         /// 1-based position of the `;`-separated part.
         position: usize,
@@ -94,23 +93,23 @@ pub enum ConnectionError {
     /// A key this parser does not know.
     #[error("{setting}: unknown key `{key}`")]
     UnknownKey {
-        /// The setting.
+        /// The app setting the connection string was read from.
         setting: String,
-        /// The key.
+        /// The connection string's key (`AccountName`, `BlobEndpoint`, ...).
         key: String,
     },
     /// A key given twice.
     #[error("{setting}: key `{key}` is given more than once")]
     DuplicateKey {
-        /// The setting.
+        /// The app setting the connection string was read from.
         setting: String,
-        /// The key.
+        /// The connection string's key (`AccountName`, `BlobEndpoint`, ...).
         key: String,
     },
     /// A required key is missing.
     #[error("{setting}: `{key}` is required {because}")]
     MissingKey {
-        /// The setting.
+        /// The app setting the connection string was read from.
         setting: String,
         /// The missing key or setting.
         key: String,
@@ -120,9 +119,9 @@ pub enum ConnectionError {
     /// A key has a value this parser refuses.
     #[error("{setting}: `{key}` {problem}")]
     InvalidValue {
-        /// The setting.
+        /// The app setting the connection string was read from.
         setting: String,
-        /// The key.
+        /// The connection string's key (`AccountName`, `BlobEndpoint`, ...).
         key: String,
         /// What is wrong, without the value when it may be secret.
         problem: String,
@@ -130,7 +129,7 @@ pub enum ConnectionError {
     /// Two keys that exclude each other.
     #[error("{setting}: `{first}` and `{second}` cannot both be given")]
     Conflicting {
-        /// The setting.
+        /// The app setting the connection string was read from.
         setting: String,
         /// One key.
         first: &'static str,

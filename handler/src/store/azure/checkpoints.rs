@@ -1,6 +1,11 @@
 //! [`BlobStore`]: checkpoints as blobs with ETag compare-and-swap, captured logs as blobs under the
 //! deployment's prefix, and purge. Listing lives in [`super::index`].
 //!
+//! A record is one blob: its bytes are the blob's content, its index fields the blob's tags and
+//! metadata (see [`super::names`]). A load is one Get Blob, which returns the metadata with the
+//! content; a checkpoint written before the metadata existed costs one Get Blob Tags more, until
+//! its next save writes them.
+//!
 //! A [`Version`] of this store is the checkpoint's ETag, prefixed with the status it was loaded
 //! at (`Running "0x8DC…"`): a save compares the status it writes with the one it replaces and moves
 //! the listing entry only when it changed, without another read. Callers treat it as opaque.
@@ -16,8 +21,10 @@ use super::steps::{Prepared, QueueSteps};
 use super::{StoreResult, backend};
 use crate::azure::{BlobContainer, ETag, StorageError, Tags, WriteCondition};
 use crate::clock::Clock;
-use crate::engine::{Deployment, Millis, Phase, RuntimeStatus};
-use crate::store::{Checkpoints, Due, ListQuery, Page, Scheduled, StoreError, Stored, Version};
+use crate::store::{
+    Checkpoints, Due, ListQuery, Millis, Page, Record, Scheduled, Status, StoreError, StoredRecord,
+    Version,
+};
 
 /// Checkpoints and logs in one blob container.
 pub struct BlobStore {
@@ -27,39 +34,18 @@ pub struct BlobStore {
     ledger: Arc<Ledger>,
 }
 
-fn version(status: RuntimeStatus, etag: &ETag) -> Version {
+fn version(status: Status, etag: &ETag) -> Version {
     Version(format!("{} {}", status.as_str(), etag.as_str()))
 }
 
-fn parse_version(version: &Version) -> Option<(RuntimeStatus, ETag)> {
+fn parse_version(version: &Version) -> Option<(Status, ETag)> {
     let (status, etag) = version.0.split_once(' ')?;
-    Some((RuntimeStatus::parse(status)?, ETag::new(etag)))
+    Some((Status::parse(status)?, ETag::new(etag)))
 }
 
-fn encode(d: &Deployment) -> Bytes {
-    Bytes::from(serde_json::to_vec(d).expect("a deployment always serialises"))
-}
-
-pub(super) fn decode(id: &str, body: &[u8]) -> StoreResult<Deployment> {
-    serde_json::from_slice(body).map_err(|source| StoreError::Corrupt {
-        id: id.to_owned(),
-        source,
-    })
-}
-
-/// The index tags of a checkpoint: fixed-width values, so that string order is time order.
-fn tags(d: &Deployment) -> StoreResult<Tags> {
-    let mut pairs = vec![
-        (names::TAG_STATUS, d.status.as_str().to_owned()),
-        (names::TAG_CREATED, names::time(d.created)),
-    ];
-    if let Some(wake) = d.wake {
-        pairs.push((names::TAG_WAKE, names::wake(wake.at, wake.seq)));
-    }
-    if let Some(ended) = names::ended(d) {
-        pairs.push((names::TAG_ENDED, names::time(ended)));
-    }
-    Tags::from_pairs(pairs).map_err(backend("tag a checkpoint", &d.id))
+/// The index tags of a record.
+fn tags(record: &Record) -> StoreResult<Tags> {
+    Tags::from_pairs(names::index_fields(record)).map_err(backend("tag a checkpoint", &record.id))
 }
 
 impl BlobStore {
@@ -112,7 +98,7 @@ impl BlobStore {
     /// did not. When the outcome is unknown (a failure other than a conflict), the step is left
     /// to arrive when its hold ends, which is harmless either way: a step for a seq the
     /// checkpoint does not have is dropped as stale.
-    async fn settle<T>(&self, prepared: Option<Prepared>, written: &StoreResult<T>) {
+    async fn release_or_withdraw<T>(&self, prepared: Option<Prepared>, written: &StoreResult<T>) {
         let Some(prepared) = prepared else {
             return;
         };
@@ -123,8 +109,28 @@ impl BlobStore {
         }
     }
 
-    /// Loads a checkpoint, uncounted (the caller's scope counts it).
-    pub(super) async fn read(&self, id: &str) -> StoreResult<Option<Stored>> {
+    /// Writes a record in one Put Blob (its bytes, tags and metadata); returns the new ETag.
+    async fn write(
+        &self,
+        record: &Record,
+        tags: &Tags,
+        condition: &WriteCondition,
+        operation: &'static str,
+    ) -> StoreResult<ETag> {
+        self.container
+            .put_with_metadata(
+                &names::checkpoint(&record.id),
+                record.body.clone(),
+                condition,
+                tags,
+                &names::index_fields(record),
+            )
+            .await
+            .map_err(backend(operation, &record.id))
+    }
+
+    /// Loads a record, uncounted (the caller's scope counts it).
+    pub(super) async fn read(&self, id: &str) -> StoreResult<Option<StoredRecord>> {
         if !names::valid_id(id) {
             return Ok(None);
         }
@@ -136,14 +142,34 @@ impl BlobStore {
         else {
             return Ok(None);
         };
-        let deployment = decode(id, &blob.bytes)?;
-        Ok(Some(Stored {
-            version: version(deployment.status, &blob.etag),
-            deployment,
-        }))
+        let stored = |record: Record| StoredRecord {
+            version: version(record.status, &blob.etag),
+            record,
+        };
+        if let Ok(record) = names::parse_record(id, blob.bytes.clone(), |key| {
+            blob.metadata.get(key).map(String::as_str)
+        }) {
+            return Ok(Some(stored(record)));
+        }
+        // Written before checkpoints carried their index fields as metadata: the tags have them.
+        let tags = self
+            .container
+            .get_tags(&names::checkpoint(id))
+            .await
+            .map_err(backend("read a checkpoint's tags", id))?;
+        let record =
+            names::parse_record(id, blob.bytes.clone(), |key| tags.get(key)).map_err(|field| {
+                StoreError::Backend {
+                    operation: "read a checkpoint's index fields",
+                    transient: false,
+                    source: format!("checkpoint {id} has no readable '{field}' tag or metadata")
+                        .into(),
+                }
+            })?;
+        Ok(Some(stored(record)))
     }
 
-    async fn create_counted(&self, d: &Deployment, first: &Scheduled) -> StoreResult<Version> {
+    async fn create_counted(&self, d: &Record, first: &Scheduled) -> StoreResult<Version> {
         let tags = tags(d)?;
         // Index entries and the first step first: a crash after them leaves entries the listing
         // skips and a step dropped as unknown (there is no checkpoint), never a checkpoint that
@@ -168,22 +194,15 @@ impl BlobStore {
             return Err(e);
         }
         let created = self
-            .container
-            .put(
-                &names::checkpoint(&d.id),
-                encode(d),
-                &WriteCondition::Create,
-                &tags,
-            )
-            .await
-            .map_err(backend("create a checkpoint", &d.id));
-        self.settle(Some(prepared), &created).await;
+            .write(d, &tags, &WriteCondition::Create, "create a checkpoint")
+            .await;
+        self.release_or_withdraw(Some(prepared), &created).await;
         Ok(version(d.status, &created?))
     }
 
     async fn save_counted(
         &self,
-        d: &Deployment,
+        d: &Record,
         expected: &Version,
         then: Option<&Scheduled>,
     ) -> StoreResult<Version> {
@@ -210,15 +229,13 @@ impl BlobStore {
             return Err(e);
         }
         let saved = self
-            .container
-            .put(
-                &names::checkpoint(&d.id),
-                encode(d),
-                &WriteCondition::Replace(etag),
+            .write(
+                d,
                 &tags,
+                &WriteCondition::Replace(etag),
+                "save a checkpoint",
             )
-            .await
-            .map_err(backend("save a checkpoint", &d.id));
+            .await;
         let left = async {
             if moved && saved.is_ok() && names::indexed(was) {
                 // Statuses only move forward (see `names::rank`): nobody needs the old entry now.
@@ -228,7 +245,7 @@ impl BlobStore {
                 }
             }
         };
-        tokio::join!(left, self.settle(prepared, &saved));
+        tokio::join!(left, self.release_or_withdraw(prepared, &saved));
         Ok(version(d.status, &saved?))
     }
 
@@ -236,12 +253,12 @@ impl BlobStore {
         let Some(stored) = self.read(id).await? else {
             return Ok(false);
         };
-        let d = &stored.deployment;
+        let d = &stored.record;
         // Index entries first, the checkpoint last: a purge cut short is found and finished by the
         // next sweep (the checkpoint still carries its `ended` tag).
         let mut entries = vec![names::all_entry(d.created, id)];
         entries.extend(
-            names::STATUSES
+            Status::ALL
                 .iter()
                 .map(|s| names::status_entry(*s, d.created, id)),
         );
@@ -324,35 +341,32 @@ impl BlobStore {
 
 #[async_trait]
 impl Checkpoints for BlobStore {
-    async fn create(
+    async fn create_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         first: &Scheduled,
     ) -> Result<Version, StoreError> {
         self.ledger
-            .during(&deployment.id, self.create_counted(deployment, first))
+            .during(&record.id, self.create_counted(record, first))
             .await
     }
 
-    async fn load(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+    async fn load_record(&self, id: &str) -> Result<Option<StoredRecord>, StoreError> {
         self.ledger.during(id, self.read(id)).await
     }
 
-    async fn save(
+    async fn save_record(
         &self,
-        deployment: &Deployment,
+        record: &Record,
         expected: &Version,
         then: Option<&Scheduled>,
     ) -> Result<Version, StoreError> {
         let saved = self
             .ledger
-            .during(
-                &deployment.id,
-                self.save_counted(deployment, expected, then),
-            )
+            .during(&record.id, self.save_counted(record, expected, then))
             .await?;
-        if deployment.phase == Phase::Done {
-            tracing::info!(deployment.id = %deployment.id, storage.transactions = %self.ledger.snapshot(&deployment.id),
+        if record.ended.is_some() {
+            tracing::info!(deployment.id = %record.id, storage.transactions = %self.ledger.snapshot(&record.id),
                 "deployment done; its storage transactions in this process");
         }
         Ok(saved)
@@ -364,7 +378,7 @@ impl Checkpoints for BlobStore {
         Ok(purged)
     }
 
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+    async fn list_records(&self, query: &ListQuery) -> Result<Page, StoreError> {
         self.list_page(query).await
     }
 
@@ -421,11 +435,11 @@ mod tests {
 
     #[test]
     fn versions_carry_the_status_and_the_etag() {
-        let v = version(RuntimeStatus::Running, &ETag::new("\"0x8DC1\""));
+        let v = version(Status::Running, &ETag::new("\"0x8DC1\""));
         assert_eq!(v.0, "Running \"0x8DC1\"");
         assert_eq!(
             parse_version(&v),
-            Some((RuntimeStatus::Running, ETag::new("\"0x8DC1\"")))
+            Some((Status::Running, ETag::new("\"0x8DC1\"")))
         );
         assert_eq!(parse_version(&Version("7".into())), None);
     }

@@ -52,8 +52,7 @@ use super::names;
 use super::{StoreResult, backend};
 use crate::azure::blob::MAX_PAGE;
 use crate::azure::{BlobInfo, TagFilter, TagOp, TaggedBlob};
-use crate::engine::{Deployment, Millis, RuntimeStatus};
-use crate::store::{Due, ListQuery, Page, StoreError, Stored};
+use crate::store::{Due, ListQuery, Millis, Page, Record, Status, StoreError, StoredRecord};
 
 /// How long an entry may wait for its checkpoint before a reader removes it.
 pub const ORPHAN_GRACE: Millis = 10 * 60_000;
@@ -63,7 +62,7 @@ const PARALLEL_READS: usize = 16;
 /// What a listed entry turned out to be.
 enum Verdict {
     /// It lists this deployment.
-    Listed(Box<Deployment>),
+    Listed(Box<Record>),
     /// Skipped, and it can be removed.
     Garbage,
     /// Skipped, but it may still become true.
@@ -146,7 +145,7 @@ impl BlobStore {
     }
 
     /// One page of the deployments in a live status, found by their checkpoints' `status` tag.
-    async fn list_live(&self, status: RuntimeStatus, query: &ListQuery) -> StoreResult<Page> {
+    async fn list_live(&self, status: Status, query: &ListQuery) -> StoreResult<Page> {
         let top = query.top.clamp(1, 1000);
         let scope = format!("live/{}", status.as_str());
         let after = match &query.continuation {
@@ -178,7 +177,7 @@ impl BlobStore {
             let want = (top - items.len()).min(found.len() - consumed);
             let batch = &found[consumed..consumed + want];
             let ids: Vec<String> = batch.iter().map(|(_, id)| id.clone()).collect();
-            let read: Vec<Option<Stored>> = futures::stream::iter(ids)
+            let read: Vec<Option<StoredRecord>> = futures::stream::iter(ids)
                 .map(|id| async move { self.read(&id).await })
                 .buffered(PARALLEL_READS)
                 .collect::<Vec<_>>()
@@ -186,7 +185,7 @@ impl BlobStore {
                 .into_iter()
                 .collect::<StoreResult<_>>()?;
             for ((created, _), stored) in batch.iter().zip(read) {
-                if let Some(Stored { deployment: d, .. }) = stored
+                if let Some(StoredRecord { record: d, .. }) = stored
                     && d.status == status
                     && d.created == *created
                 {
@@ -210,13 +209,13 @@ impl BlobStore {
     async fn verify(
         &self,
         prefix: &str,
-        status: Option<RuntimeStatus>,
+        status: Option<Status>,
         entry: &BlobInfo,
     ) -> StoreResult<Verdict> {
         let Some((created, id)) = names::parse_entry(prefix, &entry.name) else {
             return Ok(Verdict::Skipped);
         };
-        let Some(Stored { deployment: d, .. }) = self.read(id).await? else {
+        let Some(StoredRecord { record: d, .. }) = self.read(id).await? else {
             let age = entry
                 .last_modified
                 .map(|t| self.clock.now() - (t.unix_timestamp_nanos() / 1_000_000) as Millis);

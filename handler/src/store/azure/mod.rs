@@ -15,10 +15,10 @@
 //!
 //! # Guarantees
 //! - **One checkpoint save is one conditional Put Blob**: `If-Match` the ETag it was loaded with
-//!   (`If-None-Match: *` on create), its index tags (`status`, `created`, `wake`, `ended`) in the same
-//!   request. A `412` (or `409` on create) is [`StoreError::Conflict`]; two writers can never both
-//!   win from one version. History lives inside the checkpoint, so it costs nothing more.
-//! - **The step is sent before the save, held until it commits.** A save and the step it
+//!   (`If-None-Match: *` on create), the record's bytes as the content and its index fields
+//!   (`status`, `created`, `wake`, `ended`) as tags and as metadata in the same request. A `412` (or `409` on create) is [`StoreError::Conflict`]; two writers can never both
+//!   win from one version. Whatever the bytes hold (the history, say) costs nothing more.
+//! - **The step is sent before the save (before the CAS), held until it commits.** A save and the step it
 //!   schedules are two requests, not one transaction as in SQLite. The step message goes first,
 //!   hidden for [`steps::HELD_FOR`] (5 s) or until its due time if that is later; after the Put
 //!   Blob commits, an Update Message makes it visible at its due time (a lost CAS deletes it).
@@ -32,7 +32,8 @@
 //!   is checked against its checkpoint when read.
 //!
 //! # Costs (storage transactions)
-//! - load: 1 Get Blob. save: 1 Put Blob, +1 Put Blob when the deployment finishes (its terminal
+//! - load: 1 Get Blob (+1 Get Blob Tags for a checkpoint written before checkpoints carried
+//!   metadata, until its next save). save: 1 Put Blob, +1 Put Blob when the deployment finishes (its terminal
 //!   status's listing entry), +1 Put Message when it schedules a step (+1 Update Message when that
 //!   step is due within 5 s). create: 2 Put Blob, 1 Put Message and 1 Update Message.
 //! - a step through the serve worker: Put Message + Get Messages (shared by up to 32) + Delete Message.

@@ -2,7 +2,7 @@
 //! time order. Pure functions, no I/O.
 //!
 //! ```text
-//! deployments/{id}/checkpoint                        the checkpoint (JSON), with its index tags
+//! deployments/{id}/checkpoint                        the record's bytes, its index fields as tags and metadata
 //! deployments/{id}/logs/{group}/{instance}/{container}   captured logs, one block blob each
 //! index/all/{inverted created}-{id}                  empty: every deployment, newest first
 //! index/status/{Status}/{inverted created}-{id}      empty: finished deployments by terminal status
@@ -11,11 +11,17 @@
 //! Live statuses (`Pending`, `Running`) have no entries: they are found by the checkpoints' own
 //! `status` tag (see [`super::index`]).
 //!
+//! A checkpoint's index fields ([`index_fields`], read back by [`parse_record`]) are written twice in its Put Blob: as tags, which
+//! Find Blobs by Tags searches, and as metadata, which Get Blob returns with the bytes (tags need a
+//! request of their own). Checkpoints written before the metadata have only the tags.
+//!
 //! Times are Unix milliseconds written as 15 zero-padded digits (good until the year 33658); an
 //! inverted time is `999999999999999 - t`, so ascending names list the newest first.
 
-use crate::engine::{Deployment, Millis, Phase, RuntimeStatus};
+use bytes::Bytes;
+
 use crate::spec::validate;
+use crate::store::{Millis, Record, Status, Wake};
 
 /// Digits of a written time.
 const WIDTH: usize = 15;
@@ -24,22 +30,12 @@ const LAST: Millis = 999_999_999_999_999;
 
 /// Tag keys on a checkpoint blob.
 pub const TAG_STATUS: &str = "status";
-/// When the deployment was created.
+/// When the checkpoint was created.
 pub const TAG_CREATED: &str = "created";
 /// `{at}/{seq}` of the next step, only while one is due.
 pub const TAG_WAKE: &str = "wake";
-/// When the deployment reached phase `Done`.
+/// When the checkpoint ended ([`Record::ended`]), only once it has.
 pub const TAG_ENDED: &str = "ended";
-
-/// Every status, for purging index entries of any of them.
-pub const STATUSES: [RuntimeStatus; 6] = [
-    RuntimeStatus::Pending,
-    RuntimeStatus::Running,
-    RuntimeStatus::Succeeded,
-    RuntimeStatus::Failed,
-    RuntimeStatus::TimedOut,
-    RuntimeStatus::Terminated,
-];
 
 /// Prefix of the unfiltered listing index.
 pub const ALL_PREFIX: &str = "index/all/";
@@ -96,12 +92,12 @@ pub fn checkpoint_id(name: &str) -> Option<&str> {
 /// Whether `status` has listing entries of its own: the terminal ones, which a deployment keeps.
 /// Live deployments are few and are found by their checkpoints' `status` tag instead, so a
 /// deployment's way from `Pending` through `Running` writes and removes no entries.
-pub fn indexed(status: RuntimeStatus) -> bool {
+pub fn indexed(status: Status) -> bool {
     status.is_terminal()
 }
 
 /// The prefix of the status listing index of `status`.
-pub fn status_prefix(status: RuntimeStatus) -> String {
+pub fn status_prefix(status: Status) -> String {
     format!("index/status/{}/", status.as_str())
 }
 
@@ -116,7 +112,7 @@ pub fn all_entry(created: Millis, id: &str) -> String {
 }
 
 /// `d`'s entry in the index of `status`.
-pub fn status_entry(status: RuntimeStatus, created: Millis, id: &str) -> String {
+pub fn status_entry(status: Status, created: Millis, id: &str) -> String {
     format!("{}{}", status_prefix(status), entry(created, id))
 }
 
@@ -141,9 +137,54 @@ pub fn parse_wake(value: &str) -> Option<(Millis, u64)> {
     Some((at.parse().ok()?, seq.parse().ok()?))
 }
 
-/// When `d` ended (phase `Done`), as the retention index knows it.
-pub fn ended(d: &Deployment) -> Option<Millis> {
-    (d.phase == Phase::Done).then_some(d.updated)
+/// A record's index fields as `(key, value)` pairs, written as both its tags and its metadata:
+/// fixed-width values, so that string order is time order.
+pub fn index_fields(record: &Record) -> Vec<(&'static str, String)> {
+    let mut pairs = vec![
+        (TAG_STATUS, record.status.as_str().to_owned()),
+        (TAG_CREATED, time(record.created)),
+    ];
+    if let Some(w) = record.wake {
+        pairs.push((TAG_WAKE, wake(w.at, w.seq)));
+    }
+    if let Some(ended) = record.ended {
+        pairs.push((TAG_ENDED, time(ended)));
+    }
+    pairs
+}
+
+/// The record of checkpoint `id` with bytes `body`, its index fields read back from its tags or
+/// metadata (`field` looks one up); the name of the first field missing or unreadable otherwise.
+pub fn parse_record<'a>(
+    id: &str,
+    body: Bytes,
+    field: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Record, &'static str> {
+    let status = field(TAG_STATUS)
+        .and_then(Status::parse)
+        .ok_or(TAG_STATUS)?;
+    let created = field(TAG_CREATED)
+        .and_then(|v| v.parse().ok())
+        .ok_or(TAG_CREATED)?;
+    let wake = match field(TAG_WAKE) {
+        Some(v) => {
+            let (at, seq) = parse_wake(v).ok_or(TAG_WAKE)?;
+            Some(Wake { at, seq })
+        }
+        None => None,
+    };
+    let ended = match field(TAG_ENDED) {
+        Some(v) => Some(v.parse().map_err(|_| TAG_ENDED)?),
+        None => None,
+    };
+    Ok(Record {
+        id: id.to_owned(),
+        status,
+        created,
+        wake,
+        ended,
+        body,
+    })
 }
 
 /// Where a status stands in the order every deployment goes through: `Pending`, then `Running`,
@@ -151,16 +192,16 @@ pub fn ended(d: &Deployment) -> Option<Millis> {
 /// deployment that has started a group stays started; terminal states absorb), which is what
 /// lets a writer drop the entry of the status it leaves, and a reader drop entries behind the
 /// checkpoint's status.
-pub fn rank(status: RuntimeStatus) -> u8 {
+pub fn rank(status: Status) -> u8 {
     match status {
-        RuntimeStatus::Pending => 0,
-        RuntimeStatus::Running => 1,
+        Status::Pending => 0,
+        Status::Running => 1,
         _ => 2,
     }
 }
 
 /// Whether an index entry of `entry` can never again describe a checkpoint now at `current`.
-pub fn entry_is_behind(entry: RuntimeStatus, current: RuntimeStatus) -> bool {
+pub fn entry_is_behind(entry: Status, current: Status) -> bool {
     rank(entry) < rank(current) || (current.is_terminal() && entry != current)
 }
 
@@ -179,9 +220,9 @@ mod tests {
             parse_entry(ALL_PREFIX, &newer),
             Some((1_700_000_000_001, "a"))
         );
-        let running = status_entry(RuntimeStatus::Running, 5, "job-1");
+        let running = status_entry(Status::Running, 5, "job-1");
         assert_eq!(
-            parse_entry(&status_prefix(RuntimeStatus::Running), &running),
+            parse_entry(&status_prefix(Status::Running), &running),
             Some((5, "job-1"))
         );
         assert_eq!(parse_entry(ALL_PREFIX, "index/all/12-x"), None);
@@ -206,6 +247,43 @@ mod tests {
     }
 
     #[test]
+    fn index_fields_read_back_as_the_record() {
+        let record = Record {
+            id: "job-1".into(),
+            status: Status::TimedOut,
+            created: 1_700_000_000_000,
+            wake: Some(Wake { at: 1_000, seq: 7 }),
+            ended: Some(1_700_000_000_500),
+            body: Bytes::from_static(b"opaque"),
+        };
+        let fields = index_fields(&record);
+        let field = |key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            parse_record("job-1", record.body.clone(), field),
+            Ok(record)
+        );
+        assert_eq!(
+            parse_record("job-1", Bytes::new(), |k| (k == TAG_STATUS)
+                .then_some("Sleeping")),
+            Err(TAG_STATUS)
+        );
+        assert_eq!(
+            parse_record("job-1", Bytes::new(), |k| match k {
+                TAG_STATUS => Some("Running"),
+                TAG_CREATED => Some("000000000000005"),
+                TAG_WAKE => Some("soon"),
+                _ => None,
+            }),
+            Err(TAG_WAKE)
+        );
+    }
+
+    #[test]
     fn names_read_back() {
         assert_eq!(checkpoint_id(&checkpoint("job-1")), Some("job-1"));
         assert_eq!(checkpoint_id("deployments/job-1/logs/x"), None);
@@ -220,7 +298,7 @@ mod tests {
 
     #[test]
     fn statuses_only_move_forward() {
-        use RuntimeStatus::*;
+        use Status::*;
         assert!(entry_is_behind(Pending, Running));
         assert!(entry_is_behind(Running, Succeeded));
         assert!(

@@ -34,8 +34,7 @@ use super::{StoreResult, backend};
 use crate::azure::queue::MAX_VISIBILITY;
 use crate::azure::{Kind, Receipt, StorageError, StorageQueue, TimeToLive};
 use crate::clock::Clock;
-use crate::engine::Millis;
-use crate::store::{Delivery, Scheduled, StepMessage, Steps, StoreError};
+use crate::store::{Delivery, Millis, Scheduled, StepMessage, Steps, StoreError};
 
 /// After this many deliveries a step message goes to the poison queue (the host's default).
 pub const MAX_DEQUEUE: u32 = 5;

@@ -58,7 +58,6 @@ pub enum StartOutcome {
     AlreadyRunning,
 }
 
-/// One page of a list.
 #[derive(Debug)]
 pub struct ListPage {
     /// The groups, without instance views.
@@ -70,16 +69,13 @@ pub struct ListPage {
 /// A group as named in the request path.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
-    /// The subscription.
     pub subscription: &'a str,
-    /// The resource group.
     pub resource_group: &'a str,
     /// The container group.
     pub name: &'a str,
 }
 
 impl Target<'_> {
-    /// The key.
     pub fn key(&self) -> GroupKey {
         GroupKey::new(self.subscription, self.resource_group, self.name)
     }
@@ -147,7 +143,7 @@ impl Emulator {
                     }
                     validate::update(target.name, &record.spec, &spec)?;
                     keep_identity_ids(&record.spec, &mut spec);
-                    self.settle_operations(record);
+                    self.freeze_operations(record);
                     let generation = record.runtime.generation + 1;
                     record.spec = spec;
                     record.runtime = Runtime::new(
@@ -240,17 +236,17 @@ impl Emulator {
             kind,
             generation: record.runtime.generation,
             started: OffsetDateTime::now_utc(),
-            settled: None,
+            frozen: None,
         })
     }
 
     /// Called before the group's current attempt is replaced (update, start, stop, restart,
     /// delete): when that attempt has ended, its operations keep their `Succeeded` or `Failed`
     /// instead of reading `Canceled` once the group has moved on.
-    fn settle_operations(&self, record: &Record) {
+    fn freeze_operations(&self, record: &Record) {
         let runtime = &record.runtime;
         if runtime.provisioning.is_terminal() {
-            lock(&self.operations).settle(
+            lock(&self.operations).freeze(
                 &record.key(),
                 runtime.generation,
                 runtime.provisioning,
@@ -310,7 +306,7 @@ impl Emulator {
                 };
                 let record = &mut entry.record;
                 if record.runtime.provisioning != Provisioning::Deleting {
-                    self.settle_operations(record);
+                    self.freeze_operations(record);
                     record.runtime.provisioning = Provisioning::Deleting;
                     record.runtime.generation += 1;
                     let this = self.clone();
@@ -339,7 +335,7 @@ impl Emulator {
     /// Removes a group, kills its processes, forgets its record, logs and scratch volumes.
     async fn remove(self: &Arc<Self>, key: &GroupKey) -> Option<ContainerGroup> {
         let entry = lock(&self.groups).remove(key)?;
-        self.settle_operations(&entry.record);
+        self.freeze_operations(&entry.record);
         tracing::debug!(aci.group = %key.name, aci.resource_group = %key.resource_group, "container group deleted");
         let mut body = entry.record.render(View::Full);
         if body.properties.provisioning_state.as_deref() == Some("Deleting") {
@@ -441,7 +437,7 @@ impl Emulator {
     /// Applies a user input under the lock; in instant mode a new attempt completes at once.
     fn apply_now(&self, entry: &mut Entry, input: Input) -> Vec<Action> {
         let now = OffsetDateTime::now_utc();
-        self.settle_operations(&entry.record);
+        self.freeze_operations(&entry.record);
         let mut actions = entry
             .record
             .runtime

@@ -144,7 +144,7 @@ impl Emulator {
             ),
             other => (other.as_str(), None),
         };
-        let (status, error) = match (&operation.settled, operation.kind, runtime) {
+        let (status, error) = match (&operation.frozen, operation.kind, runtime) {
             (Some((provisioning, failure)), _, _) => ended(*provisioning, failure.as_ref()),
             (None, OpKind::Delete, None) => ("Succeeded", None),
             (None, OpKind::Delete, Some(runtime)) => {

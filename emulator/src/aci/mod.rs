@@ -1,5 +1,6 @@
-//! The emulator's core: the groups it holds, and the loop that feeds inputs to each group's state
-//! machine (`lifecycle`) and then performs the resulting actions (timers, processes, kills).
+//! The emulated Azure Container Instances: the groups it holds, and the loop that feeds inputs to
+//! each group's state machine (`lifecycle`) and then performs the resulting actions (timers,
+//! processes, kills).
 //!
 //! # Guarantees
 //! - In-memory state is the source of truth; every change is queued for the disk after it is made

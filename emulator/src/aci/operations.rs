@@ -26,7 +26,6 @@ pub enum OpKind {
     Delete,
 }
 
-/// One operation.
 #[derive(Debug, Clone)]
 pub struct Operation {
     /// The group.
@@ -40,7 +39,7 @@ pub struct Operation {
     /// When it began.
     pub started: OffsetDateTime,
     /// How its attempt ended (`Succeeded` or `Failed`), once a later one replaced it.
-    pub settled: Option<(Provisioning, Option<Failure>)>,
+    pub frozen: Option<(Provisioning, Option<Failure>)>,
 }
 
 /// The remembered operations.
@@ -76,7 +75,7 @@ impl Operations {
 
     /// Freezes the outcome of the group's operations of attempt `generation`, which ended as
     /// `provisioning` (with `failure`), before a later attempt replaces it.
-    pub fn settle(
+    pub fn freeze(
         &mut self,
         key: &GroupKey,
         generation: u64,
@@ -87,9 +86,9 @@ impl Operations {
             if let Some(operation) = self.by_id.get_mut(id)
                 && operation.generation == generation
                 && operation.kind != OpKind::Delete
-                && operation.settled.is_none()
+                && operation.frozen.is_none()
             {
-                operation.settled = Some((provisioning, failure.cloned()));
+                operation.frozen = Some((provisioning, failure.cloned()));
             }
         }
     }
@@ -111,26 +110,26 @@ mod tests {
             kind: OpKind::Put,
             generation,
             started: OffsetDateTime::now_utc(),
-            settled: None,
+            frozen: None,
         }
     }
 
     #[test]
-    fn settling_freezes_only_that_attempts_operations() {
+    fn freezing_keeps_only_that_attempts_outcome() {
         let mut operations = Operations::default();
         let first = operations.add(operation("job", 1));
         let second = operations.add(operation("job", 2));
         let other = operations.add(operation("other", 1));
-        operations.settle(
+        operations.freeze(
             &GroupKey::new("sub", "rg", "job"),
             1,
             Provisioning::Succeeded,
             None,
         );
-        let settled = |id: &str| operations.get(id).unwrap().settled.clone();
-        assert_eq!(settled(&first), Some((Provisioning::Succeeded, None)));
-        assert_eq!(settled(&second), None);
-        assert_eq!(settled(&other), None);
+        let frozen = |id: &str| operations.get(id).unwrap().frozen.clone();
+        assert_eq!(frozen(&first), Some((Provisioning::Succeeded, None)));
+        assert_eq!(frozen(&second), None);
+        assert_eq!(frozen(&other), None);
     }
 
     #[test]

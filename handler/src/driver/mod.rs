@@ -1,0 +1,400 @@
+//! The driver: Berth's deployments against real parts. It submits specs, raises events from the
+//! API, and runs step messages: load the checkpoint → a round of the engine ([`crate::engine::round`])
+//! → save with compare-and-swap → perform the round's actions → feed their results back, until the
+//! deployment waits.
+//!
+//! - [`step`]: the step loop, and resealing after a key rotation.
+//! - [`perform`]: each action against ARM and the log store, answered as events; ARM's answers
+//!   become the engine's observations here.
+//! - [`body`]: the container group's ARM body (secrets, `secureValueFrom`, callbacks, share keys,
+//!   diagnostics, tags).
+//!
+//! # Guarantees
+//! - Commit first, then act: an action runs only after the checkpoint that asked for it is saved,
+//!   except results the engine lets go unsaved ([`crate::engine::Event::may_go_unsaved`]: saved
+//!   logs and a stopped group, whose actions are safe to repeat), which are saved with the next
+//!   round that saves. A crash between save and action leaves the step message in the queue (or
+//!   the wake for the sweep), and the action is asked for again; every action is idempotent (group
+//!   names derive from deployment, uid, group and generation, and every create looks first).
+//! - A `Conflict` on save reloads the checkpoint and applies every unsaved event again.
+//! - A step message whose `seq` is not the deployment's current wake is stale and dropped.
+
+mod body;
+mod perform;
+mod step;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::arm::ArmClient;
+use crate::checkpoint::{Deployments, ListQuery, Page};
+use crate::clock::Clock;
+use crate::crypto::Keyring;
+use crate::engine::{self, Action, Deployment, EngineError, Event, Millis, RuntimeStatus, policy};
+use crate::spec::secrets::take_secrets;
+use crate::spec::settings::Lookup;
+use crate::spec::{SettingsPolicy, Spec, SpecErrors};
+use crate::store::{Checkpoints, Scheduled, StepMessage, StoreError};
+
+/// Settings the driver needs beyond its parts.
+#[derive(Clone)]
+pub struct DriverSettings {
+    /// The value of the `berth-app` tag on every group (the sweep deletes only its own app's groups).
+    pub app: String,
+    /// Reads app settings for `secureValueFrom` (the environment, in production).
+    pub settings: Arc<Lookup>,
+    /// Which app settings `secureValueFrom` may read (`BERTH_SECURE_VALUE_FROM`).
+    pub secure_value_from: SettingsPolicy,
+    /// Fetch an Azure Files key with `listKeys` when a volume has none.
+    pub fetch_share_keys: bool,
+    /// Most rounds one step runs before it hands over to a fresh message.
+    pub max_rounds_per_step: usize,
+    /// How long a worker owns a group's create (see [`crate::engine::policy::CREATE_CLAIM_MS`]).
+    pub create_claim_ms: Millis,
+    /// A Log Analytics workspace (ARM id) every group sends its logs to (`BERTH_DIAGNOSTICS_WORKSPACE`).
+    pub diagnostics_workspace: Option<String>,
+}
+
+impl Default for DriverSettings {
+    /// App `berth`, no app settings readable, the engine's policy for rounds and claims.
+    fn default() -> Self {
+        DriverSettings {
+            app: "berth".into(),
+            settings: Arc::new(|_: &str| None),
+            secure_value_from: SettingsPolicy::default(),
+            fetch_share_keys: false,
+            max_rounds_per_step: policy::MAX_ROUNDS_PER_STEP,
+            create_claim_ms: policy::CREATE_CLAIM_MS,
+            diagnostics_workspace: None,
+        }
+    }
+}
+
+/// What a step did with its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The deployment now waits until `at` (a message for that is scheduled), or is done.
+    Ran { done: bool },
+    /// The message was for an older wake; a newer message covers the deployment.
+    Stale,
+    /// No such deployment (purged, or never existed).
+    Unknown,
+    /// The message came before its wake (the queue delays at most 7 days): send it again for `at`.
+    Early { at: Millis },
+}
+
+/// Errors of a step or an API call on a deployment.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("no deployment '{0}'")]
+    NotFound(String),
+    #[error("deployment '{0}' exists with a different spec")]
+    SpecConflict(String),
+    /// An event raised from outside on a deployment that has ended.
+    #[error("deployment '{id}' has ended ({})", status.as_str())]
+    Ended { id: String, status: RuntimeStatus },
+    /// A caller the deployment does not accept (a callback with a wrong token).
+    #[error("deployment '{id}' does not accept this caller")]
+    Unauthorised { id: String },
+    /// A raised event that the deployment's inbox has no room for.
+    #[error("deployment '{id}' has no room for more raised events")]
+    InboxFull { id: String },
+}
+
+impl DriverError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DriverError::Store(e) if e.is_transient())
+    }
+}
+
+/// Runs deployments: submits, raises, steps. Cheap to clone (its parts are shared).
+#[derive(Clone)]
+pub struct Driver {
+    /// The diagnostics workspace's id and key, read once.
+    diagnostics: Arc<tokio::sync::OnceCell<(String, String)>>,
+    store: Arc<dyn Checkpoints>,
+    arm: ArmClient,
+    keys: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    settings: Arc<DriverSettings>,
+}
+
+/// A submitted deployment, and whether it already existed (idempotent `POST`).
+pub struct Submitted {
+    pub deployment: Deployment,
+    pub existed: bool,
+}
+
+/// A spec as canonical JSON: object keys sorted at every level, whatever order they were written
+/// or inserted in (serde_json keeps insertion order when a crate in the build enables
+/// `preserve_order`), so that digests compare specs, not spellings.
+fn canonical_json(spec: &Spec) -> Vec<u8> {
+    fn sort(value: Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(String, Value)> =
+                    map.into_iter().map(|(k, v)| (k, sort(v))).collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Object(entries.into_iter().collect())
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(sort).collect()),
+            other => other,
+        }
+    }
+    let value = serde_json::to_value(spec).expect("a spec serialises");
+    serde_json::to_vec(&sort(value)).expect("JSON serialises")
+}
+
+/// The step message a save must send: one for the new wake, when the wake changed.
+fn wake_message(before: &Deployment, after: &Deployment) -> Option<Scheduled> {
+    let wake = after.wake.filter(|w| Some(*w) != before.wake)?;
+    Some(Scheduled {
+        message: StepMessage {
+            id: after.id.clone(),
+            seq: wake.seq,
+        },
+        at: wake.at,
+    })
+}
+
+fn scheduled(id: &str, actions: &[Action]) -> Option<Scheduled> {
+    actions.iter().find_map(|a| match a {
+        Action::Schedule { at, seq } => Some(Scheduled {
+            message: StepMessage {
+                id: id.to_owned(),
+                seq: *seq,
+            },
+            at: *at,
+        }),
+        _ => None,
+    })
+}
+
+impl Driver {
+    /// A driver over its parts.
+    pub fn new(
+        store: Arc<dyn Checkpoints>,
+        arm: ArmClient,
+        keys: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        settings: DriverSettings,
+    ) -> Self {
+        Driver {
+            diagnostics: Arc::default(),
+            store,
+            arm,
+            keys,
+            clock,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The same driver over another store (benchmarks count the store's work this way).
+    pub fn with_store(&self, store: Arc<dyn Checkpoints>) -> Self {
+        Driver {
+            store,
+            ..self.clone()
+        }
+    }
+
+    /// Accepts a spec (secrets still in it): seals its secrets, saves the checkpoint and its first
+    /// step. The same spec under an existing id returns the existing deployment.
+    pub async fn submit(
+        &self,
+        mut spec: Spec,
+        callback_base: String,
+    ) -> Result<Submitted, DriverError> {
+        let canonical = canonical_json(&spec);
+        let digest = self.keys.digest(&canonical);
+        let slots = take_secrets(&mut spec);
+        let sealed = (!slots.is_empty()).then(|| {
+            self.keys
+                .seal(&serde_json::to_vec(&slots).expect("secrets serialise"))
+        });
+        let id = spec.id.clone();
+        let now = self.clock.now();
+        let options = engine::StartOptions {
+            callback_base,
+            create_claim_ms: self.settings.create_claim_ms,
+            uid: Some(uuid::Uuid::new_v4().simple().to_string()),
+        };
+        let mut transition = engine::start(spec, sealed, digest, options, now);
+        transition.next.callback_key = Some(self.keys.new_callback_key());
+        let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
+        match self.store.create(&transition.next, &first).await {
+            Ok(_) => {
+                tracing::info!(deployment.id = %id, "deployment accepted");
+                Ok(Submitted {
+                    deployment: transition.next,
+                    existed: false,
+                })
+            }
+            Err(StoreError::Conflict(_)) => {
+                let existing = self
+                    .store
+                    .load(&id)
+                    .await?
+                    .ok_or_else(|| DriverError::NotFound(id.clone()))?;
+                if self
+                    .keys
+                    .digest_matches(&canonical, &existing.deployment.digest)
+                {
+                    Ok(Submitted {
+                        deployment: existing.deployment,
+                        existed: true,
+                    })
+                } else {
+                    Err(DriverError::SpecConflict(id))
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies an event from outside (raise, terminate) and schedules the step that acts on it.
+    /// A deployment that has ended refuses it with [`DriverError::Ended`]: the check rides on the
+    /// load the event is applied to, so the API need not read the checkpoint a second time.
+    pub async fn raise(&self, id: &str, event: Event) -> Result<Deployment, DriverError> {
+        self.raise_authorised(id, event, |_| true).await
+    }
+
+    /// [`Self::raise`] for a caller that `authorised` must accept on the loaded deployment (a
+    /// callback's token), before anything about the deployment is told or changed; refused with
+    /// [`DriverError::Unauthorised`].
+    async fn raise_authorised(
+        &self,
+        id: &str,
+        event: Event,
+        authorised: impl Fn(&Deployment) -> bool,
+    ) -> Result<Deployment, DriverError> {
+        loop {
+            let stored = self
+                .store
+                .load(id)
+                .await?
+                .ok_or_else(|| DriverError::NotFound(id.to_owned()))?;
+            if !authorised(&stored.deployment) {
+                return Err(DriverError::Unauthorised { id: id.to_owned() });
+            }
+            if stored.deployment.status.is_terminal() {
+                return Err(DriverError::Ended {
+                    id: id.to_owned(),
+                    status: stored.deployment.status,
+                });
+            }
+            if let Event::Raised { name, payload } = &event
+                && !engine::inbox_has_room(&stored.deployment, name, payload)
+            {
+                return Err(DriverError::InboxFull { id: id.to_owned() });
+            }
+            let transition =
+                match engine::apply(&stored.deployment, event.clone(), self.clock.now()) {
+                    Ok(t) => t,
+                    Err(EngineError::UnknownInstance { .. }) => return Ok(stored.deployment),
+                };
+            if !transition.changed(&stored.deployment) {
+                return Ok(stored.deployment);
+            }
+            let then = wake_message(&stored.deployment, &transition.next);
+            match self
+                .store
+                .save(&transition.next, &stored.version, then.as_ref())
+                .await
+            {
+                Ok(_) => return Ok(transition.next),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Loads a deployment.
+    pub async fn load(&self, id: &str) -> Result<Option<Deployment>, DriverError> {
+        Ok(self.store.load(id).await?.map(|s| s.deployment))
+    }
+
+    /// A container's saved logs; `group` is a spec group name (its latest instance) or an
+    /// instance name.
+    pub async fn logs(
+        &self,
+        id: &str,
+        group: &str,
+        container: &str,
+    ) -> Result<Option<String>, DriverError> {
+        Ok(self.store.get_logs(id, group, container).await?)
+    }
+
+    /// A page of deployments, newest first.
+    pub async fn list(&self, query: &ListQuery) -> Result<Page, DriverError> {
+        Ok(self.store.list(query).await?)
+    }
+
+    /// Deletes a deployment's checkpoint and logs; `false` when there was none.
+    pub async fn purge(&self, id: &str) -> Result<bool, DriverError> {
+        Ok(self.store.purge(id).await?)
+    }
+
+    /// The submit-time checks that depend on this driver's settings rather than on the spec alone:
+    /// `secureValueFrom` names against `BERTH_SECURE_VALUE_FROM`, and ACI's create-time rules in
+    /// each group's location (else the target's).
+    pub fn check(&self, spec: &Spec) -> Result<(), SpecErrors> {
+        crate::spec::settings::check_spec(spec, &self.settings.secure_value_from)?;
+        crate::spec::aci::at_location(spec, &self.arm.target().location)
+    }
+
+    /// Raises a callback's event (`completed` or `heartbeat`) when `token` is the deployment's
+    /// token for `kind`; checked on the same load the event is applied to.
+    pub async fn raise_callback(
+        &self,
+        id: &str,
+        kind: &str,
+        token: &str,
+        payload: Value,
+    ) -> Result<Deployment, DriverError> {
+        let event = Event::Raised {
+            name: kind.to_owned(),
+            payload,
+        };
+        let keys = &self.keys;
+        let authorised =
+            |d: &Deployment| keys.verify_callback(d.callback_key.as_deref(), &d.id, kind, token);
+        self.raise_authorised(id, event, authorised).await
+    }
+
+    /// The token Berth gives a deployment's containers for callback `kind`, under the deployment's
+    /// sealed `callback_key` (`None`: a checkpoint from before callback keys, keyed by the secrets
+    /// key alone).
+    pub fn callback_token(
+        &self,
+        callback_key: Option<&str>,
+        id: &str,
+        kind: &str,
+    ) -> Result<String, crate::crypto::CryptoError> {
+        self.keys.callback_token(callback_key, id, kind)
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_json;
+    use crate::spec::{Format, parse};
+
+    #[test]
+    fn the_spec_digest_ignores_key_order() {
+        let one = r#"{"id":"k","groups":[{"name":"g","properties":{"restartPolicy":"Never","containers":[
+            {"name":"c","properties":{"image":"busybox","resources":{"requests":{"cpu":1,"memoryInGB":1}}}}]}}]}"#;
+        let two = r#"{"groups":[{"properties":{"containers":[{"properties":{"resources":{"requests":{"memoryInGB":1,"cpu":1}},
+            "image":"busybox"},"name":"c"}],"restartPolicy":"Never"},"name":"g"}],"id":"k"}"#;
+        let parse = |text: &str| parse(text.as_bytes(), Format::Json, || unreachable!()).unwrap();
+        assert_eq!(canonical_json(&parse(one)), canonical_json(&parse(two)));
+    }
+}

@@ -1,0 +1,113 @@
+//! The step loop: load → round → save → perform, until the deployment waits. What a round
+//! decides (batching, what may go unsaved, hand-over) is the engine's [`Step`]; this loop only
+//! does the I/O it asks for.
+
+use crate::checkpoint::Deployments;
+use crate::engine::{self, Phase, Save, Step, policy};
+use crate::spec::secrets::{SecretSlot, put_secrets};
+use crate::store::{Scheduled, StepMessage, StoreError};
+
+use super::{Driver, DriverError, StepOutcome, canonical_json};
+
+impl Driver {
+    /// Runs the step a message asks for, until the deployment waits or is done.
+    pub async fn step(&self, message: &StepMessage) -> Result<StepOutcome, DriverError> {
+        let Some(stored) = self.store.load(&message.id).await? else {
+            return Ok(StepOutcome::Unknown);
+        };
+        let d = &stored.deployment;
+        let Some(wake) = d.wake.filter(|w| w.seq == message.seq) else {
+            return Ok(if d.wake.is_none() && d.phase == Phase::Done {
+                StepOutcome::Ran { done: true }
+            } else {
+                StepOutcome::Stale
+            });
+        };
+        if wake.at > self.clock.now() + policy::EARLY_STEP_MS {
+            return Ok(StepOutcome::Early { at: wake.at });
+        }
+        let mut version = stored.version;
+        let mut step = Step::new(stored.deployment, self.settings.max_rounds_per_step);
+        step.amend(|d| self.reseal(d));
+        while let Some(round) = step.round(self.clock.now()) {
+            for error in &round.dropped {
+                tracing::warn!(deployment.id = %message.id, error = %error, "event dropped");
+            }
+            if round.save == Save::Now {
+                let then = step.wake_message().map(|wake| Scheduled {
+                    message: StepMessage {
+                        id: message.id.clone(),
+                        seq: wake.seq,
+                    },
+                    at: wake.at,
+                });
+                match self
+                    .store
+                    .save(step.current(), &version, then.as_ref())
+                    .await
+                {
+                    Ok(saved) => {
+                        version = saved;
+                        step.committed();
+                    }
+                    Err(StoreError::Conflict(_)) => {
+                        let reloaded = self
+                            .store
+                            .load(&message.id)
+                            .await?
+                            .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
+                        version = reloaded.version;
+                        step.conflict(reloaded.deployment);
+                        step.amend(|d| self.reseal(d));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let current = step.current();
+            let results = futures::future::join_all(
+                round
+                    .actions
+                    .iter()
+                    .map(|action| self.perform(current, action)),
+            )
+            .await;
+            step.push(results.into_iter().flatten());
+        }
+        Ok(StepOutcome::Ran {
+            done: step.saved().phase == engine::Phase::Done,
+        })
+    }
+
+    /// Seals a deployment's secrets again under the current key after a key rotation (and keys
+    /// its spec digest with it), so that the previous key can be retired. Saved with the next save.
+    fn reseal(&self, d: &mut engine::Deployment) {
+        if let Some(key) = d
+            .callback_key
+            .as_deref()
+            .filter(|k| self.keys.needs_reseal(k))
+            && let Ok(plain) = self.keys.open(key)
+        {
+            d.callback_key = Some(self.keys.seal(&plain));
+        }
+        let Some(sealed) = d.sealed.clone().filter(|s| self.keys.needs_reseal(s)) else {
+            return;
+        };
+        let Ok(plain) = self.keys.open(&sealed) else {
+            return; // Not openable with any key: the create says so with the field named.
+        };
+        let Ok(slots) = serde_json::from_slice::<Vec<SecretSlot>>(&plain) else {
+            return;
+        };
+        let mut spec = d.spec.clone();
+        for (index, group) in spec.groups.iter_mut().enumerate() {
+            put_secrets(&mut group.properties, index, &slots);
+        }
+        let canonical = canonical_json(&spec);
+        if self.keys.digest_matches(&canonical, &d.digest) {
+            d.digest = self.keys.digest(&canonical);
+        }
+        d.sealed = Some(self.keys.seal(&plain));
+        tracing::info!(deployment.id = %d.id, "secrets sealed again under the current key");
+    }
+}

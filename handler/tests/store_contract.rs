@@ -1,0 +1,637 @@
+//! The contract of the store traits (`Checkpoints`, `Steps`), written once and run against both
+//! backends: SQLite on a temporary file, and Azure Storage on Azurite (started as for the other
+//! `azure_*` tests; see `azure_support`).
+//!
+//! The suite works on records, whose bytes the stores must keep without reading them: every body
+//! here is not JSON. Where the backends differ on purpose, [`Differences`] says so, and nothing
+//! else in the suite looks at which backend it runs on.
+#![allow(clippy::unwrap_used)]
+
+mod azure_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::clock::{Clock, SystemClock};
+use berth::store::azure::{AzureBackend, steps::HELD_FOR};
+use berth::store::sqlite::SqliteStore;
+use berth::store::{
+    Checkpoints, Delivery, ListQuery, Millis, Record, Scheduled, Status, StepMessage, Steps,
+    StoreError, Version, Wake,
+};
+use bytes::Bytes;
+
+/// What the backends do differently, on purpose.
+struct Differences {
+    /// How long a step sent for a save that then lost could stay hidden before it would show:
+    /// SQLite sends a save's step in the save's transaction (nothing to wait for); Azure sends it
+    /// before the save, hidden for `HELD_FOR`, and deletes it when the save loses.
+    held: Duration,
+    /// The shortest lease and delay the queue keeps: Azure's visibility timeouts are whole seconds.
+    queue_tick: Duration,
+    /// How far apart two log captures must be to be told apart by time: Azure orders them by
+    /// the blobs' Last-Modified, which has whole seconds.
+    log_tick: Duration,
+}
+
+/// A backend under test.
+struct Fixture {
+    store: Arc<dyn Checkpoints>,
+    steps: Arc<dyn Steps>,
+    differences: Differences,
+    /// Keeps the SQLite file alive.
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite(_test: &str) -> Option<Fixture> {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
+    Some(Fixture {
+        store: store.clone(),
+        steps: store,
+        differences: Differences {
+            held: Duration::ZERO,
+            queue_tick: Duration::from_millis(200),
+            log_tick: Duration::from_millis(20),
+        },
+        _dir: Some(dir),
+    })
+}
+
+async fn azure(_test: &str) -> Option<Fixture> {
+    let account = Arc::new(azure_support::account()?);
+    let backend = AzureBackend::on_account(
+        account,
+        &azure_support::unique("contract"),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    Some(Fixture {
+        store: backend.store,
+        steps: backend.steps,
+        differences: Differences {
+            held: HELD_FOR,
+            queue_tick: Duration::from_secs(1),
+            log_tick: Duration::from_millis(1_100),
+        },
+        _dir: None,
+    })
+}
+
+fn now() -> Millis {
+    SystemClock.now()
+}
+
+/// A record whose bytes are not JSON (nor UTF-8): a store that reads them would fail.
+fn record(id: &str, status: Status, created: Millis) -> Record {
+    Record {
+        id: id.into(),
+        status,
+        created,
+        wake: None,
+        ended: None,
+        body: [&[0xfe, 0x00][..], id.as_bytes(), &[0xff]].concat().into(),
+    }
+}
+
+fn step(id: &str, seq: u64, at: Millis) -> Scheduled {
+    Scheduled {
+        message: StepMessage { id: id.into(), seq },
+        at,
+    }
+}
+
+/// Everything the queue delivers within `within`, completing none.
+async fn drain(steps: &dyn Steps, within: Duration) -> Vec<Delivery> {
+    let start = Instant::now();
+    let mut all = Vec::new();
+    while start.elapsed() < within {
+        all.extend(steps.receive(32, 60_000).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all
+}
+
+/// The first delivery of a message for deployment `id`, waiting up to `within`.
+async fn first_for(steps: &dyn Steps, id: &str, within: Duration) -> Option<Delivery> {
+    let start = Instant::now();
+    loop {
+        let got = steps.receive(32, 60_000).await.unwrap();
+        if let Some(d) = got
+            .into_iter()
+            .find(|d| d.message.as_ref().is_some_and(|m| m.id == id))
+        {
+            return Some(d);
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ids(items: &[Record]) -> Vec<&str> {
+    items.iter().map(|r| r.id.as_str()).collect()
+}
+
+// ---- the behaviours -------------------------------------------------------------------------
+
+async fn create_then_load(f: &Fixture) {
+    let mut r = record("c-1", Status::Pending, now());
+    r.wake = Some(Wake { at: now(), seq: 1 });
+    let v = f
+        .store
+        .create_record(&r, &step("c-1", 1, now()))
+        .await
+        .unwrap();
+    let loaded = f.store.load_record("c-1").await.unwrap().unwrap();
+    assert_eq!(
+        loaded.record, r,
+        "bytes and index fields come back as written"
+    );
+    assert_eq!(loaded.version, v);
+    assert!(f.store.load_record("absent").await.unwrap().is_none());
+    // The first step goes with the create.
+    let first = first_for(&*f.steps, "c-1", Duration::from_secs(10)).await;
+    assert_eq!(first.unwrap().message.unwrap().seq, 1);
+}
+
+async fn create_twice_conflicts(f: &Fixture) {
+    let r = record("c-2", Status::Pending, now());
+    f.store
+        .create_record(&r, &step("c-2", 1, now()))
+        .await
+        .unwrap();
+    let mut other = record("c-2", Status::Running, now() + 5);
+    other.body = Bytes::from_static(b"another");
+    let err = f
+        .store
+        .create_record(&other, &step("c-2", 2, now()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref id) if id == "c-2"),
+        "{err}"
+    );
+    assert_eq!(f.store.load_record("c-2").await.unwrap().unwrap().record, r);
+}
+
+async fn save_at_the_loaded_version_wins_once(f: &Fixture) {
+    let r = record("s-1", Status::Pending, now());
+    let v1 = f
+        .store
+        .create_record(&r, &step("s-1", 1, now()))
+        .await
+        .unwrap();
+    let mut next = r.clone();
+    next.status = Status::Running;
+    next.body = Bytes::from_static(b"\x01second");
+    let v2 = f.store.save_record(&next, &v1, None).await.unwrap();
+    assert_ne!(v2, v1);
+    let mut third = next.clone();
+    third.body = Bytes::from_static(b"\x02third");
+    let err = f.store.save_record(&third, &v1, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let err = f
+        .store
+        .save_record(&third, &Version("not a version".into()), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let loaded = f.store.load_record("s-1").await.unwrap().unwrap();
+    assert_eq!((loaded.record, loaded.version), (next, v2));
+}
+
+async fn concurrent_saves_from_one_version_one_wins(f: &Fixture) {
+    let r = record("s-2", Status::Running, now());
+    let v = f
+        .store
+        .create_record(&r, &step("s-2", 1, now()))
+        .await
+        .unwrap();
+    let (mut a, mut b) = (r.clone(), r.clone());
+    a.body = Bytes::from_static(b"\x0aa");
+    b.body = Bytes::from_static(b"\x0bb");
+    a.status = Status::Succeeded;
+    b.status = Status::Failed;
+    let (ra, rb) = tokio::join!(
+        f.store.save_record(&a, &v, None),
+        f.store.save_record(&b, &v, None)
+    );
+    let winner = match (ra, rb) {
+        (Ok(_), Err(StoreError::Conflict(_))) => a,
+        (Err(StoreError::Conflict(_)), Ok(_)) => b,
+        other => panic!("exactly one save must win: {other:?}"),
+    };
+    assert_eq!(
+        f.store.load_record("s-2").await.unwrap().unwrap().record,
+        winner
+    );
+    // The listing by status agrees with the winner.
+    let listed = f
+        .store
+        .list_records(&ListQuery {
+            status: Some(winner.status),
+            top: 10,
+            continuation: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&listed.items), ["s-2"]);
+}
+
+async fn a_saves_step_is_sent_only_when_the_save_commits(f: &Fixture) {
+    let r = record("t-1", Status::Pending, now());
+    let v1 = f
+        .store
+        .create_record(&r, &step("t-1", 1, now()))
+        .await
+        .unwrap();
+    let first = first_for(&*f.steps, "t-1", Duration::from_secs(10))
+        .await
+        .unwrap();
+    f.steps.complete(&first).await.unwrap();
+
+    let mut next = r.clone();
+    next.status = Status::Running;
+    next.wake = Some(Wake { at: now(), seq: 2 });
+    let v2 = f
+        .store
+        .save_record(&next, &v1, Some(&step("t-1", 2, now())))
+        .await
+        .unwrap();
+    let sent = first_for(&*f.steps, "t-1", Duration::from_secs(10))
+        .await
+        .expect("the committed save's step arrives");
+    assert_eq!(sent.message.as_ref().unwrap().seq, 2);
+    // When it arrives, the checkpoint it is for is there.
+    assert_eq!(
+        f.store.load_record("t-1").await.unwrap().unwrap().version,
+        v2
+    );
+    f.steps.complete(&sent).await.unwrap();
+
+    // A save that loses its compare-and-swap sends nothing, however long one waits.
+    let err = f
+        .store
+        .save_record(&next, &v1, Some(&step("t-1", 3, now())))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let late = drain(
+        &*f.steps,
+        f.differences.held + f.differences.queue_tick + Duration::from_millis(500),
+    )
+    .await;
+    assert!(
+        late.iter().all(|d| d.message.as_ref().unwrap().seq != 3),
+        "the lost save's step was delivered: {:?}",
+        late.iter().map(|d| &d.text).collect::<Vec<_>>()
+    );
+}
+
+async fn purge_deletes_the_checkpoint_and_its_logs(f: &Fixture) {
+    let r = record("p-1", Status::Succeeded, now());
+    f.store
+        .create_record(&r, &step("p-1", 1, now()))
+        .await
+        .unwrap();
+    f.store
+        .put_logs("p-1", "work", "p-1-work-0", "main", "hello")
+        .await
+        .unwrap();
+    assert!(f.store.purge("p-1").await.unwrap());
+    assert!(f.store.load_record("p-1").await.unwrap().is_none());
+    assert_eq!(f.store.get_logs("p-1", "work", "main").await.unwrap(), None);
+    assert!(
+        !f.store.purge("p-1").await.unwrap(),
+        "nothing left to purge"
+    );
+    let all = f.store.list_records(&ListQuery::default()).await.unwrap();
+    assert!(all.items.is_empty(), "{:?}", ids(&all.items));
+    // The id can be created again.
+    f.store
+        .create_record(&r, &step("p-1", 1, now()))
+        .await
+        .unwrap();
+}
+
+async fn list_pages_newest_first_by_status(f: &Fixture) {
+    let t0 = now();
+    // (id, status, created): two pairs share a creation time, so ties are ordered by id.
+    let made = [
+        ("l-a", Status::Succeeded, t0),
+        ("l-b", Status::Running, t0 + 1),
+        ("l-c", Status::Succeeded, t0 + 2),
+        ("l-e", Status::Failed, t0 + 2),
+        ("l-d", Status::Running, t0 + 3),
+        ("l-f", Status::Succeeded, t0 + 4),
+        ("l-g", Status::Pending, t0 + 4),
+    ];
+    for (id, status, created) in made {
+        let r = record(id, status, created);
+        f.store.create_record(&r, &step(id, 1, t0)).await.unwrap();
+    }
+    let list = |status: Option<Status>, top: usize| async move {
+        let mut seen: Vec<Record> = Vec::new();
+        let mut continuation = None;
+        loop {
+            let page = f
+                .store
+                .list_records(&ListQuery {
+                    status,
+                    top,
+                    continuation,
+                })
+                .await
+                .unwrap();
+            assert!(page.items.len() <= top);
+            seen.extend(page.items);
+            match page.continuation {
+                Some(c) => continuation = Some(c),
+                None => return seen,
+            }
+        }
+    };
+    let expected_all = ["l-f", "l-g", "l-d", "l-c", "l-e", "l-b", "l-a"];
+    for top in [1, 2, 3, 100] {
+        let all = list(None, top).await;
+        assert_eq!(ids(&all), expected_all, "pages of {top}");
+        assert_eq!(all[0], record("l-f", Status::Succeeded, t0 + 4));
+    }
+    assert_eq!(
+        ids(&list(Some(Status::Succeeded), 2).await),
+        ["l-f", "l-c", "l-a"]
+    );
+    assert_eq!(ids(&list(Some(Status::Running), 1).await), ["l-d", "l-b"]);
+    assert_eq!(ids(&list(Some(Status::Pending), 5).await), ["l-g"]);
+    assert!(list(Some(Status::Terminated), 5).await.is_empty());
+
+    for status in [None, Some(Status::Succeeded), Some(Status::Running)] {
+        let err = f
+            .store
+            .list_records(&ListQuery {
+                status,
+                top: 2,
+                continuation: Some("not a token!".into()),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::BadContinuation),
+            "{status:?}: {err}"
+        );
+    }
+}
+
+async fn overdue_by_wake_and_limit(f: &Fixture) {
+    let t0 = now();
+    let wakes = [
+        ("o-late", 300),
+        ("o-early", 100),
+        ("o-mid", 200),
+        ("o-future", 10_000),
+    ];
+    for (id, at) in wakes {
+        let mut r = record(id, Status::Running, t0);
+        r.wake = Some(Wake {
+            at: t0 + at,
+            seq: at as u64,
+        });
+        f.store
+            .create_record(&r, &step(id, 1, t0 + 60_000))
+            .await
+            .unwrap();
+    }
+    let mut idle = record("o-idle", Status::Succeeded, t0);
+    idle.ended = Some(t0);
+    f.store
+        .create_record(&idle, &step("o-idle", 1, t0 + 60_000))
+        .await
+        .unwrap();
+
+    let due = f.store.overdue(t0 + 1_000, 10).await.unwrap();
+    let got: Vec<(&str, u64, Millis)> = due.iter().map(|d| (d.id.as_str(), d.seq, d.at)).collect();
+    assert_eq!(
+        got,
+        [
+            ("o-early", 100, t0 + 100),
+            ("o-mid", 200, t0 + 200),
+            ("o-late", 300, t0 + 300)
+        ]
+    );
+    let two = f.store.overdue(t0 + 1_000, 2).await.unwrap();
+    assert_eq!(
+        two.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["o-early", "o-mid"]
+    );
+    assert!(
+        f.store.overdue(t0 + 100, 10).await.unwrap().is_empty(),
+        "before, not at"
+    );
+}
+
+async fn expired_by_end_time(f: &Fixture) {
+    let t0 = now();
+    for (id, ended) in [
+        ("x-2", Some(t0 + 20)),
+        ("x-1", Some(t0 + 10)),
+        ("x-3", Some(t0 + 30)),
+        ("x-live", None),
+    ] {
+        let mut r = record(id, Status::Succeeded, t0);
+        r.ended = ended;
+        f.store
+            .create_record(&r, &step(id, 1, t0 + 60_000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.store.expired(t0 + 25, 10).await.unwrap(), ["x-1", "x-2"]);
+    assert_eq!(f.store.expired(t0 + 100, 1).await.unwrap(), ["x-1"]);
+    assert!(f.store.expired(t0 + 10, 10).await.unwrap().is_empty());
+    // A save that ends a live record puts it on the retention clock.
+    let stored = f.store.load_record("x-live").await.unwrap().unwrap();
+    let mut ended = stored.record.clone();
+    ended.ended = Some(t0 + 5);
+    f.store
+        .save_record(&ended, &stored.version, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.expired(t0 + 15, 10).await.unwrap(),
+        ["x-live", "x-1"]
+    );
+}
+
+async fn logs_by_group_and_by_instance(f: &Fixture) {
+    let r = record("g-1", Status::Running, now());
+    f.store
+        .create_record(&r, &step("g-1", 1, now()))
+        .await
+        .unwrap();
+    f.store
+        .put_logs(
+            "g-1",
+            "work",
+            "g-1-work-2",
+            "main",
+            "second try, first capture",
+        )
+        .await
+        .unwrap();
+    f.store
+        .put_logs("g-1", "work", "g-1-work-2", "main", "second try")
+        .await
+        .unwrap();
+    tokio::time::sleep(f.differences.log_tick).await;
+    // Captured later, though its name sorts first: the group's latest instance is this one.
+    f.store
+        .put_logs("g-1", "work", "g-1-work-1", "main", "third try")
+        .await
+        .unwrap();
+    f.store
+        .put_logs("g-1", "work", "g-1-work-1", "side", "sidecar")
+        .await
+        .unwrap();
+    f.store
+        .put_logs("g-1", "other", "g-1-other-0", "main", "other group")
+        .await
+        .unwrap();
+
+    let get =
+        |group: &'static str, container: &'static str| f.store.get_logs("g-1", group, container);
+    assert_eq!(
+        get("work", "main").await.unwrap().as_deref(),
+        Some("third try")
+    );
+    assert_eq!(
+        get("g-1-work-2", "main").await.unwrap().as_deref(),
+        Some("second try"),
+        "overwritten"
+    );
+    assert_eq!(
+        get("g-1-work-1", "side").await.unwrap().as_deref(),
+        Some("sidecar")
+    );
+    assert_eq!(
+        get("other", "main").await.unwrap().as_deref(),
+        Some("other group")
+    );
+    assert_eq!(get("other", "side").await.unwrap(), None);
+    assert_eq!(get("nope", "main").await.unwrap(), None);
+    assert_eq!(f.store.get_logs("g-2", "work", "main").await.unwrap(), None);
+}
+
+async fn queue_leases_and_completes(f: &Fixture) {
+    let tick = f.differences.queue_tick;
+    f.steps.send(&step("q-1", 4, now())).await.unwrap();
+    let first = first_for(&*f.steps, "q-1", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.message,
+        Some(StepMessage {
+            id: "q-1".into(),
+            seq: 4
+        })
+    );
+    assert_eq!(
+        first.text,
+        StepMessage {
+            id: "q-1".into(),
+            seq: 4
+        }
+        .to_text()
+    );
+    assert_eq!(first.dequeue_count, 1);
+    // Leased for a minute by `first_for`: hidden from other receivers meanwhile.
+    assert!(f.steps.receive(32, 60_000).await.unwrap().is_empty());
+    f.steps.complete(&first).await.unwrap();
+
+    // A short lease runs out, and the message comes back, counted.
+    f.steps.send(&step("q-2", 1, now())).await.unwrap();
+    let start = Instant::now();
+    let leased = loop {
+        let got = f
+            .steps
+            .receive(1, tick.as_millis() as Millis)
+            .await
+            .unwrap();
+        if let Some(d) = got.into_iter().next() {
+            break d;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(leased.dequeue_count, 1);
+    let again = first_for(&*f.steps, "q-2", tick * 5)
+        .await
+        .expect("back after its lease");
+    assert_eq!(again.dequeue_count, 2);
+    // Completing with the old lease's receipt neither fails nor deletes the new delivery's hold.
+    f.steps.complete(&leased).await.unwrap();
+    f.steps.complete(&again).await.unwrap();
+    assert!(
+        drain(&*f.steps, tick * 2).await.is_empty(),
+        "completed means gone"
+    );
+}
+
+async fn an_early_message_stays_hidden(f: &Fixture) {
+    let tick = f.differences.queue_tick;
+    let sent = Instant::now();
+    f.steps
+        .send(&step("e-1", 1, now() + 2 * tick.as_millis() as Millis))
+        .await
+        .unwrap();
+    assert!(
+        f.steps.receive(32, 60_000).await.unwrap().is_empty(),
+        "not before its time"
+    );
+    let d = first_for(&*f.steps, "e-1", tick * 10)
+        .await
+        .expect("arrives at its time");
+    assert!(sent.elapsed() >= tick, "arrived after {:?}", sent.elapsed());
+    f.steps.complete(&d).await.unwrap();
+}
+
+/// One test per behaviour and backend.
+macro_rules! contract {
+    ($backend:ident: $($behaviour:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    let name = concat!(stringify!($backend), "::", stringify!($behaviour));
+                    let Some(fixture) = super::$backend(name).await else {
+                        return;
+                    };
+                    super::$behaviour(&fixture).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($backend:ident),*) => {
+        $(contract!($backend:
+            create_then_load,
+            create_twice_conflicts,
+            save_at_the_loaded_version_wins_once,
+            concurrent_saves_from_one_version_one_wins,
+            a_saves_step_is_sent_only_when_the_save_commits,
+            purge_deletes_the_checkpoint_and_its_logs,
+            list_pages_newest_first_by_status,
+            overdue_by_wake_and_limit,
+            expired_by_end_time,
+            logs_by_group_and_by_instance,
+            queue_leases_and_completes,
+            an_early_message_stays_hidden,
+        );)*
+    };
+}
+
+suite!(sqlite, azure);
