@@ -1,7 +1,7 @@
 //! Throughput of Azurite for the two operations Berth's Azure backend lives on: the conditional
 //! checkpoint write and the step message cycle. Ignored by default; run with
-//! `cargo test -p handler --test azure_bench -- --ignored --nocapture` (Azurite running and
-//! `BERTH_TEST_AZURITE` set). The numbers are printed; the assertions only check the work was done.
+//! `cargo test -p handler --test azure_bench -- --ignored --nocapture` (on the Azurite of
+//! `azure_support`). The numbers are printed; the assertions only check the work was done.
 #![allow(clippy::unwrap_used)]
 
 mod azure_support;
