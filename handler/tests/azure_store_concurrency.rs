@@ -229,14 +229,15 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
         finals.values().all(|s| s == "Succeeded"),
         "all terminal and successful: {finals:?}"
     );
-    let settle = Instant::now() + Duration::from_secs(30);
-    let stats = loop {
+    let stats = eventually("every group deleted", Duration::from_secs(30), || async {
         let stats = emulator.stats();
-        if stats.groups == 0 || Instant::now() > settle {
-            break stats;
+        if stats.groups == 0 {
+            Ok(stats)
+        } else {
+            Err(format!("{} groups left", stats.groups))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     for id in &ids {
         let prefix = format!("{id}-work-1-");
         let created: Vec<u64> = stats

@@ -57,6 +57,18 @@ where
     }
 }
 
+/// The path of `program` on `PATH`; fails the test saying how to install it (`install`) when it is
+/// not there. For what every test of a suite needs (bubblewrap for the emulator's containers), so
+/// not skippable.
+pub fn require_program(program: &str, install: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{} needs {program} on PATH: {install}", test_name()))
+}
+
 /// The name of the running test: libtest names each test's thread after it (`module::test`).
 pub fn test_name() -> String {
     std::thread::current()
@@ -108,6 +120,16 @@ mod tests {
             || async { Err("still 7") },
         )
         .await;
+    }
+
+    #[test]
+    fn programs_are_found_on_path_or_named_with_their_install_command() {
+        assert!(require_program("sh", "any").is_file());
+        let missing = std::panic::catch_unwind(|| {
+            require_program("no-such-program-berth", "apt-get install it")
+        });
+        let message = *missing.unwrap_err().downcast::<String>().unwrap();
+        assert!(message.ends_with("needs no-such-program-berth on PATH: apt-get install it"));
     }
 
     #[test]

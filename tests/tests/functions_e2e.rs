@@ -47,6 +47,8 @@ struct Emulator {
 
 impl Emulator {
     async fn start(data: &Path, args: &[&str]) -> Self {
+        let install = "apt-get install bubblewrap (bin/test installs it)";
+        berth_test_support::require_program("bwrap", install);
         let mut child = tokio::process::Command::new(workspace_binary("aci-emulator").unwrap())
             // The tests and the containers reach it on loopback; its token has tests of its own.
             .args(["--no-auth", "--port", "0", "--data-dir"])

@@ -15,6 +15,8 @@ use emulator::{Config, Running};
 use serde_json::{Value, json};
 
 pub const API: &str = "2025-09-01";
+/// How to get bubblewrap, which runs the containers.
+pub const BUBBLEWRAP: &str = "apt-get install bubblewrap (bin/test installs it)";
 pub const SUB: &str = "00000000-0000-0000-0000-000000000000";
 pub const RG: &str = "berth-tests";
 
@@ -52,6 +54,9 @@ impl Harness {
     pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = config(dir.path());
         adjust(&mut config);
+        if !config.instant {
+            berth_test_support::require_program("bwrap", BUBBLEWRAP);
+        }
         let running = emulator::start(config, loopback()).await.unwrap();
         let base = running.base_url();
         Harness {

@@ -94,10 +94,14 @@ pub async fn emulator_in(dir: &std::path::Path) -> emulator::Running {
         data_dir: dir.join("aci"),
         ..emulator::Config::default()
     };
+    berth_test_support::require_program("bwrap", BUBBLEWRAP);
     emulator::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
 }
+
+/// How to get bubblewrap, which the emulator runs containers under.
+pub const BUBBLEWRAP: &str = "apt-get install bubblewrap (bin/test installs it)";
 
 /// A runtime on SQLite in `dir` with ARM at `arm` and `BERTH_APP` `app`, and no worker: the test
 /// delivers the steps itself ([`run_steps`]).
@@ -225,6 +229,7 @@ impl Harness {
         if let Some(images) = options.images {
             config.images = images;
         }
+        berth_test_support::require_program("bwrap", BUBBLEWRAP);
         let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
