@@ -38,7 +38,7 @@ pub async fn measure(
     let mut startup = Vec::new();
     let mut rss = Vec::new();
     for start in 0..starts {
-        let port = free_port()?;
+        let port = free_port();
         let mut command = Command::new(binary);
         command
             .env_clear()

@@ -1,5 +1,5 @@
 //! The whole run: what to measure ([`Plan`]), measuring it in order, and the results (a table per
-//! item on stdout, one JSON document for `results.json` with the keys the issue names).
+//! item on stdout, one JSON document for `results.json` with the keys bench/README.md lists).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -732,7 +732,7 @@ impl Suite {
         Ok(())
     }
 
-    /// The ratios the issue's targets are stated in.
+    /// The ratios the targets (bench/README.md) are stated in.
     fn ratios(&mut self) {
         let get = |json: &Map<String, Value>, path: &[&str]| {
             let mut v = json.get(path[0]);

@@ -1,4 +1,5 @@
-//! The deployment spec as Berth keeps it: PRODUCT.md's shape, parsed and defaulted.
+//! The deployment spec as Berth keeps it: the shape README.md's "The spec" describes, parsed and
+//! defaulted.
 
 use std::collections::BTreeMap;
 

@@ -2,8 +2,8 @@
 //! its HTTP API, with the ACI emulator it creates groups on. `handler/tests/e2e_*.rs` run them
 //! against the in-process runtime on SQLite and on Azurite; `tests/tests/functions_e2e.rs` runs
 //! them through the simulated Functions host against the real `handler` binary. That crate
-//! includes this file by path, so it uses only what both have: `berth`, `reqwest`, `serde_json`,
-//! `tokio`, `uuid`.
+//! includes this file by path, so it uses only what both have: `berth`, `berth_test_support`,
+//! `reqwest`, `serde_json`, `tokio`, `uuid`.
 //!
 //! Each scenario asserts only about its own deployment (its statuses, its groups' create counts,
 //! its logs and share files), so scenarios with distinct ids may run at once on one Berth; the
@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use berth_test_support::eventually;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
@@ -91,18 +92,15 @@ pub async fn wait_for(
     limit: Duration,
     want: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
+    eventually(&format!("deployment {id} to get there"), limit, || async {
         let status = status(b, id).await;
         if want(&status) {
-            return status;
+            Ok(status)
+        } else {
+            Err(status)
         }
-        assert!(
-            Instant::now() < deadline,
-            "deployment {id} did not get there in {limit:?}: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Polls a deployment's phase with `phase` (`None` while Berth cannot answer) until it is `want`
@@ -128,21 +126,17 @@ pub async fn catch_phase(
 /// container wrote to the share from its `BERTH_CALLBACK_URL` or `BERTH_HEARTBEAT_URL`.
 pub async fn given_token(b: &impl Berth, id: &str, kind: &str) -> String {
     let file = share(b, "teststore", "data").join(format!("{id}-{kind}-url"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(&file)
-            && let Some((_, token)) = url.trim().split_once("?token=")
-            && !token.is_empty()
-        {
-            return token.to_owned();
+    let what = format!("{id} to write {}", file.display());
+    eventually(&what, Duration::from_secs(30), || async {
+        match std::fs::read_to_string(&file) {
+            Ok(url) => match url.trim().split_once("?token=") {
+                Some((_, token)) if !token.is_empty() => Ok(token.to_owned()),
+                _ => Err(format!("no token in {url:?}")),
+            },
+            Err(e) => Err(e.to_string()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never wrote {}",
-            file.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// A job that writes the callback URLs it was given to the share (for [`given_token`]), then
