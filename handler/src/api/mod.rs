@@ -617,6 +617,8 @@ async fn history(State(api): State<Shared>, Path(id): Path<String>) -> Result<Re
 #[derive(Deserialize)]
 struct CallbackParams {
     token: Option<String>,
+    /// The instance the URL was handed to (its token is bound to it).
+    instance: Option<String>,
 }
 
 async fn callback(
@@ -641,8 +643,18 @@ async fn callback(
             "token: not valid for this deployment and event",
         )
     };
+    if let Some(instance) = &params.instance {
+        spec::validate::instance_name(instance).map_err(|e| Problem::bad_request("instance", e))?;
+    }
     let payload = event_payload(body).await?;
-    match api.driver.raise_callback(&id, &kind, &token, payload).await {
+    if payload.get("exitCode").is_some_and(|c| !c.is_i64()) {
+        return Err(Problem::bad_request("exitCode", "must be a whole number"));
+    }
+    match api
+        .driver
+        .raise_callback(&id, &kind, params.instance.as_deref(), &token, payload)
+        .await
+    {
         Ok(_) => {}
         Err(DriverError::NotFound(_) | DriverError::Unauthorised { .. }) => {
             return Err(forbidden());

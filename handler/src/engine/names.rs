@@ -39,6 +39,38 @@ pub fn aci_name(deployment: &str, uid: Option<&str>, group: &str, generation: u3
     format!("{readable}{suffix}")
 }
 
+/// The ARM name of instance `index` of a fanned-out group: `{id}-{group}-{index}-{generation}-{hash}`,
+/// the hash over the deployment's uid, id, group, index and generation (the index behind a
+/// marker no plain group name's hash has, so that group `a-1` and index 1 of group `a` differ).
+pub fn instance_name(
+    deployment: &str,
+    uid: Option<&str>,
+    group: &str,
+    index: u32,
+    generation: u32,
+) -> String {
+    let mut hasher = Sha256::new();
+    for part in [uid.unwrap_or(""), deployment, group, "#index"] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.update(index.to_le_bytes());
+    hasher.update(generation.to_le_bytes());
+    let hash: String = hasher.finalize()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let suffix = format!("-{index}-{generation}-{hash}");
+    let mut readable: String = format!("{deployment}-{group}")
+        .chars()
+        .take(MAX_NAME - suffix.len())
+        .collect();
+    while readable.ends_with('-') {
+        readable.pop();
+    }
+    format!("{readable}{suffix}")
+}
+
 /// The name before deployments had a uid: `{id}-{group}-{generation}`, or a truncated prefix
 /// with a hash of the full name past 63 characters.
 fn legacy_name(deployment: &str, group: &str, generation: u32) -> String {
