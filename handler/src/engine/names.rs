@@ -18,25 +18,8 @@ pub fn aci_name(deployment: &str, uid: Option<&str>, group: &str, generation: u3
     let Some(uid) = uid else {
         return legacy_name(deployment, group, generation);
     };
-    let mut hasher = Sha256::new();
-    for part in [uid, deployment, group] {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hasher.update(generation.to_le_bytes());
-    let hash: String = hasher.finalize()[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let suffix = format!("-{generation}-{hash}");
-    let mut readable: String = format!("{deployment}-{group}")
-        .chars()
-        .take(MAX_NAME - suffix.len())
-        .collect();
-    while readable.ends_with('-') {
-        readable.pop();
-    }
-    format!("{readable}{suffix}")
+    let hash = hash(&[uid, deployment, group], &[generation]);
+    readable(deployment, group, &format!("-{generation}-{hash}"))
 }
 
 /// The ARM name of instance `index` of a fanned-out group: `{id}-{group}-{index}-{generation}-{hash}`,
@@ -49,18 +32,31 @@ pub fn instance_name(
     index: u32,
     generation: u32,
 ) -> String {
+    let hash = hash(
+        &[uid.unwrap_or(""), deployment, group, "#index"],
+        &[index, generation],
+    );
+    readable(deployment, group, &format!("-{index}-{generation}-{hash}"))
+}
+
+/// 8 hex digits of SHA-256 over `parts` (each length-prefixed) and `numbers`.
+fn hash(parts: &[&str], numbers: &[u32]) -> String {
     let mut hasher = Sha256::new();
-    for part in [uid.unwrap_or(""), deployment, group, "#index"] {
+    for part in parts {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher.update(index.to_le_bytes());
-    hasher.update(generation.to_le_bytes());
-    let hash: String = hasher.finalize()[..4]
+    for number in numbers {
+        hasher.update(number.to_le_bytes());
+    }
+    hasher.finalize()[..4]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    let suffix = format!("-{index}-{generation}-{hash}");
+        .collect()
+}
+
+/// `{deployment}-{group}`, cut to leave room for `suffix` within 63 characters, then `suffix`.
+fn readable(deployment: &str, group: &str, suffix: &str) -> String {
     let mut readable: String = format!("{deployment}-{group}")
         .chars()
         .take(MAX_NAME - suffix.len())
