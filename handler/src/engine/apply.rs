@@ -566,13 +566,13 @@ fn judged(
     if succeeded {
         note(d, now, "InstanceSucceeded", name);
     } else {
-        let retry = d.spec.retry_of(slot);
-        let detail = if generation < retry.max_attempts {
-            format!("{error}; attempt {} follows", generation + 1)
+        // A failure the retry answers is an attempt's; the last one is the instance's.
+        if generation < d.spec.retry_of(slot).max_attempts {
+            let detail = format!("{name}: {error}; attempt {} follows", generation + 1);
+            note(d, now, "AttemptFailed", detail);
         } else {
-            error
-        };
-        note(d, now, "InstanceFailed", format!("{name}: {detail}"));
+            note(d, now, "InstanceFailed", format!("{name}: {error}"));
+        }
     }
 }
 

@@ -1033,7 +1033,7 @@ fn a_pipeline_runs_its_stages_in_order_and_its_fan_out_within_its_parallelism() 
         if h.detail.starts_with("job-1-shard") {
             match h.kind.as_str() {
                 "GroupCreated" => at_once += 1,
-                "InstanceSucceeded" | "InstanceFailed" => at_once -= 1,
+                "InstanceSucceeded" | "InstanceFailed" | "AttemptFailed" => at_once -= 1,
                 _ => {}
             }
             most = most.max(at_once);

@@ -702,3 +702,46 @@ pub async fn the_seed_service_is_healed_and_torn_down(b: &impl Berth, disruption
     );
     assert!(history(b, &id).await.iter().any(|e| e == "Healing"));
 }
+
+/// `examples/pipeline.json` (prepare → 4 shards, 2 at a time → evaluate, through a share,
+/// outputs passed on): every stage in order, each instance created once, the shards' outputs in
+/// the status and in the evaluation's `BERTH_INPUTS`.
+pub async fn the_example_pipeline_runs_its_stages_in_order_and_passes_outputs_on(b: &impl Berth) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipeline.json");
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    spec["id"] = json!("pipeline-e2e");
+    let id = start_deployment(b, &spec).await;
+    let status = wait_for(b, &id, Duration::from_secs(90), |s| s["phase"] == "Done").await;
+    assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
+    let groups = &status["groups"];
+    for (i, name) in ["prepare", "shard", "evaluate"].iter().enumerate() {
+        assert_eq!(groups[i]["name"], *name);
+        assert_eq!(groups[i]["result"], "Succeeded", "{status}");
+    }
+    assert_eq!(groups[1]["instances"]["succeeded"], 4, "{status}");
+    let sums: Vec<i64> = (0..4)
+        .map(|i| groups[1]["outputs"][i.to_string()]["sum"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sums, vec![4950, 14950, 24950, 34950]);
+    assert_eq!(groups[0]["outputs"]["0"]["parts"], 4);
+
+    let inputs: Value = serde_json::from_str(
+        &std::fs::read_to_string(share(b, "berthdemo", "pipeline").join("inputs.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(inputs["shard"]["3"]["sum"], 34950, "{inputs}");
+
+    let stats = stats(b).await;
+    let created: Vec<(&String, u64)> = stats["createsByName"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("pipeline-e2e-"))
+        .map(|(name, n)| (name, n.as_u64().unwrap()))
+        .collect();
+    assert_eq!(created.len(), 6, "{created:?}");
+    assert!(created.iter().all(|(_, n)| *n == 1), "{created:?}");
+    let events = history(b, &id).await;
+    let first = |kind: &str| events.iter().position(|e| e == kind).unwrap();
+    assert!(first("InstanceSucceeded") < events.iter().rposition(|e| e == "GroupCreated").unwrap());
+}
