@@ -745,3 +745,97 @@ pub async fn the_example_pipeline_runs_its_stages_in_order_and_passes_outputs_on
     let first = |kind: &str| events.iter().position(|e| e == kind).unwrap();
     assert!(first("InstanceSucceeded") < events.iter().rposition(|e| e == "GroupCreated").unwrap());
 }
+
+/// A fanned-out callback job: each instance's URL (its token bound to the instance) completes
+/// that instance alone, with its output; a token is refused for another instance, without its
+/// instance, and a hostile instance name is a 400 naming it.
+pub async fn an_instances_callback_token_opens_that_instance_alone(b: &impl Berth) {
+    let mut spec = job(
+        "fan-tokens",
+        "echo \"$BERTH_CALLBACK_URL\" > /mnt/share/fan-tokens-$BERTH_INDEX.tmp && \
+         mv /mnt/share/fan-tokens-$BERTH_INDEX.tmp /mnt/share/fan-tokens-$BERTH_INDEX-url && sleep 600",
+    );
+    spec["completion"] = json!("callback");
+    spec["groups"][0]["count"] = json!(2);
+    let id = start_deployment(b, &spec).await;
+    let given = |index: u32| {
+        let file = share(b, "teststore", "data").join(format!("fan-tokens-{index}-url"));
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(url) = std::fs::read_to_string(&file)
+                    && let Some((_, query)) = url.trim().split_once('?')
+                {
+                    let pairs: std::collections::HashMap<String, String> =
+                        url::form_urlencoded::parse(query.as_bytes())
+                            .into_owned()
+                            .collect();
+                    return (pairs["token"].clone(), pairs["instance"].clone());
+                }
+                assert!(Instant::now() < deadline, "no {}", file.display());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (token0, instance0) = given(0).await;
+    let (token1, instance1) = given(1).await;
+    assert_ne!(instance0, instance1);
+    let id = id.as_str();
+    let anonymous = |query: String, body: Value| async move {
+        let response = b
+            .http()
+            .post(format!("{}/callbacks/{id}/completed?{query}", b.api()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let done = json!({ "exitCode": 0, "output": { "rows": 7 } });
+    for (query, why) in [
+        (
+            format!("token={token0}&instance={instance1}"),
+            "another instance's token",
+        ),
+        (
+            format!("token={token0}"),
+            "an instance's token without its instance",
+        ),
+        (format!("token={token1}&instance={instance0}"), "swapped"),
+    ] {
+        let (code, body) = anonymous(query, done.clone()).await;
+        assert_eq!(code, 403, "{why}: {body}");
+    }
+    let (code, body) =
+        anonymous(format!("token={token0}&instance=..%2F..%2Fx"), done.clone()).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("instance"),
+        "{body}"
+    );
+    let (code, body) = anonymous(
+        format!("token={token0}&instance={instance0}"),
+        json!({ "exitCode": "zero" }),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+
+    let (code, body) = anonymous(format!("token={token0}&instance={instance0}"), done).await;
+    assert_eq!(code, 202, "{body}");
+    let status = wait_for(b, id, Duration::from_secs(30), |s| {
+        s["groups"][0]["instances"]["succeeded"] == 1
+    })
+    .await;
+    assert_eq!(status["groups"][0]["outputs"]["0"]["rows"], 7, "{status}");
+    assert_eq!(status["groups"][0]["instances"]["running"], 1, "{status}");
+    assert_ne!(status["phase"], "Done");
+    let (code, _) = anonymous(
+        format!("token={token1}&instance={instance1}"),
+        json!({ "exitCode": 0 }),
+    )
+    .await;
+    assert_eq!(code, 202);
+    let status = wait_done(b, id).await;
+    assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
+}
