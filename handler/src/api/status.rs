@@ -247,6 +247,98 @@ fn results(
     (failures, outputs)
 }
 
+/// A page of a group's instances (`GET /api/deployments/{id}/groups/{group}/instances`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstancesPage<'a> {
+    /// What to send as `continuationToken` for the next page; `null` on the last.
+    pub continuation_token: Option<String>,
+    pub group: &'a str,
+    pub id: &'a str,
+    pub instances: Vec<InstanceDoc<'a>>,
+}
+
+/// One index of a group: its latest attempt.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceDoc<'a> {
+    /// `null` before its first attempt is planned.
+    pub aci_name: Option<&'a str>,
+    /// Its latest attempt, 0 before the first.
+    pub attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<&'a serde_json::Value>,
+    /// `New`, `Running`, `Retrying`, `Succeeded` or `Failed`.
+    pub state: &'static str,
+}
+
+/// Reads a continuation token of [`instances`]: the next index.
+pub fn instance_token(token: &str) -> Option<u32> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix("i:")?
+        .parse()
+        .ok()
+}
+
+/// Up to `top` instances of group `group` from index `from`; `None` when there is no such group.
+pub fn instances<'a>(
+    d: &'a Deployment,
+    group: &'a str,
+    from: u32,
+    top: usize,
+) -> Option<InstancesPage<'a>> {
+    use base64::Engine as _;
+    let slot = d.spec.groups.iter().position(|g| g.name == group)?;
+    let latest = flow::latest(d, slot);
+    let instances: Vec<InstanceDoc<'a>> = latest
+        .iter()
+        .enumerate()
+        .skip(from as usize)
+        .take(top)
+        .map(|(index, at)| {
+            let inst = at.map(|i| &d.instances[i]);
+            let verdict = inst.and_then(|i| i.verdict.as_ref());
+            let state = match flow::task(d, slot, inst) {
+                Task::New => "New",
+                Task::Running => "Running",
+                Task::Retry { .. } => "Retrying",
+                Task::Succeeded => "Succeeded",
+                Task::Failed => "Failed",
+            };
+            InstanceDoc {
+                aci_name: inst.map(|i| i.aci_name.as_str()),
+                attempt: inst.map_or(0, |i| i.generation),
+                error: verdict.and_then(|v| v.error.as_deref()),
+                exit_code: verdict.and_then(|v| v.exit_code),
+                index: index as u32,
+                output: inst
+                    .and_then(|i| i.completed.as_ref())
+                    .and_then(|c| c.output.as_ref()),
+                state,
+            }
+        })
+        .collect();
+    let next = from as usize + instances.len();
+    let continuation_token = (next < latest.len())
+        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i:{next}")));
+    Some(InstancesPage {
+        continuation_token,
+        group,
+        id: &d.id,
+        instances,
+    })
+}
+
 /// A page of `GET /api/deployments`, newest first.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -741,6 +741,49 @@ pub async fn the_example_pipeline_runs_its_stages_in_order_and_passes_outputs_on
         .collect();
     assert_eq!(created.len(), 6, "{created:?}");
     assert!(created.iter().all(|(_, n)| *n == 1), "{created:?}");
+    // The shards, paged.
+    let (code, page) = get(
+        b,
+        &format!("/deployments/{id}/groups/shard/instances?top=3"),
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    let indexes: Vec<i64> = page["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![0, 1, 2]);
+    assert_eq!(page["instances"][1]["output"]["sum"], 14950);
+    assert_eq!(page["instances"][1]["state"], "Succeeded");
+    let token = page["continuationToken"].as_str().unwrap();
+    let (code, rest) = get(
+        b,
+        &format!("/deployments/{id}/groups/shard/instances?top=3&continuationToken={token}"),
+    )
+    .await;
+    assert_eq!(code, 200, "{rest}");
+    assert_eq!(rest["instances"][0]["index"], 3);
+    assert_eq!(rest["continuationToken"], Value::Null);
+    for (path, code, field) in [
+        (
+            "groups/shard/instances?continuationToken=bm9wZQ",
+            400,
+            "continuationToken",
+        ),
+        ("groups/shard/instances?top=0", 400, "top"),
+        ("groups/nothing/instances", 404, "group"),
+        ("groups/Shard_1/instances", 400, "group"),
+    ] {
+        let (got, body) = get(b, &format!("/deployments/{id}/{path}")).await;
+        assert_eq!(got, code, "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with(field),
+            "{path}: {body}"
+        );
+    }
+
     let events = history(b, &id).await;
     let first = |kind: &str| events.iter().position(|e| e == kind).unwrap();
     assert!(first("InstanceSucceeded") < events.iter().rposition(|e| e == "GroupCreated").unwrap());
