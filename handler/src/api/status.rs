@@ -73,7 +73,7 @@ pub struct GroupDoc<'a> {
     pub containers: Vec<ContainerDoc<'a>>,
     /// Failed instances (after their retries), with their errors; at most 100.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub failures: Vec<FailureDoc<'a>>,
+    pub failures: Vec<InstanceDoc<'a>>,
     /// Absent until there is a container group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<u32>,
@@ -89,18 +89,6 @@ pub struct GroupDoc<'a> {
     /// `Waiting` for its dependencies, `Skipped`, or ACI's `instanceView.state` of its latest
     /// container group, or Berth's `Pending`, `Creating` or `Deleted` around it.
     pub state: &'a str,
-}
-
-/// A failed instance of a group.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FailureDoc<'a> {
-    pub attempt: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i64>,
-    pub index: u32,
 }
 
 /// Most failures and outputs a status document lists per group.
@@ -221,20 +209,14 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
 fn results(
     d: &Deployment,
     slot: usize,
-) -> (Vec<FailureDoc<'_>>, BTreeMap<u32, &serde_json::Value>) {
+) -> (Vec<InstanceDoc<'_>>, BTreeMap<u32, &serde_json::Value>) {
     let mut failures = Vec::new();
     let mut outputs = BTreeMap::new();
     for at in flow::latest(d, slot).into_iter().flatten() {
         let inst = &d.instances[at];
         match flow::task(d, slot, Some(inst)) {
             Task::Failed if failures.len() < MOST_LISTED => {
-                let verdict = inst.verdict.as_ref();
-                failures.push(FailureDoc {
-                    attempt: inst.generation,
-                    error: verdict.and_then(|v| v.error.as_deref()),
-                    exit_code: verdict.and_then(|v| v.exit_code),
-                    index: inst.index,
-                });
+                failures.push(instance_doc(d, slot, inst.index, Some(inst)));
             }
             Task::Succeeded if outputs.len() < MOST_LISTED => {
                 if let Some(output) = inst.completed.as_ref().and_then(|c| c.output.as_ref()) {
@@ -277,6 +259,34 @@ pub struct InstanceDoc<'a> {
     pub state: &'static str,
 }
 
+/// Index `index` of group `slot`, from its latest attempt `inst`.
+fn instance_doc<'a>(
+    d: &'a Deployment,
+    slot: usize,
+    index: u32,
+    inst: Option<&'a crate::engine::Instance>,
+) -> InstanceDoc<'a> {
+    let verdict = inst.and_then(|i| i.verdict.as_ref());
+    let state = match flow::task(d, slot, inst) {
+        Task::New => "New",
+        Task::Running => "Running",
+        Task::Retry { .. } => "Retrying",
+        Task::Succeeded => "Succeeded",
+        Task::Failed => "Failed",
+    };
+    InstanceDoc {
+        aci_name: inst.map(|i| i.aci_name.as_str()),
+        attempt: inst.map_or(0, |i| i.generation),
+        error: verdict.and_then(|v| v.error.as_deref()),
+        exit_code: verdict.and_then(|v| v.exit_code),
+        index,
+        output: inst
+            .and_then(|i| i.completed.as_ref())
+            .and_then(|c| c.output.as_ref()),
+        state,
+    }
+}
+
 /// Reads a continuation token of [`instances`]: the next index.
 pub fn instance_token(token: &str) -> Option<u32> {
     use base64::Engine as _;
@@ -305,28 +315,7 @@ pub fn instances<'a>(
         .enumerate()
         .skip(from as usize)
         .take(top)
-        .map(|(index, at)| {
-            let inst = at.map(|i| &d.instances[i]);
-            let verdict = inst.and_then(|i| i.verdict.as_ref());
-            let state = match flow::task(d, slot, inst) {
-                Task::New => "New",
-                Task::Running => "Running",
-                Task::Retry { .. } => "Retrying",
-                Task::Succeeded => "Succeeded",
-                Task::Failed => "Failed",
-            };
-            InstanceDoc {
-                aci_name: inst.map(|i| i.aci_name.as_str()),
-                attempt: inst.map_or(0, |i| i.generation),
-                error: verdict.and_then(|v| v.error.as_deref()),
-                exit_code: verdict.and_then(|v| v.exit_code),
-                index: index as u32,
-                output: inst
-                    .and_then(|i| i.completed.as_ref())
-                    .and_then(|c| c.output.as_ref()),
-                state,
-            }
-        })
+        .map(|(index, at)| instance_doc(d, slot, index as u32, at.map(|i| &d.instances[i])))
         .collect();
     let next = from as usize + instances.len();
     let continuation_token = (next < latest.len())
