@@ -5,7 +5,7 @@
 //! they cannot any more), then `Pending` until its first instance is created, `Running`, and
 //! ends `Succeeded` (every instance succeeded, bar `tolerateFailures`) or `Failed` (more failed
 //! than tolerated, each after its retries). A service group waits until the groups it depends
-//! on are running, then runs until torn down.
+//! on are running (their container group seen `Running`), then runs until torn down.
 
 use serde::Serialize;
 
@@ -147,11 +147,18 @@ pub fn states(d: &Deployment) -> Vec<GroupState> {
 fn state_of(d: &Deployment, slot: usize, deps: &[GroupState]) -> GroupState {
     let group = &d.spec.groups[slot];
     if d.spec.mode == Mode::Service {
+        // Running once its current container group is seen running; a group that was started
+        // keeps its place (a heal does not stop what depends on it).
         let started = d.instances.iter().any(|i| i.slot == slot);
+        let running = d.instances.iter().any(|i| {
+            i.slot == slot
+                && !i.retiring
+                && i.observed.as_ref().is_some_and(|o| o.state == "Running")
+        });
         let deps_running = deps.iter().all(|s| *s == GroupState::Running);
-        return if started {
+        return if running {
             GroupState::Running
-        } else if deps_running && d.outcome.is_none() {
+        } else if started || (deps_running && d.outcome.is_none()) {
             GroupState::Pending
         } else {
             GroupState::Waiting

@@ -596,13 +596,24 @@ pub fn seed_spec() -> Value {
         "-c",
         "while true; do date +%s >> /shared/worker.log; sleep 1; done"
     ]);
+    let mut web = seed_group(
+        "web",
+        "nginx",
+        "nginx:alpine",
+        "/usr/share/nginx/html",
+        Value::Null,
+    );
+    let mut worker = seed_group("worker", "worker", "busybox", "/shared", worker);
+    // The database first: the web server and the worker start once it runs.
+    web["dependsOn"] = json!(["db"]);
+    worker["dependsOn"] = json!(["db"]);
     json!({
         "id": "seed",
         "mode": "service",
         "groups": [
             seed_group("db", "postgres", "postgres:15", "/var/lib/postgresql/data", Value::Null),
-            seed_group("web", "nginx", "nginx:alpine", "/usr/share/nginx/html", Value::Null),
-            seed_group("worker", "worker", "busybox", "/shared", worker),
+            web,
+            worker,
         ]
     })
 }
@@ -629,6 +640,30 @@ pub async fn the_seed_service_is_healed_and_torn_down(b: &impl Berth, disruption
             .all(|g| g["state"] == "Running")
     };
     wait_for(b, &id, Duration::from_secs(30), running).await;
+    // Started in order: the db observed running before web and worker were created.
+    let events = history(b, &id).await;
+    let (_, full) = get(b, &format!("/deployments/{id}/history")).await;
+    let details: Vec<String> = full["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["eventType"].as_str().unwrap(),
+                e["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let at =
+        |what: &dyn Fn(&str) -> bool| details.iter().position(|d| what(d)).unwrap_or(usize::MAX);
+    let db_running = at(&|d| d.starts_with("GroupObserved seed-db-") && d.contains("/ Running"));
+    let web_created = at(&|d| d.starts_with("GroupCreated seed-web-"));
+    let worker_created = at(&|d| d.starts_with("GroupCreated seed-worker-"));
+    assert!(
+        db_running < web_created && db_running < worker_created && web_created < usize::MAX,
+        "{events:?}\n{details:#?}"
+    );
     let share = share(b, "seedstore", "app");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(share.join("postmaster.pid").exists() && share.join("worker.log").exists()) {
