@@ -114,6 +114,8 @@ pub fn start(
         wake: Some(Wake { at: now, seq: 1 }),
         cost: Cost::default(),
         history: Vec::new(),
+        stages_started: 0,
+        stages_ended: 0,
     };
     let groups = format!("{} group(s)", deployment.spec.groups.len());
     note(&mut deployment, now, "DeploymentAccepted", groups);
@@ -622,6 +624,13 @@ fn judge_job(d: &mut Deployment, now: Millis, plan: &mut Plan) {
         }
     }
     let states = flow::states(d);
+    for (slot, state) in states.iter().enumerate() {
+        if state.has_ended() && d.stages_ended & (1 << slot) == 0 {
+            d.stages_ended |= 1 << slot;
+            let detail = format!("{}: {state:?}", d.spec.groups[slot].name);
+            note(d, now, "StageEnded", detail);
+        }
+    }
     // A group failed past its tolerance: its instances still under way are stopped.
     for (slot, state) in states.iter().enumerate() {
         if *state != GroupState::Failed {
@@ -802,7 +811,7 @@ fn plan_instances(d: &mut Deployment, now: Millis, plan: &mut Plan) {
                         + 1;
                     let heals = generation.saturating_sub(1);
                     let blocked = (heals > 0).then(|| now + policy::failure_delay(heals));
-                    add_instance(d, slot, 0, generation, blocked);
+                    add_instance(d, slot, 0, generation, blocked, now);
                 }
             }
         }
@@ -843,7 +852,7 @@ fn plan_job_group(d: &mut Deployment, slot: usize, now: Millis, plan: &mut Plan)
         running += 1;
     }
     for (index, generation) in start {
-        add_instance(d, slot, index, generation, None);
+        add_instance(d, slot, index, generation, None, now);
     }
 }
 
@@ -853,6 +862,7 @@ fn add_instance(
     index: u32,
     generation: u32,
     blocked_until: Option<Millis>,
+    now: Millis,
 ) {
     let group = &d.spec.groups[slot];
     let name = if group.fans_out() {
@@ -860,6 +870,11 @@ fn add_instance(
     } else {
         aci_name(&d.id, d.uid.as_deref(), &group.name, generation)
     };
+    if d.stages_started & (1 << slot) == 0 {
+        d.stages_started |= 1 << slot;
+        let name = d.spec.groups[slot].name.clone();
+        note(d, now, "StageStarted", name);
+    }
     // A deployment-wide `completed` that came before this instance existed.
     let completed = d.completed.take();
     let mut instance = Instance::new(slot, index, generation, name);

@@ -72,6 +72,12 @@ pub struct Deployment {
     pub wake: Option<Wake>,
     pub cost: Cost,
     pub history: Vec<HistoryEntry>,
+    /// Groups whose start (`StageStarted`) the history holds, bit `slot` (at most 10 groups).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stages_started: u32,
+    /// Groups whose end (`StageEnded`) the history holds, bit `slot`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stages_ended: u32,
 }
 
 fn default_claim_ms() -> Millis {

@@ -1047,6 +1047,23 @@ fn a_pipeline_runs_its_stages_in_order_and_its_fan_out_within_its_parallelism() 
         .map(|i| i.index)
         .collect();
     assert_eq!(indexes, vec![0, 1, 2, 3]);
+    let stages: Vec<String> = d
+        .history
+        .iter()
+        .filter(|h| h.kind.starts_with("Stage"))
+        .map(|h| format!("{} {}", h.kind, h.detail))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "StageStarted prepare",
+            "StageEnded prepare: Succeeded",
+            "StageStarted shard",
+            "StageEnded shard: Succeeded",
+            "StageStarted evaluate",
+            "StageEnded evaluate: Succeeded",
+        ]
+    );
 }
 
 #[test]
