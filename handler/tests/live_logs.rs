@@ -1,6 +1,7 @@
 //! Live logs end to end, against the emulator running real processes: a running container's log
 //! from ARM (whole, `tail`), a `follow` that receives the lines written after it started and ends
-//! when the job does, the saved log after, the refused queries, and the cap on follows.
+//! when the job does (past the server's request timeout too), the saved log after, the refused
+//! queries, a follow through the Functions host (answered once), and the cap on follows.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use berth::api::logs::{FOLLOW_POLL, MAX_TAIL};
 use berth::driver::{LogSource, MAX_FOLLOWS};
 use berth::functions::http::HttpInvocation;
+use berth::server::Limits;
 use common::{Harness, job};
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -240,4 +242,46 @@ async fn follows_are_capped_and_a_gone_caller_frees_its_slot() {
     }
     h.wait_done(&id).await;
     assert!(h.runtime.driver.follow_slot().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_outlasts_the_servers_request_timeout() {
+    let h = Harness::start().await;
+    // The same API behind the server every mode uses, with a request timeout of one second.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let limits = Limits {
+        request_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(berth::server::serve(
+        listener,
+        h.runtime.router(),
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let id = h.start_deployment(&ticking("live-4", 5, "1")).await;
+    live_with(&h, &id, 1).await;
+    let started = Instant::now();
+    let followed = h
+        .http
+        .get(format!(
+            "{url}/api/deployments/{id}/logs/work/main?follow=true"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(60), followed.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, lines(1..=5));
+    assert!(started.elapsed() > Duration::from_secs(2));
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    h.wait_done(&id).await;
 }

@@ -3,8 +3,10 @@
 //! While the group's instance runs, the log is read from ARM (under the ARM read budget);
 //! once its logs are saved, the saved copy is answered. `?tail=N` (1 to [`MAX_TAIL`]) keeps the
 //! last `N` lines. `?follow=true` streams a `text/plain` body: the log as it is, then only the
-//! lines each later read adds (ARM is read every [`FOLLOW_POLL`]), until the instance has ended
-//! (the rest of its final or saved log is sent last) or for at most [`FOLLOW_FOR`].
+//! lines each later read adds, until the instance has ended (the rest of its final or saved log
+//! is sent last) or for at most [`FOLLOW_FOR`]. A follow reads the log every [`FOLLOW_POLL`], or
+//! less often when many follow at once: together they read at most [`FOLLOWS_READS_PER_SECOND`]
+//! times a second, so that Berth's own looks keep most of the ARM read budget.
 //!
 //! # Guarantees
 //! - A follow holds one of the driver's [`MAX_FOLLOWS`] slots from before its first read to its
@@ -43,6 +45,9 @@ use crate::spec;
 pub const MAX_TAIL: u32 = 10_000;
 /// How often a follow reads the log again.
 pub const FOLLOW_POLL: Duration = Duration::from_secs(3);
+/// The reads per second all follows together make at most (each every [`FOLLOW_POLL`] while
+/// fewer than `FOLLOW_POLL × this` follow).
+pub const FOLLOWS_READS_PER_SECOND: u32 = 10;
 /// How long a follow lasts at most; the caller follows again to go on.
 pub const FOLLOW_FOR: Duration = Duration::from_secs(30 * 60);
 /// Lines of context a follow matches each new read against.
@@ -197,6 +202,12 @@ pub(super) async fn logs(
     }
 }
 
+/// How long each of `follows` waits between reads.
+fn poll_every(follows: usize) -> Duration {
+    let follows = u32::try_from(follows).unwrap_or(u32::MAX);
+    FOLLOW_POLL.max(Duration::from_secs(1) * follows / FOLLOWS_READS_PER_SECOND)
+}
+
 /// One follow's loop, holding its slot until it ends.
 struct Follow {
     driver: Driver,
@@ -218,7 +229,7 @@ impl Follow {
             tokio::select! {
                 _ = self.tx.closed() => return,
                 _ = tokio::time::sleep_until(until) => return,
-                _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                _ = tokio::time::sleep(poll_every(self.driver.follows())) => {}
             }
             let Some((log, done)) = self.read().await else {
                 continue;
@@ -363,7 +374,14 @@ fn join(lines: &[&str], partial: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Sent;
+    use super::*;
+
+    #[test]
+    fn many_follows_read_less_often_each() {
+        assert_eq!(poll_every(1), FOLLOW_POLL);
+        assert_eq!(poll_every(30), FOLLOW_POLL);
+        assert_eq!(poll_every(MAX_FOLLOWS), Duration::from_millis(6400));
+    }
 
     fn log(range: std::ops::Range<u32>) -> String {
         range.map(|i| format!("line {i}\n")).collect()

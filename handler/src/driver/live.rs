@@ -87,4 +87,9 @@ impl Driver {
     pub fn follow_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.follows.clone().try_acquire_owned().ok()
     }
+
+    /// Log follows holding a slot now.
+    pub fn follows(&self) -> usize {
+        MAX_FOLLOWS - self.follows.available_permits()
+    }
 }
