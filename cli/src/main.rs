@@ -126,11 +126,6 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 3 } else { 0 });
         }
     };
-    if let Command::Completions { shell } = cli.command {
-        let mut out = std::io::stdout();
-        clap_complete::generate(shell, &mut Cli::command(), "berth", &mut out);
-        return ExitCode::SUCCESS;
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -194,9 +189,9 @@ fn is_dev_url(url: &str) -> bool {
 }
 
 /// The key: `--key` or `BERTH_KEY`, else dev's key file when the URL is dev's default.
-fn api_key(cli: &Cli) -> Result<Option<String>, Failure> {
-    if cli.key.is_some() || !is_dev_url(&cli.url) {
-        return Ok(cli.key.clone());
+fn api_key(url: &str, key: Option<String>) -> Result<Option<String>, Failure> {
+    if key.is_some() || !is_dev_url(url) {
+        return Ok(key);
     }
     match std::fs::read_to_string(DEV_KEY_FILE) {
         Ok(key) => Ok(Some(key.trim().to_owned())),
@@ -208,11 +203,20 @@ fn api_key(cli: &Cli) -> Result<Option<String>, Failure> {
 }
 
 async fn run(cli: Cli) -> Result<u8, Failure> {
+    let command = match cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut script);
+            out(&String::from_utf8_lossy(&script));
+            return Ok(0);
+        }
+        command => command,
+    };
     let timeout = Duration::from_secs(cli.timeout);
-    let client = Client::new(&cli.url, api_key(&cli)?, timeout)?;
+    let client = Client::new(&cli.url, api_key(&cli.url, cli.key)?, timeout)?;
     let json = cli.json;
     let deployment = |id: &str| format!("deployments/{}", encode(id));
-    match cli.command {
+    match command {
         Command::Submit { file, wait } => submit(&client, &file, wait, json).await,
         Command::Status { id } => {
             let answer = client.call(Method::GET, &deployment(&id), None).await?;
@@ -327,7 +331,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             done(json, &answer.body, &format!("purged {id}"));
             Ok(0)
         }
-        Command::Completions { .. } => unreachable!("answered before the runtime starts"),
+        // Answered above, before a client is made.
+        Command::Completions { .. } => Ok(0),
     }
 }
 
