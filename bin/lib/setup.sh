@@ -1,4 +1,4 @@
-# Shared set-up for bin/handler and bin/test: installs what Berth needs beyond the Rust toolchain.
+# Shared set-up for bin/handler, bin/berth and bin/test: installs what Berth needs beyond the Rust toolchain.
 # Sourced, not run. Everything installed lives outside the checkout (Debian packages, ~/.cache/berth).
 
 BERTH_CACHE=${BERTH_CACHE:-$HOME/.cache/berth}

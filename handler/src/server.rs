@@ -7,7 +7,9 @@
 //! - A client that has not sent a request's headers within [`Limits::header_timeout`] (including an
 //!   idle keep-alive connection waiting for its next request) is disconnected.
 //! - A request (reading its body included) that has not been answered within
-//!   [`Limits::request_timeout`] is answered `503` with a problem, and its work is dropped.
+//!   [`Limits::request_timeout`] is answered `503` with a problem, and its work is dropped. The
+//!   timeout bounds the time to the response's headers: a streamed body (a log follow) bounds its
+//!   own length (see [`crate::api::logs`]).
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -12,6 +12,7 @@
 //! - The public base URL handed to containers and pollers is `BERTH_PUBLIC_URL` when set; without
 //!   it (Functions mode only) it is the host's `Data.req.Url`, never a caller's `X-Forwarded-*`.
 
+pub mod logs;
 pub mod problem;
 pub mod status;
 
@@ -28,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+pub use logs::BufferedResponse;
 pub use problem::Problem;
 pub use status::Prices;
 
@@ -67,7 +69,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/deployments/{id}", get(read).delete(purge))
         .route("/api/deployments/{id}/events/{name}", post(raise))
         .route("/api/deployments/{id}/terminate", post(terminate))
-        .route("/api/deployments/{id}/logs/{group}/{container}", get(logs))
+        .route(
+            "/api/deployments/{id}/logs/{group}/{container}",
+            get(logs::logs),
+        )
         .route("/api/deployments/{id}/history", get(history))
         .route(
             "/api/deployments/{id}/groups/{group}/instances",
@@ -574,31 +579,6 @@ async fn terminate(
         return Err(Problem::bad_request("reason", "at most 512 characters"));
     }
     deliver(&api, &id, Event::Terminate { reason }).await
-}
-
-async fn logs(
-    State(api): State<Shared>,
-    Path((id, group, container)): Path<(String, String, String)>,
-) -> Result<Response, Problem> {
-    valid_id(&id)?;
-    spec::validate::group_name(&group).map_err(|e| Problem::bad_request("group", e))?;
-    spec::validate::container_name(&container).map_err(|e| Problem::bad_request("container", e))?;
-    let content = api
-        .driver
-        .logs(&id, &group, &container)
-        .await?
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                format!("container: no saved logs for {group}/{container} of deployment '{id}'"),
-            )
-        })?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        content,
-    )
-        .into_response())
 }
 
 /// A page size from `top` (1 to 1000), `default` when absent.

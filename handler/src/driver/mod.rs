@@ -8,6 +8,7 @@
 //!   become the engine's observations here.
 //! - [`body`]: the container group's ARM body (secrets, `secureValueFrom`, callbacks, share keys,
 //!   diagnostics, tags).
+//! - [`live`]: a running container's log from ARM, and the slots of the API's log follows.
 //!
 //! # Guarantees
 //! - Commit first, then act: an action runs only after the checkpoint that asked for it is saved,
@@ -20,8 +21,11 @@
 //! - A step message whose `seq` is not the deployment's current wake is stale and dropped.
 
 mod body;
+mod live;
 mod perform;
 mod step;
+
+pub use live::{LogSource, MAX_FOLLOWS};
 
 use std::sync::Arc;
 
@@ -121,6 +125,8 @@ pub struct Driver {
     keys: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     settings: Arc<DriverSettings>,
+    /// The slots of the API's log follows ([`Driver::follow_slot`]).
+    follows: Arc<tokio::sync::Semaphore>,
 }
 
 /// A submitted deployment, and whether it already existed (idempotent `POST`).
@@ -190,6 +196,7 @@ impl Driver {
             keys,
             clock,
             settings: Arc::new(settings),
+            follows: live::follow_slots(),
         }
     }
 

@@ -232,7 +232,11 @@ impl HttpInvocation {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         });
-        let mut builder = Request::builder().method(self.method).uri(&uri);
+        // The host buffers the answer whole: the API must not stream one (a log follow).
+        let mut builder = Request::builder()
+            .method(self.method)
+            .uri(&uri)
+            .extension(crate::api::BufferedResponse);
         for (name, value) in self.headers {
             // The caller's own forwarded headers are not the host's word: dropped.
             if !FORWARDED.contains(&name.as_str()) {
