@@ -36,6 +36,11 @@ struct Berth {
 }
 
 async fn berth(public_url: &str) -> Berth {
+    berth_in(public_url, false).await
+}
+
+/// [`berth`], with `dev`'s loopback-only guard when `loopback_only`.
+async fn berth_in(public_url: &str, loopback_only: bool) -> Berth {
     let dir = tempfile::tempdir().unwrap();
     let settings = [
         (
@@ -57,7 +62,9 @@ async fn berth(public_url: &str) -> Berth {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    let config = Config::from_lookup(&Config::map_lookup(settings), Defaults::default()).unwrap();
+    let mut config =
+        Config::from_lookup(&Config::map_lookup(settings), Defaults::default()).unwrap();
+    config.loopback_only = loopback_only;
     let runtime = Runtime::build(config, Arc::new(SystemClock)).await.unwrap();
     Berth {
         router: runtime.router(),
@@ -263,6 +270,28 @@ async fn every_page_refuses_framing_inline_script_and_sniffing() {
         b.get("/d/nothing-here", Some(&cookie)).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn in_dev_a_rebound_host_or_a_foreign_origin_gets_no_page() {
+    let b = berth_in(ORIGIN, true).await;
+    let cookie = b.sign_in().await;
+    assert_eq!(b.get("/", Some(&cookie)).await.status, StatusCode::OK);
+    for (name, value) in [
+        (header::HOST, "rebound.example:7071"),
+        (header::ORIGIN, "http://evil.example"),
+    ] {
+        let request = Request::get("/")
+            .header(header::HOST, "127.0.0.1:7071")
+            .header(header::ACCEPT, "text/html")
+            .header(header::COOKIE, format!("berth_dashboard={cookie}"));
+        let mut request = request.body(Body::empty()).unwrap();
+        request
+            .headers_mut()
+            .insert(name.clone(), value.parse().unwrap());
+        let answer = b.send(request).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{name}: {value}");
+    }
 }
 
 #[tokio::test]
