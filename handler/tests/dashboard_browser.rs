@@ -1,6 +1,6 @@
 //! The dashboard in a real browser: headless Chromium against a real `handler dev`. A job
-//! submitted through the API appears in the list (and a second one without a reload), its page
-//! shows the timeline and the saved logs once it has ended, an event is raised and a running job
+//! submitted through the API appears in the list (and a second one without a reload), its page,
+//! reached by keyboard, shows the timeline and the saved logs once it has ended, an event is raised and a running job
 //! terminated by clicking the forms' buttons, and a finished one purged after its confirmation.
 //! Screenshots of every page go to `target/test-artifacts/dashboard/`.
 #![allow(clippy::unwrap_used)]
@@ -159,7 +159,13 @@ async fn a_job_is_followed_and_terminated_in_the_browser() {
     // A finished job's page: timeline and saved logs.
     dev.wait("browser-job", "done", |s| s["phase"] == "Done")
         .await;
-    browser.click("a[href='/d/browser-job']");
+    // By keyboard alone: the skip link comes first, then the way to the job.
+    browser.press("Tab");
+    assert_eq!(
+        browser.eval("document.activeElement.textContent"),
+        json!("Skip to content")
+    );
+    browser.tab_to_and_enter("a[href='/d/browser-job']", 20);
     assert_eq!(browser.eval("location.pathname"), json!("/d/browser-job"));
     let text = browser.text();
     assert!(text.contains("Succeeded"), "{text}");

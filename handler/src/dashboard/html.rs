@@ -50,8 +50,7 @@ pub fn query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String 
 }
 
 /// A whole page: the frame (title, navigation, the stylesheet and the script) around `main`.
-/// `home` and `assets` are the hrefs of the list and of the asset folder (a trailing `?code=` in
-/// Functions mode is kept at the end of the asset URLs by [`super::Ctx::href`]).
+/// `home`, `css` and `js` are hrefs as the pages make them (with `?code=` in Functions mode).
 pub struct Frame<'a> {
     pub title: &'a str,
     pub home: &'a str,

@@ -676,6 +676,43 @@ mod tests {
         assert_eq!(without_code("codex=1"), "codex=1");
     }
 
+    /// WCAG's contrast ratio of two `#rrggbb` colours.
+    fn contrast(a: &str, b: &str) -> f64 {
+        let luminance = |hex: &str| {
+            let channel = |i: usize| {
+                let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+                if c <= 0.039_28 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+        };
+        let (la, lb) = (luminance(a), luminance(b));
+        (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+    }
+
+    #[test]
+    fn text_colours_meet_wcag_aa_contrast_on_their_backgrounds() {
+        let var = |name: &str| {
+            let at = CSS.find(&format!("{name}: ")).unwrap() + name.len() + 2;
+            &CSS[at..at + 7]
+        };
+        let (bg, panel) = (var("--bg"), var("--panel"));
+        let mut pairs = vec![("#ffffff", "#24292f")];
+        for text in [
+            "--fg", "--muted", "--link", "--ok", "--bad", "--warn", "--run",
+        ] {
+            pairs.push((var(text), bg));
+            pairs.push((var(text), panel));
+        }
+        for (fg, back) in pairs {
+            let ratio = contrast(fg, back);
+            assert!(ratio >= 4.5, "{fg} on {back}: {ratio:.2}");
+        }
+    }
+
     #[test]
     fn the_cookie_is_found_among_others_and_is_not_the_key() {
         let mut headers = HeaderMap::new();

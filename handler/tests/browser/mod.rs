@@ -24,14 +24,14 @@ pub fn artifacts() -> PathBuf {
 /// The `chromium` binary: `BERTH_CHROMIUM`, else `chromium` on `PATH`. Missing is a failure, never
 /// a skip: `bin/test` installs it.
 pub fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("BERTH_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("chromium"))
-            .find(|p| p.is_file())
-    });
+    let found = match std::env::var_os("BERTH_CHROMIUM") {
+        Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
+        None => std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("chromium"))
+                .find(|p| p.is_file())
+        }),
+    };
     found.unwrap_or_else(|| {
         panic!(
             "chromium is not installed: `bin/test` installs it (apt-get install chromium), \
@@ -275,6 +275,43 @@ impl Browser {
             );
         }
         self.wait_load();
+    }
+
+    /// Presses a key (`Tab`, `Enter`) as a keyboard would: down, the character it types, up.
+    pub fn press(&mut self, key: &str) {
+        let (code, text) = match key {
+            "Tab" => (9, ""),
+            "Enter" => (13, "\r"),
+            other => panic!("no key code for {other}"),
+        };
+        let mut down = json!({ "type": "keyDown", "key": key, "code": key,
+            "windowsVirtualKeyCode": code, "nativeVirtualKeyCode": code });
+        if !text.is_empty() {
+            down["text"] = json!(text);
+        }
+        self.call("Input.dispatchKeyEvent", down);
+        self.call(
+            "Input.dispatchKeyEvent",
+            json!({ "type": "keyUp", "key": key, "code": key,
+                "windowsVirtualKeyCode": code, "nativeVirtualKeyCode": code }),
+        );
+    }
+
+    /// Tabs through the page until `selector` has the focus (at most `most` presses), then
+    /// presses Enter on it and waits for the page it leads to.
+    pub fn tab_to_and_enter(&mut self, selector: &str, most: usize) {
+        let quoted = serde_json::to_string(selector).expect("JSON");
+        let focused = format!("document.activeElement === document.querySelector({quoted})");
+        for _ in 0..most {
+            self.press("Tab");
+            if self.eval(&focused) == json!(true) {
+                self.forget_loads();
+                self.press("Enter");
+                self.wait_load();
+                return;
+            }
+        }
+        panic!("{selector} is not reached with {most} presses of Tab");
     }
 
     /// Types `text` into the field `selector` (focused first) through keyboard events.
