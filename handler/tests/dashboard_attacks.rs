@@ -84,6 +84,13 @@ impl Answer {
         self.headers.get(name).map_or("", |v| v.to_str().unwrap())
     }
 
+    /// Asserts a `400` page whose detail (escaped) holds `detail`.
+    #[track_caller]
+    fn assert_bad_request(&self, detail: &str) {
+        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.text);
+        assert!(self.text.contains(detail), "{}", self.text);
+    }
+
     /// The CSRF token of the page's forms.
     fn csrf(&self) -> String {
         let at = self.text.find("name=\"csrf\" value=\"").unwrap() + 19;
@@ -597,13 +604,7 @@ async fn hostile_values_are_rendered_as_text() {
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(!page.text.contains("<script>alert"), "{}", page.text);
     let page = b.get("/?status=%3Cscript%3E", Some(&cookie)).await;
-    assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(
-        page.text
-            .contains("status: &#39;&lt;script&gt;&#39; is not one of"),
-        "{}",
-        page.text
-    );
+    page.assert_bad_request("status: &#39;&lt;script&gt;&#39; is not one of");
     // The logs the script polls are plain text that is never sniffed as HTML.
     let logs = b.get("/d/hostile/logs/work/main", Some(&cookie)).await;
     assert_eq!(logs.status, StatusCode::OK, "{}", logs.text);
@@ -654,4 +655,82 @@ async fn under_functions_the_host_authenticates_and_links_carry_the_code() {
         let response = router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
+}
+
+#[tokio::test]
+async fn long_logs_show_their_end_and_link_to_the_whole() {
+    let b = berth(ORIGIN).await;
+    b.submit("chatty", json!({})).await;
+    let mut logs = String::from("FIRST LINE\n");
+    while logs.len() < 300 * 1024 {
+        logs.push_str("a line of output that repeats itself\n");
+    }
+    logs.push_str("LAST LINE\n");
+    with_saved_logs(&b, "chatty", &logs, "none").await;
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/chatty", Some(&cookie)).await;
+    assert!(page.text.contains("LAST LINE"));
+    assert!(!page.text.contains("FIRST LINE"));
+    assert!(
+        page.text.contains("the last 256 KB of 300 KB"),
+        "{}",
+        &page.text[..2000]
+    );
+    assert!(
+        page.text
+            .contains("href=\"/d/chatty/logs/chatty-work-1/main\"")
+    );
+    let whole = b
+        .get("/d/chatty/logs/chatty-work-1/main", Some(&cookie))
+        .await;
+    assert_eq!(whole.text, logs);
+}
+
+#[tokio::test]
+async fn the_list_filters_by_status_time_and_tag_and_pages() {
+    let b = berth(ORIGIN).await;
+    for n in 0..27 {
+        let team = if n % 2 == 0 { "even" } else { "odd" };
+        b.submit(&format!("listed-{n:02}"), json!({ "team": team }))
+            .await;
+    }
+    let cookie = b.sign_in().await;
+    let first = b.get("/", Some(&cookie)).await;
+    let at = first.text.find("rel=\"next\" href=\"").unwrap() + 17;
+    let next = &first.text[at..at + first.text[at..].find('"').unwrap()];
+    let second = b.get(&next.replace("&amp;", "&"), Some(&cookie)).await;
+    let (mut seen, mut count) = (std::collections::BTreeSet::new(), Vec::new());
+    for page in [&first, &second] {
+        let ids: Vec<&str> = page
+            .text
+            .split(">listed-")
+            .skip(1)
+            .map(|s| &s[..2])
+            .collect();
+        count.push(ids.len());
+        seen.extend(ids);
+    }
+    assert_eq!(count, [25, 2], "a page of 25, then the rest");
+    assert_eq!(seen.len(), 27);
+    assert!(!second.text.contains("rel=\"next\""));
+    let odd = b.get("/?tag=team%3Dodd", Some(&cookie)).await;
+    let shown: Vec<u32> = odd
+        .text
+        .split(">listed-")
+        .skip(1)
+        .map(|s| s[..2].parse().unwrap())
+        .collect();
+    assert!(
+        shown.len() >= 11 && shown.iter().all(|n| n % 2 == 1),
+        "{shown:?}"
+    );
+    let none = b.get("/?status=Succeeded", Some(&cookie)).await;
+    assert!(none.text.contains("No deployments here."));
+    // Everything is newer than 2000; nothing is newer than 2999, and no later page is offered.
+    let all = b.get("/?after=2000-01-01", Some(&cookie)).await;
+    assert!(all.text.contains(">listed-") && all.text.contains("rel=\"next\""));
+    let future = b.get("/?after=2999-01-01T00%3A00", Some(&cookie)).await;
+    assert!(future.text.contains("No deployments here.") && !future.text.contains("rel=\"next\""));
+    let bad = b.get("/?after=yesterday", Some(&cookie)).await;
+    bad.assert_bad_request("after: &#39;yesterday&#39; is not a time");
 }

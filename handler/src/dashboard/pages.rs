@@ -21,6 +21,9 @@ const STATUSES: [RuntimeStatus; 6] = [
     RuntimeStatus::Terminated,
 ];
 
+/// The most of a container's saved logs a page shows (the end); the whole is a link away.
+const MAX_LOG_SHOWN: usize = 256 * 1024;
+
 /// Deployments per page of the list.
 const PAGE_SIZE: usize = 25;
 
@@ -228,7 +231,11 @@ pub(super) fn list(
         }
         main.push_str("</tbody></table>");
     }
-    if let Some(token) = &page.continuation {
+    // Newest first: once a page reaches past `after`, no later page has anything to show.
+    let past_after = filters
+        .after
+        .is_some_and(|at| page.items.iter().any(|d| d.created < at));
+    if let Some(token) = page.continuation.as_ref().filter(|_| !past_after) {
         let _ = write!(
             main,
             "<p><a rel=\"next\" href=\"{}\">Next page</a></p>",
@@ -426,12 +433,40 @@ fn logs(
 ) -> String {
     let mut out = String::new();
     for (instance, container, text) in saved {
+        let full = dash.href(
+            session,
+            &format!(
+                "/d/{}/logs/{}/{}",
+                seg(&d.id),
+                seg(instance),
+                seg(container)
+            ),
+        );
+        let text = text.as_deref().unwrap_or("(no saved logs)");
+        let (shown, note) = match text.len().checked_sub(MAX_LOG_SHOWN) {
+            Some(cut) if cut > 0 => {
+                let start = (cut..text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len());
+                (
+                    &text[start..],
+                    format!(
+                        "; the last {} KB of {} KB",
+                        MAX_LOG_SHOWN / 1024,
+                        text.len() / 1024
+                    ),
+                )
+            }
+            _ => (text, String::new()),
+        };
         let _ = write!(
             out,
-            "<details open><summary>{} / {} (saved)</summary><pre class=\"log\" tabindex=\"0\">{}</pre></details>",
+            "<details open><summary>{} / {} (saved{note}; <a href=\"{}\">as text</a>)</summary>\
+             <pre class=\"log\" tabindex=\"0\">{}</pre></details>",
             esc(instance),
             esc(container),
-            esc(text.as_deref().unwrap_or("(no saved logs)"))
+            esc(&full),
+            esc(shown)
         );
     }
     for inst in d
