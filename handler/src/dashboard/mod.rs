@@ -101,16 +101,16 @@ fn query_value(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// `query` without its `code` pairs, the rest kept as sent.
+/// `query` without its `code` pairs (however its name is encoded, as [`query_value`] decodes
+/// names), the rest form-encoded again in their order.
 fn without_code(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or("");
-            name != "code" && !name.is_empty()
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    let mut rest = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if name != "code" {
+            rest.append_pair(&name, &value);
+        }
+    }
+    rest.finish()
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -674,6 +674,8 @@ mod tests {
         assert_eq!(without_code("a=1&code=k&b=2"), "a=1&b=2");
         assert_eq!(without_code("code=k"), "");
         assert_eq!(without_code("codex=1"), "codex=1");
+        // An encoded name is still `code`: it must not survive into the redirect (nor loop it).
+        assert_eq!(without_code("co%64e=k&tag=a%3Db"), "tag=a%3Db");
     }
 
     /// WCAG's contrast ratio of two `#rrggbb` colours.
