@@ -20,6 +20,14 @@ ensure_bubblewrap() {
     { as_root apt-get update -qq >/dev/null && as_root apt-get install -y -qq bubblewrap >/dev/null; }
 }
 
+# The dashboard's browser tests drive headless Chromium (Debian's package) over the DevTools protocol.
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  log "installing chromium (Debian package) for the dashboard's browser tests"
+  as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+    { as_root apt-get update -qq >/dev/null && as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+}
+
 # Azurite (npm) stands in for Azure Storage in tests.
 ensure_azurite() {
   local dir=$BERTH_CACHE/azurite-$AZURITE_VERSION

@@ -63,7 +63,10 @@ pub fn check_route(invocation: &HttpInvocation, route: &str, all_routes: &[&str]
     let path = match invocation.route_path("api", route) {
         Ok(path) => path,
         Err(RouteError::MissingParam(name)) => {
-            assert!(route.contains(&format!("{{{name}}}")), "{route}: {name}");
+            assert!(
+                route.contains(&format!("{{{name}}}")) || route.contains(&format!("{{*{name}}}")),
+                "{route}: {name}"
+            );
             return;
         }
         Err(RouteError::Mismatch { .. }) => return,
@@ -94,24 +97,51 @@ pub fn check_route(invocation: &HttpInvocation, route: &str, all_routes: &[&str]
     }
 }
 
-/// Whether `path` is `/api/` + `route` with each `{param}` one segment decoding to its value.
+/// Whether `path` is `/api/` + `route` with each `{param}` one segment decoding to its value, and
+/// a last `{*param}` any number of such segments whose decoded values, joined by `/`, are its
+/// value (none when it is absent, null or empty).
 fn serves(route: &str, path: &str, params: &serde_json::Map<String, serde_json::Value>) -> bool {
     let Some(rest) = path.strip_prefix("/api/") else {
         return false;
     };
     let given: Vec<&str> = rest.split('/').collect();
     let wanted: Vec<&str> = route.split('/').collect();
-    given.len() == wanted.len()
-        && given.iter().zip(&wanted).all(|(segment, part)| {
-            match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                None => segment == part,
-                Some(name) => {
-                    !segment.contains(['/', '\\', ';'])
-                        && !matches!(*segment, "." | "..")
-                        && decode(segment).as_deref() == params.get(name).and_then(|v| v.as_str())
-                }
-            }
-        })
+    let real =
+        |segment: &str| !segment.contains(['/', '\\', ';']) && !matches!(segment, "." | "..");
+    let one = |segment: &str, part: &str| match part
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+    {
+        None => segment == part,
+        Some(name) => {
+            real(segment) && decode(segment).as_deref() == params.get(name).and_then(|v| v.as_str())
+        }
+    };
+    let catch_all = wanted
+        .last()
+        .and_then(|p| p.strip_prefix("{*"))
+        .and_then(|p| p.strip_suffix('}'));
+    let Some(name) = catch_all else {
+        return given.len() == wanted.len() && given.iter().zip(&wanted).all(|(s, p)| one(s, p));
+    };
+    let fixed = wanted.len() - 1;
+    if given.len() < fixed || !given.iter().zip(&wanted[..fixed]).all(|(s, p)| one(s, p)) {
+        return false;
+    }
+    let value = params
+        .get(name)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let tail = &given[fixed..];
+    if value.is_empty() {
+        return tail.is_empty();
+    }
+    // Each a real segment that decodes to one, so the parts say where the value's `/`s were.
+    let decoded: Option<Vec<String>> = tail
+        .iter()
+        .map(|s| decode(s).filter(|d| real(s) && !d.is_empty() && real(d)))
+        .collect();
+    decoded.is_some_and(|parts| parts.join("/") == value)
 }
 
 fn decode(segment: &str) -> Option<String> {
@@ -169,7 +199,8 @@ pub fn check_http_route(data: &[u8]) {
     let path = lines.next().unwrap_or_default();
     let names = route
         .split('/')
-        .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')));
+        .filter_map(|p| p.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
+        .map(|p| p.trim_start_matches('*'));
     let params: serde_json::Map<String, serde_json::Value> = names
         .zip(lines)
         .map(|(name, value)| (name.to_owned(), serde_json::Value::from(value)))

@@ -8,6 +8,7 @@
 //! - [`spec`]: the deployment spec: model, JSON and ACI YAML parsing, validation, secrets.
 //! - [`engine`]: the pure workflow engine: `apply(state, event, now) -> Transition`.
 //! - [`api`]: the HTTP API (axum), problem+json errors, API key and callback tokens.
+//! - [`dashboard`]: the HTML dashboard over the driver: pages, live updates, actions.
 //! - [`arm`]: the ARM client for container groups (Azure or the emulator), typed and classified.
 //! - [`driver`]: runs steps: load, apply, save with compare-and-swap, act, feed results back.
 //! - [`worker`]: the step worker of `dev` and `serve`.
@@ -26,6 +27,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
 pub mod driver;
 pub mod engine;
 pub mod functions;

@@ -299,6 +299,7 @@ fn dev(
         println!("  API:          http://127.0.0.1:{port}/api/deployments");
         match &key {
             Some(key) => {
+                println!("  Dashboard:    http://127.0.0.1:{port}/?code={key}");
                 println!(
                     "  API key:      {key} (header x-functions-key or ?code=; kept in {})",
                     data_dir.join("api.key").display()
@@ -307,7 +308,10 @@ fn dev(
                     "  try:          curl -s -H 'x-functions-key: {key}' http://127.0.0.1:{port}/api/deployments"
                 );
             }
-            None => println!("  API key:      none (--no-auth): any local process can drive Berth"),
+            None => {
+                println!("  Dashboard:    http://127.0.0.1:{port}/");
+                println!("  API key:      none (--no-auth): any local process can drive Berth");
+            }
         }
         println!("  ACI emulator: {}", emulator.base_url());
         println!(

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
 
 use crate::api::{self, Api};
 use crate::arm::{ArmClient, ArmTarget};
 use crate::clock::Clock;
 use crate::config::{Config, Storage};
+use crate::dashboard::Dashboard;
 use futures::FutureExt;
 
 use crate::driver::{Driver, DriverSettings, StepOutcome};
@@ -129,12 +129,16 @@ impl Runtime {
         })
     }
 
-    /// The HTTP API plus a readiness answer on `GET /`.
+    /// The HTTP API and the dashboard at `/` (`dev`, `serve`); `GET /` without `text/html` in
+    /// `Accept` is the readiness answer (`{"status":"ready"}`).
     pub fn router(&self) -> Router {
-        api::router(self.api.clone()).route(
-            "/",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ready" })) }),
-        )
+        api::router(self.api.clone()).merge(Dashboard::at_root(self.api.clone()).router())
+    }
+
+    /// The HTTP functions' router: the API and the dashboard under `/api/dashboard` (the
+    /// `dashboard` function); the Functions dispatcher answers `GET /` itself.
+    pub fn functions_router(&self) -> Router {
+        api::router(self.api.clone()).merge(Dashboard::under_functions(self.api.clone()).router())
     }
 
     /// Starts the step workers and the periodic sweep on the current Tokio runtime.
@@ -193,7 +197,7 @@ impl Runtime {
             .boxed()
         });
         Handlers {
-            api: self.router(),
+            api: self.functions_router(),
             queue,
             timer,
         }

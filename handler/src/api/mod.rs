@@ -114,7 +114,7 @@ fn is_loopback_authority(host: &str) -> bool {
 
 /// `dev`'s guard against web pages: a loopback `Host` (no DNS rebinding) and no `Origin`, or a
 /// loopback `http` one (no cross-site request).
-async fn require_loopback(request: Request, next: Next) -> Response {
+pub(crate) async fn require_loopback(request: Request, next: Next) -> Response {
     let headers = request.headers();
     let value_of = |name: header::HeaderName| {
         headers
@@ -227,7 +227,7 @@ async fn require_key(State(api): State<Shared>, request: Request, next: Next) ->
 }
 
 /// The public base URL: configured, or from the request's forwarded or Host headers.
-fn base_url(api: &Api, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(api: &Api, headers: &HeaderMap) -> String {
     if let Some(url) = &api.public_url {
         return url.trim_end_matches('/').to_owned();
     }
@@ -496,12 +496,18 @@ async fn read(
 }
 
 async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
-    valid_id(&id)?;
+    purge_done(&api, &id).await?;
+    Ok(axum::Json(json!({ "instancesDeleted": 1 })).into_response())
+}
+
+/// Purges a deployment whose phase is `Done`; `409` while it is not, `404` when there is none.
+pub(crate) async fn purge_done(api: &Api, id: &str) -> Result<(), Problem> {
+    valid_id(id)?;
     let d = api
         .driver
-        .load(&id)
+        .load(id)
         .await?
-        .ok_or_else(|| Problem::no_deployment(&id))?;
+        .ok_or_else(|| Problem::no_deployment(id))?;
     if d.phase != crate::engine::Phase::Done {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -513,11 +519,11 @@ async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Resp
             ),
         ));
     }
-    api.driver.purge(&id).await?;
-    Ok(axum::Json(json!({ "instancesDeleted": 1 })).into_response())
+    api.driver.purge(id).await?;
+    Ok(())
 }
 
-fn event_name(name: &str) -> Result<(), Problem> {
+pub(crate) fn event_name(name: &str) -> Result<(), Problem> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::engine::flow::{self, GroupState, Tally, Task};
-use crate::engine::{Deployment, Phase};
+use crate::engine::{Deployment, Instance, Phase};
 use crate::spec::Mode;
 
 /// ACI prices used for `cost.estimatedUsd` (pay-as-you-go, Linux).
@@ -105,6 +105,22 @@ pub struct ContainerDoc<'a> {
     pub state: &'a str,
 }
 
+/// A container group's state: ACI's `instanceView.state`, or Berth's `Pending`, `Creating` or
+/// `Deleted` around it.
+pub fn instance_state(inst: &Instance) -> &str {
+    if inst.deleted {
+        "Deleted"
+    } else if inst.created.is_none() {
+        "Creating"
+    } else {
+        inst.observed
+            .as_ref()
+            .map(|o| o.state.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("Pending")
+    }
+}
+
 /// The status document.
 pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
     let states = flow::states(d);
@@ -136,17 +152,7 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
                     state,
                 };
             };
-            let state = if inst.deleted {
-                "Deleted"
-            } else if inst.created.is_none() {
-                "Creating"
-            } else {
-                inst.observed
-                    .as_ref()
-                    .map(|o| o.state.as_str())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or("Pending")
-            };
+            let state = instance_state(inst);
             let containers = match &inst.observed {
                 Some(o) => o
                     .containers

@@ -153,7 +153,8 @@ impl HttpInvocation {
     }
 
     /// The API path this invocation of an HTTP function is for: the function's route `template`
-    /// under `/{prefix}`, each `{param}` filled from `Params` as one percent-encoded segment.
+    /// under `/{prefix}`, each `{param}` filled from `Params` as one percent-encoded segment, and
+    /// a catch-all `{*param}` (the dashboard's) as its value's segments, none when it is absent.
     ///
     /// # Guarantees
     /// - The target derives from the invoked function and its `Params`, never from `Url`, whose
@@ -172,12 +173,25 @@ impl HttpInvocation {
             match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 None => expected.push(Segment::Literal(part)),
                 Some(param) => {
-                    let name = param
-                        .split([':', '?', '='])
-                        .next()
-                        .unwrap_or(param)
-                        .trim_start_matches('*');
+                    let name = param.split([':', '?', '=']).next().unwrap_or(param);
+                    let (name, catch_all) = match name.strip_prefix('*') {
+                        Some(name) => (name, true),
+                        None => (name, false),
+                    };
                     match self.params.get(name) {
+                        // A catch-all (`{*path}`, last in its template) is any number of
+                        // segments, none at all included; each must be a real one.
+                        Some(Value::String(value)) if catch_all => {
+                            for piece in value.split('/').filter(|_| !value.is_empty()) {
+                                if matches!(piece, "" | "." | "..") {
+                                    return Err(RouteError::Mismatch {
+                                        path: value.chars().take(200).collect(),
+                                    });
+                                }
+                                expected.push(Segment::Param(piece));
+                            }
+                        }
+                        None | Some(Value::Null) if catch_all => {}
                         Some(Value::String(value)) if !value.is_empty() => {
                             expected.push(Segment::Param(value));
                         }
@@ -199,7 +213,7 @@ impl HttpInvocation {
                 };
                 match want {
                     Segment::Literal(literal) => decoded.eq_ignore_ascii_case(literal),
-                    Segment::Param(value) => decoded == **value,
+                    Segment::Param(value) => decoded == *value,
                 }
             });
         if !matches {
@@ -279,7 +293,7 @@ pub enum RouteError {
 /// One segment of a route: literal text or a route parameter's value.
 enum Segment<'a> {
     Literal(&'a str),
-    Param(&'a String),
+    Param(&'a str),
 }
 
 /// The path of an absolute URL as written: after the authority, before `?` or `#`.
@@ -469,6 +483,61 @@ fn canonical_header_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn invocation(url: &str, params: Value) -> HttpInvocation {
+        HttpInvocation {
+            method: Method::GET,
+            url: url::Url::parse(url).unwrap(),
+            raw_url: url.to_owned(),
+            headers: Vec::new(),
+            query: Map::new(),
+            params: params.as_object().unwrap().clone(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn a_catch_all_is_the_rest_of_the_path_and_nothing_but_real_segments() {
+        let route = |url: &str, params: Value| {
+            invocation(url, params).route_path("api", "dashboard/{*path}")
+        };
+        let base = "https://app.example.net/api/dashboard";
+        for (url, params, path) in [
+            (base.to_owned(), json!({}), "/api/dashboard"),
+            (
+                format!("{base}/"),
+                json!({ "path": null }),
+                "/api/dashboard",
+            ),
+            (
+                format!("{base}/?code=k"),
+                json!({ "path": "" }),
+                "/api/dashboard",
+            ),
+            (
+                format!("{base}/d/job-1"),
+                json!({ "path": "d/job-1" }),
+                "/api/dashboard/d/job-1",
+            ),
+            (
+                format!("{base}/d/a%20b/logs"),
+                json!({ "path": "d/a b/logs" }),
+                "/api/dashboard/d/a%20b/logs",
+            ),
+        ] {
+            assert_eq!(route(&url, params).unwrap(), path, "{url}");
+        }
+        // An encoded slash, dot segments, or a path that is not the host's value are refused.
+        for (url, params) in [
+            (format!("{base}/d%2Fjob"), json!({ "path": "d/job" })),
+            (format!("{base}/d/%2e%2e/x"), json!({ "path": "d/../x" })),
+            (format!("{base}/d//x"), json!({ "path": "d//x" })),
+            (format!("{base}/d/x"), json!({ "path": "d/y" })),
+            (format!("{base}/d/x/more"), json!({ "path": "d/x" })),
+        ] {
+            assert!(route(&url, params).is_err(), "{url}");
+        }
+    }
 
     #[tokio::test]
     async fn a_response_too_large_for_the_host_is_a_500_problem() {

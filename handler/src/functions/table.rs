@@ -42,6 +42,10 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
         include_str!("../../../functions/instances/function.json"),
     ),
     (
+        "dashboard",
+        include_str!("../../../functions/dashboard/function.json"),
+    ),
+    (
         "callback",
         include_str!("../../../functions/callback/function.json"),
     ),

@@ -1,0 +1,677 @@
+//! The pages' HTML: the deployments list, a deployment, the purge confirmation.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::html::{Frame, esc, query, seg};
+use super::{Dashboard, ErrorPage, Session, timeline};
+use crate::api::{Problem, status};
+use crate::checkpoint::{ListQuery, Page};
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::engine::{Deployment, Instance, Millis, Phase, RuntimeStatus};
+use crate::spec::Mode;
+
+const STATUSES: [RuntimeStatus; 6] = [
+    RuntimeStatus::Pending,
+    RuntimeStatus::Running,
+    RuntimeStatus::Succeeded,
+    RuntimeStatus::Failed,
+    RuntimeStatus::TimedOut,
+    RuntimeStatus::Terminated,
+];
+
+/// The most of a container's saved logs a page shows (the end); the whole is a link away.
+const MAX_LOG_SHOWN: usize = 256 * 1024;
+
+/// Deployments per page of the list.
+const PAGE_SIZE: usize = 25;
+
+/// The list's filters, from its query.
+#[derive(Debug, Default)]
+pub struct Filters {
+    status: Option<RuntimeStatus>,
+    /// Created at or after (UTC), and as typed.
+    after: Option<Millis>,
+    after_text: String,
+    /// `key` or `key=value`.
+    tag: String,
+    continuation: Option<String>,
+}
+
+impl Filters {
+    /// The filters of a list URL's query; a value that is not one gets a `400` naming it.
+    pub(super) fn from_query(query: Option<&str>) -> Result<Self, ErrorPage> {
+        let mut filters = Filters::default();
+        let pairs = url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
+        for (name, value) in pairs {
+            let value = value.trim();
+            match &*name {
+                "status" if !value.is_empty() => {
+                    filters.status = Some(RuntimeStatus::parse(value).ok_or_else(|| {
+                        Problem::bad_request(
+                            "status",
+                            format!(
+                                "'{value}' is not one of Pending, Running, Succeeded, Failed, TimedOut, Terminated"
+                            ),
+                        )
+                    })?);
+                }
+                "after" if !value.is_empty() => {
+                    let at = match value.len() {
+                        10 => parse_rfc3339(&format!("{value}T00:00:00Z")),
+                        16 => parse_rfc3339(&format!("{value}:00Z")),
+                        _ => parse_rfc3339(value),
+                    };
+                    filters.after = Some(at.ok_or_else(|| {
+                        Problem::bad_request(
+                            "after",
+                            format!(
+                                "'{value}' is not a time (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)"
+                            ),
+                        )
+                    })?);
+                    filters.after_text = value.to_owned();
+                }
+                "tag" => filters.tag = value.to_owned(),
+                "continuationToken" if !value.is_empty() => {
+                    filters.continuation = Some(value.to_owned());
+                }
+                _ => {}
+            }
+        }
+        Ok(filters)
+    }
+
+    /// What to ask the store for: the status filter and the page; time and tag are applied to
+    /// the page's deployments.
+    pub(super) fn store_query(&self) -> ListQuery {
+        ListQuery {
+            status: self.status,
+            top: PAGE_SIZE,
+            continuation: self.continuation.clone(),
+        }
+    }
+
+    fn keeps(&self, d: &Deployment) -> bool {
+        let after = self.after.is_none_or(|at| d.created >= at);
+        let tag = match self.tag.split_once('=') {
+            _ if self.tag.is_empty() => true,
+            Some((k, v)) => d.spec.tags.get(k.trim()).is_some_and(|t| t == v.trim()),
+            None => d.spec.tags.contains_key(&self.tag),
+        };
+        after && tag
+    }
+
+    /// The query of this list's next page.
+    fn next(&self, token: &str) -> String {
+        query([
+            ("status", self.status.map_or("", RuntimeStatus::as_str)),
+            ("after", self.after_text.as_str()),
+            ("tag", self.tag.as_str()),
+            ("continuationToken", token),
+        ])
+    }
+}
+
+fn frame(dash: &Dashboard, session: &Session, title: &str, main: &str) -> String {
+    let (home, css, js) = (
+        dash.href(session, "/"),
+        dash.href(session, "/assets/dashboard.css"),
+        dash.href(session, "/assets/dashboard.js"),
+    );
+    Frame {
+        title,
+        home: &home,
+        css: &css,
+        js: &js,
+    }
+    .page(main)
+}
+
+/// A status as a badge: its name in words (colour is never the only cue).
+fn badge(status: RuntimeStatus) -> String {
+    format!(
+        "<span class=\"badge {}\">{}</span>",
+        status.as_str().to_ascii_lowercase(),
+        status.as_str()
+    )
+}
+
+fn tags(d: &Deployment) -> String {
+    d.spec
+        .tags
+        .iter()
+        .map(|(k, v)| format!("<span class=\"tag\">{}={}</span>", esc(k), esc(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn mode(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Job => "job",
+        Mode::Service => "service",
+    }
+}
+
+fn time(at: Millis) -> String {
+    let text = rfc3339(at);
+    format!("<time datetime=\"{0}\">{0}</time>", esc(&text))
+}
+
+/// The deployments list.
+pub(super) fn list(
+    dash: &Dashboard,
+    session: &Session,
+    filters: &Filters,
+    page: &Page,
+    now: Millis,
+) -> String {
+    let mut main = String::from("<h1>Deployments</h1>");
+    let _ = write!(
+        main,
+        "<form class=\"filters\" method=\"get\" action=\"{}\">",
+        esc(&dash.href(session, "/"))
+    );
+    if let Some(code) = &session.code {
+        let _ = write!(
+            main,
+            "<input type=\"hidden\" name=\"code\" value=\"{}\">",
+            esc(code)
+        );
+    }
+    main.push_str("<label for=\"f-status\">Status</label><select id=\"f-status\" name=\"status\"><option value=\"\">any</option>");
+    for s in STATUSES {
+        let selected = if filters.status == Some(s) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(main, "<option{selected}>{}</option>", s.as_str());
+    }
+    let _ = write!(
+        main,
+        "</select><label for=\"f-after\">Created after (UTC)</label>\
+         <input id=\"f-after\" name=\"after\" type=\"datetime-local\" value=\"{}\">\
+         <label for=\"f-tag\">Tag</label>\
+         <input id=\"f-tag\" name=\"tag\" placeholder=\"key=value\" value=\"{}\">\
+         <button type=\"submit\">Filter</button></form>",
+        esc(&filters.after_text),
+        esc(&filters.tag)
+    );
+    main.push_str("<section id=\"live-list\" data-refresh=\"3\" aria-live=\"polite\">");
+    let shown: Vec<&Deployment> = page.items.iter().filter(|d| filters.keeps(d)).collect();
+    if shown.is_empty() {
+        main.push_str("<p class=\"empty\">No deployments here.</p>");
+    } else {
+        main.push_str(
+            "<table class=\"deployments\"><caption>Newest first</caption><thead><tr>\
+             <th scope=\"col\">Id</th><th scope=\"col\">Status</th><th scope=\"col\">Phase</th>\
+             <th scope=\"col\">Mode</th><th scope=\"col\">Groups</th><th scope=\"col\">Created</th>\
+             <th scope=\"col\">Updated</th><th scope=\"col\">Tags</th><th scope=\"col\">Cost (USD)</th>\
+             </tr></thead><tbody>",
+        );
+        for d in shown {
+            let doc = status::status(d, dash.api.prices);
+            let _ = write!(
+                main,
+                "<tr><th scope=\"row\"><a href=\"{}\">{}</a></th><td>{}</td><td>{:?}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.6}</td></tr>",
+                esc(&dash.href(session, &format!("/d/{}", seg(&d.id)))),
+                esc(&d.id),
+                badge(d.status),
+                d.phase,
+                mode(d.spec.mode),
+                d.spec.groups.len(),
+                time(d.created),
+                time(d.updated),
+                tags(d),
+                doc.cost.estimated_usd,
+            );
+        }
+        main.push_str("</tbody></table>");
+    }
+    // Newest first: once a page reaches past `after`, no later page has anything to show.
+    let past_after = filters
+        .after
+        .is_some_and(|at| page.items.iter().any(|d| d.created < at));
+    if let Some(token) = page.continuation.as_ref().filter(|_| !past_after) {
+        let _ = write!(
+            main,
+            "<p><a rel=\"next\" href=\"{}\">Next page</a></p>",
+            esc(&dash.href(session, &format!("/?{}", filters.next(token))))
+        );
+    }
+    let _ = write!(
+        main,
+        "<p class=\"stamp\">As of {}.</p></section>",
+        time(now)
+    );
+    frame(dash, session, "Deployments", &main)
+}
+
+/// The names of an instance's containers: as ACI reported them, else as the spec has them.
+pub(super) fn containers(d: &Deployment, inst: &Instance) -> Vec<String> {
+    match &inst.observed {
+        Some(o) if !o.containers.is_empty() => {
+            o.containers.iter().map(|c| c.name.clone()).collect()
+        }
+        _ => d
+            .spec
+            .groups
+            .get(inst.slot)
+            .map(|g| g.shape().containers)
+            .unwrap_or_default(),
+    }
+}
+
+/// Where the stored spec lost a secret (they are sealed apart from it), `"(sealed)"` in its place:
+/// an environment variable with no value, a registry credential without a password, a volume
+/// with nothing but its name (a `secret` volume), Log Analytics without its key.
+pub fn sealed_view(spec: &mut Value) {
+    let Some(groups) = spec.get_mut("groups").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let sealed = || Value::String("(sealed)".into());
+    for group in groups {
+        let Some(properties) = group.get_mut("properties") else {
+            continue;
+        };
+        for list in ["containers", "initContainers"] {
+            let containers = properties.get_mut(list).and_then(Value::as_array_mut);
+            for container in containers.into_iter().flatten() {
+                let vars = container
+                    .pointer_mut("/properties/environmentVariables")
+                    .and_then(Value::as_array_mut);
+                for var in vars.into_iter().flatten().filter_map(Value::as_object_mut) {
+                    if !var.contains_key("value") && !var.contains_key("secureValueFrom") {
+                        var.insert("secureValue".into(), sealed());
+                    }
+                }
+            }
+        }
+        let creds = properties
+            .get_mut("imageRegistryCredentials")
+            .and_then(Value::as_array_mut);
+        for cred in creds.into_iter().flatten().filter_map(Value::as_object_mut) {
+            if cred.contains_key("username")
+                && !cred.contains_key("password")
+                && !cred.contains_key("identity")
+            {
+                cred.insert("password".into(), sealed());
+            }
+        }
+        let volumes = properties.get_mut("volumes").and_then(Value::as_array_mut);
+        for volume in volumes
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
+            if volume.len() == 1 && volume.contains_key("name") {
+                volume.insert("secret".into(), sealed());
+            }
+        }
+        if let Some(la) = properties
+            .pointer_mut("/diagnostics/logAnalytics")
+            .and_then(Value::as_object_mut)
+            && !la.contains_key("workspaceKey")
+        {
+            la.insert("workspaceKey".into(), sealed());
+        }
+    }
+}
+
+fn section(id: &str, title: &str, body: &str, live: bool) -> String {
+    let refresh = if live {
+        " data-refresh=\"3\" aria-live=\"polite\""
+    } else {
+        ""
+    };
+    format!(
+        "<section id=\"{id}\" aria-labelledby=\"{id}-h\"{refresh}><h2 id=\"{id}-h\">{title}</h2>{body}</section>"
+    )
+}
+
+fn summary(dash: &Dashboard, d: &Deployment) -> String {
+    let doc = status::status(d, dash.api.prices);
+    let mut out = String::from("<dl class=\"summary\">");
+    let mut row = |name: &str, value: String| {
+        let _ = write!(out, "<dt>{name}</dt><dd>{value}</dd>");
+    };
+    row("Status", badge(d.status));
+    row("Phase", format!("{:?}", d.phase));
+    row("Mode", mode(d.spec.mode).to_owned());
+    row("Attempt", d.attempt.to_string());
+    row("Created", time(d.created));
+    row("Updated", time(d.updated));
+    if let Some(error) = doc.error {
+        row(
+            "Error",
+            format!("<span class=\"error\">{}</span>", esc(error)),
+        );
+    }
+    if !d.spec.tags.is_empty() {
+        row("Tags", tags(d));
+    }
+    row(
+        "Cost",
+        format!(
+            "{:.3} vCPU-seconds, {:.3} GB-seconds, about ${:.6}",
+            doc.cost.vcpu_seconds, doc.cost.memory_gb_seconds, doc.cost.estimated_usd
+        ),
+    );
+    out.push_str("</dl>");
+    out
+}
+
+fn groups(d: &Deployment) -> String {
+    if d.instances.is_empty() {
+        return "<p class=\"empty\">No container group yet.</p>".into();
+    }
+    let mut out = String::from(
+        "<table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Generation</th>\
+         <th scope=\"col\">Container group</th><th scope=\"col\">State</th>\
+         <th scope=\"col\">Containers</th><th scope=\"col\">Created</th>\
+         <th scope=\"col\">Logs saved</th><th scope=\"col\">Deleted</th></tr></thead><tbody>",
+    );
+    for inst in &d.instances {
+        let group = d
+            .spec
+            .groups
+            .get(inst.slot)
+            .map_or("?", |g| g.name.as_str());
+        let state = status::instance_state(inst);
+        let containers = match &inst.observed {
+            Some(o) => o
+                .containers
+                .iter()
+                .map(|c| {
+                    let exit = c
+                        .exit_code
+                        .map_or(String::new(), |code| format!(", exit {code}"));
+                    let restarts = if c.restart_count > 0 {
+                        format!(", {} restarts", c.restart_count)
+                    } else {
+                        String::new()
+                    };
+                    esc(&format!("{}: {}{exit}{restarts}", c.name, c.state))
+                })
+                .collect::<Vec<_>>()
+                .join("<br>"),
+            None => esc(&containers(d, inst).join(", ")),
+        };
+        let problem = inst
+            .observed
+            .as_ref()
+            .and_then(|o| o.problem.as_deref())
+            .map_or(String::new(), |p| {
+                format!("<br><span class=\"error\">{}</span>", esc(p))
+            });
+        let _ = write!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td>{}{}</td><td><code>{}</code></td><td>{}{problem}</td>\
+             <td>{containers}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(group),
+            inst.generation,
+            if inst.retiring { " (retired)" } else { "" },
+            esc(&inst.aci_name),
+            esc(state),
+            inst.created.map_or("—".into(), time),
+            if inst.logs_saved { "yes" } else { "no" },
+            if inst.deleted { "yes" } else { "no" },
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+fn logs(
+    dash: &Dashboard,
+    session: &Session,
+    d: &Deployment,
+    saved: &[(String, String, Option<String>)],
+) -> String {
+    let mut out = String::new();
+    for (instance, container, text) in saved {
+        let full = dash.href(
+            session,
+            &format!(
+                "/d/{}/logs/{}/{}",
+                seg(&d.id),
+                seg(instance),
+                seg(container)
+            ),
+        );
+        let text = text.as_deref().unwrap_or("(no saved logs)");
+        let (shown, note) = match text.len().checked_sub(MAX_LOG_SHOWN) {
+            Some(cut) if cut > 0 => {
+                let start = (cut..text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len());
+                (
+                    &text[start..],
+                    format!(
+                        "; the last {} KB of {} KB",
+                        MAX_LOG_SHOWN / 1024,
+                        text.len() / 1024
+                    ),
+                )
+            }
+            _ => (text, String::new()),
+        };
+        let _ = write!(
+            out,
+            "<details open><summary>{} / {} (saved{note}; <a href=\"{}\">as text</a>)</summary>\
+             <pre class=\"log\" tabindex=\"0\">{}</pre></details>",
+            esc(instance),
+            esc(container),
+            esc(&full),
+            esc(shown)
+        );
+    }
+    for inst in d
+        .current()
+        .filter(|i| !i.logs_saved && !i.deleted && i.created.is_some())
+    {
+        for container in containers(d, inst) {
+            let url = dash.href(
+                session,
+                &format!(
+                    "/d/{}/logs/{}/{}?tail=200",
+                    seg(&d.id),
+                    seg(&inst.aci_name),
+                    seg(&container)
+                ),
+            );
+            let _ = write!(
+                out,
+                "<details open><summary>{} / {} (live: the last 200 lines)</summary>\
+                 <pre class=\"log\" tabindex=\"0\" data-live=\"{}\">Waiting for logs… \
+                 (updated by the page's script; <a href=\"{}\">open as text</a>)</pre></details>",
+                esc(&inst.aci_name),
+                esc(&container),
+                esc(&url),
+                esc(&url),
+            );
+        }
+    }
+    if out.is_empty() {
+        out.push_str("<p class=\"empty\">No logs yet.</p>");
+    }
+    out
+}
+
+fn actions(dash: &Dashboard, session: &Session, d: &Deployment) -> String {
+    let base = format!("/d/{}", seg(&d.id));
+    let csrf = format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(&session.csrf)
+    );
+    let mut out = String::new();
+    if !d.status.is_terminal() {
+        let _ = write!(
+            out,
+            "<form method=\"post\" class=\"action\" action=\"{}\">{csrf}\
+             <label for=\"t-reason\">Reason</label><input id=\"t-reason\" name=\"reason\" maxlength=\"512\" placeholder=\"terminated from the dashboard\">\
+             <button type=\"submit\" id=\"terminate\" class=\"danger\">Terminate</button></form>",
+            esc(&dash.href(session, &format!("{base}/terminate")))
+        );
+        let _ = write!(
+            out,
+            "<form method=\"post\" class=\"action\" action=\"{}\">{csrf}\
+             <label for=\"e-name\">Event name</label><input id=\"e-name\" name=\"name\" required pattern=\"[A-Za-z0-9_\\-]{{1,64}}\" placeholder=\"teardown\">\
+             <label for=\"e-payload\">Payload (JSON, optional)</label><textarea id=\"e-payload\" name=\"payload\" rows=\"2\"></textarea>\
+             <button type=\"submit\" id=\"raise\">Raise event</button></form>",
+            esc(&dash.href(session, &format!("{base}/events")))
+        );
+    }
+    if d.phase == Phase::Done {
+        let _ = write!(
+            out,
+            "<p><a id=\"purge\" class=\"danger\" href=\"{}\">Purge…</a> (deletes its checkpoint, history and logs; asks first)</p>",
+            esc(&dash.href(session, &format!("{base}/purge")))
+        );
+    }
+    if out.is_empty() {
+        out.push_str("<p class=\"empty\">Nothing to do while it winds down.</p>");
+    }
+    out
+}
+
+fn history(d: &Deployment) -> String {
+    let mut rows: Vec<(Millis, String, String)> = d
+        .history
+        .iter()
+        .map(|h| (h.at, esc(&h.kind), esc(&h.detail)))
+        .collect();
+    for raised in &d.inbox {
+        let payload = if raised.payload.is_null() {
+            String::new()
+        } else {
+            raised.payload.to_string()
+        };
+        rows.push((
+            raised.at,
+            format!("Raised (in the inbox): {}", esc(&raised.name)),
+            format!("<code>{}</code>", esc(&payload)),
+        ));
+    }
+    rows.sort_by_key(|row| row.0);
+    let mut out = String::from(
+        "<table><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Event</th><th scope=\"col\">Detail</th></tr></thead><tbody>",
+    );
+    for (at, kind, detail) in rows {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{kind}</td><td>{detail}</td></tr>",
+            time(at)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// A deployment's page.
+pub(super) fn deployment(
+    dash: &Dashboard,
+    session: &Session,
+    d: &Deployment,
+    saved: &[(String, String, Option<String>)],
+    now: Millis,
+) -> String {
+    let live = d.phase != Phase::Done;
+    let mut spec = serde_json::to_value(&d.spec).unwrap_or(Value::Null);
+    sealed_view(&mut spec);
+    let spec = serde_json::to_string_pretty(&spec).unwrap_or_default();
+    let mut main = format!("<h1>Deployment <code>{}</code></h1>", esc(&d.id));
+    main.push_str(&section("summary", "Summary", &summary(dash, d), live));
+    main.push_str(&section(
+        "timeline",
+        "Timeline",
+        &timeline::build(d, now).svg(),
+        live,
+    ));
+    main.push_str(&section("groups", "Container groups", &groups(d), live));
+    main.push_str(&section(
+        "logs",
+        "Logs",
+        &logs(dash, session, d, saved),
+        live,
+    ));
+    main.push_str(&section(
+        "actions",
+        "Actions",
+        &actions(dash, session, d),
+        live,
+    ));
+    main.push_str(&section("history", "History", &history(d), live));
+    main.push_str(&section(
+        "spec",
+        "Spec",
+        &format!(
+            "<p>Secret values are sealed apart from the spec and never shown.</p><pre class=\"spec\" tabindex=\"0\">{}</pre>",
+            esc(&spec)
+        ),
+        false,
+    ));
+    frame(dash, session, &d.id, &main)
+}
+
+/// The purge confirmation: the id typed again, then a `POST`.
+pub(super) fn confirm_purge(dash: &Dashboard, session: &Session, d: &Deployment) -> String {
+    let mut main = format!("<h1>Purge <code>{}</code>?</h1>", esc(&d.id));
+    if d.phase != Phase::Done {
+        let _ = write!(
+            main,
+            "<p class=\"error\">It is {} and not done: terminate it and wait before purging.</p>",
+            d.status.as_str()
+        );
+    } else {
+        let _ = write!(
+            main,
+            "<p>This deletes its checkpoint, history and saved logs for good.</p>\
+             <form method=\"post\" class=\"action\" action=\"{}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <label for=\"p-confirm\">Type the id to confirm</label>\
+             <input id=\"p-confirm\" name=\"confirm\" required autocomplete=\"off\">\
+             <button type=\"submit\" id=\"purge-confirm\" class=\"danger\">Purge</button></form>",
+            esc(&dash.href(session, &format!("/d/{}/purge", seg(&d.id)))),
+            esc(&session.csrf)
+        );
+    }
+    let _ = write!(
+        main,
+        "<p><a href=\"{}\">Back</a></p>",
+        esc(&dash.href(session, &format!("/d/{}", seg(&d.id))))
+    );
+    frame(dash, session, "Purge", &main)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::sealed_view;
+
+    #[test]
+    fn secrets_taken_out_of_the_spec_show_as_sealed() {
+        let mut spec = json!({ "groups": [{ "name": "g", "properties": {
+            "containers": [{ "name": "c", "properties": { "environmentVariables": [
+                { "name": "PLAIN", "value": "v" },
+                { "name": "SECRET" },
+                { "name": "FROM", "secureValueFrom": "SETTING" } ] } }],
+            "imageRegistryCredentials": [{ "server": "r", "username": "u" }],
+            "volumes": [{ "name": "certs" }, { "name": "e", "emptyDir": {} }],
+            "diagnostics": { "logAnalytics": { "workspaceId": "w" } } } }] });
+        sealed_view(&mut spec);
+        let p = &spec["groups"][0]["properties"];
+        let vars = &p["containers"][0]["properties"]["environmentVariables"];
+        assert_eq!(vars[0], json!({ "name": "PLAIN", "value": "v" }));
+        assert_eq!(vars[1]["secureValue"], "(sealed)");
+        assert_eq!(vars[2].get("secureValue"), None);
+        assert_eq!(p["imageRegistryCredentials"][0]["password"], "(sealed)");
+        assert_eq!(p["volumes"][0]["secret"], "(sealed)");
+        assert_eq!(p["volumes"][1].get("secret"), None);
+        assert_eq!(p["diagnostics"]["logAnalytics"]["workspaceKey"], "(sealed)");
+    }
+}

@@ -1,0 +1,722 @@
+//! The dashboard attacked without a browser: each request goes through `tower`'s `oneshot` on the
+//! router `serve` and `dev` serve ([`Runtime::router`]) or the Functions mode's
+//! ([`Runtime::functions_router`]), over SQLite in a temporary folder and ARM at a closed port
+//! (no page reaches ARM). Each refusal sits beside the same request done right.
+//!
+//! Attacks: a foreign page posting an action (foreign `Origin`, none at all, a missing or wrong
+//! CSRF token), the key in an action's URL, hostile text in tags, event payloads, logs, ARM's
+//! messages and the URL (rendered escaped), framing (clickjacking), and the cookie's attributes.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use berth::checkpoint::Deployments;
+use berth::clock::SystemClock;
+use berth::config::{Config, Defaults};
+use berth::crypto::SecretsKey;
+use berth::engine::{ContainerObservation, Instance, Observation, RuntimeStatus};
+use berth::runtime::Runtime;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const KEY: &str = "dashboard-test-key-77e1";
+const ORIGIN: &str = "http://127.0.0.1:7071";
+/// A request's extra headers.
+type Headers<'a> = Vec<(header::HeaderName, &'a str)>;
+
+const XSS: &str = "<script>alert('x')</script><img src=x onerror=alert(1)>";
+
+struct Berth {
+    runtime: Runtime,
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn berth(public_url: &str) -> Berth {
+    berth_in(public_url, false).await
+}
+
+/// [`berth`], with `dev`'s loopback-only guard when `loopback_only`.
+async fn berth_in(public_url: &str, loopback_only: bool) -> Berth {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        (
+            "BERTH_SQLITE_PATH",
+            dir.path().join("b.db").display().to_string(),
+        ),
+        ("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9".into()),
+        (
+            "BERTH_SUBSCRIPTION_ID",
+            "00000000-0000-0000-0000-000000000000".into(),
+        ),
+        ("BERTH_RESOURCE_GROUP", "dashboard".into()),
+        ("BERTH_LOCATION", "local".into()),
+        ("BERTH_SECRETS_KEY", SecretsKey::generate().to_base64()),
+        ("BERTH_PUBLIC_URL", public_url.into()),
+        ("BERTH_API_KEY", KEY.into()),
+    ];
+    let settings = settings
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let mut config =
+        Config::from_lookup(&Config::map_lookup(settings), Defaults::default()).unwrap();
+    config.loopback_only = loopback_only;
+    let runtime = Runtime::build(config, Arc::new(SystemClock)).await.unwrap();
+    Berth {
+        router: runtime.router(),
+        runtime,
+        _dir: dir,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    /// Asserts a `400` page whose detail (escaped) holds `detail`.
+    #[track_caller]
+    fn assert_bad_request(&self, detail: &str) {
+        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{}", self.text);
+        assert!(self.text.contains(detail), "{}", self.text);
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let at = self.text.find("name=\"csrf\" value=\"").unwrap() + 19;
+        self.text[at..at + 64].to_owned()
+    }
+}
+
+impl Berth {
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), 1 << 24).await.unwrap();
+        Answer {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// A browser's `GET`, with the session cookie when given.
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
+        let mut request = Request::get(path)
+            .header(header::HOST, "127.0.0.1:7071")
+            .header(header::ACCEPT, "text/html,*/*");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, format!("berth_dashboard={cookie}"));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// A form `POST` with the given headers.
+    async fn post(&self, path: &str, headers: &[(header::HeaderName, &str)], form: &str) -> Answer {
+        let mut request = Request::post(path)
+            .header(header::HOST, "127.0.0.1:7071")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        self.send(request.body(Body::from(form.to_owned())).unwrap())
+            .await
+    }
+
+    /// Signs in with `?code=` and returns the cookie's value.
+    async fn sign_in(&self) -> String {
+        let answer = self.get(&format!("/?code={KEY}"), None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+        let cookie = answer.header(header::SET_COOKIE);
+        let value = cookie.split(';').next().unwrap();
+        value.strip_prefix("berth_dashboard=").unwrap().to_owned()
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Value) -> StatusCode {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "127.0.0.1:7071")
+            .header("x-functions-key", KEY)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await.status
+    }
+
+    async fn submit(&self, id: &str, tags: Value) {
+        let spec = json!({
+            "id": id, "tags": tags,
+            "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+                "image": "busybox", "command": ["true"],
+                "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }]
+        });
+        assert_eq!(
+            self.api("POST", "/api/deployments", spec).await,
+            StatusCode::ACCEPTED
+        );
+    }
+
+    async fn status(&self, id: &str) -> RuntimeStatus {
+        self.runtime.driver.load(id).await.unwrap().unwrap().status
+    }
+}
+
+#[tokio::test]
+async fn readiness_stays_json_and_a_browser_without_the_key_gets_a_401_page() {
+    let b = berth(ORIGIN).await;
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let mut request = Request::get("/");
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        let answer = b.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            serde_json::from_str::<Value>(&answer.text).unwrap(),
+            json!({ "status": "ready" })
+        );
+    }
+    for path in ["/", "/d/anything", "/d/anything/purge"] {
+        let answer = b.get(path, None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(answer.header(header::CONTENT_TYPE).starts_with("text/html"));
+        assert!(answer.text.contains("?code="), "{}", answer.text);
+        assert!(!answer.text.contains(KEY));
+    }
+    let wrong = b.get("/?code=not-the-key", None).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers.get(header::SET_COOKIE).is_none());
+    let forged = b.get("/", Some(KEY)).await;
+    assert_eq!(
+        forged.status,
+        StatusCode::UNAUTHORIZED,
+        "the key is not the cookie"
+    );
+}
+
+#[tokio::test]
+async fn the_code_becomes_a_strict_http_only_cookie_and_leaves_the_url() {
+    let b = berth(ORIGIN).await;
+    let answer = b
+        .get(&format!("/?status=Running&code={KEY}&tag=a%3Db"), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer.header(header::LOCATION),
+        "/?status=Running&tag=a%3Db"
+    );
+    let cookie = answer.header(header::SET_COOKIE);
+    let attributes: Vec<&str> = cookie.split("; ").collect();
+    assert!(attributes[0].starts_with("berth_dashboard="), "{cookie}");
+    assert!(!cookie.contains(KEY), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(attributes.contains(&attribute), "{cookie}");
+    }
+    assert!(!attributes.contains(&"Secure"), "plain http: {cookie}");
+    let value = b.sign_in().await;
+    let page = b.get("/?status=Running", Some(&value)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("<option selected>Running</option>"));
+
+    // Behind an https public URL the cookie is Secure.
+    let b = berth("https://berth.example.com").await;
+    let answer = b.get(&format!("/?code={KEY}"), None).await;
+    assert!(
+        answer.header(header::SET_COOKIE).contains("; Secure"),
+        "{}",
+        answer.header(header::SET_COOKIE)
+    );
+}
+
+#[tokio::test]
+async fn every_page_refuses_framing_inline_script_and_sniffing() {
+    let b = berth(ORIGIN).await;
+    b.submit("framed", json!({})).await;
+    let cookie = b.sign_in().await;
+    for path in [
+        "/",
+        "/d/framed",
+        "/d/framed/purge",
+        "/d/nothing-here",
+        "/assets/dashboard.css",
+        "/assets/dashboard.js",
+    ] {
+        let answer = b.get(path, Some(&cookie)).await;
+        let csp = answer.header(header::CONTENT_SECURITY_POLICY);
+        for directive in [
+            "default-src 'self'",
+            "frame-ancestors 'none'",
+            "script-src 'self';",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(answer.header(header::X_FRAME_OPTIONS), "DENY", "{path}");
+        assert_eq!(answer.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        // No page reaches outside: no URL to another host (the SVG namespace is a name, not a
+        // request), no inline script.
+        let text = answer.text.replace("http://www.w3.org/2000/svg", "");
+        for external in ["http://", "https://", "=\"//", "url(", "@import"] {
+            assert!(!text.contains(external), "{path}: {external}");
+        }
+        assert!(!answer.text.contains("<script>"), "{path}");
+    }
+    assert_eq!(
+        b.get("/d/nothing-here", Some(&cookie)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn in_dev_a_rebound_host_or_a_foreign_origin_gets_no_page() {
+    let b = berth_in(ORIGIN, true).await;
+    let cookie = b.sign_in().await;
+    assert_eq!(b.get("/", Some(&cookie)).await.status, StatusCode::OK);
+    for (name, value) in [
+        (header::HOST, "rebound.example:7071"),
+        (header::ORIGIN, "http://evil.example"),
+    ] {
+        let request = Request::get("/")
+            .header(header::HOST, "127.0.0.1:7071")
+            .header(header::ACCEPT, "text/html")
+            .header(header::COOKIE, format!("berth_dashboard={cookie}"));
+        let mut request = request.body(Body::empty()).unwrap();
+        request
+            .headers_mut()
+            .insert(name.clone(), value.parse().unwrap());
+        let answer = b.send(request).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{name}: {value}");
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_page_cannot_take_an_action() {
+    let b = berth(ORIGIN).await;
+    b.submit("target", json!({})).await;
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/target", Some(&cookie)).await;
+    let csrf = page.csrf();
+    let with_cookie = format!("berth_dashboard={cookie}");
+    let form = format!("csrf={csrf}&reason=attack");
+    let cookie_h = (header::COOKIE, with_cookie.as_str());
+
+    let refusals: Vec<(&str, Headers, String, &str)> = vec![
+        (
+            "foreign Origin",
+            vec![cookie_h.clone(), (header::ORIGIN, "http://evil.example")],
+            form.clone(),
+            "origin",
+        ),
+        (
+            "null Origin",
+            vec![cookie_h.clone(), (header::ORIGIN, "null")],
+            form.clone(),
+            "origin",
+        ),
+        (
+            "another port",
+            vec![cookie_h.clone(), (header::ORIGIN, "http://127.0.0.1:8080")],
+            form.clone(),
+            "origin",
+        ),
+        (
+            "foreign Referer, no Origin",
+            vec![
+                cookie_h.clone(),
+                (header::REFERER, "http://evil.example/d/target"),
+            ],
+            form.clone(),
+            "origin",
+        ),
+        (
+            "look-alike Referer",
+            vec![
+                cookie_h.clone(),
+                (header::REFERER, "http://127.0.0.1:7071.evil.example/"),
+            ],
+            form.clone(),
+            "origin",
+        ),
+        (
+            "neither Origin nor Referer",
+            vec![cookie_h.clone()],
+            form.clone(),
+            "origin",
+        ),
+        (
+            "no CSRF token",
+            vec![cookie_h.clone(), (header::ORIGIN, ORIGIN)],
+            "reason=attack".into(),
+            "csrf",
+        ),
+        (
+            "wrong CSRF token",
+            vec![cookie_h.clone(), (header::ORIGIN, ORIGIN)],
+            format!("csrf={}&reason=attack", "0".repeat(64)),
+            "csrf",
+        ),
+        (
+            "no cookie",
+            vec![(header::ORIGIN, ORIGIN)],
+            form.clone(),
+            "No key",
+        ),
+    ];
+    for (what, headers, body, field) in &refusals {
+        let answer = b.post("/d/target/terminate", headers, body).await;
+        let expected = if *field == "No key" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(answer.status, expected, "{what}: {}", answer.text);
+        assert!(answer.text.contains(field), "{what}: {}", answer.text);
+    }
+    // The key in an action's URL is refused, with or without the cookie.
+    for headers in [
+        vec![(header::ORIGIN, ORIGIN)],
+        vec![cookie_h.clone(), (header::ORIGIN, ORIGIN)],
+    ] {
+        let answer = b
+            .post(&format!("/d/target/terminate?code={KEY}"), &headers, &form)
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
+        assert!(answer.text.contains("code: an action"), "{}", answer.text);
+    }
+    assert_eq!(
+        b.status("target").await,
+        RuntimeStatus::Pending,
+        "no refusal acted"
+    );
+
+    // The same form from the dashboard's own page terminates (by Origin, or by Referer alone).
+    let answer = b
+        .post(
+            "/d/target/terminate",
+            &[
+                cookie_h.clone(),
+                (header::REFERER, "http://127.0.0.1:7071/d/target"),
+            ],
+            &form,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    assert_eq!(answer.header(header::LOCATION), "/d/target");
+    assert_eq!(b.status("target").await, RuntimeStatus::Terminated);
+}
+
+#[tokio::test]
+async fn events_and_purges_check_their_fields_and_need_a_confirmation() {
+    let b = berth(ORIGIN).await;
+    b.submit("acted-on", json!({})).await;
+    let cookie = b.sign_in().await;
+    let csrf = b.get("/d/acted-on", Some(&cookie)).await.csrf();
+    let with_cookie = format!("berth_dashboard={cookie}");
+    let headers = [
+        (header::COOKIE, with_cookie.as_str()),
+        (header::ORIGIN, ORIGIN),
+    ];
+    let bad = [
+        ("name=bad%20name&payload=", "name: "),
+        ("name=ok&payload=%7Bnot%20json", "payload: must be JSON"),
+    ];
+    for (form, detail) in bad {
+        let answer = b
+            .post(
+                "/d/acted-on/events",
+                &headers,
+                &format!("csrf={csrf}&{form}"),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{form}");
+        assert!(answer.text.contains(detail), "{}", answer.text);
+    }
+    let answer = b
+        .post(
+            "/d/acted-on/events",
+            &headers,
+            &format!("csrf={csrf}&name=go&payload=%7B%22n%22%3A1%7D"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    let d = b.runtime.driver.load("acted-on").await.unwrap().unwrap();
+    assert_eq!(
+        d.inbox.last().map(|r| (r.name.as_str(), r.payload.clone())),
+        Some(("go", json!({"n": 1})))
+    );
+
+    // A deployment that has not ended is not purged; one that has, after its id is typed.
+    let purge = |confirm: &str| format!("csrf={csrf}&confirm={confirm}");
+    let answer = b
+        .post("/d/acted-on/purge", &headers, &purge("acted-on"))
+        .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text);
+    let answer = b
+        .post("/d/acted-on/terminate", &headers, &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let stored = b
+        .runtime
+        .sweep
+        .store
+        .load("acted-on")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut done = stored.deployment.clone();
+    done.phase = berth::engine::Phase::Done;
+    b.runtime
+        .sweep
+        .store
+        .save(&done, &stored.version, None)
+        .await
+        .unwrap();
+    let confirm = b.get("/d/acted-on/purge", Some(&cookie)).await;
+    assert!(
+        confirm.text.contains("Type the id to confirm"),
+        "{}",
+        confirm.text
+    );
+    let answer = b
+        .post("/d/acted-on/purge", &headers, &purge("another-id"))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.text.contains("confirm: "));
+    let answer = b
+        .post("/d/acted-on/purge", &headers, &purge("acted-on"))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    assert!(b.runtime.driver.load("acted-on").await.unwrap().is_none());
+}
+
+/// A checkpoint with an instance whose logs are saved, so the page shows them.
+async fn with_saved_logs(b: &Berth, id: &str, logs: &str, problem: &str) {
+    let store = b.runtime.sweep.store.clone();
+    let stored = store.load(id).await.unwrap().unwrap();
+    let mut d = stored.deployment.clone();
+    let mut instance = Instance::new(0, 0, 1, format!("{id}-work-1"));
+    instance.create_tries = 1;
+    instance.created = Some(d.created + 10);
+    instance.observed = Some(Observation {
+        provisioning_state: "Succeeded".into(),
+        state: "Succeeded".into(),
+        containers: vec![ContainerObservation {
+            name: "main".into(),
+            state: "Terminated".into(),
+            exit_code: Some(0),
+            restart_count: 0,
+            detail: None,
+            start: Some(d.created + 20),
+            finish: Some(d.created + 30),
+        }],
+        problem: Some(problem.into()),
+    });
+    instance.logs_saved = true;
+    d.instances.push(instance);
+    store.save(&d, &stored.version, None).await.unwrap();
+    store
+        .put_logs(id, "work", &format!("{id}-work-1"), "main", logs)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn hostile_values_are_rendered_as_text() {
+    let b = berth(ORIGIN).await;
+    b.submit(
+        "hostile",
+        json!({ "owner": XSS, "x": "\"><svg onload=alert(2)>" }),
+    )
+    .await;
+    let status = b
+        .api(
+            "POST",
+            "/api/deployments/hostile/events/note",
+            json!({ "html": XSS }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    with_saved_logs(&b, "hostile", &format!("line one\n{XSS}\n"), XSS).await;
+    let cookie = b.sign_in().await;
+    for path in [
+        "/",
+        "/d/hostile",
+        "/?tag=owner%3D%3Cscript%3E",
+        &format!("/?tag={}", urlencode(&format!("owner={XSS}"))),
+    ] {
+        let page = b.get(path, Some(&cookie)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        for raw in ["<script>alert", "<img src=x", "<svg onload"] {
+            assert!(!page.text.contains(raw), "{path}: {raw} unescaped");
+        }
+    }
+    let page = b.get("/d/hostile", Some(&cookie)).await;
+    let escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;";
+    // In the tags, the saved logs, the inbox's payload and ARM's problem message.
+    assert!(page.text.matches(escaped).count() >= 3, "{}", page.text);
+    assert!(page.text.contains("line one"));
+    assert!(
+        page.text
+            .contains("x=&quot;&gt;&lt;svg onload=alert(2)&gt;"),
+        "{}",
+        page.text
+    );
+    let filtered = b
+        .get(
+            &format!("/?tag={}", urlencode(&format!("owner={XSS}"))),
+            Some(&cookie),
+        )
+        .await;
+    assert!(
+        filtered.text.contains("/d/hostile"),
+        "the tag filter matches the hostile value"
+    );
+    // The URL is hostile input too: an id that is not one is a 400 page that escapes it.
+    let page = b
+        .get("/d/%3Cscript%3Ealert(1)%3C%2Fscript%3E", Some(&cookie))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(!page.text.contains("<script>alert"), "{}", page.text);
+    let page = b.get("/?status=%3Cscript%3E", Some(&cookie)).await;
+    page.assert_bad_request("status: &#39;&lt;script&gt;&#39; is not one of");
+    // The logs the script polls are plain text that is never sniffed as HTML.
+    let logs = b.get("/d/hostile/logs/work/main", Some(&cookie)).await;
+    assert_eq!(logs.status, StatusCode::OK, "{}", logs.text);
+    assert!(logs.header(header::CONTENT_TYPE).starts_with("text/plain"));
+    assert_eq!(logs.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert!(logs.text.contains(XSS));
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn under_functions_the_host_authenticates_and_links_carry_the_code() {
+    let b = berth(ORIGIN).await;
+    b.submit("hosted", json!({})).await;
+    let router = b.runtime.functions_router();
+    let request = Request::get("/api/dashboard/d/hosted?code=function-key")
+        .header(header::HOST, "app.azurewebsites.net")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let text = String::from_utf8(
+        to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("href=\"/api/dashboard/?code=function-key\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("action=\"/api/dashboard/d/hosted/terminate?code=function-key\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("/api/dashboard/assets/dashboard.css?code=function-key"),
+        "{text}"
+    );
+    for path in ["/api/dashboard", "/api/dashboard/"] {
+        let request = Request::get(format!("{path}?code=k"))
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn long_logs_show_their_end_and_link_to_the_whole() {
+    let b = berth(ORIGIN).await;
+    b.submit("chatty", json!({})).await;
+    let mut logs = String::from("FIRST LINE\n");
+    while logs.len() < 300 * 1024 {
+        logs.push_str("a line of output that repeats itself\n");
+    }
+    logs.push_str("LAST LINE\n");
+    with_saved_logs(&b, "chatty", &logs, "none").await;
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/chatty", Some(&cookie)).await;
+    assert!(page.text.contains("LAST LINE"));
+    assert!(!page.text.contains("FIRST LINE"));
+    assert!(
+        page.text.contains("the last 256 KB of 300 KB"),
+        "{}",
+        &page.text[..2000]
+    );
+    assert!(
+        page.text
+            .contains("href=\"/d/chatty/logs/chatty-work-1/main\"")
+    );
+    let whole = b
+        .get("/d/chatty/logs/chatty-work-1/main", Some(&cookie))
+        .await;
+    assert_eq!(whole.text, logs);
+}
+
+#[tokio::test]
+async fn the_list_filters_by_status_time_and_tag_and_pages() {
+    let b = berth(ORIGIN).await;
+    for n in 0..27 {
+        let team = if n % 2 == 0 { "even" } else { "odd" };
+        b.submit(&format!("listed-{n:02}"), json!({ "team": team }))
+            .await;
+    }
+    let cookie = b.sign_in().await;
+    let first = b.get("/", Some(&cookie)).await;
+    let at = first.text.find("rel=\"next\" href=\"").unwrap() + 17;
+    let next = &first.text[at..at + first.text[at..].find('"').unwrap()];
+    let second = b.get(&next.replace("&amp;", "&"), Some(&cookie)).await;
+    let (mut seen, mut count) = (std::collections::BTreeSet::new(), Vec::new());
+    for page in [&first, &second] {
+        let ids: Vec<&str> = page
+            .text
+            .split(">listed-")
+            .skip(1)
+            .map(|s| &s[..2])
+            .collect();
+        count.push(ids.len());
+        seen.extend(ids);
+    }
+    assert_eq!(count, [25, 2], "a page of 25, then the rest");
+    assert_eq!(seen.len(), 27);
+    assert!(!second.text.contains("rel=\"next\""));
+    let odd = b.get("/?tag=team%3Dodd", Some(&cookie)).await;
+    let shown: Vec<u32> = odd
+        .text
+        .split(">listed-")
+        .skip(1)
+        .map(|s| s[..2].parse().unwrap())
+        .collect();
+    assert!(
+        shown.len() >= 11 && shown.iter().all(|n| n % 2 == 1),
+        "{shown:?}"
+    );
+    let none = b.get("/?status=Succeeded", Some(&cookie)).await;
+    assert!(none.text.contains("No deployments here."));
+    // Everything is newer than 2000; nothing is newer than 2999, and no later page is offered.
+    let all = b.get("/?after=2000-01-01", Some(&cookie)).await;
+    assert!(all.text.contains(">listed-") && all.text.contains("rel=\"next\""));
+    let future = b.get("/?after=2999-01-01T00%3A00", Some(&cookie)).await;
+    assert!(future.text.contains("No deployments here.") && !future.text.contains("rel=\"next\""));
+    let bad = b.get("/?after=yesterday", Some(&cookie)).await;
+    bad.assert_bad_request("after: &#39;yesterday&#39; is not a time");
+}

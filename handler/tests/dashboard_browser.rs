@@ -1,0 +1,257 @@
+//! The dashboard in a real browser: headless Chromium against a real `handler dev`. A job
+//! submitted through the API appears in the list (and a second one without a reload), its page,
+//! reached by keyboard, shows the timeline and the saved logs once it has ended, an event is raised and a running job
+//! terminated by clicking the forms' buttons, and a finished one purged after its confirmation.
+//! Screenshots of every page go to `target/test-artifacts/dashboard/`.
+#![allow(clippy::unwrap_used)]
+
+mod browser;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use browser::Browser;
+
+/// `handler dev` on free ports, with the dashboard URL it printed.
+struct Dev {
+    child: Child,
+    base: String,
+    dashboard: String,
+    key: String,
+}
+
+impl Dev {
+    fn start(data: &std::path::Path) -> Dev {
+        let port = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let (port, emulator_port) = (port(), port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_handler"))
+            .args(["dev", "--port", &port.to_string()])
+            .args(["--emulator-port", &emulator_port.to_string(), "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .env_remove("BERTH_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut dashboard = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let line = line.trim();
+            if let Some(url) = line.strip_prefix("Dashboard:") {
+                dashboard = Some(url.trim().to_owned());
+            }
+            if line.starts_with("data:") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let key = std::fs::read_to_string(data.join("api.key")).unwrap();
+        Dev {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dashboard: dashboard.expect("`handler dev` prints a Dashboard line"),
+            key: key.trim().to_owned(),
+        }
+    }
+
+    async fn submit(&self, spec: &Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/deployments", self.base))
+            .header("x-functions-key", &self.key)
+            .json(spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    }
+
+    async fn status(&self, id: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/deployments/{id}", self.base))
+            .header("x-functions-key", &self.key)
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the deployment's status document satisfies `done`.
+    async fn wait(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, status) = self.status(id).await;
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{id} not {what}: {status}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+fn job(id: &str, script: &str) -> Value {
+    json!({
+        "id": id,
+        "tags": { "suite": "browser" },
+        "groups": [{"name": "work", "properties": {"containers": [{"name": "main", "properties": {
+            "image": "busybox", "command": ["sh", "-c", script],
+            "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_is_followed_and_terminated_in_the_browser() {
+    let data = tempfile::tempdir().unwrap();
+    let dev = Dev::start(data.path());
+    assert!(
+        dev.dashboard == format!("{}/?code={}", dev.base, dev.key),
+        "dev prints the ready-to-open dashboard URL: {}",
+        dev.dashboard
+    );
+    dev.submit(&job(
+        "browser-job",
+        "echo 'hello from the browser test'; echo '<b>not bold</b>'",
+    ))
+    .await;
+    let mut browser = Browser::start();
+
+    // The printed URL signs in and takes the key out of the address bar.
+    browser.open(&dev.dashboard);
+    let location = browser.eval("location.href");
+    assert_eq!(location, json!(format!("{}/", dev.base)));
+    browser.wait_for(
+        "document.body.innerText.includes('browser-job')",
+        Duration::from_secs(10),
+    );
+    browser.screenshot("list");
+
+    // The list updates itself: a job submitted now appears without a reload.
+    browser.eval("window.notReloaded = true");
+    dev.submit(&job("browser-long", "echo started; sleep 300"))
+        .await;
+    browser.wait_for(
+        "window.notReloaded === true && document.body.innerText.includes('browser-long')",
+        Duration::from_secs(15),
+    );
+
+    // A finished job's page: timeline and saved logs.
+    dev.wait("browser-job", "done", |s| s["phase"] == "Done")
+        .await;
+    // By keyboard alone: the skip link comes first, then the way to the job.
+    browser.press("Tab");
+    assert_eq!(
+        browser.eval("document.activeElement.textContent"),
+        json!("Skip to content")
+    );
+    browser.tab_to_and_enter("a[href='/d/browser-job']", 20);
+    assert_eq!(browser.eval("location.pathname"), json!("/d/browser-job"));
+    let text = browser.text();
+    assert!(text.contains("Succeeded"), "{text}");
+    assert!(text.contains("hello from the browser test"), "{text}");
+    // Log lines are text, never markup.
+    assert!(text.contains("<b>not bold</b>"), "{text}");
+    assert_eq!(
+        browser.eval("document.querySelectorAll('pre.log b').length"),
+        json!(0)
+    );
+    for mark in ["created", "running", "exit", "logs", "deleted", "end"] {
+        let count = browser.eval(&format!(
+            "document.querySelectorAll('#timeline svg circle.mark.{mark}').length"
+        ));
+        assert!(
+            count.as_u64().unwrap() >= 1,
+            "no {mark} mark on the timeline"
+        );
+    }
+    browser.screenshot("deployment-succeeded");
+
+    // A running job: raise an event, then terminate it, by clicking.
+    dev.wait("browser-long", "running", |s| {
+        s["groups"][0]["containers"][0]["state"] == "Running"
+    })
+    .await;
+    browser.open(&format!("{}/d/browser-long", dev.base));
+    // Its logs are polled by the script from the dashboard's logs route, which passes `tail` on
+    // to the API's.
+    let live = browser.eval("document.querySelector('pre[data-live]').getAttribute('data-live')");
+    let live = live.as_str().unwrap().to_owned();
+    assert!(
+        live.starts_with("/d/browser-long/logs/") && live.ends_with("/main?tail=200"),
+        "{live}"
+    );
+    let polled = format!("{}{live}", dev.base);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !browser.requests().contains(&polled) {
+        assert!(
+            Instant::now() < deadline,
+            "{polled} not polled: {:?}",
+            browser.requests()
+        );
+        browser.eval("new Promise(done => setTimeout(done, 200))");
+    }
+    browser.screenshot("deployment-running");
+    browser.type_into("#e-name", "hello");
+    browser.type_into("#e-payload", r#"{"say": "<i>hi</i>"}"#);
+    browser.click("#raise");
+    assert!(
+        browser.text().contains("EventReceived"),
+        "{}",
+        browser.text()
+    );
+    browser.type_into("#t-reason", "clicked in the browser test");
+    browser.click("#terminate");
+    assert_eq!(browser.eval("location.pathname"), json!("/d/browser-long"));
+    let status = dev
+        .wait("browser-long", "terminated", |s| s["phase"] == "Done")
+        .await;
+    assert_eq!(status["runtimeStatus"], "Terminated", "{status}");
+    browser.wait_for(
+        "document.querySelector('#summary').innerText.includes('Terminated')",
+        Duration::from_secs(15),
+    );
+    assert!(browser.text().contains("clicked in the browser test"));
+    browser.screenshot("deployment-terminated");
+
+    // Purge, after its confirmation step.
+    browser.click("#purge");
+    browser.screenshot("purge-confirm");
+    browser.type_into("#p-confirm", "browser-long");
+    browser.click("#purge-confirm");
+    assert_eq!(browser.eval("location.pathname"), json!("/"));
+    assert_eq!(dev.status("browser-long").await.0, 404);
+    browser.screenshot("list-after-purge");
+
+    // Everything came from Berth: no other host, no CDN (`data:` URLs are Chromium's own
+    // form-control icons, not requests).
+    let requests: Vec<&String> = browser
+        .requests()
+        .iter()
+        .filter(|url| !url.starts_with("data:"))
+        .collect();
+    assert!(requests.len() > 10, "{requests:?}");
+    for url in requests {
+        assert!(url.starts_with(&format!("{}/", dev.base)), "{url}");
+    }
+}
