@@ -9,7 +9,7 @@ run.sh). Run again after the fixtures change: `python3 fuzz/seed.py` (needs PyYA
   spec with a key given twice.
 - spec_yaml: examples/*.yaml, the export in spec_errors.rs, and every JSON seed's groups written as
   an ACI YAML export (block and flow style, with an anchor).
-- host_payload: shared/fixtures/functions-host/request-*.json and invocations Berth's own
+- host_payload: fixtures/functions-host/request-*.json and invocations Berth's own
   functions receive (a step message, a deploy with a YAML and a binary body).
 """
 
@@ -22,7 +22,7 @@ import yaml
 
 FUZZ = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(FUZZ)
-FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "functions-host")
+FIXTURES = os.path.join(ROOT, "fixtures", "functions-host")
 
 
 def rust_json(text):

@@ -1,6 +1,7 @@
 //! Item 5: the footprint of the `handler` binary under the Functions host's protocol, beside a
 //! minimal axum hello-world built the same way: time from process start to the first answer on
-//! the readiness probe (`GET /`), resident memory once idle, and binary size.
+//! the readiness probe (`GET /`), resident memory once idle, and binary size. The same for the
+//! binary as the Function App package build makes it (without `dev` and the emulator), when given.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -37,7 +38,7 @@ pub async fn measure(
     let mut startup = Vec::new();
     let mut rss = Vec::new();
     for start in 0..starts {
-        let port = free_port()?;
+        let port = free_port();
         let mut command = Command::new(binary);
         command
             .env_clear()
@@ -98,15 +99,34 @@ pub fn handler_env(dir: &Path, arm_endpoint: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// `handler` and `axum-hello`, each started `starts` times.
-pub async fn both(arm_endpoint: &str, starts: usize) -> anyhow::Result<(Footprint, Footprint)> {
+/// The footprints of one run.
+pub struct Footprints {
+    /// `handler` as `cargo build --release` makes it (default features: `dev` and the emulator).
+    pub handler: Footprint,
+    /// `axum-hello`.
+    pub hello: Footprint,
+    /// `handler` as the Function App package build makes it, when its path was given.
+    pub packaged: Option<Footprint>,
+}
+
+/// `handler`, `axum-hello` and the packaged `handler` (at `packaged`, if given), each started
+/// `starts` times.
+pub async fn all(
+    arm_endpoint: &str,
+    starts: usize,
+    packaged: Option<&Path>,
+) -> anyhow::Result<Footprints> {
     let dir = tempfile::tempdir()?;
-    let handler = measure(
-        &sibling("handler")?,
-        &handler_env(dir.path(), arm_endpoint),
-        starts,
-    )
-    .await?;
+    let env = handler_env(dir.path(), arm_endpoint);
+    let handler = measure(&sibling("handler")?, &env, starts).await?;
     let hello = measure(&sibling("axum-hello")?, &[], starts).await?;
-    Ok((handler, hello))
+    let packaged = match packaged {
+        Some(path) => Some(measure(path, &env, starts).await?),
+        None => None,
+    };
+    Ok(Footprints {
+        handler,
+        hello,
+        packaged,
+    })
 }

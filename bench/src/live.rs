@@ -44,7 +44,7 @@ fn reads(stats: &Value) -> f64 {
 pub async fn measure(count: usize, window: Duration) -> anyhow::Result<Live> {
     let emulator = Emulator::start(&["--pending-ms", "86400000", "--no-cgroups"]).await?;
     let dir = tempfile::tempdir()?;
-    let port = free_port()?;
+    let port = free_port();
     let key = uuid::Uuid::new_v4().simple().to_string();
     let mut child = Command::new(sibling("handler")?)
         .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])

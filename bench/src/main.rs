@@ -28,6 +28,10 @@ struct Args {
     /// Only these items (comma separated: throughput, duroxide, floor, cost, footprint, live, sweep).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// `handler` as the Function App package build makes it (bench/run.sh builds it with
+    /// infra/hooks/package.sh); `packaged_binary_mb` is not measured without it.
+    #[arg(long, env = "BERTH_BENCH_PACKAGED")]
+    packaged: Option<PathBuf>,
     /// Measured runs per configuration (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
@@ -44,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     plan.repeats = args.repeats.max(1);
     plan.duroxide = args.duroxide;
     plan.azurite = args.azurite;
+    plan.packaged = args.packaged;
     plan.only = args.only;
     let results = Suite::run(plan).await?;
     if let Some(parent) = args.out.parent() {

@@ -114,8 +114,4 @@ pub async fn first_answer(port: u16, limit: Duration) -> anyhow::Result<Instant>
     }
 }
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
+pub use berth_test_support::free_port;

@@ -15,7 +15,8 @@
 //! - `lifecycle`: the pure state machine of a group (provisioning, group and container states;
 //!   its values in `lifecycle::states`, its inputs and actions in `lifecycle::signals`).
 //! - `validate`: what ACI checks in a PUT, and the update rules; `rules`: the table of ACI's
-//!   create-time rules about combinations of fields, shared with Berth's spec validator.
+//!   create-time rules about combinations of fields (the `aci-rules` crate, shared with Berth's
+//!   spec validator).
 //! - `record`: a group as held and persisted, rendered into ARM answers; `store`: records on disk.
 //! - `sandbox` (bubblewrap arguments), `process` (processes and their logs), `cgroup` (limits),
 //!   `logs` (log buffers), `images` (the image map).
@@ -40,7 +41,6 @@ pub mod model;
 pub mod process;
 pub mod quotas;
 pub mod record;
-pub mod rules;
 pub mod sandbox;
 pub mod server;
 pub mod stats;
@@ -48,6 +48,8 @@ pub mod store;
 pub mod validate;
 
 pub use aci::Emulator;
+/// ACI's create-time rules (the `aci-rules` crate, which Berth's spec validator also runs).
+pub use aci_rules as rules;
 pub use api_versions::API_VERSIONS;
 pub use auth::Token;
 pub use config::{Config, Timings};

@@ -2,6 +2,8 @@
 //! restarts), its runtime view, and rendering into ARM answers (secrets stripped, read-only fields
 //! filled, enums normalised, instance views only where ARM gives them).
 
+/// ARM's normalised region name (`West US` → `westus`), as the create-time rules normalise it.
+pub use aci_rules::normalize_location;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -151,13 +153,4 @@ pub fn resource_id(subscription: &str, resource_group: &str, name: &str) -> Stri
     format!(
         "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/{RESOURCE_TYPE}/{name}"
     )
-}
-
-/// ARM's normalised region name: lowercase without spaces (`West US` → `westus`).
-pub fn normalize_location(location: &str) -> String {
-    location
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
 }

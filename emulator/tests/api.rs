@@ -783,11 +783,17 @@ async fn a_delete_delay_answers_202_and_shows_deleting() {
         .await
         .unwrap();
     assert_eq!(status["status"], "Deleting");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while harness.get("slow-delete").await.0 != 404 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "slow-delete to be gone",
+        Duration::from_secs(10),
+        || async {
+            match harness.get("slow-delete").await {
+                (404, _) => Ok(()),
+                (status, body) => Err(format!("{status}: {body}")),
+            }
+        },
+    )
+    .await;
     let status: Value = harness
         .client
         .get(&operation)

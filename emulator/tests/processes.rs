@@ -198,23 +198,16 @@ async fn always_containers_share_an_empty_dir_and_the_hosts_loopback() {
             group_state(body) == "Running" && provisioning(body) == "Succeeded"
         })
         .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    eventually("the reader to see the counter", WAIT, || async {
         let (status, logs) = harness.logs("web", "reader", "").await;
-        if status == 200
-            && logs["content"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("reader saw ")
-        {
-            break;
+        let text = logs["content"].as_str().unwrap_or("");
+        if status == 200 && text.starts_with("reader saw ") {
+            Ok(())
+        } else {
+            Err(logs)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "reader never saw the counter: {logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     let accepted = tokio::task::spawn_blocking(move || {
         let (mut stream, _) = listener.accept().unwrap();
         let mut text = String::new();
@@ -440,8 +433,8 @@ fn cgroup_v1_writable() -> bool {
 #[tokio::test]
 async fn cpu_and_memory_limits_are_applied_through_cgroups() {
     if !cgroup_v1_writable() {
-        eprintln!("skipped: no writable cgroup v1 memory hierarchy on this machine");
-        return;
+        let why = "this process may not create cgroups under its v1 memory cgroup";
+        return berth_test_support::skip::missing("cgroup", why);
     }
     let harness = Harness::start(|_| {}).await;
     let mut container = shell(
@@ -453,19 +446,16 @@ async fn cpu_and_memory_limits_are_applied_through_cgroups() {
     container["properties"]["resources"] = json!({"requests": {"cpu": 1, "memoryInGB": 1}, "limits": {"cpu": 0.5, "memoryInGB": 0.25}});
     let body = group_body("Never", json!([container]), json!([]));
     harness.create("limited", &body).await;
-    let deadline = std::time::Instant::now() + WAIT;
-    let text = loop {
+    let text = eventually("the container's cgroup listing", WAIT, || async {
         let (status, logs) = harness.logs("limited", "limited", "").await;
         let text = logs["content"].as_str().unwrap_or("").to_string();
         if status == 200 && text.contains(":memory:") {
-            break text;
+            Ok(text)
+        } else {
+            Err(logs)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no cgroup listing: {logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     let path = |controller: &str| {
         text.lines()
             .find_map(|line| {
@@ -576,16 +566,12 @@ async fn images_without_a_command_run_their_image_map_entry_or_fail_like_aci() {
 async fn the_example_postgres_image_runs_without_capabilities_on_its_share() {
     let postgres = std::path::Path::new("/usr/lib/postgresql/15/bin/postgres");
     if !postgres.exists() {
-        eprintln!("skipped: PostgreSQL 15 is not installed (apt-get install postgresql)");
-        return;
+        let why = format!("{} does not exist", postgres.display());
+        return berth_test_support::skip::missing("postgres", &why);
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/images.toml");
     // The example listens on 5432; a free port keeps this test clear of any local server.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = berth_test_support::free_port();
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains("-p 5432"), "the example's port moved");
     let images =
@@ -602,19 +588,16 @@ async fn the_example_postgres_image_runs_without_capabilities_on_its_share() {
         json!([share("pgdata", "pgdata")]),
     );
     harness.create("db", &body).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually("PostgreSQL to start", Duration::from_secs(60), || async {
         let (_, logs) = harness.logs("db", "db", "").await;
         let text = logs["content"].as_str().unwrap_or("").to_string();
         if text.contains("ready to accept connections") {
-            break;
+            Ok(())
+        } else {
+            Err(text)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "PostgreSQL did not start: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
@@ -687,20 +670,17 @@ async fn an_update_restarts_the_containers_with_the_new_spec() {
     );
     let response = harness.put("updated", &second).await;
     assert_eq!(response.status(), 200);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    let body = eventually("the update to run", WAIT, || async {
         let (_, logs) = harness.logs("updated", "job", "").await;
         let (_, body) = harness.get("updated").await;
         if logs["content"] == "second\n" && group_state(&body) == "Succeeded" {
-            assert_eq!(view(&body, 0)["restartCount"], 0);
-            break;
+            Ok(body)
+        } else {
+            Err(logs)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "update never ran: {logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(view(&body, 0)["restartCount"], 0);
     assert_eq!(harness.stats().await["createsByName"]["updated"], 1);
     harness.stop().await;
 }

@@ -1,6 +1,9 @@
 //! `handler`: the Functions custom handler (when `FUNCTIONS_CUSTOMHANDLER_PORT` is set), `dev`
 //! (the whole system on one machine, offline), `serve` (the standalone runtime) and `package`.
+//! `dev` needs the `dev` feature (on by default), which links the ACI emulator; the Function App
+//! package is built without it.
 
+#[cfg(feature = "dev")]
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use berth::clock::SystemClock;
 use berth::config::{Config, Defaults};
+#[cfg(feature = "dev")]
 use berth::crypto::SecretsKey;
 use berth::runtime::Runtime;
 use berth::server::Limits;
@@ -29,6 +33,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything on this machine: API, worker, SQLite and the ACI emulator (no Azure).
+    // Parsed even without the `dev` feature, so that `handler dev` says how to get it.
+    #[cfg_attr(not(feature = "dev"), command(hide = true))]
     Dev {
         #[arg(long, default_value_t = 7071)]
         port: u16,
@@ -175,6 +181,7 @@ fn functions_mode(port: &str) -> anyhow::Result<()> {
     })
 }
 
+#[cfg(feature = "dev")]
 /// The secrets key of a dev data folder, generated on first use.
 fn dev_secrets_key(data_dir: &Path) -> anyhow::Result<SecretsKey> {
     let path = data_dir.join("secrets.key");
@@ -188,6 +195,7 @@ fn dev_secrets_key(data_dir: &Path) -> anyhow::Result<SecretsKey> {
     Ok(key)
 }
 
+#[cfg(feature = "dev")]
 /// The API key of a dev data folder, generated on first use (as notebook servers do).
 fn dev_api_key(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("api.key");
@@ -203,6 +211,7 @@ fn dev_api_key(data_dir: &Path) -> anyhow::Result<String> {
     Ok(key)
 }
 
+#[cfg(feature = "dev")]
 /// Creates the data folder readable by its owner only (it holds keys, checkpoints and logs).
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -213,6 +222,7 @@ fn create_private_dir(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", path.display()))
 }
 
+#[cfg(feature = "dev")]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -224,6 +234,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
+#[cfg(feature = "dev")]
 fn dev(
     port: u16,
     emulator_port: u16,
@@ -314,6 +325,24 @@ fn dev(
         emulator.shutdown().await;
         Ok(())
     })
+}
+
+/// `dev` in a binary built without the feature (as the Function App package is): says how to get
+/// one that has it.
+#[cfg(not(feature = "dev"))]
+fn dev(
+    _port: u16,
+    _emulator_port: u16,
+    _data_dir: &Path,
+    _images: Option<PathBuf>,
+    _no_auth: bool,
+    _limits: Limits,
+) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "`handler dev` is not in this binary: it was built without the `dev` feature, which links \
+         the ACI emulator (the Function App package leaves it out). Build one with it: \
+         `cargo build --release -p handler` (default features), or run `bin/handler dev`"
+    )
 }
 
 fn serve(port: u16, bind: &str, limits: Limits) -> anyhow::Result<()> {

@@ -1,15 +1,16 @@
-//! ACI's create-time rules, from both sides: for every rule of the emulator's table, Berth refuses
-//! the sample group at submit (`400`, the field path first in `detail`, ACI's code in it, nothing
-//! created) and the emulator refuses the same properties at PUT with the same code and field. A rule
-//! added to the table is checked here without a new test, so the two sides cannot drift.
+//! ACI's create-time rules, from both sides: for every rule of the shared table (`aci_rules`),
+//! Berth refuses the sample group at submit (`400`, the field path first in `detail`, ACI's code in
+//! it, nothing created) and the emulator refuses the same properties at PUT with the same code and
+//! field. A rule added to the table is checked here without a new test, so the two sides cannot
+//! drift.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use aci_rules::RULES;
 use common::Harness;
 use common::scenarios::{self, API_VERSION, RESOURCE_GROUP, SUBSCRIPTION};
-use emulator::rules::RULES;
 use serde_json::{Value, json};
 
 #[tokio::test]

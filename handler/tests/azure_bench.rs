@@ -1,7 +1,7 @@
 //! Throughput of Azurite for the two operations Berth's Azure backend lives on: the conditional
 //! checkpoint write and the step message cycle. Ignored by default; run with
-//! `cargo test -p handler --test azure_bench -- --ignored --nocapture` (Azurite running and
-//! `BERTH_TEST_AZURITE` set). The numbers are printed; the assertions only check the work was done.
+//! `cargo test -p handler --test azure_bench -- --ignored --nocapture` (on the Azurite of
+//! `azure_support`). The numbers are printed; the assertions only check the work was done.
 #![allow(clippy::unwrap_used)]
 
 mod azure_support;
@@ -19,7 +19,7 @@ const CONCURRENCY: usize = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn conditional_blob_writes_per_second() {
-    let Some(account) = account("conditional_blob_writes_per_second") else {
+    let Some(account) = account() else {
         return;
     };
     let c = Arc::new(account.container(&unique("bench")).unwrap());
@@ -82,7 +82,7 @@ async fn conditional_blob_writes_per_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn queue_put_get_delete_cycles_per_second() {
-    let Some(account) = account("queue_put_get_delete_cycles_per_second") else {
+    let Some(account) = account() else {
         return;
     };
     let q = Arc::new(account.queue(&unique("bench")).unwrap());

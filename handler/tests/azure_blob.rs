@@ -5,7 +5,7 @@
 mod azure_support;
 
 use azure_core::http::{FixedRetryOptions, RetryOptions};
-use azure_support::{account, poll, unique};
+use azure_support::{account, eventually, unique};
 use berth::azure::{
     Kind, StorageAccount, StorageConnection, StorageError, TagFilter, TagOp, Tags, WriteCondition,
 };
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn cas_create_update_and_conflict_each_cost_one_request() {
-    let Some(account) = account("cas_create_update_and_conflict_each_cost_one_request") else {
+    let Some(account) = account() else {
         return;
     };
     let c = account.container(&unique("cas")).unwrap();
@@ -100,7 +100,7 @@ async fn cas_create_update_and_conflict_each_cost_one_request() {
 
 #[tokio::test]
 async fn concurrent_read_modify_write_loses_no_update() {
-    let Some(account) = account("concurrent_read_modify_write_loses_no_update") else {
+    let Some(account) = account() else {
         return;
     };
     let c = Arc::new(account.container(&unique("rmw")).unwrap());
@@ -157,7 +157,7 @@ async fn concurrent_read_modify_write_loses_no_update() {
 
 #[tokio::test]
 async fn list_pages_by_prefix_with_continuation() {
-    let Some(account) = account("list_pages_by_prefix_with_continuation") else {
+    let Some(account) = account() else {
         return;
     };
     let c = account.container(&unique("list")).unwrap();
@@ -220,7 +220,7 @@ async fn list_pages_by_prefix_with_continuation() {
 
 #[tokio::test]
 async fn tags_are_written_with_the_content_and_found_by_query() {
-    let Some(account) = account("tags_are_written_with_the_content_and_found_by_query") else {
+    let Some(account) = account() else {
         return;
     };
     let c = account.container(&unique("tags")).unwrap();
@@ -312,13 +312,17 @@ async fn tags_are_written_with_the_content_and_found_by_query() {
     .await
     .unwrap();
     let succeeded = TagFilter::new("status", TagOp::Eq, "Succeeded").unwrap();
-    poll(
+    eventually(
         "d-3 to be listed as Succeeded",
         Duration::from_secs(10),
         || async {
             let page = c.find_by_tags(&succeeded, None, 100).await.unwrap();
             let names: Vec<_> = page.blobs.iter().map(|b| b.name.as_str()).collect();
-            (names == ["deployments/d-2/checkpoint", "deployments/d-3/checkpoint"]).then_some(())
+            if names == ["deployments/d-2/checkpoint", "deployments/d-3/checkpoint"] {
+                Ok(())
+            } else {
+                Err(format!("{names:?}"))
+            }
         },
     )
     .await;
@@ -338,7 +342,7 @@ async fn tags_are_written_with_the_content_and_found_by_query() {
 
 #[tokio::test]
 async fn append_blobs_append_once_at_the_expected_offset() {
-    let Some(account) = account("append_blobs_append_once_at_the_expected_offset") else {
+    let Some(account) = account() else {
         return;
     };
     let c = account.container(&unique("append")).unwrap();
@@ -391,7 +395,7 @@ async fn append_blobs_append_once_at_the_expected_offset() {
 
 #[tokio::test]
 async fn bad_names_fail_before_any_request() {
-    let Some(account) = account("bad_names_fail_before_any_request") else {
+    let Some(account) = account() else {
         return;
     };
     let err = account.container("Bad_Name").unwrap_err();

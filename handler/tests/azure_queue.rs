@@ -6,7 +6,7 @@ mod azure_support;
 
 use azure_core::http::ClientOptions;
 use azure_storage_queue::{QueueClient, QueueClientOptions};
-use azure_support::{account, connection, poll, unique};
+use azure_support::{account, connection, eventually, unique};
 use base64::Engine as _;
 use berth::azure::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
 use berth::azure::shared_key::SharedKeyPolicy;
@@ -20,7 +20,7 @@ const LONG: Duration = Duration::from_secs(300);
 
 #[tokio::test]
 async fn a_step_costs_put_get_delete() {
-    let Some(account) = account("a_step_costs_put_get_delete") else {
+    let Some(account) = account() else {
         return;
     };
     let q = account.queue(&unique("step")).unwrap();
@@ -58,7 +58,7 @@ async fn a_step_costs_put_get_delete() {
 
 #[tokio::test]
 async fn a_delayed_message_stays_invisible_until_its_delay_passes() {
-    let Some(account) = account("a_delayed_message_stays_invisible_until_its_delay_passes") else {
+    let Some(account) = account() else {
         return;
     };
     let q = account.queue(&unique("delay")).unwrap();
@@ -72,9 +72,9 @@ async fn a_delayed_message_stays_invisible_until_its_delay_passes() {
         q.receive(1, LONG).await.unwrap().is_empty(),
         "invisible right after sending"
     );
-    let got = poll("the delayed message", Duration::from_secs(10), || async {
+    let got = eventually("the delayed message", Duration::from_secs(10), || async {
         let mut got = q.receive(1, LONG).await.unwrap();
-        got.pop()
+        got.pop().ok_or("no message yet")
     })
     .await;
     let waited = start.elapsed();
@@ -92,8 +92,7 @@ async fn a_delayed_message_stays_invisible_until_its_delay_passes() {
 
 #[tokio::test]
 async fn an_undeleted_message_comes_back_with_a_higher_dequeue_count() {
-    let Some(account) = account("an_undeleted_message_comes_back_with_a_higher_dequeue_count")
-    else {
+    let Some(account) = account() else {
         return;
     };
     let q = account.queue(&unique("redeliver")).unwrap();
@@ -106,8 +105,9 @@ async fn an_undeleted_message_comes_back_with_a_higher_dequeue_count() {
         .pop()
         .unwrap();
     assert_eq!(first.dequeue_count, 1);
-    let second = poll("redelivery", Duration::from_secs(10), || async {
-        q.receive(1, Duration::from_secs(1)).await.unwrap().pop()
+    let second = eventually("redelivery", Duration::from_secs(10), || async {
+        let got = q.receive(1, Duration::from_secs(1)).await.unwrap().pop();
+        got.ok_or("no message yet")
     })
     .await;
     assert_eq!(second.receipt.id, first.receipt.id);
@@ -140,7 +140,7 @@ async fn an_undeleted_message_comes_back_with_a_higher_dequeue_count() {
 
 #[tokio::test]
 async fn update_extends_visibility_and_replaces_text() {
-    let Some(account) = account("update_extends_visibility_and_replaces_text") else {
+    let Some(account) = account() else {
         return;
     };
     let q = account.queue(&unique("update")).unwrap();
@@ -191,7 +191,7 @@ async fn update_extends_visibility_and_replaces_text() {
 /// JSON-encoded in `Data`, as the host fixtures show.
 #[tokio::test]
 async fn the_functions_trigger_sees_the_text_berth_sent() {
-    let Some(connection) = connection("the_functions_trigger_sees_the_text_berth_sent") else {
+    let Some(connection) = connection() else {
         return;
     };
     let account = berth::azure::StorageAccount::new(&connection, None).unwrap();
@@ -223,10 +223,7 @@ async fn the_functions_trigger_sees_the_text_berth_sent() {
     )
     .unwrap();
 
-    let fixtures = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/functions-host/"
-    );
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/functions-host/");
     for file in ["request-queue-plain-string.json", "request-queue-json.json"] {
         let fixture: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(format!("{fixtures}{file}")).unwrap())
@@ -271,7 +268,7 @@ async fn the_functions_trigger_sees_the_text_berth_sent() {
 
 #[tokio::test]
 async fn limits_are_checked_before_sending() {
-    let Some(account) = account("limits_are_checked_before_sending") else {
+    let Some(account) = account() else {
         return;
     };
     let q = account.queue(&unique("limits")).unwrap();

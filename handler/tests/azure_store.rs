@@ -8,7 +8,7 @@ mod azure_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use azure_support::{poll, unique};
+use azure_support::{eventually, unique};
 use berth::azure::{Kind, StorageAccount};
 use berth::checkpoint::{Deployments, ListQuery};
 use berth::clock::{Clock, SystemClock};
@@ -19,9 +19,9 @@ use berth::store::azure::AzureBackend;
 use berth::store::{Checkpoints, Scheduled, StepMessage, Steps, StoreError};
 use serde_json::json;
 
-/// A fresh backend on its own container and queues, or `None` when Azurite is not configured.
-async fn backend(test: &str) -> Option<AzureBackend> {
-    let account = Arc::new(azure_support::account(test)?);
+/// A fresh backend on its own container and queues; `None` only when skipping Azurite was asked for.
+async fn backend() -> Option<AzureBackend> {
+    let account = Arc::new(azure_support::account()?);
     Some(
         AzureBackend::on_account(account, &unique("store"), Arc::new(SystemClock))
             .await
@@ -74,7 +74,7 @@ async fn move_to(b: &AzureBackend, id: &str, status: RuntimeStatus) {
 
 #[tokio::test]
 async fn creates_and_saves_are_compare_and_swap() {
-    let Some(b) = backend("creates_and_saves_are_compare_and_swap").await else {
+    let Some(b) = backend().await else {
         return;
     };
     let d = deployment("cas-1", now());
@@ -157,7 +157,7 @@ async fn creates_and_saves_are_compare_and_swap() {
 
 #[tokio::test]
 async fn lists_page_newest_first_with_a_status_filter() {
-    let Some(b) = backend("lists_page_newest_first_with_a_status_filter").await else {
+    let Some(b) = backend().await else {
         return;
     };
     let t0 = now() - 100_000;
@@ -248,7 +248,7 @@ async fn lists_page_newest_first_with_a_status_filter() {
 
 #[tokio::test]
 async fn a_left_behind_entry_is_skipped_and_removed() {
-    let Some(b) = backend("a_left_behind_entry_is_skipped_and_removed").await else {
+    let Some(b) = backend().await else {
         return;
     };
     let t0 = now();
@@ -309,7 +309,7 @@ async fn a_left_behind_entry_is_skipped_and_removed() {
 
 #[tokio::test]
 async fn overdue_and_expired_read_only_the_tag_index() {
-    let Some(b) = backend("overdue_and_expired_read_only_the_tag_index").await else {
+    let Some(b) = backend().await else {
         return;
     };
     let t0 = now() - 3_600_000;
@@ -373,9 +373,7 @@ async fn overdue_and_expired_read_only_the_tag_index() {
 
 #[tokio::test]
 async fn logs_are_found_by_group_and_by_instance_and_purged_with_the_deployment() {
-    let Some(b) =
-        backend("logs_are_found_by_group_and_by_instance_and_purged_with_the_deployment").await
-    else {
+    let Some(b) = backend().await else {
         return;
     };
     let t0 = now();
@@ -445,7 +443,7 @@ async fn logs_are_found_by_group_and_by_instance_and_purged_with_the_deployment(
 
 #[tokio::test]
 async fn steps_wait_for_their_time_and_come_back_until_poisoned() {
-    let Some(b) = backend("steps_wait_for_their_time_and_come_back_until_poisoned").await else {
+    let Some(b) = backend().await else {
         return;
     };
     // A step due in two seconds is not visible before.
@@ -455,9 +453,13 @@ async fn steps_wait_for_their_time_and_come_back_until_poisoned() {
         .await
         .unwrap();
     assert!(b.steps.receive(32, 30_000).await.unwrap().is_empty());
-    let got = poll("the delayed step", Duration::from_secs(10), || async {
+    let got = eventually("the delayed step", Duration::from_secs(10), || async {
         let got = b.steps.receive(32, 30_000).await.unwrap();
-        (!got.is_empty()).then_some(got)
+        if got.is_empty() {
+            Err("no step yet")
+        } else {
+            Ok(got)
+        }
     })
     .await;
     let waited = start.elapsed();
@@ -477,10 +479,13 @@ async fn steps_wait_for_their_time_and_come_back_until_poisoned() {
     let first = b.steps.receive(1, 1_000).await.unwrap().pop().unwrap();
     let mut deliveries = vec![first.dequeue_count];
     for _ in 0..4 {
-        let again = poll(
+        let again = eventually(
             "the message to come back",
             Duration::from_secs(10),
-            || async { b.steps.receive(1, 1_000).await.unwrap().pop() },
+            || async {
+                let got = b.steps.receive(1, 1_000).await.unwrap().pop();
+                got.ok_or("no message yet")
+            },
         )
         .await;
         deliveries.push(again.dequeue_count);
@@ -505,7 +510,7 @@ async fn steps_wait_for_their_time_and_come_back_until_poisoned() {
 
 #[tokio::test]
 async fn an_idle_wait_ends_when_this_process_sends() {
-    let Some(b) = backend("an_idle_wait_ends_when_this_process_sends").await else {
+    let Some(b) = backend().await else {
         return;
     };
     // Idle for a while: the back-off grows to its ceiling.
@@ -534,9 +539,7 @@ async fn an_idle_wait_ends_when_this_process_sends() {
 
 #[tokio::test]
 async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
-    let Some(connection) = azure_support::connection(
-        "step_messages_are_the_base64_text_the_functions_trigger_decodes",
-    ) else {
+    let Some(connection) = azure_support::connection() else {
         return;
     };
     use base64::Engine as _;
@@ -600,7 +603,7 @@ async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
     // The trigger decodes the base64 and passes the text as the fixture shows.
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/functions-host/request-queue-plain-string.json"
+        "/../fixtures/functions-host/request-queue-plain-string.json"
     );
     let mut envelope: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
@@ -621,8 +624,7 @@ async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
 /// loads with the fields from its tags, at one Get Blob Tags more, until a save writes them.
 #[tokio::test]
 async fn a_checkpoint_with_tags_only_loads_its_index_fields_from_them() {
-    let Some(b) = backend("a_checkpoint_with_tags_only_loads_its_index_fields_from_them").await
-    else {
+    let Some(b) = backend().await else {
         return;
     };
     let name = berth::store::azure::names::checkpoint("tags-only");

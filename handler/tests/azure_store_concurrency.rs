@@ -7,7 +7,6 @@
 mod azure_support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +18,9 @@ use azure_storage_queue::models::{
 use berth::azure::{StorageAccount, StorageAuth, StorageConnection, TimeToLive};
 use berth::crypto::SecretsKey;
 use berth::store::StepMessage;
-use serde_json::{Value, json};
+use berth_test_support::api::Client;
+use berth_test_support::{eventually, free_port};
+use serde_json::json;
 
 const KEY: &str = "concurrency-test-key";
 const DEPLOYMENTS: usize = 100;
@@ -34,14 +35,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn(settings: &[(&str, String)], log: &std::path::Path) -> Serve {
@@ -61,23 +54,14 @@ fn spawn(settings: &[(&str, String)], log: &std::path::Path) -> Serve {
     Serve { child, url }
 }
 
-async fn ready(http: &reqwest::Client, serve: &Serve) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{}/", serve.url)).send().await.is_err() {
-        assert!(Instant::now() < deadline, "handler serve did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn ready(serve: &Serve) {
+    let root = format!("{}/", serve.url);
+    berth_test_support::api::wait_until_answering(&root, Duration::from_secs(20)).await;
 }
 
-async fn status(http: &reqwest::Client, url: &str, id: &str) -> Value {
-    http.get(format!("{url}/api/deployments/{id}"))
-        .header("x-functions-key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+/// Berth's API on `serve`, with the key.
+fn api(serve: &Serve) -> Client {
+    Client::new(format!("{}/api", serve.url)).with_key(KEY)
 }
 
 /// A plain SDK client on the queue, to read its approximate length.
@@ -104,13 +88,23 @@ fn raw_queue(connection: &StorageConnection, name: &str) -> azure_storage_queue:
     .unwrap()
 }
 
+/// How many messages the queue holds, as the service counts them.
+async fn messages_in(queue: &azure_storage_queue::QueueClient) -> i64 {
+    queue
+        .get_properties(None)
+        .await
+        .unwrap()
+        .approximate_messages_count()
+        .unwrap()
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handlers_share_100_deployments_with_duplicated_steps() {
-    let test = "two_handlers_share_100_deployments_with_duplicated_steps";
-    let Some(connection) = azure_support::connection(test) else {
+    let Some(value) = azure_support::connection_string() else {
         return;
     };
-    let value = std::env::var(azure_support::VAR).unwrap();
+    let connection = StorageConnection::parse("AzureWebJobsStorage", &value).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Groups complete at once (no processes), and half of the ARM answers take 50 ms, so that the
     // two handlers' steps overlap.
@@ -150,9 +144,8 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
         dir.path().join("serve-b.log"),
     ];
     let serves = [spawn(&settings, &logs[0]), spawn(&settings, &logs[1])];
-    let http = reqwest::Client::new();
     for serve in &serves {
-        ready(&http, serve).await;
+        ready(serve).await;
     }
 
     // The duplicator: peeks at the visible step messages (which changes nothing for them) and puts
@@ -206,21 +199,15 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
                 "properties": { "image": "busybox", "command": ["/bin/true"],
                     "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } } } }] } }]
         });
-        let response = http
-            .post(format!("{}/api/deployments", serves[i % 2].url))
-            .header("x-functions-key", KEY)
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 202, "{id}");
+        let (code, body) = api(&serves[i % 2]).submit(&spec).await.unwrap();
+        assert_eq!(code, 202, "{id}: {body}");
     }
 
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut finals = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
         loop {
-            let s = status(&http, &serves[(i + 1) % 2].url, id).await;
+            let (_, s) = api(&serves[(i + 1) % 2]).status(id).await.unwrap();
             if s["phase"] == "Done" {
                 finals.insert(id.clone(), s["runtimeStatus"].as_str().unwrap().to_owned());
                 break;
@@ -242,14 +229,15 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
         finals.values().all(|s| s == "Succeeded"),
         "all terminal and successful: {finals:?}"
     );
-    let settle = Instant::now() + Duration::from_secs(30);
-    let stats = loop {
+    let stats = eventually("every group deleted", Duration::from_secs(30), || async {
         let stats = emulator.stats();
-        if stats.groups == 0 || Instant::now() > settle {
-            break stats;
+        if stats.groups == 0 {
+            Ok(stats)
+        } else {
+            Err(format!("{} groups left", stats.groups))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     for id in &ids {
         let prefix = format!("{id}-work-1-");
         let created: Vec<u64> = stats
@@ -268,31 +256,20 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
 
     // Every message, copies included, is received and completed: the queue drains.
     let raw = raw_queue(&connection, &queue);
-    let drain = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = raw
-            .get_properties(None)
-            .await
-            .unwrap()
-            .approximate_messages_count()
-            .unwrap()
-            .unwrap_or(0);
-        if left == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < drain,
-            "{left} step messages never consumed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let poison = raw_queue(&connection, &format!("{queue}-poison"))
-        .get_properties(None)
-        .await
-        .unwrap()
-        .approximate_messages_count()
-        .unwrap()
-        .unwrap_or(0);
+    eventually(
+        "the step queue to drain",
+        Duration::from_secs(60),
+        || async {
+            let left = messages_in(&raw).await;
+            if left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{left} messages left"))
+            }
+        },
+    )
+    .await;
+    let poison = messages_in(&raw_queue(&connection, &format!("{queue}-poison"))).await;
     assert_eq!(poison, 0, "no step was poisoned");
     let copies = copies.load(Ordering::Relaxed);
     assert!(copies >= 20, "only {copies} messages were duplicated");

@@ -7,9 +7,9 @@
 mod azure_support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use azure_support::unique;
+use azure_support::{eventually, unique};
 use berth::api::{self, Api, Prices};
 use berth::arm::{ArmClient, ArmTarget};
 use berth::azure::{Kind, Snapshot, StorageAccount, StorageConnection};
@@ -101,31 +101,35 @@ async fn run(connection: &StorageConnection, spec: Value) -> (Snapshot, Snapshot
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 202);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let d = watcher.store.load(&id).await.unwrap().unwrap().deployment;
-        if d.phase == Phase::Done {
-            assert_eq!(d.status.as_str(), "Succeeded", "{:?}", d.history);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} did not finish: {:?}",
-            d.phase
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let d = eventually(
+        &format!("{id} to finish"),
+        Duration::from_secs(60),
+        || async {
+            let d = watcher.store.load(&id).await.unwrap().unwrap().deployment;
+            if d.phase == Phase::Done {
+                Ok(d)
+            } else {
+                Err(format!("{:?}", d.phase))
+            }
+        },
+    )
+    .await;
+    assert_eq!(d.status.as_str(), "Succeeded", "{:?}", d.history);
     // Steps scheduled before the end are still delivered (and dropped as stale): part of the
     // cost. Every message the job sent is deleted once handled.
-    let drained = Instant::now() + Duration::from_secs(30);
-    loop {
-        let job = backend.transactions(&id);
-        if job.get(Kind::MessageDelete) >= job.get(Kind::MessagePut) {
-            break;
-        }
-        assert!(Instant::now() < drained, "steps left in the queue: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "every step message deleted",
+        Duration::from_secs(30),
+        || async {
+            let job = backend.transactions(&id);
+            if job.get(Kind::MessageDelete) >= job.get(Kind::MessagePut) {
+                Ok(())
+            } else {
+                Err(job)
+            }
+        },
+    )
+    .await;
     workers.abort();
     server.abort();
     let job = backend.transactions(&id);
@@ -139,9 +143,7 @@ fn print(label: &str, job: &Snapshot) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_simple_job_costs_this_many_storage_transactions() {
-    let Some(connection) =
-        azure_support::connection("one_simple_job_costs_this_many_storage_transactions")
-    else {
+    let Some(connection) = azure_support::connection() else {
         return;
     };
     let job = |id: &str, script: &str| {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn concurrent_units_of_work_are_counted_apart() {
-    let Some(account) = account("concurrent_units_of_work_are_counted_apart") else {
+    let Some(account) = account() else {
         return;
     };
     let account = Arc::new(account);

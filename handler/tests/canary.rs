@@ -147,9 +147,9 @@ async fn no_secret_reaches_storage_logs_or_responses(backend: Backend) {
     };
     // Not secret, stored with the spec: found where the secrets are searched for, so the search
     // reads the bytes Berth wrote (Azurite's data folder is shared by every test of a run).
-    let visible = common::unique_queue("canary-visible");
+    let visible = common::unique("canary-visible");
     // Its own id, found in the step messages (Azurite keeps queue messages in files as well).
-    let id = common::unique_queue("canary");
+    let id = common::unique("canary");
     // Fails on the first attempt (after checking every secret arrived, by digest: the command is
     // no secret field), succeeds on the second.
     let script = format!(
@@ -226,9 +226,7 @@ async fn no_secret_reaches_storage_logs_or_responses(backend: Backend) {
     // Every byte Berth stored: the SQLite files (in the harness's folder), or Azurite's data folder.
     let store = match backend {
         Backend::Sqlite => h.dir.path().to_path_buf(),
-        Backend::Azurite => PathBuf::from(std::env::var("BERTH_TEST_AZURITE_DATA").expect(
-            "BERTH_TEST_AZURITE_DATA: Azurite's --location folder, next to BERTH_TEST_AZURITE",
-        )),
+        Backend::Azurite => common::azurite_data().expect("Azurite ran this test"),
     };
     let stored = files_under(&store);
     let plain = |bytes: &[u8]| String::from_utf8_lossy(bytes).contains(visible.as_str());

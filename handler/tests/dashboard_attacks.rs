@@ -508,6 +508,7 @@ async fn with_saved_logs(b: &Berth, id: &str, logs: &str, problem: &str) {
     let mut d = stored.deployment.clone();
     d.instances.push(Instance {
         slot: 0,
+        index: 0,
         generation: 1,
         aci_name: format!("{id}-work-1"),
         claim_until: None,
@@ -538,6 +539,8 @@ async fn with_saved_logs(b: &Berth, id: &str, logs: &str, problem: &str) {
         deleted: false,
         kept: false,
         ended: None,
+        completed: None,
+        verdict: None,
     });
     store.save(&d, &stored.version, None).await.unwrap();
     store

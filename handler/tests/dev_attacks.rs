@@ -15,15 +15,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_test_support::{eventually, free_port};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `handler dev` on fresh ports with its data in `data`; its first stdout lines (up to the data
 /// line) are returned with it.
@@ -209,8 +202,7 @@ async fn dev_has_a_key_by_default_and_refuses_web_pages() {
         .unwrap();
     assert_eq!(response.status(), 202);
     let status_url = dev.url("/api/deployments/mine");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
+    let status = eventually("mine to be done", Duration::from_secs(60), || async {
         let status: Value = keyed(http.get(&status_url))
             .send()
             .await
@@ -218,11 +210,13 @@ async fn dev_has_a_key_by_default_and_refuses_web_pages() {
             .json()
             .await
             .unwrap();
-        if status["phase"] == "Done" || Instant::now() > deadline {
-            break status;
+        if status["phase"] == "Done" {
+            Ok(status)
+        } else {
+            Err(status)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
 
     // Everything dev wrote (keys, database and WAL, the emulator's records, logs and shares) is

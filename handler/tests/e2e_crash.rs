@@ -7,11 +7,12 @@
 #[macro_use]
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth::crypto::SecretsKey;
+use berth_test_support::api::Client;
+use berth_test_support::{eventually, free_port};
 use common::Backend;
 use serde_json::Value;
 
@@ -20,14 +21,6 @@ const KEY: &str = "crash-test-key";
 struct Serve {
     child: Child,
     url: String,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn(storage: &[(&str, String)], arm: &str, port: u16, secrets: &str) -> Serve {
@@ -57,22 +50,19 @@ fn spawn(storage: &[(&str, String)], arm: &str, port: u16, secrets: &str) -> Ser
     Serve { child, url }
 }
 
-async fn ready(http: &reqwest::Client, serve: &Serve) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{}/", serve.url)).send().await.is_err() {
-        assert!(Instant::now() < deadline, "handler serve did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn ready(serve: &Serve) {
+    let root = format!("{}/", serve.url);
+    berth_test_support::api::wait_until_answering(&root, Duration::from_secs(20)).await;
 }
 
-async fn status(http: &reqwest::Client, url: &str, id: &str) -> Option<Value> {
-    let response = http
-        .get(format!("{url}/api/deployments/{id}"))
-        .header("x-functions-key", KEY)
-        .send()
-        .await
-        .ok()?;
-    response.json().await.ok()
+/// Berth's API on `serve`, with the key.
+fn api(serve: &Serve) -> Client {
+    Client::new(format!("{}/api", serve.url)).with_key(KEY)
+}
+
+/// The status document, or `None` while `serve` cannot answer (it is being killed or restarted).
+async fn status(serve: &Serve, id: &str) -> Option<Value> {
+    api(serve).status(id).await.ok().map(|(_, body)| body)
 }
 
 async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_per_group(
@@ -97,18 +87,14 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         .await
         .unwrap();
     let secrets = SecretsKey::generate().to_base64();
-    let http = reqwest::Client::new();
     let port = free_port();
     let mut serve = spawn(&storage, &emulator.base_url(), port, &secrets);
-    ready(&http, &serve).await;
+    ready(&serve).await;
 
     // Unauthenticated calls are refused.
-    let refused = http
-        .get(format!("{}/api/deployments", serve.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status().as_u16(), 401);
+    let unkeyed = Client::new(format!("{}/api", serve.url));
+    let (refused, _) = unkeyed.list("").await.unwrap();
+    assert_eq!(refused, 401);
 
     // The phases a job's checkpoint is saved in. Once its logs are being captured, the logs and
     // the delete go under one save (`CleaningUp` is saved only when a delete waits or fails).
@@ -118,17 +104,11 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
     for phase in phases {
         let id = format!("crash-{}", phase.to_lowercase());
         let spec = common::job(&id, "echo ran; sleep 1");
-        let response = http
-            .post(format!("{}/api/deployments", serve.url))
-            .header("x-functions-key", KEY)
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 202);
+        let (code, body) = api(&serve).submit(&spec).await.unwrap();
+        assert_eq!(code, 202, "{body}");
         ids.push(id.clone());
         let current = async || {
-            let status = status(&http, &serve.url, &id).await?;
+            let status = status(&serve, &id).await?;
             status["phase"].as_str().map(str::to_owned)
         };
         if common::scenarios::catch_phase(phase, Duration::from_secs(30), current).await {
@@ -137,21 +117,21 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         serve.child.kill().unwrap();
         serve.child.wait().unwrap();
         serve = spawn(&storage, &emulator.base_url(), port, &secrets);
-        ready(&http, &serve).await;
+        ready(&serve).await;
     }
     assert!(caught.len() >= 3, "killed in phases {caught:?}");
 
     for id in &ids {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let s = status(&http, &serve.url, id).await.unwrap_or(Value::Null);
-            if s["phase"] == "Done" {
-                assert_eq!(s["runtimeStatus"], "Succeeded", "{id}: {s}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "{id} did not finish: {s}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let s = eventually(
+            &format!("{id} to finish"),
+            Duration::from_secs(90),
+            || async {
+                let s = status(&serve, id).await.unwrap_or(Value::Null);
+                if s["phase"] == "Done" { Ok(s) } else { Err(s) }
+            },
+        )
+        .await;
+        assert_eq!(s["runtimeStatus"], "Succeeded", "{id}: {s}");
     }
     let stats = emulator.stats();
     for id in &ids {

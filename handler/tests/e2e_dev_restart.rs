@@ -15,21 +15,13 @@
 #[macro_use]
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use berth_test_support::{eventually, free_port};
 use common::Backend;
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn dev(data: &Path, port: u16, emulator_port: u16, storage: &[(&str, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_handler"))
@@ -59,20 +51,17 @@ async fn text(http: &reqwest::Client, url: &str) -> String {
 }
 
 async fn wait_for(http: &reqwest::Client, url: &str, want: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = get(http, url).await
-            && want(&status)
-        {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{url} never got there: {:?}",
-            get(http, url).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        &format!("{url} to get there"),
+        Duration::from_secs(60),
+        || async {
+            match get(http, url).await {
+                Some(status) if want(&status) => Ok(status),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
 }
 
 async fn dev_killed_mid_job_recovers_on_restart(backend: Backend) {

@@ -32,3 +32,5 @@ job_scenario!(completion_by_callback_succeeds_and_stops_the_container);
 job_scenario!(a_foreign_or_wrong_token_is_refused);
 job_scenario!(the_same_spec_twice_is_one_deployment_and_a_different_one_conflicts);
 job_scenario!(bad_specs_get_400_naming_the_field);
+job_scenario!(the_example_pipeline_runs_its_stages_in_order_and_passes_outputs_on);
+job_scenario!(an_instances_callback_token_opens_that_instance_alone);

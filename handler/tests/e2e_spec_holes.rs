@@ -14,7 +14,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth::crypto::SecretsKey;
 use common::scenarios::{self, Berth, RESOURCE_GROUP, SUBSCRIPTION};
@@ -62,17 +62,8 @@ impl Serve {
             arm: arm.to_owned(),
             emulator_data: dir.join("aci"),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while serve
-            .http
-            .get(format!("{}/", serve.url))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "handler serve did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let root = format!("{}/", serve.url);
+        berth_test_support::api::wait_until_answering(&root, Duration::from_secs(20)).await;
         serve
     }
 

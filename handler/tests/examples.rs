@@ -24,6 +24,9 @@ fn the_example_specs_validate() {
     )
     .unwrap();
     assert_eq!(service.mode, Mode::Service);
+    let pipeline = parse(&example("pipeline.json"), Format::Json, || unreachable!()).unwrap();
+    assert_eq!(pipeline.groups[1].instance_count(), 4);
+    assert_eq!(pipeline.groups[2].depends_on, vec!["shard"]);
     assert_eq!(service.groups.len(), 3);
     let yaml = parse(&example("aci-job.yaml"), Format::AciYaml, || {
         "from-yaml".into()

@@ -758,3 +758,165 @@ fn region_rules_use_the_groups_own_location_over_the_default() {
         "{errors}"
     );
 }
+
+/// A spec of groups `names` (each a copy of the good spec's group), with `field` set on group
+/// `at` to `value`.
+fn flow(names: &[&str], at: usize, field: &str, value: Value) -> Value {
+    let mut spec = good();
+    let group = spec["groups"][0].clone();
+    spec["groups"] = Value::Array(
+        names
+            .iter()
+            .map(|name| {
+                let mut g = group.clone();
+                g["name"] = json!(name);
+                g
+            })
+            .collect(),
+    );
+    spec["groups"][at][field] = value;
+    spec
+}
+
+#[test]
+fn workflow_fields_are_checked_at_their_path() {
+    let three = ["a", "b", "c"];
+    let mut cycle = flow(&three, 0, "dependsOn", json!(["c"]));
+    cycle["groups"][1]["dependsOn"] = json!(["a"]);
+    cycle["groups"][2]["dependsOn"] = json!(["b"]);
+    let mut service = flow(&["a"], 0, "count", json!(2));
+    service["mode"] = json!("service");
+    let mut both = flow(&["a"], 0, "count", json!(2));
+    both["groups"][0]["items"] = json!([1, 2]);
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            flow(&three, 1, "dependsOn", json!(["z"])),
+            "groups[1].dependsOn[0]",
+            "no group named 'z'",
+        ),
+        (
+            flow(&three, 1, "dependsOn", json!(["b"])),
+            "groups[1].dependsOn[0]",
+            "itself",
+        ),
+        (
+            flow(&three, 1, "dependsOn", json!(["a", "a"])),
+            "groups[1].dependsOn[1]",
+            "twice",
+        ),
+        (
+            flow(&three, 1, "dependsOn", json!("a")),
+            "groups[1].dependsOn",
+            "array",
+        ),
+        (
+            flow(&three, 1, "dependsOn", json!([1])),
+            "groups[1].dependsOn[0]",
+            "group name",
+        ),
+        (cycle, "groups[0].dependsOn", "cycle: a → c → b → a"),
+        (
+            flow(&three, 1, "runWhen", json!("sometimes")),
+            "groups[1].runWhen",
+            "succeeded, failed or always",
+        ),
+        (
+            flow(&["a"], 0, "count", json!(0)),
+            "groups[0].count",
+            "1 to 10000",
+        ),
+        (
+            flow(&["a"], 0, "count", json!(10_001)),
+            "groups[0].count",
+            "1 to 10000",
+        ),
+        (
+            flow(&["a"], 0, "count", json!(1.5)),
+            "groups[0].count",
+            "whole number",
+        ),
+        (
+            flow(&["a"], 0, "items", json!([])),
+            "groups[0].items",
+            "1 to 10000",
+        ),
+        (
+            flow(&["a"], 0, "items", json!({})),
+            "groups[0].items",
+            "array",
+        ),
+        (
+            flow(&["a"], 0, "items", json!(["x".repeat(9_000)])),
+            "groups[0].items[0]",
+            "8192 bytes",
+        ),
+        (both, "groups[0].items", "exclude each other"),
+        (service, "groups[0].count", "applies to jobs"),
+        (
+            flow(&["a"], 0, "parallelism", json!(0)),
+            "groups[0].parallelism",
+            "1 to 10000",
+        ),
+        (
+            flow(&["a"], 0, "tolerateFailures", json!(1)),
+            "groups[0].tolerateFailures",
+            "below",
+        ),
+        (
+            flow(&["a"], 0, "retry", json!({ "maxAttempts": 0 })),
+            "groups[0].retry.maxAttempts",
+            "1 to",
+        ),
+        (
+            flow(&["a"], 0, "timeout", json!("soon")),
+            "groups[0].timeout",
+            "",
+        ),
+        (
+            flow(&["a"], 0, "completion", json!("never")),
+            "groups[0].completion",
+            "exit, callback or either",
+        ),
+        (
+            flow(&["a"], 0, "fanOut", json!(2)),
+            "groups[0].fanOut",
+            "dependsOn",
+        ),
+    ];
+    for (i, (spec, field, says)) in cases.into_iter().enumerate() {
+        let errors = parse(spec.to_string().as_bytes(), Format::Json, || "x".into())
+            .err()
+            .unwrap_or_else(|| panic!("case {i} ({field}) was accepted"));
+        assert!(
+            errors
+                .0
+                .iter()
+                .any(|e| e.field == field && e.message.contains(says)),
+            "case {i}: expected '{says}' at {field}, got {:?}",
+            errors.0
+        );
+    }
+
+    // A pipeline is a spec, and a spec without workflow fields keeps its JSON (and its digest).
+    let mut pipeline = flow(&three, 1, "dependsOn", json!(["a"]));
+    pipeline["groups"][1]["items"] = json!([{ "shard": 0 }, { "shard": 1 }]);
+    pipeline["groups"][1]["parallelism"] = json!(1);
+    pipeline["groups"][1]["tolerateFailures"] = json!(1);
+    pipeline["groups"][2]["dependsOn"] = json!(["a", "b"]);
+    pipeline["groups"][2]["runWhen"] = json!("always");
+    let spec = parse(pipeline.to_string().as_bytes(), Format::Json, || "x".into()).unwrap();
+    assert_eq!(spec.groups[1].instance_count(), 2);
+    assert_eq!(spec.groups[2].depends_on, vec!["a", "b"]);
+    let plain = parse(good().to_string().as_bytes(), Format::Json, || "x".into()).unwrap();
+    let text = serde_json::to_string(&plain.groups[0]).unwrap();
+    for key in [
+        "dependsOn",
+        "runWhen",
+        "count",
+        "items",
+        "parallelism",
+        "tolerateFailures",
+    ] {
+        assert!(!text.contains(&format!("\"{key}\"")), "{key} in {text}");
+    }
+}

@@ -1,6 +1,6 @@
 //! The contract of the store traits (`Checkpoints`, `Steps`), written once and run against both
-//! backends: SQLite on a temporary file, and Azure Storage on Azurite (`BERTH_TEST_AZURITE`; skipped
-//! loudly when unset, like the other `azure_*` tests).
+//! backends: SQLite on a temporary file, and Azure Storage on Azurite (started as for the other
+//! `azure_*` tests; see `azure_support`).
 //!
 //! The suite works on records, whose bytes the stores must keep without reading them: every body
 //! here is not JSON. Where the backends differ on purpose, [`Differences`] says so, and nothing
@@ -59,8 +59,8 @@ async fn sqlite(_test: &str) -> Option<Fixture> {
     })
 }
 
-async fn azure(test: &str) -> Option<Fixture> {
-    let account = Arc::new(azure_support::account(test)?);
+async fn azure(_test: &str) -> Option<Fixture> {
+    let account = Arc::new(azure_support::account()?);
     let backend = AzureBackend::on_account(
         account,
         &azure_support::unique("contract"),

@@ -2,34 +2,28 @@
 //! A small chaos run in CI: 20 deployments, 5 handler kills, queue tampering, ARM faults and an
 //! Azurite restart, then the harness's checks. `tests/chaos.sh` runs the big one.
 //!
-//! Needs the Azurite executable in `BERTH_TEST_AZURITE_BIN` (`bin/test` sets it) and the `handler`
-//! and `aci-emulator` binaries beside `chaos` (`cargo test --workspace` builds them); without
-//! them it says loudly that it skipped.
+//! Needs the Azurite executable (found as `berth_test_support::azurite::executable` says; the run
+//! starts and restarts its own) and the `handler` and `aci-emulator` binaries beside `chaos`
+//! (`cargo test` on the workspace builds them). Without Azurite it fails saying how to get it,
+//! unless `BERTH_TEST_SKIP=azurite`; without the binaries it fails naming the build command.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-const AZURITE_BIN: &str = "BERTH_TEST_AZURITE_BIN";
-
-fn skip(why: &str) {
-    eprintln!("\n*** SKIPPED the chaos run: {why} ***\n");
-}
-
 #[test]
 fn twenty_deployments_through_five_kills_lose_nothing_and_leave_nothing() {
-    let Some(azurite) = std::env::var_os(AZURITE_BIN) else {
-        return skip(&format!(
-            "{AZURITE_BIN} is unset (bin/test installs Azurite and sets it)"
-        ));
+    let azurite = match berth_test_support::azurite::executable() {
+        Ok(azurite) => azurite,
+        Err(why) => return berth_test_support::skip::missing("azurite", &why),
     };
     let chaos = PathBuf::from(env!("CARGO_BIN_EXE_chaos"));
     for binary in ["handler", "aci-emulator"] {
-        if !chaos.with_file_name(binary).exists() {
-            return skip(&format!(
-                "no {binary} beside {} (cargo test --workspace builds it)",
-                chaos.display()
-            ));
-        }
+        assert!(
+            chaos.with_file_name(binary).exists(),
+            "no {binary} beside {}: run `cargo build -p handler -p emulator` (plain `cargo test` \
+             on the workspace builds them)",
+            chaos.display()
+        );
     }
     let output = Command::new(&chaos)
         .args(["20", "5", "--seed", "6", "--concurrency", "10"])

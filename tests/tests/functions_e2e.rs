@@ -8,9 +8,10 @@
 //! The scenarios are the engine suite's own (`handler/tests/common/scenarios.rs`, included by
 //! path); the crash and sweep scenarios are the host's versions of `e2e_crash.rs` and `sweep.rs`.
 //!
-//! Needs Azurite: `bin/test` starts it and exports `BERTH_TEST_AZURITE`; without it every test
-//! here is skipped, loudly. `cargo test --workspace` builds the `handler` and `aci-emulator`
-//! binaries these tests start.
+//! Needs Azurite: the one `bin/test` started, or one `berth_test_support` starts for the test
+//! process; without it the tests fail saying how to get it, unless `BERTH_TEST_SKIP=azurite` asks
+//! to skip them. `cargo test` (the workspace) builds the `handler` and `aci-emulator` binaries
+//! these tests start.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../handler/tests/common/scenarios.rs"]
@@ -21,31 +22,18 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use berth::crypto::SecretsKey;
+use berth_test_support::unique;
 use berth_tests::host::{HostOptions, RunningApp, workspace_binary};
 use scenarios::{Berth, Disruption, job};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-const VAR: &str = "BERTH_TEST_AZURITE";
-
-/// The Azurite connection string, or `None` after a loud message naming the test (the name of
-/// the test's thread).
+/// The Azurite connection string; `None` only when skipping Azurite's tests was asked for.
 fn azurite() -> Option<String> {
-    let value = std::env::var(VAR).ok();
-    if value.is_none() {
-        let test = std::thread::current().name().unwrap_or("?").to_owned();
-        eprintln!(
-            "\n*** SKIPPED {test}: {VAR} is unset. Start Azurite and export \
-             {VAR}=UseDevelopmentStorage=true (bin/test does both). ***\n"
-        );
-    }
-    value
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    Some(
+        berth_test_support::Azurite::shared()?
+            .connection()
+            .to_owned(),
     )
 }
 
@@ -59,6 +47,8 @@ struct Emulator {
 
 impl Emulator {
     async fn start(data: &Path, args: &[&str]) -> Self {
+        let install = "apt-get install bubblewrap (bin/test installs it)";
+        berth_test_support::require_program("bwrap", install);
         let mut child = tokio::process::Command::new(workspace_binary("aci-emulator").unwrap())
             // The tests and the containers reach it on loopback; its token has tests of its own.
             .args(["--no-auth", "--port", "0", "--data-dir"])

@@ -1,4 +1,4 @@
-//! The host fixtures in `shared/fixtures/functions-host/`: every request decoded by the handler
+//! The host fixtures in `fixtures/functions-host/`: every request decoded by the handler
 //! with its values asserted, every request rebuilt byte for byte by the simulator, every response
 //! (and every negative case of the manifest) judged by the simulator's acceptance rules.
 #![allow(clippy::unwrap_used)]
@@ -23,7 +23,7 @@ use time::macros::datetime;
 fn fixtures() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/functions-host"
+        "/../fixtures/functions-host"
     ))
 }
 

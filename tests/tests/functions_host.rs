@@ -191,7 +191,7 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
-    // Every route of PRODUCT.md reaches its function.
+    // Every route of the API (README.md, "The HTTP API") reaches its function.
     for (method, path, function) in [
         ("GET", "deployments", "deployments"),
         ("POST", "deployments", "deployments"),
@@ -245,22 +245,16 @@ async fn logs_go_to_the_response_and_to_stdout_as_json_lines() {
     );
 
     // The same line on stdout as JSON, with the invocation's span; polled with a deadline.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let line = loop {
-        let found = host
-            .process()
-            .stdout_lines()
-            .into_iter()
+    let what = "the JSON line on stdout";
+    let process = &*host.process();
+    let line = berth_test_support::eventually(what, Duration::from_secs(5), || async {
+        let lines = process.stdout_lines();
+        let found = lines
+            .iter()
             .find(|l| l.contains("echo api served the request"));
-        if let Some(line) = found {
-            break line;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no JSON line on stdout"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+        found.cloned().ok_or_else(|| format!("{lines:?}"))
+    })
+    .await;
     let json: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(json["level"], "INFO");
     assert_eq!(json["span"]["function"], "deployment");

@@ -3,8 +3,8 @@
 //! successes are deleted, failures come back after `visibilityTimeout`, and after
 //! `maxDequeueCount` deliveries (or on receipt past it) they move to `<queue>-poison`.
 //!
-//! Needs Azurite: `bin/test` starts it and exports `BERTH_TEST_AZURITE`; without it the test is
-//! skipped, loudly.
+//! Needs Azurite: the one `bin/test` started, or one `berth_test_support` starts for the test
+//! process; without it the test fails saying how to get it, unless `BERTH_TEST_SKIP=azurite`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -14,28 +14,15 @@ use berth::azure::{StorageAccount, StorageConnection, TimeToLive};
 use berth_tests::host::queue::Disposition;
 use berth_tests::host::{HostOptions, HostOutcome, RunningApp};
 
-const VAR: &str = "BERTH_TEST_AZURITE";
-
-fn azurite(test: &str) -> Option<String> {
-    let value = std::env::var(VAR).ok();
-    if value.is_none() {
-        eprintln!(
-            "\n*** SKIPPED {test}: {VAR} is unset. Start Azurite and export \
-             {VAR}=UseDevelopmentStorage=true (bin/test does both). ***\n"
-        );
-    }
-    value
-}
-
 #[tokio::test]
 async fn queue_messages_are_retried_then_poisoned_as_the_host_does() {
-    let Some(connection) = azurite("queue_messages_are_retried_then_poisoned_as_the_host_does")
-    else {
+    let Some(azurite) = berth_test_support::Azurite::shared() else {
         return;
     };
-    let parsed = StorageConnection::parse(VAR, &connection).unwrap();
+    let connection = azurite.connection().to_owned();
+    let parsed = StorageConnection::parse("AzureWebJobsStorage", &connection).unwrap();
     assert_eq!(parsed.queue_endpoint.host_str(), Some("127.0.0.1"));
-    let queue_name = format!("steps-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let queue_name = berth_test_support::unique("steps");
     let settings = vec![
         ("BERTH_QUEUE".to_owned(), queue_name.clone()),
         ("AzureWebJobsStorage".to_owned(), connection.clone()),

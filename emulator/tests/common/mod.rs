@@ -1,6 +1,6 @@
 //! Shared helpers of the emulator's black-box tests: an emulator per test on port 0 with its own
-//! data folder, a small ARM client, polling with a deadline, and a scan of /proc for processes
-//! carrying a marker.
+//! data folder, a small ARM client, waits on it and on processes (through
+//! `berth_test_support::eventually`), and a scan of /proc for processes carrying a marker.
 
 #![allow(dead_code)]
 
@@ -8,12 +8,15 @@ pub mod swagger;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub use berth_test_support::eventually;
 use emulator::{Config, Running};
 use serde_json::{Value, json};
 
 pub const API: &str = "2025-09-01";
+/// How to get bubblewrap, which runs the containers.
+pub const BUBBLEWRAP: &str = "apt-get install bubblewrap (bin/test installs it)";
 pub const SUB: &str = "00000000-0000-0000-0000-000000000000";
 pub const RG: &str = "berth-tests";
 
@@ -51,6 +54,9 @@ impl Harness {
     pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = config(dir.path());
         adjust(&mut config);
+        if !config.instant {
+            berth_test_support::require_program("bwrap", BUBBLEWRAP);
+        }
         let running = emulator::start(config, loopback()).await.unwrap();
         let base = running.base_url();
         Harness {
@@ -157,17 +163,13 @@ impl Harness {
         what: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let (status, body) = self.get(name).await;
-            if status == 200 && done(&body) {
-                return body;
+        eventually(&format!("{name} to be {what}"), timeout, || async {
+            match self.get(name).await {
+                (200, body) if done(&body) => Ok(body),
+                (status, body) => Err(format!("{status}: {body:#}")),
             }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {name} to be {what}; last answer {status}: {body:#}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     /// Creates a group, waits until it has `Succeeded` and returns the log of `container`.
@@ -280,32 +282,30 @@ pub fn processes_with(variable: &str) -> Vec<u32> {
 
 /// Waits until no process carries `variable`, failing after `timeout`.
 pub async fn wait_no_processes(variable: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("no process with {variable}");
+    eventually(&what, timeout, || async {
         let pids = processes_with(variable);
         if pids.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{pids:?} survived"))
         }
-        if Instant::now() > deadline {
-            panic!("processes with {variable} survived: {pids:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until at least `count` processes carry `variable`.
 pub async fn wait_processes(variable: &str, count: usize, timeout: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("{count} processes with {variable}");
+    eventually(&what, timeout, || async {
         let pids = processes_with(variable);
         if pids.len() >= count {
-            return pids;
+            Ok(pids)
+        } else {
+            Err(format!("{pids:?}"))
         }
-        if Instant::now() > deadline {
-            panic!("expected {count} processes with {variable}, found {pids:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// A unique marker variable for one test's processes.
@@ -313,11 +313,11 @@ pub fn marker() -> String {
     format!("ACI_TEST_MARKER={}", uuid::Uuid::new_v4().simple())
 }
 
-/// The fixtures folder of the shared docs.
+/// The official ACI swagger and examples (`fixtures/aci/2026-07-01`, see `fixtures/README.md`).
 pub fn fixtures() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/aci/2026-07-01"
+        "/../fixtures/aci/2026-07-01"
     ))
 }
 

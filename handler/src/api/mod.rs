@@ -69,6 +69,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/deployments/{id}/terminate", post(terminate))
         .route("/api/deployments/{id}/logs/{group}/{container}", get(logs))
         .route("/api/deployments/{id}/history", get(history))
+        .route(
+            "/api/deployments/{id}/groups/{group}/instances",
+            get(instances),
+        )
         .route_layer(middleware::from_fn(require_json_body))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
     let router = Router::new()
@@ -420,14 +424,7 @@ async fn list(
             )
         })?),
     };
-    let top = match params.top.as_deref() {
-        None => 50,
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|t| (1..=1000).contains(t))
-            .ok_or_else(|| Problem::bad_request("top", "must be a number from 1 to 1000"))?,
-    };
+    let top = top(params.top.as_deref(), 50)?;
     let query = ListQuery {
         status,
         top,
@@ -610,6 +607,55 @@ async fn logs(
         .into_response())
 }
 
+/// A page size from `top` (1 to 1000), `default` when absent.
+fn top(text: Option<&str>, default: usize) -> Result<usize, Problem> {
+    match text {
+        None => Ok(default),
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|t| (1..=1000).contains(t))
+            .ok_or_else(|| Problem::bad_request("top", "must be a number from 1 to 1000")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageParams {
+    top: Option<String>,
+    continuation_token: Option<String>,
+}
+
+/// A group's instances by index, paged (`top`, default 100; `continuationToken`).
+async fn instances(
+    State(api): State<Shared>,
+    Path((id, group)): Path<(String, String)>,
+    Query(params): Query<PageParams>,
+) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    spec::validate::group_name(&group).map_err(|e| Problem::bad_request("group", e))?;
+    let top = top(params.top.as_deref(), 100)?;
+    let from = match params.continuation_token.as_deref() {
+        None => 0,
+        Some(token) => status::instance_token(token).ok_or_else(|| {
+            Problem::bad_request("continuationToken", "not a token this API gave")
+        })?,
+    };
+    let d = api
+        .driver
+        .load(&id)
+        .await?
+        .ok_or_else(|| Problem::no_deployment(&id))?;
+    let page = status::instances(&d, &group, from, top).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            format!("group: deployment '{id}' has no group '{group}'"),
+        )
+    })?;
+    Ok(axum::Json(page).into_response())
+}
+
 async fn history(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
     valid_id(&id)?;
     let d = api
@@ -623,6 +669,8 @@ async fn history(State(api): State<Shared>, Path(id): Path<String>) -> Result<Re
 #[derive(Deserialize)]
 struct CallbackParams {
     token: Option<String>,
+    /// The instance the URL was handed to (its token is bound to it).
+    instance: Option<String>,
 }
 
 async fn callback(
@@ -647,8 +695,18 @@ async fn callback(
             "token: not valid for this deployment and event",
         )
     };
+    if let Some(instance) = &params.instance {
+        spec::validate::instance_name(instance).map_err(|e| Problem::bad_request("instance", e))?;
+    }
     let payload = event_payload(body).await?;
-    match api.driver.raise_callback(&id, &kind, &token, payload).await {
+    if payload.get("exitCode").is_some_and(|c| !c.is_i64()) {
+        return Err(Problem::bad_request("exitCode", "must be a whole number"));
+    }
+    match api
+        .driver
+        .raise_callback(&id, &kind, params.instance.as_deref(), &token, payload)
+        .await
+    {
         Ok(_) => {}
         Err(DriverError::NotFound(_) | DriverError::Unauthorised { .. }) => {
             return Err(forbidden());

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::clock::rfc3339;
+use crate::engine::flow::{self, GroupState, Tally, Task};
 use crate::engine::{Deployment, Instance, Phase};
 use crate::spec::Mode;
 
@@ -62,20 +63,36 @@ pub struct CostDoc {
     pub vcpu_seconds: f64,
 }
 
-/// A spec group's latest container group.
+/// A spec group: where it stands in the workflow, its instances summarised, and its latest
+/// container group.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupDoc<'a> {
     /// `null` until Berth has named a container group for it.
     pub aci_name: Option<&'a str>,
     pub containers: Vec<ContainerDoc<'a>>,
+    /// Failed instances (after their retries), with their errors; at most 100.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<InstanceDoc<'a>>,
     /// Absent until there is a container group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<u32>,
+    /// The group's instances by how they stand.
+    pub instances: Tally,
     pub name: &'a str,
-    /// ACI's `instanceView.state`, or Berth's `Pending`, `Creating` or `Deleted` around it.
+    /// The `completed` outputs of its succeeded instances, by index; at most 100.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<u32, &'a serde_json::Value>,
+    /// How the group ended (`Succeeded`, `Failed`, `Skipped`); absent until it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<GroupState>,
+    /// `Waiting` for its dependencies, `Skipped`, or ACI's `instanceView.state` of its latest
+    /// container group, or Berth's `Pending`, `Creating` or `Deleted` around it.
     pub state: &'a str,
 }
+
+/// Most failures and outputs a status document lists per group.
+const MOST_LISTED: usize = 100;
 
 /// A container as ACI last reported it (`Waiting` before any report).
 #[derive(Serialize)]
@@ -106,6 +123,7 @@ pub fn instance_state(inst: &Instance) -> &str {
 
 /// The status document.
 pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
+    let states = flow::states(d);
     let groups = d
         .spec
         .groups
@@ -113,13 +131,25 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
         .enumerate()
         .map(|(slot, group)| {
             let latest = d.instances.iter().rev().find(|i| i.slot == slot);
+            let (failures, outputs) = results(d, slot);
+            let result = states[slot].has_ended().then_some(states[slot]);
+            let instances = flow::tally(d, slot);
             let Some(inst) = latest else {
+                let state = match states[slot] {
+                    GroupState::Waiting => "Waiting",
+                    GroupState::Skipped => "Skipped",
+                    _ => "Pending",
+                };
                 return GroupDoc {
                     aci_name: None,
                     containers: Vec::new(),
+                    failures,
                     generation: None,
+                    instances,
                     name: &group.name,
-                    state: "Pending",
+                    outputs,
+                    result,
+                    state,
                 };
             };
             let state = instance_state(inst);
@@ -149,8 +179,12 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
             GroupDoc {
                 aci_name: Some(&inst.aci_name),
                 containers,
+                failures,
                 generation: Some(inst.generation),
+                instances,
                 name: &group.name,
+                outputs,
+                result,
                 state,
             }
         })
@@ -175,6 +209,129 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
         runtime_status: d.status.as_str(),
         tags: &d.spec.tags,
     }
+}
+
+/// Group `slot`'s failed instances and its succeeded instances' outputs, by index.
+fn results(
+    d: &Deployment,
+    slot: usize,
+) -> (Vec<InstanceDoc<'_>>, BTreeMap<u32, &serde_json::Value>) {
+    let mut failures = Vec::new();
+    let mut outputs = BTreeMap::new();
+    for at in flow::latest(d, slot).into_iter().flatten() {
+        let inst = &d.instances[at];
+        match flow::task(d, slot, Some(inst)) {
+            Task::Failed if failures.len() < MOST_LISTED => {
+                failures.push(instance_doc(d, slot, inst.index, Some(inst)));
+            }
+            Task::Succeeded if outputs.len() < MOST_LISTED => {
+                if let Some(output) = inst.completed.as_ref().and_then(|c| c.output.as_ref()) {
+                    outputs.insert(inst.index, output);
+                }
+            }
+            _ => {}
+        }
+    }
+    (failures, outputs)
+}
+
+/// A page of a group's instances (`GET /api/deployments/{id}/groups/{group}/instances`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstancesPage<'a> {
+    /// What to send as `continuationToken` for the next page; `null` on the last.
+    pub continuation_token: Option<String>,
+    pub group: &'a str,
+    pub id: &'a str,
+    pub instances: Vec<InstanceDoc<'a>>,
+}
+
+/// One index of a group: its latest attempt.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceDoc<'a> {
+    /// `null` before its first attempt is planned.
+    pub aci_name: Option<&'a str>,
+    /// Its latest attempt, 0 before the first.
+    pub attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<&'a serde_json::Value>,
+    /// `New`, `Running`, `Retrying`, `Succeeded` or `Failed`.
+    pub state: &'static str,
+}
+
+/// Index `index` of group `slot`, from its latest attempt `inst`.
+fn instance_doc<'a>(
+    d: &'a Deployment,
+    slot: usize,
+    index: u32,
+    inst: Option<&'a crate::engine::Instance>,
+) -> InstanceDoc<'a> {
+    let verdict = inst.and_then(|i| i.verdict.as_ref());
+    let state = match flow::task(d, slot, inst) {
+        Task::New => "New",
+        Task::Running => "Running",
+        Task::Retry { .. } => "Retrying",
+        Task::Succeeded => "Succeeded",
+        Task::Failed => "Failed",
+    };
+    InstanceDoc {
+        aci_name: inst.map(|i| i.aci_name.as_str()),
+        attempt: inst.map_or(0, |i| i.generation),
+        error: verdict.and_then(|v| v.error.as_deref()),
+        exit_code: verdict.and_then(|v| v.exit_code),
+        index,
+        output: inst
+            .and_then(|i| i.completed.as_ref())
+            .and_then(|c| c.output.as_ref()),
+        state,
+    }
+}
+
+/// Reads a continuation token of [`instances`]: the next index.
+pub fn instance_token(token: &str) -> Option<u32> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .strip_prefix("i:")?
+        .parse()
+        .ok()
+}
+
+/// Up to `top` instances of group `group` from index `from`; `None` when there is no such group.
+pub fn instances<'a>(
+    d: &'a Deployment,
+    group: &'a str,
+    from: u32,
+    top: usize,
+) -> Option<InstancesPage<'a>> {
+    use base64::Engine as _;
+    let slot = d.spec.groups.iter().position(|g| g.name == group)?;
+    let latest = flow::latest(d, slot);
+    let instances: Vec<InstanceDoc<'a>> = latest
+        .iter()
+        .enumerate()
+        .skip(from as usize)
+        .take(top)
+        .map(|(index, at)| instance_doc(d, slot, index as u32, at.map(|i| &d.instances[i])))
+        .collect();
+    let next = from as usize + instances.len();
+    let continuation_token = (next < latest.len())
+        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i:{next}")));
+    Some(InstancesPage {
+        continuation_token,
+        group,
+        id: &d.id,
+        instances,
+    })
 }
 
 /// A page of `GET /api/deployments`, newest first.
@@ -253,26 +410,7 @@ mod tests {
         };
         let mut d =
             crate::engine::start(spec, None, String::new(), options, 1_795_000_000_000).next;
-        let instance = |slot: usize, aci_name: &str| Instance {
-            slot,
-            generation: 1,
-            aci_name: aci_name.into(),
-            claim_until: None,
-            create_tries: 0,
-            created: None,
-            observed: None,
-            observed_at: None,
-            next_look: None,
-            quiet_looks: 0,
-            failures: 0,
-            blocked_until: None,
-            retiring: false,
-            stopped: false,
-            logs_saved: false,
-            deleted: false,
-            kept: false,
-            ended: None,
-        };
+        let instance = |slot: usize, aci_name: &str| Instance::new(slot, 0, 1, aci_name.into());
         let mut observed = instance(1, "berth-d-status-b-1");
         observed.created = Some(1_795_000_001_000);
         observed.observed = Some(Observation {
@@ -321,9 +459,11 @@ mod tests {
         let expected = concat!(
             r#"{"attempt":1,"cost":{"estimatedUsd":0.000964,"memoryGbSeconds":91.852,"vcpuSeconds":61.235},"#,
             r#""createdTime":"2026-11-18T11:06:40.000Z","error":"main exited with 3","groups":["#,
-            r#"{"aciName":null,"containers":[],"name":"a","state":"Pending"},"#,
-            r#"{"aciName":"berth-d-status-b-1","containers":[{"exitCode":3,"name":"main","restartCount":0,"state":"Terminated"}],"generation":1,"name":"b","state":"Failed"},"#,
-            r#"{"aciName":"berth-d-status-c-1","containers":[{"exitCode":null,"name":"main","restartCount":0,"state":"Waiting"}],"generation":1,"name":"c","state":"Creating"}],"#,
+            r#"{"aciName":null,"containers":[],"instances":{"failed":0,"new":1,"retrying":0,"running":0,"succeeded":0},"name":"a","result":"Skipped","state":"Skipped"},"#,
+            r#"{"aciName":"berth-d-status-b-1","containers":[{"exitCode":3,"name":"main","restartCount":0,"state":"Terminated"}],"generation":1,"#,
+            r#""instances":{"failed":0,"new":0,"retrying":0,"running":1,"succeeded":0},"name":"b","state":"Failed"},"#,
+            r#"{"aciName":"berth-d-status-c-1","containers":[{"exitCode":null,"name":"main","restartCount":0,"state":"Waiting"}],"generation":1,"#,
+            r#""instances":{"failed":0,"new":0,"retrying":0,"running":1,"succeeded":0},"name":"c","state":"Creating"}],"#,
             r#""id":"d-status","lastUpdatedTime":"2026-11-18T11:07:40.123Z","mode":"job","phase":"Pending","#,
             r#""runtimeStatus":"Failed","tags":{"team":"media"}}"#
         );

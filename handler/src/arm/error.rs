@@ -1,4 +1,5 @@
-//! ARM errors, classified where they are born (STYLE.md §8).
+//! ARM errors, classified where they are born, so that callers decide on a kind rather than a
+//! status code.
 
 use std::time::Duration;
 

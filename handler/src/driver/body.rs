@@ -21,10 +21,37 @@ fn add_diagnostics(properties: &mut Value, workspace_id: &str, key: &str) {
     }
 }
 
+/// The outputs group `slot` is handed: of each group it depends on, each succeeded instance's
+/// `completed` output by index.
+fn inputs(d: &Deployment, slot: usize) -> Value {
+    let mut by_group = serde_json::Map::new();
+    for name in &d.spec.groups[slot].depends_on {
+        let mut by_index = serde_json::Map::new();
+        for inst in &d.instances {
+            let succeeded = inst.verdict.as_ref().is_some_and(|v| v.succeeded);
+            if d.spec.groups[inst.slot].name == *name
+                && succeeded
+                && let Some(output) = inst.completed.as_ref().and_then(|c| c.output.clone())
+            {
+                by_index.insert(inst.index.to_string(), output);
+            }
+        }
+        by_group.insert(name.clone(), Value::Object(by_index));
+    }
+    Value::Object(by_group)
+}
+
 impl Driver {
-    /// The ARM body for one instance: the spec group's properties with its secrets back in place,
-    /// `secureValueFrom` resolved, Berth's environment variables added, and Berth's tags.
-    pub(super) async fn group_body(&self, d: &Deployment, slot: usize) -> Result<Value, String> {
+    /// The ARM body for instance `instance` (index `index` of group `slot`): the spec group's
+    /// properties with its secrets back in place, `secureValueFrom` resolved, Berth's environment
+    /// variables added, and Berth's tags.
+    pub(super) async fn group_body(
+        &self,
+        d: &Deployment,
+        slot: usize,
+        index: u32,
+        instance: &str,
+    ) -> Result<Value, String> {
         let group = &d.spec.groups[slot];
         let mut properties = group.properties.clone();
         if let Some(sealed) = &d.sealed {
@@ -37,7 +64,7 @@ impl Driver {
             put_secrets(&mut properties, slot, &slots);
         }
         self.resolve_settings(&mut properties, slot)?;
-        self.add_callbacks(d, &mut properties)?;
+        self.add_variables(d, slot, index, instance, &mut properties)?;
         if self.settings.fetch_share_keys {
             self.add_share_keys(&mut properties).await?;
         }
@@ -122,23 +149,51 @@ impl Driver {
         Ok(())
     }
 
-    fn add_callbacks(&self, d: &Deployment, properties: &mut Value) -> Result<(), String> {
+    /// Berth's variables in every container: the deployment's id, the instance's callback URLs
+    /// (their tokens bound to the instance), its index in the group's fan-out (`BERTH_INDEX`,
+    /// `BERTH_COUNT`, and `BERTH_ITEM`: the item's JSON), and the outputs of the groups it
+    /// depends on (`BERTH_INPUTS`: by group name, then instance index).
+    fn add_variables(
+        &self,
+        d: &Deployment,
+        slot: usize,
+        index: u32,
+        instance: &str,
+        properties: &mut Value,
+    ) -> Result<(), String> {
         let base = d.callback_base.trim_end_matches('/');
         let url = |kind: &str| -> Result<String, String> {
             let token = self
                 .keys
-                .callback_token(d.callback_key.as_deref(), &d.id, kind)
+                .callback_token(
+                    d.callback_key.as_deref(),
+                    &d.id,
+                    &format!("{kind}:{instance}"),
+                )
                 .map_err(|e| format!("the deployment's callback key cannot be opened: {e}"))?;
             Ok(format!(
-                "{base}/api/callbacks/{}/{kind}?token={token}",
+                "{base}/api/callbacks/{}/{kind}?token={token}&instance={instance}",
                 d.id
             ))
         };
-        let injected = [
+        let group = &d.spec.groups[slot];
+        let mut injected = vec![
             json!({ "name": "BERTH_DEPLOYMENT_ID", "value": d.id }),
             json!({ "name": "BERTH_CALLBACK_URL", "secureValue": url("completed")? }),
             json!({ "name": "BERTH_HEARTBEAT_URL", "secureValue": url("heartbeat")? }),
+            json!({ "name": "BERTH_INDEX", "value": index.to_string() }),
+            json!({ "name": "BERTH_COUNT", "value": group.instance_count().to_string() }),
         ];
+        if let Some(item) = group
+            .items
+            .as_ref()
+            .and_then(|items| items.get(index as usize))
+        {
+            injected.push(json!({ "name": "BERTH_ITEM", "value": item.to_string() }));
+        }
+        if !group.depends_on.is_empty() {
+            injected.push(json!({ "name": "BERTH_INPUTS", "value": inputs(d, slot).to_string() }));
+        }
         let Some(containers) = properties
             .get_mut("containers")
             .and_then(Value::as_array_mut)

@@ -347,21 +347,35 @@ impl Driver {
     }
 
     /// Raises a callback's event (`completed` or `heartbeat`) when `token` is the deployment's
-    /// token for `kind`; checked on the same load the event is applied to.
+    /// token for `kind` (bound to `instance` when the URL names one, as the URLs Berth hands its
+    /// containers do); checked on the same load the event is applied to. An instance's
+    /// `completed` decides that instance alone, with its exit code and output.
     pub async fn raise_callback(
         &self,
         id: &str,
         kind: &str,
+        instance: Option<&str>,
         token: &str,
         payload: Value,
     ) -> Result<Deployment, DriverError> {
-        let event = Event::Raised {
-            name: kind.to_owned(),
-            payload,
+        let bound = match instance {
+            Some(instance) => format!("{kind}:{instance}"),
+            None => kind.to_owned(),
+        };
+        let event = match instance {
+            Some(instance) if kind == "completed" => Event::InstanceCompleted {
+                instance: instance.to_owned(),
+                exit_code: payload.get("exitCode").and_then(Value::as_i64),
+                output: payload.get("output").cloned(),
+            },
+            _ => Event::Raised {
+                name: kind.to_owned(),
+                payload,
+            },
         };
         let keys = &self.keys;
         let authorised =
-            |d: &Deployment| keys.verify_callback(d.callback_key.as_deref(), &d.id, kind, token);
+            |d: &Deployment| keys.verify_callback(d.callback_key.as_deref(), &d.id, &bound, token);
         self.raise_authorised(id, event, authorised).await
     }
 

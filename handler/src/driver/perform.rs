@@ -29,7 +29,12 @@ impl Driver {
             transient: e.is_transient(),
         };
         match action {
-            Action::Create { instance, slot, .. } => {
+            Action::Create {
+                instance,
+                slot,
+                index,
+                ..
+            } => {
                 // Always a look first, not only after a claim ran out: a group of this name
                 // that another deployment owns is never updated (its PUT would take it over).
                 let at = self.clock.now();
@@ -59,7 +64,7 @@ impl Driver {
                     Ok(None) => {}
                     Err(e) => return vec![failed(instance, ActionKind::Create, &e)],
                 }
-                let body = match self.group_body(d, *slot).await {
+                let body = match self.group_body(d, *slot, *index, instance).await {
                     Ok(body) => body,
                     Err(error) => {
                         return vec![Event::Failed {

@@ -5,7 +5,7 @@
 //! from the event, duplicated, reordered and early events land in the same place.
 
 use super::event::{Action, ActionKind, Event};
-use super::names::aci_name;
+use super::names::{aci_name, instance_name};
 use super::policy::{self, CALLBACK_GRACE_MS, CREATE_CLAIM_MS};
 
 /// Options of a new deployment that come from configuration rather than from its spec.
@@ -28,8 +28,10 @@ impl StartOptions {
         }
     }
 }
+use super::flow::{self, GroupState, Task};
 use super::state::{
-    Completed, Cost, Deployment, Instance, Millis, Outcome, Phase, Raised, RuntimeStatus, Wake,
+    Completed, Cost, Deployment, Instance, Millis, Outcome, Phase, Raised, RuntimeStatus, Verdict,
+    Wake,
 };
 use crate::spec::{CleanupWhen, Mode, Spec};
 
@@ -130,6 +132,7 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
         });
     }
     let mut next = state.clone();
+    migrate(&mut next);
     let external = event.is_external();
     record(&mut next, event, now)?;
     // API calls record and hand the work to a step: they perform nothing, so they take no create
@@ -239,7 +242,9 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
         Event::Wake => {}
         Event::Created { instance } => {
             let i = find(d, &instance)?;
-            let callback_only = d.spec.mode == Mode::Job && !d.spec.completion.watches_exit();
+            let slot = d.instances[i].slot;
+            let callback_only =
+                d.spec.mode == Mode::Job && !d.spec.completion_of(slot).watches_exit();
             let inst = &mut d.instances[i];
             inst.claim_until = None;
             inst.failures = 0;
@@ -257,7 +262,7 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
         } => {
             let i = find(d, &instance)?;
             let service = d.spec.mode == Mode::Service;
-            let watching = d.spec.completion.watches_exit();
+            let watching = d.spec.completion_of(d.instances[i].slot).watches_exit();
             let inst = &mut d.instances[i];
             if inst.deleted || inst.observed_at.is_some_and(|last| at < last) {
                 // Gone, or a look older than the one recorded (a slow worker's late answer).
@@ -376,7 +381,10 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             if permanent_create {
                 let message = format!("creating container group {instance} failed: {error}");
                 d.instances[i].deleted = true;
-                fail_attempt(d, message, now);
+                match d.spec.mode {
+                    Mode::Job => judged(d, i, false, message, None, now),
+                    Mode::Service => conclude(d, RuntimeStatus::Failed, Some(message), now),
+                }
             }
         }
         Event::Raised { name, payload } => {
@@ -394,13 +402,35 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             }
             match name.as_str() {
                 "completed" => {
-                    if d.completed.is_none() {
-                        let exit_code = payload.get("exitCode").and_then(serde_json::Value::as_i64);
-                        d.completed = Some(Completed { exit_code, at: now });
+                    // Raised on the deployment, not by one instance's URL: it completes every
+                    // instance under way.
+                    let exit_code = payload.get("exitCode").and_then(serde_json::Value::as_i64);
+                    let output = payload.get("output").cloned();
+                    let mut any = false;
+                    for inst in d
+                        .instances
+                        .iter_mut()
+                        .filter(|i| !i.retiring && i.completed.is_none())
+                    {
+                        inst.completed = Some(Completed {
+                            exit_code,
+                            at: now,
+                            output: output.clone(),
+                        });
+                        any = true;
+                    }
+                    if any {
                         let detail = exit_code
                             .map(|c| format!("exitCode {c}"))
                             .unwrap_or_default();
                         note(d, now, "CompletedReceived", detail);
+                    } else if d.instances.iter().all(|i| i.retiring) {
+                        // Before the first create (or between attempts): kept for the next.
+                        d.completed = Some(Completed {
+                            exit_code,
+                            at: now,
+                            output,
+                        });
                     }
                 }
                 "heartbeat" => d.last_heartbeat = Some(now),
@@ -428,6 +458,27 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                         payload,
                     });
                 }
+            }
+        }
+        Event::InstanceCompleted {
+            instance,
+            exit_code,
+            output,
+        } => {
+            let i = find(d, &instance)?;
+            let inst = &mut d.instances[i];
+            if d.outcome.is_none() && inst.verdict.is_none() && inst.completed.is_none() {
+                inst.completed = Some(Completed {
+                    exit_code,
+                    at: now,
+                    output,
+                });
+                inst.next_look = Some(now);
+                let detail = match exit_code {
+                    Some(code) => format!("{instance}: exitCode {code}"),
+                    None => instance,
+                };
+                note(d, now, "CompletedReceived", detail);
             }
         }
         Event::Terminate { reason } => {
@@ -459,27 +510,69 @@ fn summary(o: &super::state::Observation) -> String {
     )
 }
 
-/// The current attempt failed: retry with fresh groups, or end as `Failed`.
-fn fail_attempt(d: &mut Deployment, error: String, now: Millis) {
-    if d.outcome.is_some() {
+/// Brings a checkpoint written before instances were judged one by one up to date: a `completed`
+/// kept on the deployment moves to its instances under way, and a pending retry of the whole
+/// deployment becomes failed verdicts on the attempt it retires. Idempotent.
+fn migrate(d: &mut Deployment) {
+    if d.spec.mode != Mode::Job {
         return;
     }
-    if d.spec.mode == Mode::Job && d.attempt < d.spec.retry.max_attempts {
-        for inst in d.instances.iter_mut() {
-            inst.retiring = true;
+    if let Some(completed) = d.completed.clone()
+        && d.instances.iter().any(|i| !i.retiring)
+    {
+        for inst in d.instances.iter_mut().filter(|i| !i.retiring) {
+            inst.completed.get_or_insert_with(|| completed.clone());
         }
-        d.attempt += 1;
         d.completed = None;
-        let at = now + policy::retry_delay(d.spec.retry.backoff.millis(), d.attempt);
-        d.retry_at = Some(at);
-        note(
-            d,
-            now,
-            "AttemptFailed",
-            format!("{error}; attempt {} follows", d.attempt),
-        );
+    }
+    if let Some(at) = d.retry_at.take() {
+        let backoff = d.spec.retry.backoff.millis();
+        let failed_at = at - policy::retry_delay(backoff, d.attempt);
+        for inst in d.instances.iter_mut() {
+            if inst.retiring && inst.verdict.is_none() && inst.generation + 1 == d.attempt {
+                inst.verdict = Some(Verdict {
+                    succeeded: false,
+                    error: Some("the attempt failed".into()),
+                    exit_code: None,
+                    at: failed_at,
+                });
+            }
+        }
+    }
+}
+
+/// Records instance `i`'s verdict and winds it down.
+fn judged(
+    d: &mut Deployment,
+    i: usize,
+    succeeded: bool,
+    error: String,
+    exit_code: Option<i64>,
+    now: Millis,
+) {
+    let inst = &mut d.instances[i];
+    if inst.verdict.is_some() {
+        return;
+    }
+    inst.verdict = Some(Verdict {
+        succeeded,
+        error: (!succeeded).then(|| error.clone()),
+        exit_code,
+        at: now,
+    });
+    inst.retiring = true;
+    let name = inst.aci_name.clone();
+    let (generation, slot) = (inst.generation, inst.slot);
+    if succeeded {
+        note(d, now, "InstanceSucceeded", name);
     } else {
-        conclude(d, RuntimeStatus::Failed, Some(error), now);
+        // A failure the retry answers is an attempt's; the last one is the instance's.
+        if generation < d.spec.retry_of(slot).max_attempts {
+            let detail = format!("{name}: {error}; attempt {} follows", generation + 1);
+            note(d, now, "AttemptFailed", detail);
+        } else {
+            note(d, now, "InstanceFailed", format!("{name}: {error}"));
+        }
     }
 }
 
@@ -517,68 +610,137 @@ fn decide(d: &mut Deployment, now: Millis, plan: &mut Plan) {
     }
 }
 
+/// Judges each job instance under way, then the groups, then the deployment: it ends when every
+/// group has, `Succeeded` when none failed.
 fn judge_job(d: &mut Deployment, now: Millis, plan: &mut Plan) {
-    if d.retry_at.is_some() {
-        return;
-    }
-    let completion = d.spec.completion;
-    if completion.takes_callback()
-        && let Some(completed) = d.completed.clone()
-    {
-        match completed.exit_code.unwrap_or(0) {
-            0 => conclude(d, RuntimeStatus::Succeeded, None, now),
-            code => fail_attempt(d, format!("completed with exitCode {code}"), now),
-        }
-        return;
-    }
-    let current: Vec<&Instance> = d.current().collect();
-    if current.len() < d.spec.groups.len() {
-        return;
-    }
-    for inst in &current {
-        if inst.deleted {
-            let error = format!("container group {} disappeared while it ran", inst.aci_name);
-            return fail_attempt(d, error, now);
-        }
-        if let Some(observed) = &inst.observed
-            && observed.provisioning_failed()
+    for i in 0..d.instances.len() {
+        if !d.instances[i].retiring
+            && d.instances[i].verdict.is_none()
+            && let Some((succeeded, error, exit_code)) = judge_instance(d, i, now, plan)
         {
-            let why = observed
-                .problem
-                .clone()
-                .unwrap_or_else(|| "provisioning failed".into());
-            let error = format!("container group {} failed to start: {why}", inst.aci_name);
-            return fail_attempt(d, error, now);
+            judged(d, i, succeeded, error, exit_code, now);
         }
     }
-    let all_done = current
-        .iter()
-        .all(|i| i.observed.as_ref().is_some_and(|o| o.all_terminated()));
-    if !all_done {
-        return;
+    let states = flow::states(d);
+    // A group failed past its tolerance: its instances still under way are stopped.
+    for (slot, state) in states.iter().enumerate() {
+        if *state != GroupState::Failed {
+            continue;
+        }
+        for i in 0..d.instances.len() {
+            let inst = &d.instances[i];
+            if inst.slot == slot && !inst.retiring {
+                let group = d.spec.groups[slot].name.clone();
+                judged(
+                    d,
+                    i,
+                    false,
+                    format!("stopped: group {group} failed"),
+                    None,
+                    now,
+                );
+            }
+        }
     }
-    let failed_exit = current.iter().find_map(|i| {
-        let (container, code) = i.observed.as_ref()?.failed_exit()?;
-        Some(format!(
-            "container {container} of {} exited with code {code}",
-            i.aci_name
-        ))
+    if states.iter().all(|s| s.has_ended()) {
+        let failed = states.iter().position(|s| *s == GroupState::Failed);
+        match failed {
+            None => conclude(d, RuntimeStatus::Succeeded, None, now),
+            Some(slot) => {
+                let error = group_error(d, slot);
+                conclude(d, RuntimeStatus::Failed, Some(error), now);
+            }
+        }
+    }
+}
+
+/// Why group `slot` failed: its first failed instance's last error.
+fn group_error(d: &Deployment, slot: usize) -> String {
+    let name = &d.spec.groups[slot].name;
+    let error = flow::latest(d, slot)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| d.instances[i].verdict.as_ref())
+        .find(|v| !v.succeeded)
+        .and_then(|v| v.error.clone())
+        .unwrap_or_else(|| "failed".into());
+    if d.spec.groups.len() == 1 && !d.spec.groups[slot].fans_out() {
+        error
+    } else {
+        format!("group {name}: {error}")
+    }
+}
+
+/// How instance `i` ended, if it has: `(succeeded, error, exit code)`.
+fn judge_instance(
+    d: &Deployment,
+    i: usize,
+    now: Millis,
+    plan: &mut Plan,
+) -> Option<(bool, String, Option<i64>)> {
+    let inst = &d.instances[i];
+    let completion = d.spec.completion_of(inst.slot);
+    if completion.takes_callback()
+        && let Some(completed) = &inst.completed
+    {
+        return Some(match completed.exit_code.unwrap_or(0) {
+            0 => (true, String::new(), None),
+            code => (false, format!("completed with exitCode {code}"), Some(code)),
+        });
+    }
+    let created = inst.created?;
+    if let Some(timeout) = d.spec.groups[inst.slot].timeout {
+        let until = created + timeout.millis() as Millis;
+        if now >= until {
+            return Some((false, format!("timed out after {timeout}"), None));
+        }
+        plan.wait_until(until);
+    }
+    if inst.deleted {
+        let error = format!("container group {} disappeared while it ran", inst.aci_name);
+        return Some((false, error, None));
+    }
+    let observed = inst.observed.as_ref()?;
+    if observed.provisioning_failed() {
+        let why = observed
+            .problem
+            .clone()
+            .unwrap_or_else(|| "provisioning failed".into());
+        let error = format!("container group {} failed to start: {why}", inst.aci_name);
+        return Some((false, error, None));
+    }
+    if !observed.all_terminated() {
+        return None;
+    }
+    let failed_exit = observed.failed_exit().map(|(container, code)| {
+        (
+            format!(
+                "container {container} of {} exited with code {code}",
+                inst.aci_name
+            ),
+            code,
+        )
     });
     if completion.watches_exit() {
-        match failed_exit {
-            Some(error) => fail_attempt(d, error, now),
-            None => conclude(d, RuntimeStatus::Succeeded, None, now),
-        }
-        return;
+        return Some(match failed_exit {
+            Some((error, code)) => (false, error, Some(code)),
+            None => (true, String::new(), None),
+        });
     }
     // Completion by callback only: the containers exited; the callback may still be on its way.
-    let ended = current.iter().filter_map(|i| i.ended).max().unwrap_or(now);
+    let ended = inst.ended.unwrap_or(now);
     if now >= ended + CALLBACK_GRACE_MS {
-        let error = failed_exit
-            .unwrap_or_else(|| "the containers exited without the completed callback".into());
-        fail_attempt(d, error, now);
+        Some(match failed_exit {
+            Some((error, code)) => (false, error, Some(code)),
+            None => (
+                false,
+                "the containers exited without the completed callback".into(),
+                None,
+            ),
+        })
     } else {
         plan.wait_until(ended + CALLBACK_GRACE_MS);
+        None
     }
 }
 
@@ -617,61 +779,93 @@ fn judge_service(d: &mut Deployment, now: Millis) {
     }
 }
 
-/// Makes sure every spec group has a current instance (after a start, a retry or a heal).
+/// Starts the instances that may start now: for a job, each index of a group whose
+/// dependencies allow it that has no attempt yet or whose retry is due, within the group's
+/// `parallelism`; for a service, a group whose dependencies run and that has no current instance
+/// (after a start or a heal).
 fn plan_instances(d: &mut Deployment, now: Millis, plan: &mut Plan) {
-    if let Some(at) = d.retry_at {
-        if now < at {
-            plan.wait_until(at);
-            return;
-        }
-        d.retry_at = None;
-    }
-    for slot in 0..d.spec.groups.len() {
-        if d.instances.iter().any(|i| i.slot == slot && !i.retiring) {
+    for (slot, state) in flow::states(d).into_iter().enumerate() {
+        if !matches!(state, GroupState::Pending | GroupState::Running) {
             continue;
         }
-        let generation = match d.spec.mode {
-            Mode::Job => d.attempt,
+        match d.spec.mode {
+            Mode::Job => plan_job_group(d, slot, now, plan),
             Mode::Service => {
-                d.instances
-                    .iter()
-                    .filter(|i| i.slot == slot)
-                    .map(|i| i.generation)
-                    .max()
-                    .unwrap_or(0)
-                    + 1
+                if !d.instances.iter().any(|i| i.slot == slot && !i.retiring) {
+                    let generation = d
+                        .instances
+                        .iter()
+                        .filter(|i| i.slot == slot)
+                        .map(|i| i.generation)
+                        .max()
+                        .unwrap_or(0)
+                        + 1;
+                    let heals = generation.saturating_sub(1);
+                    let blocked = (heals > 0).then(|| now + policy::failure_delay(heals));
+                    add_instance(d, slot, 0, generation, blocked);
+                }
             }
-        };
-        let heals = generation.saturating_sub(1);
-        let blocked_until =
-            (d.spec.mode == Mode::Service && heals > 0).then(|| now + policy::failure_delay(heals));
-        let name = aci_name(
-            &d.id,
-            d.uid.as_deref(),
-            &d.spec.groups[slot].name,
-            generation,
-        );
-        d.instances.push(Instance {
-            slot,
-            generation,
-            aci_name: name,
-            claim_until: None,
-            create_tries: 0,
-            created: None,
-            observed: None,
-            observed_at: None,
-            next_look: None,
-            quiet_looks: 0,
-            failures: 0,
-            blocked_until,
-            retiring: false,
-            stopped: false,
-            logs_saved: false,
-            deleted: false,
-            kept: false,
-            ended: None,
-        });
+        }
     }
+    d.attempt = d
+        .instances
+        .iter()
+        .map(|i| i.generation)
+        .max()
+        .unwrap_or(1)
+        .max(d.attempt);
+}
+
+fn plan_job_group(d: &mut Deployment, slot: usize, now: Millis, plan: &mut Plan) {
+    let group = &d.spec.groups[slot];
+    let count = group.instance_count();
+    let most = group.parallelism.unwrap_or(count);
+    let latest = flow::latest(d, slot);
+    let mut running = latest
+        .iter()
+        .flatten()
+        .filter(|&&i| !d.instances[i].retiring)
+        .count() as u32;
+    let mut start = Vec::new();
+    for (index, at) in latest.iter().enumerate() {
+        if running >= most {
+            break;
+        }
+        match flow::task(d, slot, at.map(|i| &d.instances[i])) {
+            Task::New => start.push((index as u32, 1)),
+            Task::Retry { at, next } if at <= now => start.push((index as u32, next)),
+            Task::Retry { at, .. } => {
+                plan.wait_until(at);
+                continue;
+            }
+            _ => continue,
+        }
+        running += 1;
+    }
+    for (index, generation) in start {
+        add_instance(d, slot, index, generation, None);
+    }
+}
+
+fn add_instance(
+    d: &mut Deployment,
+    slot: usize,
+    index: u32,
+    generation: u32,
+    blocked_until: Option<Millis>,
+) {
+    let group = &d.spec.groups[slot];
+    let name = if group.fans_out() {
+        instance_name(&d.id, d.uid.as_deref(), &group.name, index, generation)
+    } else {
+        aci_name(&d.id, d.uid.as_deref(), &group.name, generation)
+    };
+    // A deployment-wide `completed` that came before this instance existed.
+    let completed = d.completed.take();
+    let mut instance = Instance::new(slot, index, generation, name);
+    instance.blocked_until = blocked_until;
+    instance.completed = completed;
+    d.instances.push(instance);
 }
 
 /// Whether a retiring instance is to be deleted (else kept), and from when.
@@ -728,10 +922,11 @@ fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
             inst.create_tries += 1;
         }
         let check_first = inst.create_tries > 1;
-        let slot = inst.slot;
+        let (slot, index) = (inst.slot, inst.index);
         plan.work.push(Action::Create {
             instance: name,
             slot,
+            index,
             check_first,
         });
         return;
@@ -796,7 +991,11 @@ fn derive_phase_and_status(d: &mut Deployment) {
             };
         }
         None => {
-            d.phase = if d.retry_at.is_some() {
+            let retrying = d.current().next().is_none()
+                && d.instances
+                    .iter()
+                    .any(|i| i.verdict.as_ref().is_some_and(|v| !v.succeeded));
+            d.phase = if started && retrying {
                 Phase::Retrying
             } else if !started {
                 Phase::Pending

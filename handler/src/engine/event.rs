@@ -42,6 +42,13 @@ pub enum Event {
     },
     /// An event raised through the API or a callback (`completed`, `heartbeat`, `teardown`, ...).
     Raised { name: String, payload: Value },
+    /// An instance's own `completed` callback (its URL names it), with its exit code and the
+    /// small JSON result it hands on.
+    InstanceCompleted {
+        instance: String,
+        exit_code: Option<i64>,
+        output: Option<Value>,
+    },
     /// Stop and clean up now.
     Terminate { reason: String },
 }
@@ -49,7 +56,10 @@ pub enum Event {
 impl Event {
     /// Events from outside a step (API calls): they record, then hand the work to a step.
     pub fn is_external(&self) -> bool {
-        matches!(self, Event::Raised { .. } | Event::Terminate { .. })
+        matches!(
+            self,
+            Event::Raised { .. } | Event::InstanceCompleted { .. } | Event::Terminate { .. }
+        )
     }
 
     /// Results a step may act on before it saves them, because the action that produced them is
@@ -81,6 +91,8 @@ pub enum Action {
     Create {
         instance: String,
         slot: usize,
+        /// The instance's index in its group's fan-out.
+        index: u32,
         check_first: bool,
     },
     /// Read the instance's state from ARM.

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod event;
+pub mod flow;
 pub mod names;
 pub mod policy;
 pub mod round;

@@ -18,17 +18,45 @@ pub fn aci_name(deployment: &str, uid: Option<&str>, group: &str, generation: u3
     let Some(uid) = uid else {
         return legacy_name(deployment, group, generation);
     };
+    let hash = hash(&[uid, deployment, group], &[generation]);
+    readable(deployment, group, &format!("-{generation}-{hash}"))
+}
+
+/// The ARM name of instance `index` of a fanned-out group: `{id}-{group}-{index}-{generation}-{hash}`,
+/// the hash over the deployment's uid, id, group, index and generation (the index behind a
+/// marker no plain group name's hash has, so that group `a-1` and index 1 of group `a` differ).
+pub fn instance_name(
+    deployment: &str,
+    uid: Option<&str>,
+    group: &str,
+    index: u32,
+    generation: u32,
+) -> String {
+    let hash = hash(
+        &[uid.unwrap_or(""), deployment, group, "#index"],
+        &[index, generation],
+    );
+    readable(deployment, group, &format!("-{index}-{generation}-{hash}"))
+}
+
+/// 8 hex digits of SHA-256 over `parts` (each length-prefixed) and `numbers`.
+fn hash(parts: &[&str], numbers: &[u32]) -> String {
     let mut hasher = Sha256::new();
-    for part in [uid, deployment, group] {
+    for part in parts {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher.update(generation.to_le_bytes());
-    let hash: String = hasher.finalize()[..4]
+    for number in numbers {
+        hasher.update(number.to_le_bytes());
+    }
+    hasher.finalize()[..4]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    let suffix = format!("-{generation}-{hash}");
+        .collect()
+}
+
+/// `{deployment}-{group}`, cut to leave room for `suffix` within 63 characters, then `suffix`.
+fn readable(deployment: &str, group: &str, suffix: &str) -> String {
     let mut readable: String = format!("{deployment}-{group}")
         .chars()
         .take(MAX_NAME - suffix.len())

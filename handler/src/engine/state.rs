@@ -153,6 +153,9 @@ pub struct Completed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
     pub at: Millis,
+    /// The container's small JSON result, handed to the groups that depend on its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
 }
 
 /// An event raised by name and kept.
@@ -171,12 +174,17 @@ pub struct Wake {
     pub seq: u64,
 }
 
-/// One container group: a spec group in one attempt (jobs) or one generation (healed services).
+/// One container group: one instance of a spec group (its `index` in the group's fan-out) in one
+/// attempt (jobs) or one generation (healed services).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Instance {
     /// Index into `spec.groups`.
     pub slot: usize,
+    /// The instance's index in its group's fan-out (`BERTH_INDEX`); 0 when it does not fan out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index: u32,
+    /// The attempt (jobs) or generation (services) of this instance, from 1.
     pub generation: u32,
     /// The ARM name, derived from deployment id, group and generation.
     pub aci_name: String,
@@ -220,6 +228,60 @@ pub struct Instance {
     /// When its compute stopped being billed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<Millis>,
+    /// The `completed` callback of this instance, kept from whenever it arrived until it
+    /// decides the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Completed>,
+    /// How this attempt ended, once judged (jobs): it is then wound down, and a failed one is
+    /// followed by the next attempt while the group's retry allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Instance {
+    /// A planned instance: nothing done to it yet.
+    pub fn new(slot: usize, index: u32, generation: u32, aci_name: String) -> Self {
+        Instance {
+            slot,
+            index,
+            generation,
+            aci_name,
+            claim_until: None,
+            create_tries: 0,
+            created: None,
+            observed: None,
+            observed_at: None,
+            next_look: None,
+            quiet_looks: 0,
+            failures: 0,
+            blocked_until: None,
+            retiring: false,
+            stopped: false,
+            logs_saved: false,
+            deleted: false,
+            kept: false,
+            ended: None,
+            completed: None,
+            verdict: None,
+        }
+    }
+}
+
+/// How an instance's attempt ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub succeeded: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A failing container's exit code, when one said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub at: Millis,
 }
 
 /// What ARM said about a group at one look.

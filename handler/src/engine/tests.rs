@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::engine::state::{ContainerObservation, Observation};
+use crate::engine::state::{ContainerObservation, Observation, Wake};
 use crate::spec::{Format, parse};
 
 const T0: Millis = 1_800_000_000_000;
@@ -343,7 +343,10 @@ fn an_early_completed_event_is_kept_until_it_matters() {
     )
     .unwrap()
     .next;
-    assert!(early.completed.is_some(), "kept, not dropped");
+    assert!(
+        early.instances[0].completed.is_some(),
+        "kept on the instance, not dropped"
+    );
     let created = apply(
         &early,
         Event::Created {
@@ -740,7 +743,7 @@ mod interleavings {
             name: "completed".into(),
             payload: json!({ "exitCode": 0 }),
         };
-        match kind % 5 {
+        match kind % 6 {
             0 => (json!({}), World::new(exits_after(3, 0)), vec![]),
             1 => (
                 json!({ "retry": { "maxAttempts": 3, "backoff": "PT1S" } }),
@@ -757,13 +760,25 @@ mod interleavings {
                 World::new(exits_after(u32::MAX, 0)),
                 vec![(T0 + 2_000, completed)],
             ),
-            _ => (
+            4 => (
                 json!({ "retry": { "maxAttempts": 2 } }),
                 World::new(|name: &str, n| {
                     exits_after(2, if name.ends_with("-1") { 1 } else { 0 })(name, n)
                 }),
                 vec![],
             ),
+            // A pipeline whose fan-out's index 2 fails its first attempt.
+            _ => {
+                let mut spec = pipeline();
+                spec["groups"][1]["retry"] = json!({ "maxAttempts": 2, "backoff": "PT1S" });
+                (
+                    spec,
+                    World::new(|name: &str, n| {
+                        exits_after(2, if name.contains("-shard-2-1-") { 1 } else { 0 })(name, n)
+                    }),
+                    vec![],
+                )
+            }
         }
     }
 
@@ -839,7 +854,7 @@ mod interleavings {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
         #[test]
-        fn chaos_ends_where_the_clean_run_ends(kind in 0u8..5, moves in proptest::collection::vec(chaos(), 1..60)) {
+        fn chaos_ends_where_the_clean_run_ends(kind in 0u8..6, moves in proptest::collection::vec(chaos(), 1..60)) {
             let (extra, mut clean_world, external) = scenario(kind);
             let (clean, _) = run(started(extra), &mut clean_world, external);
             let (end, world) = chaotic(kind, &moves);
@@ -951,4 +966,230 @@ fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it()
         step.round(world.now).is_none(),
         "whoever changed the checkpoint scheduled its own step"
     );
+}
+
+/// A group named `name` of one container, with workflow fields `extra`.
+fn group(name: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut group = json!({ "name": name, "properties": { "containers": [
+        { "name": "main", "properties": { "image": "busybox", "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }
+    ] } });
+    if let (Some(group), Some(extra)) = (group.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            group.insert(k.clone(), v.clone());
+        }
+    }
+    group
+}
+
+/// prepare → shard (4 instances, 2 at a time) → evaluate.
+fn pipeline() -> serde_json::Value {
+    json!({ "groups": [
+        group("prepare", json!({})),
+        group("shard", json!({ "dependsOn": ["prepare"], "count": 4, "parallelism": 2 })),
+        group("evaluate", json!({ "dependsOn": ["shard"] })),
+    ] })
+}
+
+/// When each instance (by name prefix) was created and deleted, from the history.
+fn created_at(d: &Deployment, prefix: &str) -> Vec<Millis> {
+    d.history
+        .iter()
+        .filter(|h| h.kind == "GroupCreated" && h.detail.starts_with(prefix))
+        .map(|h| h.at)
+        .collect()
+}
+
+#[test]
+fn a_pipeline_runs_its_stages_in_order_and_its_fan_out_within_its_parallelism() {
+    let mut world = World::new(exits_after(2, 0));
+    let (d, _) = run(started(pipeline()), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded, "{:?}", d.history);
+    assert_eq!(world.creates, 6, "one create per instance");
+    assert!(world.puts.values().all(|n| *n == 1));
+    assert!(world.created.is_empty(), "nothing left behind");
+    let prepare = created_at(&d, "job-1-prepare");
+    let shards = created_at(&d, "job-1-shard");
+    let evaluate = created_at(&d, "job-1-evaluate");
+    assert_eq!((prepare.len(), shards.len(), evaluate.len()), (1, 4, 1));
+    let prepared = d
+        .history
+        .iter()
+        .find(|h| h.kind == "InstanceSucceeded" && h.detail.starts_with("job-1-prepare"))
+        .unwrap()
+        .at;
+    assert!(shards.iter().all(|at| *at >= prepared));
+    let last_shard = d
+        .history
+        .iter()
+        .filter(|h| h.kind == "InstanceSucceeded" && h.detail.starts_with("job-1-shard"))
+        .map(|h| h.at)
+        .max()
+        .unwrap();
+    assert!(evaluate[0] >= last_shard, "evaluate waits for every shard");
+    // At most two shards under way at once: the third starts after one has ended.
+    let mut at_once = 0;
+    let mut most = 0;
+    for h in &d.history {
+        if h.detail.starts_with("job-1-shard") {
+            match h.kind.as_str() {
+                "GroupCreated" => at_once += 1,
+                "InstanceSucceeded" | "InstanceFailed" | "AttemptFailed" => at_once -= 1,
+                _ => {}
+            }
+            most = most.max(at_once);
+        }
+    }
+    assert_eq!(most, 2);
+    let indexes: Vec<u32> = d
+        .instances
+        .iter()
+        .filter(|i| i.slot == 1)
+        .map(|i| i.index)
+        .collect();
+    assert_eq!(indexes, vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn a_failed_stage_skips_what_needs_it_and_runs_what_runs_on_failure() {
+    let spec = json!({ "groups": [
+        group("prepare", json!({})),
+        group("train", json!({ "dependsOn": ["prepare"] })),
+        group("report", json!({ "dependsOn": ["train"], "runWhen": "always" })),
+        group("alert", json!({ "dependsOn": ["prepare"], "runWhen": "failed" })),
+    ] });
+    let mut world = World::new(|name: &str, n| {
+        exits_after(1, if name.contains("-prepare-") { 3 } else { 0 })(name, n)
+    });
+    let (d, _) = run(started(spec), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Failed);
+    assert!(
+        d.outcome
+            .as_ref()
+            .unwrap()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("group prepare"),
+        "{:?}",
+        d.outcome
+    );
+    let states = flow::states(&d);
+    use flow::GroupState::*;
+    assert_eq!(states, vec![Failed, Skipped, Succeeded, Succeeded]);
+    assert!(created_at(&d, "job-1-train").is_empty());
+    assert_eq!(created_at(&d, "job-1-report").len(), 1);
+    assert_eq!(created_at(&d, "job-1-alert").len(), 1);
+}
+
+#[test]
+fn a_group_retries_its_failed_instances_alone_and_tolerates_what_it_may() {
+    // Index 1 fails on its first attempt, index 2 on every attempt; one failure is tolerated.
+    let spec = json!({ "groups": [
+        group("shard", json!({ "count": 3, "retry": { "maxAttempts": 2, "backoff": "PT1S" }, "tolerateFailures": 1 })),
+    ] });
+    let mut world = World::new(|name: &str, n| {
+        let code = if name.contains("-shard-2-") || name.contains("-shard-1-1-") {
+            9
+        } else {
+            0
+        };
+        exits_after(1, code)(name, n)
+    });
+    let (d, _) = run(started(spec), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded, "{:?}", d.history);
+    let attempts = |index: u32| d.instances.iter().filter(|i| i.index == index).count();
+    assert_eq!((attempts(0), attempts(1), attempts(2)), (1, 2, 2));
+    assert_eq!(
+        flow::tally(&d, 0),
+        flow::Tally {
+            succeeded: 2,
+            failed: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn a_group_that_fails_past_its_tolerance_stops_its_other_instances() {
+    let spec = json!({ "groups": [ group("shard", json!({ "count": 3 })) ] });
+    let mut world = World::new(|name: &str, n| {
+        if name.contains("-shard-0-") {
+            exits_after(1, 4)(name, n)
+        } else {
+            exits_after(u32::MAX, 0)(name, n)
+        }
+    });
+    let (d, _) = run(started(spec), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Failed);
+    assert!(
+        world.created.is_empty(),
+        "the running instances were stopped and deleted"
+    );
+    assert!(d.instances.iter().all(|i| i.logs_saved && i.deleted));
+}
+
+#[test]
+fn an_instances_callback_decides_that_instance_alone_and_keeps_its_output() {
+    let spec =
+        json!({ "completion": "callback", "groups": [ group("shard", json!({ "count": 2 })) ] });
+    let d = started(spec);
+    let claimed = apply(&d, Event::Wake, T0).unwrap().next;
+    let names: Vec<String> = claimed
+        .instances
+        .iter()
+        .map(|i| i.aci_name.clone())
+        .collect();
+    let mut d = claimed;
+    for name in &names {
+        d = apply(
+            &d,
+            Event::Created {
+                instance: name.clone(),
+            },
+            T0 + 1,
+        )
+        .unwrap()
+        .next;
+    }
+    let done = Event::InstanceCompleted {
+        instance: names[1].clone(),
+        exit_code: Some(0),
+        output: Some(json!({ "rows": 12 })),
+    };
+    let d = apply(&d, done, T0 + 2).unwrap().next;
+    assert!(
+        d.instances[0].verdict.is_none(),
+        "the other instance runs on"
+    );
+    let second = &d.instances[1];
+    assert!(second.verdict.as_ref().unwrap().succeeded);
+    assert_eq!(
+        second.completed.as_ref().unwrap().output,
+        Some(json!({ "rows": 12 }))
+    );
+    assert_eq!(d.outcome, None);
+}
+
+#[test]
+fn a_checkpoint_from_before_per_instance_verdicts_carries_on() {
+    // Attempt 1 failed and attempt 2 waits for its back-off, as the old engine saved it.
+    let mut world = World::new(exits_after(1, 0));
+    let mut d = started(json!({ "retry": { "maxAttempts": 2, "backoff": "PT10S" } }));
+    let mut old = Instance::new(0, 0, 1, "job-1-work-1".into());
+    old.created = Some(T0);
+    old.retiring = true;
+    old.deleted = true;
+    d.instances.push(old);
+    d.attempt = 2;
+    d.retry_at = Some(T0 + 10_000);
+    d.wake = Some(Wake {
+        at: T0 + 10_000,
+        seq: d.seq,
+    });
+    world.now = T0 + 10_000;
+    let (end, _) = run(d, &mut world, vec![]);
+    assert_eq!(end.status, RuntimeStatus::Succeeded, "{:?}", end.history);
+    assert_eq!(end.instances.len(), 2);
+    assert_eq!(end.instances[1].generation, 2);
+    assert_eq!(end.retry_at, None);
 }

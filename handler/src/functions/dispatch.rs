@@ -1,7 +1,7 @@
 //! The custom-handler server: `GET /` for the host's readiness probe, `POST /{function}` for
 //! invocations, dispatched by the function table to the API router, the step handler or the sweep.
 //!
-//! # Guarantees (the Functions contract)
+//! # Guarantees (the Functions contract, `docs/functions-host-protocol.md`)
 //! - Every answer is a JSON object with `Content-Type: application/json`, never an empty body (an
 //!   empty or `null` body makes the host wait for `functionTimeout`).
 //! - An HTTP invocation answers 2xx whenever the API answered at all; the API's status, 4xx and 5xx

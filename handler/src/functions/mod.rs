@@ -2,7 +2,7 @@
 //!
 //! The Functions host starts `handler` with `FUNCTIONS_CUSTOMHANDLER_PORT`, probes `GET /` until it
 //! answers, then calls `POST /{FunctionName}` with `{"Data":…,"Metadata":…}` for every trigger
-//! (Azure Functions' custom handler protocol). With `enableForwardingHttpRequest: false` HTTP
+//! (see `docs/functions-host-protocol.md`). With `enableForwardingHttpRequest: false` HTTP
 //! calls arrive in the same payload shape, so one decoder serves every trigger.
 //!
 //! # Layout

@@ -1,10 +1,10 @@
-//! ACI's create-time rules at submit: the emulator's table (`emulator::rules`) run over each
-//! group's properties, so Berth refuses with a `400` what ACI would refuse at create, and the
-//! emulator and Berth cannot disagree about a rule. The region rules need each group's location
-//! (its own `location`, else `BERTH_LOCATION`, which the spec does not carry): they run at
-//! submit, after parsing.
+//! ACI's create-time rules at submit: the `aci_rules` table, which the emulator runs at PUT,
+//! applied to each group's properties, so Berth refuses with a `400` what ACI would refuse at
+//! create, and the emulator and Berth cannot disagree about a rule. The region rules need each
+//! group's location (its own `location`, else `BERTH_LOCATION`, which the spec does not carry):
+//! they run at submit, after parsing.
 
-use emulator::rules::{self, Violation};
+use aci_rules::{self as rules, Violation};
 use serde_json::Value;
 
 use super::error::{FieldPath, Problems};

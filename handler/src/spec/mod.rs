@@ -9,9 +9,12 @@ pub mod parse;
 pub mod secrets;
 pub mod settings;
 pub mod validate;
+pub mod workflow;
 
 pub use duration::IsoDuration;
 pub use error::{SpecError, SpecErrors};
-pub use model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, RestartPolicy, Retry, Spec};
+pub use model::{
+    Cleanup, CleanupWhen, Completion, GroupSpec, Mode, RestartPolicy, Retry, RunWhen, Spec,
+};
 pub use parse::{Format, parse};
 pub use settings::SettingsPolicy;

@@ -1,4 +1,5 @@
-//! The deployment spec as Berth keeps it: PRODUCT.md's shape, parsed and defaulted.
+//! The deployment spec as Berth keeps it: the shape README.md's "The spec" describes, parsed and
+//! defaulted.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,18 @@ pub struct Spec {
     pub tags: BTreeMap<String, String>,
 }
 
+impl Spec {
+    /// Group `slot`'s completion: its own, else the deployment's.
+    pub fn completion_of(&self, slot: usize) -> Completion {
+        self.groups[slot].completion.unwrap_or(self.completion)
+    }
+
+    /// Group `slot`'s retry: its own, else the deployment's.
+    pub fn retry_of(&self, slot: usize) -> Retry {
+        self.groups[slot].retry.unwrap_or(self.retry)
+    }
+}
+
 /// One container group of a deployment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupSpec {
@@ -41,6 +54,55 @@ pub struct GroupSpec {
     /// The region of this group (`BERTH_LOCATION` when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Groups that must have ended as `run_when` asks (jobs) or be running (services) before
+    /// this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// When a job group runs, by how its dependencies ended.
+    #[serde(default, skip_serializing_if = "RunWhen::is_succeeded")]
+    pub run_when: RunWhen,
+    /// Fan-out: one instance per index, `BERTH_INDEX` 0..count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Fan-out: one instance per item, handed over as `BERTH_ITEM` (its JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<Value>>,
+    /// Most instances of the group running at once (all of them when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Instances that may fail (after their retries) with the group still succeeding.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tolerate_failures: u32,
+    /// The group's own retry, timeout and completion, over the deployment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<IsoDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Completion>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// When a job group runs, by how its dependencies ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunWhen {
+    /// Every dependency succeeded (a failed or skipped one skips this group).
+    #[default]
+    Succeeded,
+    /// Every dependency ended and one of them failed: clean-up or notification stages.
+    Failed,
+    /// Every dependency ended, however.
+    Always,
+}
+
+impl RunWhen {
+    fn is_succeeded(&self) -> bool {
+        *self == RunWhen::Succeeded
+    }
 }
 
 /// `job`: done when its containers have terminated (or on `completed`); `service`: kept running.
@@ -152,6 +214,20 @@ impl RestartPolicy {
 }
 
 impl GroupSpec {
+    /// How many instances the group runs: its `count`, its number of `items`, or one.
+    pub fn instance_count(&self) -> u32 {
+        match (&self.items, self.count) {
+            (Some(items), _) => items.len() as u32,
+            (None, Some(count)) => count,
+            (None, None) => 1,
+        }
+    }
+
+    /// Whether the group fans out (its instances are named and told by index).
+    pub fn fans_out(&self) -> bool {
+        self.count.is_some() || self.items.is_some()
+    }
+
     /// Reads the shape Berth acts on. Only called on validated specs, so missing parts default.
     pub fn shape(&self) -> GroupShape {
         let props = &self.properties;

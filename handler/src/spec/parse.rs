@@ -9,6 +9,7 @@ use super::duration::IsoDuration;
 use super::error::{FieldPath, Problems, SpecError, SpecErrors};
 use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
 use super::validate::{self, Limits};
+use super::workflow;
 
 /// The largest spec accepted, in bytes (ARM's own limit for a template is 4 MB; a container group is
 /// far smaller, and the spec is kept in every checkpoint).
@@ -280,18 +281,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         }
     };
 
-    let completion = match text(&mut doc, "completion", &root, &mut problems).as_deref() {
-        None | Some("exit") => Completion::Exit,
-        Some("callback") => Completion::Callback,
-        Some("either") => Completion::Either,
-        Some(other) => {
-            problems.add(
-                &root.key("completion"),
-                format!("'{other}' is not a completion; use exit, callback or either"),
-            );
-            Completion::Exit
-        }
-    };
+    let completion = completion(&mut doc, &root, &mut problems).unwrap_or(Completion::Exit);
 
     let timeout = duration(&mut doc, "timeout", &root, &mut problems);
     let timeout = match (mode, timeout) {
@@ -338,6 +328,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
                 "name",
                 &mut problems,
             );
+            workflow::check(&groups, &groups_path, &mut problems);
         }
         None | Some(Value::Null) => {
             problems.add(&groups_path, "required: the container groups to run")
@@ -359,6 +350,26 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
     })
 }
 
+pub(super) fn completion(
+    doc: &mut Map<String, Value>,
+    path: &FieldPath,
+    problems: &mut Problems,
+) -> Option<Completion> {
+    match text(doc, "completion", path, problems).as_deref() {
+        None => None,
+        Some("exit") => Some(Completion::Exit),
+        Some("callback") => Some(Completion::Callback),
+        Some("either") => Some(Completion::Either),
+        Some(other) => {
+            problems.add(
+                &path.key("completion"),
+                format!("'{other}' is not a completion; use exit, callback or either"),
+            );
+            None
+        }
+    }
+}
+
 fn text(
     doc: &mut Map<String, Value>,
     key: &str,
@@ -375,7 +386,7 @@ fn text(
     }
 }
 
-fn duration(
+pub(super) fn duration(
     doc: &mut Map<String, Value>,
     key: &str,
     path: &FieldPath,
@@ -402,7 +413,7 @@ fn object(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> Ma
     }
 }
 
-fn retry(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> Retry {
+pub(super) fn retry(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> Retry {
     let mut map = object(value, path, problems);
     let mut retry = Retry::default();
     match map.remove("maxAttempts") {
@@ -546,10 +557,14 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
             None
         }
     };
+    let flow = workflow::group_fields(&mut map, path, mode, problems);
     for key in map.keys() {
         problems.add(
             &path.key(key),
-            "unknown field; a group has name, properties, identity, zones and location",
+            format!(
+                "unknown field; a group has name, properties, identity, zones, location, {}",
+                workflow::GROUP_FIELDS.join(", ")
+            ),
         );
     }
     let properties = validate::group_properties(properties, &properties_path, mode, problems);
@@ -559,5 +574,14 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
         identity,
         zones,
         location,
+        depends_on: flow.depends_on,
+        run_when: flow.run_when,
+        count: flow.count,
+        items: flow.items,
+        parallelism: flow.parallelism,
+        tolerate_failures: flow.tolerate_failures,
+        retry: flow.retry,
+        timeout: flow.timeout,
+        completion: flow.completion,
     })
 }

@@ -27,10 +27,14 @@ impl Limits {
 }
 
 /// Environment variables Berth sets in every container; a spec may not set them.
-pub const RESERVED_ENV: [&str; 3] = [
+pub const RESERVED_ENV: [&str; 7] = [
     "BERTH_DEPLOYMENT_ID",
     "BERTH_CALLBACK_URL",
     "BERTH_HEARTBEAT_URL",
+    "BERTH_INDEX",
+    "BERTH_COUNT",
+    "BERTH_ITEM",
+    "BERTH_INPUTS",
 ];
 
 fn dns_like(name: &str, what: &str, min: usize, max: usize) -> Result<(), String> {
@@ -61,6 +65,11 @@ pub fn deployment_id(id: &str) -> Result<(), String> {
 /// A group's name within a deployment (part of its ARM name).
 pub fn group_name(name: &str) -> Result<(), String> {
     dns_like(name, "the group name", 1, 63)
+}
+
+/// A container group's ARM name, as Berth derives them (a callback URL's `instance`).
+pub fn instance_name(name: &str) -> Result<(), String> {
+    dns_like(name, "the instance name", 1, 63)
 }
 
 /// A container name, as ACI rules it.

@@ -4,8 +4,9 @@
 //!
 //! Every scenario runs on both backends: write it as `async fn name(backend: Backend)` and declare
 //! its two tests with `on_both_backends!(name);` (tests `name::sqlite` and `name::azurite`). The
-//! Azurite variant needs `BERTH_TEST_AZURITE` (`bin/test` starts Azurite and sets it); without it,
-//! it says loudly that it skipped.
+//! Azurite variant runs on the Azurite of [`berth_test_support::Azurite::shared`] (the one
+//! `bin/test` started, or one started for the test process); without Azurite it fails saying how
+//! to get it, unless `BERTH_TEST_SKIP=azurite` asks to skip it.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -26,8 +27,8 @@ pub mod scenarios;
 #[allow(unused_imports)] // each test file uses some of them
 pub use scenarios::{job, no_processes_with, processes_with};
 
-/// The variable holding the Azurite connection string.
-pub const AZURITE: &str = "BERTH_TEST_AZURITE";
+#[allow(unused_imports)] // each test file uses some of them
+pub use berth_test_support::{eventually, free_port, unique};
 
 /// Where the runtime keeps checkpoints and steps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub enum Backend {
     /// A SQLite file in the harness's temporary folder.
     #[default]
     Sqlite,
-    /// Azurite at `BERTH_TEST_AZURITE`, with a container and queue no other harness uses.
+    /// Azurite (see [`azurite_connection`]), with a container and queue no other harness uses.
     Azurite,
 }
 
@@ -65,29 +66,26 @@ macro_rules! on_both_backends {
     };
 }
 
-/// The Azurite connection string, or `None` after a loud message naming the test.
+/// The connection string of the test process's Azurite; `None` only when skipping Azurite's tests
+/// was asked for (`BERTH_TEST_SKIP=azurite`), a failure when it cannot run otherwise.
 pub fn azurite_connection() -> Option<String> {
-    match std::env::var(AZURITE) {
-        Ok(value) => {
-            let parsed = berth::azure::StorageConnection::parse(AZURITE, &value).unwrap();
-            for url in [&parsed.blob_endpoint, &parsed.queue_endpoint] {
-                assert_eq!(
-                    url.host_str(),
-                    Some("127.0.0.1"),
-                    "tests talk only to 127.0.0.1"
-                );
-            }
-            Some(value)
-        }
-        Err(_) => {
-            let test = std::thread::current().name().unwrap_or("?").to_owned();
-            eprintln!(
-                "\n*** SKIPPED {test}: {AZURITE} is unset. Start Azurite and export \
-                 {AZURITE}=UseDevelopmentStorage=true (bin/test does both). ***\n"
-            );
-            None
-        }
+    let value = berth_test_support::Azurite::shared()?
+        .connection()
+        .to_owned();
+    let parsed = berth::azure::StorageConnection::parse("AzureWebJobsStorage", &value).unwrap();
+    for url in [&parsed.blob_endpoint, &parsed.queue_endpoint] {
+        assert_eq!(
+            url.host_str(),
+            Some("127.0.0.1"),
+            "tests talk only to 127.0.0.1"
+        );
     }
+    Some(value)
+}
+
+/// The data folder (`--location`) of the test process's Azurite; `None` as [`azurite_connection`].
+pub fn azurite_data() -> Option<PathBuf> {
+    Some(berth_test_support::Azurite::shared()?.data().to_owned())
 }
 
 /// An emulator on a free loopback port with its data (records, shares) in `dir/aci`.
@@ -96,10 +94,14 @@ pub async fn emulator_in(dir: &std::path::Path) -> emulator::Running {
         data_dir: dir.join("aci"),
         ..emulator::Config::default()
     };
+    berth_test_support::require_program("bwrap", BUBBLEWRAP);
     emulator::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
 }
+
+/// How to get bubblewrap, which the emulator runs containers under.
+pub const BUBBLEWRAP: &str = "apt-get install bubblewrap (bin/test installs it)";
 
 /// A runtime on SQLite in `dir` with ARM at `arm` and `BERTH_APP` `app`, and no worker: the test
 /// delivers the steps itself ([`run_steps`]).
@@ -130,16 +132,6 @@ pub async fn run_steps(runtime: &Runtime) {
     }
 }
 
-/// A loopback port nothing listens on (for a process to bind, or to stand for an unreachable
-/// endpoint).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `handler serve` on a free port of 127.0.0.1, with nothing of this process's environment but
 /// `PATH`, and `BERTH_PUBLIC_URL` set to where it listens; the caller adds its settings. Returns
 /// the command and that URL.
@@ -158,13 +150,7 @@ pub fn serve_command() -> (std::process::Command, String) {
     (command, url)
 }
 
-/// A queue (and container) name no other harness uses.
-pub fn unique_queue(prefix: &str) -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("{prefix}-{}", &id[..12])
-}
-
-/// The settings that put a runtime on `backend`: `None` when it cannot run here (Azurite unset).
+/// The settings that put a runtime on `backend`: `None` when skipping it was asked for.
 pub fn backend_settings(
     backend: Backend,
     dir: &std::path::Path,
@@ -176,7 +162,7 @@ pub fn backend_settings(
         )],
         Backend::Azurite => vec![
             ("AzureWebJobsStorage", azurite_connection()?),
-            ("BERTH_QUEUE", unique_queue("e2e")),
+            ("BERTH_QUEUE", unique("e2e")),
         ],
     })
 }
@@ -243,6 +229,7 @@ impl Harness {
         if let Some(images) = options.images {
             config.images = images;
         }
+        berth_test_support::require_program("bwrap", BUBBLEWRAP);
         let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

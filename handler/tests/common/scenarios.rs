@@ -2,8 +2,8 @@
 //! its HTTP API, with the ACI emulator it creates groups on. `handler/tests/e2e_*.rs` run them
 //! against the in-process runtime on SQLite and on Azurite; `tests/tests/functions_e2e.rs` runs
 //! them through the simulated Functions host against the real `handler` binary. That crate
-//! includes this file by path, so it uses only what both have: `berth`, `reqwest`, `serde_json`,
-//! `tokio`, `uuid`.
+//! includes this file by path, so it uses only what both have: `berth`, `berth_test_support`,
+//! `reqwest`, `serde_json`, `tokio`, `uuid`.
 //!
 //! Each scenario asserts only about its own deployment (its statuses, its groups' create counts,
 //! its logs and share files), so scenarios with distinct ids may run at once on one Berth; the
@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use berth_test_support::eventually;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
@@ -91,18 +92,15 @@ pub async fn wait_for(
     limit: Duration,
     want: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
+    eventually(&format!("deployment {id} to get there"), limit, || async {
         let status = status(b, id).await;
         if want(&status) {
-            return status;
+            Ok(status)
+        } else {
+            Err(status)
         }
-        assert!(
-            Instant::now() < deadline,
-            "deployment {id} did not get there in {limit:?}: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Polls a deployment's phase with `phase` (`None` while Berth cannot answer) until it is `want`
@@ -128,21 +126,17 @@ pub async fn catch_phase(
 /// container wrote to the share from its `BERTH_CALLBACK_URL` or `BERTH_HEARTBEAT_URL`.
 pub async fn given_token(b: &impl Berth, id: &str, kind: &str) -> String {
     let file = share(b, "teststore", "data").join(format!("{id}-{kind}-url"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(&file)
-            && let Some((_, token)) = url.trim().split_once("?token=")
-            && !token.is_empty()
-        {
-            return token.to_owned();
+    let what = format!("{id} to write {}", file.display());
+    eventually(&what, Duration::from_secs(30), || async {
+        match std::fs::read_to_string(&file) {
+            Ok(url) => match url.trim().split_once("?token=") {
+                Some((_, token)) if !token.is_empty() => Ok(token.to_owned()),
+                _ => Err(format!("no token in {url:?}")),
+            },
+            Err(e) => Err(e.to_string()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never wrote {}",
-            file.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// A job that writes the callback URLs it was given to the share (for [`given_token`]), then
@@ -701,4 +695,184 @@ pub async fn the_seed_service_is_healed_and_torn_down(b: &impl Berth, disruption
         (200, "postgres up\n".into())
     );
     assert!(history(b, &id).await.iter().any(|e| e == "Healing"));
+}
+
+/// `examples/pipeline.json` (prepare → 4 shards, 2 at a time → evaluate, through a share,
+/// outputs passed on): every stage in order, each instance created once, the shards' outputs in
+/// the status and in the evaluation's `BERTH_INPUTS`.
+pub async fn the_example_pipeline_runs_its_stages_in_order_and_passes_outputs_on(b: &impl Berth) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipeline.json");
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    spec["id"] = json!("pipeline-e2e");
+    let id = start_deployment(b, &spec).await;
+    let status = wait_for(b, &id, Duration::from_secs(90), |s| s["phase"] == "Done").await;
+    assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
+    let groups = &status["groups"];
+    for (i, name) in ["prepare", "shard", "evaluate"].iter().enumerate() {
+        assert_eq!(groups[i]["name"], *name);
+        assert_eq!(groups[i]["result"], "Succeeded", "{status}");
+    }
+    assert_eq!(groups[1]["instances"]["succeeded"], 4, "{status}");
+    let sums: Vec<i64> = (0..4)
+        .map(|i| groups[1]["outputs"][i.to_string()]["sum"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sums, vec![4950, 14950, 24950, 34950]);
+    assert_eq!(groups[0]["outputs"]["0"]["parts"], 4);
+
+    let inputs: Value = serde_json::from_str(
+        &std::fs::read_to_string(share(b, "berthdemo", "pipeline").join("inputs.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(inputs["shard"]["3"]["sum"], 34950, "{inputs}");
+
+    let stats = stats(b).await;
+    let created: Vec<(&String, u64)> = stats["createsByName"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("pipeline-e2e-"))
+        .map(|(name, n)| (name, n.as_u64().unwrap()))
+        .collect();
+    assert_eq!(created.len(), 6, "{created:?}");
+    assert!(created.iter().all(|(_, n)| *n == 1), "{created:?}");
+    // The shards, paged.
+    let (code, page) = get(
+        b,
+        &format!("/deployments/{id}/groups/shard/instances?top=3"),
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    let indexes: Vec<i64> = page["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![0, 1, 2]);
+    assert_eq!(page["instances"][1]["output"]["sum"], 14950);
+    assert_eq!(page["instances"][1]["state"], "Succeeded");
+    let token = page["continuationToken"].as_str().unwrap();
+    let (code, rest) = get(
+        b,
+        &format!("/deployments/{id}/groups/shard/instances?top=3&continuationToken={token}"),
+    )
+    .await;
+    assert_eq!(code, 200, "{rest}");
+    assert_eq!(rest["instances"][0]["index"], 3);
+    assert_eq!(rest["continuationToken"], Value::Null);
+    for (path, code, field) in [
+        (
+            "groups/shard/instances?continuationToken=bm9wZQ",
+            400,
+            "continuationToken",
+        ),
+        ("groups/shard/instances?top=0", 400, "top"),
+        ("groups/nothing/instances", 404, "group"),
+        ("groups/Shard_1/instances", 400, "group"),
+    ] {
+        let (got, body) = get(b, &format!("/deployments/{id}/{path}")).await;
+        assert_eq!(got, code, "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with(field),
+            "{path}: {body}"
+        );
+    }
+
+    let events = history(b, &id).await;
+    let first = |kind: &str| events.iter().position(|e| e == kind).unwrap();
+    assert!(first("InstanceSucceeded") < events.iter().rposition(|e| e == "GroupCreated").unwrap());
+}
+
+/// A fanned-out callback job: each instance's URL (its token bound to the instance) completes
+/// that instance alone, with its output; a token is refused for another instance, without its
+/// instance, and a hostile instance name is a 400 naming it.
+pub async fn an_instances_callback_token_opens_that_instance_alone(b: &impl Berth) {
+    let mut spec = job(
+        "fan-tokens",
+        "echo \"$BERTH_CALLBACK_URL\" > /mnt/share/fan-tokens-$BERTH_INDEX.tmp && \
+         mv /mnt/share/fan-tokens-$BERTH_INDEX.tmp /mnt/share/fan-tokens-$BERTH_INDEX-url && sleep 600",
+    );
+    spec["completion"] = json!("callback");
+    spec["groups"][0]["count"] = json!(2);
+    let id = start_deployment(b, &spec).await;
+    let given = |index: u32| {
+        let file = share(b, "teststore", "data").join(format!("fan-tokens-{index}-url"));
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(url) = std::fs::read_to_string(&file)
+                    && let Some((_, query)) = url.trim().split_once('?')
+                {
+                    let pairs: std::collections::HashMap<String, String> =
+                        url::form_urlencoded::parse(query.as_bytes())
+                            .into_owned()
+                            .collect();
+                    return (pairs["token"].clone(), pairs["instance"].clone());
+                }
+                assert!(Instant::now() < deadline, "no {}", file.display());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (token0, instance0) = given(0).await;
+    let (token1, instance1) = given(1).await;
+    assert_ne!(instance0, instance1);
+    let id = id.as_str();
+    let anonymous = |query: String, body: Value| async move {
+        let response = b
+            .http()
+            .post(format!("{}/callbacks/{id}/completed?{query}", b.api()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let code = response.status().as_u16();
+        (code, response.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let done = json!({ "exitCode": 0, "output": { "rows": 7 } });
+    for (query, why) in [
+        (
+            format!("token={token0}&instance={instance1}"),
+            "another instance's token",
+        ),
+        (
+            format!("token={token0}"),
+            "an instance's token without its instance",
+        ),
+        (format!("token={token1}&instance={instance0}"), "swapped"),
+    ] {
+        let (code, body) = anonymous(query, done.clone()).await;
+        assert_eq!(code, 403, "{why}: {body}");
+    }
+    let (code, body) =
+        anonymous(format!("token={token0}&instance=..%2F..%2Fx"), done.clone()).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("instance"),
+        "{body}"
+    );
+    let (code, body) = anonymous(
+        format!("token={token0}&instance={instance0}"),
+        json!({ "exitCode": "zero" }),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+
+    let (code, body) = anonymous(format!("token={token0}&instance={instance0}"), done).await;
+    assert_eq!(code, 202, "{body}");
+    let status = wait_for(b, id, Duration::from_secs(30), |s| {
+        s["groups"][0]["instances"]["succeeded"] == 1
+    })
+    .await;
+    assert_eq!(status["groups"][0]["outputs"]["0"]["rows"], 7, "{status}");
+    assert_eq!(status["groups"][0]["instances"]["running"], 1, "{status}");
+    assert_ne!(status["phase"], "Done");
+    let (code, _) = anonymous(
+        format!("token={token1}&instance={instance1}"),
+        json!({ "exitCode": 0 }),
+    )
+    .await;
+    assert_eq!(code, 202);
+    let status = wait_done(b, id).await;
+    assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
 }

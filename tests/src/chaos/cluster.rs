@@ -28,11 +28,7 @@ pub struct Binaries {
     pub azurite: PathBuf,
 }
 
-/// A free loopback port (the listener is closed at once; the child binds it next).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
-}
+pub use berth_test_support::free_port;
 
 fn log_file(dir: &Path, name: &str) -> anyhow::Result<(Stdio, Stdio)> {
     let file = OpenOptions::new()
@@ -67,7 +63,7 @@ impl Azurite {
         let location = dir.join("azurite");
         std::fs::create_dir_all(&location)?;
         Ok(Self {
-            ports: [free_port()?, free_port()?, free_port()?],
+            ports: [free_port(), free_port(), free_port()],
             location,
             logs: dir.to_owned(),
             binary: binary.to_owned(),
@@ -86,21 +82,13 @@ impl Azurite {
 
     async fn start(&self) -> anyhow::Result<()> {
         let (out, err) = log_file(&self.logs, "azurite")?;
-        let [blob, queue, table] = self.ports.map(|p| p.to_string());
         let proc = Proc::spawn(
             "azurite",
             Command::new(&self.binary)
-                .args([
-                    "--silent",
-                    "--disableTelemetry",
-                    "--skipApiVersionCheck",
-                    "--loose",
-                ])
-                .args(["--blobHost", "127.0.0.1", "--blobPort", &blob])
-                .args(["--queueHost", "127.0.0.1", "--queuePort", &queue])
-                .args(["--tableHost", "127.0.0.1", "--tablePort", &table])
-                .arg("--location")
-                .arg(&self.location)
+                .args(berth_test_support::azurite::arguments(
+                    self.ports,
+                    &self.location,
+                ))
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err),
@@ -148,7 +136,7 @@ pub struct Emulator {
 
 impl Emulator {
     async fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        let port = free_port();
         let data = dir.join("aci");
         let (out, err) = log_file(dir, "emulator")?;
         let proc = Proc::spawn(
@@ -232,7 +220,7 @@ impl Cluster {
         for i in 0..handlers {
             slots.push(Handler {
                 name: format!("handler-{}", (b'a' + i as u8) as char),
-                port: free_port()?,
+                port: free_port(),
                 proc: Mutex::new(None),
                 down_until: Mutex::new(Instant::now()),
             });

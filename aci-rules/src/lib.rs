@@ -1,8 +1,11 @@
-//! ACI's create-time rules as one table: the refusals ACI makes when a container group is created
-//! that are about combinations of fields (a limit against the group's requests, an IP type
-//! against subnets, Windows against features Windows lacks, GPUs against a region). The emulator
+//! # ACI's create-time rules
+//!
+//! The refusals Azure Container Instances makes when a container group is created that are about
+//! combinations of fields (a limit against the group's requests, an IP type against subnets,
+//! Windows against features Windows lacks, GPUs against a region), as one table. The ACI emulator
 //! refuses a PUT that breaks one (`400` with the rule's code) and Berth's spec validator runs the
-//! same table at submit, so the two cannot disagree.
+//! same table at submit, so the two cannot disagree. A crate of its own, with `serde_json` as its
+//! only dependency, so that Berth's production binary links the rules without the emulator.
 //!
 //! Each rule works on a group's `properties` as JSON (camelCase, as on the wire) and names the
 //! offending field as a path relative to `properties`. Each says where it comes from: an error
@@ -15,8 +18,6 @@
 //! group that asks for one would otherwise run without it.
 
 use serde_json::Value;
-
-use crate::record::normalize_location;
 
 /// One broken rule: the code, the field (relative to the group's `properties`) and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +173,15 @@ pub fn check(properties: &Value, location: Option<&str>) -> Vec<Violation> {
     RULES
         .iter()
         .filter_map(|rule| rule.check(properties, location))
+        .collect()
+}
+
+/// ARM's normalised region name: lowercase without spaces (`West US` → `westus`).
+pub fn normalize_location(location: &str) -> String {
+    location
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
         .collect()
 }
 
