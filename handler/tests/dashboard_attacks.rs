@@ -720,3 +720,42 @@ async fn the_list_filters_by_status_time_and_tag_and_pages() {
     let bad = b.get("/?after=yesterday", Some(&cookie)).await;
     bad.assert_bad_request("after: &#39;yesterday&#39; is not a time");
 }
+
+#[tokio::test]
+async fn a_workflow_shows_its_dependency_graph() {
+    let b = berth(ORIGIN).await;
+    let group = |name: &str, depends: Value| {
+        json!({ "name": name, "dependsOn": depends, "properties": { "containers": [{ "name": "main",
+            "properties": { "image": "busybox", "command": ["true"],
+                "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } })
+    };
+    let spec = json!({ "id": "flow", "groups": [
+        group("extract", json!([])),
+        group("transform", json!(["extract"])),
+        group("load", json!(["transform", "extract"])) ] });
+    assert_eq!(
+        b.api("POST", "/api/deployments", spec).await,
+        StatusCode::ACCEPTED
+    );
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/flow", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let workflow = &page.text[page.text.find("id=\"workflow\"").unwrap()..];
+    let workflow = &workflow[..workflow.find("</section>").unwrap()];
+    // Three nodes, three edges, and the table says the same.
+    assert_eq!(workflow.matches("<g class=\"node").count(), 3, "{workflow}");
+    assert_eq!(
+        workflow.matches("<line class=\"edge\"").count(),
+        3,
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("<th scope=\"row\">load</th><td>transform, extract</td>"),
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("<th scope=\"row\">transform</th><td>extract</td>"),
+        "{workflow}"
+    );
+    assert!(workflow.contains("Waiting"), "{workflow}");
+}

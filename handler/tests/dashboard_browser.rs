@@ -243,6 +243,26 @@ async fn a_job_is_followed_and_terminated_in_the_browser() {
     assert_eq!(dev.status("browser-long").await.0, 404);
     browser.screenshot("list-after-purge");
 
+    // A workflow's page draws its dependency graph.
+    let group = |name: &str, depends: Value| {
+        json!({ "name": name, "dependsOn": depends, "properties": { "containers": [{ "name": "main",
+            "properties": { "image": "busybox", "command": ["sh", "-c", "echo ran"],
+                "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } })
+    };
+    dev.submit(&json!({ "id": "browser-flow", "groups": [
+        group("extract", json!([])),
+        group("transform", json!(["extract"])),
+        group("load", json!(["transform", "extract"])) ] }))
+        .await;
+    dev.wait("browser-flow", "done", |s| s["phase"] == "Done")
+        .await;
+    browser.open(&format!("{}/d/browser-flow", dev.base));
+    assert_eq!(
+        browser.eval("document.querySelectorAll('#workflow svg line.edge').length"),
+        json!(3)
+    );
+    browser.screenshot("deployment-workflow");
+
     // Everything came from Berth: no other host, no CDN (`data:` URLs are Chromium's own
     // form-control icons, not requests).
     let requests: Vec<&String> = browser

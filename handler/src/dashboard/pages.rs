@@ -364,6 +364,119 @@ fn summary(dash: &Dashboard, d: &Deployment) -> String {
     out
 }
 
+/// The workflow: each spec group with its dependencies, how it stands and its instances, as a
+/// layered graph (a group right of everything it depends on) and as a table that says the same.
+fn workflow(dash: &Dashboard, d: &Deployment) -> String {
+    let doc = status::status(d, dash.api.prices);
+    let groups = &d.spec.groups;
+    let slot_of = |name: &str| groups.iter().position(|g| g.name == name);
+    // Depth: the longest chain of dependencies below a group (the spec has no cycles).
+    let mut depth = vec![0usize; groups.len()];
+    for _ in 0..groups.len() {
+        for (i, g) in groups.iter().enumerate() {
+            for dep in g.depends_on.iter().filter_map(|n| slot_of(n)) {
+                depth[i] = depth[i].max(depth[dep] + 1);
+            }
+        }
+    }
+    let mut row_in_column = vec![0usize; groups.len()];
+    let mut used = std::collections::BTreeMap::<usize, usize>::new();
+    for (i, column) in depth.iter().enumerate() {
+        let next = used.entry(*column).or_default();
+        row_in_column[i] = *next;
+        *next += 1;
+    }
+    let rows = used.values().copied().max().unwrap_or(1);
+    let columns = depth.iter().copied().max().unwrap_or(0) + 1;
+    let (node_w, node_h, gap_x, gap_y) = (170.0, 44.0, 60.0, 16.0);
+    let at = |i: usize| {
+        (
+            8.0 + depth[i] as f64 * (node_w + gap_x),
+            8.0 + row_in_column[i] as f64 * (node_h + gap_y),
+        )
+    };
+    let width = 16.0 + columns as f64 * (node_w + gap_x) - gap_x;
+    let height = 16.0 + rows as f64 * (node_h + gap_y) - gap_y;
+    let mut svg = format!(
+        "<figure class=\"graph\"><svg viewBox=\"0 0 {width} {height}\" width=\"{width}\" role=\"img\" \
+         aria-label=\"Dependency graph of {} group(s); the table below says the same\" \
+         xmlns=\"http://www.w3.org/2000/svg\">",
+        groups.len()
+    );
+    for (i, g) in groups.iter().enumerate() {
+        for dep in g.depends_on.iter().filter_map(|n| slot_of(n)) {
+            let ((x1, y1), (x2, y2)) = (at(dep), at(i));
+            let _ = write!(
+                svg,
+                "<line class=\"edge\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
+                x1 + node_w,
+                y1 + node_h / 2.0,
+                x2,
+                y2 + node_h / 2.0
+            );
+        }
+    }
+    for (i, g) in groups.iter().enumerate() {
+        let (x, y) = at(i);
+        // How it ended says more than its container group's last state (`Deleted`).
+        let state = doc
+            .groups
+            .get(i)
+            .map_or("?".to_owned(), |g| match g.result {
+                Some(result) => format!("{result:?}"),
+                None => g.state.to_owned(),
+            });
+        let _ = write!(
+            svg,
+            "<g class=\"node {}\"><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{node_w}\" height=\"{node_h}\" rx=\"6\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{}</text><text class=\"state\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
+            esc(&state.to_ascii_lowercase()),
+            x + 8.0,
+            y + 18.0,
+            esc(&g.name),
+            x + 8.0,
+            y + 36.0,
+            esc(&state)
+        );
+    }
+    svg.push_str("</svg></figure>");
+    let mut table = String::from(
+        "<table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Depends on</th>\
+         <th scope=\"col\">Runs when</th><th scope=\"col\">State</th>\
+         <th scope=\"col\">Instances</th></tr></thead><tbody>",
+    );
+    for (i, g) in groups.iter().enumerate() {
+        let Some(gd) = doc.groups.get(i) else {
+            continue;
+        };
+        let t = &gd.instances;
+        let deps = if g.depends_on.is_empty() {
+            "—".to_owned()
+        } else {
+            esc(&g.depends_on.join(", "))
+        };
+        let _ = write!(
+            table,
+            "<tr><th scope=\"row\">{}</th><td>{deps}</td><td>{}</td><td>{}</td>\
+             <td>{} new, {} running, {} retrying, {} succeeded, {} failed</td></tr>",
+            esc(&g.name),
+            if g.depends_on.is_empty() {
+                "—".to_owned()
+            } else {
+                format!("{:?}", g.run_when).to_ascii_lowercase()
+            },
+            esc(&gd.result.map_or(gd.state.to_owned(), |r| format!("{r:?}"))),
+            t.new,
+            t.running,
+            t.retrying,
+            t.succeeded,
+            t.failed
+        );
+    }
+    table.push_str("</tbody></table>");
+    format!("{svg}{table}")
+}
+
 fn groups(d: &Deployment) -> String {
     if d.instances.is_empty() {
         return "<p class=\"empty\">No container group yet.</p>".into();
@@ -591,6 +704,9 @@ pub(super) fn deployment(
         &timeline::build(d, now).svg(),
         live,
     ));
+    if d.spec.groups.iter().any(|g| !g.depends_on.is_empty()) {
+        main.push_str(&section("workflow", "Workflow", &workflow(dash, d), live));
+    }
     main.push_str(&section("groups", "Container groups", &groups(d), live));
     main.push_str(&section(
         "logs",
