@@ -9,27 +9,12 @@
 # the pins change. No Azure access and no Bicep CLI needed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${BERTH_CACHE:-$HOME/.cache/berth}
-python=${BERTH_PYTHON:-python3}
+. "$here/../bin/lib/setup.sh"
 
 log() { printf 'infra: %s\n' "$*" >&2; }
 
-command -v "$python" >/dev/null 2>&1 || { log "needs $python (3.10 or newer) on PATH"; exit 1; }
-version=$("$python" -c 'import sys; print(".".join(map(str, sys.version_info[:3])))')
-venv=$cache/infra-venv-$version
-stamp=$(sha256sum "$here/tools/requirements.txt" | cut -d' ' -f1)
-
-mkdir -p "$cache"
-exec 9>"$venv.lock"
-flock 9
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
-  log "installing checkov and tree-sitter-bicep into $venv (takes a minute or two once)"
-  rm -rf "$venv"
-  "$python" -m venv "$venv" || { log "$python cannot make a virtualenv (on Debian: apt-get install python3-venv)"; exit 1; }
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$here/tools/requirements.txt"
-  printf '%s\n' "$stamp" >"$venv/.stamp"
-fi
-flock -u 9
+ensure_venv infra-venv "$here/tools/requirements.txt"
+venv=$VENV
 
 # No __pycache__ in the checkout.
 export PYTHONDONTWRITEBYTECODE=1

@@ -22,6 +22,20 @@ fn job(script: &str) -> Value {
     )
 }
 
+/// The `Azure-AsyncOperation` URL a create, update, delete or action answered with.
+fn async_operation(response: &reqwest::Response) -> String {
+    response.headers()["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// POST the `action` (start, stop, restart) on group `name`; the whole response, headers too.
+async fn action(harness: &Harness, name: &str, action: &str) -> reqwest::Response {
+    let url = format!("{}/{action}?api-version={API}", harness.group_url(name));
+    harness.client.post(url).send().await.unwrap()
+}
+
 /// GET `url` as it is (its own api-version); the body as JSON.
 async fn get_json(harness: &Harness, url: String) -> Value {
     let response = harness.client.get(url).send().await.unwrap();
@@ -486,10 +500,7 @@ async fn logs_are_not_available_before_the_container_starts() {
     .await;
     let response = harness.put("waiting", &job("echo hi")).await;
     assert_eq!(response.status(), 201);
-    let operation = response.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let operation = async_operation(&response);
     assert!(operation.starts_with(&format!(
         "{}/subscriptions/{SUB}/providers/Microsoft.ContainerInstance/locations/westus/operations/",
         harness.base
@@ -504,15 +515,7 @@ async fn logs_are_not_available_before_the_container_starts() {
     let (_, group) = harness.get("waiting").await;
     assert_eq!(provisioning(&group), "Pending");
     assert_eq!(group_state(&group), "Pending");
-    let status: Value = harness
-        .client
-        .get(&operation)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(&harness, operation.clone()).await;
     assert_eq!(status["status"], "Pending");
     assert_eq!(status["id"], group["id"]);
     harness.stop().await;
@@ -526,10 +529,7 @@ async fn async_operations_follow_the_group_to_a_terminal_status() {
     })
     .await;
     let response = harness.put("tracked", &job("echo hi")).await;
-    let operation = response.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let operation = async_operation(&response);
     // The SDKs wait `Retry-After` seconds between polls, 30 without it, and read 0 as absent.
     assert_eq!(response.headers()["retry-after"], "1");
     let polled = harness.client.get(&operation).send().await.unwrap();
@@ -537,15 +537,7 @@ async fn async_operations_follow_the_group_to_a_terminal_status() {
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let status: Value = harness
-            .client
-            .get(&operation)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = get_json(&harness, operation.clone()).await;
         let status = status["status"].as_str().unwrap().to_string();
         if seen.last() != Some(&status) {
             seen.push(status.clone());
@@ -681,15 +673,7 @@ async fn start_right_after_stop_is_transitioning_when_asked() {
         body["error"]["message"],
         "The container group 'cycled' is still transitioning, please retry later."
     );
-    let faults: Value = harness
-        .client
-        .get(format!("{}/_emulator/faults", harness.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let faults = get_json(&harness, format!("{}/_emulator/faults", harness.base)).await;
     assert_eq!(faults["transitioningSeconds"], 60);
     let response = harness
         .client
@@ -699,28 +683,12 @@ async fn start_right_after_stop_is_transitioning_when_asked() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let response = harness
-        .client
-        .post(format!(
-            "{}/start?api-version={API}",
-            harness.group_url("cycled")
-        ))
-        .send()
-        .await
-        .unwrap();
+    let response = action(&harness, "cycled", "start").await;
     assert_eq!(response.status(), 202);
     assert!(response.headers().contains_key("azure-asyncoperation"));
     let (_, body) = harness.get("cycled").await;
     assert_eq!(group_state(&body), "Succeeded");
-    let response = harness
-        .client
-        .post(format!(
-            "{}/restart?api-version={API}",
-            harness.group_url("cycled")
-        ))
-        .send()
-        .await
-        .unwrap();
+    let response = action(&harness, "cycled", "restart").await;
     assert_eq!(response.status(), 204);
     assert!(response.headers().contains_key("azure-asyncoperation"));
     assert_eq!(harness.post("missing", "stop").await.0, 404);
@@ -767,21 +735,10 @@ async fn a_delete_delay_answers_202_and_shows_deleting() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let operation = response.headers()["azure-asyncoperation"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let operation = async_operation(&response);
     let (_, body) = harness.get("slow-delete").await;
     assert_eq!(provisioning(&body), "Deleting");
-    let status: Value = harness
-        .client
-        .get(&operation)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(&harness, operation.clone()).await;
     assert_eq!(status["status"], "Deleting");
     eventually(
         "slow-delete to be gone",
@@ -794,15 +751,7 @@ async fn a_delete_delay_answers_202_and_shows_deleting() {
         },
     )
     .await;
-    let status: Value = harness
-        .client
-        .get(&operation)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(&harness, operation.clone()).await;
     assert_eq!(status["status"], "Succeeded");
     harness.stop().await;
 }

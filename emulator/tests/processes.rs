@@ -16,6 +16,22 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// An `Always` group of one shell container `name` running `script`, with `marker` (`NAME=value`)
+/// in its environment so that its processes can be found.
+fn marked_service(marker: &str, name: &str, script: &str) -> serde_json::Value {
+    let (variable, value) = marker.split_once('=').unwrap();
+    group_body(
+        "Always",
+        json!([shell(
+            name,
+            script,
+            json!([{"name": variable, "value": value}]),
+            json!([])
+        )]),
+        json!([]),
+    )
+}
+
 fn share(name: &str, share: &str) -> serde_json::Value {
     json!({"name": name, "azureFile": {"shareName": share, "storageAccountName": "acct1", "storageAccountKey": "a2V5"}})
 }
@@ -229,17 +245,7 @@ const FORKER: &str = "sleep 1000 & sleep 1000 & (setsid sleep 1000 &); \
 async fn stop_and_delete_leave_no_process_behind() {
     let harness = Harness::start(|_| {}).await;
     let marker = marker();
-    let (name, value) = marker.split_once('=').unwrap();
-    let body = group_body(
-        "Always",
-        json!([shell(
-            "forker",
-            FORKER,
-            json!([{"name": name, "value": value}]),
-            json!([])
-        )]),
-        json!([]),
-    );
+    let body = marked_service(&marker, "forker", FORKER);
     harness.create("forker", &body).await;
     wait_processes(&marker, 6, WAIT).await;
     assert_eq!(harness.stats().await["liveProcesses"], 1);
@@ -266,17 +272,7 @@ async fn stop_and_delete_leave_no_process_behind() {
 async fn groups_deleted_right_after_create_leave_no_process_behind() {
     let harness = Harness::start(|_| {}).await;
     let marker = marker();
-    let (name, value) = marker.split_once('=').unwrap();
-    let body = group_body(
-        "Always",
-        json!([shell(
-            "sleeper",
-            "sleep 1000",
-            json!([{"name": name, "value": value}]),
-            json!([])
-        )]),
-        json!([]),
-    );
+    let body = marked_service(&marker, "sleeper", "sleep 1000");
     for round in 0..3u64 {
         let urls: Vec<String> = (0..10)
             .map(|i| {
@@ -324,17 +320,7 @@ async fn groups_deleted_right_after_create_leave_no_process_behind() {
 async fn dropping_the_emulator_kills_its_processes() {
     let mut harness = Harness::start(|_| {}).await;
     let marker = marker();
-    let (name, value) = marker.split_once('=').unwrap();
-    let body = group_body(
-        "Always",
-        json!([shell(
-            "forker",
-            FORKER,
-            json!([{"name": name, "value": value}]),
-            json!([])
-        )]),
-        json!([]),
-    );
+    let body = marked_service(&marker, "forker", FORKER);
     harness.create("dropped", &body).await;
     wait_processes(&marker, 6, WAIT).await;
     drop(harness.running.take());
@@ -689,17 +675,7 @@ async fn an_update_restarts_the_containers_with_the_new_spec() {
 async fn a_restarted_emulator_reports_lost_processes_and_restarts_per_policy() {
     let harness = Harness::start(|_| {}).await;
     let marker = marker();
-    let (name, value) = marker.split_once('=').unwrap();
-    let service = group_body(
-        "Always",
-        json!([shell(
-            "server",
-            "echo serving; sleep 1000",
-            json!([{"name": name, "value": value}]),
-            json!([])
-        )]),
-        json!([]),
-    );
+    let service = marked_service(&marker, "server", "echo serving; sleep 1000");
     let job = group_body(
         "Never",
         json!([shell("job", "echo done", json!([]), json!([]))]),

@@ -37,6 +37,13 @@ async fn call(h: &Harness, method: Method, path: &str, key: Option<&str>) -> (u1
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Submits `spec` with the API key in the header; returns the status.
+async fn submit(h: &Harness, spec: &Value) -> u16 {
+    let request = h.http.post(format!("{}/api/deployments", h.api));
+    let response = request.header("x-functions-key", KEY).json(spec);
+    response.send().await.unwrap().status().as_u16()
+}
+
 /// Every management route, with a deployment that exists.
 fn keyed_routes(id: &str) -> Vec<(Method, String)> {
     vec![
@@ -58,15 +65,7 @@ fn keyed_routes(id: &str) -> Vec<(Method, String)> {
 async fn every_management_route_wants_the_api_key_in_the_header_or_the_code_query() {
     let h = keyed().await;
     let spec = job("auth-1", "sleep 600");
-    let submitted = h
-        .http
-        .post(format!("{}/api/deployments", h.api))
-        .header("x-functions-key", KEY)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(submitted.status().as_u16(), 202);
+    assert_eq!(submit(&h, &spec).await, 202);
 
     let longer = format!("{KEY}x");
     let upper = KEY.to_uppercase();
@@ -409,15 +408,7 @@ fn every_http_function_but_the_callback_wants_a_function_key() {
 async fn an_event_storm_is_refused_once_the_inbox_is_full() {
     let h = keyed().await;
     let spec = job("storm", "sleep 600");
-    let response = h
-        .http
-        .post(format!("{}/api/deployments", h.api))
-        .header("x-functions-key", KEY)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    assert_eq!(submit(&h, &spec).await, 202);
     let raise = |name: String, payload: Value| {
         h.http
             .post(format!("{}/api/deployments/storm/events/{name}", h.api))
@@ -489,17 +480,7 @@ async fn an_old_or_forged_token_does_not_complete_a_new_deployment_under_the_sam
     let h = keyed().await;
     let mut spec = job("reused", "sleep 600");
     spec["completion"] = serde_json::json!("callback");
-    let submit = || async {
-        h.http
-            .post(format!("{}/api/deployments", h.api))
-            .header("x-functions-key", KEY)
-            .json(&spec)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
-    assert_eq!(submit().await, 202);
+    assert_eq!(submit(&h, &spec).await, 202);
     let old = h.token("reused", "completed").await;
     call(
         &h,
@@ -511,7 +492,11 @@ async fn an_old_or_forged_token_does_not_complete_a_new_deployment_under_the_sam
     assert_eq!(wait_done_keyed(&h, "reused").await, "Terminated");
     let (code, _) = call(&h, Method::DELETE, "/api/deployments/reused", Some(KEY)).await;
     assert_eq!(code, 200);
-    assert_eq!(submit().await, 202, "a new deployment under the purged id");
+    assert_eq!(
+        submit(&h, &spec).await,
+        202,
+        "a new deployment under the purged id"
+    );
     let new = h.token("reused", "completed").await;
     assert_ne!(old, new);
     // What an attacker holding BERTH_SECRETS_KEY alone can compute.

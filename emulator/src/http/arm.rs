@@ -175,6 +175,12 @@ async fn handle(
     let api = check_api_version(emulator, &query, &body)?;
     let base = base_url(&parts.headers);
     let method = &parts.method;
+    // A long-running answer points back at this host for its status, in the caller's api-version.
+    let tracked = |mut response: Response, subscription: &str, location: &str, operation: &str| {
+        let url = Emulator::operation_url(&base, subscription, location, operation, &api);
+        async_operation(&mut response, &url);
+        response
+    };
     match route {
         Route::Group(path) => {
             let target = target(&path)?;
@@ -188,15 +194,12 @@ async fn handle(
                     } else {
                         StatusCode::OK
                     };
-                    let mut response = (status, answer(&api, outcome.body)).into_response();
-                    let url = Emulator::operation_url(
-                        &base,
+                    let mut response = tracked(
+                        (status, answer(&api, outcome.body)).into_response(),
                         &path.subscription,
                         &outcome.location,
                         &outcome.operation,
-                        &api,
                     );
-                    async_operation(&mut response, &url);
                     if let Some(remaining) = outcome.remaining {
                         set(
                             &mut response,
@@ -218,18 +221,12 @@ async fn handle(
                 Method::DELETE => match emulator.delete(target).await? {
                     DeleteOutcome::Deleted(group) => Ok(answer(&api, *group).into_response()),
                     DeleteOutcome::NotFound => Ok(StatusCode::NO_CONTENT.into_response()),
-                    DeleteOutcome::Accepted(operation, location) => {
-                        let mut response = StatusCode::ACCEPTED.into_response();
-                        let url = Emulator::operation_url(
-                            &base,
-                            &path.subscription,
-                            &location,
-                            &operation,
-                            &api,
-                        );
-                        async_operation(&mut response, &url);
-                        Ok(response)
-                    }
+                    DeleteOutcome::Accepted(operation, location) => Ok(tracked(
+                        StatusCode::ACCEPTED.into_response(),
+                        &path.subscription,
+                        &location,
+                        &operation,
+                    )),
                 },
                 _ => Err(not_allowed(method)),
             }
@@ -246,31 +243,21 @@ async fn handle(
                 }
                 GroupAction::Start => match emulator.start(target).await? {
                     StartOutcome::AlreadyRunning => Ok(StatusCode::NO_CONTENT.into_response()),
-                    StartOutcome::Started(operation, location) => {
-                        let mut response = StatusCode::ACCEPTED.into_response();
-                        let url = Emulator::operation_url(
-                            &base,
-                            &path.subscription,
-                            &location,
-                            &operation,
-                            &api,
-                        );
-                        async_operation(&mut response, &url);
-                        Ok(response)
-                    }
-                },
-                GroupAction::Restart => {
-                    let (operation, location) = emulator.restart(target).await?;
-                    let mut response = StatusCode::NO_CONTENT.into_response();
-                    let url = Emulator::operation_url(
-                        &base,
+                    StartOutcome::Started(operation, location) => Ok(tracked(
+                        StatusCode::ACCEPTED.into_response(),
                         &path.subscription,
                         &location,
                         &operation,
-                        &api,
-                    );
-                    async_operation(&mut response, &url);
-                    Ok(response)
+                    )),
+                },
+                GroupAction::Restart => {
+                    let (operation, location) = emulator.restart(target).await?;
+                    Ok(tracked(
+                        StatusCode::NO_CONTENT.into_response(),
+                        &path.subscription,
+                        &location,
+                        &operation,
+                    ))
                 }
             }
         }

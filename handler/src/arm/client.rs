@@ -198,37 +198,21 @@ impl ArmClient {
 
     async fn read_group(&self, name: &str) -> Result<Option<ContainerGroup>, ArmError> {
         self.calls.get.fetch_add(1, Ordering::Relaxed);
-        match self
-            .call(
-                Method::GET,
-                &self.group_url(name, ""),
-                None,
-                "read container group",
-            )
-            .await
-        {
-            Ok((_, bytes)) => decode(&bytes, "read container group").map(Some),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+        let operation = "read container group";
+        match self.call_on_group(Method::GET, name, operation).await? {
+            Some((_, bytes)) => decode(&bytes, operation).map(Some),
+            None => Ok(None),
         }
     }
 
     /// Deletes a group; `false` when it did not exist.
     pub async fn delete_group(&self, name: &str) -> Result<bool, ArmError> {
         self.calls.delete.fetch_add(1, Ordering::Relaxed);
-        match self
-            .call(
-                Method::DELETE,
-                &self.group_url(name, ""),
-                None,
-                "delete container group",
-            )
-            .await
-        {
-            Ok((status, _)) => Ok(status != StatusCode::NO_CONTENT),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        let answer = self
+            .call_on_group(Method::DELETE, name, "delete container group")
+            .await?;
+        // 204 is ARM's "there was nothing to delete", like a 404.
+        Ok(answer.is_some_and(|(status, _)| status != StatusCode::NO_CONTENT))
     }
 
     /// Stops a group's containers (`POST .../stop`).
@@ -361,6 +345,23 @@ impl ArmClient {
             return Ok(Value::Null);
         }
         decode(&bytes, operation)
+    }
+
+    /// `call` without a body on group `name` itself; `None` when ARM answers that it does not exist.
+    async fn call_on_group(
+        &self,
+        method: Method,
+        name: &str,
+        operation: &'static str,
+    ) -> Result<Option<(StatusCode, bytes::Bytes)>, ArmError> {
+        match self
+            .call(method, &self.group_url(name, ""), None, operation)
+            .await
+        {
+            Ok(answer) => Ok(Some(answer)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn call(

@@ -100,17 +100,8 @@ impl StorageConnection {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::DEFAULT_SETTING;
+    use super::super::tests::from_map;
     use super::*;
-    use std::collections::HashMap;
-
-    fn from_map(pairs: &[(&str, &str)]) -> Result<Option<StorageConnection>, ConnectionError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        StorageConnection::from_settings(DEFAULT_SETTING, &|k| map.get(k).cloned())
-    }
 
     #[test]
     fn identity_based_settings_when_the_string_is_unset() {

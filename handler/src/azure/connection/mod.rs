@@ -210,7 +210,10 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn from_map(pairs: &[(&str, &str)]) -> Result<Option<StorageConnection>, ConnectionError> {
+    /// The connection that `pairs`, as the app settings, configure; the submodules' tests use it too.
+    pub(super) fn from_map(
+        pairs: &[(&str, &str)],
+    ) -> Result<Option<StorageConnection>, ConnectionError> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
