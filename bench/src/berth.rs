@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth::api::Api;
-use berth::azure::StorageAccount;
+use berth::azure_storage::StorageAccount;
 use berth::clock::SystemClock;
 use berth::config::{self, Config, Defaults};
 use berth::crypto::SecretsKey;
@@ -164,7 +164,7 @@ impl Berth {
     }
 
     /// Storage transactions the account counted so far (Azure Storage only).
-    pub fn storage_transactions(&self) -> Option<berth::azure::Snapshot> {
+    pub fn storage_transactions(&self) -> Option<berth::azure_storage::Snapshot> {
         self.account.as_ref().map(|a| a.transactions().snapshot())
     }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use berth::azure::{StorageAccount, StorageConnection, Tags, TimeToLive, WriteCondition};
+use berth::azure_storage::{StorageAccount, StorageConnection, Tags, TimeToLive, WriteCondition};
 use bytes::Bytes;
 
 use rusqlite::{Connection, OptionalExtension, params};

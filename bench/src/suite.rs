@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth::azure::StorageConnection;
+use berth::azure_storage::StorageConnection;
 use berth::engine::Deployment;
 use serde_json::{Map, Value, json};
 

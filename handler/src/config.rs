@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::api::Prices;
 use crate::arm::StaticToken;
-use crate::azure::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
-use crate::azure::credential::CredentialSettings;
+use crate::azure_storage::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
+use crate::azure_storage::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
 use crate::spec::SettingsPolicy;
 use crate::spec::settings::Lookup;

@@ -22,7 +22,7 @@
 
 pub mod api;
 pub mod arm;
-pub mod azure;
+pub mod azure_storage;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;

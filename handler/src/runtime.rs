@@ -31,7 +31,7 @@ pub enum RuntimeError {
     #[error("{0}")]
     Unsupported(String),
     #[error("choosing the Azure credential: {0}")]
-    Credential(#[from] crate::azure::credential::CredentialError),
+    Credential(#[from] crate::azure_storage::credential::CredentialError),
 }
 
 /// Berth, assembled.
@@ -59,7 +59,7 @@ impl Runtime {
                 })?;
                 // Identity-based connections need a token; Shared Key and SAS sign themselves.
                 let credential = match &config.storage_credentials {
-                    Some(settings) => Some(crate::azure::credential::choose(settings)?.0),
+                    Some(settings) => Some(crate::azure_storage::credential::choose(settings)?.0),
                     None => None,
                 };
                 let azure =
@@ -77,7 +77,7 @@ impl Runtime {
         };
         // `choose` logs which credential it picked (never a secret).
         let credential = if config.arm.use_identity {
-            Some(crate::azure::credential::choose(&config.arm.credentials)?.0)
+            Some(crate::azure_storage::credential::choose(&config.arm.credentials)?.0)
         } else {
             None
         };

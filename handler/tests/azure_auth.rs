@@ -6,8 +6,8 @@ mod azure_support;
 
 use azure_core::credentials::Secret;
 use azure_support::{connection, unique};
-use berth::azure::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
-use berth::azure::{
+use berth::azure_storage::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
+use berth::azure_storage::{
     StorageAccount, StorageConnection, StorageError, TagFilter, TagOp, Tags, TimeToLive,
     WriteCondition,
 };

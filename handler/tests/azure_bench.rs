@@ -7,7 +7,7 @@
 mod azure_support;
 
 use azure_support::{account, unique};
-use berth::azure::{Kind, Tags, TimeToLive, WriteCondition};
+use berth::azure_storage::{Kind, Tags, TimeToLive, WriteCondition};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,7 +124,7 @@ async fn queue_put_get_delete_cycles_per_second() {
 }
 
 /// Sends one message, then receives and deletes one (with several workers it may be another's).
-async fn cycle(q: &berth::azure::StorageQueue, text: &str) {
+async fn cycle(q: &berth::azure_storage::StorageQueue, text: &str) {
     q.send(text, Duration::ZERO, TimeToLive::Never)
         .await
         .unwrap();

@@ -6,7 +6,7 @@ mod azure_support;
 
 use azure_core::http::{FixedRetryOptions, RetryOptions};
 use azure_support::{account, eventually, unique};
-use berth::azure::{
+use berth::azure_storage::{
     Kind, StorageAccount, StorageConnection, StorageError, TagFilter, TagOp, Tags, WriteCondition,
 };
 use bytes::Bytes;
@@ -427,7 +427,7 @@ async fn an_unreachable_account_fails_transiently_and_counts_each_try() {
         &format!(
             "AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;\
              QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1",
-            berth::azure::connection::DEVSTORE_KEY
+            berth::azure_storage::connection::DEVSTORE_KEY
         ),
     )
     .unwrap();

@@ -8,9 +8,9 @@ use azure_core::http::ClientOptions;
 use azure_storage_queue::{QueueClient, QueueClientOptions};
 use azure_support::{account, connection, eventually, unique};
 use base64::Engine as _;
-use berth::azure::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
-use berth::azure::shared_key::SharedKeyPolicy;
-use berth::azure::{Kind, StorageError, TimeToLive};
+use berth::azure_storage::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
+use berth::azure_storage::shared_key::SharedKeyPolicy;
+use berth::azure_storage::{Kind, StorageError, TimeToLive};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -194,7 +194,7 @@ async fn the_functions_trigger_sees_the_text_berth_sent() {
     let Some(connection) = connection() else {
         return;
     };
-    let account = berth::azure::StorageAccount::new(&connection, None).unwrap();
+    let account = berth::azure_storage::StorageAccount::new(&connection, None).unwrap();
     let name = unique("trigger");
     let q = account.queue(&name).unwrap();
     q.create_if_missing().await.unwrap();
@@ -208,7 +208,7 @@ async fn the_functions_trigger_sees_the_text_berth_sent() {
         .push(&name);
     let signer = SharedKeyPolicy::new(
         DEVSTORE_ACCOUNT,
-        berth::azure::connection::AccountKey::new(DEVSTORE_KEY).unwrap(),
+        berth::azure_storage::connection::AccountKey::new(DEVSTORE_KEY).unwrap(),
     );
     let raw = QueueClient::new(
         raw_url,

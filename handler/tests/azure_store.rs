@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_support::{eventually, unique};
-use berth::azure::{Kind, StorageAccount};
+use berth::azure_storage::{Kind, StorageAccount};
 use berth::checkpoint::{Deployments, ListQuery};
 use berth::clock::{Clock, SystemClock};
 use berth::engine::state::Wake;
@@ -267,8 +267,8 @@ async fn a_left_behind_entry_is_skipped_and_removed() {
         .put(
             &succeeded_entry,
             bytes::Bytes::new(),
-            &berth::azure::WriteCondition::Overwrite,
-            &berth::azure::Tags::new(),
+            &berth::azure_storage::WriteCondition::Overwrite,
+            &berth::azure_storage::Tags::new(),
         )
         .await
         .unwrap();
@@ -562,7 +562,8 @@ async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
         .await
         .unwrap();
     // The raw message, as another client (the Functions host) reads it: a plain SDK client.
-    let berth::azure::StorageAuth::SharedKey { account: name, key } = &connection.auth else {
+    let berth::azure_storage::StorageAuth::SharedKey { account: name, key } = &connection.auth
+    else {
         panic!("Azurite is reached with Shared Key");
     };
     let mut url = connection.queue_endpoint.clone();
@@ -575,10 +576,12 @@ async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
         None,
         Some(azure_storage_queue::QueueClientOptions {
             client_options: azure_core::http::ClientOptions {
-                per_try_policies: vec![Arc::new(berth::azure::shared_key::SharedKeyPolicy::new(
-                    name.clone(),
-                    key.clone(),
-                ))],
+                per_try_policies: vec![Arc::new(
+                    berth::azure_storage::shared_key::SharedKeyPolicy::new(
+                        name.clone(),
+                        key.clone(),
+                    ),
+                )],
                 ..Default::default()
             },
             ..Default::default()
@@ -628,7 +631,7 @@ async fn a_checkpoint_with_tags_only_loads_its_index_fields_from_them() {
         return;
     };
     let name = berth::store::azure::names::checkpoint("tags-only");
-    let tags = berth::azure::Tags::from_pairs([
+    let tags = berth::azure_storage::Tags::from_pairs([
         ("status", "Running"),
         ("created", "001700000000000"),
         ("wake", "001700000000500/4"),
@@ -639,7 +642,7 @@ async fn a_checkpoint_with_tags_only_loads_its_index_fields_from_them() {
         .put(
             &name,
             bytes::Bytes::from_static(b"opaque"),
-            &berth::azure::WriteCondition::Create,
+            &berth::azure_storage::WriteCondition::Create,
             &tags,
         )
         .await

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use azure_storage_queue::models::{
     QueueClientGetPropertiesResultHeaders as _, QueueClientPeekMessagesOptions,
 };
-use berth::azure::{StorageAccount, StorageAuth, StorageConnection, TimeToLive};
+use berth::azure_storage::{StorageAccount, StorageAuth, StorageConnection, TimeToLive};
 use berth::crypto::SecretsKey;
 use berth::store::StepMessage;
 use berth_test_support::api::Client;
@@ -76,10 +76,12 @@ fn raw_queue(connection: &StorageConnection, name: &str) -> azure_storage_queue:
         None,
         Some(azure_storage_queue::QueueClientOptions {
             client_options: azure_core::http::ClientOptions {
-                per_try_policies: vec![Arc::new(berth::azure::shared_key::SharedKeyPolicy::new(
-                    account.clone(),
-                    key.clone(),
-                ))],
+                per_try_policies: vec![Arc::new(
+                    berth::azure_storage::shared_key::SharedKeyPolicy::new(
+                        account.clone(),
+                        key.clone(),
+                    ),
+                )],
                 ..Default::default()
             },
             ..Default::default()
@@ -170,9 +172,11 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
                 };
                 for m in peeked {
                     let id = m.message_id.unwrap_or_default();
-                    let text =
-                        berth::azure::queue::decode(&id, &m.message_text.unwrap_or_default())
-                            .unwrap();
+                    let text = berth::azure_storage::queue::decode(
+                        &id,
+                        &m.message_text.unwrap_or_default(),
+                    )
+                    .unwrap();
                     let step = StepMessage::from_text(&text).unwrap();
                     // The first message seen of every deployment with an even number.
                     let even = step.id.trim_start_matches("pair-").parse::<u32>().unwrap() % 2 == 0;

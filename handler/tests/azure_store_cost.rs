@@ -12,7 +12,7 @@ use std::time::Duration;
 use azure_support::{eventually, unique};
 use berth::api::{self, Api, Prices};
 use berth::arm::{ArmClient, ArmTarget};
-use berth::azure::{Kind, Snapshot, StorageAccount, StorageConnection};
+use berth::azure_storage::{Kind, Snapshot, StorageAccount, StorageConnection};
 use berth::checkpoint::Deployments;
 use berth::clock::SystemClock;
 use berth::crypto::{Keyring, SecretsKey};

@@ -5,7 +5,7 @@
 mod azure_support;
 
 use azure_support::{account, unique};
-use berth::azure::{Kind, Tags, TimeToLive, Transactions, WriteCondition};
+use berth::azure_storage::{Kind, Tags, TimeToLive, Transactions, WriteCondition};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,8 +30,8 @@ async fn concurrent_units_of_work_are_counted_apart() {
     // One deployment step as the engine will run it: read the checkpoint, CAS it, send the
     // follow-up step, and (as the queue trigger) receive and delete the step that drove it.
     async fn step(
-        c: &berth::azure::BlobContainer,
-        q: &berth::azure::StorageQueue,
+        c: &berth::azure_storage::BlobContainer,
+        q: &berth::azure_storage::StorageQueue,
         id: &str,
         rounds: usize,
     ) {

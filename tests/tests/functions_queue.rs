@@ -1,5 +1,5 @@
 //! Queue delivery through the simulated host on Azurite: messages Berth enqueues (base64 through
-//! `berth::azure`) reach the `steps` function as the text sent, with growing dequeue counts;
+//! `berth::azure_storage`) reach the `steps` function as the text sent, with growing dequeue counts;
 //! successes are deleted, failures come back after `visibilityTimeout`, and after
 //! `maxDequeueCount` deliveries (or on receipt past it) they move to `<queue>-poison`.
 //!
@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth::azure::{StorageAccount, StorageConnection, TimeToLive};
+use berth::azure_storage::{StorageAccount, StorageConnection, TimeToLive};
 use berth_tests::host::queue::Disposition;
 use berth_tests::host::{HostOptions, HostOutcome, RunningApp};
 

@@ -5,7 +5,7 @@
 //! it, unless `BERTH_TEST_SKIP=azurite` asks to skip them.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use berth::azure::{StorageAccount, StorageConnection};
+use berth::azure_storage::{StorageAccount, StorageConnection};
 #[allow(unused_imports)] // each test binary uses some of them
 pub use berth_test_support::{eventually, unique};
 

@@ -72,7 +72,8 @@ pub fn azurite_connection() -> Option<String> {
     let value = berth_test_support::Azurite::shared()?
         .connection()
         .to_owned();
-    let parsed = berth::azure::StorageConnection::parse("AzureWebJobsStorage", &value).unwrap();
+    let parsed =
+        berth::azure_storage::StorageConnection::parse("AzureWebJobsStorage", &value).unwrap();
     for url in [&parsed.blob_endpoint, &parsed.queue_endpoint] {
         assert_eq!(
             url.host_str(),

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use berth::azure::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
+use berth::azure_storage::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
 
 use super::procs::Proc;
 

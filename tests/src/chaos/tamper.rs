@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use berth::azure::{StorageAccount, StorageConnection, TimeToLive};
+use berth::azure_storage::{StorageAccount, StorageConnection, TimeToLive};
 use serde_json::{Value, json};
 
 use super::cluster::QUEUE;

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use berth::azure::{ReceivedMessage, StorageAccount, StorageConnection, StorageQueue, TimeToLive};
+use berth::azure_storage::{
+    ReceivedMessage, StorageAccount, StorageConnection, StorageQueue, TimeToLive,
+};
 use bytes::Bytes;
 use time::OffsetDateTime;
 use time::macros::datetime;

@@ -19,7 +19,7 @@ use super::ledger::Ledger;
 use super::names;
 use super::steps::{Prepared, QueueSteps};
 use super::{StoreResult, backend};
-use crate::azure::{BlobContainer, ETag, StorageError, Tags, WriteCondition};
+use crate::azure_storage::{BlobContainer, ETag, StorageError, Tags, WriteCondition};
 use crate::clock::Clock;
 use crate::store::{
     Checkpoints, Due, ListQuery, Millis, Page, Record, Scheduled, Status, StoreError, StoredRecord,
@@ -273,7 +273,11 @@ impl BlobStore {
         loop {
             let page = self
                 .container
-                .list(&prefix, marker.as_deref(), crate::azure::blob::MAX_PAGE)
+                .list(
+                    &prefix,
+                    marker.as_deref(),
+                    crate::azure_storage::blob::MAX_PAGE,
+                )
                 .await
                 .map_err(backend("list a deployment's blobs", id))?;
             let logs = page.blobs.iter().filter(|b| b.name != checkpoint);
@@ -304,7 +308,11 @@ impl BlobStore {
         loop {
             let page = self
                 .container
-                .list(&prefix, marker.as_deref(), crate::azure::blob::MAX_PAGE)
+                .list(
+                    &prefix,
+                    marker.as_deref(),
+                    crate::azure_storage::blob::MAX_PAGE,
+                )
                 .await
                 .map_err(backend("list logs", id))?;
             for blob in page.blobs {

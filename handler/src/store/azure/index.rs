@@ -50,8 +50,8 @@ use futures::StreamExt as _;
 use super::checkpoints::BlobStore;
 use super::names;
 use super::{StoreResult, backend};
-use crate::azure::blob::MAX_PAGE;
-use crate::azure::{BlobInfo, TagFilter, TagOp, TaggedBlob};
+use crate::azure_storage::blob::MAX_PAGE;
+use crate::azure_storage::{BlobInfo, TagFilter, TagOp, TaggedBlob};
 use crate::store::{Due, ListQuery, Millis, Page, Record, Status, StoreError, StoredRecord};
 
 /// How long an entry may wait for its checkpoint before a reader removes it.

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
 
-use crate::azure::{Kind, Snapshot, Transactions};
+use crate::azure_storage::{Kind, Snapshot, Transactions};
 
 /// Most deployments whose counts are kept.
 pub const CAPACITY: usize = 10_000;

@@ -45,7 +45,7 @@
 //! - purge: 1 Get Blob, 7 Delete Blob (index entries), 1 List Blobs, 1 Delete Blob per log blob and
 //!   the checkpoint.
 //!
-//! The handler's own totals are in the account's [`crate::azure::Transactions`]; the figure per
+//! The handler's own totals are in the account's [`crate::azure_storage::Transactions`]; the figure per
 //! deployment in [`AzureBackend::transactions`].
 
 pub mod checkpoints;
@@ -61,7 +61,7 @@ use azure_core::credentials::TokenCredential;
 pub use checkpoints::BlobStore;
 pub use steps::QueueSteps;
 
-use crate::azure::{Snapshot, StorageAccount, StorageConnection, StorageError};
+use crate::azure_storage::{Snapshot, StorageAccount, StorageConnection, StorageError};
 use crate::clock::Clock;
 use crate::store::StoreError;
 use ledger::Ledger;

@@ -31,8 +31,8 @@ use tokio::sync::Notify;
 
 use super::ledger::Ledger;
 use super::{StoreResult, backend};
-use crate::azure::queue::MAX_VISIBILITY;
-use crate::azure::{Kind, Receipt, StorageError, StorageQueue, TimeToLive};
+use crate::azure_storage::queue::MAX_VISIBILITY;
+use crate::azure_storage::{Kind, Receipt, StorageError, StorageQueue, TimeToLive};
 use crate::clock::Clock;
 use crate::store::{Delivery, Millis, Scheduled, StepMessage, Steps, StoreError};
 
@@ -210,7 +210,7 @@ impl Steps for QueueSteps {
     }
 
     async fn receive(&self, max: usize, lease_ms: Millis) -> Result<Vec<Delivery>, StoreError> {
-        let max = max.clamp(1, usize::from(crate::azure::queue::MAX_BATCH)) as u8;
+        let max = max.clamp(1, usize::from(crate::azure_storage::queue::MAX_BATCH)) as u8;
         let lease = Duration::from_millis(lease_ms.max(1_000) as u64).min(MAX_VISIBILITY);
         let received = self
             .queue

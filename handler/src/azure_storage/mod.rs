@@ -14,7 +14,7 @@
 //! # Wiring
 //! ```no_run
 //! # async fn wire(lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
-//! use berth::azure::{StorageAccount, StorageConnection, connection::DEFAULT_SETTING, credential};
+//! use berth::azure_storage::{StorageAccount, StorageConnection, connection::DEFAULT_SETTING, credential};
 //! let Some(connection) = StorageConnection::from_settings(DEFAULT_SETTING, lookup)? else {
 //!     return Ok(()); // no Azure Storage configured: SQLite
 //! };
