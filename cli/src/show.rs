@@ -14,6 +14,14 @@ fn text(value: &Value, field: &str) -> String {
     }
 }
 
+/// `label` and the field's text, or nothing when the field is absent.
+fn labelled(value: &Value, label: &str, field: &str) -> String {
+    match &value[field] {
+        Value::Null => String::new(),
+        _ => format!("{label}{}", text(value, field)),
+    }
+}
+
 /// The items of an array field (none when it is absent or not an array).
 fn items<'a>(value: &'a Value, field: &str) -> &'a [Value] {
     value[field]
@@ -22,11 +30,28 @@ fn items<'a>(value: &'a Value, field: &str) -> &'a [Value] {
         .unwrap_or_default()
 }
 
-/// `name:state` for each group of a status document.
+/// How a group stands: its result once it has one, else its state; for a fan-out, how many of
+/// its instances succeeded (`Running 3/10`).
+fn standing(group: &Value) -> String {
+    let mut standing = match &group["result"] {
+        Value::Null => text(group, "state"),
+        _ => text(group, "result"),
+    };
+    if let Some(counts) = group["instances"].as_object() {
+        let total: u64 = counts.values().filter_map(Value::as_u64).sum();
+        if total > 1 {
+            let succeeded = counts.get("succeeded").and_then(Value::as_u64).unwrap_or(0);
+            standing.push_str(&format!(" {succeeded}/{total}"));
+        }
+    }
+    standing
+}
+
+/// `name:standing` for each group of a status document.
 fn groups(status: &Value) -> String {
     let groups: Vec<String> = items(status, "groups")
         .iter()
-        .map(|g| format!("{}:{}", text(g, "name"), text(g, "state")))
+        .map(|g| format!("{}:{}", text(g, "name"), standing(g)))
         .collect();
     if groups.is_empty() {
         "-".to_owned()
@@ -106,17 +131,33 @@ pub fn status(status: &Value) -> String {
         out.push_str(&format!(
             "  group {}: {}\n",
             text(group, "name"),
-            text(group, "state")
+            standing(group)
         ));
-        for c in items(group, "containers") {
-            let exit = match &c["exitCode"] {
-                Value::Null => String::new(),
-                _ => format!(", exit code {}", text(c, "exitCode")),
-            };
+        for failure in items(group, "failures") {
             out.push_str(&format!(
-                "    {}: {}{exit}\n",
+                "    failed: instance {}, attempt {}{}{}\n",
+                text(failure, "index"),
+                text(failure, "attempt"),
+                labelled(failure, ", exit code ", "exitCode"),
+                labelled(failure, ": ", "error"),
+            ));
+        }
+        if !group["outputs"].is_null() {
+            out.push_str(&format!("    outputs: {}\n", text(group, "outputs")));
+        }
+        if !group["aciName"].is_null() {
+            out.push_str(&format!(
+                "    last instance {}: {}\n",
+                text(group, "aciName"),
+                text(group, "state")
+            ));
+        }
+        for c in items(group, "containers") {
+            out.push_str(&format!(
+                "      {}: {}{}\n",
                 text(c, "name"),
-                text(c, "state")
+                text(c, "state"),
+                labelled(c, ", exit code ", "exitCode"),
             ));
         }
     }
@@ -165,6 +206,28 @@ mod tests {
     fn server_text_cannot_reach_the_terminal_as_control_characters() {
         let list = json!({ "deployments": [{ "id": "x\u{1b}]0;owned\u{7}", "groups": [] }]});
         assert!(!super::list(&list).contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_pipeline_shows_results_instances_failures_and_outputs() {
+        let status = json!({ "id": "p", "runtimeStatus": "Failed", "phase": "Done", "attempt": 1,
+            "groups": [
+                { "name": "prep", "state": "Deleted", "result": "Succeeded", "aciName": "p-prep-1-ab",
+                  "instances": { "succeeded": 1, "failed": 0 }, "outputs": { "0": { "parts": 4 } },
+                  "containers": [{ "name": "main", "state": "Terminated", "exitCode": 0 }] },
+                { "name": "shard", "state": "Deleted", "result": "Failed",
+                  "instances": { "succeeded": 3, "failed": 1, "running": 0 },
+                  "failures": [{ "index": 2, "attempt": 2, "exitCode": 3, "error": "exited 3" }] },
+                { "name": "publish", "state": "Skipped" }
+            ] });
+        let shown = super::status(&status);
+        assert!(shown.contains("  group prep: Succeeded\n    outputs: {\"0\":{\"parts\":4}}\n    last instance p-prep-1-ab: Deleted\n      main: Terminated, exit code 0\n"), "{shown}");
+        assert!(shown.contains("  group shard: Failed 3/4\n    failed: instance 2, attempt 2, exit code 3: exited 3\n"), "{shown}");
+        assert!(shown.contains("  group publish: Skipped\n"), "{shown}");
+        assert_eq!(
+            super::progress(&status),
+            "Failed · Done · prep:Succeeded,shard:Failed 3/4,publish:Skipped"
+        );
     }
 
     #[test]

@@ -270,7 +270,8 @@ fn status_list_history_raise_terminate_and_purge_print_text_or_the_apis_json() {
     );
     let row = lines.next().unwrap();
     assert!(row.starts_with("cli-ops  Terminated  Done   20"), "{table}");
-    assert!(row.ends_with("work:Deleted"), "{table}");
+    // A group stopped by terminate did not succeed: its result is `Failed` (its state `Deleted`).
+    assert!(row.ends_with("work:Failed"), "{table}");
     let listed = json_of(&dev.berth(&["list", "--status", "Terminated", "--json"]));
     assert_eq!(listed["deployments"][0]["id"], "cli-ops");
     let none = json_of(&dev.berth(&["list", "--status", "Succeeded", "--json"]));

@@ -45,4 +45,7 @@ fn twenty_deployments_through_five_kills_lose_nothing_and_leave_nothing() {
         "chaos: 20 deployments, 5 kills, 0 lost, 0 duplicate creates, 0 orphans, 0 missing logs",
         "{stderr}"
     );
+    // Every deployment ended as a clean run ends: a pipeline whose stages ran out of order or
+    // created more or fewer instances than (group, instance, attempt) says would show here.
+    assert!(stderr.contains(", 0 unexpected outcomes,"), "{stderr}");
 }

@@ -1,4 +1,5 @@
-//! The checks after a chaos run: every deployment terminal, one create per group name, no group
+//! The checks after a chaos run: every deployment terminal, one create per group name (so one per
+//! group, instance and attempt), a pipeline's stages in order with exactly their creates, no group
 //! and no process left, logs saved for every group that ran.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,7 +9,7 @@ use serde_json::Value;
 
 use super::cluster::Cluster;
 use super::procs;
-use super::workload::{Kind, SHARE_ACCOUNT, SHARE_NAME};
+use super::workload::{Kind, PIPELINE_CREATES, PIPELINE_OUTPUT, SHARE_ACCOUNT, SHARE_NAME};
 
 /// How one deployment ended, as the harness saw it.
 #[derive(Debug, Clone)]
@@ -96,15 +97,19 @@ pub async fn check(cluster: &Cluster, endings: &[Ending]) -> anyhow::Result<Find
                 ending.kind.expected(),
                 status["error"]
             ));
-        } else if ending.kind == Kind::Share {
-            let file = cluster.emulator.data.join(format!(
-                "shares/{SHARE_ACCOUNT}/{SHARE_NAME}/{}.txt",
-                ending.id
-            ));
-            let written = std::fs::read_to_string(&file).unwrap_or_default();
-            if written.trim() != ending.id {
+        } else if let Some((file, expected)) = match ending.kind {
+            Kind::Share => Some((format!("{}.txt", ending.id), ending.id.clone())),
+            Kind::Pipeline => Some((format!("{}.out", ending.id), PIPELINE_OUTPUT.to_owned())),
+            _ => None,
+        } {
+            let path = cluster
+                .emulator
+                .data
+                .join(format!("shares/{SHARE_ACCOUNT}/{SHARE_NAME}/{file}"));
+            let written = std::fs::read_to_string(&path).unwrap_or_default();
+            if written.trim() != expected {
                 findings.unexpected.push(format!(
-                    "{}: succeeded but its share file holds {written:?}",
+                    "{}: succeeded but its share file {file} holds {written:?}",
                     ending.id
                 ));
             }
@@ -172,22 +177,19 @@ pub async fn check(cluster: &Cluster, endings: &[Ending]) -> anyhow::Result<Find
         }
     }
     findings.groups_created = ran.len();
-    for group in &ran {
-        // Instances are named `{id}-{group}-{generation}`; every chaos spec has one group, `work`.
-        let Some((id, _)) = group.rsplit_once("-work-") else {
+    let mut pipeline_creates: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in &ran {
+        let Some((id, kind, _group)) = owner(name, &kinds) else {
             findings
                 .missing_logs
-                .push(format!("{group}: not a group of this run"));
+                .push(format!("{name}: not a group of this run"));
             continue;
         };
-        let Some(kind) = kinds.get(id) else {
-            findings
-                .missing_logs
-                .push(format!("{group}: no deployment {id} in this run"));
-            continue;
-        };
+        if kind == Kind::Pipeline {
+            *pipeline_creates.entry(id).or_default() += 1;
+        }
         for container in kind.containers() {
-            let url = format!("{api}/api/deployments/{id}/logs/{group}/{container}");
+            let url = format!("{api}/api/deployments/{id}/logs/{name}/{container}");
             let response = http
                 .get(&url)
                 .header("x-functions-key", &cluster.api_key)
@@ -197,12 +199,74 @@ pub async fn check(cluster: &Cluster, endings: &[Ending]) -> anyhow::Result<Find
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => findings
                     .missing_logs
-                    .push(format!("{group}/{container}: {}", r.status())),
+                    .push(format!("{name}/{container}: {}", r.status())),
                 Err(e) => findings
                     .missing_logs
-                    .push(format!("{group}/{container}: {e}")),
+                    .push(format!("{name}/{container}: {e}")),
             }
         }
     }
+    // A pipeline that succeeded created each (group, instance, attempt) once: no more, no fewer.
+    for ending in endings
+        .iter()
+        .filter(|e| e.kind == Kind::Pipeline && e.terminal())
+    {
+        let created = pipeline_creates
+            .get(ending.id.as_str())
+            .copied()
+            .unwrap_or(0);
+        let succeeded = ending
+            .status
+            .as_ref()
+            .is_some_and(|s| s["runtimeStatus"] == "Succeeded");
+        if created > PIPELINE_CREATES {
+            findings.duplicate_creates.push(format!(
+                "{}: {created} instances created, {PIPELINE_CREATES} expected",
+                ending.id
+            ));
+        } else if succeeded && created < PIPELINE_CREATES {
+            findings.unexpected.push(format!(
+                "{}: succeeded with {created} instances created, {PIPELINE_CREATES} expected",
+                ending.id
+            ));
+        }
+    }
     Ok(findings)
+}
+
+/// The deployment, its kind and the group a container-group name belongs to: names are
+/// `{id}-{group}-...` (plus the instance index, generation and hash).
+fn owner<'a>(name: &str, kinds: &BTreeMap<&'a str, Kind>) -> Option<(&'a str, Kind, &'static str)> {
+    kinds.iter().find_map(|(&id, &kind)| {
+        let rest = name.strip_prefix(id)?.strip_prefix('-')?;
+        let group = kind.groups().iter().find(|group| {
+            rest.strip_prefix(**group)
+                .is_some_and(|r| r.starts_with('-'))
+        })?;
+        Some((id, kind, *group))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_back_to_their_deployment_and_group() {
+        let kinds = BTreeMap::from([
+            ("c0001-share", Kind::Share),
+            ("c0004-pipeline", Kind::Pipeline),
+            ("c0014-pipeline", Kind::Pipeline),
+        ]);
+        assert_eq!(
+            owner("c0001-share-work-1-0badcafe", &kinds),
+            Some(("c0001-share", Kind::Share, "work"))
+        );
+        assert_eq!(
+            owner("c0014-pipeline-shard-1-2-deadbeef", &kinds),
+            Some(("c0014-pipeline", Kind::Pipeline, "shard"))
+        );
+        assert_eq!(owner("c0004-pipeline-work-1-0badcafe", &kinds), None);
+        assert_eq!(owner("c0009-service-work-1-0badcafe", &kinds), None);
+    }
 }

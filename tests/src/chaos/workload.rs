@@ -1,5 +1,6 @@
-//! The deployments a chaos run submits: a mix of short shell jobs, a retry, a callback, a timeout
-//! and a service torn down by its `teardown` event, some writing to an Azure Files share.
+//! The deployments a chaos run submits: a mix of short shell jobs, a retry, a callback, a timeout,
+//! a service torn down by its `teardown` event and a pipeline (a group fanned out between two
+//! others), some writing to an Azure Files share.
 
 use serde_json::{Value, json};
 
@@ -22,13 +23,25 @@ pub enum Kind {
     Timeout,
     /// `mode: service`, ended by a `teardown` event once it runs.
     Service,
+    /// Three groups one after the other: `prep` writes a marker, `shard` runs 3 instances (2 at a
+    /// time, instance 1 failing its first attempt) that each need it, `publish` gathers theirs.
+    Pipeline,
 }
+
+/// The groups of a pipeline and the instances each runs: one create per (group, instance,
+/// attempt), so [`PIPELINE_CREATES`] in all.
+pub const PIPELINE_GROUPS: [&str; 3] = ["prep", "shard", "publish"];
+/// `prep` once, shards 0 and 2 once, shard 1 twice (its first attempt fails), `publish` once.
+pub const PIPELINE_CREATES: usize = 6;
+/// What `publish` writes to `<id>.out` on the share when every stage ran in order.
+pub const PIPELINE_OUTPUT: &str = "shard 0 of 3\nshard 1 of 3\nshard 2 of 3";
 
 impl Kind {
     /// The kind of the `index`th deployment: every kind in every ten.
     pub fn for_index(index: usize) -> Self {
         match index % 10 {
-            0 | 4 => Kind::Quick,
+            0 => Kind::Quick,
+            4 => Kind::Pipeline,
             1 | 5 => Kind::Share,
             2 | 6 => Kind::RetryOnce,
             3 | 7 => Kind::Callback,
@@ -46,6 +59,7 @@ impl Kind {
             Kind::Callback => "callback",
             Kind::Timeout => "timeout",
             Kind::Service => "service",
+            Kind::Pipeline => "pipeline",
         }
     }
 
@@ -57,7 +71,15 @@ impl Kind {
         }
     }
 
-    /// The containers of its one group (`work`).
+    /// Its groups: `work` alone, or the pipeline's three.
+    pub fn groups(self) -> &'static [&'static str] {
+        match self {
+            Kind::Pipeline => &PIPELINE_GROUPS,
+            _ => &["work"],
+        }
+    }
+
+    /// The containers of each of its groups.
     pub fn containers(self) -> &'static [&'static str] {
         match self {
             Kind::Share => &["main", "side"],
@@ -67,6 +89,9 @@ impl Kind {
 
     /// The spec of deployment `id`.
     pub fn spec(self, id: &str) -> Value {
+        if self == Kind::Pipeline {
+            return pipeline_spec(id);
+        }
         let share = "/mnt/share";
         let main = match self {
             Kind::Quick => "echo \"quick $BERTH_DEPLOYMENT_ID\"; sleep 1".to_owned(),
@@ -84,6 +109,7 @@ impl Kind {
                 .to_owned(),
             Kind::Timeout => "echo waiting; sleep 600".to_owned(),
             Kind::Service => "echo up; while true; do sleep 1; done".to_owned(),
+            Kind::Pipeline => unreachable!("built by pipeline_spec"),
         };
         let container = |name: &str, command: &str| {
             json!({ "name": name, "properties": {
@@ -111,10 +137,53 @@ impl Kind {
             Kind::Callback => spec["completion"] = json!("callback"),
             Kind::Timeout => spec["timeout"] = json!("PT5S"),
             Kind::Service => spec["mode"] = json!("service"),
-            Kind::Quick | Kind::Share => {}
+            Kind::Quick | Kind::Share | Kind::Pipeline => {}
         }
         spec
     }
+}
+
+/// A group of one `main` container running `command` with the share mounted at `/mnt/share`.
+fn share_group(name: &str, command: &str) -> Value {
+    json!({ "name": name, "properties": {
+        "containers": [{ "name": "main", "properties": {
+            "image": "busybox",
+            "command": ["/bin/sh", "-c", command],
+            "resources": { "requests": { "cpu": 0.2, "memoryInGB": 0.2 } },
+            "volumeMounts": [{ "name": "share", "mountPath": "/mnt/share" }] } }],
+        "volumes": [{ "name": "share", "azureFile": {
+            "shareName": SHARE_NAME, "storageAccountName": SHARE_ACCOUNT } }] } })
+}
+
+/// The pipeline: each stage checks on the share that the one before it finished, so a stage
+/// started too early fails the deployment instead of passing unnoticed.
+fn pipeline_spec(id: &str) -> Value {
+    let dir = "/mnt/share";
+    let prep = format!("echo preparing; echo ready > {dir}/{id}.prep");
+    let shard = format!(
+        "test \"$(cat {dir}/{id}.prep)\" = ready || {{ echo prep not done; exit 4; }}; \
+         if [ \"$BERTH_INDEX\" = 1 ] && [ ! -f {dir}/{id}.shard-1.seen ]; then \
+         touch {dir}/{id}.shard-1.seen; echo first attempt fails; exit 3; fi; \
+         echo \"shard $BERTH_INDEX of $BERTH_COUNT\" > {dir}/{id}.shard-$BERTH_INDEX; echo sharded"
+    );
+    let publish = format!(
+        "for i in 0 1 2; do test -f {dir}/{id}.shard-$i || {{ echo shard $i missing; exit 5; }}; done; \
+         cat {dir}/{id}.shard-0 {dir}/{id}.shard-1 {dir}/{id}.shard-2 > {dir}/{id}.out; echo published"
+    );
+    let mut shards = share_group("shard", &shard);
+    shards["dependsOn"] = json!(["prep"]);
+    shards["count"] = json!(3);
+    shards["parallelism"] = json!(2);
+    shards["retry"] = json!({ "maxAttempts": 3, "backoff": "PT1S" });
+    let mut last = share_group("publish", &publish);
+    last["dependsOn"] = json!(["shard"]);
+    json!({
+        "id": id,
+        "groups": [share_group("prep", &prep), shards, last],
+        "cleanup": { "when": "always" },
+        "captureLogs": true,
+        "tags": { "chaos": Kind::Pipeline.label() },
+    })
 }
 
 #[cfg(test)]
@@ -131,6 +200,7 @@ mod tests {
             Kind::Callback,
             Kind::Timeout,
             Kind::Service,
+            Kind::Pipeline,
         ] {
             assert!(kinds.contains(&kind), "{kind:?}");
         }
