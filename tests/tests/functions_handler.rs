@@ -15,6 +15,7 @@ use berth_tests::host::process::{HandlerProcess, Launch, unused_port};
 use berth_tests::host::{
     FunctionsHost, HostOptions, HostOutcome, QueueDelivery, repo_root, workspace_binary,
 };
+use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -127,9 +128,8 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     assert_eq!(r.status(), 401);
 
     // Start a deployment: 202, Location and the management URLs on the public front's address.
-    let r = client
-        .post(format!("{api}/deployments"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::POST, "deployments")
         .json(&spec("fn-e2e-1"))
         .send()
         .await
@@ -158,9 +158,8 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     assert_eq!(host.records().pop().unwrap().function, "deployment");
 
     // The same spec again is the same deployment; a different one is 409.
-    let r = client
-        .post(format!("{api}/deployments"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::POST, "deployments")
         .json(&spec("fn-e2e-1"))
         .send()
         .await
@@ -177,9 +176,8 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     assert_eq!(r.status(), 409);
 
     // API errors pass through as the API's problem documents: an invocation that succeeded.
-    let r = client
-        .get(format!("{api}/deployments/no-such-one"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::GET, "deployments/no-such-one")
         .send()
         .await
         .unwrap();
@@ -192,9 +190,8 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     );
     let mut bad = spec("fn-e2e-2");
     bad["mode"] = json!("batch");
-    let r = client
-        .post(format!("{api}/deployments"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::POST, "deployments")
         .json(&bad)
         .send()
         .await
@@ -207,9 +204,8 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     );
 
     // The list, newest first.
-    let r = client
-        .get(format!("{api}/deployments?top=10"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::GET, "deployments?top=10")
         .send()
         .await
         .unwrap();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use berth_tests::host::process::{HandlerProcess, Launch};
 use berth_tests::host::{FunctionsHost, HostOptions, HostOutcome, QueueDelivery, repo_root};
+use reqwest::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -86,9 +87,8 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
     assert_eq!(host.records().len(), before);
 
     // Header key, repeated query keys, status passed through inside res.
-    let r = client
-        .get(format!("{api}/deployments?status=Running&tag=a&tag=b"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::GET, "deployments?status=Running&tag=a&tag=b")
         .send()
         .await
         .unwrap();
@@ -118,9 +118,8 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
 
     // A JSON body arrives intact, with its length.
     let spec = r#"{"id":"transcode-42","mode":"job","groups":[]}"#;
-    let r = client
-        .post(format!("{api}/deployments"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::POST, "deployments")
         .header("content-type", "application/json")
         .body(spec)
         .send()
@@ -137,9 +136,8 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
     assert!(echo["headers"].get("x-functions-key").is_none());
 
     // A caller's own forwarded headers are not the host's word: the host's URL wins.
-    let r = client
-        .get(format!("{api}/deployments"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::GET, "deployments")
         .header("x-forwarded-proto", "https")
         .header("x-forwarded-host", "berth.example")
         .send()
@@ -151,9 +149,8 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
 
     // Binary bodies travel base64 and arrive as the same bytes.
     let bytes: Vec<u8> = (0..=255u8).collect();
-    let r = client
-        .post(format!("{api}/deployments"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::POST, "deployments")
         .header("content-type", "application/octet-stream")
         .body(bytes.clone())
         .send()
@@ -176,16 +173,14 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
     assert_eq!(echo["body"], "exitCode: 0\n");
 
     // Routes and methods not in functions/ are 404 at the host.
-    let r = client
-        .put(format!("{api}/deployments"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::PUT, "deployments")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let r = client
-        .get(format!("{api}/nothing/here"))
-        .header("x-functions-key", &key)
+    let r = host
+        .request(Method::GET, "nothing/here")
         .send()
         .await
         .unwrap();
@@ -224,9 +219,8 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
 #[tokio::test]
 async fn logs_go_to_the_response_and_to_stdout_as_json_lines() {
     let mut host = start().await;
-    let r = reqwest::Client::new()
-        .get(format!("{}/deployments/d-9", host.api_url()))
-        .header("x-functions-key", host.function_key())
+    let r = host
+        .request(Method::GET, "deployments/d-9")
         .send()
         .await
         .unwrap();

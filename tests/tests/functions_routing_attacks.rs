@@ -13,6 +13,7 @@
 
 use berth_tests::host::{FunctionsHost, HostOptions, workspace_binary};
 use bytes::Bytes;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The real handler in Functions mode on SQLite; ARM points nowhere, because nothing here may
@@ -63,9 +64,8 @@ fn spec(id: &str) -> Value {
 
 /// The deployments Berth knows, read with the function key.
 async fn deployments(host: &FunctionsHost) -> Vec<Value> {
-    let response = reqwest::Client::new()
-        .get(format!("{}/deployments", host.api_url()))
-        .header("x-functions-key", host.function_key())
+    let response = host
+        .request(Method::GET, "deployments")
         .send()
         .await
         .unwrap();
@@ -301,9 +301,8 @@ async fn a_url_that_disagrees_with_the_invoked_functions_route_is_refused() {
 async fn a_callers_forwarded_headers_do_not_choose_the_urls_berth_hands_out() {
     let dir = tempfile::tempdir().unwrap();
     let host = start_with(dir.path(), None).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/deployments", host.api_url()))
-        .header("x-functions-key", host.function_key())
+    let response = host
+        .request(Method::POST, "deployments")
         .header("x-forwarded-host", "evil.example")
         .header("x-forwarded-proto", "https")
         .header("forwarded", "host=evil.example;proto=https")

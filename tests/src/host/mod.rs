@@ -188,6 +188,14 @@ impl FunctionsHost {
         &self.inner.function_key
     }
 
+    /// A request to `{api_url}/{path}` through the front, with the function key in
+    /// `x-functions-key`, as a caller holding the key sends it.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}/{path}", self.api_url()))
+            .header("x-functions-key", self.function_key())
+    }
+
     /// The app configuration in use.
     pub fn app(&self) -> &AppConfig {
         &self.inner.app
