@@ -176,11 +176,7 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     assert_eq!(r.status(), 409);
 
     // API errors pass through as the API's problem documents: an invocation that succeeded.
-    let r = host
-        .request(Method::GET, "deployments/no-such-one")
-        .send()
-        .await
-        .unwrap();
+    let r = host.call(Method::GET, "deployments/no-such-one").await;
     assert_eq!(r.status(), 404);
     assert!(
         r.headers()["content-type"]
@@ -204,11 +200,7 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     );
 
     // The list, newest first.
-    let r = host
-        .request(Method::GET, "deployments?top=10")
-        .send()
-        .await
-        .unwrap();
+    let r = host.call(Method::GET, "deployments?top=10").await;
     assert_eq!(r.status(), 200);
     let list = r.text().await.unwrap();
     assert!(list.contains("fn-e2e-1"), "{list}");

@@ -88,10 +88,8 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
 
     // Header key, repeated query keys, status passed through inside res.
     let r = host
-        .request(Method::GET, "deployments?status=Running&tag=a&tag=b")
-        .send()
-        .await
-        .unwrap();
+        .call(Method::GET, "deployments?status=Running&tag=a&tag=b")
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-fixture"], "echo");
     assert_eq!(r.headers()["content-type"], "application/json");
@@ -173,17 +171,9 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
     assert_eq!(echo["body"], "exitCode: 0\n");
 
     // Routes and methods not in functions/ are 404 at the host.
-    let r = host
-        .request(Method::PUT, "deployments")
-        .send()
-        .await
-        .unwrap();
+    let r = host.call(Method::PUT, "deployments").await;
     assert_eq!(r.status(), 404);
-    let r = host
-        .request(Method::GET, "nothing/here")
-        .send()
-        .await
-        .unwrap();
+    let r = host.call(Method::GET, "nothing/here").await;
     assert_eq!(r.status(), 404);
 
     // Every route of the API (README.md, "The HTTP API") reaches its function.
@@ -219,11 +209,7 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
 #[tokio::test]
 async fn logs_go_to_the_response_and_to_stdout_as_json_lines() {
     let mut host = start().await;
-    let r = host
-        .request(Method::GET, "deployments/d-9")
-        .send()
-        .await
-        .unwrap();
+    let r = host.call(Method::GET, "deployments/d-9").await;
     assert_eq!(r.status(), 200);
     let record = host.records().pop().unwrap();
     let logs = &record.outcome.accepted().unwrap().logs;

@@ -64,11 +64,7 @@ fn spec(id: &str) -> Value {
 
 /// The deployments Berth knows, read with the function key.
 async fn deployments(host: &FunctionsHost) -> Vec<Value> {
-    let response = host
-        .request(Method::GET, "deployments")
-        .send()
-        .await
-        .unwrap();
+    let response = host.call(Method::GET, "deployments").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     body["deployments"].as_array().unwrap().clone()

@@ -196,6 +196,15 @@ impl FunctionsHost {
             .header("x-functions-key", self.function_key())
     }
 
+    /// [`Self::request`] without a body, sent; panics when no answer comes (for tests).
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        let what = format!("{method} {path}");
+        self.request(method, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
     /// The app configuration in use.
     pub fn app(&self) -> &AppConfig {
         &self.inner.app
