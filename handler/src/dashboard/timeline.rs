@@ -36,7 +36,7 @@ pub enum Kind {
     Deleted,
     /// Gone without Berth deleting it: evicted, or deleted outside Berth.
     Evicted,
-    /// Placed in another location than the first choice.
+    /// Placed in another location than the first choice, or as Regular after Spot evictions.
     Fallback,
     /// A retry or a heal: a fresh group replaces the failed one.
     Retry,
@@ -80,7 +80,7 @@ impl Kind {
             Kind::Stopped => "stopped",
             Kind::Deleted => "deleted",
             Kind::Evicted => "evicted / missing",
-            Kind::Fallback => "location fallback",
+            Kind::Fallback => "location / priority fallback",
             Kind::Retry => "retry / heal",
             Kind::Failed => "failed",
             Kind::Stage => "stage",
@@ -115,8 +115,8 @@ impl Kind {
             "LogsSaved" => Kind::Logs,
             "GroupStopped" => Kind::Stopped,
             "GroupDeleted" => Kind::Deleted,
-            "GroupMissing" | "Evicted" | "GroupEvicted" | "InstanceEvicted" => Kind::Evicted,
-            "LocationFallback" | "RegionFallback" | "SpotFallback" | "Fallback" => Kind::Fallback,
+            "GroupMissing" | "Evicted" => Kind::Evicted,
+            "LocationFallback" | "PriorityFallback" => Kind::Fallback,
             "AttemptFailed" | "Healing" => Kind::Retry,
             "ActionFailed" => Kind::Failed,
             "StageStarted" | "StageEnded" => Kind::Stage,
@@ -552,6 +552,7 @@ mod tests {
         assert_eq!(Kind::of_history("SomethingNew"), Some(Kind::Other));
         assert_eq!(Kind::of_history("Evicted"), Some(Kind::Evicted));
         assert_eq!(Kind::of_history("LocationFallback"), Some(Kind::Fallback));
+        assert_eq!(Kind::of_history("PriorityFallback"), Some(Kind::Fallback));
         assert_eq!(Kind::of_history("AttemptFailed"), Some(Kind::Retry));
         assert_eq!(Kind::of_history("GroupObserved"), None);
     }
