@@ -17,7 +17,8 @@ use berth::checkpoint::Deployments;
 use berth::clock::SystemClock;
 use berth::config::{Config, Defaults};
 use berth::crypto::SecretsKey;
-use berth::engine::{ContainerObservation, Instance, Observation, RuntimeStatus};
+use berth::engine::state::HistoryEntry;
+use berth::engine::{ContainerObservation, Deployment, Instance, Observation, RuntimeStatus};
 use berth::runtime::Runtime;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -719,6 +720,97 @@ async fn the_list_filters_by_status_time_and_tag_and_pages() {
     assert!(future.text.contains("No deployments here.") && !future.text.contains("rel=\"next\""));
     let bad = b.get("/?after=yesterday", Some(&cookie)).await;
     bad.assert_bad_request("after: &#39;yesterday&#39; is not a time");
+    // The next page keeps every filter, and shows only what they let through.
+    let filtered = b
+        .get(
+            "/?status=Pending&after=2000-01-01&tag=team%3Dodd",
+            Some(&cookie),
+        )
+        .await;
+    let next = href_after(&filtered.text, "rel=\"next\"").unwrap();
+    for kept in [
+        "status=Pending",
+        "after=2000-01-01",
+        "tag=team%3Dodd",
+        "continuationToken=",
+    ] {
+        assert!(next.contains(kept), "{kept} lost: {next}");
+    }
+    let second = b.get(&next, Some(&cookie)).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    let mut odd = std::collections::BTreeSet::new();
+    for page in [&filtered, &second] {
+        for n in page.text.split(">listed-").skip(1) {
+            let n: u32 = n[..2].parse().unwrap();
+            assert!(n % 2 == 1 && odd.insert(n), "{n} shown, or shown twice");
+        }
+    }
+    assert_eq!(odd.len(), 13, "every odd one, over the two pages: {odd:?}");
+    assert!(
+        second.text.contains("value=\"team=odd\""),
+        "the form shows the filter"
+    );
+}
+
+#[tokio::test]
+async fn hostile_list_filters_are_refused_on_the_page_or_matched_as_text() {
+    let b = berth(ORIGIN).await;
+    b.submit("plain", json!({ "team": "a" })).await;
+    let cookie = b.sign_in().await;
+    // Refused: the list page says which filter and why, keeps its form, and lists nothing.
+    let long = "t".repeat(5000);
+    let refused = [
+        (
+            format!("/?status={}", urlencode("Running' OR 1=1 --")),
+            "status: &#39;Running&#39; OR 1=1 --&#39; is not one of",
+        ),
+        (
+            format!("/?after={}", urlencode(XSS)),
+            "after: &#39;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;",
+        ),
+        (format!("/?tag={long}"), "tag: at most 1024 characters"),
+        (
+            format!("/?continuationToken={long}"),
+            "continuationToken: at most 1024 characters",
+        ),
+        (
+            format!("/?continuationToken={}", urlencode(XSS)),
+            "continuationToken: not a token this API gave out",
+        ),
+        (
+            "/?continuationToken=MTphOmI%3D".to_owned(),
+            "continuationToken: not a token this API gave out",
+        ),
+    ];
+    for (path, detail) in &refused {
+        let page = b.get(path, Some(&cookie)).await;
+        page.assert_bad_request(detail);
+        assert!(
+            page.text.contains("id=\"filter-error\""),
+            "{path}: {}",
+            page.text
+        );
+        assert!(page.text.contains("<form class=\"filters\""), "{path}");
+        assert!(!page.text.contains("/d/plain"), "{path}: listed anyway");
+        for raw in ["<script>alert", "<img src=x"] {
+            assert!(!page.text.contains(raw), "{path}: {raw} unescaped");
+        }
+        assert!(
+            !page.text.contains(&long),
+            "{path}: the oversize value echoed"
+        );
+    }
+    // Matched as text: a tag filter is compared, never interpreted.
+    for tag in ["' OR '1'='1", "team=a' --", "team=*", "%", XSS] {
+        let page = b
+            .get(&format!("/?tag={}", urlencode(tag)), Some(&cookie))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{tag}: {}", page.text);
+        assert!(page.text.contains("No deployments here."), "{tag} matched");
+        assert!(!page.text.contains("<script>alert"), "{tag}");
+    }
+    let page = b.get("/?tag=team%3Da", Some(&cookie)).await;
+    assert!(page.text.contains("/d/plain"), "the same filter done right");
 }
 
 #[tokio::test]
@@ -732,7 +824,10 @@ async fn a_workflow_shows_its_dependency_graph() {
     let spec = json!({ "id": "flow", "groups": [
         group("extract", json!([])),
         group("transform", json!(["extract"])),
-        group("load", json!(["transform", "extract"])) ] });
+        group("load", json!(["transform", "extract"])),
+        group("alert", json!(["load"])) ] });
+    let mut spec = spec;
+    spec["groups"][3]["runWhen"] = json!("failed");
     assert_eq!(
         b.api("POST", "/api/deployments", spec).await,
         StatusCode::ACCEPTED
@@ -742,11 +837,31 @@ async fn a_workflow_shows_its_dependency_graph() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     let workflow = &page.text[page.text.find("id=\"workflow\"").unwrap()..];
     let workflow = &workflow[..workflow.find("</section>").unwrap()];
-    // Three nodes, three edges, and the table says the same.
-    assert_eq!(workflow.matches("<g class=\"node").count(), 3, "{workflow}");
+    // Four nodes, four arrows each labelled with when its group runs, and the table says the
+    // same.
+    assert_eq!(workflow.matches("<g class=\"node").count(), 4, "{workflow}");
     assert_eq!(
-        workflow.matches("<line class=\"edge\"").count(),
+        workflow
+            .matches("<path class=\"edge succeeded\" marker-end=\"url(#graph-arrow)\"")
+            .count(),
         3,
+        "{workflow}"
+    );
+    assert_eq!(
+        workflow.matches(">on success</text>").count(),
+        3,
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("<title>load → alert: it runs on failure</title>"),
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("<text class=\"when failed\""),
+        "{workflow}"
+    );
+    assert!(
+        workflow.contains("<th scope=\"row\">alert</th><td>load</td><td>on failure</td>"),
         "{workflow}"
     );
     assert!(
@@ -758,4 +873,307 @@ async fn a_workflow_shows_its_dependency_graph() {
         "{workflow}"
     );
     assert!(workflow.contains("Waiting"), "{workflow}");
+}
+
+/// The observation of a fan-out instance whose container `main` exited with `exit`, or is still
+/// running (`None`), at `now`.
+fn ran(exit: Option<i64>, now: i64) -> Observation {
+    let state = match exit {
+        None => "Running",
+        Some(0) => "Succeeded",
+        Some(_) => "Failed",
+    };
+    Observation {
+        provisioning_state: "Succeeded".into(),
+        state: state.into(),
+        containers: vec![ContainerObservation {
+            name: "main".into(),
+            state: if exit.is_some() {
+                "Terminated"
+            } else {
+                "Running"
+            }
+            .into(),
+            exit_code: exit,
+            restart_count: 0,
+            detail: None,
+            start: Some(now - 5),
+            finish: exit.map(|_| now),
+        }],
+        problem: None,
+    }
+}
+
+/// Runs deployment `id` through the engine, as a worker would against an ARM where index `i`'s
+/// attempt `a` ends as `exit(i, a)` says (`None`: it keeps running), then saves it: what its
+/// dashboard pages read is what the engine made.
+async fn run_fan_out(b: &Berth, id: &str, exit: impl Fn(u32, u32) -> Option<i64>) -> Deployment {
+    use berth::engine::{Action, Event, Phase, apply};
+    let store = b.runtime.sweep.store.clone();
+    let stored = store.load(id).await.unwrap().unwrap();
+    let mut d = stored.deployment.clone();
+    let mut now = d.created;
+    let mut queue = std::collections::VecDeque::from([(String::new(), Event::Wake)]);
+    // A step asks again for what is not answered yet: one answer per instance and action.
+    let mut pending = std::collections::HashSet::new();
+    let mut seen_running = std::collections::HashSet::new();
+    let mut idle_wakes = 0;
+    while d.phase != Phase::Done {
+        let Some((key, event)) = queue.pop_front() else {
+            // Nothing left to answer: the engine's next step, unless only running ones remain.
+            idle_wakes += 1;
+            if idle_wakes > 20 {
+                break;
+            }
+            now = now.max(d.wake.map_or(now, |w| w.at));
+            queue.push_back((String::new(), Event::Wake));
+            continue;
+        };
+        pending.remove(&key);
+        now += 10;
+        let transition = apply(&d, event, now).unwrap();
+        d = transition.next;
+        for action in transition.actions {
+            let key = format!("{action:?}");
+            if pending.contains(&key) {
+                continue;
+            }
+            let event = match action {
+                Action::Create { instance, .. } => Event::Created { instance },
+                Action::Observe { instance } => {
+                    let inst = d.instances.iter().find(|i| i.aci_name == instance).unwrap();
+                    let ends = exit(inst.index, inst.generation);
+                    if inst.index < 3 {
+                        // These report through their `completed` callback, with an output.
+                        pending.insert(key.clone());
+                        queue.push_back((
+                            key,
+                            Event::InstanceCompleted {
+                                instance,
+                                exit_code: Some(0),
+                                output: Some(json!({ "item": inst.index, "note": XSS })),
+                            },
+                        ));
+                        continue;
+                    }
+                    if ends.is_none() && !seen_running.insert(instance.clone()) {
+                        continue;
+                    }
+                    if ends.is_some() {
+                        idle_wakes = 0;
+                    }
+                    Event::Observed {
+                        instance,
+                        observation: ran(ends, now),
+                        at: now,
+                    }
+                }
+                // Left for the clean-up, which needs no answer for the pages: each step of the
+                // engine over 1,000 instances is dear in a debug build.
+                Action::Stop { .. }
+                | Action::CaptureLogs { .. }
+                | Action::Delete { .. }
+                | Action::Schedule { .. } => continue,
+            };
+            pending.insert(key.clone());
+            queue.push_back((key, event));
+        }
+    }
+    store.save(&d, &stored.version, None).await.unwrap();
+    d
+}
+
+/// Reads `href="..."` after `marker` in `text`, unescaped.
+fn href_after(text: &str, marker: &str) -> Option<String> {
+    let at = text.find(marker)? + marker.len();
+    let at = at + text[at..].find("href=\"")? + 6;
+    let end = at + text[at..].find('"')?;
+    Some(text[at..end].replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn a_fan_out_of_1000_items_is_summarised_and_paged() {
+    let b = berth(ORIGIN).await;
+    let items: Vec<Value> = (0..1000).map(|n| json!({ "n": n })).collect();
+    let spec = json!({ "id": "fan", "groups": [{ "name": "shard", "items": items, "completion": "either",
+        "tolerateFailures": 50, "retry": { "maxAttempts": 2, "backoff": "PT1S" },
+        "properties": { "containers": [{ "name": "main", "properties": { "image": "busybox",
+            "command": ["true"], "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }] });
+    assert_eq!(
+        b.api("POST", "/api/deployments", spec).await,
+        StatusCode::ACCEPTED
+    );
+    // Every 100th from 7 fails its first attempt and is retried; every 200th from 7 fails its
+    // second too; the last ten keep running.
+    let started = std::time::Instant::now();
+    let d = run_fan_out(&b, "fan", |index, attempt| match index {
+        990.. => None,
+        i if i % 200 == 7 => Some(3),
+        i if i % 100 == 7 && attempt == 1 => Some(3),
+        _ => Some(0),
+    })
+    .await;
+    eprintln!(
+        "engine ran 1,000 items ({} container groups) in {:?}",
+        d.instances.len(),
+        started.elapsed()
+    );
+    assert_eq!(
+        d.instances.len(),
+        1010,
+        "1,000 first attempts and 10 retries"
+    );
+    // History kinds the dashboard does not know yet (an eviction, a fallback, a quota hold) are
+    // marks like the others, on the instance's row or the deployment's.
+    let store = b.runtime.sweep.store.clone();
+    let stored = store.load("fan").await.unwrap().unwrap();
+    let mut d = stored.deployment.clone();
+    let evicted = d.instances[500].aci_name.clone();
+    for (kind, detail) in [
+        ("Evicted", format!("{evicted}: spot capacity reclaimed")),
+        (
+            "LocationFallback",
+            format!("{evicted}: westeurope after northeurope"),
+        ),
+        ("QuotaHeld", "waiting for 4 cores".to_owned()),
+    ] {
+        d.history.push(HistoryEntry {
+            at: d.updated,
+            kind: kind.into(),
+            detail,
+        });
+    }
+    store.save(&d, &stored.version, None).await.unwrap();
+    let cookie = b.sign_in().await;
+
+    let started = std::time::Instant::now();
+    let page = b.get("/d/fan", Some(&cookie)).await;
+    eprintln!(
+        "deployment page: {} bytes in {:?}",
+        page.text.len(),
+        started.elapsed()
+    );
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let groups = &page.text[page.text.find("id=\"groups\"").unwrap()..];
+    let groups = &groups[..groups.find("</section>").unwrap()];
+    assert!(
+        groups.contains("0 new, 10 running, 0 retrying, 985 succeeded, 5 failed"),
+        "{groups}"
+    );
+    assert!(groups.contains("Failures (5 of 5 shown)"), "{groups}");
+    for index in [7, 207, 407, 607, 807] {
+        assert!(
+            groups.contains(&format!(
+                "<tr><th scope=\"row\">{index}</th><td>2</td><td>3</td>"
+            )),
+            "failure {index} with its attempt and exit code: {groups}"
+        );
+    }
+    assert!(groups.contains("Output of [0]"), "{groups}");
+    assert!(!groups.contains("<script>alert"), "outputs are escaped");
+    // Never every instance: beside the history (at most 400 entries), the page names a handful
+    // of container groups, not a thousand.
+    let history = page.text.find("id=\"history\"").unwrap();
+    let history = &page.text[history..];
+    let history = &history[..history.find("</section>").unwrap()];
+    let named = page.text.matches("fan-shard-").count() - history.matches("fan-shard-").count();
+    assert!(named < 60, "{named} container group names on the page");
+    assert!(page.text.len() < 200 * 1024, "{} bytes", page.text.len());
+    // The timeline folds the group into one row that keeps its retries and failures.
+    let timeline = &page.text[page.text.find("id=\"timeline\"").unwrap()..];
+    let timeline = &timeline[..timeline.find("</section>").unwrap()];
+    assert!(timeline.contains("shard (1000 instances)"), "{timeline}");
+    assert!(timeline.contains("1010 container group(s)"), "{timeline}");
+    assert_eq!(timeline.matches("<g class=\"row\">").count(), 2);
+    assert!(timeline.matches("class=\"mark retry\"").count() >= 10);
+    let marked = |class: &str, text: &str| {
+        timeline
+            .split(&format!("<circle class=\"mark {class}\""))
+            .skip(1)
+            .any(|m| m[..m.find("</circle>").unwrap()].contains(text))
+    };
+    assert!(
+        marked("evicted", &format!("Evicted {evicted}: spot capacity")),
+        "{timeline}"
+    );
+    assert!(marked("fallback", "LocationFallback"), "{timeline}");
+    assert!(
+        marked("other", "QuotaHeld waiting for 4 cores"),
+        "{timeline}"
+    );
+    assert!(marked("failed", "exited with code 3"), "{timeline}");
+
+    // Page after page of at most 100, each index once, the last without a next page.
+    let mut next = href_after(groups, "class=\"instances\"");
+    assert_eq!(next.as_deref(), Some("/d/fan/g/shard"));
+    let (mut indexes, mut pages) = (Vec::new(), 0);
+    while let Some(path) = next.take() {
+        let started = std::time::Instant::now();
+        let page = b.get(&path, Some(&cookie)).await;
+        if pages == 0 {
+            eprintln!(
+                "instances page: {} bytes in {:?}",
+                page.text.len(),
+                started.elapsed()
+            );
+        }
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        pages += 1;
+        let table = &page.text[page.text.find("<table class=\"instances\"").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        let rows: Vec<u32> = table
+            .split("<tr><th scope=\"row\">")
+            .skip(1)
+            .map(|row| row[..row.find('<').unwrap()].parse().unwrap())
+            .collect();
+        assert!(rows.len() <= 100, "{} rows", rows.len());
+        if rows.contains(&7) {
+            assert!(table.contains("<tr><th scope=\"row\">7</th><td><span class=\"state failed\">Failed</span></td><td>2</td>"), "{table}");
+        }
+        if rows.contains(&995) {
+            assert!(
+                table.contains(
+                    "<tr><th scope=\"row\">995</th><td><span class=\"state running\">Running</span>"
+                ),
+                "{table}"
+            );
+            assert!(
+                table.contains("/main?tail=200\">main (live)</a>"),
+                "{table}"
+            );
+        }
+        // This page's instances on their own timeline, labelled by index.
+        let first = rows[0];
+        assert!(page.text.contains(&format!("shard[{first}] #1")), "{first}");
+        indexes.extend(rows);
+        next = href_after(&page.text, "rel=\"next\"");
+        assert!(pages <= 10, "more pages than 1,000 / 100");
+    }
+    assert_eq!(pages, 10);
+    assert_eq!(indexes, (0..1000).collect::<Vec<u32>>());
+
+    // A smaller page on request; a larger one, a forged token or another group refused.
+    let small = b.get("/d/fan/g/shard?top=7", Some(&cookie)).await;
+    assert_eq!(small.text.matches("<tr><th scope=\"row\">").count(), 7);
+    let next = href_after(&small.text, "rel=\"next\"").unwrap();
+    assert!(next.contains("top=7&continuationToken="), "{next}");
+    b.get("/d/fan/g/shard?top=10000", Some(&cookie))
+        .await
+        .assert_bad_request("top: must be a number from 1 to 100");
+    b.get(
+        "/d/fan/g/shard?continuationToken=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        Some(&cookie),
+    )
+    .await
+    .assert_bad_request("continuationToken: not a token this page gave");
+    let missing = b.get("/d/fan/g/nothing", Some(&cookie)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing
+            .text
+            .contains("group: deployment &#39;fan&#39; has no group &#39;nothing&#39;")
+    );
+    let hostile = b.get("/d/fan/g/%3Cscript%3E", Some(&cookie)).await;
+    assert_eq!(hostile.status, StatusCode::BAD_REQUEST);
+    assert!(!hostile.text.contains("<script>"), "{}", hostile.text);
 }

@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: headless Chromium against a real `handler dev`. A job
 //! submitted through the API appears in the list (and a second one without a reload), its page,
 //! reached by keyboard, shows the timeline and the saved logs once it has ended, an event is raised and a running job
-//! terminated by clicking the forms' buttons, and a finished one purged after its confirmation.
+//! terminated by clicking the forms' buttons (after its live log shows its output), a finished
+//! one purged after its confirmation, a workflow's graph drawn, and a fan-out summed up and
+//! paged.
 //! Screenshots of every page go to `target/test-artifacts/dashboard/`.
 #![allow(clippy::unwrap_used)]
 
@@ -211,6 +213,16 @@ async fn a_job_is_followed_and_terminated_in_the_browser() {
         );
         browser.eval("new Promise(done => setTimeout(done, 200))");
     }
+    // The script fills the log in place: the running container's output appears on the page.
+    browser.wait_for(
+        "document.querySelector('pre[data-live]').textContent.includes('started')",
+        Duration::from_secs(15),
+    );
+    let shown = browser.eval("document.querySelector('pre[data-live]').textContent");
+    assert!(
+        !shown.as_str().unwrap().contains("Waiting for logs"),
+        "{shown}"
+    );
     browser.screenshot("deployment-running");
     browser.type_into("#e-name", "hello");
     browser.type_into("#e-payload", r#"{"say": "<i>hi</i>"}"#);
@@ -258,10 +270,53 @@ async fn a_job_is_followed_and_terminated_in_the_browser() {
         .await;
     browser.open(&format!("{}/d/browser-flow", dev.base));
     assert_eq!(
-        browser.eval("document.querySelectorAll('#workflow svg line.edge').length"),
+        browser.eval("document.querySelectorAll('#workflow svg path.edge').length"),
+        json!(3)
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('#workflow svg text.when').length"),
         json!(3)
     );
     browser.screenshot("deployment-workflow");
+
+    // A fan-out: its page sums the group up and folds it into one timeline row; its instances
+    // are a page away, each labelled with its index. Index 3 fails with its exit code.
+    dev.submit(
+        &json!({ "id": "browser-fan", "groups": [{ "name": "shard", "count": 30,
+        "tolerateFailures": 1, "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox",
+            "command": ["sh", "-c", "echo shard $BERTH_INDEX; test $BERTH_INDEX != 3 || exit 4"],
+            "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }] }),
+    )
+    .await;
+    dev.wait("browser-fan", "done", |s| s["phase"] == "Done")
+        .await;
+    browser.open(&format!("{}/d/browser-fan", dev.base));
+    let groups = browser.eval("document.querySelector('#groups').innerText");
+    let groups = groups.as_str().unwrap();
+    assert!(groups.contains("29 succeeded, 1 failed"), "{groups}");
+    assert!(groups.contains("All 30 instances of shard"), "{groups}");
+    assert_eq!(
+        browser.eval("document.querySelectorAll('#timeline svg g.row').length"),
+        json!(2),
+        "the deployment's row and the folded group's"
+    );
+    browser.screenshot("deployment-fan-out");
+    browser.click("a.instances");
+    assert_eq!(
+        browser.eval("location.pathname"),
+        json!("/d/browser-fan/g/shard")
+    );
+    assert_eq!(
+        browser.eval("document.querySelectorAll('table.instances tbody tr').length"),
+        json!(30)
+    );
+    let row =
+        browser.eval("[...document.querySelectorAll('table.instances tbody tr')][3].innerText");
+    assert!(row.as_str().unwrap().contains("Failed"), "{row}");
+    assert!(row.as_str().unwrap().contains('4'), "{row}");
+    assert!(browser.text().contains("shard[29] #1"));
+    browser.screenshot("fan-out-instances");
 
     // Everything came from Berth: no other host, no CDN (`data:` URLs are Chromium's own
     // form-control icons, not requests).

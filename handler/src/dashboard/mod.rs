@@ -7,7 +7,8 @@
 //!   every link, form and asset URL carries the `code` the page was opened with.
 //!
 //! Pages: the deployments list (`/`), a deployment (`/d/{id}`: summary, cost, timeline, groups,
-//! logs, actions, spec, history), a purge confirmation (`/d/{id}/purge`), and a container's logs
+//! logs, actions, spec, history), a fan-out group's instances a page at a time
+//! (`/d/{id}/g/{group}`), a purge confirmation (`/d/{id}/purge`), and a container's logs
 //! as text (`/d/{id}/logs/{group}/{container}`, what the script polls for running containers: it
 //! passes the request on to the API's logs route, `tail` and all).
 //!
@@ -26,6 +27,7 @@
 //!   `Referrer-Policy: same-origin` and `Cache-Control: no-store`. The stylesheet and the script
 //!   are in the binary: no page loads anything from elsewhere.
 
+mod fanout;
 pub mod html;
 mod pages;
 pub mod timeline;
@@ -192,6 +194,7 @@ impl Dashboard {
         let mut pages = Router::new()
             .route(&format!("{p}/"), get(list))
             .route(&format!("{p}/d/{{id}}"), get(deployment))
+            .route(&format!("{p}/d/{{id}}/g/{{group}}"), get(group_instances))
             .route(
                 &format!("{p}/d/{{id}}/logs/{{group}}/{{container}}"),
                 get(logs),
@@ -497,15 +500,32 @@ async fn list(
     axum::Extension(session): axum::Extension<Session>,
     uri: axum::http::Uri,
 ) -> Result<Response, ErrorPage> {
-    let filters = pages::Filters::from_query(uri.query())?;
-    let page = dash.api.driver.list(&filters.store_query()).await?;
-    Ok(html_page(pages::list(
-        &dash,
-        &session,
-        &filters,
-        &page,
-        dash.api.driver.now(),
-    )))
+    let mut filters = pages::Filters::from_query(uri.query());
+    let page = match &filters.refused {
+        Some(_) => None,
+        // A token the store cannot read is the query's fault, said on the page like the rest.
+        None => match dash.api.driver.list(&filters.store_query()).await {
+            Ok(page) => Some(page),
+            Err(error) => {
+                let problem = Problem::from(error);
+                if !problem.status.is_client_error() {
+                    return Err(ErrorPage(problem));
+                }
+                filters.refused = Some(problem);
+                None
+            }
+        },
+    };
+    let status = filters
+        .refused
+        .as_ref()
+        .map_or(StatusCode::OK, |p| p.status);
+    let page = page.unwrap_or(crate::checkpoint::Page {
+        items: Vec::new(),
+        continuation: None,
+    });
+    let body = pages::list(&dash, &session, &filters, &page, dash.api.driver.now());
+    Ok((status, html_page(body)).into_response())
 }
 
 async fn deployment(
@@ -515,7 +535,12 @@ async fn deployment(
 ) -> Result<Response, ErrorPage> {
     let d = load(&dash, &id).await?;
     let mut saved = Vec::new();
-    for inst in d.instances.iter().filter(|i| i.logs_saved) {
+    // A fan-out instance's logs are a link away on its group's page: there may be 10,000.
+    for inst in d
+        .instances
+        .iter()
+        .filter(|i| i.logs_saved && !pages::fanned_out(&d, i))
+    {
         for container in pages::containers(&d, inst) {
             let text = dash
                 .api
@@ -532,6 +557,27 @@ async fn deployment(
         &saved,
         dash.api.driver.now(),
     )))
+}
+
+/// A page of a fan-out group's instances.
+async fn group_instances(
+    State(dash): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+    Path((id, group)): Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> Result<Response, ErrorPage> {
+    crate::spec::validate::group_name(&group)
+        .map_err(|e| ErrorPage(Problem::bad_request("group", e)))?;
+    let at = fanout::PageQuery::from_query(uri.query())?;
+    let d = load(&dash, &id).await?;
+    Ok(html_page(fanout::page(
+        &dash,
+        &session,
+        &d,
+        &group,
+        &at,
+        dash.api.driver.now(),
+    )?))
 }
 
 /// A container's logs as text, from the API's logs route (saved logs, or live ones with `tail`

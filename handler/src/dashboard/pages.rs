@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::html::{Frame, esc, query, seg};
-use super::{Dashboard, ErrorPage, Session, timeline};
+use super::{Dashboard, Session, timeline};
 use crate::api::{Problem, status};
 use crate::checkpoint::{ListQuery, Page};
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::engine::{Deployment, Instance, Millis, Phase, RuntimeStatus};
-use crate::spec::Mode;
+use crate::spec::{Mode, RunWhen};
 
 const STATUSES: [RuntimeStatus; 6] = [
     RuntimeStatus::Pending,
@@ -27,6 +27,10 @@ const MAX_LOG_SHOWN: usize = 256 * 1024;
 /// Deployments per page of the list.
 const PAGE_SIZE: usize = 25;
 
+/// Longest filter value accepted: a tag's key and value with room to spare (ARM allows 512 and
+/// 256 characters); a continuation token is far shorter.
+const MAX_FILTER_CHARS: usize = 1024;
+
 /// The list's filters, from its query.
 #[derive(Debug, Default)]
 pub struct Filters {
@@ -37,50 +41,66 @@ pub struct Filters {
     /// `key` or `key=value`.
     tag: String,
     continuation: Option<String>,
+    /// Why the query is refused (`field: reason`): the page says so instead of listing.
+    pub(super) refused: Option<Problem>,
 }
 
 impl Filters {
-    /// The filters of a list URL's query; a value that is not one gets a `400` naming it.
-    pub(super) fn from_query(query: Option<&str>) -> Result<Self, ErrorPage> {
+    /// The filters of a list URL's query. A value that is not one is kept as typed, for the form,
+    /// and the first such makes [`Filters::refused`] a `400` naming it.
+    pub(super) fn from_query(query: Option<&str>) -> Self {
         let mut filters = Filters::default();
         let pairs = url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
         for (name, value) in pairs {
             let value = value.trim();
-            match &*name {
-                "status" if !value.is_empty() => {
-                    filters.status = Some(RuntimeStatus::parse(value).ok_or_else(|| {
-                        Problem::bad_request(
-                            "status",
-                            format!(
-                                "'{value}' is not one of Pending, Running, Succeeded, Failed, TimedOut, Terminated"
-                            ),
-                        )
-                    })?);
-                }
-                "after" if !value.is_empty() => {
-                    let at = match value.len() {
-                        10 => parse_rfc3339(&format!("{value}T00:00:00Z")),
-                        16 => parse_rfc3339(&format!("{value}:00Z")),
-                        _ => parse_rfc3339(value),
-                    };
-                    filters.after = Some(at.ok_or_else(|| {
-                        Problem::bad_request(
-                            "after",
-                            format!(
-                                "'{value}' is not a time (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)"
-                            ),
-                        )
-                    })?);
-                    filters.after_text = value.to_owned();
-                }
-                "tag" => filters.tag = value.to_owned(),
-                "continuationToken" if !value.is_empty() => {
-                    filters.continuation = Some(value.to_owned());
-                }
-                _ => {}
+            if let Err(problem) = filters.take(&name, value) {
+                filters.refused.get_or_insert(problem);
             }
         }
-        Ok(filters)
+        filters
+    }
+
+    /// Takes one pair of the query.
+    fn take(&mut self, name: &str, value: &str) -> Result<(), Problem> {
+        let known = matches!(name, "status" | "after" | "tag" | "continuationToken");
+        if known && value.chars().count() > MAX_FILTER_CHARS {
+            return Err(Problem::bad_request(
+                name,
+                format!("at most {MAX_FILTER_CHARS} characters"),
+            ));
+        }
+        match name {
+            "status" if !value.is_empty() => {
+                self.status = Some(RuntimeStatus::parse(value).ok_or_else(|| {
+                    Problem::bad_request(
+                        "status",
+                        format!(
+                            "'{value}' is not one of Pending, Running, Succeeded, Failed, TimedOut, Terminated"
+                        ),
+                    )
+                })?);
+            }
+            "after" if !value.is_empty() => {
+                self.after_text = value.to_owned();
+                let at = match value.len() {
+                    10 => parse_rfc3339(&format!("{value}T00:00:00Z")),
+                    16 => parse_rfc3339(&format!("{value}:00Z")),
+                    _ => parse_rfc3339(value),
+                };
+                self.after = Some(at.ok_or_else(|| {
+                    Problem::bad_request(
+                        "after",
+                        format!("'{value}' is not a time (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)"),
+                    )
+                })?);
+            }
+            "tag" => self.tag = value.to_owned(),
+            "continuationToken" if !value.is_empty() => {
+                self.continuation = Some(value.to_owned());
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// What to ask the store for: the status filter and the page; time and tag are applied to
@@ -114,7 +134,7 @@ impl Filters {
     }
 }
 
-fn frame(dash: &Dashboard, session: &Session, title: &str, main: &str) -> String {
+pub(super) fn frame(dash: &Dashboard, session: &Session, title: &str, main: &str) -> String {
     let (home, css, js) = (
         dash.href(session, "/"),
         dash.href(session, "/assets/dashboard.css"),
@@ -199,9 +219,26 @@ pub(super) fn list(
         esc(&filters.after_text),
         esc(&filters.tag)
     );
+    if let Some(problem) = &filters.refused {
+        let _ = write!(
+            main,
+            "<p class=\"error\" id=\"filter-error\" role=\"alert\">Not listed: {}</p>",
+            esc(&problem.detail)
+        );
+        return frame(dash, session, "Deployments", &main);
+    }
     main.push_str("<section id=\"live-list\" data-refresh=\"3\" aria-live=\"polite\">");
     let shown: Vec<&Deployment> = page.items.iter().filter(|d| filters.keeps(d)).collect();
-    if shown.is_empty() {
+    // Newest first: once a page reaches past `after`, no later page has anything to show.
+    let past_after = filters
+        .after
+        .is_some_and(|at| page.items.iter().any(|d| d.created < at));
+    let next = page.continuation.as_ref().filter(|_| !past_after);
+    if shown.is_empty() && next.is_some() {
+        main.push_str(
+            "<p class=\"empty\">Nothing on this page matches the filters; later pages may.</p>",
+        );
+    } else if shown.is_empty() {
         main.push_str("<p class=\"empty\">No deployments here.</p>");
     } else {
         main.push_str(
@@ -231,11 +268,7 @@ pub(super) fn list(
         }
         main.push_str("</tbody></table>");
     }
-    // Newest first: once a page reaches past `after`, no later page has anything to show.
-    let past_after = filters
-        .after
-        .is_some_and(|at| page.items.iter().any(|d| d.created < at));
-    if let Some(token) = page.continuation.as_ref().filter(|_| !past_after) {
+    if let Some(token) = next {
         let _ = write!(
             main,
             "<p><a rel=\"next\" href=\"{}\">Next page</a></p>",
@@ -321,7 +354,7 @@ pub fn sealed_view(spec: &mut Value) {
     }
 }
 
-fn section(id: &str, title: &str, body: &str, live: bool) -> String {
+pub(super) fn section(id: &str, title: &str, body: &str, live: bool) -> String {
     let refresh = if live {
         " data-refresh=\"3\" aria-live=\"polite\""
     } else {
@@ -364,8 +397,27 @@ fn summary(dash: &Dashboard, d: &Deployment) -> String {
     out
 }
 
+/// A `runWhen` as a CSS class of the edges into its group.
+fn run_when(when: RunWhen) -> &'static str {
+    match when {
+        RunWhen::Succeeded => "succeeded",
+        RunWhen::Failed => "failed",
+        RunWhen::Always => "always",
+    }
+}
+
+/// A `runWhen` in words, as edges are labelled with it.
+fn run_when_words(when: RunWhen) -> &'static str {
+    match when {
+        RunWhen::Succeeded => "on success",
+        RunWhen::Failed => "on failure",
+        RunWhen::Always => "always",
+    }
+}
+
 /// The workflow: each spec group with its dependencies, how it stands and its instances, as a
-/// layered graph (a group right of everything it depends on) and as a table that says the same.
+/// layered graph (a group right of everything it depends on, an arrow from each dependency
+/// labelled with when the group runs) and as a table that says the same.
 fn workflow(dash: &Dashboard, d: &Deployment) -> String {
     let doc = status::status(d, dash.api.prices);
     let groups = &d.spec.groups;
@@ -388,7 +440,7 @@ fn workflow(dash: &Dashboard, d: &Deployment) -> String {
     }
     let rows = used.values().copied().max().unwrap_or(1);
     let columns = depth.iter().copied().max().unwrap_or(0) + 1;
-    let (node_w, node_h, gap_x, gap_y) = (170.0, 44.0, 60.0, 16.0);
+    let (node_w, node_h, gap_x, gap_y) = (170.0, 44.0, 100.0, 16.0);
     let at = |i: usize| {
         (
             8.0 + depth[i] as f64 * (node_w + gap_x),
@@ -396,23 +448,65 @@ fn workflow(dash: &Dashboard, d: &Deployment) -> String {
         )
     };
     let width = 16.0 + columns as f64 * (node_w + gap_x) - gap_x;
-    let height = 16.0 + rows as f64 * (node_h + gap_y) - gap_y;
+    // Room under the nodes for the edges that skip a column.
+    const ARC: f64 = 28.0;
+    let skips = groups.iter().enumerate().any(|(i, g)| {
+        g.depends_on
+            .iter()
+            .filter_map(|n| slot_of(n))
+            .any(|dep| depth[i] > depth[dep] + 1)
+    });
+    let height =
+        16.0 + rows as f64 * (node_h + gap_y) - gap_y + if skips { ARC + 14.0 } else { 0.0 };
     let mut svg = format!(
         "<figure class=\"graph\"><svg viewBox=\"0 0 {width} {height}\" width=\"{width}\" role=\"img\" \
          aria-label=\"Dependency graph of {} group(s); the table below says the same\" \
          xmlns=\"http://www.w3.org/2000/svg\">",
         groups.len()
     );
+    svg.push_str(
+        "<defs><marker id=\"graph-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" \
+         markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\">\
+         <path class=\"arrow\" d=\"M0,0 L10,5 L0,10 z\"/></marker></defs>",
+    );
     for (i, g) in groups.iter().enumerate() {
+        let (class, words) = (run_when(g.run_when), run_when_words(g.run_when));
         for dep in g.depends_on.iter().filter_map(|n| slot_of(n)) {
             let ((x1, y1), (x2, y2)) = (at(dep), at(i));
+            // Next column: a curve from right side to left side. Further: under the nodes
+            // between, from bottom to bottom, so it crosses none of them.
+            let (d, (lx, ly)) = if depth[i] == depth[dep] + 1 {
+                let (x1, y1, x2, y2) = (x1 + node_w, y1 + node_h / 2.0, x2, y2 + node_h / 2.0);
+                let bend = (x2 - x1) / 2.0;
+                (
+                    format!(
+                        "M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}",
+                        x1 + bend,
+                        x2 - bend
+                    ),
+                    ((x1 + x2) / 2.0, (y1 + y2) / 2.0 - 4.0),
+                )
+            } else {
+                let (x1, y1) = (x1 + node_w * 0.75, y1 + node_h);
+                let (x2, y2) = (x2 + node_w * 0.25, y2 + node_h);
+                let below = y1.max(y2) + ARC;
+                (
+                    format!(
+                        "M{x1:.1},{y1:.1} C{x1:.1},{below:.1} {x2:.1},{below:.1} {x2:.1},{y2:.1}"
+                    ),
+                    (
+                        (x1 + x2) / 2.0,
+                        0.25 * (y1 + y2) / 2.0 + 0.75 * below + 12.0,
+                    ),
+                )
+            };
             let _ = write!(
                 svg,
-                "<line class=\"edge\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"/>",
-                x1 + node_w,
-                y1 + node_h / 2.0,
-                x2,
-                y2 + node_h / 2.0
+                "<g class=\"edge-of\"><path class=\"edge {class}\" marker-end=\"url(#graph-arrow)\" d=\"{d}\">\
+                 <title>{} → {}: it runs {words}</title></path>\
+                 <text class=\"when {class}\" x=\"{lx:.1}\" y=\"{ly:.1}\">{words}</text></g>",
+                esc(&groups[dep].name),
+                esc(&g.name),
             );
         }
     }
@@ -461,9 +555,9 @@ fn workflow(dash: &Dashboard, d: &Deployment) -> String {
              <td>{} new, {} running, {} retrying, {} succeeded, {} failed</td></tr>",
             esc(&g.name),
             if g.depends_on.is_empty() {
-                "—".to_owned()
+                "—"
             } else {
-                format!("{:?}", g.run_when).to_ascii_lowercase()
+                run_when_words(g.run_when)
             },
             esc(&gd.result.map_or(gd.state.to_owned(), |r| format!("{r:?}"))),
             t.new,
@@ -477,9 +571,19 @@ fn workflow(dash: &Dashboard, d: &Deployment) -> String {
     format!("{svg}{table}")
 }
 
+/// Whether `inst` is one of a fan-out group's instances (shown on the group's own page).
+pub(super) fn fanned_out(d: &Deployment, inst: &Instance) -> bool {
+    d.spec.groups.get(inst.slot).is_some_and(|g| g.fans_out())
+}
+
+/// The container groups of the groups that do not fan out, one row each.
 fn groups(d: &Deployment) -> String {
-    if d.instances.is_empty() {
-        return "<p class=\"empty\">No container group yet.</p>".into();
+    if !d.instances.iter().any(|i| !fanned_out(d, i)) {
+        return if d.spec.groups.iter().all(|g| g.fans_out()) {
+            String::new()
+        } else {
+            "<p class=\"empty\">No container group yet.</p>".into()
+        };
     }
     let mut out = String::from(
         "<table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Generation</th>\
@@ -487,7 +591,7 @@ fn groups(d: &Deployment) -> String {
          <th scope=\"col\">Containers</th><th scope=\"col\">Created</th>\
          <th scope=\"col\">Logs saved</th><th scope=\"col\">Deleted</th></tr></thead><tbody>",
     );
-    for inst in &d.instances {
+    for inst in d.instances.iter().filter(|i| !fanned_out(d, i)) {
         let group = d
             .spec
             .groups
@@ -584,7 +688,7 @@ fn logs(
     }
     for inst in d
         .current()
-        .filter(|i| !i.logs_saved && !i.deleted && i.created.is_some())
+        .filter(|i| !i.logs_saved && !i.deleted && i.created.is_some() && !fanned_out(d, i))
     {
         for container in containers(d, inst) {
             let url = dash.href(
@@ -608,8 +712,29 @@ fn logs(
             );
         }
     }
-    if out.is_empty() {
+    let fanned: Vec<String> = d
+        .spec
+        .groups
+        .iter()
+        .filter(|g| g.fans_out())
+        .map(|g| {
+            let path = format!("/d/{}/g/{}", seg(&d.id), seg(&g.name));
+            format!(
+                "<a href=\"{}\">{}</a>",
+                esc(&dash.href(session, &path)),
+                esc(&g.name)
+            )
+        })
+        .collect();
+    if out.is_empty() && fanned.is_empty() {
         out.push_str("<p class=\"empty\">No logs yet.</p>");
+    }
+    if !fanned.is_empty() {
+        let _ = write!(
+            out,
+            "<p>A fan-out group's logs are on its instances' page: {}.</p>",
+            fanned.join(", ")
+        );
     }
     out
 }
@@ -707,7 +832,12 @@ pub(super) fn deployment(
     if d.spec.groups.iter().any(|g| !g.depends_on.is_empty()) {
         main.push_str(&section("workflow", "Workflow", &workflow(dash, d), live));
     }
-    main.push_str(&section("groups", "Container groups", &groups(d), live));
+    let groups = format!(
+        "{}{}",
+        groups(d),
+        super::fanout::summaries(dash, session, d)
+    );
+    main.push_str(&section("groups", "Container groups", &groups, live));
     main.push_str(&section(
         "logs",
         "Logs",
