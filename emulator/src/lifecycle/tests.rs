@@ -31,29 +31,41 @@ fn start_all(runtime: &mut Runtime) {
     let spawns = runtime.apply(Input::Provided { generation }, t(1), BACKOFF);
     assert_eq!(spawns.len(), runtime.containers.len());
     for container in 0..runtime.containers.len() {
-        let at = t(2);
-        runtime.apply(
-            Input::Started {
-                generation,
-                slot: Slot::Main(container),
-                at,
-            },
-            at,
-            BACKOFF,
-        );
+        started(runtime, Slot::Main(container), 2);
     }
 }
 
 fn exit(runtime: &mut Runtime, container: usize, code: i32, second: i64) -> Vec<Action> {
+    exited(runtime, Slot::Main(container), code, second)
+}
+
+/// The container in `slot` of the current generation started at `second`.
+fn started(runtime: &mut Runtime, slot: Slot, second: i64) -> Vec<Action> {
     let generation = runtime.generation;
+    let at = t(second);
+    runtime.apply(
+        Input::Started {
+            generation,
+            slot,
+            at,
+        },
+        at,
+        BACKOFF,
+    )
+}
+
+/// The container in `slot` of the current generation exited with `code` at `second`.
+fn exited(runtime: &mut Runtime, slot: Slot, code: i32, second: i64) -> Vec<Action> {
+    let generation = runtime.generation;
+    let at = t(second);
     runtime.apply(
         Input::Exited {
             generation,
-            slot: Slot::Main(container),
+            slot,
             code,
-            at: t(second),
+            at,
         },
-        t(second),
+        at,
         BACKOFF,
     )
 }
@@ -162,15 +174,7 @@ fn on_failure_restarts_failed_containers_with_growing_restart_count() {
             slot: Slot::Main(0)
         }]
     );
-    runtime.apply(
-        Input::Started {
-            generation: 1,
-            slot: Slot::Main(0),
-            at: t(6),
-        },
-        t(6),
-        BACKOFF,
-    );
+    started(&mut runtime, Slot::Main(0), 6);
     assert_eq!(runtime.containers[0].restart_count, 1);
     assert_eq!(current(&runtime, 0).state.as_deref(), Some("Running"));
     assert_eq!(
@@ -184,15 +188,7 @@ fn on_failure_restarts_failed_containers_with_growing_restart_count() {
         actions.as_slice(),
         [Action::RestartAfter { delay, .. }] if *delay == Duration::from_secs(2)
     ));
-    runtime.apply(
-        Input::Started {
-            generation: 1,
-            slot: Slot::Main(0),
-            at: t(9),
-        },
-        t(9),
-        BACKOFF,
-    );
+    started(&mut runtime, Slot::Main(0), 9);
     assert_eq!(runtime.containers[0].restart_count, 2);
     assert!(exit(&mut runtime, 0, 0, 10).is_empty());
     assert_eq!(runtime.state(), GroupState::Succeeded);
@@ -251,16 +247,7 @@ fn late_events_of_an_old_generation_are_absorbed() {
         vec![Action::KillAll]
     );
     let before = runtime.clone();
-    let actions = runtime.apply(
-        Input::Exited {
-            generation: 1,
-            slot: Slot::Main(0),
-            code: 137,
-            at: t(5),
-        },
-        t(5),
-        BACKOFF,
-    );
+    let actions = exited(&mut runtime, Slot::Main(0), 137, 5);
     assert!(actions.is_empty());
     assert_eq!(runtime, before);
     // A second stop is absorbed too.
@@ -440,25 +427,10 @@ fn init_containers_run_one_after_another_before_the_containers() {
             slot: Slot::Init(0)
         }]
     );
-    init_event(
-        &mut runtime,
-        Input::Started {
-            generation: 1,
-            slot: Slot::Init(0),
-            at: t(2),
-        },
-    );
+    started(&mut runtime, Slot::Init(0), 2);
     assert_eq!(runtime.state(), GroupState::Pending);
     assert_eq!(runtime.provisioning, Provisioning::Creating);
-    let next = init_event(
-        &mut runtime,
-        Input::Exited {
-            generation: 1,
-            slot: Slot::Init(0),
-            code: 0,
-            at: t(3),
-        },
-    );
+    let next = exited(&mut runtime, Slot::Init(0), 0, 3);
     assert_eq!(
         next,
         vec![Action::Spawn {
@@ -466,23 +438,8 @@ fn init_containers_run_one_after_another_before_the_containers() {
             slot: Slot::Init(1)
         }]
     );
-    init_event(
-        &mut runtime,
-        Input::Started {
-            generation: 1,
-            slot: Slot::Init(1),
-            at: t(3),
-        },
-    );
-    let mains = init_event(
-        &mut runtime,
-        Input::Exited {
-            generation: 1,
-            slot: Slot::Init(1),
-            code: 0,
-            at: t(4),
-        },
-    );
+    started(&mut runtime, Slot::Init(1), 3);
+    let mains = exited(&mut runtime, Slot::Init(1), 0, 4);
     assert_eq!(
         mains,
         vec![Action::Spawn {
@@ -503,25 +460,8 @@ fn init_containers_run_one_after_another_before_the_containers() {
 fn a_failed_init_container_fails_a_never_group_and_is_retried_otherwise() {
     let mut never = with_inits(RestartPolicy::Never);
     never.apply(Input::Provided { generation: 1 }, t(2), BACKOFF);
-    never.apply(
-        Input::Started {
-            generation: 1,
-            slot: Slot::Init(0),
-            at: t(2),
-        },
-        t(2),
-        BACKOFF,
-    );
-    let actions = never.apply(
-        Input::Exited {
-            generation: 1,
-            slot: Slot::Init(0),
-            code: 2,
-            at: t(3),
-        },
-        t(3),
-        BACKOFF,
-    );
+    started(&mut never, Slot::Init(0), 2);
+    let actions = exited(&mut never, Slot::Init(0), 2, 3);
     assert!(actions.is_empty());
     assert_eq!(never.state(), GroupState::Failed);
     assert_eq!(never.provisioning, Provisioning::Failed);
@@ -530,25 +470,8 @@ fn a_failed_init_container_fails_a_never_group_and_is_retried_otherwise() {
 
     let mut on_failure = with_inits(RestartPolicy::OnFailure);
     on_failure.apply(Input::Provided { generation: 1 }, t(2), BACKOFF);
-    on_failure.apply(
-        Input::Started {
-            generation: 1,
-            slot: Slot::Init(0),
-            at: t(2),
-        },
-        t(2),
-        BACKOFF,
-    );
-    let actions = on_failure.apply(
-        Input::Exited {
-            generation: 1,
-            slot: Slot::Init(0),
-            code: 2,
-            at: t(3),
-        },
-        t(3),
-        BACKOFF,
-    );
+    started(&mut on_failure, Slot::Init(0), 2);
+    let actions = exited(&mut on_failure, Slot::Init(0), 2, 3);
     assert!(matches!(
         actions.as_slice(),
         [Action::RestartAfter {

@@ -21,7 +21,8 @@
 use super::error::{StorageError, http_status};
 use super::tags::{TagFilter, Tags};
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, Etag};
+use azure_core::http::pager::Page;
+use azure_core::http::{ClientOptions, Etag, Pager, XmlFormat};
 use azure_storage_blob::models::{
     AppendBlobClientAppendBlockOptions, AppendBlobClientAppendBlockResultHeaders,
     AppendBlobClientCreateOptions, BlobClientDeleteOptions, BlobClientSetTagsOptions,
@@ -33,6 +34,7 @@ use azure_storage_blob::{
 };
 use bytes::Bytes;
 use futures::TryStreamExt as _;
+use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -339,18 +341,12 @@ impl BlobContainer {
             maxresults: Some(page_size(max)?),
             ..Default::default()
         };
-        let mut pages = self
-            .client
-            .list_blobs(Some(options))
-            .map_err(failed)?
-            .into_pages();
-        let Some(page) = pages.try_next().await.map_err(failed)? else {
+        let Some(page) = first_page(self.client.list_blobs(Some(options)), failed).await? else {
             return Ok(BlobPage {
                 blobs: Vec::new(),
                 next_marker: None,
             });
         };
-        let page = page.into_model().map_err(failed)?;
         let blobs = page
             .blob_items
             .into_iter()
@@ -495,18 +491,15 @@ impl BlobContainer {
             maxresults: Some(page_size(max)?),
             ..Default::default()
         };
-        let mut pages = self
+        let pager = self
             .client
-            .find_blobs_by_tags(filter.as_str(), Some(options))
-            .map_err(failed)?
-            .into_pages();
-        let Some(page) = pages.try_next().await.map_err(failed)? else {
+            .find_blobs_by_tags(filter.as_str(), Some(options));
+        let Some(page) = first_page(pager, failed).await? else {
             return Ok(TagPage {
                 blobs: Vec::new(),
                 next_marker: None,
             });
         };
-        let page = page.into_model().map_err(failed)?;
         let blobs = page
             .blob_items
             .into_iter()
@@ -585,6 +578,22 @@ fn header_etag(
             operation,
             field: "ETag",
         })
+}
+
+/// The first page of a listing, read as its model: one request, whatever the pager would fetch
+/// next is left to the caller's marker. `None` when the service answered no page at all.
+async fn first_page<M>(
+    pager: azure_core::Result<Pager<M, XmlFormat>>,
+    failed: impl Fn(azure_core::Error) -> StorageError,
+) -> Result<Option<M>, StorageError>
+where
+    M: Page + DeserializeOwned + Send,
+{
+    let mut pages = pager.map_err(&failed)?.into_pages();
+    match pages.try_next().await.map_err(&failed)? {
+        Some(page) => Ok(Some(page.into_model().map_err(&failed)?)),
+        None => Ok(None),
+    }
 }
 
 fn page_size(max: u32) -> Result<i32, StorageError> {

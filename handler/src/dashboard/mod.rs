@@ -640,13 +640,7 @@ async fn terminate(
         }
         reason => reason.to_owned(),
     };
-    dash.api
-        .driver
-        .raise(&id, Event::Terminate { reason })
-        .await?;
-    Ok(see_other(
-        &dash.href(&session, &format!("/d/{}", html::seg(&id))),
-    ))
+    raise_and_show(&dash, &session, &id, Event::Terminate { reason }).await
 }
 
 async fn raise(
@@ -673,12 +667,19 @@ async fn raise(
         serde_json::from_str(text)
             .map_err(|e| Problem::bad_request("payload", format!("must be JSON: {e}")))?
     };
-    dash.api
-        .driver
-        .raise(&id, Event::Raised { name, payload })
-        .await?;
+    raise_and_show(&dash, &session, &id, Event::Raised { name, payload }).await
+}
+
+/// Raises `event` on deployment `id`, then sends the browser back to its page.
+async fn raise_and_show(
+    dash: &Shared,
+    session: &Session,
+    id: &str,
+    event: Event,
+) -> Result<Response, ErrorPage> {
+    dash.api.driver.raise(id, event).await?;
     Ok(see_other(
-        &dash.href(&session, &format!("/d/{}", html::seg(&id))),
+        &dash.href(session, &format!("/d/{}", html::seg(id))),
     ))
 }
 
