@@ -73,14 +73,7 @@ impl Dev {
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
+        berth_test_support::interrupt(&mut self.child, "INT");
     }
 }
 

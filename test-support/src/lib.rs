@@ -69,6 +69,21 @@ pub fn require_program(program: &str, install: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| panic!("{} needs {program} on PATH: {install}", test_name()))
 }
 
+/// Stops a child process as a person at its terminal would: `signal` (`INT`, `TERM`) first, so it
+/// shuts down in order (and its own children with it), then `SIGKILL` if it has not exited within
+/// 10 seconds. For `Drop` of the process guards.
+pub fn interrupt(child: &mut std::process::Child, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// The name of the running test: libtest names each test's thread after it (`module::test`).
 pub fn test_name() -> String {
     std::thread::current()

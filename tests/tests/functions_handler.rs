@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_tests::host::process::{HandlerProcess, Launch, unused_port};
+use berth_tests::host::process::{Launch, readiness_times, unused_port};
 use berth_tests::host::{
     FunctionsHost, HostOptions, HostOutcome, QueueDelivery, repo_root, workspace_binary,
 };
@@ -52,17 +52,8 @@ fn settings(dir: &std::path::Path) -> Vec<(String, String)> {
 #[tokio::test]
 async fn the_real_handler_is_ready_within_100_ms_before_its_backends() {
     let dir = tempfile::tempdir().unwrap();
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let mut launch = Launch::new(&handler(), &repo_root(), settings(dir.path()));
-        launch.poll = Duration::from_millis(1);
-        let process = HandlerProcess::start(&launch).await.unwrap();
-        times.push(process.ready_after());
-        process.stop().await;
-    }
-    let mut sorted = times.clone();
-    sorted.sort();
-    let median = sorted[sorted.len() / 2];
+    let launches = (0..5).map(|_| Launch::new(&handler(), &repo_root(), settings(dir.path())));
+    let (times, median) = readiness_times(launches).await.unwrap();
     eprintln!("handler: spawn to first readiness answer {times:?} (median {median:?})");
     assert!(median < Duration::from_millis(100), "{times:?}");
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use berth_tests::host::process::{HandlerProcess, Launch};
+use berth_tests::host::process::{Launch, readiness_times};
 use berth_tests::host::{FunctionsHost, HostOptions, HostOutcome, QueueDelivery, repo_root};
 use reqwest::Method;
 use serde_json::Value;
@@ -28,22 +28,14 @@ async fn start() -> FunctionsHost {
 
 #[tokio::test]
 async fn handler_answers_the_readiness_probe_within_100_ms() {
-    let mut times = Vec::new();
-    for delay in ["0", "0", "0", "0", "2000"] {
-        let mut launch = Launch::new(
+    let launches = ["0", "0", "0", "0", "2000"].map(|delay| {
+        Launch::new(
             binary(),
             &repo_root(),
             vec![("FIXTURE_INIT_DELAY_MS".into(), delay.into())],
-        );
-        // Probe faster than the host's 25 ms to measure, not to round up.
-        launch.poll = Duration::from_millis(1);
-        let process = HandlerProcess::start(&launch).await.unwrap();
-        times.push(process.ready_after());
-        process.stop().await;
-    }
-    let mut sorted = times.clone();
-    sorted.sort();
-    let median = sorted[sorted.len() / 2];
+        )
+    });
+    let (times, median) = readiness_times(launches).await.unwrap();
     eprintln!("spawn to first readiness answer: {times:?} (median {median:?})");
     assert!(median < Duration::from_millis(100), "{times:?}");
     // The run whose initialisation takes 2 s was ready long before it.

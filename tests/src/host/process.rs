@@ -176,6 +176,25 @@ impl HandlerProcess {
     }
 }
 
+/// Starts each launch in turn and stops it once ready: the times from spawn to the first
+/// readiness answer, in launch order, and their median.
+pub async fn readiness_times(
+    launches: impl IntoIterator<Item = Launch>,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let mut times = Vec::new();
+    for mut launch in launches {
+        // Probe faster than the host's 25 ms, to measure rather than round up.
+        launch.poll = Duration::from_millis(1);
+        let process = HandlerProcess::start(&launch).await?;
+        times.push(process.ready_after());
+        process.stop().await;
+    }
+    let mut sorted = times.clone();
+    sorted.sort();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+    Ok((times, median))
+}
+
 /// One readiness probe: any HTTP answer to `GET /` counts; a refused connection does not.
 async fn probe(port: u16) -> bool {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
