@@ -206,10 +206,8 @@ mod tests {
         h
     }
 
-    #[test]
-    fn docs_example_get_container_metadata_with_empty_content_length() {
-        // "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:Fri, 26 Jun 2015 23:39:12 GMT\nx-ms-version:2015-02-21\n
-        //  /myaccount/mycontainer\ncomp:metadata\nrestype:container\ntimeout:20"
+    /// The request of the documentation's example: Get Container Metadata, with its date and version.
+    fn docs_example() -> (Url, Headers) {
         let url = Url::parse(
             "https://myaccount.blob.core.windows.net/mycontainer?restype=container&comp=metadata&timeout=20",
         )
@@ -218,6 +216,14 @@ mod tests {
             ("x-ms-date", "Fri, 26 Jun 2015 23:39:12 GMT"),
             ("x-ms-version", "2015-02-21"),
         ]);
+        (url, h)
+    }
+
+    #[test]
+    fn docs_example_get_container_metadata_with_empty_content_length() {
+        // "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:Fri, 26 Jun 2015 23:39:12 GMT\nx-ms-version:2015-02-21\n
+        //  /myaccount/mycontainer\ncomp:metadata\nrestype:container\ntimeout:20"
+        let (url, h) = docs_example();
         assert_eq!(
             string_to_sign("myaccount", "GET", &url, &h, 0),
             "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:Fri, 26 Jun 2015 23:39:12 GMT\nx-ms-version:2015-02-21\n/myaccount/mycontainer\ncomp:metadata\nrestype:container\ntimeout:20"
@@ -281,14 +287,7 @@ mod tests {
     fn signature_matches_an_independent_hmac() {
         // Signature of the docs example above with Azurite's published key, computed separately with
         // Python: base64(hmac.new(b64decode(key), s.encode(), sha256).digest()).
-        let url = Url::parse(
-            "https://myaccount.blob.core.windows.net/mycontainer?restype=container&comp=metadata&timeout=20",
-        )
-        .unwrap();
-        let h = headers(&[
-            ("x-ms-date", "Fri, 26 Jun 2015 23:39:12 GMT"),
-            ("x-ms-version", "2015-02-21"),
-        ]);
+        let (url, h) = docs_example();
         let s = string_to_sign("myaccount", "GET", &url, &h, 0);
         let key = AccountKey::new(super::super::connection::DEVSTORE_KEY).unwrap();
         let sig = azure_core::hmac::hmac_sha256(&s, key.secret()).unwrap();

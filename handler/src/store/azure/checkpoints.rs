@@ -19,7 +19,7 @@ use super::ledger::Ledger;
 use super::names;
 use super::steps::{Prepared, QueueSteps};
 use super::{StoreResult, backend};
-use crate::azure_storage::{BlobContainer, ETag, StorageError, Tags, WriteCondition};
+use crate::azure_storage::{BlobContainer, BlobInfo, ETag, StorageError, Tags, WriteCondition};
 use crate::clock::Clock;
 use crate::store::{
     Checkpoints, Due, ListQuery, Millis, Page, Record, Scheduled, Status, StoreError, StoredRecord,
@@ -269,31 +269,40 @@ impl BlobStore {
         }
         let checkpoint = names::checkpoint(id);
         let prefix = names::deployment_prefix(id);
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .container
-                .list(
-                    &prefix,
-                    marker.as_deref(),
-                    crate::azure_storage::blob::MAX_PAGE,
-                )
-                .await
-                .map_err(backend("list a deployment's blobs", id))?;
-            let logs = page.blobs.iter().filter(|b| b.name != checkpoint);
-            let removed = futures::future::join_all(logs.map(|b| self.remove(&b.name, None))).await;
-            for r in removed {
-                r.map_err(backend("purge logs", id))?;
-            }
-            match page.next_marker {
-                Some(m) => marker = Some(m),
-                None => break,
-            }
+        let blobs = self
+            .list_all(&prefix)
+            .await
+            .map_err(backend("list a deployment's blobs", id))?;
+        let logs = blobs.iter().filter(|b| b.name != checkpoint);
+        let removed = futures::future::join_all(logs.map(|b| self.remove(&b.name, None))).await;
+        for r in removed {
+            r.map_err(backend("purge logs", id))?;
         }
         self.remove(&checkpoint, None)
             .await
             .map_err(backend("purge a checkpoint", id))?;
         Ok(true)
+    }
+
+    /// Every blob whose name starts with `prefix`, page after page (a page is one List Blobs).
+    async fn list_all(&self, prefix: &str) -> Result<Vec<BlobInfo>, StorageError> {
+        let mut blobs = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .container
+                .list(
+                    prefix,
+                    marker.as_deref(),
+                    crate::azure_storage::blob::MAX_PAGE,
+                )
+                .await?;
+            blobs.extend(page.blobs);
+            marker = page.next_marker;
+            if marker.is_none() {
+                return Ok(blobs);
+            }
+        }
     }
 
     async fn get_logs_counted(
@@ -304,35 +313,23 @@ impl BlobStore {
     ) -> StoreResult<Option<String>> {
         let prefix = names::logs_prefix(id);
         let mut best: Option<(Option<time::OffsetDateTime>, String, String)> = None;
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .container
-                .list(
-                    &prefix,
-                    marker.as_deref(),
-                    crate::azure_storage::blob::MAX_PAGE,
-                )
-                .await
-                .map_err(backend("list logs", id))?;
-            for blob in page.blobs {
-                let Some((g, instance, c)) = names::parse_logs(id, &blob.name) else {
-                    continue;
-                };
-                if c != container || (g != group && instance != group) {
-                    continue;
-                }
-                let key = (blob.last_modified, instance.to_owned());
-                if best
-                    .as_ref()
-                    .is_none_or(|(t, i, _)| (&key.0, &key.1) > (t, i))
-                {
-                    best = Some((key.0, key.1, blob.name.clone()));
-                }
+        let blobs = self
+            .list_all(&prefix)
+            .await
+            .map_err(backend("list logs", id))?;
+        for blob in blobs {
+            let Some((g, instance, c)) = names::parse_logs(id, &blob.name) else {
+                continue;
+            };
+            if c != container || (g != group && instance != group) {
+                continue;
             }
-            match page.next_marker {
-                Some(m) => marker = Some(m),
-                None => break,
+            let key = (blob.last_modified, instance.to_owned());
+            if best
+                .as_ref()
+                .is_none_or(|(t, i, _)| (&key.0, &key.1) > (t, i))
+            {
+                best = Some((key.0, key.1, blob.name.clone()));
             }
         }
         let Some((_, _, name)) = best else {
