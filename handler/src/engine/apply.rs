@@ -136,7 +136,16 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     let mut next = state.clone();
     migrate(&mut next);
     let external = event.is_external();
+    let beat = matches!(event, Event::Heartbeat { .. }).then(|| next.clone());
     record(&mut next, event, now)?;
+    if beat.is_some_and(|before| before == next) {
+        // A beat that moves no deadline (see `policy::beat_worth_saving`): nothing to save, and
+        // no step to hand work to, whatever is due.
+        return Ok(Transition {
+            next: state.clone(),
+            actions: Vec::new(),
+        });
+    }
     // API calls record and hand the work to a step: they perform nothing, so they take no create
     // claim either (the step would wait for it to run out before creating).
     let mut plan = Plan {
@@ -524,13 +533,42 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
         }
         Event::Heartbeat { instance } => {
             let i = find(d, &instance)?;
+            let timeout = d.spec.heartbeat_timeout_of(d.instances[i].slot);
             let inst = &mut d.instances[i];
-            if !inst.retiring && inst.last_beat.is_none_or(|last| last < now) {
+            // Recorded only when it moves the deadline enough to be worth a save; without a
+            // `heartbeatTimeout` nothing waits for it.
+            if let Some(timeout) = timeout
+                && !inst.retiring
+                && policy::beat_worth_saving(inst.last_beat, now, timeout.millis() as Millis)
+            {
                 inst.last_beat = Some(now);
             }
         }
     }
     Ok(())
+}
+
+/// Whether a look at `inst` began at or after `at`: silence is judged hung only on a look taken
+/// once the deadline passed, since the containers may have exited meanwhile (a job that ends
+/// stops beating) without a look having seen it yet.
+fn seen_since(inst: &Instance, at: Millis) -> bool {
+    inst.observed_at.is_some_and(|seen| seen >= at)
+}
+
+/// Asks for a look at every instance whose heartbeat deadline passed since its last look (see
+/// [`seen_since`]).
+fn look_after_silence(d: &mut Deployment, now: Millis) {
+    for i in 0..d.instances.len() {
+        let inst = &d.instances[i];
+        if let Some((at, _)) = hung_at(d, inst)
+            && !inst.retiring
+            && now >= at
+            && !seen_since(inst, at)
+        {
+            let inst = &mut d.instances[i];
+            inst.next_look = Some(inst.next_look.map_or(now, |next| next.min(now)));
+        }
+    }
 }
 
 /// When instance `inst` counts as hung unless it beats, and its heartbeat timeout: the timeout
@@ -653,6 +691,7 @@ fn decide(d: &mut Deployment, now: Millis, plan: &mut Plan) {
         }
     }
     if d.outcome.is_none() {
+        look_after_silence(d, now);
         match d.spec.mode {
             Mode::Job => judge_job(d, now, plan),
             Mode::Service => judge_service(d, now, plan),
@@ -764,10 +803,11 @@ fn judge_instance(
         plan.wait_until(until);
     }
     if let Some((at, timeout)) = hung_at(d, inst) {
-        if now >= at {
+        if now < at {
+            plan.wait_until(at);
+        } else if seen_since(inst, at) {
             return Some((false, format!("hung: no heartbeat within {timeout}"), None));
         }
-        plan.wait_until(at);
     }
     if inst.deleted {
         let error = format!("container group {} disappeared while it ran", inst.aci_name);
@@ -842,14 +882,14 @@ fn judge_service(d: &mut Deployment, now: Millis, plan: &mut Plan) {
                     Some(format!("it was {}", o.state))
                 }
                 _ => match hung_at(d, inst) {
-                    Some((at, timeout)) if now >= at => {
+                    Some((at, timeout)) if now >= at && seen_since(inst, at) => {
                         Some(format!("it was hung (no heartbeat within {timeout})"))
                     }
-                    Some((at, _)) => {
+                    Some((at, _)) if now < at => {
                         plan.wait_until(at);
                         None
                     }
-                    None => None,
+                    _ => None,
                 },
             }
         };

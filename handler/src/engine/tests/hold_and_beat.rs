@@ -234,3 +234,67 @@ fn heartbeat_timeouts_are_checked_and_a_spec_without_them_serialises_as_before()
     let plain = serde_json::to_string(&parse_text(text("")).unwrap()).unwrap();
     assert!(!plain.contains("heartbeat"), "{plain}");
 }
+
+#[test]
+fn a_beat_within_a_quarter_timeout_changes_nothing_even_with_work_due() {
+    let d = created(json!({ "heartbeatTimeout": "PT2M" })).next;
+    let beat = |d: &Deployment, at: Millis| {
+        let instance = "job-1-work-1".to_owned();
+        apply(d, Event::Heartbeat { instance }, at).unwrap()
+    };
+    let first = beat(&d, T0 + 1_000);
+    assert!(first.changed(&d));
+    assert_eq!(first.next.instances[0].last_beat, Some(T0 + 1_000));
+    // A look is due by now; the beat still changes nothing.
+    let second = beat(&first.next, T0 + 31_000);
+    assert!(!second.changed(&first.next));
+    assert!(second.actions.is_empty());
+    let third = beat(&first.next, T0 + 31_001);
+    assert_eq!(third.next.instances[0].last_beat, Some(T0 + 31_001));
+    // Without a heartbeatTimeout nothing waits for beats: none is recorded.
+    let plain = created(json!({})).next;
+    assert!(!beat(&plain, T0 + 1_000).changed(&plain));
+}
+
+#[test]
+fn silence_past_the_deadline_is_looked_at_before_it_is_called_hung() {
+    let d = created(json!({ "heartbeatTimeout": "PT1M" })).next;
+    let instance = || "job-1-work-1".to_owned();
+    let seen = |d: &Deployment, o: Observation, at: Millis| {
+        let event = Event::Observed {
+            instance: instance(),
+            observation: o,
+            at,
+        };
+        apply(d, event, at).unwrap().next
+    };
+    let running = || observation("Running", &[("main", "Running", None)]);
+    let d = seen(&d, running(), T0 + 5);
+    let beat = Event::Heartbeat {
+        instance: instance(),
+    };
+    let d = apply(&d, beat, T0 + 10_000).unwrap().next;
+    // At the deadline the last look is older: look first, judge nothing yet.
+    let due = apply(&d, Event::Wake, T0 + 70_000).unwrap();
+    assert_eq!(
+        due.actions,
+        [Action::Observe {
+            instance: instance()
+        }]
+    );
+    assert_eq!(due.next.instances[0].verdict, None);
+    // It had exited meanwhile (a job stops beating when it ends): judged by its exit.
+    let exited = observation("Succeeded", &[("main", "Terminated", Some(0))]);
+    let ended = seen(&due.next, exited, T0 + 70_000);
+    assert_eq!(
+        ended.instances[0].verdict.as_ref().map(|v| v.succeeded),
+        Some(true)
+    );
+    // Still running on that look: hung.
+    let hung = seen(&due.next, running(), T0 + 70_000);
+    let verdict = hung.instances[0].verdict.clone().unwrap();
+    assert_eq!(
+        verdict.error.as_deref(),
+        Some("hung: no heartbeat within PT1M")
+    );
+}
