@@ -281,3 +281,43 @@ async fn heartbeat_tokens_open_their_own_instance_alone() {
     assert_eq!(beat(own0, names[0].clone()).await, 403);
     scenarios::assert_nothing_left(&h).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usages_are_read_once_per_period_and_a_failed_read_is_kept_too() {
+    use berth::arm::{ArmClient, ArmTarget, USAGES_TTL};
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = common::emulator_in(dir.path()).await;
+    let client = |api_version: &str| {
+        let target = ArmTarget {
+            endpoint: emulator.base_url(),
+            subscription: SUBSCRIPTION.into(),
+            resource_group: scenarios::RESOURCE_GROUP.into(),
+            location: "local".into(),
+            api_version: api_version.into(),
+        };
+        ArmClient::new(target, None).with_read_budget(20.0)
+    };
+    let arm = client(scenarios::API_VERSION);
+    let first = arm.core_usage("local").await.unwrap();
+    assert_eq!((first.limit, first.current), (Some(100.0), 0.0));
+    let again = arm.core_usage("local").await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(arm.calls().usages.load(Ordering::Relaxed), 1);
+    arm.core_usage("elsewhere").await.unwrap();
+    assert_eq!(arm.calls().usages.load(Ordering::Relaxed), 2);
+    tokio::time::sleep(USAGES_TTL + Duration::from_millis(100)).await;
+    arm.core_usage("local").await.unwrap();
+    assert_eq!(arm.calls().usages.load(Ordering::Relaxed), 3);
+    arm.forget_usage("local");
+    arm.core_usage("local").await.unwrap();
+    assert_eq!(arm.calls().usages.load(Ordering::Relaxed), 4);
+
+    // A read ARM refuses (here: an api-version it does not know) is kept as unknown.
+    let refused = client("1999-01-01");
+    let error = refused.core_usage("local").await.unwrap_err();
+    assert_eq!(error.code(), Some("NoRegisteredProviderFound"), "{error}");
+    let unknown = refused.core_usage("local").await.unwrap();
+    assert_eq!((unknown.limit, unknown.current), (None, 0.0));
+    assert_eq!(refused.calls().usages.load(Ordering::Relaxed), 1);
+    emulator.shutdown().await;
+}

@@ -74,7 +74,9 @@ pub enum Look {
 /// within this long. Creates sent meanwhile are counted by the admission itself, not by ARM.
 pub const USAGES_TTL: Duration = Duration::from_secs(5);
 
-/// A location's standard cores as `Location_ListUsage` reports them.
+/// A location's standard cores as `Location_ListUsage` reports them. A read that failed is kept
+/// for [`USAGES_TTL`] too, as unknown (no limit, nothing used): a principal without
+/// `locations/usages/read` costs one failed read per location and period, not one per create.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CoreUsage {
     /// The quota (`None` when ARM reported no `StandardCores` usage).
@@ -304,8 +306,21 @@ impl ArmClient {
         );
         let read_at = Instant::now();
         let operation = "read usages";
-        let (_, bytes) = self.call(Method::GET, &url, None, operation).await?;
-        let list: UsageList = decode(&bytes, operation)?;
+        let read = self.call(Method::GET, &url, None, operation).await;
+        let list: Result<UsageList, ArmError> =
+            read.and_then(|(_, bytes)| decode(&bytes, operation));
+        let list = match list {
+            Ok(list) => list,
+            Err(e) => {
+                let unknown = CoreUsage {
+                    limit: None,
+                    current: 0.0,
+                    read_at,
+                };
+                lock(&self.usages).insert(location.to_owned(), unknown);
+                return Err(e);
+            }
+        };
         let cores = list.value.iter().find(|u| {
             u.name
                 .value
