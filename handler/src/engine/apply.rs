@@ -518,7 +518,12 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             if inst.created.is_some() || inst.deleted {
                 return Ok(());
             }
-            inst.claim_until = None;
+            if inst.claim_until.take().is_some() {
+                // The claim sent nothing (the driver holds before its PUT): it does not count as
+                // a try, so the next one is admitted before any look, as a first try is, and a
+                // held first try ends without a look should the deployment end.
+                inst.create_tries = inst.create_tries.saturating_sub(1);
+            }
             let first = inst.held.is_none();
             let since = inst.held.as_ref().map_or(now, |h| h.since);
             inst.held = Some(Hold {

@@ -70,25 +70,32 @@ fn a_held_create_stays_pending_with_its_reason_once_in_the_history_and_is_retrie
 }
 
 #[test]
-fn a_held_instance_of_an_ended_deployment_is_looked_for_then_dropped() {
+fn a_held_claim_is_no_try_so_the_next_goes_without_a_look_and_an_end_needs_none() {
     let claimed = apply(&started(json!({})), Event::Wake, T0).unwrap().next;
+    assert_eq!(claimed.instances[0].create_tries, 1);
     let d = held(&claimed, "job-1-work-1", T0);
+    assert_eq!(d.instances[0].create_tries, 0);
+    // A duplicated hold takes nothing more off.
+    let d = held(&d, "job-1-work-1", T0);
+    assert_eq!(d.instances[0].create_tries, 0);
+    let again = apply(&d, Event::Wake, T0 + policy::HOLD_RETRY_MS).unwrap();
+    assert!(again.actions.iter().any(|a| matches!(
+        a,
+        Action::Create {
+            check_first: false,
+            ..
+        }
+    )));
+    // Ended while held: nothing was created, so nothing is looked for.
     let reason = "stop".to_owned();
-    let t = apply(&d, Event::Terminate { reason }, T0 + 1).unwrap();
-    // Its create was sent to no one, but a claim was taken: one look makes sure.
-    let t = apply(&t.next, Event::Wake, T0 + 2).unwrap();
-    assert_eq!(
-        t.actions,
-        [Action::Observe {
-            instance: "job-1-work-1".into()
-        }]
+    let done = apply(&d, Event::Terminate { reason }, T0 + 1).unwrap();
+    assert!(
+        done.actions
+            .iter()
+            .all(|a| matches!(a, Action::Schedule { .. }))
     );
-    let gone = Event::Missing {
-        instance: "job-1-work-1".into(),
-    };
-    let done = apply(&t.next, gone, T0 + 3).unwrap().next;
-    assert_eq!(done.status, RuntimeStatus::Terminated);
-    assert_eq!(done.phase, Phase::Done);
+    assert_eq!(done.next.status, RuntimeStatus::Terminated);
+    assert_eq!(done.next.phase, Phase::Done);
 }
 
 fn running_forever() -> World {
