@@ -305,3 +305,27 @@ fn silence_past_the_deadline_is_looked_at_before_it_is_called_hung() {
         Some("hung: no heartbeat within PT1M")
     );
 }
+
+#[test]
+fn the_status_shows_the_oldest_holds_reason_and_how_many_wait() {
+    let fan_out = json!({ "groups": [{ "name": "work", "count": 3, "properties": { "containers": [
+        { "name": "main", "properties": { "image": "busybox", "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }
+    ] } }] });
+    let d = apply(&started(fan_out), Event::Wake, T0).unwrap().next;
+    let names: Vec<String> = d.instances.iter().map(|i| i.aci_name.clone()).collect();
+    let pending = |d: &Deployment| crate::api::status::status(d, Default::default()).pending;
+    assert_eq!(pending(&d), None);
+    let d = held(&d, &names[1], T0 + 5);
+    assert_eq!(pending(&d).as_deref(), Some(HOLD));
+    let event = Event::CreateHeld {
+        instance: names[2].clone(),
+        reason: "quota: later".into(),
+        retry_at: T0 + 9_000,
+    };
+    let d = apply(&d, event, T0 + 9).unwrap().next;
+    assert_eq!(
+        pending(&d).as_deref(),
+        Some(format!("{HOLD} (2 creates held)").as_str())
+    );
+    assert_eq!(d.status, RuntimeStatus::Running, "one of three was sent");
+}
