@@ -170,6 +170,37 @@ resource diagnosticsKeyRole 'Microsoft.Authorization/roleDefinitions@2022-04-01'
   }
 }
 
+// Capacity admission reads the region's ACI usages and quota before creates; ARM serves them at
+// subscription scope only, so this read-only role is the one assignment there.
+resource usagesReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, 'berth-aci-usages', resourceToken)
+  properties: {
+    roleName: 'Berth ACI usages reader (${environmentName}, ${resourceToken})'
+    description: 'Read the Azure Container Instances usages and quotas of a region.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.ContainerInstance/locations/usages/read'
+        ]
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+resource usagesReaderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(subscription().id, 'berth-aci-usages-assignment', resourceToken)
+  properties: {
+    roleDefinitionId: usagesReaderRole.id
+    principalId: identity.outputs.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 module identity 'modules/identity.bicep' = {
   name: 'berth-identity'
   scope: appRg

@@ -34,6 +34,13 @@ struct Args {
     /// groups per region).
     #[arg(long)]
     enforce_quotas: bool,
+    /// Standard cores per region and subscription: answered by `locations/{loc}/usages`, and
+    /// enforced with --enforce-quotas.
+    #[arg(long, default_value_t = 100.0)]
+    cores_per_region: f64,
+    /// Container groups per region and subscription, like --cores-per-region.
+    #[arg(long, default_value_t = 100)]
+    groups_per_region: usize,
     /// Fraction of ARM requests answered 429 with Retry-After.
     #[arg(long, default_value_t = 0.0)]
     throttle_rate: f64,
@@ -173,6 +180,11 @@ async fn main() -> anyhow::Result<()> {
         token,
         ..Config::default()
     };
+    if !(args.cores_per_region.is_finite() && args.cores_per_region >= 0.0) {
+        bail!("--cores-per-region must be a number of cores, 0 or more");
+    }
+    config.quotas.cores_per_region = args.cores_per_region;
+    config.quotas.groups_per_region = args.groups_per_region;
     config.timings.pending = Duration::from_millis(args.pending_ms);
     config.timings.creating = Duration::from_millis(args.creating_ms);
     config.timings.restart_backoff = Duration::from_millis(args.restart_backoff_ms);

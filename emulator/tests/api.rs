@@ -658,6 +658,55 @@ async fn quotas_throttle_creates_and_limit_cores_when_enforced() {
 }
 
 #[tokio::test]
+async fn usages_count_the_live_groups_against_the_configured_limits() {
+    let harness = Harness::start(|config| {
+        config.instant = true;
+        config.quotas.cores_per_region = 3.0;
+        config.quotas.groups_per_region = 10;
+    })
+    .await;
+    let usages = |location: &'static str| {
+        let url = format!(
+            "{}/subscriptions/{SUB}/providers/Microsoft.ContainerInstance/locations/{location}/usages?api-version={API}",
+            harness.base
+        );
+        let harness = &harness;
+        async move {
+            let body = get_json(harness, url).await;
+            let find = |name: &str| {
+                let usage = body["value"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|u| u["name"]["value"] == name)
+                    .unwrap_or_else(|| panic!("no {name} in {body}"))
+                    .clone();
+                (
+                    usage["currentValue"].as_i64().unwrap(),
+                    usage["limit"].as_i64().unwrap(),
+                )
+            };
+            (find("StandardCores"), find("ContainerGroups"))
+        }
+    };
+    assert_eq!(usages("westus").await, ((0, 3), (0, 10)));
+    harness.create("u1", &job("true")).await;
+    harness.create("u2", &job("true")).await;
+    // Two groups of half a core: ACI reports whole cores, rounded up.
+    assert_eq!(usages("westus").await, ((1, 3), (2, 10)));
+    assert_eq!(usages("West US").await, ((1, 3), (2, 10)));
+    assert_eq!(usages("eastus").await, ((0, 3), (0, 10)));
+    // A stopped group keeps counting as a group, not its cores; a deleted one not at all.
+    assert_eq!(harness.post("u1", "stop").await.0, 204);
+    assert_eq!(usages("westus").await, ((1, 3), (2, 10)));
+    assert_eq!(harness.post("u2", "stop").await.0, 204);
+    assert_eq!(usages("westus").await, ((0, 3), (2, 10)));
+    assert_eq!(harness.delete("u1").await.0, 200);
+    assert_eq!(usages("westus").await, ((0, 3), (1, 10)));
+    harness.stop().await;
+}
+
+#[tokio::test]
 async fn start_right_after_stop_is_transitioning_when_asked() {
     let harness = Harness::start(|config| {
         config.instant = true;

@@ -9,6 +9,7 @@ use crate::arm::StaticToken;
 use crate::azure_storage::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
 use crate::azure_storage::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
+use crate::driver::admit::MaxCores;
 use crate::spec::SettingsPolicy;
 use crate::spec::settings::Lookup;
 
@@ -48,6 +49,7 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_CREATE_CLAIM",
     "BERTH_SWEEP_GRACE",
     "BERTH_SECURE_VALUE_FROM",
+    "BERTH_MAX_CORES",
 ];
 
 /// The settings a Function App in Azure must have for `handler` to start (storage by identity).
@@ -131,6 +133,8 @@ pub struct Config {
     /// The credential settings of an identity-based `storage_connection` (its `__*` settings over
     /// the `AZURE_*` ones).
     pub storage_credentials: Option<CredentialSettings>,
+    /// Most standard cores in use per location (`BERTH_MAX_CORES`).
+    pub max_cores: MaxCores,
 }
 
 impl std::fmt::Debug for Config {
@@ -397,6 +401,8 @@ impl Config {
             secure_value_from,
             storage_connection,
             storage_credentials,
+            max_cores: MaxCores::parse(&get("BERTH_MAX_CORES").unwrap_or_default())
+                .map_err(|message| error("BERTH_MAX_CORES", message))?,
         })
     }
 
@@ -563,6 +569,21 @@ mod tests {
         elsewhere.push(("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9999"));
         let c = Config::from_lookup(&map(&elsewhere), defaults).unwrap();
         assert!(c.arm.token.is_none());
+    }
+
+    #[test]
+    fn max_cores_is_per_location_and_errors_name_it() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_MAX_CORES", "westeurope=8,northeurope=4"));
+        let c = config(&pairs).unwrap();
+        assert_eq!(c.max_cores.of("northeurope"), Some(4.0));
+        assert_eq!(c.max_cores.of("eastus"), None);
+        assert_eq!(config(&BASE).unwrap().max_cores.of("westeurope"), None);
+        let mut bad = BASE.to_vec();
+        bad.push(("BERTH_MAX_CORES", "westeurope=lots"));
+        let e = config(&bad).unwrap_err();
+        assert_eq!(e.setting, "BERTH_MAX_CORES");
+        assert!(e.message.contains("westeurope=lots"), "{e}");
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl Runtime {
             fetch_share_keys: config.arm.use_identity,
             create_claim_ms: config.create_claim_ms,
             diagnostics_workspace: config.diagnostics_workspace.clone(),
+            max_cores: config.max_cores.clone(),
             ..DriverSettings::default()
         };
         let driver = Driver::new(

@@ -40,11 +40,14 @@ fn twenty_deployments_through_five_kills_lose_nothing_and_leave_nothing() {
         output.status
     );
     let line = stdout.lines().find(|l| l.starts_with("chaos: ")).unwrap();
-    assert_eq!(
-        line,
-        "chaos: 20 deployments, 5 kills, 0 lost, 0 duplicate creates, 0 orphans, 0 missing logs",
-        "{stderr}"
-    );
+    let holds = line
+        .strip_prefix(
+            "chaos: 20 deployments, 5 kills, 0 lost, 0 duplicate creates, 0 orphans, 0 missing logs, ",
+        )
+        .and_then(|rest| rest.strip_suffix(" quota holds"))
+        .and_then(|n| n.parse::<u64>().ok());
+    // Ten in flight need more cores than the emulator's quota allows: some creates wait.
+    assert!(holds.is_some_and(|n| n > 0), "{line}\n{stderr}");
     // Every deployment ended as a clean run ends: a pipeline whose stages ran out of order or
     // created more or fewer instances than (group, instance, attempt) says would show here.
     assert!(stderr.contains(", 0 unexpected outcomes,"), "{stderr}");

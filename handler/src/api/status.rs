@@ -49,6 +49,10 @@ pub struct Status<'a> {
     pub id: &'a str,
     pub last_updated_time: String,
     pub mode: Mode,
+    /// Why creates wait: the oldest held create's reason, and how many are held; absent when
+    /// none is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
     pub phase: Phase,
     pub runtime_status: &'static str,
     pub tags: &'a BTreeMap<String, String>,
@@ -205,10 +209,25 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
         id: &d.id,
         last_updated_time: rfc3339(d.updated),
         mode: d.spec.mode,
+        pending: pending(d),
         phase: d.phase,
         runtime_status: d.status.as_str(),
         tags: &d.spec.tags,
     }
+}
+
+/// Why creates wait, from the instances held for capacity (see [`Status::pending`]).
+fn pending(d: &Deployment) -> Option<String> {
+    let held: Vec<_> = d
+        .current()
+        .filter(|i| i.created.is_none())
+        .filter_map(|i| i.held.as_ref())
+        .collect();
+    let oldest = held.iter().min_by_key(|h| h.since)?;
+    Some(match held.len() {
+        1 => oldest.reason.clone(),
+        n => format!("{} ({n} creates held)", oldest.reason),
+    })
 }
 
 /// Group `slot`'s failed instances and its succeeded instances' outputs, by index.

@@ -2,17 +2,19 @@
 //! Azure and to the emulator. Retries 429 and 5xx a few times (honouring `Retry-After`), then
 //! hands a typed, classified error to the engine, which decides when to look again.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use tokio::time::Instant;
 
 use super::budget::ReadBudget;
 use super::error::ArmError;
-use super::model::{CloudError, ContainerGroup, ListPage, Logs};
+use super::model::{CloudError, ContainerGroup, ListPage, Logs, UsageList};
 
 /// Where container groups live and how ARM is reached.
 #[derive(Clone, Debug)]
@@ -34,6 +36,8 @@ pub struct ArmCalls {
     pub logs: AtomicU64,
     pub post: AtomicU64,
     pub list: AtomicU64,
+    /// Reads of a location's usages (`Location_ListUsage`).
+    pub usages: AtomicU64,
     pub retries: AtomicU64,
 }
 
@@ -47,6 +51,7 @@ impl ArmCalls {
             &self.logs,
             &self.post,
             &self.list,
+            &self.usages,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -61,6 +66,25 @@ pub enum Look {
     Now(Option<Box<ContainerGroup>>),
     /// The read budget is spent: a read is reserved for this group after this long.
     Later(Duration),
+}
+
+/// How long a location's usages are kept. Admission asks for them before every create; one read
+/// per location every few seconds is a small share of the read budget (0.2 reads per second of
+/// 20), and capacity freed by groups ending (or by anyone else in the subscription) is seen
+/// within this long. Creates sent meanwhile are counted by the admission itself, not by ARM.
+pub const USAGES_TTL: Duration = Duration::from_secs(5);
+
+/// A location's standard cores as `Location_ListUsage` reports them. A read that failed is kept
+/// for [`USAGES_TTL`] too, as unknown (no limit, nothing used): a principal without
+/// `locations/usages/read` costs one failed read per location and period, not one per create.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CoreUsage {
+    /// The quota (`None` when ARM reported no `StandardCores` usage).
+    pub limit: Option<f64>,
+    /// Cores in use.
+    pub current: f64,
+    /// When the read was sent: creates answered before then are in `current`.
+    pub read_at: Instant,
 }
 
 /// A fixed bearer token for an ARM endpoint without Entra ID (the emulator's per-run token).
@@ -92,6 +116,10 @@ pub struct ArmClient {
     static_token: Option<StaticToken>,
     reads: Option<Arc<ReadBudget>>,
     calls: Arc<ArmCalls>,
+    /// Usages by location, kept for [`USAGES_TTL`].
+    usages: Arc<Mutex<HashMap<String, CoreUsage>>>,
+    /// One usage read at a time: creates arriving together wait for it rather than read again.
+    usage_read: Arc<tokio::sync::Mutex<()>>,
 }
 
 const SCOPE: &str = "https://management.azure.com/.default";
@@ -124,6 +152,8 @@ impl ArmClient {
             static_token: None,
             reads: None,
             calls: Arc::default(),
+            usages: Arc::default(),
+            usage_read: Arc::default(),
         }
     }
 
@@ -247,6 +277,69 @@ impl ArmClient {
             .call(Method::GET, &url, None, "read container logs")
             .await?;
         decode::<Logs>(&bytes, "read container logs").map(|l| l.content)
+    }
+
+    /// The standard cores of `location` (`Location_ListUsage`), at most [`USAGES_TTL`] old. A
+    /// read takes a token of the read budget, waiting for it as long as it takes.
+    pub async fn core_usage(&self, location: &str) -> Result<CoreUsage, ArmError> {
+        let fresh = |usages: &HashMap<String, CoreUsage>| {
+            usages
+                .get(location)
+                .filter(|u| u.read_at.elapsed() < USAGES_TTL)
+                .copied()
+        };
+        if let Some(usage) = fresh(&lock(&self.usages)) {
+            return Ok(usage);
+        }
+        let _one = self.usage_read.lock().await;
+        if let Some(usage) = fresh(&lock(&self.usages)) {
+            return Ok(usage);
+        }
+        if let Some(reads) = &self.reads {
+            reads.take().await;
+        }
+        self.calls.usages.fetch_add(1, Ordering::Relaxed);
+        let t = &self.target;
+        let url = format!(
+            "{}/subscriptions/{}/providers/Microsoft.ContainerInstance/locations/{location}/usages?api-version={}",
+            t.endpoint, t.subscription, t.api_version
+        );
+        let read_at = Instant::now();
+        let operation = "read usages";
+        let read = self.call(Method::GET, &url, None, operation).await;
+        let list: Result<UsageList, ArmError> =
+            read.and_then(|(_, bytes)| decode(&bytes, operation));
+        let list = match list {
+            Ok(list) => list,
+            Err(e) => {
+                let unknown = CoreUsage {
+                    limit: None,
+                    current: 0.0,
+                    read_at,
+                };
+                lock(&self.usages).insert(location.to_owned(), unknown);
+                return Err(e);
+            }
+        };
+        let cores = list.value.iter().find(|u| {
+            u.name
+                .value
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case("StandardCores"))
+        });
+        let usage = CoreUsage {
+            limit: cores.and_then(|u| u.limit),
+            current: cores.and_then(|u| u.current_value).unwrap_or(0.0),
+            read_at,
+        };
+        lock(&self.usages).insert(location.to_owned(), usage);
+        Ok(usage)
+    }
+
+    /// Drops `location`'s kept usages, so the next admission reads them again (after ARM refused
+    /// a create for its quota: the usages kept were out of date).
+    pub fn forget_usage(&self, location: &str) {
+        lock(&self.usages).remove(location);
     }
 
     /// Every group in the resource group (no instance views), following `nextLink`.
@@ -478,6 +571,14 @@ impl ArmClient {
             },
         })
     }
+}
+
+/// Locks a mutex, whose data stays consistent even if a holder panicked (every change is one
+/// insert or remove).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(

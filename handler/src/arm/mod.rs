@@ -5,6 +5,6 @@ pub mod client;
 pub mod error;
 pub mod model;
 
-pub use client::{ArmCalls, ArmClient, ArmTarget, Look, StaticToken};
+pub use client::{ArmCalls, ArmClient, ArmTarget, CoreUsage, Look, StaticToken, USAGES_TTL};
 pub use error::ArmError;
 pub use model::ContainerGroup;

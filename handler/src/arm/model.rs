@@ -102,6 +102,30 @@ pub struct ListPage {
     pub next_link: Option<String>,
 }
 
+/// `Location_ListUsage`'s answer: a subscription's usages and limits in one region.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct UsageList {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub value: Vec<Usage>,
+}
+
+/// One usage: `StandardCores`, `ContainerGroups`, ...
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(default)]
+    pub name: UsageName,
+    pub current_value: Option<f64>,
+    pub limit: Option<f64>,
+}
+
+/// A usage's stable name (`value`) and its display name.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageName {
+    pub value: Option<String>,
+}
+
 /// The logs answer.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct Logs {

@@ -20,6 +20,7 @@
 //! - A `Conflict` on save reloads the checkpoint and applies every unsaved event again.
 //! - A step message whose `seq` is not the deployment's current wake is stale and dropped.
 
+pub mod admit;
 mod body;
 mod live;
 mod perform;
@@ -58,6 +59,8 @@ pub struct DriverSettings {
     pub create_claim_ms: Millis,
     /// A Log Analytics workspace (ARM id) every group sends its logs to (`BERTH_DIAGNOSTICS_WORKSPACE`).
     pub diagnostics_workspace: Option<String>,
+    /// Most standard cores in use per location (`BERTH_MAX_CORES`; see [`admit`]).
+    pub max_cores: admit::MaxCores,
 }
 
 impl Default for DriverSettings {
@@ -71,6 +74,7 @@ impl Default for DriverSettings {
             max_rounds_per_step: policy::MAX_ROUNDS_PER_STEP,
             create_claim_ms: policy::CREATE_CLAIM_MS,
             diagnostics_workspace: None,
+            max_cores: admit::MaxCores::default(),
         }
     }
 }
@@ -127,6 +131,8 @@ pub struct Driver {
     settings: Arc<DriverSettings>,
     /// The slots of the API's log follows ([`Driver::follow_slot`]).
     follows: Arc<tokio::sync::Semaphore>,
+    /// Capacity admission of creates, shared by this process's workers.
+    admission: Arc<admit::Admission>,
 }
 
 /// A submitted deployment, and whether it already existed (idempotent `POST`).
@@ -195,6 +201,7 @@ impl Driver {
             arm,
             keys,
             clock,
+            admission: Arc::new(admit::Admission::new(settings.max_cores.clone())),
             settings: Arc::new(settings),
             follows: live::follow_slots(),
         }
@@ -374,6 +381,9 @@ impl Driver {
                 instance: instance.to_owned(),
                 exit_code: payload.get("exitCode").and_then(Value::as_i64),
                 output: payload.get("output").cloned(),
+            },
+            Some(instance) if kind == "heartbeat" => Event::Heartbeat {
+                instance: instance.to_owned(),
             },
             _ => Event::Raised {
                 name: kind.to_owned(),

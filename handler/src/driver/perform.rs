@@ -7,10 +7,11 @@ use crate::arm::model::{ArmEvent, ContainerGroup};
 use crate::arm::{ArmError, Look};
 use crate::clock::parse_rfc3339;
 use crate::engine::{
-    Action, ActionKind, ContainerObservation, Deployment, Event, Millis, Observation,
+    Action, ActionKind, ContainerObservation, Deployment, Event, Millis, Observation, policy,
 };
 
 use super::Driver;
+use super::admit::{Ticket, Verdict, normalize};
 
 /// Whether a container group's tags say it is `d`'s: its `berth-deployment` is `d`'s id and, for
 /// deployments with a uid, its `berth-uid` is `d`'s (a group of a purged deployment under the same
@@ -33,12 +34,24 @@ impl Driver {
                 instance,
                 slot,
                 index,
-                ..
+                check_first,
             } => {
+                // Admission before the look when nothing can have been created yet, so a create
+                // held again and again costs no ARM read; after a claim ran out, the look first
+                // (the group may exist already, and then needs no capacity).
+                let ticket = self.ticket(d, instance, *slot);
+                if !check_first && let Some(held) = self.hold(&ticket).await {
+                    return vec![held];
+                }
                 // Always a look first, not only after a claim ran out: a group of this name
                 // that another deployment owns is never updated (its PUT would take it over).
                 let at = self.clock.now();
-                match self.arm.get_group(instance).await {
+                let looked = self.arm.get_group(instance).await;
+                if !matches!(looked, Ok(None)) {
+                    // No create follows: what admission reserved for it is free again.
+                    self.admission.answered(&d.id, instance);
+                }
+                match looked {
                     Ok(Some(group)) if owns(d, &group.tags) => {
                         return vec![Event::Observed {
                             instance: instance.clone(),
@@ -64,9 +77,13 @@ impl Driver {
                     Ok(None) => {}
                     Err(e) => return vec![failed(instance, ActionKind::Create, &e)],
                 }
+                if *check_first && let Some(held) = self.hold(&ticket).await {
+                    return vec![held];
+                }
                 let body = match self.group_body(d, *slot, *index, instance).await {
                     Ok(body) => body,
                     Err(error) => {
+                        self.admission.answered(&d.id, instance);
                         return vec![Event::Failed {
                             instance: instance.clone(),
                             action: ActionKind::Create,
@@ -75,12 +92,25 @@ impl Driver {
                         }];
                     }
                 };
-                match self.arm.put_group(instance, &body).await {
+                let put = self.arm.put_group(instance, &body).await;
+                self.admission.answered(&d.id, instance);
+                match put {
                     Ok(_) => {
                         tracing::info!(deployment.id = %d.id, aci.group = %instance, "container group created");
                         vec![Event::Created {
                             instance: instance.clone(),
                         }]
+                    }
+                    Err(e) if e.code() == Some("ContainerGroupQuotaReached") => {
+                        // ACI's own quota: held like a create that admission holds, not failed.
+                        tracing::info!(deployment.id = %d.id, aci.group = %instance, error = %e, "create held by ACI's quota");
+                        self.arm.forget_usage(&ticket.location);
+                        self.admission.refused(&ticket);
+                        let reason = match &e {
+                            ArmError::Rejected { message, .. } => format!("quota: {message}"),
+                            other => format!("quota: {other}"),
+                        };
+                        vec![self.held(instance, reason)]
                     }
                     Err(e) => {
                         tracing::warn!(deployment.id = %d.id, aci.group = %instance, error = %e, "create failed");
@@ -130,6 +160,47 @@ impl Driver {
                 Err(e) => vec![failed(instance, ActionKind::Delete, &e)],
             },
             Action::Schedule { .. } => Vec::new(),
+        }
+    }
+
+    /// What admission needs to know of instance `instance`'s create.
+    fn ticket(&self, d: &Deployment, instance: &str, slot: usize) -> Ticket {
+        let group = &d.spec.groups[slot];
+        let location = group
+            .location
+            .as_deref()
+            .unwrap_or(self.arm.target().location.as_str());
+        let since = d
+            .instances
+            .iter()
+            .find(|i| i.aci_name == instance)
+            .and_then(|i| i.held.as_ref())
+            .map_or_else(|| self.clock.now(), |h| h.since);
+        Ticket {
+            deployment: d.id.clone(),
+            instance: instance.to_owned(),
+            location: normalize(location),
+            cores: group.shape().cpu,
+            since,
+        }
+    }
+
+    /// The hold of `ticket`'s create, when admission holds it.
+    async fn hold(&self, ticket: &Ticket) -> Option<Event> {
+        match self.admission.admit(&self.arm, ticket).await {
+            Verdict::Go => None,
+            Verdict::Hold(reason) => {
+                tracing::debug!(deployment.id = %ticket.deployment, aci.group = %ticket.instance, reason, "create held");
+                Some(self.held(&ticket.instance, reason))
+            }
+        }
+    }
+
+    fn held(&self, instance: &str, reason: String) -> Event {
+        Event::CreateHeld {
+            instance: instance.to_owned(),
+            reason,
+            retry_at: self.clock.now() + policy::HOLD_RETRY_MS,
         }
     }
 

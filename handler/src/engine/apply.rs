@@ -30,10 +30,10 @@ impl StartOptions {
 }
 use super::flow::{self, GroupState, Task};
 use super::state::{
-    Completed, Cost, Deployment, Instance, Millis, Outcome, Phase, Raised, RuntimeStatus, Verdict,
-    Wake,
+    Completed, Cost, Deployment, Hold, Instance, Millis, Outcome, Phase, Raised, RuntimeStatus,
+    Verdict, Wake,
 };
-use crate::spec::{CleanupWhen, Mode, Spec};
+use crate::spec::{CleanupWhen, IsoDuration, Mode, Spec};
 
 /// The result of applying one event: the state to save, then the actions to perform.
 #[derive(Clone, Debug, PartialEq)]
@@ -136,7 +136,16 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     let mut next = state.clone();
     migrate(&mut next);
     let external = event.is_external();
+    let beat = matches!(event, Event::Heartbeat { .. }).then(|| next.clone());
     record(&mut next, event, now)?;
+    if beat.is_some_and(|before| before == next) {
+        // A beat that moves no deadline (see `policy::beat_worth_saving`): nothing to save, and
+        // no step to hand work to, whatever is due.
+        return Ok(Transition {
+            next: state.clone(),
+            actions: Vec::new(),
+        });
+    }
     // API calls record and hand the work to a step: they perform nothing, so they take no create
     // claim either (the step would wait for it to run out before creating).
     let mut plan = Plan {
@@ -251,6 +260,7 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             inst.claim_until = None;
             inst.failures = 0;
             inst.blocked_until = None;
+            inst.held = None;
             if inst.created.is_none() {
                 inst.created = Some(now);
                 inst.next_look = Some(now + policy::first_look_delay(callback_only));
@@ -277,6 +287,7 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                 // Found by a look after a claim expired: an earlier worker did create it.
                 inst.created = Some(now);
                 inst.claim_until = None;
+                inst.held = None;
             }
             let changed = inst.observed.as_ref() != Some(&observation);
             inst.quiet_looks = if changed { 0 } else { inst.quiet_looks + 1 };
@@ -435,7 +446,13 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                         });
                     }
                 }
-                "heartbeat" => d.last_heartbeat = Some(now),
+                "heartbeat" => {
+                    // Raised on the deployment: every instance under way is alive.
+                    d.last_heartbeat = Some(now);
+                    for inst in d.instances.iter_mut().filter(|i| !i.retiring) {
+                        inst.last_beat = Some(now);
+                    }
+                }
                 "teardown" => {
                     if d.spec.mode == Mode::Service {
                         if !d.teardown {
@@ -491,8 +508,92 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                 now,
             );
         }
+        Event::CreateHeld {
+            instance,
+            reason,
+            retry_at,
+        } => {
+            let i = find(d, &instance)?;
+            let inst = &mut d.instances[i];
+            if inst.created.is_some() || inst.deleted {
+                return Ok(());
+            }
+            if inst.claim_until.take().is_some() {
+                // The claim sent nothing (the driver holds before its PUT): it does not count as
+                // a try, so the next one is admitted before any look, as a first try is, and a
+                // held first try ends without a look should the deployment end.
+                inst.create_tries = inst.create_tries.saturating_sub(1);
+            }
+            let first = inst.held.is_none();
+            let since = inst.held.as_ref().map_or(now, |h| h.since);
+            inst.held = Some(Hold {
+                since,
+                reason: reason.clone(),
+                retry_at,
+            });
+            // Once per instance, not at every try: the status shows the latest reason.
+            if first {
+                note(d, now, "CreateHeld", format!("{instance}: {reason}"));
+            }
+        }
+        Event::Heartbeat { instance } => {
+            let i = find(d, &instance)?;
+            let timeout = d.spec.heartbeat_timeout_of(d.instances[i].slot);
+            let inst = &mut d.instances[i];
+            // Recorded only when it moves the deadline enough to be worth a save; without a
+            // `heartbeatTimeout` nothing waits for it.
+            if let Some(timeout) = timeout
+                && !inst.retiring
+                && policy::beat_worth_saving(inst.last_beat, now, timeout.millis() as Millis)
+            {
+                inst.last_beat = Some(now);
+            }
+        }
     }
     Ok(())
+}
+
+/// Whether a look at `inst` began at or after `at`: silence is judged hung only on a look taken
+/// once the deadline passed, since the containers may have exited meanwhile (a job that ends
+/// stops beating) without a look having seen it yet.
+fn seen_since(inst: &Instance, at: Millis) -> bool {
+    inst.observed_at.is_some_and(|seen| seen >= at)
+}
+
+/// Asks for a look at every instance whose heartbeat deadline passed since its last look (see
+/// [`seen_since`]).
+fn look_after_silence(d: &mut Deployment, now: Millis) {
+    for i in 0..d.instances.len() {
+        let inst = &d.instances[i];
+        if let Some((at, _)) = hung_at(d, inst)
+            && !inst.retiring
+            && now >= at
+            && !seen_since(inst, at)
+        {
+            let inst = &mut d.instances[i];
+            inst.next_look = Some(inst.next_look.map_or(now, |next| next.min(now)));
+        }
+    }
+}
+
+/// When instance `inst` counts as hung unless it beats, and its heartbeat timeout: the timeout
+/// after its last recorded beat, or after its containers started (`None` before they have, and
+/// once they have ended, or without a `heartbeatTimeout`).
+fn hung_at(d: &Deployment, inst: &Instance) -> Option<(Millis, IsoDuration)> {
+    let timeout = d.spec.heartbeat_timeout_of(inst.slot)?;
+    if inst.created.is_none() || inst.deleted {
+        return None;
+    }
+    let observed = inst.observed.as_ref();
+    if observed.is_some_and(|o| o.all_terminated() || o.provisioning_failed()) {
+        return None;
+    }
+    let started = observed.and_then(|o| o.containers.iter().filter_map(|c| c.start).max());
+    let since = match (inst.last_beat, started) {
+        (Some(beat), Some(start)) => beat.max(start),
+        (beat, start) => beat.or(start)?,
+    };
+    Some((since + timeout.millis() as Millis, timeout))
 }
 
 fn summary(o: &super::state::Observation) -> String {
@@ -595,9 +696,10 @@ fn decide(d: &mut Deployment, now: Millis, plan: &mut Plan) {
         }
     }
     if d.outcome.is_none() {
+        look_after_silence(d, now);
         match d.spec.mode {
             Mode::Job => judge_job(d, now, plan),
-            Mode::Service => judge_service(d, now),
+            Mode::Service => judge_service(d, now, plan),
         }
     }
     if d.outcome.is_some() {
@@ -705,6 +807,13 @@ fn judge_instance(
         }
         plan.wait_until(until);
     }
+    if let Some((at, timeout)) = hung_at(d, inst) {
+        if now < at {
+            plan.wait_until(at);
+        } else if seen_since(inst, at) {
+            return Some((false, format!("hung: no heartbeat within {timeout}"), None));
+        }
+    }
     if inst.deleted {
         let error = format!("container group {} disappeared while it ran", inst.aci_name);
         return Some((false, error, None));
@@ -753,7 +862,7 @@ fn judge_instance(
     }
 }
 
-fn judge_service(d: &mut Deployment, now: Millis) {
+fn judge_service(d: &mut Deployment, now: Millis, plan: &mut Plan) {
     if d.teardown {
         return conclude(d, RuntimeStatus::Succeeded, None, now);
     }
@@ -777,7 +886,16 @@ fn judge_service(d: &mut Deployment, now: Millis) {
                 Some(o) if matches!(o.state.as_str(), "Failed" | "Stopped" | "Succeeded") => {
                     Some(format!("it was {}", o.state))
                 }
-                _ => None,
+                _ => match hung_at(d, inst) {
+                    Some((at, timeout)) if now >= at && seen_since(inst, at) => {
+                        Some(format!("it was hung (no heartbeat within {timeout})"))
+                    }
+                    Some((at, _)) if now < at => {
+                        plan.wait_until(at);
+                        None
+                    }
+                    _ => None,
+                },
             }
         };
         if let Some(reason) = reason {
@@ -920,6 +1038,14 @@ fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
         plan.wait_until(until);
         return;
     }
+    if let Some(hold) = inst.held.as_ref().filter(|h| now < h.retry_at)
+        && inst.created.is_none()
+        && !inst.retiring
+    {
+        // Held for capacity: tried again then (or sooner, should another step come).
+        plan.wait_until(hold.retry_at);
+        return;
+    }
     if inst.created.is_none() {
         if inst.retiring {
             if inst.create_tries == 0 {
@@ -972,7 +1098,11 @@ fn act_on(d: &mut Deployment, index: usize, now: Millis, plan: &mut Plan) {
 
 /// Sets `phase` and `status` from the rest of the state.
 fn derive_phase_and_status(d: &mut Deployment) {
-    let started = d.instances.iter().any(|i| i.create_tries > 0);
+    // An instance whose create is held for capacity has not started.
+    let started = d
+        .instances
+        .iter()
+        .any(|i| i.create_tries > 0 && (i.held.is_none() || i.created.is_some()));
     match d.outcome.clone() {
         Some(outcome) => {
             let open: Vec<&Instance> = d

@@ -51,6 +51,15 @@ pub enum Event {
     },
     /// Stop and clean up now.
     Terminate { reason: String },
+    /// The instance's create was not sent: it does not fit the capacity left (`reason` says
+    /// which), and is tried again at `retry_at`. Not a failure: nothing is counted or backed off.
+    CreateHeld {
+        instance: String,
+        reason: String,
+        retry_at: Millis,
+    },
+    /// An instance's own `heartbeat` callback (its URL names it): its containers are alive.
+    Heartbeat { instance: String },
 }
 
 impl Event {
@@ -58,7 +67,10 @@ impl Event {
     pub fn is_external(&self) -> bool {
         matches!(
             self,
-            Event::Raised { .. } | Event::InstanceCompleted { .. } | Event::Terminate { .. }
+            Event::Raised { .. }
+                | Event::InstanceCompleted { .. }
+                | Event::Terminate { .. }
+                | Event::Heartbeat { .. }
         )
     }
 

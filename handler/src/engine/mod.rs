@@ -15,7 +15,7 @@ pub use apply::{
 pub use event::{Action, ActionKind, Event};
 pub use round::{Round, Save, Step};
 pub use state::{
-    ContainerObservation, Deployment, Instance, Millis, Observation, Phase, RuntimeStatus,
+    ContainerObservation, Deployment, Hold, Instance, Millis, Observation, Phase, RuntimeStatus,
 };
 
 #[cfg(test)]

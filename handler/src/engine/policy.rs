@@ -63,6 +63,19 @@ pub fn retry_delay(backoff_ms: u64, attempt: u32) -> Millis {
     (backoff_ms as Millis).saturating_mul(1 << doublings)
 }
 
+/// How long a create held for capacity waits before it is tried again (and how long the driver
+/// keeps a location's usages: see `driver::admit`): capacity freed is used within this long.
+pub const HOLD_RETRY_MS: Millis = 5_000;
+
+/// Whether a heartbeat at `now` is worth a checkpoint save, the last recorded one being `last`:
+/// only when it moves the hung deadline by more than a quarter of `timeout_ms`. A container that
+/// beats every few seconds then costs one save per quarter timeout, not one per beat; the
+/// deadline runs from a recorded beat at most a quarter timeout older than the latest, so a
+/// container beating at least every half timeout is never taken for hung.
+pub fn beat_worth_saving(last: Option<Millis>, now: Millis, timeout_ms: Millis) -> bool {
+    last.is_none_or(|last| now - last > timeout_ms / 4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +96,12 @@ mod tests {
         assert_eq!(failure_delay(30), 256_000);
         assert_eq!(retry_delay(10_000, 2), 10_000);
         assert_eq!(retry_delay(10_000, 4), 40_000);
+    }
+
+    #[test]
+    fn beats_are_saved_once_per_quarter_timeout() {
+        assert!(beat_worth_saving(None, 0, 120_000));
+        assert!(!beat_worth_saving(Some(0), 30_000, 120_000));
+        assert!(beat_worth_saving(Some(0), 30_001, 120_000));
     }
 }

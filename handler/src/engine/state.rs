@@ -242,6 +242,23 @@ pub struct Instance {
     /// followed by the next attempt while the group's retry allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// Its create is held for capacity (a core quota or `BERTH_MAX_CORES`): it stays pending until
+    /// then, and is created once it fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+    /// The last heartbeat recorded from its containers (see [`super::policy::beat_worth_saving`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_beat: Option<Millis>,
+}
+
+/// Why an instance's create waits, since when (its place in the queue: oldest first) and when
+/// it tries again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    pub since: Millis,
+    pub reason: String,
+    pub retry_at: Millis,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -273,6 +290,8 @@ impl Instance {
             ended: None,
             completed: None,
             verdict: None,
+            held: None,
+            last_beat: None,
         }
     }
 }

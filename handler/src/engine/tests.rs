@@ -1210,3 +1210,5 @@ fn a_checkpoint_from_before_per_instance_verdicts_carries_on() {
     assert_eq!(end.instances[1].generation, 2);
     assert_eq!(end.retry_at, None);
 }
+
+mod hold_and_beat;

@@ -24,6 +24,10 @@ pub struct Spec {
     pub cleanup: Cleanup,
     pub capture_logs: bool,
     pub tags: BTreeMap<String, String>,
+    /// A job container that calls `$BERTH_HEARTBEAT_URL` none in this long is hung: its attempt
+    /// ends (`None`: no heartbeats are expected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<IsoDuration>,
 }
 
 impl Spec {
@@ -35,6 +39,13 @@ impl Spec {
     /// Group `slot`'s retry: its own, else the deployment's.
     pub fn retry_of(&self, slot: usize) -> Retry {
         self.groups[slot].retry.unwrap_or(self.retry)
+    }
+
+    /// Group `slot`'s heartbeat timeout: its own, else the deployment's.
+    pub fn heartbeat_timeout_of(&self, slot: usize) -> Option<IsoDuration> {
+        self.groups[slot]
+            .heartbeat_timeout
+            .or(self.heartbeat_timeout)
     }
 }
 
@@ -80,6 +91,9 @@ pub struct GroupSpec {
     pub timeout: Option<IsoDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion: Option<Completion>,
+    /// The group's own heartbeat timeout, over the deployment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<IsoDuration>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -231,7 +231,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         ));
     };
     let mut problems = Problems::default();
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 11] = [
         "id",
         "mode",
         "groups",
@@ -241,6 +241,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         "cleanup",
         "captureLogs",
         "tags",
+        "heartbeatTimeout",
         "$schema",
     ];
     for key in doc.keys() {
@@ -249,7 +250,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
                 &root.key(key),
                 format!(
                     "unknown field; the spec's fields are {}",
-                    KNOWN[..9].join(", ")
+                    KNOWN[..KNOWN.len() - 1].join(", ")
                 ),
             );
         }
@@ -293,6 +294,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         (_, t) => t,
     };
 
+    let heartbeat_timeout = heartbeat_timeout(&mut doc, &root, &mut problems);
     let retry = retry(doc.remove("retry"), &root.key("retry"), &mut problems);
     let cleanup = cleanup(doc.remove("cleanup"), &root.key("cleanup"), &mut problems);
 
@@ -347,6 +349,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         cleanup,
         capture_logs,
         tags,
+        heartbeat_timeout,
     })
 }
 
@@ -400,6 +403,22 @@ pub(super) fn duration(
             None
         }
     }
+}
+
+/// `heartbeatTimeout`: how long a container may go without calling `$BERTH_HEARTBEAT_URL`.
+/// At least a second: beats are recorded only when they move the deadline by a quarter of it
+/// (see [`crate::engine::policy::heartbeat_worth_saving`]).
+pub(super) fn heartbeat_timeout(
+    doc: &mut Map<String, Value>,
+    path: &FieldPath,
+    problems: &mut Problems,
+) -> Option<IsoDuration> {
+    let timeout = duration(doc, "heartbeatTimeout", path, problems)?;
+    if timeout.millis() < 1_000 {
+        problems.add(&path.key("heartbeatTimeout"), "must be at least PT1S");
+        return None;
+    }
+    Some(timeout)
 }
 
 fn object(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> Map<String, Value> {
@@ -583,5 +602,6 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
         retry: flow.retry,
         timeout: flow.timeout,
         completion: flow.completion,
+        heartbeat_timeout: flow.heartbeat_timeout,
     })
 }

@@ -12,7 +12,7 @@ use super::model::{Completion, GroupSpec, Mode, Retry, RunWhen};
 use super::parse;
 
 /// The workflow fields a group may have, beside name, properties, identity, zones, location.
-pub const GROUP_FIELDS: [&str; 9] = [
+pub const GROUP_FIELDS: [&str; 10] = [
     "dependsOn",
     "runWhen",
     "count",
@@ -22,6 +22,7 @@ pub const GROUP_FIELDS: [&str; 9] = [
     "retry",
     "timeout",
     "completion",
+    "heartbeatTimeout",
 ];
 
 /// Most instances one group fans out to.
@@ -41,6 +42,7 @@ pub struct Flow {
     pub retry: Option<Retry>,
     pub timeout: Option<IsoDuration>,
     pub completion: Option<Completion>,
+    pub heartbeat_timeout: Option<IsoDuration>,
 }
 
 /// Takes the workflow fields out of a group's object, each checked at its path.
@@ -136,6 +138,7 @@ pub fn group_fields(
             problems.add(&path.key("timeout"), "must be longer than zero");
         }
     }
+    flow.heartbeat_timeout = parse::heartbeat_timeout(map, path, problems);
     flow.completion = parse::completion(map, path, problems);
     if flow.completion.is_some() {
         job_only("completion", problems);

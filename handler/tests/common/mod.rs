@@ -184,6 +184,8 @@ pub struct Options {
     pub backend: Backend,
     pub images: Option<emulator::ImageMap>,
     pub settings: Vec<(&'static str, String)>,
+    /// Changes to the emulator's configuration (quotas, timings).
+    pub emulator: Option<fn(&mut emulator::Config)>,
 }
 
 impl Harness {
@@ -229,6 +231,9 @@ impl Harness {
         };
         if let Some(images) = options.images {
             config.images = images;
+        }
+        if let Some(change) = options.emulator {
+            change(&mut config);
         }
         berth_test_support::require_program("bwrap", BUBBLEWRAP);
         let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())

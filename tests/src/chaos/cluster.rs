@@ -126,6 +126,11 @@ impl Azurite {
     }
 }
 
+/// The standard cores the emulator reports as the region's quota in its usages (not enforced):
+/// about five of the workload's groups at once, fewer than the run keeps in flight, so Berth
+/// holds some creates until others end.
+pub const CORES: u32 = 2;
+
 /// The ACI emulator binary.
 pub struct Emulator {
     pub url: String,
@@ -143,7 +148,8 @@ impl Emulator {
             "aci-emulator",
             Command::new(binary)
                 // The harness and the handlers reach it on loopback; its token has tests of its own.
-                .args(["--no-auth", "--port", &port.to_string(), "--data-dir"])
+                .args(["--no-auth", "--port", &port.to_string()])
+                .args(["--cores-per-region", &CORES.to_string(), "--data-dir"])
                 .arg(&data)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())

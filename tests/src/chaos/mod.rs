@@ -54,10 +54,11 @@ pub fn line(
     duplicates: usize,
     orphans: usize,
     missing_logs: usize,
+    quota_holds: usize,
 ) -> String {
     format!(
         "chaos: {deployments} deployments, {kills} kills, {lost} lost, {duplicates} duplicate creates, \
-         {orphans} orphans, {missing_logs} missing logs"
+         {orphans} orphans, {missing_logs} missing logs, {quota_holds} quota holds"
     )
 }
 
@@ -66,8 +67,9 @@ mod tests {
     #[test]
     fn the_line_has_the_documented_shape() {
         assert_eq!(
-            super::line(200, 50, 0, 1, 2, 3),
-            "chaos: 200 deployments, 50 kills, 0 lost, 1 duplicate creates, 2 orphans, 3 missing logs"
+            super::line(200, 50, 0, 1, 2, 3, 4),
+            "chaos: 200 deployments, 50 kills, 0 lost, 1 duplicate creates, 2 orphans, 3 missing logs, \
+             4 quota holds"
         );
     }
 }

@@ -340,6 +340,7 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         findings.duplicates(),
         findings.orphans(),
         findings.missing_logs.len(),
+        findings.quota_holds,
     );
     let passed = findings.lost.is_empty()
         && findings.duplicates() == 0

@@ -44,6 +44,8 @@ pub struct Findings {
     /// Terminal, but not as a clean run ends (reported, not counted in the line).
     pub unexpected: Vec<String>,
     pub groups_created: usize,
+    /// Creates held for capacity (`CreateHeld` in the histories; see [`super::cluster::CORES`]).
+    pub quota_holds: usize,
 }
 
 impl Findings {
@@ -168,6 +170,9 @@ pub async fn check(cluster: &Cluster, endings: &[Ending]) -> anyhow::Result<Find
         let url = format!("{api}/api/deployments/{}/history", ending.id);
         if let Ok(history) = get_json(&http, &url, key).await {
             for event in history["history"].as_array().into_iter().flatten() {
+                if event["eventType"] == "CreateHeld" {
+                    findings.quota_holds += 1;
+                }
                 if event["eventType"] == "GroupCreated"
                     && let Some(name) = event["detail"].as_str()
                 {
