@@ -82,6 +82,13 @@ impl Driver {
                             instance: instance.clone(),
                         }]
                     }
+                    Err(e) if e.is_capacity() => {
+                        tracing::warn!(deployment.id = %d.id, aci.group = %instance, error = %e, "create refused for capacity");
+                        vec![Event::CapacityRefused {
+                            instance: instance.clone(),
+                            reason: e.to_string(),
+                        }]
+                    }
                     Err(e) => {
                         tracing::warn!(deployment.id = %d.id, aci.group = %instance, error = %e, "create failed");
                         vec![failed(instance, ActionKind::Create, &e)]
@@ -91,11 +98,20 @@ impl Driver {
             Action::Observe { instance } => {
                 let at = self.clock.now();
                 match self.arm.look(instance).await {
-                    Ok(Look::Now(Some(group))) => vec![Event::Observed {
-                        instance: instance.clone(),
-                        observation: observation(&group),
-                        at,
-                    }],
+                    Ok(Look::Now(Some(group))) => {
+                        let mut events = vec![Event::Observed {
+                            instance: instance.clone(),
+                            observation: observation(&group),
+                            at,
+                        }];
+                        if let Some(reason) = eviction(d, instance, &group) {
+                            events.push(Event::Evicted {
+                                instance: instance.clone(),
+                                reason,
+                            });
+                        }
+                        events
+                    }
                     Ok(Look::Now(None)) => vec![Event::Missing {
                         instance: instance.clone(),
                     }],
@@ -239,5 +255,61 @@ fn observation(group: &ContainerGroup) -> Observation {
         state: view.and_then(|v| v.state.clone()).unwrap_or_default(),
         containers,
         problem,
+    }
+}
+
+/// Whether a Spot instance's group reports an eviction, and what it said. ACI restarts an evicted
+/// Spot group by itself; its view shows an event naming the eviction (the emulator's
+/// `SpotEvicted`), or, in a `Never` group, a container restarted without anyone asking (nothing
+/// else restarts one).
+fn eviction(d: &Deployment, instance: &str, group: &ContainerGroup) -> Option<String> {
+    let spot = d
+        .instances
+        .iter()
+        .find(|i| i.aci_name == instance)
+        .is_some_and(|i| i.priority == Some(crate::spec::Priority::Spot));
+    if !spot {
+        return None;
+    }
+    let props = &group.properties;
+    let mut events: Vec<&ArmEvent> = props
+        .instance_view
+        .as_ref()
+        .map(|v| v.events.iter().collect())
+        .unwrap_or_default();
+    for container in &props.containers {
+        if let Some(v) = &container.properties.instance_view {
+            events.extend(v.events.iter());
+        }
+    }
+    let named = events.into_iter().find(|e| {
+        e.name
+            .as_deref()
+            .is_some_and(|name| name.to_ascii_lowercase().contains("evict"))
+    });
+    if let Some(event) = named {
+        let name = event.name.clone().unwrap_or_default();
+        return Some(match &event.message {
+            Some(message) => format!("{name}: {message}"),
+            None => name,
+        });
+    }
+    let never = props
+        .restart_policy
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case("Never"));
+    let restarted = props.containers.iter().find(|c| {
+        c.properties
+            .instance_view
+            .as_ref()
+            .and_then(|v| v.restart_count)
+            .is_some_and(|n| n > 0)
+    });
+    match restarted {
+        Some(container) if never => Some(format!(
+            "container {} of a Never group was restarted by ACI",
+            container.name
+        )),
+        _ => None,
     }
 }

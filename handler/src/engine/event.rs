@@ -51,6 +51,11 @@ pub enum Event {
     },
     /// Stop and clean up now.
     Terminate { reason: String },
+    /// ARM's view of the instance reports a Spot eviction (`reason`: what it said).
+    Evicted { instance: String, reason: String },
+    /// ARM refused the instance's create for capacity in its region (`ServiceUnavailable`,
+    /// `SkuNotAvailable`, a regional quota): nothing was created.
+    CapacityRefused { instance: String, reason: String },
 }
 
 impl Event {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::duration::IsoDuration;
+use super::placement::Placement;
 
 /// A validated deployment spec. `groups[].properties` is ACI's own `containerGroup.properties`
 /// object, kept as JSON so that fields Berth does not know pass through to ARM untouched.
@@ -24,6 +25,9 @@ pub struct Spec {
     pub cleanup: Cleanup,
     pub capture_logs: bool,
     pub tags: BTreeMap<String, String>,
+    /// The groups' priority, Spot policy and regions, where a group does not give its own.
+    #[serde(flatten)]
+    pub placement: Placement,
 }
 
 impl Spec {
@@ -80,6 +84,9 @@ pub struct GroupSpec {
     pub timeout: Option<IsoDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion: Option<Completion>,
+    /// The group's own priority, Spot policy and regions.
+    #[serde(flatten)]
+    pub placement: Placement,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -9,7 +9,7 @@ use super::duration::IsoDuration;
 use super::error::{FieldPath, Problems, SpecError, SpecErrors};
 use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
 use super::validate::{self, Limits};
-use super::workflow;
+use super::{placement, workflow};
 
 /// The largest spec accepted, in bytes (ARM's own limit for a template is 4 MB; a container group is
 /// far smaller, and the spec is kept in every checkpoint).
@@ -231,7 +231,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         ));
     };
     let mut problems = Problems::default();
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 13] = [
         "id",
         "mode",
         "groups",
@@ -241,6 +241,9 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         "cleanup",
         "captureLogs",
         "tags",
+        "priority",
+        "spot",
+        "locations",
         "$schema",
     ];
     for key in doc.keys() {
@@ -249,7 +252,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
                 &root.key(key),
                 format!(
                     "unknown field; the spec's fields are {}",
-                    KNOWN[..9].join(", ")
+                    KNOWN[..KNOWN.len() - 1].join(", ")
                 ),
             );
         }
@@ -306,6 +309,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
     };
 
     let tags = tags(doc.remove("tags"), &root.key("tags"), &mut problems);
+    let place = placement::take(&mut doc, &root, &mut problems);
 
     let groups_path = root.key("groups");
     let mut groups = Vec::new();
@@ -319,6 +323,13 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
             }
             for (i, item) in items.into_iter().enumerate() {
                 if let Some(group) = group(item, &groups_path.index(i), mode, &mut problems) {
+                    let spec_priority = place.priority.is_some();
+                    placement::check_group(
+                        &group,
+                        &groups_path.index(i),
+                        spec_priority,
+                        &mut problems,
+                    );
                     groups.push(group);
                 }
             }
@@ -336,8 +347,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         Some(_) => problems.add(&groups_path, "must be an array of {name, properties}"),
     }
 
-    problems.finish()?;
-    Ok(Spec {
+    let spec = Spec {
         id,
         mode,
         groups,
@@ -347,7 +357,11 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         cleanup,
         capture_logs,
         tags,
-    })
+        placement: place,
+    };
+    placement::check_spot(&spec, &mut problems);
+    problems.finish()?;
+    Ok(spec)
 }
 
 pub(super) fn completion(
@@ -558,12 +572,14 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
         }
     };
     let flow = workflow::group_fields(&mut map, path, mode, problems);
+    let place = placement::take(&mut map, path, problems);
     for key in map.keys() {
         problems.add(
             &path.key(key),
             format!(
-                "unknown field; a group has name, properties, identity, zones, location, {}",
-                workflow::GROUP_FIELDS.join(", ")
+                "unknown field; a group has name, properties, identity, zones, location, {}, {}",
+                workflow::GROUP_FIELDS.join(", "),
+                placement::FIELDS.join(", ")
             ),
         );
     }
@@ -583,5 +599,6 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
         retry: flow.retry,
         timeout: flow.timeout,
         completion: flow.completion,
+        placement: place,
     })
 }
