@@ -43,6 +43,10 @@ pub struct Findings {
     /// Terminal, but not as a clean run ends (reported, not counted in the line).
     pub unexpected: Vec<String>,
     pub groups_created: usize,
+    /// Attempts that ended evicted (Spot), from the deployments' histories.
+    pub evictions: usize,
+    /// Creates moved to the next region after a capacity refusal, from the histories.
+    pub fallbacks: usize,
 }
 
 impl Findings {
@@ -167,6 +171,11 @@ pub async fn check(cluster: &Cluster, endings: &[Ending]) -> anyhow::Result<Find
                     && let Some(name) = event["detail"].as_str()
                 {
                     ran.insert(name.to_owned());
+                }
+                match event["eventType"].as_str() {
+                    Some("Evicted") => findings.evictions += 1,
+                    Some("LocationFallback") => findings.fallbacks += 1,
+                    _ => {}
                 }
             }
         }
