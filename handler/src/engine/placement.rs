@@ -122,6 +122,10 @@ pub fn refused(d: &mut Deployment, i: usize, reason: &str, now: Millis) -> Optio
             note(d, now, "LocationFallback", detail);
             None
         }
+        None if locations.is_empty() => Some(format!(
+            "creating container group {} was refused for capacity: {reason}",
+            inst.aci_name
+        )),
         None => Some(format!(
             "no capacity for container group {} in any of its locations ({})",
             inst.aci_name,

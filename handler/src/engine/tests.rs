@@ -1418,6 +1418,18 @@ fn refused_in_every_location_fails_the_attempt_naming_each_then_retries_from_the
     assert_eq!(d.status, RuntimeStatus::Failed);
     assert!(d.outcome.unwrap().error.unwrap().starts_with("no capacity"));
     assert_eq!(world.creates, 0);
+
+    // One region and no list: the refusal fails the attempt at once, saying so.
+    let mut world = exits_world();
+    world.refuse = Box::new(|_, _| Some("ContainerGroupQuotaReached: the quota".to_owned()));
+    let (d, _) = run(started(json!({})), &mut world, vec![]);
+    assert_eq!(
+        d.outcome.unwrap().error.as_deref(),
+        Some(
+            "creating container group job-1-work-1 was refused for capacity: \
+             ContainerGroupQuotaReached: the quota"
+        )
+    );
 }
 
 #[test]
