@@ -313,3 +313,61 @@ fn eviction(d: &Deployment, instance: &str, group: &ContainerGroup) -> Option<St
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::{Instance, StartOptions};
+    use crate::spec::{Format, Priority, parse};
+
+    /// A deployment with one instance, `g-1`, at `priority`.
+    fn deployment(priority: Option<Priority>) -> Deployment {
+        let spec = json!({ "id": "d", "groups": [{ "name": "g", "properties": { "containers": [
+            { "name": "main", "properties": { "image": "busybox",
+                "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }] });
+        let spec = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+        let options = StartOptions::new("http://127.0.0.1:7071");
+        let mut d = crate::engine::start(spec, None, "digest".into(), options, 0).next;
+        let mut instance = Instance::new(0, 0, 1, "g-1".into());
+        instance.priority = priority;
+        d.instances.push(instance);
+        d
+    }
+
+    fn group(policy: &str, restarts: i64, group_events: Value) -> ContainerGroup {
+        serde_json::from_value(json!({ "name": "g-1", "properties": {
+            "restartPolicy": policy,
+            "instanceView": { "state": "Running", "events": group_events },
+            "containers": [{ "name": "main", "properties": { "instanceView": {
+                "restartCount": restarts, "currentState": { "state": "Running" } } } }] } }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_eviction_is_read_from_its_event_or_from_a_never_group_restarted() {
+        let spot = deployment(Some(Priority::Spot));
+        let event =
+            json!([{ "name": "SpotEvicted", "message": "capacity taken back", "type": "Warning" }]);
+        assert_eq!(
+            eviction(&spot, "g-1", &group("Never", 0, event.clone())).as_deref(),
+            Some("SpotEvicted: capacity taken back")
+        );
+        assert_eq!(
+            eviction(&spot, "g-1", &group("Never", 1, json!([]))).as_deref(),
+            Some("container main of a Never group was restarted by ACI")
+        );
+        // An OnFailure group restarts by itself; without an event that is no eviction.
+        assert_eq!(
+            eviction(&spot, "g-1", &group("OnFailure", 2, json!([]))),
+            None
+        );
+        assert_eq!(eviction(&spot, "g-1", &group("Never", 0, json!([]))), None);
+        // Only Spot instances are evicted.
+        for priority in [None, Some(Priority::Regular)] {
+            let d = deployment(priority);
+            assert_eq!(eviction(&d, "g-1", &group("Never", 1, event.clone())), None);
+        }
+    }
+}
