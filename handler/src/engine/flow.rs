@@ -79,7 +79,11 @@ pub fn task(d: &Deployment, slot: usize, latest: Option<&Instance>) -> Task {
         Some(v) => {
             let retry = d.spec.retry_of(slot);
             // Evicted attempts are retried at once, and do not count against `maxAttempts`.
-            let evictions = super::placement::evictions(d, slot, inst.index);
+            let evictions = if inst.generation == 1 {
+                u32::from(v.evicted)
+            } else {
+                super::placement::evictions(d, slot, inst.index)
+            };
             let next = inst.generation + 1;
             if v.evicted {
                 if evictions <= super::placement::MAX_EVICTIONS {

@@ -18,6 +18,10 @@ pub const MAX_EVICTIONS: u32 = 10;
 
 /// How many attempts of index `index` of group `slot` ended evicted.
 pub fn evictions(d: &Deployment, slot: usize, index: u32) -> u32 {
+    // Only Spot groups are evicted: the others (most, and the large fan-outs) skip the scan.
+    if d.spec.priority_of(slot) != Some(Priority::Spot) {
+        return 0;
+    }
     d.instances
         .iter()
         .filter(|i| i.slot == slot && i.index == index)
