@@ -2,8 +2,8 @@
 # The chaos run: tests/chaos.sh [DEPLOYMENTS] [KILLS] [chaos options…] (defaults 200 and 50).
 # Installs bubblewrap and Azurite if missing, builds handler, aci-emulator and chaos (profile
 # CHAOS_PROFILE, default release), and runs the harness on loopback. It prints one line,
-# `chaos: N deployments, K kills, L lost, D duplicate creates, O orphans, M missing logs, Q quota holds`, and
-# exits non-zero unless L, D, O and M are all zero.
+# `chaos: N deployments, K kills, L lost, D duplicate creates, O orphans, M missing logs,
+# Q quota holds, E evictions, F fallbacks`, and exits non-zero unless L, D, O and M are all zero.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

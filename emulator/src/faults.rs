@@ -1,7 +1,9 @@
 //! Fault injection for the reliability tests: throttling (`429` with `Retry-After`), server errors
 //! (`500`), slow answers and dropped connections, at a rate or on the Nth call, plus the
-//! `ContainerGroupTransitioning` window after a stop. Set at start (`Config::faults`, CLI flags) and
-//! at runtime with `PUT /_emulator/faults`.
+//! `ContainerGroupTransitioning` window after a stop; and ACI's capacity conditions: creates
+//! refused in a location out of capacity or without the SKU, and Spot groups evicted (see
+//! `capacity`). Set at start (`Config::faults`, CLI flags) and at runtime with
+//! `PUT /_emulator/faults`.
 
 use std::time::Duration;
 
@@ -33,6 +35,21 @@ pub struct Faults {
     pub seed: Option<u64>,
     /// `POST start` within this many seconds after a stop answers `409 ContainerGroupTransitioning`.
     pub transitioning_seconds: u64,
+    /// Locations out of capacity: every create there answers `409 ServiceUnavailable`.
+    pub out_of_capacity: Vec<String>,
+    /// Fraction of creates refused `409 ServiceUnavailable` for capacity, in `capacityLocations`.
+    pub capacity_rate: f64,
+    /// Where `capacityRate` applies (every location when empty).
+    pub capacity_locations: Vec<String>,
+    /// Locations that do not offer the SKU: every create there answers `409 SkuNotAvailable`.
+    pub sku_not_available: Vec<String>,
+    /// Fraction of Spot groups evicted (once each), drawn at their create.
+    pub spot_eviction_rate: f64,
+    /// Spot groups to evict, by the order of their creates (the Nth Spot group, from 1, counted
+    /// since the faults were set).
+    pub spot_evict_nth: Vec<u64>,
+    /// How long after its create an evicted Spot group is evicted (once it runs).
+    pub spot_evict_after_ms: u64,
 }
 
 impl Default for Faults {
@@ -48,8 +65,24 @@ impl Default for Faults {
             methods: Vec::new(),
             seed: None,
             transitioning_seconds: 0,
+            out_of_capacity: Vec::new(),
+            capacity_rate: 0.0,
+            capacity_locations: Vec::new(),
+            sku_not_available: Vec::new(),
+            spot_eviction_rate: 0.0,
+            spot_evict_nth: Vec::new(),
+            spot_evict_after_ms: 1000,
         }
     }
+}
+
+/// Why a create is refused for capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `409 ServiceUnavailable`: the location has no capacity for the request now.
+    OutOfCapacity,
+    /// `409 SkuNotAvailable`: the location does not offer the SKU.
+    SkuNotAvailable,
 }
 
 /// A fault on one given call.
@@ -105,10 +138,15 @@ impl Faults {
             ("errorRate", self.error_rate),
             ("slowRate", self.slow_rate),
             ("dropRate", self.drop_rate),
+            ("capacityRate", self.capacity_rate),
+            ("spotEvictionRate", self.spot_eviction_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, not {rate}"));
             }
+        }
+        if self.spot_evict_nth.contains(&0) {
+            return Err("spotEvictNth counts Spot groups from 1, not 0".into());
         }
         if let Some(bad) = self.nth.iter().find(|fault| fault.call == 0) {
             return Err(format!(
@@ -135,6 +173,7 @@ pub struct FaultState {
     faults: Faults,
     rng: StdRng,
     calls: u64,
+    spot_groups: u64,
 }
 
 impl FaultState {
@@ -148,7 +187,34 @@ impl FaultState {
             faults,
             rng,
             calls: 0,
+            spot_groups: 0,
         }
+    }
+
+    /// Whether a create in `location` is refused for capacity, and how.
+    pub fn refusal(&mut self, location: &str) -> Option<Refusal> {
+        let faults = &self.faults;
+        let named = |list: &[String]| list.iter().any(|l| same_location(l, location));
+        if named(&faults.sku_not_available) {
+            return Some(Refusal::SkuNotAvailable);
+        }
+        if named(&faults.out_of_capacity) {
+            return Some(Refusal::OutOfCapacity);
+        }
+        let applies = faults.capacity_locations.is_empty() || named(&faults.capacity_locations);
+        let rate = faults.capacity_rate;
+        (applies && rate > 0.0 && self.rng.random_bool(rate)).then_some(Refusal::OutOfCapacity)
+    }
+
+    /// Counts a Spot group's create; whether to evict it, and after how long.
+    pub fn evict_spot(&mut self) -> Option<Duration> {
+        self.spot_groups += 1;
+        let faults = &self.faults;
+        let after = Duration::from_millis(faults.spot_evict_after_ms);
+        let rate = faults.spot_eviction_rate;
+        let chosen = faults.spot_evict_nth.contains(&self.spot_groups)
+            || (rate > 0.0 && self.rng.random_bool(rate));
+        chosen.then_some(after)
     }
 
     /// The faults in force.
@@ -203,6 +269,12 @@ impl FaultState {
         }
         decision
     }
+}
+
+/// Locations as ARM compares them: case and spaces aside.
+fn same_location(a: &str, b: &str) -> bool {
+    let normal = |l: &str| l.replace(' ', "").to_ascii_lowercase();
+    normal(a) == normal(b)
 }
 
 #[cfg(test)]
@@ -266,5 +338,60 @@ mod tests {
         assert!(error.starts_with("throttleRate"), "{error}");
         let error = serde_json::from_str::<Faults>(r#"{"throtleRate": 1}"#).unwrap_err();
         assert!(error.to_string().contains("throtleRate"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod capacity_tests {
+    use super::*;
+
+    #[test]
+    fn listed_locations_refuse_and_others_do_not() {
+        let mut state = FaultState::new(Faults {
+            out_of_capacity: vec!["westeurope".into()],
+            sku_not_available: vec!["North Europe".into()],
+            ..Faults::default()
+        });
+        assert_eq!(state.refusal("WestEurope"), Some(Refusal::OutOfCapacity));
+        assert_eq!(state.refusal("northeurope"), Some(Refusal::SkuNotAvailable));
+        assert_eq!(state.refusal("eastus"), None);
+    }
+
+    #[test]
+    fn the_capacity_rate_applies_only_where_it_is_set() {
+        let mut state = FaultState::new(Faults {
+            capacity_rate: 1.0,
+            capacity_locations: vec!["westeurope".into()],
+            ..Faults::default()
+        });
+        assert_eq!(state.refusal("westeurope"), Some(Refusal::OutOfCapacity));
+        assert_eq!(state.refusal("northeurope"), None);
+    }
+
+    #[test]
+    fn the_nth_spot_group_is_evicted_after_the_delay() {
+        let mut state = FaultState::new(Faults {
+            spot_evict_nth: vec![2],
+            spot_evict_after_ms: 250,
+            ..Faults::default()
+        });
+        assert_eq!(state.evict_spot(), None);
+        assert_eq!(state.evict_spot(), Some(Duration::from_millis(250)));
+        assert_eq!(state.evict_spot(), None);
+        let error = Faults {
+            spot_evict_nth: vec![0],
+            ..Faults::default()
+        };
+        assert!(error.validate().unwrap_err().starts_with("spotEvictNth"));
+        let error = Faults {
+            spot_eviction_rate: 2.0,
+            ..Faults::default()
+        };
+        assert!(
+            error
+                .validate()
+                .unwrap_err()
+                .starts_with("spotEvictionRate")
+        );
     }
 }

@@ -21,7 +21,8 @@
 //! - `sandbox` (bubblewrap arguments), `process` (processes and their logs), `cgroup` (limits),
 //!   `logs` (log buffers), `images` (the image map).
 //! - `auth`: the bearer token every route needs when one is configured.
-//! - `faults`, `quotas`, `stats`: the knobs and counters for tests.
+//! - `faults`, `quotas`, `stats`: the knobs and counters for tests; `capacity`: ACI's capacity
+//!   refusals the fault knobs ask for.
 //! - `model`: the ARM wire types; `config`: `Config`; `error`: `ArmError` and `Error`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -29,6 +30,7 @@
 pub mod aci;
 pub mod api_versions;
 pub mod auth;
+pub mod capacity;
 pub mod cgroup;
 pub mod config;
 pub mod error;

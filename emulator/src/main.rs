@@ -71,6 +71,27 @@ struct Args {
     /// POST start within this many seconds after a stop answers 409 ContainerGroupTransitioning.
     #[arg(long, default_value_t = 0)]
     transitioning_seconds: u64,
+    /// Locations out of capacity: creates there answer 409 ServiceUnavailable (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    out_of_capacity: Vec<String>,
+    /// Fraction of creates refused 409 ServiceUnavailable, in --capacity-locations.
+    #[arg(long, default_value_t = 0.0)]
+    capacity_rate: f64,
+    /// Where --capacity-rate applies (comma separated; every location when absent).
+    #[arg(long, value_delimiter = ',')]
+    capacity_locations: Vec<String>,
+    /// Locations without the SKU: creates there answer 409 SkuNotAvailable (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    sku_not_available: Vec<String>,
+    /// Fraction of Spot groups evicted once, drawn at their create.
+    #[arg(long, default_value_t = 0.0)]
+    spot_eviction_rate: f64,
+    /// Evict the Nth Spot group created, from 1 (repeatable).
+    #[arg(long = "spot-evict-nth", value_name = "N")]
+    spot_evict_nth: Vec<u64>,
+    /// Milliseconds after its create an evicted Spot group is evicted (once it runs).
+    #[arg(long, default_value_t = 1000)]
+    spot_evict_after_ms: u64,
     /// Milliseconds a new group stays Pending.
     #[arg(long, default_value_t = 0)]
     pending_ms: u64,
@@ -147,6 +168,13 @@ fn faults(args: &Args) -> anyhow::Result<Faults> {
         methods: args.fault_methods.clone(),
         seed: args.fault_seed,
         transitioning_seconds: args.transitioning_seconds,
+        out_of_capacity: args.out_of_capacity.clone(),
+        capacity_rate: args.capacity_rate,
+        capacity_locations: args.capacity_locations.clone(),
+        sku_not_available: args.sku_not_available.clone(),
+        spot_eviction_rate: args.spot_eviction_rate,
+        spot_evict_nth: args.spot_evict_nth.clone(),
+        spot_evict_after_ms: args.spot_evict_after_ms,
     })
 }
 

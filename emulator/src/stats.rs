@@ -20,7 +20,8 @@ pub struct Stats {
     pub groups: u64,
     /// ARM requests by kind (`put`, `get`, `list`, `delete`, `logs`, …).
     pub requests: BTreeMap<String, u64>,
-    /// Injected faults by kind (`throttle`, `error`, `slow`, `drop`).
+    /// Injected faults by kind (`throttle`, `error`, `slow`, `drop`; `capacity` and
+    /// `skuNotAvailable` refusals of creates, Spot `eviction`s).
     pub faults: BTreeMap<String, u64>,
 }
 
@@ -65,13 +66,21 @@ const KINDS: [(RequestKind, &str); 11] = [
     (RequestKind::Other, "other"),
 ];
 
-const FAULTS: [&str; 4] = ["throttle", "error", "slow", "drop"];
+const FAULTS: [&str; 7] = [
+    "throttle",
+    "error",
+    "slow",
+    "drop",
+    "capacity",
+    "skuNotAvailable",
+    "eviction",
+];
 
 /// The live counters (cheap atomics on the request path).
 #[derive(Debug, Default)]
 pub struct Counters {
     requests: [AtomicU64; 11],
-    faults: [AtomicU64; 4],
+    faults: [AtomicU64; 7],
     deletes: AtomicU64,
     creates: Mutex<HashMap<String, u64>>,
 }
@@ -86,7 +95,8 @@ impl Counters {
         self.requests[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts an injected fault (`throttle`, `error`, `slow`, `drop`).
+    /// Counts an injected fault (`throttle`, `error`, `slow`, `drop`, `capacity`,
+    /// `skuNotAvailable`, `eviction`).
     pub fn fault(&self, name: &str) {
         if let Some(index) = FAULTS.iter().position(|known| *known == name) {
             self.faults[index].fetch_add(1, Ordering::Relaxed);

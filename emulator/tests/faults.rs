@@ -12,13 +12,7 @@ use emulator::{FaultKind, Faults, NthFault};
 use serde_json::{Value, json};
 
 async fn set_faults(harness: &Harness, faults: Value) -> reqwest::Response {
-    harness
-        .client
-        .put(format!("{}/_emulator/faults", harness.base))
-        .json(&faults)
-        .send()
-        .await
-        .unwrap()
+    harness.set_faults(&faults).await
 }
 
 #[tokio::test]

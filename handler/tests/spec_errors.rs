@@ -379,6 +379,70 @@ fn seventy_malformed_specs_name_their_field() {
             p("groups[0].location"),
         ),
         (with("/groups/0/sku", json!("Standard")), p("groups[0].sku")),
+        // Priority, Spot evictions and regions, on the deployment and on a group.
+        (with("/priority", json!("Cheap")), p("priority")),
+        (with("/priority", json!(1)), p("priority")),
+        (
+            with("/spot", json!({ "fallbackToRegularAfter": 0 })),
+            p("spot.fallbackToRegularAfter"),
+        ),
+        (
+            with("/spot", json!({ "fallbackToRegularAfter": "2" })),
+            p("spot.fallbackToRegularAfter"),
+        ),
+        (with("/spot", json!({ "after": 2 })), p("spot.after")),
+        (with("/spot", json!(2)), p("spot")),
+        (with("/locations", json!([])), p("locations")),
+        (with("/locations", json!("westeurope")), p("locations")),
+        (
+            with("/locations", json!(["west/europe"])),
+            p("locations[0]"),
+        ),
+        (
+            with("/locations", json!(["westeurope", 4])),
+            p("locations[1]"),
+        ),
+        (
+            with("/locations", json!(["westeurope", "West Europe"])),
+            p("locations[1]"),
+        ),
+        (
+            with("/groups/0/priority", json!("Low")),
+            p("groups[0].priority"),
+        ),
+        (
+            with("/groups/0/spot", json!({ "fallbackToRegularAfter": 101 })),
+            p("groups[0].spot.fallbackToRegularAfter"),
+        ),
+        (
+            with("/groups/0/locations", json!(["northeurope", ""])),
+            p("groups[0].locations[1]"),
+        ),
+        (
+            {
+                let mut spec = with("/groups/0/location", json!("westeurope"));
+                spec["groups"][0]["locations"] = json!(["northeurope"]);
+                spec
+            },
+            p("groups[0].locations"),
+        ),
+        (
+            {
+                let mut spec = with("/priority", json!("Spot"));
+                spec["groups"][0]["properties"]["priority"] = json!("Regular");
+                spec
+            },
+            p("groups[0].properties.priority"),
+        ),
+        (
+            {
+                let mut spec = with("/groups/0/priority", json!("Spot"));
+                spec["groups"][0]["properties"]["ipAddress"] =
+                    json!({ "type": "Public", "ports": [{ "port": 80 }] });
+                spec
+            },
+            p("groups[0].priority"),
+        ),
     ];
     assert!(cases.len() >= 70, "{} cases", cases.len());
     for (i, (spec, field)) in cases.into_iter().enumerate() {
@@ -919,4 +983,44 @@ fn workflow_fields_are_checked_at_their_path() {
     ] {
         assert!(!text.contains(&format!("\"{key}\"")), "{key} in {text}");
     }
+}
+
+/// `priority`, `spot` and `locations` are read on the deployment and on a group (a group's own
+/// win), and a spec without them serialises exactly as before they existed.
+#[test]
+fn priority_spot_and_locations_are_read_where_given() {
+    let mut spec = good();
+    spec["priority"] = json!("spot");
+    spec["spot"] = json!({ "fallbackToRegularAfter": 2 });
+    spec["locations"] = json!(["westeurope", "northeurope"]);
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    assert_eq!(parsed.priority_of(0), Some(berth::spec::Priority::Spot));
+    assert_eq!(parsed.spot_of(0).fallback_to_regular_after, Some(2));
+    assert_eq!(parsed.locations_of(0), ["westeurope", "northeurope"]);
+
+    spec["groups"][0]["priority"] = json!("Regular");
+    spec["groups"][0]["location"] = json!("eastus");
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    assert_eq!(parsed.priority_of(0), Some(berth::spec::Priority::Regular));
+    assert!(parsed.locations_of(0).is_empty(), "its own location wins");
+
+    let plain = parse(
+        good().to_string().as_bytes(),
+        Format::Json,
+        || unreachable!(),
+    )
+    .unwrap();
+    let written = serde_json::to_value(&plain).unwrap();
+    for field in ["priority", "spot", "locations"] {
+        assert!(written.get(field).is_none(), "{field}");
+        assert!(
+            written["groups"][0].get(field).is_none(),
+            "groups[0].{field}"
+        );
+    }
+    // The priority inside properties still counts when Berth's field is absent.
+    let mut spec = good();
+    spec["groups"][0]["properties"]["priority"] = json!("Spot");
+    let parsed = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+    assert_eq!(parsed.priority_of(0), Some(berth::spec::Priority::Spot));
 }

@@ -11,12 +11,14 @@ use tokio::time::Instant;
 use super::operations::{OpKind, Operation};
 use super::reads::region_usage;
 use super::{Emulator, Entry};
+use crate::capacity;
 use crate::error::ArmError;
-use crate::lifecycle::{Action, Input, Provisioning, Runtime};
-use crate::model::{ContainerGroup, ContainerGroupUpdate, IdentityType};
+use crate::faults::Refusal;
+use crate::lifecycle::{Action, GroupState, Input, Provisioning, Runtime};
+use crate::model::{ContainerGroup, ContainerGroupUpdate, IdentityType, Priority};
 use crate::process::lock;
 use crate::quotas::{self, Remaining};
-use crate::record::{GroupKey, Record, View, normalize_location};
+use crate::record::{GroupKey, Record, View, normalize_location, resource_id};
 use crate::validate;
 
 /// The log line of a container in instant mode.
@@ -171,6 +173,22 @@ impl Emulator {
                     )
                 }
                 None => {
+                    let refusal = lock(&self.faults).refusal(&location);
+                    if let Some(refusal) = refusal {
+                        let kind = match refusal {
+                            Refusal::OutOfCapacity => "capacity",
+                            Refusal::SkuNotAvailable => "skuNotAvailable",
+                        };
+                        self.counters.fault(kind);
+                        let id = resource_id(&key.subscription, &key.resource_group, &key.name);
+                        return Err(capacity::refused(
+                            refusal,
+                            &spec,
+                            &id,
+                            &key.subscription,
+                            &location,
+                        ));
+                    }
                     let cores = cores_of(&spec);
                     if self.config.enforce_quotas {
                         let usage = region_usage(&groups, &key.subscription, &location);
@@ -183,6 +201,11 @@ impl Emulator {
                         self.config.enforce_quotas,
                     )?;
                     fill_identity_ids(&mut spec);
+                    if spec.properties.priority == Some(Priority::Spot)
+                        && let Some(after) = lock(&self.faults).evict_spot()
+                    {
+                        tokio::spawn(self.clone().evict_later(key.clone(), 1, after));
+                    }
                     let runtime = Runtime::new(spec.restart_policy(), &containers, &inits, 1);
                     let pending = runtime.clone();
                     let record = Record {
@@ -432,6 +455,34 @@ impl Emulator {
         };
         self.clone().run_actions(key, actions).await;
         Ok(outcome)
+    }
+
+    /// Evicts a Spot group (attempt `generation`) `after` its create, once it runs: ACI's Spot
+    /// eviction, restarted in place (`Input::Evicted`). A group that ended, was replaced or is
+    /// gone by then is left alone; one not running yet is waited for, a while.
+    async fn evict_later(self: Arc<Self>, key: GroupKey, generation: u64, after: Duration) {
+        const TRIES: u32 = 20;
+        for _ in 0..TRIES {
+            tokio::time::sleep(after.max(Duration::from_millis(50))).await;
+            let actions = {
+                let mut groups = lock(&self.groups);
+                let Some(entry) = groups.get_mut(&key) else {
+                    return;
+                };
+                let runtime = &entry.record.runtime;
+                if runtime.generation != generation || !runtime.is_active() {
+                    return;
+                }
+                if runtime.state() != GroupState::Running {
+                    continue;
+                }
+                self.apply_now(entry, Input::Evicted { generation })
+            };
+            self.counters.fault("eviction");
+            tracing::info!(aci.group = %key.name, aci.resource_group = %key.resource_group, "Spot container group evicted");
+            self.clone().run_actions(key, actions).await;
+            return;
+        }
     }
 
     /// Applies a user input under the lock; in instant mode a new attempt completes at once.

@@ -27,6 +27,10 @@ pub use states::{
 };
 use states::{running, terminated, waiting};
 
+/// The group event of a Spot eviction. ACI documents that an evicted Spot group is restarted
+/// automatically, not how its view shows it: this name is the emulator's.
+pub const EVICTED_EVENT: &str = "SpotEvicted";
+
 /// A run longer than this resets the crash-loop back-off, as the kubelet does.
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
 
@@ -288,6 +292,12 @@ impl Runtime {
             Input::Start => self.restart_all(now, false),
             Input::Restart => self.restart_all(now, true),
             Input::Recovered => self.recovered(now, backoff),
+            Input::Evicted { generation } => {
+                if generation != self.generation || self.state() != GroupState::Running {
+                    return Vec::new();
+                }
+                self.evicted(now)
+            }
         }
     }
 
@@ -489,6 +499,32 @@ impl Runtime {
                 generation: self.generation,
             },
         ]
+    }
+
+    /// A Spot eviction: a `SpotEvicted` warning on the group, each running container killed
+    /// (`Terminated`, exit code 137, `Evicted`), then a restart in place: restart counts go on,
+    /// and the killed state becomes `previousState`.
+    fn evicted(&mut self, now: OffsetDateTime) -> Vec<Action> {
+        push_event(
+            &mut self.events,
+            now,
+            EVICTED_EVENT,
+            "The Spot container group was evicted: Azure needed the capacity back. It is restarted automatically.",
+            "Warning",
+        );
+        for run in self.init_containers.iter_mut().chain(&mut self.containers) {
+            if matches!(run.phase, Phase::Running | Phase::BackOff) {
+                let started = run.current.as_ref().and_then(|state| state.start_time);
+                let message = format!(
+                    "Killing container {}: the Spot container group was evicted",
+                    run.name
+                );
+                push_event(&mut run.events, now, "Killing", &message, "Warning");
+                run.current = Some(terminated(started, now, KILLED_EXIT_CODE, "Evicted"));
+                run.phase = Phase::Exited(KILLED_EXIT_CODE);
+            }
+        }
+        self.restart_all(now, true)
     }
 
     fn recovered(&mut self, now: OffsetDateTime, backoff: Backoff) -> Vec<Action> {

@@ -82,6 +82,9 @@ pub enum Input {
     Restart,
     /// The emulator restarted and found this record: its processes are gone.
     Recovered,
+    /// Azure took a Spot group's capacity back: its containers are killed and the group is
+    /// restarted in place, as ACI restarts an evicted Spot group.
+    Evicted { generation: u64 },
 }
 
 /// What `aci` must do after a transition, for the `generation` that asked for it.

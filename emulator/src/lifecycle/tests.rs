@@ -381,6 +381,46 @@ fn recovery_reports_lost_processes_and_restarts_per_policy() {
 }
 
 #[test]
+fn an_eviction_kills_the_running_containers_and_restarts_the_group_in_place() {
+    let mut runtime = group(RestartPolicy::Never, &["job"]);
+    // Not running yet: nothing to evict.
+    let generation = runtime.generation;
+    assert!(
+        runtime
+            .apply(Input::Evicted { generation }, t(1), BACKOFF)
+            .is_empty()
+    );
+    start_all(&mut runtime);
+    let actions = runtime.apply(Input::Evicted { generation }, t(5), BACKOFF);
+    assert_eq!(
+        actions,
+        vec![Action::KillAll, Action::Provision { generation: 2 }]
+    );
+    let run = &runtime.containers[0];
+    let previous = run.previous.as_ref().unwrap();
+    assert_eq!(previous.state.as_deref(), Some("Terminated"));
+    assert_eq!(previous.exit_code, Some(KILLED_EXIT_CODE));
+    assert_eq!(previous.detail_status.as_deref(), Some("Evicted"));
+    assert_eq!(run.restart_count, 1);
+    assert_eq!(runtime.provisioning, Provisioning::Pending);
+    assert!(
+        runtime
+            .events
+            .iter()
+            .any(|e| e.name.as_deref() == Some(EVICTED_EVENT)
+                && e.kind.as_deref() == Some("Warning"))
+    );
+    // A late eviction of the replaced attempt changes nothing.
+    let before = runtime.clone();
+    assert!(
+        runtime
+            .apply(Input::Evicted { generation }, t(6), BACKOFF)
+            .is_empty()
+    );
+    assert_eq!(runtime, before);
+}
+
+#[test]
 fn repeated_events_are_folded_with_a_count() {
     let mut events = Vec::new();
     push_event(&mut events, t(1), "Started", "Started container", "Normal");

@@ -183,6 +183,16 @@ impl Harness {
         logs["content"].as_str().unwrap_or_default().to_string()
     }
 
+    /// `PUT /_emulator/faults`: replaces the fault knobs.
+    pub async fn set_faults(&self, faults: &Value) -> reqwest::Response {
+        self.client
+            .put(format!("{}/_emulator/faults", self.base))
+            .json(faults)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn stats(&self) -> Value {
         self.client
             .get(format!("{}/_emulator/stats", self.base))

@@ -64,7 +64,17 @@ pub struct Status<'a> {
 pub struct CostDoc {
     pub estimated_usd: f64,
     pub memory_gb_seconds: f64,
+    /// Seconds of container groups at `Regular` priority; absent while none ran.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub regular_seconds: f64,
+    /// Seconds of container groups at `Spot` priority; absent while none ran.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spot_seconds: f64,
     pub vcpu_seconds: f64,
+}
+
+fn is_zero(seconds: &f64) -> bool {
+    *seconds == 0.0
 }
 
 /// A spec group: where it stands in the workflow, its instances summarised, and its latest
@@ -201,6 +211,8 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
         cost: CostDoc {
             estimated_usd: round(usd, 6),
             memory_gb_seconds: round(cost.memory_gb_seconds, 3),
+            regular_seconds: round(cost.regular_seconds, 3),
+            spot_seconds: round(cost.spot_seconds, 3),
             vcpu_seconds: round(cost.vcpu_seconds, 3),
         },
         created_time: rfc3339(d.created),
@@ -278,8 +290,14 @@ pub struct InstanceDoc<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
     pub index: u32,
+    /// The region of its latest attempt, when the group names `locations`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<&'a serde_json::Value>,
+    /// The priority of its latest attempt (`Regular` or `Spot`), when the spec gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<&'static str>,
     /// `New`, `Running`, `Retrying`, `Succeeded` or `Failed`.
     pub state: &'static str,
 }
@@ -305,9 +323,11 @@ fn instance_doc<'a>(
         error: verdict.and_then(|v| v.error.as_deref()),
         exit_code: verdict.and_then(|v| v.exit_code),
         index,
+        location: inst.and_then(|i| i.location.as_deref()),
         output: inst
             .and_then(|i| i.completed.as_ref())
             .and_then(|c| c.output.as_ref()),
+        priority: inst.and_then(|i| i.priority).map(|p| p.as_str()),
         state,
     }
 }

@@ -63,6 +63,17 @@ impl ArmError {
         }
     }
 
+    /// Whether ARM refused a create for want of capacity in the region, so that another region
+    /// may take it: `ServiceUnavailable` ("The requested resource is not available in the
+    /// location ..."), `SkuNotAvailable`, or the region's container-group or core quota
+    /// (`ContainerGroupQuotaReached`).
+    pub fn is_capacity(&self) -> bool {
+        matches!(
+            self.code(),
+            Some("ServiceUnavailable" | "SkuNotAvailable" | "ContainerGroupQuotaReached")
+        )
+    }
+
     /// Whether ARM said the resource does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, ArmError::NotFound { .. })

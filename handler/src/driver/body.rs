@@ -96,9 +96,17 @@ impl Driver {
             "berth-created".into(),
             Value::from(self.clock.now().to_string()),
         );
-        let location = group
-            .location
-            .as_deref()
+        // The instance's own location and priority (its attempt's, after any fallback), over the
+        // group's.
+        let placed = d.instances.iter().find(|i| i.aci_name == instance);
+        if let Some(priority) = placed.and_then(|i| i.priority)
+            && let Some(map) = properties.as_object_mut()
+        {
+            map.insert("priority".into(), Value::from(priority.as_str()));
+        }
+        let location = placed
+            .and_then(|i| i.location.as_deref())
+            .or(group.location.as_deref())
             .unwrap_or(self.arm.target().location.as_str());
         let mut body = json!({ "location": location, "tags": tags, "properties": properties });
         if let Some(identity) = &group.identity {

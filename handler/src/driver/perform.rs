@@ -112,6 +112,13 @@ impl Driver {
                         };
                         vec![self.held(instance, reason)]
                     }
+                    Err(e) if e.is_capacity() => {
+                        tracing::warn!(deployment.id = %d.id, aci.group = %instance, error = %e, "create refused for capacity");
+                        vec![Event::CapacityRefused {
+                            instance: instance.clone(),
+                            reason: e.to_string(),
+                        }]
+                    }
                     Err(e) => {
                         tracing::warn!(deployment.id = %d.id, aci.group = %instance, error = %e, "create failed");
                         vec![failed(instance, ActionKind::Create, &e)]
@@ -121,11 +128,20 @@ impl Driver {
             Action::Observe { instance } => {
                 let at = self.clock.now();
                 match self.arm.look(instance).await {
-                    Ok(Look::Now(Some(group))) => vec![Event::Observed {
-                        instance: instance.clone(),
-                        observation: observation(&group),
-                        at,
-                    }],
+                    Ok(Look::Now(Some(group))) => {
+                        let mut events = vec![Event::Observed {
+                            instance: instance.clone(),
+                            observation: observation(&group),
+                            at,
+                        }];
+                        if let Some(reason) = eviction(d, instance, &group) {
+                            events.push(Event::Evicted {
+                                instance: instance.clone(),
+                                reason,
+                            });
+                        }
+                        events
+                    }
                     Ok(Look::Now(None)) => vec![Event::Missing {
                         instance: instance.clone(),
                     }],
@@ -310,5 +326,119 @@ fn observation(group: &ContainerGroup) -> Observation {
         state: view.and_then(|v| v.state.clone()).unwrap_or_default(),
         containers,
         problem,
+    }
+}
+
+/// Whether a Spot instance's group reports an eviction, and what it said. ACI restarts an evicted
+/// Spot group by itself; its view shows an event naming the eviction (the emulator's
+/// `SpotEvicted`), or, in a `Never` group, a container restarted without anyone asking (nothing
+/// else restarts one).
+fn eviction(d: &Deployment, instance: &str, group: &ContainerGroup) -> Option<String> {
+    let spot = d
+        .instances
+        .iter()
+        .find(|i| i.aci_name == instance)
+        .is_some_and(|i| i.priority == Some(crate::spec::Priority::Spot));
+    if !spot {
+        return None;
+    }
+    let props = &group.properties;
+    let mut events: Vec<&ArmEvent> = props
+        .instance_view
+        .as_ref()
+        .map(|v| v.events.iter().collect())
+        .unwrap_or_default();
+    for container in &props.containers {
+        if let Some(v) = &container.properties.instance_view {
+            events.extend(v.events.iter());
+        }
+    }
+    let named = events.into_iter().find(|e| {
+        e.name
+            .as_deref()
+            .is_some_and(|name| name.to_ascii_lowercase().contains("evict"))
+    });
+    if let Some(event) = named {
+        let name = event.name.clone().unwrap_or_default();
+        return Some(match &event.message {
+            Some(message) => format!("{name}: {message}"),
+            None => name,
+        });
+    }
+    let never = props
+        .restart_policy
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case("Never"));
+    let restarted = props.containers.iter().find(|c| {
+        c.properties
+            .instance_view
+            .as_ref()
+            .and_then(|v| v.restart_count)
+            .is_some_and(|n| n > 0)
+    });
+    match restarted {
+        Some(container) if never => Some(format!(
+            "container {} of a Never group was restarted by ACI",
+            container.name
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::{Instance, StartOptions};
+    use crate::spec::{Format, Priority, parse};
+
+    /// A deployment with one instance, `g-1`, at `priority`.
+    fn deployment(priority: Option<Priority>) -> Deployment {
+        let spec = json!({ "id": "d", "groups": [{ "name": "g", "properties": { "containers": [
+            { "name": "main", "properties": { "image": "busybox",
+                "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }] });
+        let spec = parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap();
+        let options = StartOptions::new("http://127.0.0.1:7071");
+        let mut d = crate::engine::start(spec, None, "digest".into(), options, 0).next;
+        let mut instance = Instance::new(0, 0, 1, "g-1".into());
+        instance.priority = priority;
+        d.instances.push(instance);
+        d
+    }
+
+    fn group(policy: &str, restarts: i64, group_events: Value) -> ContainerGroup {
+        serde_json::from_value(json!({ "name": "g-1", "properties": {
+            "restartPolicy": policy,
+            "instanceView": { "state": "Running", "events": group_events },
+            "containers": [{ "name": "main", "properties": { "instanceView": {
+                "restartCount": restarts, "currentState": { "state": "Running" } } } }] } }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_eviction_is_read_from_its_event_or_from_a_never_group_restarted() {
+        let spot = deployment(Some(Priority::Spot));
+        let event =
+            json!([{ "name": "SpotEvicted", "message": "capacity taken back", "type": "Warning" }]);
+        assert_eq!(
+            eviction(&spot, "g-1", &group("Never", 0, event.clone())).as_deref(),
+            Some("SpotEvicted: capacity taken back")
+        );
+        assert_eq!(
+            eviction(&spot, "g-1", &group("Never", 1, json!([]))).as_deref(),
+            Some("container main of a Never group was restarted by ACI")
+        );
+        // An OnFailure group restarts by itself; without an event that is no eviction.
+        assert_eq!(
+            eviction(&spot, "g-1", &group("OnFailure", 2, json!([]))),
+            None
+        );
+        assert_eq!(eviction(&spot, "g-1", &group("Never", 0, json!([]))), None);
+        // Only Spot instances are evicted.
+        for priority in [None, Some(Priority::Regular)] {
+            let d = deployment(priority);
+            assert_eq!(eviction(&d, "g-1", &group("Never", 1, event.clone())), None);
+        }
     }
 }

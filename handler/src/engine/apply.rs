@@ -6,6 +6,7 @@
 
 use super::event::{Action, ActionKind, Event};
 use super::names::{aci_name, instance_name};
+use super::placement;
 use super::policy::{self, CALLBACK_GRACE_MS, CREATE_CLAIM_MS};
 
 /// Options of a new deployment that come from configuration rather than from its spec.
@@ -33,7 +34,7 @@ use super::state::{
     Completed, Cost, Deployment, Hold, Instance, Millis, Outcome, Phase, Raised, RuntimeStatus,
     Verdict, Wake,
 };
-use crate::spec::{CleanupWhen, IsoDuration, Mode, Spec};
+use crate::spec::{CleanupWhen, IsoDuration, Mode, Priority, Spec};
 
 /// The result of applying one event: the state to save, then the actions to perform.
 #[derive(Clone, Debug, PartialEq)]
@@ -200,7 +201,7 @@ impl Plan {
     }
 }
 
-fn note(d: &mut Deployment, at: Millis, kind: &str, detail: impl Into<String>) {
+pub(super) fn note(d: &mut Deployment, at: Millis, kind: &str, detail: impl Into<String>) {
     if d.history.len() >= MAX_HISTORY {
         d.history.remove(MAX_HISTORY / 4);
     }
@@ -232,6 +233,11 @@ fn end_compute(d: &mut Deployment, index: usize, at: Millis) {
     let seconds = (at - created) as f64 / 1000.0;
     d.cost.vcpu_seconds += shape.cpu * seconds;
     d.cost.memory_gb_seconds += shape.memory_gb * seconds;
+    if inst.priority == Some(Priority::Spot) {
+        d.cost.spot_seconds += seconds;
+    } else {
+        d.cost.regular_seconds += seconds;
+    }
     d.instances[index].ended = Some(at);
 }
 
@@ -508,6 +514,26 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                 now,
             );
         }
+        Event::Evicted { instance, reason } => {
+            let i = find(d, &instance)?;
+            placement::evicted(d, i, reason, now);
+        }
+        Event::CapacityRefused { instance, reason } => {
+            let i = find(d, &instance)?;
+            if let Some(message) = placement::refused(d, i, &reason, now) {
+                note(
+                    d,
+                    now,
+                    "ActionFailed",
+                    format!("Create {instance}: {message}"),
+                );
+                d.instances[i].deleted = true;
+                match d.spec.mode {
+                    Mode::Job => judged(d, i, false, message, None, now),
+                    Mode::Service => conclude(d, RuntimeStatus::Failed, Some(message), now),
+                }
+            }
+        }
         Event::CreateHeld {
             instance,
             reason,
@@ -638,6 +664,7 @@ fn migrate(d: &mut Deployment) {
                     error: Some("the attempt failed".into()),
                     exit_code: None,
                     at: failed_at,
+                    evicted: false,
                 });
             }
         }
@@ -662,6 +689,7 @@ fn judged(
         error: (!succeeded).then(|| error.clone()),
         exit_code,
         at: now,
+        evicted: false,
     });
     inst.retiring = true;
     let name = inst.aci_name.clone();
@@ -670,7 +698,9 @@ fn judged(
         note(d, now, "InstanceSucceeded", name);
     } else {
         // A failure the retry answers is an attempt's; the last one is the instance's.
-        if generation < d.spec.retry_of(slot).max_attempts {
+        // Evicted attempts do not count against the retry.
+        let counted = generation - placement::evictions(d, slot, d.instances[i].index);
+        if counted < d.spec.retry_of(slot).max_attempts {
             let detail = format!("{name}: {error}; attempt {} follows", generation + 1);
             note(d, now, "AttemptFailed", detail);
         } else {
@@ -718,10 +748,16 @@ fn decide(d: &mut Deployment, now: Millis, plan: &mut Plan) {
 /// group has, `Succeeded` when none failed.
 fn judge_job(d: &mut Deployment, now: Millis, plan: &mut Plan) {
     for i in 0..d.instances.len() {
-        if !d.instances[i].retiring
-            && d.instances[i].verdict.is_none()
-            && let Some((succeeded, error, exit_code)) = judge_instance(d, i, now, plan)
-        {
+        if d.instances[i].retiring || d.instances[i].verdict.is_some() {
+            continue;
+        }
+        let verdict = judge_instance(d, i, now, plan);
+        // An eviction ends the attempt unless the group still completed successfully (ACI
+        // restarts an evicted group in place, and it may have run to the end before a look).
+        let success = matches!(verdict, Some((true, _, _)));
+        if !success && let Some(reason) = d.instances[i].evicted.clone() {
+            placement::judge(d, i, &reason, now);
+        } else if let Some((succeeded, error, exit_code)) = verdict {
             judged(d, i, succeeded, error, exit_code, now);
         }
     }
@@ -995,7 +1031,10 @@ fn add_instance(
     }
     // A deployment-wide `completed` that came before this instance existed.
     let completed = d.completed.take();
+    let (priority, location) = placement::place(d, slot, index, &name, now);
     let mut instance = Instance::new(slot, index, generation, name);
+    instance.priority = priority;
+    instance.location = location;
     instance.blocked_until = blocked_until;
     instance.completed = completed;
     d.instances.push(instance);

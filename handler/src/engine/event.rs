@@ -60,6 +60,11 @@ pub enum Event {
     },
     /// An instance's own `heartbeat` callback (its URL names it): its containers are alive.
     Heartbeat { instance: String },
+    /// ARM's view of the instance reports a Spot eviction (`reason`: what it said).
+    Evicted { instance: String, reason: String },
+    /// ARM refused the instance's create for capacity in its region (`ServiceUnavailable`,
+    /// `SkuNotAvailable`, a regional quota): nothing was created.
+    CapacityRefused { instance: String, reason: String },
 }
 
 impl Event {

@@ -78,9 +78,22 @@ pub fn task(d: &Deployment, slot: usize, latest: Option<&Instance>) -> Task {
         Some(v) if v.succeeded => Task::Succeeded,
         Some(v) => {
             let retry = d.spec.retry_of(slot);
-            if inst.generation < retry.max_attempts {
-                let next = inst.generation + 1;
-                let at = v.at + super::policy::retry_delay(retry.backoff.millis(), next);
+            // Evicted attempts are retried at once, and do not count against `maxAttempts`.
+            let evictions = if inst.generation == 1 {
+                u32::from(v.evicted)
+            } else {
+                super::placement::evictions(d, slot, inst.index)
+            };
+            let next = inst.generation + 1;
+            if v.evicted {
+                if evictions <= super::placement::MAX_EVICTIONS {
+                    Task::Retry { at: v.at, next }
+                } else {
+                    Task::Failed
+                }
+            } else if inst.generation - evictions < retry.max_attempts {
+                let counted = inst.generation - evictions + 1;
+                let at = v.at + super::policy::retry_delay(retry.backoff.millis(), counted);
                 Task::Retry { at, next }
             } else {
                 Task::Failed

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod event;
 pub mod flow;
 pub mod names;
+pub mod placement;
 pub mod policy;
 pub mod round;
 pub mod state;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::spec::Spec;
+use crate::spec::{Priority, Spec};
 
 /// Milliseconds since the Unix epoch (UTC). The engine never reads a clock: `now` is passed in.
 pub type Millis = i64;
@@ -242,6 +242,19 @@ pub struct Instance {
     /// followed by the next attempt while the group's retry allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// The priority it is created with (`None`: not given, ACI's `Regular`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    /// The region it is created in, from the group's `locations` (`None`: the group's
+    /// `location`, else `BERTH_LOCATION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The regions that refused its create for capacity, with ACI's reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    /// ACI reported it evicted (Spot), and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evicted: Option<String>,
     /// Its create is held for capacity (a core quota or `BERTH_MAX_CORES`): it stays pending until
     /// then, and is created once it fits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +303,10 @@ impl Instance {
             ended: None,
             completed: None,
             verdict: None,
+            priority: None,
+            location: None,
+            refused: Vec::new(),
+            evicted: None,
             held: None,
             last_beat: None,
         }
@@ -307,6 +324,10 @@ pub struct Verdict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
     pub at: Millis,
+    /// The attempt ended because ACI evicted it (Spot): it is retried without counting against
+    /// the retry's `maxAttempts`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evicted: bool,
 }
 
 /// What ARM said about a group at one look.
@@ -370,6 +391,12 @@ impl Observation {
 pub struct Cost {
     pub vcpu_seconds: f64,
     pub memory_gb_seconds: f64,
+    /// Seconds of container groups that ran at `Spot` priority.
+    #[serde(default)]
+    pub spot_seconds: f64,
+    /// Seconds of container groups that ran at `Regular` priority (ACI's default).
+    #[serde(default)]
+    pub regular_seconds: f64,
 }
 
 /// One entry of a deployment's history.

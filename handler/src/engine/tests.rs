@@ -65,6 +65,9 @@ fn observation(state: &str, containers: &[(&str, &str, Option<i64>)]) -> Observa
 /// What a look at an instance answers, by instance name and look count.
 type Script = Box<dyn Fn(&str, u32) -> Observation>;
 
+/// Whether the Nth create of, or look at, an instance meets a fault, and why.
+type Fault = Box<dyn Fn(&str, u32) -> Option<String>>;
+
 /// A simulated ARM world: how each instance answers looks, with a clock.
 struct World {
     now: Millis,
@@ -75,6 +78,12 @@ struct World {
     creates: u32,
     /// PUTs per group name (a second PUT of a name would recreate or restart it).
     puts: std::collections::HashMap<String, u32>,
+    /// Whether the Nth create of a name (from 1) is refused for capacity, and why.
+    refuse: Fault,
+    /// Whether the Nth look at a name reports a Spot eviction, and why.
+    evict: Fault,
+    /// Creates refused, per name.
+    refusals: std::collections::HashMap<String, u32>,
 }
 
 impl World {
@@ -86,6 +95,9 @@ impl World {
             created: Default::default(),
             creates: 0,
             puts: Default::default(),
+            refuse: Box::new(|_, _| None),
+            evict: Box::new(|_, _| None),
+            refusals: Default::default(),
         }
     }
 
@@ -105,6 +117,15 @@ impl World {
                         at: self.now,
                     }];
                 }
+                let tries = self.puts.get(instance).copied().unwrap_or(0)
+                    + self.refusals.get(instance).copied().unwrap_or(0);
+                if let Some(reason) = (self.refuse)(instance, tries + 1) {
+                    *self.refusals.entry(instance.clone()).or_default() += 1;
+                    return vec![Event::CapacityRefused {
+                        instance: instance.clone(),
+                        reason,
+                    }];
+                }
                 self.creates += 1;
                 *self.puts.entry(instance.clone()).or_default() += 1;
                 self.created.insert(instance.clone());
@@ -120,11 +141,18 @@ impl World {
                 }
                 let n = self.looks.entry(instance.clone()).or_default();
                 *n += 1;
-                vec![Event::Observed {
+                let mut events = vec![Event::Observed {
                     instance: instance.clone(),
                     observation: (self.script)(instance, *n),
                     at: self.now,
-                }]
+                }];
+                if let Some(reason) = (self.evict)(instance, *n) {
+                    events.push(Event::Evicted {
+                        instance: instance.clone(),
+                        reason,
+                    });
+                }
+                events
             }
             Action::Stop { instance } => vec![Event::Stopped {
                 instance: instance.clone(),
@@ -1212,3 +1240,211 @@ fn a_checkpoint_from_before_per_instance_verdicts_carries_on() {
 }
 
 mod hold_and_beat;
+// Spot evictions and region fallback.
+
+fn spot_spec(extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({ "priority": "Spot", "retry": { "maxAttempts": 1 } });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    spec
+}
+
+/// The first two attempts are evicted at their first look; later ones exit 0 at their second.
+fn evicted_twice() -> World {
+    let mut world = World::new(|_, n| {
+        if n >= 2 {
+            observation("Succeeded", &[("main", "Terminated", Some(0))])
+        } else {
+            observation("Running", &[("main", "Running", None)])
+        }
+    });
+    world.evict = Box::new(|name, n| {
+        let early = name.ends_with("-1") || name.ends_with("-2");
+        (early && n == 1).then(|| "SpotEvicted: the capacity was needed back".to_owned())
+    });
+    world
+}
+
+#[test]
+fn an_evicted_spot_attempt_is_retried_without_using_up_the_retry() {
+    let mut world = evicted_twice();
+    let (d, checkpoints) = run(started(spot_spec(json!({}))), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded, "{:?}", d.history);
+    assert_eq!(d.attempt, 3, "two evictions, then the attempt that ran");
+    assert_eq!(world.creates, 3);
+    assert!(
+        world.puts.values().all(|n| *n == 1),
+        "one create per attempt"
+    );
+    let evicted: Vec<bool> = d
+        .instances
+        .iter()
+        .map(|i| i.verdict.as_ref().unwrap().evicted)
+        .collect();
+    assert_eq!(evicted, [true, true, false]);
+    assert!(
+        d.instances
+            .iter()
+            .all(|i| i.priority == Some(crate::spec::Priority::Spot))
+    );
+    let error = d.instances[0]
+        .verdict
+        .as_ref()
+        .unwrap()
+        .error
+        .clone()
+        .unwrap();
+    assert!(error.starts_with("Evicted: SpotEvicted"), "{error}");
+    let evictions = d.history.iter().filter(|h| h.kind == "Evicted").count();
+    assert_eq!(evictions, 2);
+    // Every checkpoint saved on the way reads back as it was written.
+    for saved in &checkpoints {
+        let json = serde_json::to_string(saved).unwrap();
+        let loaded: Deployment = serde_json::from_str(&json).unwrap();
+        assert_eq!(&loaded, saved);
+    }
+}
+
+#[test]
+fn spot_and_regular_seconds_are_kept_apart() {
+    let spot = created(spot_spec(json!({}))).next;
+    let instance = "job-1-work-1".to_owned();
+    let d = apply(&spot, Event::Deleted { instance }, T0 + 5_001)
+        .unwrap()
+        .next;
+    assert_eq!((d.cost.spot_seconds, d.cost.regular_seconds), (5.0, 0.0));
+    let regular = created(json!({})).next;
+    let instance = "job-1-work-1".to_owned();
+    let d = apply(&regular, Event::Deleted { instance }, T0 + 2_001)
+        .unwrap()
+        .next;
+    assert_eq!((d.cost.spot_seconds, d.cost.regular_seconds), (0.0, 2.0));
+    assert_eq!(d.cost.vcpu_seconds, 2.0);
+}
+
+#[test]
+fn after_k_evictions_the_next_attempt_runs_regular() {
+    let mut world = evicted_twice();
+    let spec = spot_spec(json!({ "spot": { "fallbackToRegularAfter": 1 } }));
+    let (d, _) = run(started(spec), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded, "{:?}", d.history);
+    let priorities: Vec<_> = d.instances.iter().map(|i| i.priority).collect();
+    use crate::spec::Priority::{Regular, Spot};
+    assert_eq!(
+        priorities,
+        [Some(Spot), Some(Regular)],
+        "the second attempt runs Regular, and a Regular group is not evicted"
+    );
+    assert!(d.history.iter().any(|h| h.kind == "PriorityFallback"));
+}
+
+#[test]
+fn evictions_past_the_limit_fail_the_instance() {
+    let mut world = World::new(|_, _| observation("Running", &[("main", "Running", None)]));
+    world.evict = Box::new(|_, n| (n == 1).then(|| "SpotEvicted".to_owned()));
+    let (d, _) = run(started(spot_spec(json!({}))), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Failed);
+    assert_eq!(d.attempt, placement::MAX_EVICTIONS + 1);
+    assert!(d.outcome.unwrap().error.unwrap().contains("Evicted"));
+}
+
+#[test]
+fn an_eviction_does_not_undo_a_group_that_completed() {
+    let mut world = World::new(|_, _| observation("Succeeded", &[("main", "Terminated", Some(0))]));
+    world.evict = Box::new(|_, _| Some("SpotEvicted".to_owned()));
+    let (d, _) = run(started(spot_spec(json!({}))), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded);
+    assert_eq!(world.creates, 1);
+}
+
+#[test]
+fn a_create_refused_for_capacity_moves_to_the_next_location() {
+    let mut world = exits_world();
+    world.refuse = Box::new(|_, n| {
+        (n == 1).then(|| "ServiceUnavailable: not available in the location".to_owned())
+    });
+    let spec = json!({ "locations": ["westeurope", "northeurope"] });
+    let (d, _) = run(started(spec), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded, "{:?}", d.history);
+    assert_eq!(world.creates, 1);
+    let inst = &d.instances[0];
+    assert_eq!(inst.location.as_deref(), Some("northeurope"));
+    assert_eq!(inst.generation, 1, "a fallback is not a new attempt");
+    let fallback = d
+        .history
+        .iter()
+        .find(|h| h.kind == "LocationFallback")
+        .unwrap();
+    assert_eq!(
+        fallback.detail,
+        "job-1-work-1: from westeurope to northeurope: ServiceUnavailable: not available in the location"
+    );
+}
+
+fn exits_world() -> World {
+    World::new(exits_after(2, 0))
+}
+
+#[test]
+fn refused_in_every_location_fails_the_attempt_naming_each_then_retries_from_the_first() {
+    let mut world = exits_world();
+    world.refuse = Box::new(|name, _| name.ends_with("-1").then(|| "SkuNotAvailable".to_owned()));
+    let spec = json!({
+        "locations": ["westeurope", "northeurope"],
+        "retry": { "maxAttempts": 2, "backoff": "PT1S" }
+    });
+    let (d, _) = run(started(spec), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded, "{:?}", d.history);
+    let first = d.instances[0].verdict.as_ref().unwrap();
+    assert_eq!(
+        first.error.as_deref(),
+        Some(
+            "no capacity for container group job-1-work-1 in any of its locations \
+             (westeurope: SkuNotAvailable; northeurope: SkuNotAvailable)"
+        )
+    );
+    assert_eq!(d.instances[1].location.as_deref(), Some("westeurope"));
+    assert_eq!(world.creates, 1);
+
+    let mut world = exits_world();
+    world.refuse = Box::new(|_, _| Some("SkuNotAvailable".to_owned()));
+    let (d, _) = run(
+        started(json!({ "locations": ["westeurope", "northeurope"] })),
+        &mut world,
+        vec![],
+    );
+    assert_eq!(d.status, RuntimeStatus::Failed);
+    assert!(d.outcome.unwrap().error.unwrap().starts_with("no capacity"));
+    assert_eq!(world.creates, 0);
+
+    // One region and no list: the refusal fails the attempt at once, saying so.
+    let mut world = exits_world();
+    world.refuse = Box::new(|_, _| Some("ContainerGroupQuotaReached: the quota".to_owned()));
+    let (d, _) = run(started(json!({})), &mut world, vec![]);
+    assert_eq!(
+        d.outcome.unwrap().error.as_deref(),
+        Some(
+            "creating container group job-1-work-1 was refused for capacity: \
+             ContainerGroupQuotaReached: the quota"
+        )
+    );
+}
+
+#[test]
+fn a_spec_without_placement_creates_as_before() {
+    let mut world = exits_world();
+    let (d, _) = run(started(json!({})), &mut world, vec![]);
+    assert_eq!(d.status, RuntimeStatus::Succeeded);
+    let inst = &d.instances[0];
+    assert_eq!((inst.priority, inst.location.as_deref()), (None, None));
+    let json = serde_json::to_value(inst).unwrap();
+    for field in ["priority", "location", "refused", "evicted"] {
+        assert!(
+            json.get(field).is_none(),
+            "{field} is not written when unset"
+        );
+    }
+}

@@ -15,8 +15,8 @@ pub fn group_rules(properties: &Value, path: &FieldPath, problems: &mut Problems
     record(rules::check(properties, None), path, problems);
 }
 
-/// Checks every group of `spec` against the rules, region rules included, in the group's own
-/// `location` or else `default_location`.
+/// Checks every group of `spec` against the rules, region rules included, in each of the group's
+/// `locations`, else its own `location`, else `default_location`.
 pub fn at_location(spec: &Spec, default_location: &str) -> Result<(), SpecErrors> {
     let mut problems = Problems::default();
     for (index, group) in spec.groups.iter().enumerate() {
@@ -24,12 +24,23 @@ pub fn at_location(spec: &Spec, default_location: &str) -> Result<(), SpecErrors
             .key("groups")
             .index(index)
             .key("properties");
-        let location = group.location.as_deref().unwrap_or(default_location);
-        record(
-            rules::check(&group.properties, Some(location)),
-            &path,
-            &mut problems,
-        );
+        let single = [group.location.as_deref().unwrap_or(default_location)];
+        let listed = spec.locations_of(index);
+        let locations: Vec<&str> = if listed.is_empty() {
+            single.to_vec()
+        } else {
+            listed.iter().map(String::as_str).collect()
+        };
+        let mut violations: Vec<Violation> = Vec::new();
+        for location in locations {
+            for violation in rules::check(&group.properties, Some(location)) {
+                // Rules that do not depend on the region break once, not once per location.
+                if !violations.contains(&violation) {
+                    violations.push(violation);
+                }
+            }
+        }
+        record(violations, &path, &mut problems);
     }
     problems.finish()
 }

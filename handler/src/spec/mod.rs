@@ -6,6 +6,7 @@ pub mod duration;
 pub mod error;
 pub mod model;
 pub mod parse;
+pub mod placement;
 pub mod secrets;
 pub mod settings;
 pub mod validate;
@@ -17,4 +18,5 @@ pub use model::{
     Cleanup, CleanupWhen, Completion, GroupSpec, Mode, RestartPolicy, Retry, RunWhen, Spec,
 };
 pub use parse::{Format, parse};
+pub use placement::{Priority, SpotPolicy};
 pub use settings::SettingsPolicy;

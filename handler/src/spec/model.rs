@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::duration::IsoDuration;
+use super::placement::Placement;
 
 /// A validated deployment spec. `groups[].properties` is ACI's own `containerGroup.properties`
 /// object, kept as JSON so that fields Berth does not know pass through to ARM untouched.
@@ -28,6 +29,9 @@ pub struct Spec {
     /// ends (`None`: no heartbeats are expected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_timeout: Option<IsoDuration>,
+    /// The groups' priority, Spot policy and regions, where a group does not give its own.
+    #[serde(flatten)]
+    pub placement: Placement,
 }
 
 impl Spec {
@@ -94,6 +98,9 @@ pub struct GroupSpec {
     /// The group's own heartbeat timeout, over the deployment's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_timeout: Option<IsoDuration>,
+    /// The group's own priority, Spot policy and regions.
+    #[serde(flatten)]
+    pub placement: Placement,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -9,7 +9,7 @@ use super::duration::IsoDuration;
 use super::error::{FieldPath, Problems, SpecError, SpecErrors};
 use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
 use super::validate::{self, Limits};
-use super::workflow;
+use super::{placement, workflow};
 
 /// The largest spec accepted, in bytes (ARM's own limit for a template is 4 MB; a container group is
 /// far smaller, and the spec is kept in every checkpoint).
@@ -231,7 +231,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         ));
     };
     let mut problems = Problems::default();
-    const KNOWN: [&str; 11] = [
+    const KNOWN: [&str; 14] = [
         "id",
         "mode",
         "groups",
@@ -242,6 +242,9 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         "captureLogs",
         "tags",
         "heartbeatTimeout",
+        "priority",
+        "spot",
+        "locations",
         "$schema",
     ];
     for key in doc.keys() {
@@ -308,6 +311,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
     };
 
     let tags = tags(doc.remove("tags"), &root.key("tags"), &mut problems);
+    let place = placement::take(&mut doc, &root, &mut problems);
 
     let groups_path = root.key("groups");
     let mut groups = Vec::new();
@@ -321,6 +325,13 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
             }
             for (i, item) in items.into_iter().enumerate() {
                 if let Some(group) = group(item, &groups_path.index(i), mode, &mut problems) {
+                    let spec_priority = place.priority.is_some();
+                    placement::check_group(
+                        &group,
+                        &groups_path.index(i),
+                        spec_priority,
+                        &mut problems,
+                    );
                     groups.push(group);
                 }
             }
@@ -338,8 +349,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         Some(_) => problems.add(&groups_path, "must be an array of {name, properties}"),
     }
 
-    problems.finish()?;
-    Ok(Spec {
+    let spec = Spec {
         id,
         mode,
         groups,
@@ -350,7 +360,11 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         capture_logs,
         tags,
         heartbeat_timeout,
-    })
+        placement: place,
+    };
+    placement::check_spot(&spec, &mut problems);
+    problems.finish()?;
+    Ok(spec)
 }
 
 pub(super) fn completion(
@@ -577,12 +591,14 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
         }
     };
     let flow = workflow::group_fields(&mut map, path, mode, problems);
+    let place = placement::take(&mut map, path, problems);
     for key in map.keys() {
         problems.add(
             &path.key(key),
             format!(
-                "unknown field; a group has name, properties, identity, zones, location, {}",
-                workflow::GROUP_FIELDS.join(", ")
+                "unknown field; a group has name, properties, identity, zones, location, {}, {}",
+                workflow::GROUP_FIELDS.join(", "),
+                placement::FIELDS.join(", ")
             ),
         );
     }
@@ -603,5 +619,6 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
         timeout: flow.timeout,
         completion: flow.completion,
         heartbeat_timeout: flow.heartbeat_timeout,
+        placement: place,
     })
 }

@@ -62,14 +62,19 @@ pub fn line(
     )
 }
 
+/// The end of the line: Spot evictions and region fallbacks Berth handled.
+pub fn capacity_counts(evictions: usize, fallbacks: usize) -> String {
+    format!(", {evictions} evictions, {fallbacks} fallbacks")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_line_has_the_documented_shape() {
         assert_eq!(
-            super::line(200, 50, 0, 1, 2, 3, 4),
+            super::line(200, 50, 0, 1, 2, 3, 4) + &super::capacity_counts(5, 6),
             "chaos: 200 deployments, 50 kills, 0 lost, 1 duplicate creates, 2 orphans, 3 missing logs, \
-             4 quota holds"
+             4 quota holds, 5 evictions, 6 fallbacks"
         );
     }
 }

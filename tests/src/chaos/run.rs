@@ -15,7 +15,7 @@ use super::rng::Rng;
 use super::tamper::{self, Tampering};
 use super::verify::{self, Ending, Findings};
 use super::workload::Kind;
-use super::{Options, line};
+use super::{Options, capacity_counts, line};
 
 /// What a run found, with the counts of its line.
 pub struct Outcome {
@@ -341,7 +341,7 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         findings.orphans(),
         findings.missing_logs.len(),
         findings.quota_holds,
-    );
+    ) + &capacity_counts(findings.evictions, findings.fallbacks);
     let passed = findings.lost.is_empty()
         && findings.duplicates() == 0
         && findings.orphans() == 0

@@ -1,6 +1,6 @@
 //! What the harness does to the system while deployments run, besides killing handlers:
 //! duplicating and delaying step messages on the queue, and making the emulator answer 429, 500,
-//! slowly or not at all.
+//! slowly or not at all, refuse creates for capacity and evict Spot groups.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::cluster::QUEUE;
 use super::rng::Rng;
+use super::workload::LOCATIONS;
 
 /// Counters of what was done.
 #[derive(Debug, Default)]
@@ -125,7 +126,20 @@ fn phase(rng: &mut Rng) -> Value {
             faults["dropRate"] = json!(0.01);
         }
     }
+    capacity(&mut faults);
     faults
+}
+
+/// ACI's capacity conditions, in every phase: a third of the creates in the first region refused
+/// `ServiceUnavailable` (the second always has room), and a third of the Spot groups evicted
+/// half a second into their run.
+fn capacity(faults: &mut Value) {
+    faults["capacityRate"] = json!(0.3);
+    faults["capacityLocations"] = json!([LOCATIONS[0]]);
+    faults["spotEvictionRate"] = json!(0.3);
+    // And the first Spot group of each phase, so that a short run sees evictions too.
+    faults["spotEvictNth"] = json!([1]);
+    faults["spotEvictAfterMs"] = json!(500);
 }
 
 /// Sets the emulator's faults at `url`.

@@ -46,6 +46,10 @@ pub struct Findings {
     pub groups_created: usize,
     /// Creates held for capacity (`CreateHeld` in the histories; see [`super::cluster::CORES`]).
     pub quota_holds: usize,
+    /// Attempts that ended evicted (Spot), from the deployments' histories.
+    pub evictions: usize,
+    /// Creates moved to the next region after a capacity refusal, from the histories.
+    pub fallbacks: usize,
 }
 
 impl Findings {
@@ -177,6 +181,11 @@ pub async fn check(cluster: &Cluster, endings: &[Ending]) -> anyhow::Result<Find
                     && let Some(name) = event["detail"].as_str()
                 {
                     ran.insert(name.to_owned());
+                }
+                match event["eventType"].as_str() {
+                    Some("Evicted") => findings.evictions += 1,
+                    Some("LocationFallback") => findings.fallbacks += 1,
+                    _ => {}
                 }
             }
         }

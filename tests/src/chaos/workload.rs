@@ -4,6 +4,10 @@
 
 use serde_json::{Value, json};
 
+/// The regions the quick and share jobs may run in, in order: the emulator refuses some creates
+/// in the first for capacity (see `tamper`), and Berth makes them in the second.
+pub const LOCATIONS: [&str; 2] = ["westeurope", "northeurope"];
+
 /// The share's account and name (the emulator keeps it at `shares/<account>/<share>/`).
 pub const SHARE_ACCOUNT: &str = "chaosacct";
 pub const SHARE_NAME: &str = "chaos";
@@ -139,6 +143,7 @@ impl Kind {
             Kind::Service => spec["mode"] = json!("service"),
             Kind::Quick | Kind::Share | Kind::Pipeline => {}
         }
+        spot_and_regions(self, &mut spec);
         spec
     }
 }
@@ -184,6 +189,18 @@ fn pipeline_spec(id: &str) -> Value {
         "captureLogs": true,
         "tags": { "chaos": Kind::Pipeline.label() },
     })
+}
+
+/// Quick jobs run at Spot priority (the emulator evicts some; Berth retries them, `Regular` after
+/// two evictions); quick and share jobs name two regions.
+fn spot_and_regions(kind: Kind, spec: &mut Value) {
+    if kind == Kind::Quick {
+        spec["priority"] = json!("Spot");
+        spec["spot"] = json!({ "fallbackToRegularAfter": 2 });
+    }
+    if matches!(kind, Kind::Quick | Kind::Share) {
+        spec["locations"] = json!(LOCATIONS);
+    }
 }
 
 #[cfg(test)]
