@@ -333,6 +333,7 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         findings.unexpected.len(),
         elapsed.as_secs_f64()
     );
+    eprintln!("chaos: slowest {}", slowest(&endings, 5));
     let line = line(
         options.deployments,
         kills,
@@ -353,4 +354,29 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         elapsed,
         passed,
     })
+}
+
+/// The `n` deployments that took longest from creation to their last update, as
+/// `id (kind) N s`: where a slow run spent its time.
+fn slowest(endings: &[Ending], n: usize) -> String {
+    let parse = |s: &Value, field: &str| {
+        s[field].as_str().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+    };
+    let mut took: Vec<(f64, &Ending)> = endings
+        .iter()
+        .filter_map(|e| {
+            let s = e.status.as_ref()?;
+            let spent = parse(s, "lastUpdatedTime")? - parse(s, "createdTime")?;
+            Some((spent.as_seconds_f64(), e))
+        })
+        .collect();
+    took.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let shown: Vec<String> = took
+        .iter()
+        .take(n)
+        .map(|(seconds, e)| format!("{} ({:?}) {seconds:.0} s", e.id, e.kind))
+        .collect();
+    shown.join(", ")
 }
