@@ -212,7 +212,7 @@ pub(super) fn list(
              </tr></thead><tbody>",
         );
         for d in shown {
-            let doc = status::status(d, dash.api.prices);
+            let doc = status::status(d, &dash.api.prices, dash.api.driver.now());
             let _ = write!(
                 main,
                 "<tr><th scope=\"row\"><a href=\"{}\">{}</a></th><td>{}</td><td>{:?}</td>\
@@ -333,7 +333,7 @@ fn section(id: &str, title: &str, body: &str, live: bool) -> String {
 }
 
 fn summary(dash: &Dashboard, d: &Deployment) -> String {
-    let doc = status::status(d, dash.api.prices);
+    let doc = status::status(d, &dash.api.prices, dash.api.driver.now());
     let mut out = String::from("<dl class=\"summary\">");
     let mut row = |name: &str, value: String| {
         let _ = write!(out, "<dt>{name}</dt><dd>{value}</dd>");
@@ -367,7 +367,7 @@ fn summary(dash: &Dashboard, d: &Deployment) -> String {
 /// The workflow: each spec group with its dependencies, how it stands and its instances, as a
 /// layered graph (a group right of everything it depends on) and as a table that says the same.
 fn workflow(dash: &Dashboard, d: &Deployment) -> String {
-    let doc = status::status(d, dash.api.prices);
+    let doc = status::status(d, &dash.api.prices, dash.api.driver.now());
     let groups = &d.spec.groups;
     let slot_of = |name: &str| groups.iter().position(|g| g.name == name);
     // Depth: the longest chain of dependencies below a group (the spec has no cycles).
