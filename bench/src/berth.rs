@@ -128,7 +128,7 @@ impl Berth {
             driver: driver.clone(),
             api_key: built.api.api_key.clone(),
             public_url: built.api.public_url.clone(),
-            prices: built.api.prices,
+            prices: built.api.prices.clone(),
             loopback_only: false,
         });
         let sweep = Sweep {

@@ -52,6 +52,8 @@ pub async fn measure(count: usize, window: Duration) -> anyhow::Result<Live> {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "warn")
         .env("BERTH_API_KEY", &key)
+        // `serve` requires it (containers would call back there; these never run).
+        .env("BERTH_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .envs(handler_env(dir.path(), &emulator.endpoint))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -25,7 +25,7 @@ struct Args {
     /// Azurite's connection string (`UseDevelopmentStorage=true`); Azurite runs are skipped without it.
     #[arg(long, env = "BERTH_BENCH_AZURITE")]
     azurite: Option<String>,
-    /// Only these items (comma separated: throughput, duroxide, floor, cost, footprint, live, sweep).
+    /// Only these items (comma separated: throughput, duroxide, floor, cost, footprint, live, sweep, fanout).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// `handler` as the Function App package build makes it (bench/run.sh builds it with

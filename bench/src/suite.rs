@@ -13,10 +13,12 @@ use serde_json::{Map, Value, json};
 
 use crate::berth::{Berth, Storage, settings};
 use crate::duroxide::{self, DuroxideConfig};
+use crate::fanout;
 use crate::floor;
 use crate::footprint;
 use crate::live;
 use crate::load::median;
+use crate::orchestration;
 use crate::procs::Emulator;
 use crate::report::{Machine, Table, json_num, load_average, num};
 use crate::sweep_scale;
@@ -49,6 +51,9 @@ pub struct Plan {
     pub live_deployments: usize,
     pub live_window: Duration,
     pub sweep_sizes: Vec<usize>,
+    /// Items of the fan-out deployment, and how many run at once.
+    pub fanout_items: usize,
+    pub fanout_parallelism: usize,
 }
 
 impl Plan {
@@ -74,6 +79,8 @@ impl Plan {
             live_deployments: 1000,
             live_window: Duration::from_secs(10),
             sweep_sizes: vec![1_000, 100_000],
+            fanout_items: 1000,
+            fanout_parallelism: 100,
         }
     }
 
@@ -219,6 +226,15 @@ impl Suite {
             progress("sweep");
             suite.sweep(&emulator).await?;
         }
+        if suite.plan.wants("fanout") {
+            progress("fanout");
+            // Last in the run: a fan-out that fails is reported, the numbers before it are kept.
+            if let Err(e) = suite.fanout(&emulator).await {
+                let error = format!("{e:#}");
+                println!("  fan-out failed: {error}");
+                suite.key("fanout_error", json!(error));
+            }
+        }
         suite.ratios();
         machine.load_at_end = load_average();
         for table in &suite.tables {
@@ -240,6 +256,22 @@ impl Suite {
         self.json.insert(key.to_owned(), value);
     }
 
+    /// SQLite in `dir`, then Azurite (when given) under a queue named `prefix-<random>`.
+    fn backends(&self, dir: &std::path::Path, prefix: &str) -> Vec<Storage> {
+        let mut backends = vec![Storage::Sqlite(dir.to_path_buf())];
+        if let Some(connection) = &self.plan.azurite {
+            let queue = format!(
+                "{prefix}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..10]
+            );
+            backends.push(Storage::Azure {
+                connection: connection.clone(),
+                queue,
+            });
+        }
+        backends
+    }
+
     /// Item 1 (and the per-job costs of item 4) on each backend.
     async fn throughput(&mut self, emulator: &Emulator) -> anyhow::Result<()> {
         let want_throughput = self.plan.wants("throughput") || self.plan.wants("duroxide");
@@ -249,14 +281,7 @@ impl Suite {
             return Ok(());
         }
         let dir = tempfile::tempdir()?;
-        let mut backends = vec![Storage::Sqlite(dir.path().to_path_buf())];
-        if let Some(connection) = &self.plan.azurite {
-            let queue = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-            backends.push(Storage::Azure {
-                connection: connection.clone(),
-                queue,
-            });
-        }
+        let backends = self.backends(dir.path(), "bench");
         let mut table = Table::new(
             "Item 1: one-group jobs on the instant emulator (callback completion, medians)",
             &[
@@ -303,10 +328,11 @@ impl Suite {
             self.template
                 .get_or_insert(finished(&berth, &format!("{name}-warm-0")).await?);
             let mut points = Vec::new();
+            // The orchestration price (item 4) takes its active time from the c=1 latency.
             let levels = if want_throughput {
                 self.plan.concurrency.clone()
             } else {
-                vec![16]
+                vec![1, 16]
             };
             for &c in &levels {
                 let n = if c == 1 {
@@ -434,9 +460,143 @@ impl Suite {
                 }
             }
             self.tables.push(cost);
+            if !callback.tx_by_kind.is_empty() {
+                let serial = points.iter().find(|p| p.concurrency == 1);
+                self.orchestration(&callback, serial);
+            }
         }
         self.key("throughput", Value::Object(by_backend));
         self.tables.insert(0, table);
+        Ok(())
+    }
+
+    /// Item 4's price: Berth's own Azure cost per 1,000 callback jobs from the requests counted
+    /// on Azurite at concurrency 16, with the c=1 latency as each job's active execution time.
+    fn orchestration(&mut self, callback: &Point, serial: Option<&Point>) {
+        // Each job is two API requests: the submit and the raised `completed`.
+        let active_s = serial.map_or(f64::NAN, |p| p.p50_ms / 1000.0);
+        let cost = orchestration::price(&callback.tx_by_kind, 2.0, active_s);
+        let mut table = Table::new(
+            "Item 4: Berth's own Azure cost per 1,000 callback jobs (hot LRS StorageV2, Flex Consumption)",
+            &["meter", "per job", "USD per 1,000 jobs"],
+        );
+        for (meter, usd) in &cost.usd_by_meter {
+            let per_job = match *meter {
+                "functions executions" => num(cost.executions_per_job, 2),
+                "functions GB-s" => format!(
+                    "{} s x {} GB",
+                    num(cost.active_seconds_per_job, 3),
+                    orchestration::INSTANCE_GB
+                ),
+                m => num(
+                    cost.requests_per_job_by_meter
+                        .get(m)
+                        .copied()
+                        .unwrap_or(0.0),
+                    2,
+                ),
+            };
+            table.row(vec![(*meter).into(), per_job, num(*usd, 5)]);
+        }
+        table.row(vec![
+            "total".into(),
+            String::new(),
+            num(cost.usd_per_1000_jobs, 5),
+        ]);
+        table.row(vec![
+            "ACI reference job (1 min, 1 vCPU, 1.5 GB, Linux) x 1,000".into(),
+            String::new(),
+            num(cost.aci_usd_reference_job * 1000.0, 5),
+        ]);
+        self.key(
+            "orchestration_usd_per_1000_jobs",
+            json_num(cost.usd_per_1000_jobs),
+        );
+        self.key(
+            "aci_usd_reference_job",
+            json_num(cost.aci_usd_reference_job),
+        );
+        self.key(
+            "orchestration_vs_compute",
+            json_num(cost.orchestration_vs_compute),
+        );
+        self.key(
+            "orchestration",
+            serde_json::to_value(&cost).unwrap_or(Value::Null),
+        );
+        self.tables.push(table);
+    }
+
+    /// Item 7: one deployment of 1,000 items at parallelism 100, on each backend.
+    async fn fanout(&mut self, emulator: &Emulator) -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let backends = self.backends(dir.path(), "fanout");
+        let mut table = Table::new(
+            &format!(
+                "Item 7: fan-out, {} items at parallelism {} (polling completion, instant emulator)",
+                self.plan.fanout_items, self.plan.fanout_parallelism
+            ),
+            &[
+                "backend",
+                "items/s",
+                "seconds",
+                "storage tx/item",
+                "ARM calls/item",
+                "checkpoint bytes",
+                "bytes/item",
+            ],
+        );
+        let mut out = Map::new();
+        for storage in backends {
+            let name = storage.name();
+            let extra = [("BERTH_ARM_READS_PER_SECOND", "0".to_owned())];
+            let berth = Berth::start(settings(&storage, &emulator.endpoint, "", &extra))
+                .await
+                .with_context(|| format!("starting Berth on {name}"))?;
+            let run = fanout::measure(
+                &berth,
+                &format!("fanout-{name}"),
+                self.plan.fanout_items,
+                self.plan.fanout_parallelism,
+                Duration::from_secs(900),
+            )
+            .await?;
+            println!(
+                "  fan-out {name}: {:.1} items/s, {:.2} storage tx/item",
+                run.items_per_second, run.storage_tx_per_item
+            );
+            table.row(vec![
+                name.into(),
+                num(run.items_per_second, 1),
+                num(run.seconds, 1),
+                num(run.storage_tx_per_item, 2),
+                num(run.arm_calls_per_item, 2),
+                run.checkpoint_bytes.to_string(),
+                num(run.checkpoint_bytes_per_item, 1),
+            ]);
+            self.key(
+                &format!("fanout_items_per_second_{name}"),
+                json_num(run.items_per_second),
+            );
+            self.key(
+                &format!("fanout_storage_tx_per_item_{name}"),
+                json_num(run.storage_tx_per_item),
+            );
+            // The headline figures are Azure Storage's when Azurite ran (it runs after SQLite).
+            self.key("fanout_items_per_second", json_num(run.items_per_second));
+            self.key(
+                "fanout_storage_tx_per_item",
+                json_num(run.storage_tx_per_item),
+            );
+            self.key(
+                "fanout_checkpoint_bytes_per_item",
+                json_num(run.checkpoint_bytes_per_item),
+            );
+            self.key("fanout_backend", json!(name));
+            out.insert(name.into(), serde_json::to_value(&run)?);
+        }
+        self.key("fanout", Value::Object(out));
+        self.tables.push(table);
         Ok(())
     }
 
@@ -777,6 +937,11 @@ impl Suite {
                 "storage tx per job (callback)",
                 get(&self.json, &["storage_tx_per_job_callback"]),
                 "<= 12",
+            ),
+            (
+                "orchestration cost / ACI reference job",
+                get(&self.json, &["orchestration_vs_compute"]),
+                "<= 0.05",
             ),
             (
                 "start to readiness / axum hello",

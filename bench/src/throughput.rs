@@ -80,18 +80,7 @@ pub async fn one_job(
     let done = berth.watched.done(id);
     let created = berth.watched.created(id);
     let started = Instant::now();
-    let response = http
-        .post(format!("{}/api/deployments", berth.api))
-        .json(&job_spec(id, completion))
-        .send()
-        .await?;
-    if response.status().as_u16() != 202 {
-        bail!(
-            "submit {id}: HTTP {}: {}",
-            response.status(),
-            response.text().await?
-        );
-    }
+    submit(berth, http, id, &job_spec(id, completion)).await?;
     if completion == Completion::Callback {
         tokio::time::timeout(JOB_LIMIT, created)
             .await
@@ -121,6 +110,41 @@ pub async fn one_job(
         );
     }
     Ok(at - started)
+}
+
+/// Submits deployment `id` through the API; an error unless it is accepted (`202`).
+pub async fn submit(
+    berth: &Berth,
+    http: &reqwest::Client,
+    id: &str,
+    spec: &Value,
+) -> anyhow::Result<()> {
+    let response = http
+        .post(format!("{}/api/deployments", berth.api))
+        .json(spec)
+        .send()
+        .await?;
+    if response.status().as_u16() != 202 {
+        bail!(
+            "submit {id}: HTTP {}: {}",
+            response.status(),
+            response.text().await?
+        );
+    }
+    Ok(())
+}
+
+/// The account's requests by kind (the kinds made), each divided by `n` (jobs, items).
+pub fn by_kind_per(
+    account: &berth::azure_storage::Snapshot,
+    n: f64,
+) -> BTreeMap<&'static str, f64> {
+    account
+        .by_name()
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| (k, v as f64 / n))
+        .collect()
 }
 
 /// Per-job costs from two tallies and ARM counts.
@@ -174,15 +198,7 @@ pub async fn measure(
     let storage_tx_per_job = account
         .as_ref()
         .map_or(store_ops_per_job_total, |a| a.total() as f64 / n);
-    let storage_tx_by_kind = account
-        .map(|a| {
-            a.by_name()
-                .into_iter()
-                .filter(|(_, v)| *v > 0)
-                .map(|(k, v)| (k, v as f64 / n))
-                .collect()
-        })
-        .unwrap_or_default();
+    let storage_tx_by_kind = account.map(|a| by_kind_per(&a, n)).unwrap_or_default();
     Ok(Measured {
         storage_tx_per_job,
         storage_tx_by_kind,

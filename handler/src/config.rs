@@ -43,6 +43,7 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_ARM_READS_PER_SECOND",
     "BERTH_PRICE_VCPU_SECOND",
     "BERTH_PRICE_GB_SECOND",
+    "BERTH_PRICES",
     "BERTH_RETENTION",
     "BERTH_WORKERS",
     "BERTH_STEP_LEASE",
@@ -338,18 +339,18 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
 
-        let prices = Prices {
-            per_vcpu_second: number(
-                get,
-                "BERTH_PRICE_VCPU_SECOND",
-                Prices::default().per_vcpu_second,
-            )?,
-            per_gb_second: number(
-                get,
-                "BERTH_PRICE_GB_SECOND",
-                Prices::default().per_gb_second,
-            )?,
-        };
+        // The per-second settings set the Linux Standard rate; `BERTH_PRICES` (the whole table)
+        // comes after them.
+        let mut prices = Prices::default();
+        if get("BERTH_PRICE_VCPU_SECOND").is_some() {
+            prices.standard.vcpu_hour = number(get, "BERTH_PRICE_VCPU_SECOND", 0.0)? * 3600.0;
+        }
+        if get("BERTH_PRICE_GB_SECOND").is_some() {
+            prices.standard.gb_hour = number(get, "BERTH_PRICE_GB_SECOND", 0.0)? * 3600.0;
+        }
+        if let Some(table) = nonempty("BERTH_PRICES") {
+            prices = Prices::parse_over(prices, &table).map_err(|e| error("BERTH_PRICES", e))?;
+        }
         let retention = nonempty("BERTH_RETENTION").unwrap_or_else(|| "P30D".into());
         let retention_ms = crate::spec::IsoDuration::parse(&retention)
             .map_err(|e| error("BERTH_RETENTION", e))?
@@ -484,6 +485,36 @@ mod tests {
             config(&BASE[1..]).unwrap_err().setting,
             "BERTH_SUBSCRIPTION_ID"
         );
+    }
+
+    #[test]
+    fn the_price_table_is_the_list_prices_unless_a_setting_says_otherwise() {
+        assert_eq!(config(&BASE).unwrap().prices, Prices::default());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_PRICE_VCPU_SECOND", "0.00001"));
+        pairs.push((
+            "BERTH_PRICES",
+            r#"{"spot": {"vcpuHour": 0.01, "gbHour": 0.001}, "windowsVcpuHour": 0}"#,
+        ));
+        let prices = config(&pairs).unwrap().prices;
+        assert!((prices.standard.vcpu_hour - 0.036).abs() < 1e-12);
+        assert_eq!(prices.standard.gb_hour, Prices::default().standard.gb_hour);
+        assert_eq!(prices.spot.vcpu_hour, 0.01);
+        assert_eq!(prices.windows_vcpu_hour, 0.0);
+        for bad in [
+            r#"{"spot": {"vcpuHour": "cheap", "gbHour": 0}}"#,
+            r#"{"windowsVcpuHour": -1}"#,
+            "{not json",
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("BERTH_PRICES", bad));
+            let err = config(&pairs).unwrap_err();
+            assert_eq!(err.setting, "BERTH_PRICES", "{bad}");
+        }
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_PRICES", r#"{"windowsVcpuHour": -1}"#));
+        let message = config(&pairs).unwrap_err().to_string();
+        assert!(message.contains("windowsVcpuHour"), "{message}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   it (Functions mode only) it is the host's `Data.req.Url`, never a caller's `X-Forwarded-*`.
 
 pub mod logs;
+pub mod prices;
 pub mod problem;
 pub mod status;
 
@@ -30,8 +31,8 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 pub use logs::BufferedResponse;
+pub use prices::Prices;
 pub use problem::Problem;
-pub use status::Prices;
 
 use crate::checkpoint::ListQuery;
 use crate::driver::{Driver, DriverError};
@@ -436,10 +437,11 @@ async fn list(
         continuation: params.continuation_token,
     };
     let page = api.driver.list(&query).await?;
+    let now = api.driver.now();
     let deployments = page
         .items
         .iter()
-        .map(|d| status::status(d, api.prices))
+        .map(|d| status::status(d, &api.prices, now))
         .collect();
     let token = page
         .continuation
@@ -485,7 +487,7 @@ async fn read(
         Some(query) => format!("{base}/api/deployments/{id}?{query}"),
         None => status_url(&base, &id, None, false),
     };
-    let body = status::status(&d, api.prices);
+    let body = status::status(&d, &api.prices, api.driver.now());
     Ok(polled(
         &d,
         body,

@@ -4,27 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::prices::{Billing, Prices, Priority};
 use crate::clock::rfc3339;
 use crate::engine::flow::{self, GroupState, Tally, Task};
-use crate::engine::{Deployment, Instance, Phase};
+use crate::engine::{Deployment, Instance, Millis, Phase};
 use crate::spec::Mode;
-
-/// ACI prices used for `cost.estimatedUsd` (pay-as-you-go, Linux).
-#[derive(Clone, Copy, Debug)]
-pub struct Prices {
-    pub per_vcpu_second: f64,
-    pub per_gb_second: f64,
-}
-
-impl Default for Prices {
-    /// ACI Linux list prices in US regions: $0.0000135 per vCPU-second, $0.0000015 per GB-second.
-    fn default() -> Self {
-        Prices {
-            per_vcpu_second: 0.000_013_5,
-            per_gb_second: 0.000_001_5,
-        }
-    }
-}
 
 fn round(value: f64, places: i32) -> f64 {
     let factor = 10f64.powi(places);
@@ -58,10 +42,12 @@ pub struct Status<'a> {
     pub tags: &'a BTreeMap<String, String>,
 }
 
-/// Compute used so far, rounded: seconds to 3 places, dollars to 6.
+/// Compute used so far, running groups up to the time of the read, rounded: seconds to 3
+/// places, dollars to 6.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CostDoc {
+    /// The compute priced from the price table, without the groups listed in `unpriced`.
     pub estimated_usd: f64,
     pub memory_gb_seconds: f64,
     /// Seconds of container groups at `Regular` priority; absent while none ran.
@@ -70,6 +56,10 @@ pub struct CostDoc {
     /// Seconds of container groups at `Spot` priority; absent while none ran.
     #[serde(skip_serializing_if = "is_zero")]
     pub spot_seconds: f64,
+    /// The meters the price table has no price for (`sku Confidential`, `gpu V100`), whose
+    /// groups `estimatedUsd` leaves out; absent when every group is priced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unpriced: Vec<String>,
     pub vcpu_seconds: f64,
 }
 
@@ -135,8 +125,53 @@ pub fn instance_state(inst: &Instance) -> &str {
     }
 }
 
-/// The status document.
-pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
+/// The compute of `d` up to `now`: the checkpoint's totals of ended instances, plus each running
+/// one since its create (computed here, the checkpoint is not rewritten), priced per instance.
+pub fn cost(d: &Deployment, prices: &Prices, now: Millis) -> CostDoc {
+    let (mut vcpu_seconds, mut memory_gb_seconds) = (d.cost.vcpu_seconds, d.cost.memory_gb_seconds);
+    let (mut regular_seconds, mut spot_seconds) = (d.cost.regular_seconds, d.cost.spot_seconds);
+    let mut usd = 0.0;
+    let mut unpriced = Vec::new();
+    let billings: Vec<Billing> = d.spec.groups.iter().map(Billing::of).collect();
+    for inst in &d.instances {
+        let Some(created) = inst.created else {
+            continue;
+        };
+        let billing = &billings[inst.slot];
+        let priority = inst.priority.unwrap_or(Priority::Regular);
+        let end = match inst.ended {
+            Some(ended) => ended,
+            None => {
+                let at = now.max(created);
+                let seconds = (at - created) as f64 / 1000.0;
+                vcpu_seconds += billing.cpu * seconds;
+                memory_gb_seconds += billing.memory_gb * seconds;
+                match priority {
+                    Priority::Regular => regular_seconds += seconds,
+                    Priority::Spot => spot_seconds += seconds,
+                }
+                at
+            }
+        };
+        let seconds = (end.max(created) - created) as f64 / 1000.0;
+        match prices.price(billing, priority, seconds) {
+            Ok(price) => usd += price,
+            Err(meter) if !unpriced.contains(&meter) => unpriced.push(meter),
+            Err(_) => {}
+        }
+    }
+    CostDoc {
+        estimated_usd: round(usd, 6),
+        memory_gb_seconds: round(memory_gb_seconds, 3),
+        regular_seconds: round(regular_seconds, 3),
+        spot_seconds: round(spot_seconds, 3),
+        unpriced,
+        vcpu_seconds: round(vcpu_seconds, 3),
+    }
+}
+
+/// The status document, its cost up to `now`.
+pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a> {
     let states = flow::states(d);
     let groups = d
         .spec
@@ -203,18 +238,9 @@ pub fn status(d: &Deployment, prices: Prices) -> Status<'_> {
             }
         })
         .collect();
-    let cost = &d.cost;
-    let usd =
-        cost.vcpu_seconds * prices.per_vcpu_second + cost.memory_gb_seconds * prices.per_gb_second;
     Status {
         attempt: d.attempt,
-        cost: CostDoc {
-            estimated_usd: round(usd, 6),
-            memory_gb_seconds: round(cost.memory_gb_seconds, 3),
-            regular_seconds: round(cost.regular_seconds, 3),
-            spot_seconds: round(cost.spot_seconds, 3),
-            vcpu_seconds: round(cost.vcpu_seconds, 3),
-        },
+        cost: cost(d, prices, now),
         created_time: rfc3339(d.created),
         error: d.outcome.as_ref().and_then(|o| o.error.as_deref()),
         groups,
@@ -452,6 +478,7 @@ mod tests {
         let instance = |slot: usize, aci_name: &str| Instance::new(slot, 0, 1, aci_name.into());
         let mut observed = instance(1, "berth-d-status-b-1");
         observed.created = Some(1_795_000_001_000);
+        observed.ended = Some(1_795_000_062_235);
         observed.observed = Some(Observation {
             provisioning_state: "Succeeded".into(),
             state: "Failed".into(),
@@ -469,8 +496,9 @@ mod tests {
         d.instances = vec![observed, instance(2, "berth-d-status-c-1")];
         d.status = RuntimeStatus::Failed;
         d.updated = 1_795_000_060_123;
-        d.cost.vcpu_seconds = 61.234_56;
-        d.cost.memory_gb_seconds = 91.851_84;
+        // What the engine added when `b` ended: 61.235 s of 1 vCPU and 1.5 GB.
+        d.cost.vcpu_seconds = 61.235;
+        d.cost.memory_gb_seconds = 91.852_5;
         d.outcome = Some(Outcome {
             status: RuntimeStatus::Failed,
             error: Some("main exited with 3".into()),
@@ -494,9 +522,9 @@ mod tests {
     #[test]
     fn the_status_and_history_documents_are_these_bytes() {
         let d = deployment();
-        let text = serde_json::to_string(&status(&d, Prices::default())).unwrap();
+        let text = serde_json::to_string(&status(&d, &Prices::default(), d.updated)).unwrap();
         let expected = concat!(
-            r#"{"attempt":1,"cost":{"estimatedUsd":0.000964,"memoryGbSeconds":91.852,"vcpuSeconds":61.235},"#,
+            r#"{"attempt":1,"cost":{"estimatedUsd":0.000802,"memoryGbSeconds":91.853,"vcpuSeconds":61.235},"#,
             r#""createdTime":"2026-11-18T11:06:40.000Z","error":"main exited with 3","groups":["#,
             r#"{"aciName":null,"containers":[],"instances":{"failed":0,"new":1,"retrying":0,"running":0,"succeeded":0},"name":"a","result":"Skipped","state":"Skipped"},"#,
             r#"{"aciName":"berth-d-status-b-1","containers":[{"exitCode":3,"name":"main","restartCount":0,"state":"Terminated"}],"generation":1,"#,
@@ -522,9 +550,90 @@ mod tests {
         d.status = RuntimeStatus::Succeeded;
         d.outcome = None;
         d.instances[0].deleted = true;
-        let doc = serde_json::to_value(status(&d, Prices::default())).unwrap();
+        let doc = serde_json::to_value(status(&d, &Prices::default(), d.updated)).unwrap();
         assert_eq!(doc.get("error"), None);
         assert_eq!(doc["runtimeStatus"], "Succeeded");
         assert_eq!(doc["groups"][1]["state"], "Deleted");
+    }
+
+    #[test]
+    fn a_running_group_costs_what_it_has_used_so_far() {
+        let mut d = deployment();
+        let b = &mut d.instances[0];
+        b.ended = None;
+        let created = b.created.unwrap();
+        d.cost.vcpu_seconds = 0.0;
+        d.cost.memory_gb_seconds = 0.0;
+        let prices = Prices::default();
+        assert_eq!(cost(&d, &prices, created).estimated_usd, 0.0);
+        let after_an_hour = cost(&d, &prices, created + 3_600_000);
+        assert_eq!(after_an_hour.vcpu_seconds, 3600.0);
+        assert_eq!(after_an_hour.memory_gb_seconds, 5400.0);
+        assert_eq!(
+            after_an_hour.estimated_usd,
+            round(0.0405 + 1.5 * 0.00445, 6)
+        );
+        let after_two = cost(&d, &prices, created + 7_200_000);
+        assert!(after_two.estimated_usd > after_an_hour.estimated_usd);
+        // The read priced it; the checkpoint was not touched.
+        assert_eq!(d.cost.vcpu_seconds, 0.0);
+        // Once the engine ends it, the cost stops growing.
+        d.instances[0].ended = Some(created + 3_600_000);
+        d.cost.vcpu_seconds = 3600.0;
+        d.cost.memory_gb_seconds = 5400.0;
+        let later = cost(&d, &prices, created + 86_400_000);
+        assert_eq!(later.vcpu_seconds, 3600.0);
+        assert_eq!(later.estimated_usd, after_an_hour.estimated_usd);
+    }
+
+    #[test]
+    fn each_group_is_priced_by_its_os_sku_and_gpus() {
+        let mut d = deployment();
+        let props = |extra: serde_json::Value, requests: serde_json::Value| {
+            let mut p = json!({ "containers": [{ "name": "main", "properties": {
+                "image": "busybox", "resources": { "requests": requests } } }] });
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            p
+        };
+        d.spec.groups[0].properties = props(
+            json!({ "osType": "Windows" }),
+            json!({ "cpu": 2, "memoryInGB": 4 }),
+        );
+        d.spec.groups[1].properties = props(
+            json!({ "sku": "Confidential" }),
+            json!({ "cpu": 1, "memoryInGB": 1.5 }),
+        );
+        d.spec.groups[2].properties = props(
+            json!({}),
+            json!({ "cpu": 4, "memoryInGB": 8, "gpu": { "count": 2, "sku": "K80" } }),
+        );
+        let hour = |slot: usize| {
+            let mut i = Instance::new(slot, 0, 1, format!("g{slot}"));
+            i.created = Some(0);
+            i.ended = Some(3_600_000);
+            i
+        };
+        d.instances = vec![hour(0), hour(1), hour(2)];
+        let defaults = cost(&d, &Prices::default(), 3_600_000);
+        let windows = 2.0 * 0.0405 + 4.0 * 0.00445 + 2.0 * 0.0432;
+        assert_eq!(defaults.estimated_usd, round(windows, 6));
+        assert_eq!(defaults.unpriced, vec!["sku Confidential", "gpu K80"]);
+        let doc = serde_json::to_value(&defaults).unwrap();
+        assert_eq!(doc["unpriced"], json!(["sku Confidential", "gpu K80"]));
+
+        let table = Prices::parse(
+            r#"{"confidential": {"vcpuHour": 0.05, "gbHour": 0.006},
+                "gpu": {"K80": {"gpuHour": 0.9, "vcpuHour": 0.04, "gbHour": 0.005}}}"#,
+        )
+        .unwrap();
+        let priced = cost(&d, &table, 3_600_000);
+        let confidential = 0.05 + 1.5 * 0.006;
+        let k80 = 2.0 * 0.9 + 4.0 * 0.04 + 8.0 * 0.005;
+        assert_eq!(priced.estimated_usd, round(windows + confidential + k80, 6));
+        assert!(priced.unpriced.is_empty());
+        let doc = serde_json::to_value(&priced).unwrap();
+        assert_eq!(doc.get("unpriced"), None);
     }
 }

@@ -62,7 +62,7 @@ fn instances_href(
 /// with their exit codes, the first outputs, and the way to all its instances. Empty when no
 /// group fans out.
 pub(super) fn summaries(dash: &Dashboard, session: &Session, d: &Deployment) -> String {
-    let doc = status::status(d, dash.api.prices);
+    let doc = status::status(d, &dash.api.prices, dash.api.driver.now());
     let mut out = String::new();
     for (group, gd) in d.spec.groups.iter().zip(&doc.groups) {
         if !group.fans_out() {

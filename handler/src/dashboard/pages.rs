@@ -249,7 +249,7 @@ pub(super) fn list(
              </tr></thead><tbody>",
         );
         for d in shown {
-            let doc = status::status(d, dash.api.prices);
+            let doc = status::status(d, &dash.api.prices, dash.api.driver.now());
             let _ = write!(
                 main,
                 "<tr><th scope=\"row\"><a href=\"{}\">{}</a></th><td>{}</td><td>{:?}</td>\
@@ -366,7 +366,7 @@ pub(super) fn section(id: &str, title: &str, body: &str, live: bool) -> String {
 }
 
 fn summary(dash: &Dashboard, d: &Deployment) -> String {
-    let doc = status::status(d, dash.api.prices);
+    let doc = status::status(d, &dash.api.prices, dash.api.driver.now());
     let mut out = String::from("<dl class=\"summary\">");
     let mut row = |name: &str, value: String| {
         let _ = write!(out, "<dt>{name}</dt><dd>{value}</dd>");
@@ -419,7 +419,7 @@ fn run_when_words(when: RunWhen) -> &'static str {
 /// layered graph (a group right of everything it depends on, an arrow from each dependency
 /// labelled with when the group runs) and as a table that says the same.
 fn workflow(dash: &Dashboard, d: &Deployment) -> String {
-    let doc = status::status(d, dash.api.prices);
+    let doc = status::status(d, &dash.api.prices, dash.api.driver.now());
     let groups = &d.spec.groups;
     let slot_of = |name: &str| groups.iter().position(|g| g.name == name);
     // Depth: the longest chain of dependencies below a group (the spec has no cycles).

@@ -313,7 +313,7 @@ fn the_status_shows_the_oldest_holds_reason_and_how_many_wait() {
     ] } }] });
     let d = apply(&started(fan_out), Event::Wake, T0).unwrap().next;
     let names: Vec<String> = d.instances.iter().map(|i| i.aci_name.clone()).collect();
-    let pending = |d: &Deployment| crate::api::status::status(d, Default::default()).pending;
+    let pending = |d: &Deployment| crate::api::status::status(d, &Default::default(), 0).pending;
     assert_eq!(pending(&d), None);
     let d = held(&d, &names[1], T0 + 5);
     assert_eq!(pending(&d).as_deref(), Some(HOLD));
