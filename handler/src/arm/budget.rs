@@ -9,6 +9,12 @@
 //!
 //! Held reservations live in memory: after a restart a look simply reserves again. One whose look
 //! never comes back (the deployment ended meanwhile) is dropped a while after it fell due.
+//!
+//! Looks are not all alike: one before its instance's expected exit window is unlikely to see
+//! an exit ([`crate::engine::policy::exit_unlikely`]). Over budget, such a *patient* look does not
+//! reserve in its turn: it yields once, for as long as the reservations already made take, so that
+//! the looks arriving meanwhile go first, and reserves when it comes back. It is never put off
+//! twice in a row, so it is late by at most one backlog.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,10 +32,19 @@ struct State {
     /// Tokens in the bucket; below zero, that many reads are reserved ahead.
     tokens: f64,
     last: Instant,
-    /// Reservations held for looks put off, by group name: when each falls due.
-    held: HashMap<String, Instant>,
+    /// Reservations held for looks put off, by group name.
+    held: HashMap<String, Held>,
     /// Prune `held` when it grows to this size.
     prune_at: usize,
+}
+
+/// A look put off.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    /// When it falls due.
+    due: Instant,
+    /// Whether a token is reserved for it; a patient look that yielded has none.
+    reserved: bool,
 }
 
 /// A token bucket for ARM reads.
@@ -43,9 +58,16 @@ impl State {
     /// Refills, takes a token (reserving one ahead when none is left) and says how long until it
     /// is due.
     fn reserve(&mut self, per_second: f64, now: Instant) -> Duration {
+        let wait = self.refill(per_second, now);
+        self.tokens -= 1.0;
+        wait
+    }
+
+    /// Refills the bucket up to `now` and says how long until a read taken now is due.
+    fn refill(&mut self, per_second: f64, now: Instant) -> Duration {
         let tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_second)
             .min(per_second);
-        self.tokens = tokens - 1.0;
+        self.tokens = tokens;
         self.last = now;
         if tokens >= 1.0 {
             Duration::ZERO
@@ -54,12 +76,12 @@ impl State {
         }
     }
 
-    fn hold(&mut self, name: &str, due: Instant, now: Instant) {
+    fn hold(&mut self, name: &str, held: Held, now: Instant) {
         if self.held.len() >= self.prune_at {
-            self.held.retain(|_, at| *at + HELD_FOR > now);
+            self.held.retain(|_, h| h.due + HELD_FOR > now);
             self.prune_at = (self.held.len() * 2).max(64);
         }
-        self.held.insert(name.to_owned(), due);
+        self.held.insert(name.to_owned(), held);
     }
 }
 
@@ -91,15 +113,53 @@ impl ReadBudget {
     /// Admits a look at group `name`: `None` when the read may go now (after at most
     /// [`INLINE_WAIT`]), or how long until the reservation held for it falls due.
     pub async fn admit(&self, name: &str) -> Option<Duration> {
+        self.admit_look(name, false).await
+    }
+
+    /// [`Self::admit`] for a look that is `patient` (unlikely to see a change): over budget, it
+    /// yields once to the looks behind it (see the module's notes).
+    pub async fn admit_look(&self, name: &str, patient: bool) -> Option<Duration> {
         let now = Instant::now();
         let wait = {
             let mut state = self.lock();
             let wait = match state.held.remove(name) {
-                Some(due) => due.saturating_duration_since(now),
+                Some(held) if held.reserved => held.due.saturating_duration_since(now),
+                // Back before its yield is over: it keeps yielding, still without a token.
+                Some(held) if held.due > now => {
+                    let left = held.due - now;
+                    state.hold(name, held, now);
+                    return Some(left);
+                }
+                // A yield that is over: reserve, whatever the budget.
+                Some(_) => state.reserve(self.per_second, now),
+                None if patient => {
+                    let backlog = state.refill(self.per_second, now);
+                    if backlog > INLINE_WAIT {
+                        let due = now + backlog;
+                        state.hold(
+                            name,
+                            Held {
+                                due,
+                                reserved: false,
+                            },
+                            now,
+                        );
+                        return Some(backlog);
+                    }
+                    state.reserve(self.per_second, now)
+                }
                 None => state.reserve(self.per_second, now),
             };
             if wait > INLINE_WAIT {
-                state.hold(name, now + wait, now);
+                let due = now + wait;
+                state.hold(
+                    name,
+                    Held {
+                        due,
+                        reserved: true,
+                    },
+                    now,
+                );
                 return Some(wait);
             }
             wait
@@ -167,6 +227,44 @@ mod tests {
         let left = budget.admit("g29").await.unwrap();
         assert!(left < put_off.last().unwrap().1);
         assert_eq!(budget.held(), 17);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_patient_look_over_budget_lets_the_looks_behind_it_go_first_once() {
+        let budget = ReadBudget::new(10.0);
+        let spend = |prefix: &'static str, n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+            let budget = &budget;
+            async move {
+                futures::future::join_all(names.iter().map(|n| budget.admit(n))).await;
+            }
+        };
+        // Spend the bucket: ten go, two within the inline wait, eight are held (up to 1 s).
+        spend("g", 20).await;
+        assert_eq!(budget.held(), 8);
+        // A patient look yields for the backlog (0.9 s) without taking a token...
+        let yielded = budget.admit_look("patient", true).await.unwrap();
+        assert!((0.85..0.95).contains(&yielded.as_secs_f64()), "{yielded:?}");
+        assert_eq!(budget.held(), 9);
+        // ...so a likely look after it is due right behind the backlog, not a turn later.
+        let likely = budget.admit_look("likely", false).await.unwrap();
+        assert!((yielded.as_secs_f64() - likely.as_secs_f64()).abs() < 0.01);
+        // Back early, it is told how long is left.
+        let left = budget.admit_look("patient", true).await.unwrap();
+        assert!(left <= yielded);
+        // More looks come meanwhile (1 s to 1.9 s); back when due, the patient one is over
+        // budget again but reserves this time: the next look queues behind it.
+        spend("more", 10).await;
+        tokio::time::advance(yielded).await;
+        let turn = budget.admit_look("patient", true).await.unwrap();
+        assert!((1.05..1.15).contains(&turn.as_secs_f64()), "{turn:?}");
+        let next = budget.admit_look("next", false).await.unwrap();
+        assert!((next.as_secs_f64() - turn.as_secs_f64() - 0.1).abs() < 0.01);
+        tokio::time::advance(turn).await;
+        assert_eq!(budget.admit_look("patient", true).await, None);
+        // Under budget, a patient look goes like any other.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(budget.admit_look("calm", true).await, None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::looks::LookPlan;
 use super::state::{Millis, Observation};
 
 /// An input to [`super::apply`].
@@ -51,6 +52,9 @@ pub enum Event {
     },
     /// Stop and clean up now.
     Terminate { reason: String },
+    /// How to look at the instance while its containers' exit is watched (told with its
+    /// `Created`: the driver's run-time estimate for its group spec, or a fixed interval).
+    LooksPlanned { instance: String, plan: LookPlan },
 }
 
 impl Event {

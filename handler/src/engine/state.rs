@@ -242,6 +242,10 @@ pub struct Instance {
     /// followed by the next attempt while the group's retry allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// How it is looked at while its containers' exit is watched, when not by the default
+    /// back-off (see [`super::looks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look_plan: Option<super::looks::LookPlan>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -273,6 +277,7 @@ impl Instance {
             ended: None,
             completed: None,
             verdict: None,
+            look_plan: None,
         }
     }
 }
