@@ -40,11 +40,13 @@ impl Driver {
                 let at = self.clock.now();
                 match self.arm.get_group(instance).await {
                     Ok(Some(group)) if owns(d, &group.tags) => {
-                        return vec![Event::Observed {
+                        let mut events = vec![Event::Observed {
                             instance: instance.clone(),
                             observation: observation(&group),
                             at,
                         }];
+                        events.extend(self.planned(d, instance, *slot).await);
+                        return events;
                     }
                     Ok(Some(group)) => {
                         let owner = group
@@ -78,9 +80,11 @@ impl Driver {
                 match self.arm.put_group(instance, &body).await {
                     Ok(_) => {
                         tracing::info!(deployment.id = %d.id, aci.group = %instance, "container group created");
-                        vec![Event::Created {
+                        let mut events = vec![Event::Created {
                             instance: instance.clone(),
-                        }]
+                        }];
+                        events.extend(self.planned(d, instance, *slot).await);
+                        events
                     }
                     Err(e) => {
                         tracing::warn!(deployment.id = %d.id, aci.group = %instance, error = %e, "create failed");
@@ -90,7 +94,7 @@ impl Driver {
             }
             Action::Observe { instance } => {
                 let at = self.clock.now();
-                match self.arm.look(instance).await {
+                match self.arm.look_as(instance, self.patient(d, instance)).await {
                     Ok(Look::Now(Some(group))) => vec![Event::Observed {
                         instance: instance.clone(),
                         observation: observation(&group),
@@ -131,6 +135,15 @@ impl Driver {
             },
             Action::Schedule { .. } => Vec::new(),
         }
+    }
+
+    /// The `LooksPlanned` event of a created instance of group `slot`, if it has a plan.
+    async fn planned(&self, d: &Deployment, instance: &str, slot: usize) -> Option<Event> {
+        let plan = self.look_plan(d, slot).await?;
+        Some(Event::LooksPlanned {
+            instance: instance.to_owned(),
+            plan,
+        })
     }
 
     async fn capture_logs(
