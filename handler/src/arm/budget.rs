@@ -12,9 +12,9 @@
 //!
 //! Looks are not all alike: one before its instance's expected exit window is unlikely to see
 //! an exit ([`crate::engine::policy::exit_unlikely`]). Over budget, such a *patient* look does not
-//! reserve in its turn: it yields once, for as long as the reservations already made take, so that
-//! the looks arriving meanwhile go first, and reserves when it comes back. It is never put off
-//! twice in a row, so it is late by at most one backlog.
+//! reserve in its turn: it yields, for as long as the reservations already made take, so that
+//! the looks arriving meanwhile go first, and tries again when it comes back — yielding again
+//! while the budget is still spent, for at most [`PATIENCE`] in all, then reserving in its turn.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +26,8 @@ use tokio::time::Instant;
 pub const INLINE_WAIT: Duration = Duration::from_millis(250);
 /// A held reservation nobody came back for is dropped this long after it fell due.
 const HELD_FOR: Duration = Duration::from_secs(300);
+/// How long a patient look yields to others at most, in all, before it reserves in its turn.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct State {
@@ -45,6 +47,19 @@ struct Held {
     due: Instant,
     /// Whether a token is reserved for it; a patient look that yielded has none.
     reserved: bool,
+    /// When a patient look first yielded.
+    since: Instant,
+}
+
+impl Held {
+    /// A patient look's yield until `due`, yielding since `since`.
+    fn yielded(due: Instant, since: Instant) -> Self {
+        Held {
+            due,
+            reserved: false,
+            since,
+        }
+    }
 }
 
 /// A token bucket for ARM reads.
@@ -74,6 +89,13 @@ impl State {
         } else {
             Duration::from_secs_f64((1.0 - tokens) / per_second)
         }
+    }
+
+    /// How long a patient look that first yielded at `since` yields now: the backlog, while it
+    /// is longer than an inline wait and patience lasts; `None` when it should reserve.
+    fn yield_for(&mut self, per_second: f64, now: Instant, since: Instant) -> Option<Duration> {
+        let backlog = self.refill(per_second, now);
+        (backlog > INLINE_WAIT && now.duration_since(since) < PATIENCE).then_some(backlog)
     }
 
     fn hold(&mut self, name: &str, held: Held, now: Instant) {
@@ -130,36 +152,30 @@ impl ReadBudget {
                     state.hold(name, held, now);
                     return Some(left);
                 }
-                // A yield that is over: reserve, whatever the budget.
-                Some(_) => state.reserve(self.per_second, now),
-                None if patient => {
-                    let backlog = state.refill(self.per_second, now);
-                    if backlog > INLINE_WAIT {
-                        let due = now + backlog;
-                        state.hold(
-                            name,
-                            Held {
-                                due,
-                                reserved: false,
-                            },
-                            now,
-                        );
+                // A yield that is over: yield again while over budget and patience lasts.
+                Some(held) => match state.yield_for(self.per_second, now, held.since) {
+                    Some(backlog) => {
+                        state.hold(name, Held::yielded(now + backlog, held.since), now);
                         return Some(backlog);
                     }
-                    state.reserve(self.per_second, now)
-                }
+                    None => state.reserve(self.per_second, now),
+                },
+                None if patient => match state.yield_for(self.per_second, now, now) {
+                    Some(backlog) => {
+                        state.hold(name, Held::yielded(now + backlog, now), now);
+                        return Some(backlog);
+                    }
+                    None => state.reserve(self.per_second, now),
+                },
                 None => state.reserve(self.per_second, now),
             };
             if wait > INLINE_WAIT {
-                let due = now + wait;
-                state.hold(
-                    name,
-                    Held {
-                        due,
-                        reserved: true,
-                    },
-                    now,
-                );
+                let held = Held {
+                    due: now + wait,
+                    reserved: true,
+                    since: now,
+                };
+                state.hold(name, held, now);
                 return Some(wait);
             }
             wait
@@ -230,9 +246,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_patient_look_over_budget_lets_the_looks_behind_it_go_first_once() {
+    async fn a_patient_look_over_budget_lets_other_looks_go_first_for_a_while() {
         let budget = ReadBudget::new(10.0);
-        let spend = |prefix: &'static str, n: usize| {
+        let start = Instant::now();
+        let spend = |prefix: String, n: usize| {
             let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
             let budget = &budget;
             async move {
@@ -240,7 +257,7 @@ mod tests {
             }
         };
         // Spend the bucket: ten go, two within the inline wait, eight are held (up to 1 s).
-        spend("g", 20).await;
+        spend("g".into(), 20).await;
         assert_eq!(budget.held(), 8);
         // A patient look yields for the backlog (0.9 s) without taking a token...
         let yielded = budget.admit_look("patient", true).await.unwrap();
@@ -252,18 +269,41 @@ mod tests {
         // Back early, it is told how long is left.
         let left = budget.admit_look("patient", true).await.unwrap();
         assert!(left <= yielded);
-        // More looks come meanwhile (1 s to 1.9 s); back when due, the patient one is over
-        // budget again but reserves this time: the next look queues behind it.
-        spend("more", 10).await;
+        // Back when due with the budget still spent by looks that came meanwhile, it yields again.
+        spend("more".into(), 10).await;
         tokio::time::advance(yielded).await;
-        let turn = budget.admit_look("patient", true).await.unwrap();
-        assert!((1.05..1.15).contains(&turn.as_secs_f64()), "{turn:?}");
+        let again = budget.admit_look("patient", true).await.unwrap();
+        assert!((1.05..1.15).contains(&again.as_secs_f64()), "{again:?}");
         let next = budget.admit_look("next", false).await.unwrap();
-        assert!((next.as_secs_f64() - turn.as_secs_f64() - 0.1).abs() < 0.01);
+        assert!((next.as_secs_f64() - again.as_secs_f64()).abs() < 0.01);
+        // Patience has an end: kept busy for a minute, it then reserves in its turn.
+        tokio::time::advance(again).await;
+        let mut rounds = 0;
+        let turn = loop {
+            spend(format!("busy{rounds}-"), 12).await;
+            rounds += 1;
+            assert!(rounds < 200, "yielded for ever");
+            let wait = budget
+                .admit_look("patient", true)
+                .await
+                .unwrap_or_else(|| panic!("went without a turn after {rounds} rounds"));
+            if budget
+                .lock()
+                .held
+                .get("patient")
+                .is_some_and(|h| h.reserved)
+            {
+                break wait;
+            }
+            tokio::time::advance(wait).await;
+        };
+        let waited = start.elapsed();
+        assert!(waited >= PATIENCE, "{waited:?}");
+        assert!(waited < PATIENCE + Duration::from_secs(5), "{waited:?}");
         tokio::time::advance(turn).await;
         assert_eq!(budget.admit_look("patient", true).await, None);
         // Under budget, a patient look goes like any other.
-        tokio::time::advance(Duration::from_secs(10)).await;
+        tokio::time::advance(Duration::from_secs(100)).await;
         assert_eq!(budget.admit_look("calm", true).await, None);
     }
 

@@ -61,14 +61,15 @@ const EXIT_SPREAD_FLOOR: f64 = 0.02;
 const AFTER_EXIT_GAP_MS: Millis = 30_000;
 
 /// When an instance with `estimate` is likely to exit, in milliseconds after its create: the
-/// window `(from, to)` of two spreads either side of the mean, and the gap between looks in it
-/// (one spread).
+/// window `(from, to)` from one spread before the mean to two after it, and the gap between looks
+/// in it (one spread). So a run that ends as expected is seen by the look at the mean or the one
+/// before it (two reads), and a late one within two spreads.
 pub fn exit_window(estimate: &RunEstimate) -> (Millis, Millis, Millis) {
     let spread = estimate
         .spread_ms
         .max(estimate.mean_ms * EXIT_SPREAD_FLOOR)
         .max(EXIT_SPREAD_MIN_MS);
-    let from = (estimate.mean_ms - 2.0 * spread).max(0.0);
+    let from = (estimate.mean_ms - spread).max(0.0);
     let to = estimate.mean_ms + 2.0 * spread;
     (from as Millis, to as Millis, spread as Millis)
 }
@@ -142,21 +143,21 @@ mod tests {
 
     #[test]
     fn looks_gather_around_the_expected_exit() {
-        // 120 s runs, 3 s spread: the window is 114 s to 126 s, a look every 3 s in it.
+        // 120 s runs, 3 s spread: the window is 117 s to 126 s, a look every 3 s in it.
         let estimate = RunEstimate {
             mean_ms: 120_000.0,
             spread_ms: 3_000.0,
             runs: 5,
         };
-        assert_eq!(exit_window(&estimate), (114_000, 126_000, 3_000));
+        assert_eq!(exit_window(&estimate), (117_000, 126_000, 3_000));
         let plan = LookPlan::Expect(estimate);
         let at = looks(&plan, 200_000);
         // Before: the create's look, one half way, then the window's start.
-        assert_eq!(at[..3], [0, 57_000, 114_000]);
+        assert_eq!(at[..3], [0, 58_500, 117_000]);
         // In it: every spread.
-        assert_eq!(at[3..7], [117_000, 120_000, 123_000, 126_000]);
+        assert_eq!(at[3..6], [120_000, 123_000, 126_000]);
         // After: backing off, at most 30 s apart, never stuck.
-        let after: Vec<Millis> = at[7..].windows(2).map(|w| w[1] - w[0]).collect();
+        let after: Vec<Millis> = at[6..].windows(2).map(|w| w[1] - w[0]).collect();
         assert!(after.windows(2).all(|w| w[0] <= w[1]), "{after:?}");
         assert!(after.iter().all(|gap| (1_000..=30_000).contains(gap)));
         // Far fewer looks than the back-off before the window: 3 against 9.
@@ -165,12 +166,12 @@ mod tests {
                 *since += next_look_delay(true, false, n);
                 Some(*since)
             })
-            .take_while(|since| *since < 114_000)
+            .take_while(|since| *since < 117_000)
             .collect();
         assert_eq!(backoff.len(), 9);
         // Which looks are unlikely to see the exit: those before the window.
-        assert!(exit_unlikely(&plan, 57_000));
-        assert!(!exit_unlikely(&plan, 114_000));
+        assert!(exit_unlikely(&plan, 58_500));
+        assert!(!exit_unlikely(&plan, 117_000));
         assert!(!exit_unlikely(&plan, 500_000));
     }
 
@@ -180,14 +181,14 @@ mod tests {
         let at = looks(&hour, 3_000_000);
         assert!(at.windows(2).all(|w| w[1] - w[0] <= 300_000), "{at:?}");
         assert_eq!(at[1], 300_000);
-        // A 10 s run with no spread: the window is ±1 s (the floor), the first look after the
-        // create's is at 9 s.
+        // A 10 s run with no spread: the spread is the floor (0.5 s), the first look after the
+        // create's is at 9.5 s.
         let short = LookPlan::Expect(RunEstimate::first(10_000));
         assert_eq!(
             exit_window(&RunEstimate::first(10_000)),
-            (9_000, 11_000, 500)
+            (9_500, 11_000, 500)
         );
-        assert_eq!(looks(&short, 11_000)[..4], [0, 9_000, 9_500, 10_000]);
+        assert_eq!(looks(&short, 11_000)[..4], [0, 9_500, 10_000, 10_500]);
         // A fixed interval is that interval, whatever the time.
         assert_eq!(planned_look_delay(&LookPlan::Every(1_000), 77_000), 1_000);
         assert!(!exit_unlikely(&LookPlan::Every(1_000), 0));

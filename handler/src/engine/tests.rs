@@ -1249,7 +1249,7 @@ fn a_planned_instance_is_looked_at_around_its_expected_exit_and_an_unplanned_one
     assert_eq!(planned.instances[0].next_look, Some(T0 + 1));
     // After it, the planned one waits half way to its window; the other backs off from 0 s.
     let seen = look(&planned, T0 + 1);
-    assert_eq!(seen.instances[0].next_look, Some(T0 + 1 + 57_000));
+    assert_eq!(seen.instances[0].next_look, Some(T0 + 1 + 58_500));
     assert_eq!(
         look(&unplanned, T0 + 1).instances[0].next_look,
         Some(T0 + 1)
