@@ -17,6 +17,7 @@ use crate::floor;
 use crate::footprint;
 use crate::live;
 use crate::load::median;
+use crate::looks;
 use crate::procs::Emulator;
 use crate::report::{Machine, Table, json_num, load_average, num};
 use crate::sweep_scale;
@@ -49,6 +50,9 @@ pub struct Plan {
     pub live_deployments: usize,
     pub live_window: Duration,
     pub sweep_sizes: Vec<usize>,
+    /// Jobs and ARM reads per second of the detection runs (item 7).
+    pub looks_jobs: usize,
+    pub looks_reads_per_second: f64,
 }
 
 impl Plan {
@@ -74,6 +78,8 @@ impl Plan {
             live_deployments: 1000,
             live_window: Duration::from_secs(10),
             sweep_sizes: vec![1_000, 100_000],
+            looks_jobs: 1_000,
+            looks_reads_per_second: 20.0,
         }
     }
 
@@ -218,6 +224,11 @@ impl Suite {
         if suite.plan.wants("sweep") {
             progress("sweep");
             suite.sweep(&emulator).await?;
+        }
+        // Minutes of real run times: only when asked for by name.
+        if suite.plan.only.iter().any(|o| o == "looks") {
+            progress("looks");
+            suite.looks().await?;
         }
         suite.ratios();
         machine.load_at_end = load_average();
@@ -694,6 +705,47 @@ impl Suite {
         Ok(())
     }
 
+    /// Item 7: detection of exits under the ARM read budget, learned against round-robin looks.
+    async fn looks(&mut self) -> anyhow::Result<()> {
+        let mix = looks::Mix::stated(self.plan.looks_jobs, self.plan.looks_reads_per_second);
+        let measured = looks::measure(mix).await?;
+        let title = format!(
+            "Item 7: exit to Done, {} live exit-completion jobs, {} ARM reads/s",
+            measured.mix.jobs, measured.mix.reads_per_second
+        );
+        let mut table = Table::new(
+            &title,
+            &[
+                "looks",
+                "p50 s",
+                "p95 s",
+                "max s",
+                "p50 repeated s",
+                "p50 new s",
+                "reads/job",
+                "wall s",
+            ],
+        );
+        table.row(measured.learned.cells());
+        table.row(measured.round_robin.cells());
+        let suffix = format!("{}_live", measured.mix.jobs);
+        self.key(
+            &format!("detection_p50_s_{suffix}"),
+            json_num(measured.learned.p50_s),
+        );
+        self.key(
+            &format!("detection_p95_s_{suffix}"),
+            json_num(measured.learned.p95_s),
+        );
+        self.key(
+            "detection_p50_vs_round_robin",
+            json_num(measured.p50_vs_round_robin),
+        );
+        self.key("looks", serde_json::to_value(&measured)?);
+        self.tables.push(table);
+        Ok(())
+    }
+
     /// Item 6: the sweep's scale.
     async fn sweep(&mut self, emulator: &Emulator) -> anyhow::Result<()> {
         let template = self
@@ -790,6 +842,11 @@ impl Suite {
                 "<= 15",
             ),
             ("sweep 100k / sweep 1k", sweep_ratio, "<= 1.5"),
+            (
+                "detection p50 learned / round robin",
+                get(&self.json, &["detection_p50_vs_round_robin"]),
+                "<= 0.25",
+            ),
         ];
         for (label, value, target) in rows {
             table.row(vec![label.into(), num(value, 2), target.into()]);
