@@ -146,6 +146,9 @@ impl ReadBudget {
             let mut state = self.lock();
             let wait = match state.held.remove(name) {
                 Some(held) if held.reserved => held.due.saturating_duration_since(now),
+                // A look that yielded and is no longer patient (its instance's exit window has
+                // come): it stops yielding and reserves in its turn.
+                Some(_) if !patient => state.reserve(self.per_second, now),
                 // Back before its yield is over: it keeps yielding, still without a token.
                 Some(held) if held.due > now => {
                     let left = held.due - now;
@@ -302,6 +305,16 @@ mod tests {
         assert!(waited < PATIENCE + Duration::from_secs(5), "{waited:?}");
         tokio::time::advance(turn).await;
         assert_eq!(budget.admit_look("patient", true).await, None);
+        // A look that yielded and comes back likely (its window came) stops yielding at once.
+        spend("late".into(), 30).await;
+        let yielded = budget.admit_look("window", true).await.unwrap();
+        let behind = budget.admit_look("behind", false).await.unwrap();
+        let turn = budget.admit_look("window", false).await.unwrap();
+        assert!(budget.lock().held["window"].reserved);
+        assert!(
+            turn > behind && turn < yielded + Duration::from_millis(150),
+            "{turn:?}"
+        );
         // Under budget, a patient look goes like any other.
         tokio::time::advance(Duration::from_secs(100)).await;
         assert_eq!(budget.admit_look("calm", true).await, None);
