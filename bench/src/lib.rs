@@ -10,8 +10,9 @@
 //! - [`throughput`]: one-group jobs through the API at a concurrency (items 1 and 4).
 //! - [`throughput`] is driven by [`suite`], which also runs [`duroxide`] (item 2, in a child
 //!   process), [`floor`] (item 3), [`footprint`] (item 5), [`live`] (1,000 live deployments:
-//!   items 4 and 5), [`sweep_scale`] (item 6) and [`fanout`] (item 7), prices item 4 with
-//!   [`orchestration`], and writes [`report`]s.
+//!   items 4 and 5), [`sweep_scale`] (item 6), [`fanout`] (item 7) and [`looks`] (detection
+//!   under the ARM read budget, item 8), prices item 4 with [`orchestration`], and writes
+//!   [`report`]s.
 //! - [`procs`]: child processes (emulator, handler, hello-world, duroxide), RSS and readiness.
 
 pub mod berth;
@@ -21,6 +22,7 @@ pub mod floor;
 pub mod footprint;
 pub mod live;
 pub mod load;
+pub mod looks;
 pub mod orchestration;
 pub mod procs;
 pub mod report;

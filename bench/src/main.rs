@@ -25,9 +25,16 @@ struct Args {
     /// Azurite's connection string (`UseDevelopmentStorage=true`); Azurite runs are skipped without it.
     #[arg(long, env = "BERTH_BENCH_AZURITE")]
     azurite: Option<String>,
-    /// Only these items (comma separated: throughput, duroxide, floor, cost, footprint, live, sweep, fanout).
+    /// Only these items (comma separated: throughput, duroxide, floor, cost, footprint, live,
+    /// sweep, fanout, looks). `looks` (several minutes of real run times) runs only when named here.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Jobs of the detection runs (`looks`); the stated measure is at 1,000.
+    #[arg(long, default_value_t = 1_000)]
+    looks_jobs: usize,
+    /// ARM reads per second of the detection runs; the stated measure is at the default, 20.
+    #[arg(long, default_value_t = 20.0)]
+    looks_reads_per_second: f64,
     /// `handler` as the Function App package build makes it (bench/run.sh builds it with
     /// infra/hooks/package.sh); `packaged_binary_mb` is not measured without it.
     #[arg(long, env = "BERTH_BENCH_PACKAGED")]
@@ -50,6 +57,8 @@ async fn main() -> anyhow::Result<()> {
     plan.azurite = args.azurite;
     plan.packaged = args.packaged;
     plan.only = args.only;
+    plan.looks_jobs = args.looks_jobs.max(1);
+    plan.looks_reads_per_second = args.looks_reads_per_second;
     let results = Suite::run(plan).await?;
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;

@@ -18,6 +18,7 @@ use crate::floor;
 use crate::footprint;
 use crate::live;
 use crate::load::median;
+use crate::looks;
 use crate::orchestration;
 use crate::procs::Emulator;
 use crate::report::{Machine, Table, json_num, load_average, num};
@@ -54,6 +55,9 @@ pub struct Plan {
     /// Items of the fan-out deployment, and how many run at once.
     pub fanout_items: usize,
     pub fanout_parallelism: usize,
+    /// Jobs and ARM reads per second of the detection runs (item 7).
+    pub looks_jobs: usize,
+    pub looks_reads_per_second: f64,
 }
 
 impl Plan {
@@ -81,6 +85,8 @@ impl Plan {
             sweep_sizes: vec![1_000, 100_000],
             fanout_items: 1000,
             fanout_parallelism: 100,
+            looks_jobs: 1_000,
+            looks_reads_per_second: 20.0,
         }
     }
 
@@ -228,12 +234,17 @@ impl Suite {
         }
         if suite.plan.wants("fanout") {
             progress("fanout");
-            // Last in the run: a fan-out that fails is reported, the numbers before it are kept.
+            // Last of the default items: a fan-out that fails is reported, the numbers before it are kept.
             if let Err(e) = suite.fanout(&emulator).await {
                 let error = format!("{e:#}");
                 println!("  fan-out failed: {error}");
                 suite.key("fanout_error", json!(error));
             }
+        }
+        // Minutes of real run times: only when asked for by name.
+        if suite.plan.only.iter().any(|o| o == "looks") {
+            progress("looks");
+            suite.looks().await?;
         }
         suite.ratios();
         machine.load_at_end = load_average();
@@ -854,6 +865,47 @@ impl Suite {
         Ok(())
     }
 
+    /// Item 7: detection of exits under the ARM read budget, learned against round-robin looks.
+    async fn looks(&mut self) -> anyhow::Result<()> {
+        let mix = looks::Mix::stated(self.plan.looks_jobs, self.plan.looks_reads_per_second);
+        let measured = looks::measure(mix).await?;
+        let title = format!(
+            "Item 7: exit to Done, {} live exit-completion jobs, {} ARM reads/s",
+            measured.mix.jobs, measured.mix.reads_per_second
+        );
+        let mut table = Table::new(
+            &title,
+            &[
+                "looks",
+                "p50 s",
+                "p95 s",
+                "max s",
+                "p50 repeated s",
+                "p50 new s",
+                "reads/job",
+                "wall s",
+            ],
+        );
+        table.row(measured.learned.cells());
+        table.row(measured.round_robin.cells());
+        let suffix = format!("{}_live", measured.mix.jobs);
+        self.key(
+            &format!("detection_p50_s_{suffix}"),
+            json_num(measured.learned.p50_s),
+        );
+        self.key(
+            &format!("detection_p95_s_{suffix}"),
+            json_num(measured.learned.p95_s),
+        );
+        self.key(
+            "detection_p50_vs_round_robin",
+            json_num(measured.p50_vs_round_robin),
+        );
+        self.key("looks", serde_json::to_value(&measured)?);
+        self.tables.push(table);
+        Ok(())
+    }
+
     /// Item 6: the sweep's scale.
     async fn sweep(&mut self, emulator: &Emulator) -> anyhow::Result<()> {
         let template = self
@@ -955,6 +1007,11 @@ impl Suite {
                 "<= 15",
             ),
             ("sweep 100k / sweep 1k", sweep_ratio, "<= 1.5"),
+            (
+                "detection p50 learned / round robin",
+                get(&self.json, &["detection_p50_vs_round_robin"]),
+                "<= 0.25",
+            ),
         ];
         for (label, value, target) in rows {
             table.row(vec![label.into(), num(value, 2), target.into()]);

@@ -48,6 +48,9 @@ pub struct Config {
     /// Host folders hidden from every container, besides the data folder, the emulator's home and
     /// `sandbox::HOST_SECRETS` (`handler dev` adds its own data folder, which holds its keys).
     pub hide: Vec<PathBuf>,
+    /// In instant mode, a container whose command is `sleep N` runs N seconds (without a
+    /// process) before it exits with code 0, instead of at once (for benchmarks of run times).
+    pub simulate_sleeps: bool,
 }
 
 /// Durations of the state machine (all zero or small by default, so tests run fast).
@@ -107,6 +110,7 @@ impl Default for Config {
             cgroups: true,
             token: None,
             hide: Vec::new(),
+            simulate_sleeps: false,
         }
     }
 }

@@ -113,6 +113,9 @@ struct Args {
     /// Do not apply CPU and memory limits through cgroups.
     #[arg(long)]
     no_cgroups: bool,
+    /// With --instant, a container whose command is `sleep N` runs N seconds (no process).
+    #[arg(long, requires = "instant")]
+    simulate_sleeps: bool,
     /// The bearer token every request must carry (`Authorization: Bearer <token>`). Without it a
     /// random one is generated and printed on the start line.
     #[arg(long, env = "ACI_EMULATOR_TOKEN", hide_env_values = true)]
@@ -204,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
         faults,
         enforce_quotas: args.enforce_quotas,
         cgroups: !args.no_cgroups,
+        simulate_sleeps: args.simulate_sleeps,
         page_size: usize::from(args.page_size),
         token,
         ..Config::default()

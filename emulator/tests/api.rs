@@ -900,3 +900,41 @@ async fn acis_create_time_rules_are_refused_with_their_code_and_nothing_is_creat
     );
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn instant_mode_runs_a_sleep_for_its_time_without_a_process() {
+    let harness = Harness::start(|config| {
+        config.instant = true;
+        config.simulate_sleeps = true;
+    })
+    .await;
+    harness.create("sleeper", &job("sleep 1.5")).await;
+    harness.create("quick", &job("true")).await;
+    let state = |body: &Value| {
+        body["properties"]["containers"][0]["properties"]["instanceView"]["currentState"].clone()
+    };
+    let (_, quick) = harness.get("quick").await;
+    assert_eq!(state(&quick)["state"], "Terminated");
+    let (_, running) = harness.get("sleeper").await;
+    assert_eq!(state(&running)["state"], "Running", "{running}");
+    assert_eq!(running["properties"]["instanceView"]["state"], "Running");
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let (_, done) = harness.get("sleeper").await;
+    let current = state(&done);
+    assert_eq!(current["state"], "Terminated", "{done}");
+    assert_eq!(current["exitCode"], 0);
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let ran = parse(&current["finishTime"]) - parse(&current["startTime"]);
+    assert!(
+        (1.4..1.9).contains(&ran.as_seconds_f64()),
+        "ran {ran} from {current}"
+    );
+    assert_eq!(done["properties"]["instanceView"]["state"], "Succeeded");
+    harness.stop().await;
+}

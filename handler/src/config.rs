@@ -9,6 +9,7 @@ use crate::arm::StaticToken;
 use crate::azure_storage::connection::{DEFAULT_SETTING, StorageAuth, StorageConnection};
 use crate::azure_storage::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
+use crate::driver::LookMode;
 use crate::driver::admit::MaxCores;
 use crate::spec::SettingsPolicy;
 use crate::spec::settings::Lookup;
@@ -41,6 +42,7 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_DIAGNOSTICS_WORKSPACE",
     "BERTH_APP",
     "BERTH_ARM_READS_PER_SECOND",
+    "BERTH_LOOKS",
     "BERTH_PRICE_VCPU_SECOND",
     "BERTH_PRICE_GB_SECOND",
     "BERTH_PRICES",
@@ -136,6 +138,8 @@ pub struct Config {
     pub storage_credentials: Option<CredentialSettings>,
     /// Most standard cores in use per location (`BERTH_MAX_CORES`).
     pub max_cores: MaxCores,
+    /// How groups watched for their exit are looked at (`BERTH_LOOKS`: `backoff`, `learned`, `round-robin`).
+    pub looks: LookMode,
 }
 
 impl std::fmt::Debug for Config {
@@ -379,6 +383,15 @@ impl Config {
         let secure_value_from =
             SettingsPolicy::parse(&get("BERTH_SECURE_VALUE_FROM").unwrap_or_default())
                 .map_err(|e| error("BERTH_SECURE_VALUE_FROM", e))?;
+        let looks = match nonempty("BERTH_LOOKS") {
+            None => LookMode::default(),
+            Some(text) => LookMode::parse(&text).ok_or_else(|| {
+                error(
+                    "BERTH_LOOKS",
+                    format!("'{text}' is not 'backoff', 'learned' or 'round-robin'"),
+                )
+            })?,
+        };
         let app = nonempty("BERTH_APP")
             .or_else(|| nonempty("WEBSITE_SITE_NAME"))
             .unwrap_or_else(|| "berth".into());
@@ -404,6 +417,7 @@ impl Config {
             storage_credentials,
             max_cores: MaxCores::parse(&get("BERTH_MAX_CORES").unwrap_or_default())
                 .map_err(|message| error("BERTH_MAX_CORES", message))?,
+            looks,
         })
     }
 
@@ -485,6 +499,15 @@ mod tests {
             config(&BASE[1..]).unwrap_err().setting,
             "BERTH_SUBSCRIPTION_ID"
         );
+        let mut bad = BASE.to_vec();
+        bad.push(("BERTH_LOOKS", "fast"));
+        let error = config(&bad).unwrap_err();
+        assert_eq!(error.setting, "BERTH_LOOKS");
+        assert!(error.message.contains("'fast'"), "{error}");
+        assert_eq!(config(&BASE).unwrap().looks, LookMode::Backoff);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("BERTH_LOOKS", "round-robin"));
+        assert_eq!(config(&pairs).unwrap().looks, LookMode::RoundRobin);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::functions::{
 };
 use crate::store::azure::AzureBackend;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Checkpoints, Scheduled, StepMessage, Steps};
+use crate::store::{Checkpoints, RunTimes, Scheduled, StepMessage, Steps};
 use crate::sweep::{REDRIVE_AFTER_MS, Sweep};
 use crate::worker;
 
@@ -48,26 +48,29 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the runtime from its configuration.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, RuntimeError> {
-        let (store, steps): (Arc<dyn Checkpoints>, Arc<dyn Steps>) = match &config.storage {
-            Storage::Sqlite { path } => {
-                let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
-                (sqlite.clone(), sqlite)
-            }
-            Storage::Azure => {
-                let connection = config.storage_connection.as_ref().ok_or_else(|| {
-                    RuntimeError::Unsupported("AzureWebJobsStorage is not set".into())
-                })?;
-                // Identity-based connections need a token; Shared Key and SAS sign themselves.
-                let credential = match &config.storage_credentials {
-                    Some(settings) => Some(crate::azure_storage::credential::choose(settings)?.0),
-                    None => None,
-                };
-                let azure =
-                    AzureBackend::open(connection, credential, &config.queue, clock.clone())
-                        .await?;
-                (azure.store, azure.steps)
-            }
-        };
+        let (store, steps, run_times): (Arc<dyn Checkpoints>, Arc<dyn Steps>, Arc<dyn RunTimes>) =
+            match &config.storage {
+                Storage::Sqlite { path } => {
+                    let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
+                    (sqlite.clone(), sqlite.clone(), sqlite)
+                }
+                Storage::Azure => {
+                    let connection = config.storage_connection.as_ref().ok_or_else(|| {
+                        RuntimeError::Unsupported("AzureWebJobsStorage is not set".into())
+                    })?;
+                    // Identity-based connections need a token; Shared Key and SAS sign themselves.
+                    let credential = match &config.storage_credentials {
+                        Some(settings) => {
+                            Some(crate::azure_storage::credential::choose(settings)?.0)
+                        }
+                        None => None,
+                    };
+                    let azure =
+                        AzureBackend::open(connection, credential, &config.queue, clock.clone())
+                            .await?;
+                    (azure.store.clone(), azure.steps, azure.store)
+                }
+            };
         let target = ArmTarget {
             endpoint: config.arm.endpoint.clone(),
             subscription: config.arm.subscription.clone(),
@@ -94,6 +97,7 @@ impl Runtime {
             create_claim_ms: config.create_claim_ms,
             diagnostics_workspace: config.diagnostics_workspace.clone(),
             max_cores: config.max_cores.clone(),
+            looks: config.looks,
             ..DriverSettings::default()
         };
         let driver = Driver::new(
@@ -102,7 +106,8 @@ impl Runtime {
             Arc::new(config.keys.clone()),
             clock.clone(),
             settings,
-        );
+        )
+        .with_run_times(run_times);
         let api = Arc::new(Api {
             driver: driver.clone(),
             api_key: config.api_key.clone(),

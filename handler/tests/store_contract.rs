@@ -1,4 +1,4 @@
-//! The contract of the store traits (`Checkpoints`, `Steps`), written once and run against both
+//! The contract of the store traits (`Checkpoints`, `Steps`, `RunTimes`), written once and run against both
 //! backends: SQLite on a temporary file, and Azure Storage on Azurite (started as for the other
 //! `azure_*` tests; see `azure_support`).
 //!
@@ -16,8 +16,8 @@ use berth::clock::{Clock, SystemClock};
 use berth::store::azure::{AzureBackend, steps::HELD_FOR};
 use berth::store::sqlite::SqliteStore;
 use berth::store::{
-    Checkpoints, Delivery, ListQuery, Millis, Record, Scheduled, Status, StepMessage, Steps,
-    StoreError, Version, Wake,
+    Checkpoints, Delivery, ListQuery, Millis, Record, RunTimes, Scheduled, Status, StepMessage,
+    Steps, StoreError, Version, Wake,
 };
 use bytes::Bytes;
 
@@ -38,6 +38,7 @@ struct Differences {
 struct Fixture {
     store: Arc<dyn Checkpoints>,
     steps: Arc<dyn Steps>,
+    run_times: Arc<dyn RunTimes>,
     differences: Differences,
     /// Keeps the SQLite file alive.
     _dir: Option<tempfile::TempDir>,
@@ -49,6 +50,7 @@ async fn sqlite(_test: &str) -> Option<Fixture> {
         Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
     Some(Fixture {
         store: store.clone(),
+        run_times: store.clone(),
         steps: store,
         differences: Differences {
             held: Duration::ZERO,
@@ -69,6 +71,7 @@ async fn azure(_test: &str) -> Option<Fixture> {
     .await
     .unwrap();
     Some(Fixture {
+        run_times: backend.store.clone(),
         store: backend.store,
         steps: backend.steps,
         differences: Differences {
@@ -597,6 +600,55 @@ async fn an_early_message_stays_hidden(f: &Fixture) {
     f.steps.complete(&d).await.unwrap();
 }
 
+fn digest(n: u8) -> String {
+    format!("{n:02x}").repeat(32)
+}
+
+async fn run_times_start_empty_and_follow_recorded_runs(f: &Fixture) {
+    let (one, two) = (digest(1), digest(2));
+    assert_eq!(f.run_times.run_time(&one).await.unwrap(), None);
+    let first = f.run_times.record_run(&one, 60_000).await.unwrap();
+    assert_eq!(
+        (first.mean_ms, first.spread_ms, first.runs),
+        (60_000.0, 0.0, 1)
+    );
+    let second = f.run_times.record_run(&one, 80_000).await.unwrap();
+    assert_eq!((second.mean_ms, second.runs), (70_000.0, 2));
+    assert_eq!(f.run_times.run_time(&one).await.unwrap(), Some(second));
+    // Another spec has its own.
+    assert_eq!(f.run_times.run_time(&two).await.unwrap(), None);
+    f.run_times.record_run(&two, 5_000).await.unwrap();
+    assert_eq!(f.run_times.run_time(&one).await.unwrap(), Some(second));
+}
+
+async fn concurrent_run_records_all_count(f: &Fixture) {
+    let one = digest(3);
+    let records = (0..6).map(|i| f.run_times.record_run(&one, 10_000 + i * 1_000));
+    for recorded in futures::future::join_all(records).await {
+        recorded.unwrap();
+    }
+    let estimate = f.run_times.run_time(&one).await.unwrap().unwrap();
+    assert_eq!(estimate.runs, 6);
+    assert!(
+        (10_000.0..=15_000.0).contains(&estimate.mean_ms),
+        "{estimate:?}"
+    );
+}
+
+async fn a_run_time_digest_that_is_not_hex_is_refused_by_name(f: &Fixture) {
+    for bad in [
+        "",
+        "../checkpoint",
+        &"G".repeat(64),
+        &digest(0xab).to_uppercase(),
+    ] {
+        let error = f.run_times.run_time(bad).await.unwrap_err().to_string();
+        assert!(error.contains("name a run-time estimate"), "{error}");
+        assert!(error.contains(&format!("'{bad}'")), "{error}");
+        assert!(f.run_times.record_run(bad, 1).await.is_err());
+    }
+}
+
 /// One test per behaviour and backend.
 macro_rules! contract {
     ($backend:ident: $($behaviour:ident),* $(,)?) => {
@@ -630,6 +682,9 @@ macro_rules! suite {
             logs_by_group_and_by_instance,
             queue_leases_and_completes,
             an_early_message_stays_hidden,
+            run_times_start_empty_and_follow_recorded_runs,
+            concurrent_run_records_all_count,
+            a_run_time_digest_that_is_not_hex_is_refused_by_name,
         );)*
     };
 }

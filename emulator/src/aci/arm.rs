@@ -157,7 +157,12 @@ impl Emulator {
                     *entry = Entry::new(entry.record.clone());
                     let pending = entry.record.runtime.clone();
                     let mut actions = vec![Action::KillAll];
-                    actions.extend(self.begin(&mut entry.record.runtime, now));
+                    actions.extend(self.begin(
+                        &key,
+                        &entry.record.spec,
+                        &mut entry.record.runtime,
+                        now,
+                    ));
                     self.persist(&entry.record);
                     let body = entry.record.render_with(&pending, View::Full);
                     let operation = self.add_operation(&entry.record, OpKind::Put);
@@ -218,7 +223,8 @@ impl Emulator {
                         runtime,
                     };
                     let mut entry = Entry::new(record);
-                    let actions = self.begin(&mut entry.record.runtime, now);
+                    let actions =
+                        self.begin(&key, &entry.record.spec, &mut entry.record.runtime, now);
                     self.persist(&entry.record);
                     let body = entry.record.render_with(&pending, View::Full);
                     let operation = self.add_operation(&entry.record, OpKind::Put);
@@ -242,13 +248,42 @@ impl Emulator {
         Ok(outcome)
     }
 
-    /// The first actions of a fresh attempt, or, in instant mode, its completion.
-    fn begin(&self, runtime: &mut Runtime, now: OffsetDateTime) -> Vec<Action> {
-        if self.config.instant {
-            runtime.complete_instantly(now);
-            Vec::new()
-        } else {
-            runtime.initial_actions()
+    /// The first actions of a fresh attempt, or, in instant mode, its completion: at once, or
+    /// (`simulate_sleeps`) after the run a `sleep N` command stands for ([`simulated_run`]).
+    fn begin(
+        self: &Arc<Self>,
+        key: &GroupKey,
+        spec: &ContainerGroup,
+        runtime: &mut Runtime,
+        now: OffsetDateTime,
+    ) -> Vec<Action> {
+        if !self.config.instant {
+            return runtime.initial_actions();
+        }
+        match simulated_run(spec).filter(|_| self.config.simulate_sleeps) {
+            Some(run) => {
+                runtime.start_instantly(now);
+                let (this, key, generation) = (self.clone(), key.clone(), runtime.generation);
+                tokio::spawn(async move {
+                    tokio::time::sleep(run).await;
+                    this.finish_simulated(&key, generation);
+                });
+            }
+            None => runtime.complete_instantly(now),
+        }
+        Vec::new()
+    }
+
+    /// Ends the simulated run of attempt `generation` of group `key`, if it still runs.
+    fn finish_simulated(&self, key: &GroupKey, generation: u64) {
+        let mut groups = lock(&self.groups);
+        if let Some(entry) = groups.get_mut(key)
+            && entry
+                .record
+                .runtime
+                .finish_instantly(generation, OffsetDateTime::now_utc())
+        {
+            self.persist(&entry.record);
         }
     }
 
@@ -505,6 +540,34 @@ impl Emulator {
         self.persist(&entry.record);
         actions
     }
+}
+
+/// The longest `sleep N` (N seconds, fractions allowed) among a group's containers' commands
+/// (`sleep N`, `/bin/sleep N`, or either behind `sh -c`): in instant mode with
+/// `simulate_sleeps`, the group's containers run that long, without processes, then exit with
+/// code 0.
+pub fn simulated_run(spec: &ContainerGroup) -> Option<Duration> {
+    let seconds = |command: &[String]| -> Option<f64> {
+        let words: Vec<&str> = match command {
+            [shell, flag, script] if shell.ends_with("sh") && flag == "-c" => {
+                script.split_whitespace().collect()
+            }
+            _ => command.iter().map(String::as_str).collect(),
+        };
+        match words.as_slice() {
+            ["sleep" | "/bin/sleep", n] => n
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n > 0.0 && *n <= 366.0 * 86_400.0),
+            _ => None,
+        }
+    };
+    spec.properties
+        .containers
+        .iter()
+        .filter_map(|c| seconds(c.properties.command.as_deref()?))
+        .reduce(f64::max)
+        .map(Duration::from_secs_f64)
 }
 
 fn cores_of(spec: &ContainerGroup) -> f64 {

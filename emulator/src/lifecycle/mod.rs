@@ -101,11 +101,17 @@ impl Runtime {
     /// A group that completed at once without processes (`--instant`): `Succeeded`, every
     /// container `Terminated` with exit code 0.
     pub fn complete_instantly(&mut self, now: OffsetDateTime) {
+        self.start_instantly(now);
+        self.finish_instantly(self.generation, now);
+    }
+
+    /// A group of instant mode that runs for a while without processes (see
+    /// [`Self::finish_instantly`]): `Succeeded` provisioning, init containers done at once, every
+    /// container `Running` from `now`.
+    pub fn start_instantly(&mut self, now: OffsetDateTime) {
         self.provisioning = Provisioning::Succeeded;
         for container in self.init_containers.iter_mut().chain(&mut self.containers) {
-            container.phase = Phase::Exited(0);
             container.logs_available = true;
-            container.current = Some(terminated(Some(now), now, 0, "Completed"));
             push_event(
                 &mut container.events,
                 now,
@@ -114,6 +120,33 @@ impl Runtime {
                 "Normal",
             );
         }
+        for init in &mut self.init_containers {
+            init.phase = Phase::Exited(0);
+            init.current = Some(terminated(Some(now), now, 0, "Completed"));
+        }
+        for container in &mut self.containers {
+            container.phase = Phase::Running;
+            container.current = Some(running(now));
+        }
+    }
+
+    /// The end of a run begun by [`Self::start_instantly`]: in attempt `generation`, unless it
+    /// was stopped or replaced meanwhile, every container still running exits with code 0 at
+    /// `now`. Whether anything changed.
+    pub fn finish_instantly(&mut self, generation: u64, now: OffsetDateTime) -> bool {
+        if self.generation != generation || self.stopped {
+            return false;
+        }
+        let mut changed = false;
+        for container in &mut self.containers {
+            if container.phase == Phase::Running {
+                let started = container.current.as_ref().and_then(|s| s.start_time);
+                container.phase = Phase::Exited(0);
+                container.current = Some(terminated(started, now, 0, "Completed"));
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// The runtime view of a container.

@@ -432,12 +432,33 @@ fn repeated_events_are_folded_with_a_count() {
 }
 
 #[test]
-fn instant_completion_is_succeeded_with_exit_zero() {
+fn instant_completion_and_instant_runs_are_succeeded_with_exit_zero() {
     let mut runtime = group(RestartPolicy::Always, &["a", "b"]);
     runtime.complete_instantly(t(1));
     assert_eq!(runtime.provisioning, Provisioning::Succeeded);
     assert_eq!(runtime.state(), GroupState::Succeeded);
     assert_eq!(current(&runtime, 1).exit_code, Some(0));
+    // A run that takes a while (`simulate_sleeps`): running, then exit 0 unless stopped or
+    // replaced meanwhile.
+    let mut runtime = group(RestartPolicy::Never, &["a", "b"]);
+    runtime.start_instantly(t(1));
+    assert_eq!(runtime.state(), GroupState::Running);
+    assert!(!runtime.finish_instantly(runtime.generation + 1, t(5)));
+    assert!(runtime.finish_instantly(runtime.generation, t(5)));
+    assert_eq!(runtime.state(), GroupState::Succeeded);
+    let state = current(&runtime, 1);
+    assert_eq!(
+        (state.start_time, state.finish_time),
+        (Some(t(1)), Some(t(5)))
+    );
+    assert!(!runtime.finish_instantly(runtime.generation, t(6)), "once");
+    // Stopped before its end: the stop's exit stays.
+    let mut stopped = group(RestartPolicy::Never, &["a"]);
+    stopped.start_instantly(t(1));
+    let generation = stopped.generation;
+    stopped.apply(Input::Stop, t(2), BACKOFF);
+    assert!(!stopped.finish_instantly(generation, t(5)));
+    assert_ne!(current(&stopped, 0).exit_code, Some(0));
 }
 
 fn with_inits(policy: RestartPolicy) -> Runtime {

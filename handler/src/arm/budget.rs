@@ -9,6 +9,14 @@
 //!
 //! Held reservations live in memory: after a restart a look simply reserves again. One whose look
 //! never comes back (the deployment ended meanwhile) is dropped a while after it fell due.
+//!
+//! Looks are not all alike: one before its instance's expected exit window is unlikely to see
+//! an exit ([`crate::engine::policy::exit_unlikely`]). Over budget, such a *patient* look does not
+//! reserve at all: it yields, for as long as the reservations already made take (at least
+//! [`MIN_YIELD`]), so that likelier looks go first, and tries again when it comes back. It goes
+//! once the budget has room, or reserves in its turn once it is no longer patient (its instance's
+//! exit window has come). So while likelier looks spend the whole budget, looks before a window
+//! wait: an exit long before its expected time is then seen at the window.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,16 +28,37 @@ use tokio::time::Instant;
 pub const INLINE_WAIT: Duration = Duration::from_millis(250);
 /// A held reservation nobody came back for is dropped this long after it fell due.
 const HELD_FOR: Duration = Duration::from_secs(300);
+/// The shortest yield of a patient look (each yield costs its deployment a step).
+pub const MIN_YIELD: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 struct State {
     /// Tokens in the bucket; below zero, that many reads are reserved ahead.
     tokens: f64,
     last: Instant,
-    /// Reservations held for looks put off, by group name: when each falls due.
-    held: HashMap<String, Instant>,
+    /// Reservations held for looks put off, by group name.
+    held: HashMap<String, Held>,
     /// Prune `held` when it grows to this size.
     prune_at: usize,
+}
+
+/// A look put off.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    /// When it falls due.
+    due: Instant,
+    /// Whether a token is reserved for it; a patient look that yielded has none.
+    reserved: bool,
+}
+
+impl Held {
+    /// A patient look's yield until `due`.
+    fn yielded(due: Instant) -> Self {
+        Held {
+            due,
+            reserved: false,
+        }
+    }
 }
 
 /// A token bucket for ARM reads.
@@ -43,9 +72,16 @@ impl State {
     /// Refills, takes a token (reserving one ahead when none is left) and says how long until it
     /// is due.
     fn reserve(&mut self, per_second: f64, now: Instant) -> Duration {
+        let wait = self.refill(per_second, now);
+        self.tokens -= 1.0;
+        wait
+    }
+
+    /// Refills the bucket up to `now` and says how long until a read taken now is due.
+    fn refill(&mut self, per_second: f64, now: Instant) -> Duration {
         let tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_second)
             .min(per_second);
-        self.tokens = tokens - 1.0;
+        self.tokens = tokens;
         self.last = now;
         if tokens >= 1.0 {
             Duration::ZERO
@@ -54,12 +90,19 @@ impl State {
         }
     }
 
-    fn hold(&mut self, name: &str, due: Instant, now: Instant) {
+    /// How long a patient look yields now: the backlog (at least [`MIN_YIELD`]) while it is
+    /// longer than an inline wait; `None` when the budget has room and it may reserve.
+    fn yield_for(&mut self, per_second: f64, now: Instant) -> Option<Duration> {
+        let backlog = self.refill(per_second, now);
+        (backlog > INLINE_WAIT).then_some(backlog.max(MIN_YIELD))
+    }
+
+    fn hold(&mut self, name: &str, held: Held, now: Instant) {
         if self.held.len() >= self.prune_at {
-            self.held.retain(|_, at| *at + HELD_FOR > now);
+            self.held.retain(|_, h| h.due + HELD_FOR > now);
             self.prune_at = (self.held.len() * 2).max(64);
         }
-        self.held.insert(name.to_owned(), due);
+        self.held.insert(name.to_owned(), held);
     }
 }
 
@@ -91,15 +134,43 @@ impl ReadBudget {
     /// Admits a look at group `name`: `None` when the read may go now (after at most
     /// [`INLINE_WAIT`]), or how long until the reservation held for it falls due.
     pub async fn admit(&self, name: &str) -> Option<Duration> {
+        self.admit_look(name, false).await
+    }
+
+    /// [`Self::admit`] for a look that is `patient` (unlikely to see a change): over budget, it
+    /// yields once to the looks behind it (see the module's notes).
+    pub async fn admit_look(&self, name: &str, patient: bool) -> Option<Duration> {
         let now = Instant::now();
         let wait = {
             let mut state = self.lock();
             let wait = match state.held.remove(name) {
-                Some(due) => due.saturating_duration_since(now),
+                Some(held) if held.reserved => held.due.saturating_duration_since(now),
+                // A look that yielded and is no longer patient (its instance's exit window has
+                // come): it stops yielding and reserves in its turn.
+                Some(_) if !patient => state.reserve(self.per_second, now),
+                // Back before its yield is over: it keeps yielding, still without a token.
+                Some(held) if held.due > now => {
+                    let left = held.due - now;
+                    state.hold(name, held, now);
+                    return Some(left);
+                }
+                // A yield that is over, or a new patient look: yield while over budget.
+                Some(_) | None if patient => match state.yield_for(self.per_second, now) {
+                    Some(wait) => {
+                        state.hold(name, Held::yielded(now + wait), now);
+                        return Some(wait);
+                    }
+                    None => state.reserve(self.per_second, now),
+                },
+                Some(_) => state.reserve(self.per_second, now),
                 None => state.reserve(self.per_second, now),
             };
             if wait > INLINE_WAIT {
-                state.hold(name, now + wait, now);
+                let held = Held {
+                    due: now + wait,
+                    reserved: true,
+                };
+                state.hold(name, held, now);
                 return Some(wait);
             }
             wait
@@ -167,6 +238,54 @@ mod tests {
         let left = budget.admit("g29").await.unwrap();
         assert!(left < put_off.last().unwrap().1);
         assert_eq!(budget.held(), 17);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_patient_look_over_budget_lets_likelier_looks_have_the_budget() {
+        let budget = ReadBudget::new(10.0);
+        let spend = |prefix: String, n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+            let budget = &budget;
+            async move {
+                futures::future::join_all(names.iter().map(|n| budget.admit(n))).await;
+            }
+        };
+        // Spend the bucket: ten go, two within the inline wait, eight are held (up to 1 s).
+        spend("g".into(), 20).await;
+        assert_eq!(budget.held(), 8);
+        // A patient look yields (at least 30 s) without taking a token...
+        let yielded = budget.admit_look("patient", true).await.unwrap();
+        assert_eq!(yielded, MIN_YIELD);
+        assert_eq!(budget.held(), 9);
+        // ...so a likely look after it is due right behind the backlog (0.9 s), not a turn later.
+        let likely = budget.admit_look("likely", false).await.unwrap();
+        assert!((0.85..0.95).contains(&likely.as_secs_f64()), "{likely:?}");
+        // Back early, it is told how long is left.
+        let left = budget.admit_look("patient", true).await.unwrap();
+        assert!(left <= yielded);
+        // Back when due with the budget spent by likelier looks, it yields again.
+        tokio::time::advance(yielded).await;
+        spend("more".into(), 80).await;
+        let again = budget.admit_look("patient", true).await.unwrap();
+        assert_eq!(again, MIN_YIELD);
+        let next = budget.admit_look("next", false).await.unwrap();
+        assert!(next < again + Duration::from_millis(150), "{next:?}");
+        // Once the budget has room, it goes.
+        tokio::time::advance(again + Duration::from_secs(2)).await;
+        assert_eq!(budget.admit_look("patient", true).await, None);
+        // A look that yielded and comes back likely (its window came) stops yielding at once.
+        spend("late".into(), 30).await;
+        budget.admit_look("window", true).await.unwrap();
+        let behind = budget.admit_look("behind", false).await.unwrap();
+        let turn = budget.admit_look("window", false).await.unwrap();
+        assert!(budget.lock().held["window"].reserved);
+        assert!(
+            turn > behind && turn < behind + Duration::from_millis(150),
+            "{turn:?}"
+        );
+        // Under budget, a patient look goes like any other.
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(budget.admit_look("calm", true).await, None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -218,8 +218,14 @@ impl ArmClient {
     /// A look at a group that does not wait long for the read budget: when the budget is spent,
     /// it says when a read is reserved for this group instead of reading (see [`ReadBudget`]).
     pub async fn look(&self, name: &str) -> Result<Look, ArmError> {
+        self.look_as(name, false).await
+    }
+
+    /// [`Self::look`] for a look that is `patient`: unlikely to see a change, it lets likelier
+    /// looks go first when the budget is spent ([`ReadBudget::admit_look`]).
+    pub async fn look_as(&self, name: &str, patient: bool) -> Result<Look, ArmError> {
         if let Some(reads) = &self.reads
-            && let Some(wait) = reads.admit(name).await
+            && let Some(wait) = reads.admit_look(name, patient).await
         {
             return Ok(Look::Later(wait));
         }

@@ -9,6 +9,7 @@
 //! - [`body`]: the container group's ARM body (secrets, `secureValueFrom`, callbacks, share keys,
 //!   diagnostics, tags).
 //! - [`live`]: a running container's log from ARM, and the slots of the API's log follows.
+//! - [`looks`]: run times learned per group spec, and the look plans told with each create.
 //!
 //! # Guarantees
 //! - Commit first, then act: an action runs only after the checkpoint that asked for it is saved,
@@ -23,10 +24,12 @@
 pub mod admit;
 mod body;
 mod live;
+mod looks;
 mod perform;
 mod step;
 
 pub use live::{LogSource, MAX_FOLLOWS};
+pub use looks::{ESTIMATE_TTL, LookMode, ROUND_ROBIN_LOOK_MS, group_digest};
 
 use std::sync::Arc;
 
@@ -61,6 +64,8 @@ pub struct DriverSettings {
     pub diagnostics_workspace: Option<String>,
     /// Most standard cores in use per location (`BERTH_MAX_CORES`; see [`admit`]).
     pub max_cores: admit::MaxCores,
+    /// How instances watched for their exit are looked at (`BERTH_LOOKS`).
+    pub looks: LookMode,
 }
 
 impl Default for DriverSettings {
@@ -75,6 +80,7 @@ impl Default for DriverSettings {
             create_claim_ms: policy::CREATE_CLAIM_MS,
             diagnostics_workspace: None,
             max_cores: admit::MaxCores::default(),
+            looks: LookMode::default(),
         }
     }
 }
@@ -133,6 +139,8 @@ pub struct Driver {
     follows: Arc<tokio::sync::Semaphore>,
     /// Capacity admission of creates, shared by this process's workers.
     admission: Arc<admit::Admission>,
+    /// Run times learned per group spec; `None`: nothing learned, looks back off.
+    learning: Option<Arc<looks::Learning>>,
 }
 
 /// A submitted deployment, and whether it already existed (idempotent `POST`).
@@ -145,20 +153,22 @@ pub struct Submitted {
 /// or inserted in (serde_json keeps insertion order when a crate in the build enables
 /// `preserve_order`), so that digests compare specs, not spellings.
 fn canonical_json(spec: &Spec) -> Vec<u8> {
-    fn sort(value: Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut entries: Vec<(String, Value)> =
-                    map.into_iter().map(|(k, v)| (k, sort(v))).collect();
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                Value::Object(entries.into_iter().collect())
-            }
-            Value::Array(items) => Value::Array(items.into_iter().map(sort).collect()),
-            other => other,
-        }
-    }
     let value = serde_json::to_value(spec).expect("a spec serialises");
-    serde_json::to_vec(&sort(value)).expect("JSON serialises")
+    serde_json::to_vec(&sorted(value)).expect("JSON serialises")
+}
+
+/// `value` with object keys sorted at every level.
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> =
+                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 /// The step message a save must send: one for the new wake, when the wake changed.
@@ -204,7 +214,14 @@ impl Driver {
             admission: Arc::new(admit::Admission::new(settings.max_cores.clone())),
             settings: Arc::new(settings),
             follows: live::follow_slots(),
+            learning: None,
         }
+    }
+
+    /// The same driver learning run times in `store` (see [`looks`]).
+    pub fn with_run_times(mut self, store: Arc<dyn crate::store::RunTimes>) -> Self {
+        self.learning = Some(Arc::new(looks::Learning::new(store)));
+        self
     }
 
     /// The same driver over another store (benchmarks count the store's work this way).

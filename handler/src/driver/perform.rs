@@ -53,11 +53,13 @@ impl Driver {
                 }
                 match looked {
                     Ok(Some(group)) if owns(d, &group.tags) => {
-                        return vec![Event::Observed {
+                        let mut events = vec![Event::Observed {
                             instance: instance.clone(),
                             observation: observation(&group),
                             at,
                         }];
+                        events.extend(self.planned(d, instance, *slot).await);
+                        return events;
                     }
                     Ok(Some(group)) => {
                         let owner = group
@@ -97,9 +99,11 @@ impl Driver {
                 match put {
                     Ok(_) => {
                         tracing::info!(deployment.id = %d.id, aci.group = %instance, "container group created");
-                        vec![Event::Created {
+                        let mut events = vec![Event::Created {
                             instance: instance.clone(),
-                        }]
+                        }];
+                        events.extend(self.planned(d, instance, *slot).await);
+                        events
                     }
                     Err(e) if e.code() == Some("ContainerGroupQuotaReached") => {
                         // ACI's own quota: held like a create that admission holds, not failed.
@@ -127,7 +131,7 @@ impl Driver {
             }
             Action::Observe { instance } => {
                 let at = self.clock.now();
-                match self.arm.look(instance).await {
+                match self.arm.look_as(instance, self.patient(d, instance)).await {
                     Ok(Look::Now(Some(group))) => {
                         let mut events = vec![Event::Observed {
                             instance: instance.clone(),
@@ -218,6 +222,15 @@ impl Driver {
             reason,
             retry_at: self.clock.now() + policy::HOLD_RETRY_MS,
         }
+    }
+
+    /// The `LooksPlanned` event of a created instance of group `slot`, if it has a plan.
+    async fn planned(&self, d: &Deployment, instance: &str, slot: usize) -> Option<Event> {
+        let plan = self.look_plan(d, slot).await?;
+        Some(Event::LooksPlanned {
+            instance: instance.to_owned(),
+            plan,
+        })
     }
 
     async fn capture_logs(

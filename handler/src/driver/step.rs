@@ -29,7 +29,17 @@ impl Driver {
         let mut version = stored.version;
         let mut step = Step::new(stored.deployment, self.settings.max_rounds_per_step);
         step.amend(|d| self.reseal(d));
-        while let Some(round) = step.round(self.clock.now()) {
+        loop {
+            // Who had ended before the round: the ones ending in it are learned from.
+            let ended: Vec<bool> = step
+                .current()
+                .instances
+                .iter()
+                .map(|i| i.ended.is_some())
+                .collect();
+            let Some(round) = step.round(self.clock.now()) else {
+                break;
+            };
             for error in &round.dropped {
                 tracing::warn!(deployment.id = %message.id, error = %error, "event dropped");
             }
@@ -65,13 +75,15 @@ impl Driver {
                 }
             }
             let current = step.current();
-            let results = futures::future::join_all(
-                round
-                    .actions
-                    .iter()
-                    .map(|action| self.perform(current, action)),
-            )
-            .await;
+            let (results, ()) = futures::join!(
+                futures::future::join_all(
+                    round
+                        .actions
+                        .iter()
+                        .map(|action| self.perform(current, action)),
+                ),
+                self.learn(&ended, current),
+            );
             step.push(results.into_iter().flatten());
         }
         Ok(StepOutcome::Ran {

@@ -297,8 +297,11 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             }
             let changed = inst.observed.as_ref() != Some(&observation);
             inst.quiet_looks = if changed { 0 } else { inst.quiet_looks + 1 };
-            inst.next_look =
-                Some(now + policy::next_look_delay(watching, service, inst.quiet_looks));
+            let delay = match inst.look_plan.as_ref().filter(|_| watching && !service) {
+                Some(plan) => policy::planned_look_delay(plan, now - inst.created.unwrap_or(now)),
+                None => policy::next_look_delay(watching, service, inst.quiet_looks),
+            };
+            inst.next_look = Some(now + delay);
             let finished = observation.all_terminated().then(|| {
                 observation
                     .containers
@@ -505,6 +508,10 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                 };
                 note(d, now, "CompletedReceived", detail);
             }
+        }
+        Event::LooksPlanned { instance, plan } => {
+            let i = find(d, &instance)?;
+            d.instances[i].look_plan = Some(plan);
         }
         Event::Terminate { reason } => {
             conclude(

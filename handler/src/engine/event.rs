@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::looks::LookPlan;
 use super::state::{Millis, Observation};
 
 /// An input to [`super::apply`].
@@ -65,6 +66,9 @@ pub enum Event {
     /// ARM refused the instance's create for capacity in its region (`ServiceUnavailable`,
     /// `SkuNotAvailable`, a regional quota): nothing was created.
     CapacityRefused { instance: String, reason: String },
+    /// How to look at the instance while its containers' exit is watched (told with its
+    /// `Created`: the driver's run-time estimate for its group spec, or a fixed interval).
+    LooksPlanned { instance: String, plan: LookPlan },
 }
 
 impl Event {

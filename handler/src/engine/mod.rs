@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod event;
 pub mod flow;
+pub mod looks;
 pub mod names;
 pub mod placement;
 pub mod policy;
@@ -14,6 +15,7 @@ pub use apply::{
     EngineError, MAX_INBOX, MAX_INBOX_BYTES, StartOptions, Transition, apply, inbox_has_room, start,
 };
 pub use event::{Action, ActionKind, Event};
+pub use looks::{LookPlan, RunEstimate};
 pub use round::{Round, Save, Step};
 pub use state::{
     ContainerObservation, Deployment, Hold, Instance, Millis, Observation, Phase, RuntimeStatus,

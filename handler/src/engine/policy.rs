@@ -1,6 +1,7 @@
 //! Timing policy, in one place: how soon to look again, how long a create claim lasts, how retries
 //! back off. Everything here is a pure function of counts and the spec.
 
+use super::looks::{LookPlan, RunEstimate};
 use super::state::Millis;
 
 /// How long a worker owns a create before another may take it over (and check ARM first).
@@ -50,6 +51,60 @@ pub fn next_look_delay(watching_exit: bool, service: bool, quiet_looks: u32) -> 
     JOB_LOOKS_MS[(quiet_looks as usize).min(JOB_LOOKS_MS.len() - 1)]
 }
 
+/// The shortest gap between looks before an expected exit window, and the longest.
+const BEFORE_EXIT_GAP_MS: (Millis, Millis) = (30_000, 300_000);
+/// The narrowest half-width of an exit window: a run-time estimate is never trusted to better
+/// than this, nor to better than [`EXIT_SPREAD_FLOOR`] of the run time (clocks, create latency).
+const EXIT_SPREAD_MIN_MS: f64 = 500.0;
+const EXIT_SPREAD_FLOOR: f64 = 0.02;
+/// How far past its window a look waits at most, as with the back-off.
+const AFTER_EXIT_GAP_MS: Millis = 30_000;
+
+/// When an instance with `estimate` is likely to exit, in milliseconds after its create: the
+/// window `(from, to)` from one spread before the mean to two after it, and the gap between looks
+/// in it (one spread). So a run that ends as expected is seen by the look at the mean or the one
+/// before it (two reads), and a late one within two spreads.
+pub fn exit_window(estimate: &RunEstimate) -> (Millis, Millis, Millis) {
+    let spread = estimate
+        .spread_ms
+        .max(estimate.mean_ms * EXIT_SPREAD_FLOOR)
+        .max(EXIT_SPREAD_MIN_MS);
+    let from = (estimate.mean_ms - spread).max(0.0);
+    let to = estimate.mean_ms + 2.0 * spread;
+    (from as Millis, to as Millis, spread as Millis)
+}
+
+/// How long to wait before looking again at an instance watched for its exit by `plan`, `since`
+/// milliseconds after its create. With an estimate: before the exit window, one look every half
+/// the time to the window (30 s to 5 min: an early crash is still seen, at that pace); in it, a
+/// look every spread; after it, a back-off growing with the time past it (at most 30 s).
+pub fn planned_look_delay(plan: &LookPlan, since: Millis) -> Millis {
+    let estimate = match plan {
+        LookPlan::Every(ms) => return (*ms).max(0),
+        LookPlan::Expect(estimate) => estimate,
+    };
+    let (from, to, gap) = exit_window(estimate);
+    let since = since.max(0);
+    if since < from {
+        let (least, most) = BEFORE_EXIT_GAP_MS;
+        (from / 2).clamp(least, most).min(from - since)
+    } else if since < to {
+        gap.min(to - since).max(1)
+    } else {
+        ((since - to) / 2).clamp(1_000, AFTER_EXIT_GAP_MS)
+    }
+}
+
+/// Whether a look at an instance watched by `plan`, `since` milliseconds after its create, is
+/// unlikely to see its exit (it comes before the exit window): under a spent read budget such a
+/// look lets likelier ones go first.
+pub fn exit_unlikely(plan: &LookPlan, since: Millis) -> bool {
+    match plan {
+        LookPlan::Expect(estimate) => since < exit_window(estimate).0,
+        LookPlan::Every(_) => false,
+    }
+}
+
 /// Back-off after `failures` failed ARM actions in a row (1 s doubling, at most 5 min).
 pub fn failure_delay(failures: u32) -> Millis {
     1_000i64
@@ -87,6 +142,69 @@ mod tests {
         assert!(delays.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(*delays.last().unwrap(), 30_000);
         assert_eq!(next_look_delay(false, true, 50), 60_000);
+    }
+
+    /// The looks of a plan from the create on, each after the one before, until `until`.
+    fn looks(plan: &LookPlan, until: Millis) -> Vec<Millis> {
+        let mut at = vec![0];
+        while *at.last().unwrap() < until {
+            let since = *at.last().unwrap();
+            at.push(since + planned_look_delay(plan, since));
+        }
+        at
+    }
+
+    #[test]
+    fn looks_gather_around_the_expected_exit() {
+        // 120 s runs, 3 s spread: the window is 117 s to 126 s, a look every 3 s in it.
+        let estimate = RunEstimate {
+            mean_ms: 120_000.0,
+            spread_ms: 3_000.0,
+            runs: 5,
+        };
+        assert_eq!(exit_window(&estimate), (117_000, 126_000, 3_000));
+        let plan = LookPlan::Expect(estimate);
+        let at = looks(&plan, 200_000);
+        // Before: the create's look, one half way, then the window's start.
+        assert_eq!(at[..3], [0, 58_500, 117_000]);
+        // In it: every spread.
+        assert_eq!(at[3..6], [120_000, 123_000, 126_000]);
+        // After: backing off, at most 30 s apart, never stuck.
+        let after: Vec<Millis> = at[6..].windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(after.windows(2).all(|w| w[0] <= w[1]), "{after:?}");
+        assert!(after.iter().all(|gap| (1_000..=30_000).contains(gap)));
+        // Far fewer looks than the back-off before the window: 3 against 9.
+        let backoff: Vec<Millis> = (0..)
+            .scan(0, |since, n| {
+                *since += next_look_delay(true, false, n);
+                Some(*since)
+            })
+            .take_while(|since| *since < 117_000)
+            .collect();
+        assert_eq!(backoff.len(), 9);
+        // Which looks are unlikely to see the exit: those before the window.
+        assert!(exit_unlikely(&plan, 58_500));
+        assert!(!exit_unlikely(&plan, 117_000));
+        assert!(!exit_unlikely(&plan, 500_000));
+    }
+
+    #[test]
+    fn long_runs_are_still_looked_at_every_five_minutes_and_short_ones_at_their_window() {
+        let hour = LookPlan::Expect(RunEstimate::first(3_600_000));
+        let at = looks(&hour, 3_000_000);
+        assert!(at.windows(2).all(|w| w[1] - w[0] <= 300_000), "{at:?}");
+        assert_eq!(at[1], 300_000);
+        // A 10 s run with no spread: the spread is the floor (0.5 s), the first look after the
+        // create's is at 9.5 s.
+        let short = LookPlan::Expect(RunEstimate::first(10_000));
+        assert_eq!(
+            exit_window(&RunEstimate::first(10_000)),
+            (9_500, 11_000, 500)
+        );
+        assert_eq!(looks(&short, 11_000)[..4], [0, 9_500, 10_000, 10_500]);
+        // A fixed interval is that interval, whatever the time.
+        assert_eq!(planned_look_delay(&LookPlan::Every(1_000), 77_000), 1_000);
+        assert!(!exit_unlikely(&LookPlan::Every(1_000), 0));
     }
 
     #[test]

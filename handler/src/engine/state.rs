@@ -242,6 +242,10 @@ pub struct Instance {
     /// followed by the next attempt while the group's retry allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// How it is looked at while its containers' exit is watched, when not by the default
+    /// back-off (see [`super::looks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look_plan: Option<super::looks::LookPlan>,
     /// The priority it is created with (`None`: not given, ACI's `Regular`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
@@ -309,6 +313,7 @@ impl Instance {
             evicted: None,
             held: None,
             last_beat: None,
+            look_plan: None,
         }
     }
 }

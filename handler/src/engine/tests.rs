@@ -1448,3 +1448,73 @@ fn a_spec_without_placement_creates_as_before() {
         );
     }
 }
+
+#[test]
+fn a_planned_instance_is_looked_at_around_its_expected_exit_and_an_unplanned_one_by_back_off() {
+    let instance = "job-1-work-1".to_owned();
+    let plan = LookPlan::Expect(RunEstimate {
+        mean_ms: 120_000.0,
+        spread_ms: 3_000.0,
+        runs: 4,
+    });
+    let running = observation("Running", &[("main", "Running", None)]);
+    let look = |d: &Deployment, at: Millis| {
+        apply(
+            d,
+            Event::Observed {
+                instance: instance.clone(),
+                observation: running.clone(),
+                at,
+            },
+            at,
+        )
+        .unwrap()
+        .next
+    };
+    let unplanned = created(json!({ "completion": "exit" })).next;
+    let planned = apply(
+        &unplanned,
+        Event::LooksPlanned {
+            instance: instance.clone(),
+            plan,
+        },
+        T0 + 1,
+    )
+    .unwrap()
+    .next;
+    assert_eq!(planned.instances[0].look_plan, Some(plan));
+    // The create's own look comes at once either way.
+    assert_eq!(planned.instances[0].next_look, Some(T0 + 1));
+    // After it, the planned one waits half way to its window; the other backs off from 0 s.
+    let seen = look(&planned, T0 + 1);
+    assert_eq!(seen.instances[0].next_look, Some(T0 + 1 + 58_500));
+    assert_eq!(
+        look(&unplanned, T0 + 1).instances[0].next_look,
+        Some(T0 + 1)
+    );
+    // In the window, a look every spread.
+    let in_window = look(&seen, T0 + 1 + 117_000);
+    assert_eq!(
+        in_window.instances[0].next_look,
+        Some(T0 + 1 + 120_000),
+        "{:?}",
+        in_window.instances[0]
+    );
+    // A plan for an unknown instance is an error like any other event's.
+    assert!(
+        apply(
+            &planned,
+            Event::LooksPlanned {
+                instance: "nope".into(),
+                plan
+            },
+            T0 + 2
+        )
+        .is_err()
+    );
+    // A checkpoint without a plan loads as before, and one with a plan keeps it.
+    let json = serde_json::to_value(&planned).unwrap();
+    assert_eq!(serde_json::from_value::<Deployment>(json).unwrap(), planned);
+    let plain = serde_json::to_value(&unplanned).unwrap();
+    assert!(!plain.to_string().contains("lookPlan"));
+}

@@ -31,6 +31,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::RunEstimate;
+
 /// Unix time in milliseconds.
 pub type Millis = i64;
 
@@ -206,6 +208,50 @@ impl StoreError {
             StoreError::Conflict(_) => true,
             _ => false,
         }
+    }
+}
+
+/// Learned run times, one estimate per group-spec digest (see [`crate::engine::looks`]), shared
+/// by every handler on the store and kept across restarts. An estimate changes only when an
+/// instance of its spec ends by exit: one read and one write then, and nothing while it runs.
+#[async_trait]
+pub trait RunTimes: Send + Sync {
+    /// The estimate for `digest` (64 lowercase hex digits); `None` before its first recorded run
+    /// (or when what is stored cannot be read: the next run starts it again).
+    async fn run_time(&self, digest: &str) -> Result<Option<RunEstimate>, StoreError>;
+    /// Takes one run of `run_ms` into the estimate for `digest` and returns the new estimate.
+    /// Concurrent records of one digest each count (SQLite in one transaction, Azure by ETag).
+    async fn record_run(&self, digest: &str, run_ms: Millis) -> Result<RunEstimate, StoreError>;
+}
+
+/// Refuses a digest that is not 64 lowercase hex digits, naming it.
+fn check_digest(digest: &str) -> Result<(), StoreError> {
+    let ok = digest.len() == 64
+        && digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        return Ok(());
+    }
+    Err(StoreError::Backend {
+        operation: "name a run-time estimate",
+        transient: false,
+        source: format!("digest '{digest}' is not 64 lowercase hex digits").into(),
+    })
+}
+
+/// Reads a stored estimate; `None` when it cannot be read or planned with.
+fn decode_run_time(bytes: &[u8]) -> Option<RunEstimate> {
+    serde_json::from_slice::<RunEstimate>(bytes)
+        .ok()
+        .filter(RunEstimate::is_usable)
+}
+
+/// `stored` with one more run.
+fn next_run_time(stored: Option<RunEstimate>, run_ms: Millis) -> RunEstimate {
+    match stored {
+        Some(estimate) => estimate.with_run(run_ms),
+        None => RunEstimate::first(run_ms),
     }
 }
 

@@ -16,10 +16,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 
 use super::{
-    Checkpoints, Delivery, Due, ListQuery, Millis, Page, Record, Scheduled, Status, StepMessage,
-    Steps, StoreError, StoredRecord, Version, Wake, continuation_after, parse_continuation,
+    Checkpoints, Delivery, Due, ListQuery, Millis, Page, Record, RunTimes, Scheduled, Status,
+    StepMessage, Steps, StoreError, StoredRecord, Version, Wake, check_digest, continuation_after,
+    decode_run_time, next_run_time, parse_continuation,
 };
 use crate::clock::Clock;
+use crate::engine::RunEstimate;
 
 /// After this many deliveries a step message goes to the poison table.
 pub const MAX_DEQUEUE: u32 = 5;
@@ -58,6 +60,11 @@ CREATE TABLE IF NOT EXISTS steps (
     lease INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS steps_visible ON steps (visible_at);
+CREATE TABLE IF NOT EXISTS run_times (
+    digest TEXT PRIMARY KEY,
+    updated INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS poison (
     n INTEGER PRIMARY KEY,
     body TEXT NOT NULL,
@@ -196,6 +203,40 @@ impl SqliteStore {
         self.lock()
             .query_row("SELECT count(*) FROM steps", [], |r| r.get(0))
             .map_err(backend("count steps"))
+    }
+}
+
+#[async_trait]
+impl RunTimes for SqliteStore {
+    async fn run_time(&self, digest: &str) -> Result<Option<RunEstimate>, StoreError> {
+        check_digest(digest)?;
+        let body: Option<String> = self
+            .lock()
+            .prepare_cached("SELECT body FROM run_times WHERE digest = ?1")
+            .and_then(|mut s| s.query_row([digest], |r| r.get(0)).optional())
+            .map_err(backend("read a run time"))?;
+        Ok(body.and_then(|b| decode_run_time(b.as_bytes())))
+    }
+
+    async fn record_run(&self, digest: &str, run_ms: Millis) -> Result<RunEstimate, StoreError> {
+        check_digest(digest)?;
+        let now = self.clock.now();
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(backend("begin"))?;
+        let stored: Option<String> = tx
+            .prepare_cached("SELECT body FROM run_times WHERE digest = ?1")
+            .and_then(|mut s| s.query_row([digest], |r| r.get(0)).optional())
+            .map_err(backend("read a run time"))?;
+        let next = next_run_time(stored.and_then(|b| decode_run_time(b.as_bytes())), run_ms);
+        let body = serde_json::to_string(&next).expect("an estimate serialises");
+        tx.prepare_cached(
+            "INSERT INTO run_times (digest, updated, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (digest) DO UPDATE SET updated = ?2, body = ?3",
+        )
+        .and_then(|mut s| s.execute(params![digest, now, body]))
+        .map_err(backend("record a run time"))?;
+        tx.commit().map_err(backend("commit"))?;
+        Ok(next)
     }
 }
 

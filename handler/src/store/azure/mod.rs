@@ -8,6 +8,7 @@
 //! - [`index`]: listing newest first (by status or not), and the sweep's overdue and expired queries.
 //! - [`steps`]: [`QueueSteps`], the step queue.
 //! - [`ledger`]: storage transactions per deployment.
+//! - [`run_times`]: learned run times per group spec, one blob each.
 //!
 //! The blob container and the queue share one name, `BERTH_QUEUE` (`berth-steps`): handlers that
 //! share steps must share the checkpoints those steps are about, and one setting makes sure of it.
@@ -52,6 +53,7 @@ pub mod checkpoints;
 pub mod index;
 pub mod ledger;
 pub mod names;
+pub mod run_times;
 pub mod steps;
 
 use std::sync::Arc;

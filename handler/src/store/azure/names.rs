@@ -6,6 +6,7 @@
 //! deployments/{id}/logs/{group}/{instance}/{container}   captured logs, one block blob each
 //! index/all/{inverted created}-{id}                  empty: every deployment, newest first
 //! index/status/{Status}/{inverted created}-{id}      empty: finished deployments by terminal status
+//! run-times/{digest}                                 a group spec's learned run time (JSON)
 //! ```
 //!
 //! Live statuses (`Pending`, `Running`) have no entries: they are found by the checkpoints' own
@@ -59,6 +60,11 @@ pub fn checkpoint(id: &str) -> String {
 /// The prefix of everything stored under `id` (checkpoint and logs).
 pub fn deployment_prefix(id: &str) -> String {
     format!("deployments/{id}/")
+}
+
+/// The blob of the learned run time of the group spec with `digest`.
+pub fn run_time(digest: &str) -> String {
+    format!("run-times/{digest}")
 }
 
 /// The prefix of `id`'s logs.
