@@ -1,6 +1,7 @@
 //! `handler serve` (on SQLite, and on Azurite) against an emulator that outlives it, as containers outlive the
 //! orchestrator in Azure: SIGKILLed in each phase of a deployment and restarted, it finishes every
-//! deployment with exactly one create per group name.
+//! deployment with exactly one create per group name; a pipeline killed while its fan-out and its
+//! last stage run creates each (group, instance, attempt) once.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +15,7 @@ use berth::crypto::SecretsKey;
 use berth_test_support::api::Client;
 use berth_test_support::{eventually, free_port};
 use common::Backend;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const KEY: &str = "crash-test-key";
 
@@ -121,6 +122,27 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
     }
     assert!(caught.len() >= 3, "killed in phases {caught:?}");
 
+    // A pipeline, killed while its fan-out runs and again while its last stage does.
+    let pipeline_id = "crash-pipeline";
+    let (code, body) = api(&serve).submit(&pipeline(pipeline_id)).await.unwrap();
+    assert_eq!(code, 202, "{body}");
+    for group in ["shard", "publish"] {
+        let state = async || {
+            let status = status(&serve, pipeline_id).await?;
+            let groups = status["groups"].as_array()?;
+            let found = groups.iter().find(|g| g["name"] == group)?;
+            found["state"].as_str().map(str::to_owned)
+        };
+        if common::scenarios::catch_phase("Running", Duration::from_secs(30), state).await {
+            caught.push(group);
+        }
+        serve.child.kill().unwrap();
+        serve.child.wait().unwrap();
+        serve = spawn(&storage, &emulator.base_url(), port, &secrets);
+        ready(&serve).await;
+    }
+    ids.push(pipeline_id.to_owned());
+
     for id in &ids {
         let s = eventually(
             &format!("{id} to finish"),
@@ -134,7 +156,25 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         assert_eq!(s["runtimeStatus"], "Succeeded", "{id}: {s}");
     }
     let stats = emulator.stats();
-    for id in &ids {
+    // One create per (group, instance, attempt): the pipeline's five and each job's one.
+    let pipeline_names = [
+        "prep-1-",
+        "shard-0-1-",
+        "shard-1-1-",
+        "shard-2-1-",
+        "publish-1-",
+    ];
+    for name in pipeline_names {
+        let prefix = format!("{pipeline_id}-{name}");
+        let created: Vec<u64> = stats
+            .creates_by_name
+            .iter()
+            .filter(|(name, _)| common::scenarios::is_named(name, &prefix))
+            .map(|(_, count)| *count)
+            .collect();
+        assert_eq!(created, [1], "{prefix}: {:?}", stats.creates_by_name);
+    }
+    for id in ids.iter().filter(|id| *id != pipeline_id) {
         let prefix = format!("{id}-work-1-");
         let created: Vec<u64> = stats
             .creates_by_name
@@ -146,7 +186,7 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
     }
     assert_eq!(
         stats.creates_by_name.len(),
-        ids.len(),
+        ids.len() - 1 + pipeline_names.len(),
         "no other group was created: {:?}",
         stats.creates_by_name
     );
@@ -154,6 +194,23 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
     serve.child.kill().unwrap();
     serve.child.wait().unwrap();
     eprintln!("killed handler serve in phases {caught:?}");
+}
+
+/// prep → 3 shards (2 at a time) → publish, each stage a `sleep 1` job: long enough to be
+/// killed in.
+fn pipeline(id: &str) -> Value {
+    let stage = |name: &str| {
+        let mut group = common::job(id, "echo ran; sleep 1")["groups"][0].clone();
+        group["name"] = json!(name);
+        group
+    };
+    let mut shard = stage("shard");
+    shard["dependsOn"] = json!(["prep"]);
+    shard["count"] = json!(3);
+    shard["parallelism"] = json!(2);
+    let mut publish = stage("publish");
+    publish["dependsOn"] = json!(["shard"]);
+    json!({ "id": id, "groups": [stage("prep"), shard, publish] })
 }
 
 on_both_backends!(serve_killed_in_every_phase_finishes_every_deployment_with_one_create_per_group);
