@@ -156,37 +156,24 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         assert_eq!(s["runtimeStatus"], "Succeeded", "{id}: {s}");
     }
     let stats = emulator.stats();
-    // One create per (group, instance, attempt): the pipeline's five and each job's one.
-    let pipeline_names = [
-        "prep-1-",
-        "shard-0-1-",
-        "shard-1-1-",
-        "shard-2-1-",
-        "publish-1-",
-    ];
-    for name in pipeline_names {
-        let prefix = format!("{pipeline_id}-{name}");
+    // One create per (group, instance, attempt): each job's one and the pipeline's five.
+    let jobs = ids.iter().filter(|id| *id != pipeline_id);
+    let mut prefixes: Vec<String> = jobs.map(|id| format!("{id}-work-1-")).collect();
+    for name in ["prep-1", "shard-0-1", "shard-1-1", "shard-2-1", "publish-1"] {
+        prefixes.push(format!("{pipeline_id}-{name}-"));
+    }
+    for prefix in &prefixes {
         let created: Vec<u64> = stats
             .creates_by_name
             .iter()
-            .filter(|(name, _)| common::scenarios::is_named(name, &prefix))
+            .filter(|(name, _)| common::scenarios::is_named(name, prefix))
             .map(|(_, count)| *count)
             .collect();
         assert_eq!(created, [1], "{prefix}: {:?}", stats.creates_by_name);
     }
-    for id in ids.iter().filter(|id| *id != pipeline_id) {
-        let prefix = format!("{id}-work-1-");
-        let created: Vec<u64> = stats
-            .creates_by_name
-            .iter()
-            .filter(|(name, _)| common::scenarios::is_named(name, &prefix))
-            .map(|(_, count)| *count)
-            .collect();
-        assert_eq!(created, [1], "{id}: {:?}", stats.creates_by_name);
-    }
     assert_eq!(
         stats.creates_by_name.len(),
-        ids.len() - 1 + pipeline_names.len(),
+        prefixes.len(),
         "no other group was created: {:?}",
         stats.creates_by_name
     );

@@ -587,6 +587,22 @@ mod tests {
     }
 
     #[test]
+    fn a_spot_instance_is_priced_at_spot_rates_and_its_seconds_shown_apart() {
+        let mut d = deployment();
+        d.cost = Default::default();
+        let b = &mut d.instances[0];
+        b.priority = Some(crate::spec::Priority::Spot);
+        b.ended = None;
+        let created = b.created.unwrap();
+        let hour = cost(&d, &Prices::default(), created + 3_600_000);
+        assert_eq!(hour.estimated_usd, round(0.01215 + 1.5 * 0.001335, 6));
+        assert_eq!((hour.spot_seconds, hour.regular_seconds), (3600.0, 0.0));
+        let doc = serde_json::to_value(&hour).unwrap();
+        assert_eq!(doc["spotSeconds"], 3600.0);
+        assert_eq!(doc.get("regularSeconds"), None);
+    }
+
+    #[test]
     fn each_group_is_priced_by_its_os_sku_and_gpus() {
         let mut d = deployment();
         let props = |extra: serde_json::Value, requests: serde_json::Value| {
