@@ -4,15 +4,10 @@
 
 mod azure_support;
 
-use azure_core::http::ClientOptions;
-use azure_storage_queue::{QueueClient, QueueClientOptions};
 use azure_support::{account, connection, eventually, unique};
 use base64::Engine as _;
-use berth::azure_storage::connection::{DEVSTORE_ACCOUNT, DEVSTORE_KEY};
-use berth::azure_storage::shared_key::SharedKeyPolicy;
 use berth::azure_storage::{Kind, StorageError, TimeToLive};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const NO_DELAY: Duration = Duration::ZERO;
@@ -200,28 +195,7 @@ async fn the_functions_trigger_sees_the_text_berth_sent() {
     q.create_if_missing().await.unwrap();
 
     // A raw SDK client, signed by our policy, reads the message exactly as stored.
-    let mut raw_url = connection.queue_endpoint.clone();
-    raw_url
-        .path_segments_mut()
-        .unwrap()
-        .pop_if_empty()
-        .push(&name);
-    let signer = SharedKeyPolicy::new(
-        DEVSTORE_ACCOUNT,
-        berth::azure_storage::connection::AccountKey::new(DEVSTORE_KEY).unwrap(),
-    );
-    let raw = QueueClient::new(
-        raw_url,
-        None,
-        Some(QueueClientOptions {
-            client_options: ClientOptions {
-                per_try_policies: vec![Arc::new(signer)],
-                ..Default::default()
-            },
-            ..Default::default()
-        }),
-    )
-    .unwrap();
+    let raw = azure_support::raw_queue(&connection, &name);
 
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/functions-host/");
     for file in ["request-queue-plain-string.json", "request-queue-json.json"] {

@@ -562,32 +562,7 @@ async fn step_messages_are_the_base64_text_the_functions_trigger_decodes() {
         .await
         .unwrap();
     // The raw message, as another client (the Functions host) reads it: a plain SDK client.
-    let berth::azure_storage::StorageAuth::SharedKey { account: name, key } = &connection.auth
-    else {
-        panic!("Azurite is reached with Shared Key");
-    };
-    let mut url = connection.queue_endpoint.clone();
-    url.path_segments_mut()
-        .unwrap()
-        .pop_if_empty()
-        .push(b.steps.name());
-    let raw = azure_storage_queue::QueueClient::new(
-        url,
-        None,
-        Some(azure_storage_queue::QueueClientOptions {
-            client_options: azure_core::http::ClientOptions {
-                per_try_policies: vec![Arc::new(
-                    berth::azure_storage::shared_key::SharedKeyPolicy::new(
-                        name.clone(),
-                        key.clone(),
-                    ),
-                )],
-                ..Default::default()
-            },
-            ..Default::default()
-        }),
-    )
-    .unwrap();
+    let raw = azure_support::raw_queue(&connection, b.steps.name());
     let peeked = raw
         .peek_messages(None)
         .await

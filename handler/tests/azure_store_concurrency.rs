@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use azure_storage_queue::models::{
     QueueClientGetPropertiesResultHeaders as _, QueueClientPeekMessagesOptions,
 };
-use berth::azure_storage::{StorageAccount, StorageAuth, StorageConnection, TimeToLive};
+use azure_support::raw_queue;
+use berth::azure_storage::{StorageAccount, StorageConnection, TimeToLive};
 use berth::crypto::SecretsKey;
 use berth::store::StepMessage;
 use berth_test_support::api::Client;
@@ -62,32 +63,6 @@ async fn ready(serve: &Serve) {
 /// Berth's API on `serve`, with the key.
 fn api(serve: &Serve) -> Client {
     Client::new(format!("{}/api", serve.url)).with_key(KEY)
-}
-
-/// A plain SDK client on the queue, to read its approximate length.
-fn raw_queue(connection: &StorageConnection, name: &str) -> azure_storage_queue::QueueClient {
-    let StorageAuth::SharedKey { account, key } = &connection.auth else {
-        panic!("Azurite is reached with Shared Key");
-    };
-    let mut url = connection.queue_endpoint.clone();
-    url.path_segments_mut().unwrap().pop_if_empty().push(name);
-    azure_storage_queue::QueueClient::new(
-        url,
-        None,
-        Some(azure_storage_queue::QueueClientOptions {
-            client_options: azure_core::http::ClientOptions {
-                per_try_policies: vec![Arc::new(
-                    berth::azure_storage::shared_key::SharedKeyPolicy::new(
-                        account.clone(),
-                        key.clone(),
-                    ),
-                )],
-                ..Default::default()
-            },
-            ..Default::default()
-        }),
-    )
-    .unwrap()
 }
 
 /// How many messages the queue holds, as the service counts them.

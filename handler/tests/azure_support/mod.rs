@@ -33,3 +33,27 @@ pub fn connection() -> Option<StorageConnection> {
 pub fn account() -> Option<StorageAccount> {
     connection().map(|c| StorageAccount::new(&c, None).expect("account"))
 }
+
+/// A plain SDK client on queue `name`, signed with our Shared Key policy: another client (the
+/// Functions host's trigger) reading what Berth wrote, exactly as stored.
+pub fn raw_queue(connection: &StorageConnection, name: &str) -> azure_storage_queue::QueueClient {
+    let berth::azure_storage::StorageAuth::SharedKey { account, key } = &connection.auth else {
+        panic!("Azurite is reached with Shared Key");
+    };
+    let mut url = connection.queue_endpoint.clone();
+    url.path_segments_mut().unwrap().pop_if_empty().push(name);
+    let signer =
+        berth::azure_storage::shared_key::SharedKeyPolicy::new(account.clone(), key.clone());
+    azure_storage_queue::QueueClient::new(
+        url,
+        None,
+        Some(azure_storage_queue::QueueClientOptions {
+            client_options: azure_core::http::ClientOptions {
+                per_try_policies: vec![std::sync::Arc::new(signer)],
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+    )
+    .unwrap()
+}
