@@ -3,17 +3,23 @@
 //!
 //! The bytes are the deployment's JSON (serde, exactly as written before stores kept records), and
 //! the index fields are read off the deployment: its status, creation time, wake, and, once its
-//! phase is `Done`, its last update as the time it ended. Bytes that no longer decode are
-//! [`StoreError::Corrupt`], raised here: the stores never read them.
+//! phase is `Done`, its last update as the time it ended.
+//!
+//! # One bad record stays one bad record
+//! Bytes that do not decode, and a checkpoint of a newer [`SCHEMA_VERSION`] than this Berth's
+//! (which it would misread), are [`StoreError::Unreadable`], raised here: the stores never read
+//! the bytes. Loading such a deployment fails with that error alone; a list page lists it apart
+//! ([`Page::unreadable`]) and goes on with the others; purge, the sweep's queries and logs need no
+//! decoding and stay the store's own, so they work on it as on any other.
 //!
 //! [`Deployments`] gives every [`Checkpoints`] store the calls the driver, the API and the sweep
-//! make in deployments (`create`, `load`, `save`, `list`); purge, the sweep's queries and logs
-//! need no decoding and stay the store's own.
+//! make in deployments (`create`, `load`, `save`, `list`).
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::Deserialize;
 
-use crate::engine::{Deployment, Phase, RuntimeStatus};
+use crate::engine::{Deployment, Phase, RuntimeStatus, SCHEMA_VERSION};
 use crate::store::{self, Checkpoints, Record, Scheduled, Status, StoreError, Version, Wake};
 
 /// A deployment and the version it was loaded at.
@@ -27,7 +33,18 @@ pub struct Stored {
 #[derive(Clone, Debug, Default)]
 pub struct Page {
     pub items: Vec<Deployment>,
+    /// The page's records that cannot be read, in the page's order.
+    pub unreadable: Vec<Unreadable>,
     pub continuation: Option<String>,
+}
+
+/// A listed record this Berth cannot read: what its index says, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub id: String,
+    pub status: Status,
+    pub created: store::Millis,
+    pub reason: String,
 }
 
 /// What to list.
@@ -65,11 +82,48 @@ pub fn encode(d: &Deployment) -> Record {
     }
 }
 
-/// The deployment of a record; [`StoreError::Corrupt`] when its bytes do not decode.
+/// The deployment of a record; [`StoreError::Unreadable`] when its bytes do not decode or a
+/// newer Berth wrote them.
 pub fn decode(record: &Record) -> Result<Deployment, StoreError> {
-    serde_json::from_slice(&record.body).map_err(|source| StoreError::Corrupt {
+    let unreadable = |reason: String| StoreError::Unreadable {
         id: record.id.clone(),
-        source,
+        reason,
+    };
+    let newer = |version: u32| {
+        unreadable(format!(
+            "it was written by a newer Berth (checkpoint schema version {version}; this Berth \
+             reads up to {SCHEMA_VERSION})"
+        ))
+    };
+    match serde_json::from_slice::<Deployment>(&record.body) {
+        Ok(d) if d.schema_version > SCHEMA_VERSION => Err(newer(d.schema_version)),
+        Ok(d) => Ok(d),
+        Err(error) => {
+            // A newer shape may fail to decode before its version is checked: name the version
+            // when it says so, rather than the field that failed.
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Version {
+                schema_version: u32,
+            }
+            match serde_json::from_slice::<Version>(&record.body) {
+                Ok(v) if v.schema_version > SCHEMA_VERSION => Err(newer(v.schema_version)),
+                _ => Err(unreadable(format!("its document does not decode: {error}"))),
+            }
+        }
+    }
+}
+
+/// A listed record's deployment, or what the list says of it when it cannot be read.
+fn listed(record: &Record) -> Result<Deployment, Unreadable> {
+    decode(record).map_err(|error| Unreadable {
+        id: record.id.clone(),
+        status: record.status,
+        created: record.created,
+        reason: match error {
+            StoreError::Unreadable { reason, .. } => reason,
+            other => other.to_string(),
+        },
     })
 }
 
@@ -133,10 +187,17 @@ impl<T: Checkpoints + ?Sized> Deployments for T {
                 continuation: query.continuation.clone(),
             })
             .await?;
-        Ok(Page {
-            items: page.items.iter().map(decode).collect::<Result<_, _>>()?,
+        let mut listed_page = Page {
             continuation: page.continuation,
-        })
+            ..Page::default()
+        };
+        for record in &page.items {
+            match listed(record) {
+                Ok(d) => listed_page.items.push(d),
+                Err(unreadable) => listed_page.unreadable.push(unreadable),
+            }
+        }
+        Ok(listed_page)
     }
 }
 
@@ -170,6 +231,41 @@ mod tests {
             ended: None,
             body: Bytes::from_static(b"{\"id\":"),
         };
-        assert!(matches!(decode(&record), Err(StoreError::Corrupt { id, .. }) if id == "job-1"));
+        assert!(
+            matches!(decode(&record), Err(StoreError::Unreadable { id, reason }) if id == "job-1" && reason.starts_with("its document does not decode"))
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_version_is_refused_whether_or_not_it_decodes() {
+        let spec = crate::spec::parse(
+            br#"{"id": "job-2", "groups": [{"name": "work", "properties": {"containers": [
+                {"name": "main", "properties": {"image": "busybox",
+                 "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}}]}"#,
+            crate::spec::Format::Json,
+            || unreachable!(),
+        )
+        .unwrap();
+        let options = crate::engine::StartOptions::new("http://127.0.0.1:7071");
+        let d = crate::engine::start(spec, None, "digest".into(), options, 1).next;
+        let mut record = encode(&d);
+        assert_eq!(decode(&record).unwrap().schema_version, SCHEMA_VERSION);
+        let newer = |record: &Record| match decode(record) {
+            Err(StoreError::Unreadable { reason, .. }) => reason,
+            other => panic!("not refused: {other:?}"),
+        };
+        // The same shape under a higher version: decodes, and is still refused.
+        let mut doc: serde_json::Value = serde_json::from_slice(&record.body).unwrap();
+        doc["schemaVersion"] = (SCHEMA_VERSION + 1).into();
+        record.body = Bytes::from(serde_json::to_vec(&doc).unwrap());
+        assert!(newer(&record).contains(&format!("schema version {}", SCHEMA_VERSION + 1)));
+        // A newer shape that no longer decodes says the version, not the field.
+        doc["phase"] = "Paused".into();
+        record.body = Bytes::from(serde_json::to_vec(&doc).unwrap());
+        assert!(newer(&record).contains("written by a newer Berth"));
+        // The same unknown phase without a newer version is named as it is.
+        doc["schemaVersion"] = SCHEMA_VERSION.into();
+        record.body = Bytes::from(serde_json::to_vec(&doc).unwrap());
+        assert!(newer(&record).contains("unknown variant `Paused`"));
     }
 }

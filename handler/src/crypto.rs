@@ -232,6 +232,43 @@ impl Keyring {
     }
 }
 
+/// Whether `text` has the shape of a sealed value (`v<n>.<key id>.<base64>`, of any version).
+fn looks_sealed(text: &str) -> bool {
+    let mut parts = text.splitn(3, '.');
+    let (Some(version), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    version.len() > 1
+        && version.starts_with('v')
+        && version[1..].bytes().all(|b| b.is_ascii_digit())
+        && !id.is_empty()
+        && body.len() >= 16
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b))
+}
+
+/// Replaces every sealed value in a stored document by `(sealed)`, and the fields that hold
+/// them (`sealed`, `callbackKey`) whatever they hold, so that a document shown as stored (a
+/// checkpoint this Berth cannot read) shows no ciphertext.
+pub fn redact_sealed(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    match doc {
+        Value::String(text) if looks_sealed(text) => *text = "(sealed)".into(),
+        Value::Array(items) => items.iter_mut().for_each(redact_sealed),
+        Value::Object(fields) => {
+            for (key, value) in fields.iter_mut() {
+                if matches!(key.as_str(), "sealed" | "callbackKey") && !value.is_null() {
+                    *value = Value::String("(sealed)".into());
+                } else {
+                    redact_sealed(value);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +352,30 @@ mod tests {
                 .contains("BERTH_SECRETS_KEY")
         );
         assert!(!format!("{key:?}").contains(&key.to_base64()));
+    }
+
+    #[test]
+    fn redaction_hides_every_sealed_value_and_keeps_the_rest() {
+        let ring = Keyring::new(SecretsKey::generate(), Vec::new());
+        let mut doc = serde_json::json!({
+            "id": "job-1",
+            "sealed": ring.seal(b"{\"DB_PASSWORD\":\"hunter2\"}"),
+            "callbackKey": "not even sealed",
+            "future": {"nested": [ring.seal(b"x"), "v2.k1.QUJDREVGR0hJSktMTU5PUA=="]},
+            "phase": "Paused",
+            "version": "v1.2.3"
+        });
+        redact_sealed(&mut doc);
+        assert_eq!(doc["sealed"], "(sealed)");
+        assert_eq!(doc["callbackKey"], "(sealed)");
+        assert_eq!(
+            doc["future"]["nested"],
+            serde_json::json!(["(sealed)", "(sealed)"])
+        );
+        assert_eq!(
+            (doc["phase"].as_str(), doc["version"].as_str()),
+            (Some("Paused"), Some("v1.2.3"))
+        );
+        assert!(!doc.to_string().contains(&ring.current.id));
     }
 }

@@ -16,7 +16,7 @@ use crate::arm::ArmClient;
 use crate::checkpoint::Deployments;
 use crate::clock::Clock;
 use crate::engine::Millis;
-use crate::store::{Checkpoints, Scheduled, StepMessage, Steps};
+use crate::store::{Checkpoints, Scheduled, StepMessage, Steps, StoreError};
 
 /// How late a step must be before the sweep sends it again.
 pub const REDRIVE_AFTER_MS: Millis = 2 * 60_000;
@@ -31,6 +31,8 @@ pub struct SweepReport {
     pub orphans_deleted: Vec<String>,
     pub redriven: usize,
     pub purged: usize,
+    /// Deployments met on the way that this Berth cannot read (their groups are left alone).
+    pub unreadable: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -94,6 +96,13 @@ impl Sweep {
                     .iter()
                     .any(|i| i.aci_name == name && !i.deleted),
                 Ok(None) => false,
+                Err(StoreError::Unreadable { id, reason }) => {
+                    tracing::warn!(deployment.id = %id, %reason, aci.group = %name, "deployment cannot be read; its group is left alone");
+                    if !report.unreadable.contains(&id) {
+                        report.unreadable.push(id);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     report
                         .errors

@@ -58,6 +58,7 @@ fn keyed_routes(id: &str) -> Vec<(Method, String)> {
         (Method::POST, format!("/api/deployments/{id}/terminate")),
         (Method::GET, format!("/api/deployments/{id}/logs/work/main")),
         (Method::GET, format!("/api/deployments/{id}/history")),
+        (Method::GET, format!("/api/deployments/{id}/checkpoint")),
     ]
 }
 
@@ -397,7 +398,7 @@ fn every_http_function_but_the_callback_wants_a_function_key() {
             );
         }
     }
-    assert_eq!(http, 9, "the HTTP functions of functions/");
+    assert_eq!(http, 10, "the HTTP functions of functions/");
 }
 
 /// Hole 8 of SECURITY.md: raised events were kept (the oldest silently dropped past 100) in the

@@ -55,6 +55,23 @@ const C0: &str = "/groups/0/properties/containers/0/properties";
 const G0: &str = "/groups/0/properties";
 
 #[test]
+fn the_current_api_version_is_the_default_and_changes_nothing() {
+    let plain = parse(
+        good().to_string().as_bytes(),
+        Format::Json,
+        || unreachable!(),
+    )
+    .unwrap();
+    let versioned = with("/apiVersion", json!("berth/v1"));
+    let versioned = parse(
+        versioned.to_string().as_bytes(),
+        Format::Json,
+        || unreachable!(),
+    );
+    assert_eq!(versioned.unwrap(), plain);
+}
+
+#[test]
 fn the_good_spec_is_accepted() {
     let spec = parse(
         good().to_string().as_bytes(),
@@ -77,6 +94,9 @@ fn seventy_malformed_specs_name_their_field() {
         (with("/id", json!("Has_Upper")), p("id")),
         (with("/id", json!("-leading")), p("id")),
         (with("/id", json!("a".repeat(41))), p("id")),
+        (with("/apiVersion", json!("berth/v2")), p("apiVersion")),
+        (with("/apiVersion", json!("2019-12-01")), p("apiVersion")),
+        (with("/apiVersion", json!(1)), p("apiVersion")),
         (with("/mode", json!("batch")), p("mode")),
         (with("/mode", json!(1)), p("mode")),
         (with("/completion", json!("never")), p("completion")),

@@ -649,6 +649,90 @@ async fn a_run_time_digest_that_is_not_hex_is_refused_by_name(f: &Fixture) {
     }
 }
 
+/// A status word this Berth does not know (a newer one's) reads as `Unknown` and stops nothing.
+async fn an_unknown_status_word_is_kept_apart(f: &Fixture) {
+    let t = now();
+    f.store
+        .create_record(
+            &record("u-new", Status::Unknown, t),
+            &step("u-new", 1, t + 60_000),
+        )
+        .await
+        .unwrap();
+    f.store
+        .create_record(
+            &record("u-old", Status::Running, t - 1),
+            &step("u-old", 1, t + 60_000),
+        )
+        .await
+        .unwrap();
+    let loaded = f.store.load_record("u-new").await.unwrap().unwrap();
+    assert_eq!(loaded.record.status, Status::Unknown);
+    let page = f
+        .store
+        .list_records(&ListQuery {
+            top: 10,
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.items), vec!["u-new", "u-old"]);
+    assert!(f.store.purge("u-new").await.unwrap());
+}
+
+/// Checkpoints as the previous Berth wrote them (no schema version) decode on both backends; one
+/// a newer Berth wrote is listed apart, said why, and the rest of the page is listed.
+async fn checkpoints_of_the_previous_format_decode_and_newer_ones_are_apart(f: &Fixture) {
+    use berth::checkpoint::{Deployments, ListQuery as Listing};
+    let previous = include_bytes!("data/checkpoint-unversioned.json");
+    let t = now();
+    let mut old = record("pipeline-1", Status::Succeeded, t - 1);
+    old.body = Bytes::from_static(previous);
+    old.ended = Some(t - 1);
+    f.store
+        .create_record(&old, &step("pipeline-1", 1, t + 60_000))
+        .await
+        .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(previous).unwrap();
+    assert!(doc.get("schemaVersion").is_none());
+    doc["id"] = "pipeline-2".into();
+    doc["schemaVersion"] = (berth::engine::SCHEMA_VERSION + 1).into();
+    let mut newer = record("pipeline-2", Status::Succeeded, t);
+    newer.body = Bytes::from(serde_json::to_vec(&doc).unwrap());
+    newer.ended = Some(t);
+    f.store
+        .create_record(&newer, &step("pipeline-2", 1, t + 60_000))
+        .await
+        .unwrap();
+
+    let d = f
+        .store
+        .load("pipeline-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .deployment;
+    assert_eq!((d.schema_version, d.spec.groups.len()), (1, 3));
+    assert_eq!(d.status, berth::engine::RuntimeStatus::Succeeded);
+    let error = f.store.load("pipeline-2").await.unwrap_err().to_string();
+    assert!(error.contains("written by a newer Berth"), "{error}");
+    let page = f
+        .store
+        .list(&Listing {
+            top: 10,
+            ..Listing::default()
+        })
+        .await
+        .unwrap();
+    let listed: Vec<&str> = page.items.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(listed, vec!["pipeline-1"]);
+    assert_eq!(page.unreadable.len(), 1);
+    assert_eq!(
+        (page.unreadable[0].id.as_str(), page.unreadable[0].status),
+        ("pipeline-2", Status::Succeeded)
+    );
+}
+
 /// One test per behaviour and backend.
 macro_rules! contract {
     ($backend:ident: $($behaviour:ident),* $(,)?) => {
@@ -685,6 +769,8 @@ macro_rules! suite {
             run_times_start_empty_and_follow_recorded_runs,
             concurrent_run_records_all_count,
             a_run_time_digest_that_is_not_hex_is_refused_by_name,
+            an_unknown_status_word_is_kept_apart,
+            checkpoints_of_the_previous_format_decode_and_newer_ones_are_apart,
         );)*
     };
 }

@@ -178,6 +178,7 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
         ("POST", "deployments/d-1/terminate?reason=x", "terminate"),
         ("GET", "deployments/d-1/logs/g/c", "logs"),
         ("GET", "deployments/d-1/history", "history"),
+        ("GET", "deployments/d-1/checkpoint", "checkpoint"),
         ("POST", "callbacks/d-1/heartbeat", "callback"),
     ] {
         let r = client

@@ -38,6 +38,7 @@ use crate::checkpoint::ListQuery;
 use crate::driver::{Driver, DriverError};
 use crate::engine::{Deployment, Event, RuntimeStatus};
 use crate::spec::{self, Format};
+use crate::store::StoreError;
 
 /// Largest request body accepted (a spec is at most [`spec::parse::MAX_SPEC_BYTES`]).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -68,6 +69,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let keyed = Router::new()
         .route("/api/deployments", post(start).get(list))
         .route("/api/deployments/{id}", get(read).delete(purge))
+        .route("/api/deployments/{id}/checkpoint", get(checkpoint))
         .route("/api/deployments/{id}/events/{name}", post(raise))
         .route("/api/deployments/{id}/terminate", post(terminate))
         .route(
@@ -418,6 +420,7 @@ struct ListParams {
 async fn list(
     State(api): State<Shared>,
     Query(params): Query<ListParams>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let status = match params.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -447,9 +450,15 @@ async fn list(
         .continuation
         .as_deref()
         .and_then(|t| HeaderValue::from_str(t).ok());
+    let base = base_url(&api, &headers);
     let list = status::List {
         continuation_token: page.continuation.as_deref(),
         deployments,
+        unreadable: page
+            .unreadable
+            .iter()
+            .map(|u| status::unreadable(u, &base))
+            .collect(),
     };
     let mut response = axum::Json(list).into_response();
     if let Some(token) = token {
@@ -503,13 +512,18 @@ async fn purge(State(api): State<Shared>, Path(id): Path<String>) -> Result<Resp
 }
 
 /// Purges a deployment whose phase is `Done`; `409` while it is not, `404` when there is none.
+/// A deployment this Berth cannot read is purged as it is: the sweep then deletes the container
+/// groups it may have left, as it does any group whose deployment is gone.
 pub(crate) async fn purge_done(api: &Api, id: &str) -> Result<(), Problem> {
     valid_id(id)?;
-    let d = api
-        .driver
-        .load(id)
-        .await?
-        .ok_or_else(|| Problem::no_deployment(id))?;
+    let d = match api.driver.load(id).await {
+        Err(DriverError::Store(StoreError::Unreadable { reason, .. })) => {
+            tracing::warn!(deployment.id = %id, %reason, "purging a deployment this Berth cannot read");
+            api.driver.purge(id).await?;
+            return Ok(());
+        }
+        loaded => loaded?.ok_or_else(|| Problem::no_deployment(id))?,
+    };
     if d.phase != crate::engine::Phase::Done {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -636,6 +650,32 @@ async fn instances(
         )
     })?;
     Ok(axum::Json(page).into_response())
+}
+
+/// The stored document of a deployment, as stored, for one this Berth cannot read (and any
+/// other): sealed values (secrets, callback keys) are replaced by `(sealed)`; bytes that are not
+/// JSON are answered as text, control characters escaped.
+async fn checkpoint(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    let body = api
+        .driver
+        .raw(&id)
+        .await?
+        .ok_or_else(|| Problem::no_deployment(&id))?;
+    Ok(match serde_json::from_slice::<Value>(&body) {
+        Ok(mut doc) => {
+            crate::crypto::redact_sealed(&mut doc);
+            axum::Json(doc).into_response()
+        }
+        Err(_) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            String::from_utf8_lossy(&body).escape_debug().to_string(),
+        )
+            .into_response(),
+    })
 }
 
 async fn history(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {

@@ -90,6 +90,15 @@ impl From<StoreError> for Problem {
             StoreError::BadContinuation => {
                 Problem::bad_request("continuationToken", "not a token this API gave out")
             }
+            StoreError::Unreadable { id, reason } => Problem::new(
+                StatusCode::CONFLICT,
+                "Unreadable deployment",
+                format!(
+                    "id: deployment '{id}' cannot be read by this Berth: {reason}. Its stored \
+                     document is at /api/deployments/{id}/checkpoint; DELETE \
+                     /api/deployments/{id} purges it"
+                ),
+            ),
             e if e.is_transient() => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service unavailable",

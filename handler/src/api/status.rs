@@ -406,6 +406,33 @@ pub struct List<'a> {
     /// What to send as `continuationToken` for the next page; `null` on the last.
     pub continuation_token: Option<&'a str>,
     pub deployments: Vec<Status<'a>>,
+    /// The page's records this Berth cannot read, listed apart; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<UnreadableDoc<'a>>,
+}
+
+/// A listed deployment this Berth cannot read: what its index says, why, and where its stored
+/// document is.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadableDoc<'a> {
+    pub checkpoint: String,
+    pub created_time: String,
+    pub id: &'a str,
+    pub reason: &'a str,
+    /// The status its index holds (`Unknown` when a newer Berth wrote a status this one lacks).
+    pub runtime_status: &'static str,
+}
+
+/// The list item of an unreadable record; `base` is the API's URL.
+pub fn unreadable<'a>(u: &'a crate::checkpoint::Unreadable, base: &str) -> UnreadableDoc<'a> {
+    UnreadableDoc {
+        checkpoint: format!("{base}/api/deployments/{}/checkpoint", u.id),
+        created_time: rfc3339(u.created),
+        id: &u.id,
+        reason: &u.reason,
+        runtime_status: u.status.as_str(),
+    }
 }
 
 /// The history document (`GET /api/deployments/{id}/history`).

@@ -520,10 +520,7 @@ async fn list(
         .refused
         .as_ref()
         .map_or(StatusCode::OK, |p| p.status);
-    let page = page.unwrap_or(crate::checkpoint::Page {
-        items: Vec::new(),
-        continuation: None,
-    });
+    let page = page.unwrap_or_default();
     let body = pages::list(&dash, &session, &filters, &page, dash.api.driver.now());
     Ok((status, html_page(body)).into_response())
 }

@@ -268,6 +268,25 @@ pub(super) fn list(
         }
         main.push_str("</tbody></table>");
     }
+    if !page.unreadable.is_empty() {
+        main.push_str(
+            "<table class=\"deployments\" id=\"unreadable\"><caption>Cannot be read by this Berth \
+             (purge them, or read them with a Berth that can)</caption><thead><tr>\
+             <th scope=\"col\">Id</th><th scope=\"col\">Status</th><th scope=\"col\">Created</th>\
+             <th scope=\"col\">Why</th></tr></thead><tbody>",
+        );
+        for u in &page.unreadable {
+            let _ = write!(
+                main,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&u.id),
+                esc(u.status.as_str()),
+                time(u.created),
+                esc(&u.reason),
+            );
+        }
+        main.push_str("</tbody></table>");
+    }
     if let Some(token) = next {
         let _ = write!(
             main,

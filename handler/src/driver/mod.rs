@@ -348,6 +348,11 @@ impl Driver {
         Ok(self.store.load(id).await?.map(|s| s.deployment))
     }
 
+    /// A deployment's stored document, byte for byte (for one this Berth cannot read).
+    pub async fn raw(&self, id: &str) -> Result<Option<bytes::Bytes>, DriverError> {
+        Ok(self.store.load_record(id).await?.map(|s| s.record.body))
+    }
+
     /// A container's saved logs; `group` is a spec group name (its latest instance) or an
     /// instance name.
     pub async fn logs(

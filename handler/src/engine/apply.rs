@@ -90,6 +90,7 @@ pub fn start(
 ) -> Transition {
     let deadline = spec.timeout.map(|t| now + t.millis() as Millis);
     let mut deployment = Deployment {
+        schema_version: super::state::SCHEMA_VERSION,
         id: spec.id.clone(),
         spec,
         sealed,
@@ -650,6 +651,7 @@ fn summary(o: &super::state::Observation) -> String {
 /// kept on the deployment moves to its instances under way, and a pending retry of the whole
 /// deployment becomes failed verdicts on the attempt it retires. Idempotent.
 fn migrate(d: &mut Deployment) {
+    d.schema_version = super::state::SCHEMA_VERSION;
     if d.spec.mode != Mode::Job {
         return;
     }

@@ -19,6 +19,7 @@ pub use looks::{LookPlan, RunEstimate};
 pub use round::{Round, Save, Step};
 pub use state::{
     ContainerObservation, Deployment, Hold, Instance, Millis, Observation, Phase, RuntimeStatus,
+    SCHEMA_VERSION,
 };
 
 #[cfg(test)]

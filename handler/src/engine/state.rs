@@ -8,10 +8,23 @@ use crate::spec::{Priority, Spec};
 /// Milliseconds since the Unix epoch (UTC). The engine never reads a clock: `now` is passed in.
 pub type Millis = i64;
 
+/// The version of the checkpoint's shape this Berth writes. Checkpoints from before versions were
+/// written read as 1 and are brought up to date on load; a checkpoint of a higher version was
+/// written by a newer Berth and is refused, never misread (see [`crate::checkpoint::decode`]).
+/// Raise it with any change an older Berth would misread, and migrate in `apply::migrate`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn unversioned() -> u32 {
+    1
+}
+
 /// The checkpoint of one deployment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
+    /// The checkpoint's shape ([`SCHEMA_VERSION`] once loaded by this Berth).
+    #[serde(default = "unversioned")]
+    pub schema_version: u32,
     pub id: String,
     /// The spec, its secrets taken out (they are in `sealed`).
     pub spec: Spec,

@@ -38,6 +38,10 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
         include_str!("../../../functions/history/function.json"),
     ),
     (
+        "checkpoint",
+        include_str!("../../../functions/checkpoint/function.json"),
+    ),
+    (
         "instances",
         include_str!("../../../functions/instances/function.json"),
     ),

@@ -221,6 +221,10 @@ fn in_group(field: &str) -> String {
     }
 }
 
+/// The spec version this Berth reads: a JSON spec's optional `apiVersion` (an ACI YAML document's
+/// own `apiVersion` is ACI's, and is not this).
+pub const SPEC_API_VERSION: &str = "berth/v1";
+
 /// Builds a spec from its JSON document.
 pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Spec, SpecErrors> {
     let root = FieldPath::root();
@@ -231,7 +235,8 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         ));
     };
     let mut problems = Problems::default();
-    const KNOWN: [&str; 14] = [
+    const KNOWN: [&str; 15] = [
+        "apiVersion",
         "id",
         "mode",
         "groups",
@@ -257,6 +262,17 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
                 ),
             );
         }
+    }
+
+    match text(&mut doc, "apiVersion", &root, &mut problems).as_deref() {
+        None | Some(SPEC_API_VERSION) => {}
+        Some(other) => problems.add(
+            &root.key("apiVersion"),
+            format!(
+                "'{other}' is not a spec version this Berth reads; it reads {SPEC_API_VERSION} \
+                 (the default when absent)"
+            ),
+        ),
     }
 
     let id = match doc.remove("id") {

@@ -10,8 +10,10 @@
 //! [`Wake`] (for the sweep's [`Checkpoints::overdue`]) and when it ended (for
 //! [`Checkpoints::expired`]). The store knows nothing of what a deployment is, how it moves
 //! between statuses or what its bytes say: encoding a deployment into a record and decoding it
-//! back is [`crate::checkpoint`]'s, which is also where a checkpoint whose bytes do not decode
-//! becomes [`StoreError::Corrupt`].
+//! back is [`crate::checkpoint`]'s, which is also where a checkpoint whose bytes do not decode,
+//! or that a newer Berth wrote, becomes [`StoreError::Unreadable`]. An index status this Berth
+//! does not know (a newer one may add statuses) reads as [`Status::Unknown`]: the record is still
+//! listed, loaded and purged, so one such record never stops the others being read.
 //!
 //! # Guarantees
 //! - `save_record` writes only if the stored version is the one the caller loaded; otherwise it
@@ -47,6 +49,8 @@ pub enum Status {
     Failed,
     TimedOut,
     Terminated,
+    /// A status word this Berth does not know (written by a newer one); never written.
+    Unknown,
 }
 
 impl Status {
@@ -69,6 +73,7 @@ impl Status {
             Status::Failed => "Failed",
             Status::TimedOut => "TimedOut",
             Status::Terminated => "Terminated",
+            Status::Unknown => "Unknown",
         }
     }
 
@@ -77,9 +82,15 @@ impl Status {
         Status::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
-    /// Whether the status never changes again.
+    /// Reads an index's status word: [`Status::Unknown`] for a word this Berth does not know.
+    pub fn read(text: &str) -> Self {
+        Status::parse(text).unwrap_or(Status::Unknown)
+    }
+
+    /// Whether the status never changes again (as far as this Berth knows: an unknown status
+    /// is not terminal).
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Status::Pending | Status::Running)
+        !matches!(self, Status::Pending | Status::Running | Status::Unknown)
     }
 }
 
@@ -182,13 +193,10 @@ pub enum StoreError {
     /// The checkpoint changed since it was loaded (or, on create, already exists).
     #[error("checkpoint {0} was changed by another writer")]
     Conflict(String),
-    /// The checkpoint's bytes do not decode (raised by [`crate::checkpoint`], never by a backend).
-    #[error("checkpoint {id} cannot be read: {source}")]
-    Corrupt {
-        id: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    /// The checkpoint cannot be read by this Berth: its bytes do not decode, or a newer Berth
+    /// wrote them (raised by [`crate::checkpoint`], never by a backend).
+    #[error("deployment {id} cannot be read: {reason}")]
+    Unreadable { id: String, reason: String },
     #[error("{operation} failed: {source}")]
     Backend {
         operation: &'static str,

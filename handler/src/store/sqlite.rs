@@ -6,6 +6,12 @@
 //!
 //! A record is one row of `deployments`: its bytes in `body`, its index fields in columns of their
 //! own (`status`, `created`, `wake_at` and `wake_seq`, `ended_at`).
+//!
+//! # Versions
+//! The file's schema version is SQLite's `user_version`: [`SCHEMA_VERSION`] once this Berth has
+//! opened it. A file from before versions were written (0) or of an older version is brought up
+//! to date on open by [`MIGRATIONS`], each in its own transaction, in order; a file of a newer
+//! version than this Berth's is refused with what to do, and left untouched.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -22,6 +28,20 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::engine::RunEstimate;
+
+/// The schema version this Berth writes (SQLite's `user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What brings a file of version `n` to `n + 1` is `MIGRATIONS[n]`. Never edit one that has
+/// shipped: add the next.
+const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[
+    // 0 → 1: the tables and indexes, on a new file or on one from before versions were written
+    // (which may lack `wake_seq`).
+    |conn| {
+        conn.execute_batch(SCHEMA)?;
+        add_wake_seq(conn)
+    },
+];
 
 /// After this many deliveries a step message goes to the poison table.
 pub const MAX_DEQUEUE: u32 = 5;
@@ -99,14 +119,7 @@ const RECORD_COLUMNS: &str = "id, status, created, wake_at, wake_seq, ended_at, 
 
 /// Reads a row of [`RECORD_COLUMNS`].
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
-    let status: String = row.get(1)?;
-    let status = Status::parse(&status).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            1,
-            rusqlite::types::Type::Text,
-            format!("unknown status '{status}' in column status").into(),
-        )
-    })?;
+    let status = Status::read(&row.get::<_, String>(1)?);
     let wake = match (
         row.get::<_, Option<Millis>>(3)?,
         row.get::<_, Option<i64>>(4)?,
@@ -161,9 +174,7 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
         )
         .map_err(backend("configure the database"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(backend("create the schema"))?;
-        add_wake_seq(&conn).map_err(backend("add the wake_seq column"))?;
+        migrate(&conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             clock,
@@ -542,6 +553,44 @@ impl Steps for SqliteStore {
     }
 }
 
+/// Brings the file to [`SCHEMA_VERSION`], or refuses one a newer Berth wrote.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend("read the schema version"))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend {
+            operation: "open the database",
+            transient: false,
+            source: format!(
+                "the file was written by a newer Berth (schema version {version}; this Berth \
+                 reads up to {SCHEMA_VERSION}): run that Berth or a later one on it, or restore \
+                 the copy made before the upgrade (see OPERATIONS.md)"
+            )
+            .into(),
+        });
+    }
+    for (from, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let to = from as i64 + 1;
+        let run = || -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            // Another process may have migrated while this one waited for the lock.
+            let now: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if now < to {
+                step(conn)?;
+                conn.pragma_update(None, "user_version", to)?;
+            }
+            conn.execute_batch("COMMIT")
+        };
+        if let Err(e) = run() {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(backend("migrate the database")(e));
+        }
+        tracing::info!(from, to, "database schema migrated");
+    }
+    Ok(())
+}
+
 /// Adds `wake_seq` to a database made before it existed, filled from the checkpoints' bytes:
 /// the one time the store reads inside them, since a record's wake seq was then only there.
 fn add_wake_seq(conn: &Connection) -> rusqlite::Result<()> {
@@ -554,11 +603,9 @@ fn add_wake_seq(conn: &Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     conn.execute_batch(
-        "BEGIN;
-         ALTER TABLE deployments ADD COLUMN wake_seq INTEGER;
+        "ALTER TABLE deployments ADD COLUMN wake_seq INTEGER;
          UPDATE deployments SET wake_seq = json_extract(CAST(body AS TEXT), '$.wake.seq')
-          WHERE wake_at IS NOT NULL;
-         COMMIT;",
+          WHERE wake_at IS NOT NULL;",
     )
 }
 
@@ -616,5 +663,89 @@ mod tests {
         // Opening again finds the column and leaves the rows alone.
         let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
         assert_eq!(store.overdue(1_000, 10).await.unwrap().len(), 1);
+        assert_eq!(user_version(&store), SCHEMA_VERSION);
+    }
+
+    fn user_version(store: &SqliteStore) -> i64 {
+        store
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A file the previous Berth wrote (`handler dev`, before schema versions: a pipeline and a
+    /// job done, one job running) opens, is brought to this version, and reads whole.
+    #[tokio::test]
+    async fn the_previous_berths_database_file_opens_and_reads() {
+        use crate::checkpoint::{Deployments, ListQuery as Listing};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        std::fs::write(
+            &path,
+            include_bytes!("../../tests/data/berth-unversioned.db"),
+        )
+        .unwrap();
+        let store = SqliteStore::open(&path, Arc::new(SystemClock)).unwrap();
+        assert_eq!(user_version(&store), SCHEMA_VERSION);
+        let listing = Listing {
+            top: 10,
+            ..Listing::default()
+        };
+        let page = store.list(&listing).await.unwrap();
+        let listed: Vec<(&str, &str)> = page
+            .items
+            .iter()
+            .map(|d| (d.id.as_str(), d.status.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("still-running", "Running"),
+                ("transcode-42", "Succeeded"),
+                ("pipeline-1", "Succeeded")
+            ]
+        );
+        assert!(page.unreadable.is_empty());
+        let due = store.overdue(i64::MAX, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].id, "still-running");
+        let pipeline = store.load("pipeline-1").await.unwrap().unwrap().deployment;
+        assert_eq!(pipeline.history.first().unwrap().kind, "DeploymentAccepted");
+        assert!(
+            store
+                .get_logs("pipeline-1", "evaluate", "main")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_a_newer_berth_wrote_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        drop(SqliteStore::open(&path, Arc::new(SystemClock)).unwrap());
+        let newer = SCHEMA_VERSION + 1;
+        let raw = Connection::open(&path).unwrap();
+        raw.execute_batch(&format!(
+            "CREATE TABLE future (x); PRAGMA user_version = {newer};"
+        ))
+        .unwrap();
+        drop(raw);
+        let Err(error) = SqliteStore::open(&path, Arc::new(SystemClock)) else {
+            panic!("a newer file was opened");
+        };
+        let error = error.to_string();
+        assert!(
+            error.contains(&format!(
+                "written by a newer Berth (schema version {newer}; this Berth reads up to {SCHEMA_VERSION})"
+            )),
+            "{error}"
+        );
+        let raw = Connection::open(&path).unwrap();
+        let kept: i64 = raw
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, newer);
     }
 }

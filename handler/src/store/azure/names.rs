@@ -166,9 +166,7 @@ pub fn parse_record<'a>(
     body: Bytes,
     field: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<Record, &'static str> {
-    let status = field(TAG_STATUS)
-        .and_then(Status::parse)
-        .ok_or(TAG_STATUS)?;
+    let status = field(TAG_STATUS).map(Status::read).ok_or(TAG_STATUS)?;
     let created = field(TAG_CREATED)
         .and_then(|v| v.parse().ok())
         .ok_or(TAG_CREATED)?;
