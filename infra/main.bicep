@@ -27,6 +27,9 @@ param workloadResourceGroupName string = ''
 @description('BERTH_SECRETS_KEY: 32 random bytes in base64 that encrypt the secrets Berth stores. Required on the first deployment (the azd preprovision hook generates one); empty on later deployments keeps the key already in Key Vault, so stored secrets stay readable.')
 param secretsKey string = ''
 
+@description('BERTH_SECRETS_KEY_PREVIOUS after a key rotation: the version (32 hex characters) of the Key Vault secret berth-secrets-key that held the key before the current one, so that what it sealed stays readable. The app setting is a Key Vault reference to that version; no one handles the old key. Empty (the default): the setting is empty and only the current key opens secrets. See OPERATIONS.md, key rotation.')
+param secretsKeyPreviousVersion string = ''
+
 @minLength(3)
 @maxLength(63)
 @description('The workflow-step queue (BERTH_QUEUE), created in the app storage account.')
@@ -247,6 +250,7 @@ module keyVault 'modules/key-vault.bicep' = {
     tags: allTags
     retentionInDays: keyVaultRetentionDays
     secretsKey: secretsKey
+    previousVersion: secretsKeyPreviousVersion
     principalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
   }
@@ -284,6 +288,7 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     workspaceId: monitoring.outputs.workspaceId
     secretsKeyUri: keyVault.outputs.secretsKeyUri
+    secretsKeyPreviousUri: keyVault.outputs.secretsKeyPreviousUri
     queueName: queueName
     subscriptionId: subscription().subscriptionId
     workloadResourceGroupName: workloadRg.name

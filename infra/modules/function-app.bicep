@@ -39,6 +39,9 @@ param workspaceId string
 @description('Version-less URI of the BERTH_SECRETS_KEY secret.')
 param secretsKeyUri string
 
+@description('URI of a pinned version of the BERTH_SECRETS_KEY secret that still opens what it sealed (BERTH_SECRETS_KEY_PREVIOUS), or empty.')
+param secretsKeyPreviousUri string
+
 @description('The workflow-step queue.')
 param queueName string
 
@@ -166,6 +169,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'BERTH_SECRETS_KEY'
           value: '@Microsoft.KeyVault(SecretUri=${secretsKeyUri})'
+        }
+        {
+          // Empty unless a rotation is under way: an unresolvable reference would reach the
+          // handler as the reference text itself and stop it at start.
+          name: 'BERTH_SECRETS_KEY_PREVIOUS'
+          value: empty(secretsKeyPreviousUri) ? '' : '@Microsoft.KeyVault(SecretUri=${secretsKeyPreviousUri})'
         }
         {
           name: 'BERTH_SECURE_VALUE_FROM'

@@ -19,6 +19,9 @@ param retentionInDays int
 @description('32 random bytes in base64. Empty: leave the secret already in the vault as it is.')
 param secretsKey string
 
+@description('Version of the secret that held the previous key (BERTH_SECRETS_KEY_PREVIOUS), or empty.')
+param previousVersion string
+
 @description('Object id of the handler\'s identity.')
 param principalId string
 
@@ -101,3 +104,8 @@ output name string = vault.name
 
 @description('Version-less URI of BERTH_SECRETS_KEY, for the Key Vault reference (the app follows the newest version).')
 output secretsKeyUri string = '${vault.properties.vaultUri}secrets/${secretName}'
+
+// The previous key is an older version of the same secret, so the identity's one role assignment
+// above covers it and nobody has to read or copy the old key to keep it usable.
+@description('URI of the pinned version of BERTH_SECRETS_KEY that BERTH_SECRETS_KEY_PREVIOUS refers to, or empty.')
+output secretsKeyPreviousUri string = empty(previousVersion) ? '' : '${vault.properties.vaultUri}secrets/${secretName}/${previousVersion}'
