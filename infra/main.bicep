@@ -74,6 +74,14 @@ param logRetentionDays int = 30
 @description('Days a deleted Key Vault (and with it BERTH_SECRETS_KEY) can be recovered. Purge protection is on, so the vault name stays taken for this long after azd down.')
 param keyVaultRetentionDays int = 7
 
+@description('Address the alert rules notify (an action group with one email receiver). Empty: the rules still fire and show in Azure Monitor, and notify no one.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('The create-failure alert fires when ARM refuses at least this share (percent) of container-group creates over 30 minutes, and at least 3.')
+param createFailureAlertPercent int = 20
+
 @description('Tags added to every resource.')
 param tags object = {}
 
@@ -225,6 +233,19 @@ module monitoring 'modules/monitoring.bicep' = {
     retentionInDays: logRetentionDays
     principalId: identity.outputs.principalId
     diagnosticsKeyRoleId: diagnosticsKeyRole.id
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'berth-alerts'
+  scope: appRg
+  params: {
+    location: location
+    tags: allTags
+    workspaceId: monitoring.outputs.workspaceId
+    resourceToken: resourceToken
+    alertEmail: alertEmail
+    createFailurePercent: createFailureAlertPercent
   }
 }
 
