@@ -27,6 +27,9 @@ param workloadResourceGroupName string = ''
 @description('BERTH_SECRETS_KEY: 32 random bytes in base64 that encrypt the secrets Berth stores. Required on the first deployment (the azd preprovision hook generates one); empty on later deployments keeps the key already in Key Vault, so stored secrets stay readable.')
 param secretsKey string = ''
 
+@description('BERTH_SECRETS_KEY_PREVIOUS after a key rotation: the version (32 hex characters) of the Key Vault secret berth-secrets-key that held the key before the current one, so that what it sealed stays readable. The app setting is a Key Vault reference to that version; no one handles the old key. Empty (the default): the setting is empty and only the current key opens secrets. See OPERATIONS.md, key rotation.')
+param secretsKeyPreviousVersion string = ''
+
 @minLength(3)
 @maxLength(63)
 @description('The workflow-step queue (BERTH_QUEUE), created in the app storage account.')
@@ -70,6 +73,27 @@ param logRetentionDays int = 30
 @maxValue(90)
 @description('Days a deleted Key Vault (and with it BERTH_SECRETS_KEY) can be recovered. Purge protection is on, so the vault name stays taken for this long after azd down.')
 param keyVaultRetentionDays int = 7
+
+@description('Private networking: a virtual network with the Function App integrated, private endpoints for both storage accounts and the Key Vault (their public network access off), and a subnet delegated to container groups that the handler may put groups in. Off: everything is reached over public endpoints, with Entra ID or keys. See README.md, Private networking.')
+param privateNetworking bool = false
+
+@description('Address space of the virtual network when privateNetworking is on.')
+param virtualNetworkAddressPrefix string = '10.40.0.0/16'
+
+@description('Subnets of that network: app (the Function App\'s integration), privateEndpoints, workloads (delegated to container groups; size it for the groups that run at once, one address each).')
+param subnetPrefixes object = {
+  app: '10.40.0.0/24'
+  privateEndpoints: '10.40.1.0/24'
+  workloads: '10.40.2.0/24'
+}
+
+@description('Address the alert rules notify (an action group with one email receiver). Empty: the rules still fire and show in Azure Monitor, and notify no one.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('The create-failure alert fires when ARM refuses at least this share (percent) of container-group creates over 30 minutes, and at least 3.')
+param createFailureAlertPercent int = 20
 
 @description('Tags added to every resource.')
 param tags object = {}
@@ -192,6 +216,28 @@ resource usagesReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' =
   }
 }
 
+// Joining the workloads subnet, for container groups whose spec names it in subnetIds. Assignable
+// in the app's group (where the network is); assigned on that one subnet by modules/network.bicep.
+resource subnetJoinRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (privateNetworking) {
+  name: guid(subscription().id, appRg.id, 'berth-subnet-join')
+  properties: {
+    roleName: 'Berth subnet join (${environmentName}, ${resourceToken})'
+    description: 'Join the Berth workloads subnet, so that container groups can be created in it.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: [
+          'Microsoft.Network/virtualNetworks/subnets/join/action'
+        ]
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      appRg.id
+    ]
+  }
+}
+
 resource usagesReaderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(subscription().id, 'berth-aci-usages-assignment', resourceToken)
   properties: {
@@ -225,6 +271,19 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: 'berth-alerts'
+  scope: appRg
+  params: {
+    location: location
+    tags: allTags
+    workspaceId: monitoring.outputs.workspaceId
+    resourceToken: resourceToken
+    alertEmail: alertEmail
+    createFailurePercent: createFailureAlertPercent
+  }
+}
+
 module appStorage 'modules/app-storage.bicep' = {
   name: 'berth-app-storage'
   scope: appRg
@@ -234,6 +293,7 @@ module appStorage 'modules/app-storage.bicep' = {
     tags: allTags
     queueName: queueName
     packageContainerName: 'app-package'
+    privateNetworking: privateNetworking
     principalId: identity.outputs.principalId
   }
 }
@@ -247,6 +307,8 @@ module keyVault 'modules/key-vault.bicep' = {
     tags: allTags
     retentionInDays: keyVaultRetentionDays
     secretsKey: secretsKey
+    privateNetworking: privateNetworking
+    previousVersion: secretsKeyPreviousVersion
     principalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
   }
@@ -263,9 +325,27 @@ module workloads 'modules/workloads.bicep' = {
     })
     shareName: shareName
     shareQuotaGiB: shareQuotaGiB
+    privateNetworking: privateNetworking
     principalId: identity.outputs.principalId
     aciOperatorRoleId: aciOperatorRole.id
     shareKeyRoleId: shareKeyRole.id
+  }
+}
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'berth-network'
+  scope: appRg
+  params: {
+    name: 'vnet-berth-${resourceToken}'
+    location: location
+    tags: allTags
+    addressPrefix: virtualNetworkAddressPrefix
+    subnetPrefixes: subnetPrefixes
+    appStorageId: appStorage.outputs.id
+    workloadStorageId: workloads.outputs.storageId
+    vaultId: keyVault.outputs.id
+    principalId: identity.outputs.principalId
+    subnetJoinRoleId: privateNetworking ? subnetJoinRole.id : ''
   }
 }
 
@@ -284,6 +364,7 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     workspaceId: monitoring.outputs.workspaceId
     secretsKeyUri: keyVault.outputs.secretsKeyUri
+    secretsKeyPreviousUri: keyVault.outputs.secretsKeyPreviousUri
     queueName: queueName
     subscriptionId: subscription().subscriptionId
     workloadResourceGroupName: workloadRg.name
@@ -292,6 +373,7 @@ module functionApp 'modules/function-app.bicep' = {
     secureValueFrom: secureValueFrom
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    appSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
   }
 }
 
@@ -327,3 +409,6 @@ output AZURE_CLIENT_ID string = identity.outputs.clientId
 
 @description('ARM id of the Log Analytics workspace that container groups log to (BERTH_DIAGNOSTICS_WORKSPACE).')
 output BERTH_DIAGNOSTICS_WORKSPACE string = monitoring.outputs.workspaceId
+
+@description('With privateNetworking: ARM id of the subnet delegated to container groups; a spec puts a group in it with subnetIds: [{ id: <this> }]. Empty otherwise.')
+output WORKLOAD_SUBNET_ID string = privateNetworking ? network.outputs.workloadSubnetId : ''

@@ -20,6 +20,9 @@ param queueName string
 @description('Blob container that Flex Consumption deploys the app package to.')
 param packageContainerName string
 
+@description('Private networking: public network access off; the app reaches the account through private endpoints (modules/network.bicep).')
+param privateNetworking bool
+
 @description('Object id of the handler\'s identity.')
 param principalId string
 
@@ -45,11 +48,11 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    // checkov:skip=CKV_AZURE_59: without a virtual network the Flex Consumption workers reach the account over its public endpoint; every request still needs an Entra ID token (Shared Key is off).
-    publicNetworkAccess: 'Enabled'
+    // checkov:skip=CKV_AZURE_59: without privateNetworking: the Flex Consumption workers reach the account over its public endpoint; every request still needs an Entra ID token (Shared Key is off).
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
-      // checkov:skip=CKV_AZURE_35: without a virtual network the Flex Consumption workers reach the account over its public endpoint; every request still needs an Entra ID token (Shared Key is off).
-      defaultAction: 'Allow'
+      // checkov:skip=CKV_AZURE_35: without privateNetworking: the Flex Consumption workers reach the account over its public endpoint; every request still needs an Entra ID token (Shared Key is off).
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }
@@ -107,6 +110,9 @@ resource queueAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     principalType: 'ServicePrincipal'
   }
 }
+
+@description('ARM id of the account.')
+output id string = account.id
 
 @description('Name of the account (AzureWebJobsStorage__accountName).')
 output name string = account.name

@@ -39,6 +39,9 @@ param workspaceId string
 @description('Version-less URI of the BERTH_SECRETS_KEY secret.')
 param secretsKeyUri string
 
+@description('URI of a pinned version of the BERTH_SECRETS_KEY secret that still opens what it sealed (BERTH_SECRETS_KEY_PREVIOUS), or empty.')
+param secretsKeyPreviousUri string
+
 @description('The workflow-step queue.')
 param queueName string
 
@@ -56,6 +59,9 @@ param aciApiVersion string
 
 @description('App settings a spec\'s secureValueFrom may read (BERTH_SECURE_VALUE_FROM); empty allows none.')
 param secureValueFrom string
+
+@description('With private networking: ARM id of the subnet the app integrates with; empty otherwise.')
+param appSubnetId string
 
 @description('Memory of each instance in MB.')
 param instanceMemoryMB int
@@ -96,6 +102,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     // checkov:skip=CKV_AZURE_222: Berth's HTTP API is public by design; callers need a function key and container callbacks a per-deployment token.
     publicNetworkAccess: 'Enabled'
     serverFarmId: plan.id
+    // Private networking: outbound traffic (storage, Key Vault references, ARM) leaves through
+    // this subnet, where the private endpoints' DNS zones resolve.
+    virtualNetworkSubnetId: empty(appSubnetId) ? null : appSubnetId
     // checkov:skip=CKV_AZURE_212: the app scales to zero on purpose (no always-ready instance is billed at rest); queue and timer triggers wake it.
     // checkov:skip=CKV_AZURE_213: a health-check probe would keep an instance running and billed; the Functions host already restarts a custom handler that stops answering.
     // checkov:skip=CKV_AZURE_78: Flex Consumption rejects the ftpsState property; FTP is shut by the ftp publishing-credentials policy below and deployments use Entra ID.
@@ -166,6 +175,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'BERTH_SECRETS_KEY'
           value: '@Microsoft.KeyVault(SecretUri=${secretsKeyUri})'
+        }
+        {
+          // Empty unless a rotation is under way: an unresolvable reference would reach the
+          // handler as the reference text itself and stop it at start.
+          name: 'BERTH_SECRETS_KEY_PREVIOUS'
+          value: empty(secretsKeyPreviousUri) ? '' : '@Microsoft.KeyVault(SecretUri=${secretsKeyPreviousUri})'
         }
         {
           name: 'BERTH_SECURE_VALUE_FROM'

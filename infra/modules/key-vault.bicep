@@ -19,6 +19,12 @@ param retentionInDays int
 @description('32 random bytes in base64. Empty: leave the secret already in the vault as it is.')
 param secretsKey string
 
+@description('Version of the secret that held the previous key (BERTH_SECRETS_KEY_PREVIOUS), or empty.')
+param previousVersion string
+
+@description('Private networking: public network access off; the Function App resolves its Key Vault references through the private endpoint (modules/network.bicep).')
+param privateNetworking bool
+
 @description('Object id of the handler\'s identity.')
 param principalId string
 
@@ -43,11 +49,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableSoftDelete: true
     softDeleteRetentionInDays: retentionInDays
     enablePurgeProtection: true
-    // checkov:skip=CKV_AZURE_189: the Function App has no virtual network, so it resolves the Key Vault reference over the public endpoint; reading needs Entra ID and RBAC scoped to one secret.
-    publicNetworkAccess: 'Enabled'
+    // checkov:skip=CKV_AZURE_189: without privateNetworking: the Function App has no virtual network, so it resolves the Key Vault reference over the public endpoint; reading needs Entra ID and RBAC scoped to one secret.
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
-      // checkov:skip=CKV_AZURE_109: the Function App has no virtual network, so it resolves the Key Vault reference over the public endpoint; access is by Entra ID and RBAC scoped to one secret.
-      defaultAction: 'Allow'
+      // checkov:skip=CKV_AZURE_109: without privateNetworking: the Function App has no virtual network, so it resolves the Key Vault reference over the public endpoint; access is by Entra ID and RBAC scoped to one secret.
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }
@@ -96,8 +102,16 @@ resource auditLog 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   }
 }
 
+@description('ARM id of the vault.')
+output id string = vault.id
+
 @description('Name of the vault.')
 output name string = vault.name
 
 @description('Version-less URI of BERTH_SECRETS_KEY, for the Key Vault reference (the app follows the newest version).')
 output secretsKeyUri string = '${vault.properties.vaultUri}secrets/${secretName}'
+
+// The previous key is an older version of the same secret, so the identity's one role assignment
+// above covers it and nobody has to read or copy the old key to keep it usable.
+@description('URI of the pinned version of BERTH_SECRETS_KEY that BERTH_SECRETS_KEY_PREVIOUS refers to, or empty.')
+output secretsKeyPreviousUri string = empty(previousVersion) ? '' : '${vault.properties.vaultUri}secrets/${secretName}/${previousVersion}'

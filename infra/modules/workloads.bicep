@@ -21,6 +21,9 @@ param shareName string
 @description('Quota of the share in GiB.')
 param shareQuotaGiB int
 
+@description('Private networking: public network access off; container groups in the workloads subnet mount the share through its private endpoint (modules/network.bicep).')
+param privateNetworking bool
+
 @description('Object id of the handler\'s identity.')
 param principalId string
 
@@ -49,11 +52,11 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    // checkov:skip=CKV_AZURE_59: container groups without a virtual network mount the share over the public endpoint; access needs the account key, which only the handler's identity can list.
-    publicNetworkAccess: 'Enabled'
+    // checkov:skip=CKV_AZURE_59: without privateNetworking: container groups mount the share over the public endpoint; access needs the account key, which only the handler's identity can list.
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
-      // checkov:skip=CKV_AZURE_35: container groups without a virtual network mount the share over the public endpoint; access needs the account key, which only the handler's identity can list.
-      defaultAction: 'Allow'
+      // checkov:skip=CKV_AZURE_35: without privateNetworking: container groups mount the share over the public endpoint; access needs the account key, which only the handler's identity can list.
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }
@@ -98,6 +101,9 @@ resource shareKeyAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
     principalType: 'ServicePrincipal'
   }
 }
+
+@description('ARM id of the workloads storage account.')
+output storageId string = account.id
 
 @description('Name of the workloads storage account.')
 output storageName string = account.name

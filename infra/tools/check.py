@@ -11,6 +11,10 @@ Three checks, each failing the run on any finding:
    suppression without a justification.
 3. app settings: the names the Bicep sets on the Function App equal ``app-settings.txt`` (one name
    a line, sorted, no duplicates), which the handler's own test compares with what it reads.
+   Checks 1 and 2 run once per variant (VARIANTS): a copy of the folder in which every
+   ``<flag> ? a : b`` is replaced by the branch the variant takes, and, where the flag is on, every
+   ``// checkov:skip=…: without <flag>: …`` suppression is dropped, so checkov must pass those
+   checks on the values that variant deploys. checkov does not evaluate conditions itself.
 4. azd wiring: ``azure.yaml`` (beside the infra folder) points at a Bicep module that exists, its
    hook scripts exist and are executable, its function service is the one the Bicep tags with
    ``azd-service-name``, and ``main.parameters.json`` names parameters that ``main.bicep`` declares
@@ -25,6 +29,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +42,11 @@ SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # {name, value}) or its `appsettings` config resource (properties, an object of name: value).
 SITE_TYPES = ("Microsoft.Web/sites@", "Microsoft.Web/sites/slots@")
 CONFIG_TYPES = ("Microsoft.Web/sites/config@", "Microsoft.Web/sites/slots/config@")
+# The deployments checks 1 and 2 look at: a name and the value of each boolean parameter it sets.
+VARIANTS: dict[str, dict[str, bool]] = {
+    "default": {"privateNetworking": False},
+    "private": {"privateNetworking": True},
+}
 
 
 @dataclass
@@ -90,6 +100,63 @@ def check_parse(files: list[Path]) -> Outcome:
         outcome.problems.extend(syntax_errors(path, parse(path)))
     outcome.notes.append(f"{len(files)} Bicep files parsed with tree-sitter-bicep")
     return outcome
+
+
+def condition_flag(node: Node) -> tuple[str, bool] | None:
+    """`flag`, `!flag` or `(flag)` as (flag, whether the condition is the flag itself)."""
+    if node.type == "parenthesized_expression" and len(node.named_children) == 1:
+        return condition_flag(node.named_children[0])
+    if node.type == "identifier":
+        return node.text.decode(), True
+    if node.type == "unary_expression" and node.children[0].type == "!" and len(node.named_children) == 1:
+        inner = condition_flag(node.named_children[0])
+        return (inner[0], not inner[1]) if inner else None
+    return None
+
+
+def specialise(text: str, values: dict[str, bool]) -> str:
+    """The Bicep text as one variant deploys it: `flag ? a : b` becomes a or b, and for each flag
+    that is on, the `// checkov:skip=ID: without <flag>: ...` comments go."""
+    source = text.encode("utf-8")
+    while True:
+        found = None
+
+        def walk(node: Node) -> None:
+            nonlocal found
+            if found is not None:
+                return
+            if node.type == "ternary_expression":
+                flag = condition_flag(node.named_children[0])
+                if flag is not None and flag[0] in values:
+                    found = (node, values[flag[0]] == flag[1])
+                    return
+            for child in node.children:
+                walk(child)
+
+        walk(Parser(BICEP).parse(source).root_node)
+        if found is None:
+            break
+        node, take_first = found
+        branches = [c for c in node.named_children[1:]]
+        chosen = branches[0] if take_first else branches[1]
+        source = source[: node.start_byte] + chosen.text + source[node.end_byte :]
+    lines = source.decode("utf-8").splitlines(keepends=True)
+    for flag, on in values.items():
+        if on:
+            marker = re.compile(r"^\s*//\s*checkov:skip=[A-Z0-9_]+:\s*without " + re.escape(flag) + r":")
+            lines = [line for line in lines if not marker.match(line)]
+    return "".join(lines)
+
+
+def render_variant(root: Path, files: list[Path], values: dict[str, bool], into: Path) -> list[Path]:
+    """Writes the variant of every Bicep file under `into`, at the same relative paths."""
+    rendered = []
+    for path in files:
+        target = into / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(specialise(path.read_text(encoding="utf-8"), values), encoding="utf-8")
+        rendered.append(target)
+    return rendered
 
 
 def string_literal(node: Node | None) -> str | None:
@@ -386,9 +453,18 @@ def main(argv: list[str]) -> int:
     if not files:
         print(f"infra check: no .bicep files under {root}", file=sys.stderr)
         return 1
-    outcomes = [
-        check_parse(files),
-        check_checkov(root, files),
+    outcomes = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for variant, values in VARIANTS.items():
+            into = Path(scratch) / variant
+            rendered = render_variant(root, files, values, into)
+            setting = ", ".join(f"{k}={str(v).lower()}" for k, v in values.items())
+            for outcome in (check_parse(rendered), check_checkov(into, rendered)):
+                outcome.name = f"{outcome.name} ({variant}: {setting})"
+                outcome.problems = [p.replace(str(into), str(root)) for p in outcome.problems]
+                outcome.notes = [n.replace(str(into), str(root)) for n in outcome.notes]
+                outcomes.append(outcome)
+    outcomes += [
         check_app_settings(files, options.settings or root / "app-settings.txt"),
         check_azd(root, files),
     ]

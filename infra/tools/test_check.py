@@ -301,5 +301,66 @@ class CheckovRunTest(unittest.TestCase):
         self.assertTrue(any("typed.bicep" in p for p in outcome.problems), outcome.problems)
 
 
+VAULT = """\
+param privateNetworking bool
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: 'kv-berth-test'
+  location: 'westeurope'
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    enablePurgeProtection: true
+    // checkov:skip=CKV_AZURE_189: without privateNetworking: reached over the public endpoint.
+    publicNetworkAccess: %s
+    networkAcls: {
+      // checkov:skip=CKV_AZURE_109: without privateNetworking: reached over the public endpoint.
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+"""
+
+
+class VariantTest(unittest.TestCase):
+    """Checks 1 and 2 see each variant as it deploys: conditions on its flags resolved, and the
+    suppressions that only the flag's absence justifies gone where the flag is on."""
+
+    def test_conditions_on_the_flag_take_the_variants_branch(self) -> None:
+        text = "param privateNetworking bool\nparam other bool\nvar a = privateNetworking ? 'Disabled' : 'Enabled'\nvar b = !privateNetworking ? [] : [\n  'x'\n]\nvar c = (privateNetworking) ? 1 : (privateNetworking ? 2 : 3)\nvar d = other ? 4 : 5\n"
+        on = check.specialise(text, {"privateNetworking": True})
+        self.assertIn("var a = 'Disabled'", on)
+        self.assertIn("var b = [\n  'x'\n]", on)
+        self.assertIn("var c = 1", on)
+        self.assertIn("var d = other ? 4 : 5", on)
+        off = check.specialise(text, {"privateNetworking": False})
+        self.assertIn("var a = 'Enabled'", off)
+        self.assertIn("var b = []", off)
+        self.assertIn("var c = (3)", off)
+
+    def test_suppressions_without_the_flag_are_dropped_only_where_it_is_on(self) -> None:
+        text = VAULT % "privateNetworking ? 'Disabled' : 'Enabled'"
+        self.assertEqual(check.specialise(text, {"privateNetworking": False}).count("checkov:skip"), 2)
+        self.assertEqual(check.specialise(text, {"privateNetworking": True}).count("checkov:skip"), 0)
+
+    def test_a_private_variant_that_stays_public_fails_checkov(self) -> None:
+        """Live checkov: the vault's private branch still says 'Enabled', so the private variant,
+        which has no suppression left, fails CKV_AZURE_189; the default variant passes."""
+        with Workspace({"vault.bicep": VAULT % "privateNetworking ? 'Enabled' : 'Enabled'"}) as ws:
+            results = {}
+            for variant, values in check.VARIANTS.items():
+                with tempfile.TemporaryDirectory() as scratch:
+                    rendered = check.render_variant(ws.root, ws.files(), values, Path(scratch))
+                    results[variant] = check.check_checkov(Path(scratch), rendered)
+        self.assertTrue(results["default"].passed, results["default"].problems)
+        self.assertFalse(results["private"].passed)
+        self.assertTrue(any("CKV_AZURE_189" in p for p in results["private"].problems), results["private"].problems)
+
+
 if __name__ == "__main__":
     unittest.main()
