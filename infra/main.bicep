@@ -95,6 +95,11 @@ param alertEmail string = ''
 @description('The create-failure alert fires when ARM refuses at least this share (percent) of container-group creates over 30 minutes, and at least 3.')
 param createFailureAlertPercent int = 20
 
+@minValue(1)
+@maxValue(100)
+@description('The failed-deployment alert fires when at least this share (percent) of the deployments that ended in the last hour ended Failed or TimedOut, and at least 3.')
+param failedDeploymentAlertPercent int = 20
+
 @description('Tags added to every resource.')
 param tags object = {}
 
@@ -281,6 +286,7 @@ module alerts 'modules/alerts.bicep' = {
     resourceToken: resourceToken
     alertEmail: alertEmail
     createFailurePercent: createFailureAlertPercent
+    failedDeploymentPercent: failedDeploymentAlertPercent
   }
 }
 

@@ -25,6 +25,11 @@ param alertEmail string
 @description('Share of container-group creates, in percent over 30 minutes, that ARM refuses before the create-failure alert fires (with at least 3 refusals).')
 param createFailurePercent int
 
+@minValue(1)
+@maxValue(100)
+@description('Share of deployments, in percent over an hour, that end Failed or TimedOut before the failed-deployment alert fires (with at least 3 such ends).')
+param failedDeploymentPercent int
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmail)) {
   name: 'ag-berth-${resourceToken}'
   location: 'Global'
@@ -168,9 +173,8 @@ resource sweepErrorsRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
-// Failed creates, the part of failed deployments that the logs show. The handler logs no line
-// when a deployment ends (nor its status), so this rule watches what it does log from
-// handler/src/driver/perform.rs (target berth::driver::perform): "create failed" (ARM refused the
+// Failed creates (the failed-deployment rule below sees every failure; this one says early that
+// ARM refuses creates). It watches what the handler logs from handler/src/driver/perform.rs (target berth::driver::perform): "create failed" (ARM refused the
 // PUT of a container group for a reason other than capacity or ACI's quota) against "container
 // group created". Containers that exit non-zero, time out or are evicted are not seen here.
 resource createFailuresRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
@@ -209,10 +213,50 @@ resource createFailuresRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
   }
 }
 
+// Failed deployments. The handler logs one line when a deployment's status becomes terminal, from
+// handler/src/driver/step.rs: "deployment ended: <status>" (Succeeded, Failed, TimedOut or
+// Terminated), with deployment.id. The rule compares the Failed and TimedOut ends with all ends.
+resource failedDeploymentsRule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'berth-failed-deployments-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Berth: deployments failing'
+    description: 'A large share of deployments ended Failed or TimedOut in the last hour. See OPERATIONS.md, Alerts.'
+    severity: 2
+    enabled: true
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    scopes: [
+      workspaceId
+    ]
+    criteria: {
+      allOf: [
+        {
+          query: format('AppTraces | where Message contains "deployment ended: " | summarize ended = count(), failed = countif(Message contains "deployment ended: Failed" or Message contains "deployment ended: TimedOut") | extend percent = 100.0 * failed / max_of(ended, 1) | where failed >= 3 and percent >= {0}', failedDeploymentPercent)
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: actionGroups
+    }
+  }
+}
+
 @description('Names of the alert rules.')
 output ruleNames array = [
   poisonRule.name
   armThrottlingRule.name
   sweepErrorsRule.name
   createFailuresRule.name
+  failedDeploymentsRule.name
 ]

@@ -27,6 +27,7 @@ impl Driver {
             return Ok(StepOutcome::Early { at: wake.at });
         }
         let mut version = stored.version;
+        let mut saved_status = d.status;
         let mut step = Step::new(stored.deployment, self.settings.max_rounds_per_step);
         step.amend(|d| self.reseal(d));
         loop {
@@ -59,6 +60,17 @@ impl Driver {
                     Ok(saved) => {
                         version = saved;
                         step.committed();
+                        let status = step.saved().status;
+                        if status.is_terminal() && !saved_status.is_terminal() {
+                            // One line per deployment, for the operators' alerts on failures.
+                            tracing::info!(
+                                deployment.id = %message.id,
+                                deployment.status = status.as_str(),
+                                "deployment ended: {}",
+                                status.as_str()
+                            );
+                        }
+                        saved_status = status;
                     }
                     Err(StoreError::Conflict(_)) => {
                         let reloaded = self
@@ -67,6 +79,7 @@ impl Driver {
                             .await?
                             .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
                         version = reloaded.version;
+                        saved_status = reloaded.deployment.status;
                         step.conflict(reloaded.deployment);
                         step.amend(|d| self.reseal(d));
                         continue;
