@@ -171,6 +171,10 @@ fn encode(value: &str) -> String {
 }
 
 /// `path` with the query parameters that have a value.
+/// Most history pages `berth history` follows (100 entries each), against a server that never
+/// ends its pages.
+const MAX_HISTORY_PAGES: usize = 1_000;
+
 fn with_query(path: String, params: &[(&str, Option<String>)]) -> String {
     let query: Vec<String> = params
         .iter()
@@ -295,11 +299,35 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::History { id } => {
-            let path = format!("{}/history", deployment(&id));
-            let answer = client.call(Method::GET, &path, None).await?;
+            // The history comes a page at a time, oldest first: follow the pages into one.
+            let mut whole = Value::Null;
+            let mut token: Option<String> = None;
+            for _ in 0..MAX_HISTORY_PAGES {
+                let path = with_query(
+                    format!("{}/history", deployment(&id)),
+                    &[("continuationToken", token.clone())],
+                );
+                let mut answer = client.call(Method::GET, &path, None).await?;
+                let next = answer.body["continuationToken"].as_str().map(str::to_owned);
+                match whole["history"].as_array_mut() {
+                    Some(entries) => {
+                        if let Some(more) = answer.body["history"].as_array_mut() {
+                            entries.append(more);
+                        }
+                    }
+                    None => whole = answer.body,
+                }
+                if next.is_none() || next == token {
+                    break;
+                }
+                token = next;
+            }
+            if let Some(doc) = whole.as_object_mut() {
+                doc.remove("continuationToken");
+            }
             match json {
-                true => out_json(&answer.body),
-                false => out(&show::history(&answer.body)),
+                true => out_json(&whole),
+                false => out(&show::history(&whole)),
             }
             Ok(0)
         }

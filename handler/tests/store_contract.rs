@@ -733,6 +733,39 @@ async fn checkpoints_of_the_previous_format_decode_and_newer_ones_are_apart(f: &
     );
 }
 
+/// Archived history pages are kept byte for byte beside their checkpoint, overwritten in place,
+/// and go with it on purge.
+async fn history_pages_are_kept_and_purged(f: &Fixture) {
+    let t = now();
+    f.store
+        .create_record(
+            &record("h-1", Status::Running, t),
+            &step("h-1", 1, t + 60_000),
+        )
+        .await
+        .unwrap();
+    assert!(f.store.get_history("h-1", 0).await.unwrap().is_none());
+    f.store
+        .put_history("h-1", 0, &[0xfe, 0x00, 1])
+        .await
+        .unwrap();
+    f.store.put_history("h-1", 1, b"[]").await.unwrap();
+    f.store
+        .put_history("h-1", 0, &[0xfe, 0x00, 2])
+        .await
+        .unwrap();
+    let page = f.store.get_history("h-1", 0).await.unwrap().unwrap();
+    assert_eq!(&page[..], &[0xfe, 0x00, 2]);
+    assert_eq!(
+        &f.store.get_history("h-1", 1).await.unwrap().unwrap()[..],
+        b"[]"
+    );
+    assert!(f.store.get_history("h-2", 0).await.unwrap().is_none());
+    assert!(f.store.purge("h-1").await.unwrap());
+    assert!(f.store.get_history("h-1", 0).await.unwrap().is_none());
+    assert!(f.store.get_history("h-1", 1).await.unwrap().is_none());
+}
+
 /// One test per behaviour and backend.
 macro_rules! contract {
     ($backend:ident: $($behaviour:ident),* $(,)?) => {
@@ -771,6 +804,7 @@ macro_rules! suite {
             a_run_time_digest_that_is_not_hex_is_refused_by_name,
             an_unknown_status_word_is_kept_apart,
             checkpoints_of_the_previous_format_decode_and_newer_ones_are_apart,
+            history_pages_are_kept_and_purged,
         );)*
     };
 }

@@ -678,14 +678,58 @@ async fn checkpoint(
     })
 }
 
-async fn history(State(api): State<Shared>, Path(id): Path<String>) -> Result<Response, Problem> {
+/// The history, oldest first, a page at a time: each archived page (see
+/// `Deployment::history`), then the entries in the checkpoint; `continuationToken` names the next.
+async fn history(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Result<Response, Problem> {
     valid_id(&id)?;
+    let page = match params.continuation_token.as_deref() {
+        None => 0,
+        Some(token) => status::history_page(token).ok_or_else(|| {
+            Problem::bad_request("continuationToken", "not a token this API gave")
+        })?,
+    };
     let d = api
         .driver
         .load(&id)
         .await?
         .ok_or_else(|| Problem::no_deployment(&id))?;
-    Ok(axum::Json(status::history(&d)).into_response())
+    if page > d.history_archived {
+        return Err(Problem::bad_request(
+            "continuationToken",
+            "not a token this API gave",
+        ));
+    }
+    let archived: Vec<crate::engine::state::HistoryEntry>;
+    let (entries, next) = if page < d.history_archived {
+        let bytes = api.driver.history_page(&id, page).await?.ok_or_else(|| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                format!("continuationToken: history page {page} of deployment '{id}' is missing"),
+            )
+        })?;
+        archived = serde_json::from_slice(&bytes).map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                format!("continuationToken: history page {page} of deployment '{id}' cannot be read: {e}"),
+            )
+        })?;
+        (&archived[..], Some(status::history_token(page + 1)))
+    } else {
+        (&d.history[..], None)
+    };
+    let mut response = axum::Json(status::history(&d.id, entries, next.clone())).into_response();
+    if let Some(token) = next.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        response
+            .headers_mut()
+            .insert("x-ms-continuation-token", token);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::prices::{Billing, Prices, Priority};
 use crate::clock::rfc3339;
 use crate::engine::flow::{self, GroupState, Tally, Task};
+use crate::engine::state::HistoryEntry;
 use crate::engine::{Deployment, Instance, Millis, Phase};
 use crate::spec::Mode;
 
@@ -437,7 +438,10 @@ pub fn unreadable<'a>(u: &'a crate::checkpoint::Unreadable, base: &str) -> Unrea
 
 /// The history document (`GET /api/deployments/{id}/history`).
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct History<'a> {
+    /// What to send as `continuationToken` for the next (later) page; `null` on the last.
+    pub continuation_token: Option<String>,
     /// Oldest first.
     pub history: Vec<HistoryEvent<'a>>,
     pub id: &'a str,
@@ -453,10 +457,13 @@ pub struct HistoryEvent<'a> {
     pub timestamp: String,
 }
 
-/// The history document.
-pub fn history(d: &Deployment) -> History<'_> {
-    let history = d
-        .history
+/// A page of the history document: `entries`, oldest first, and the token of the next page.
+pub fn history<'a>(
+    id: &'a str,
+    entries: &'a [HistoryEntry],
+    continuation_token: Option<String>,
+) -> History<'a> {
+    let history = entries
         .iter()
         .map(|h| HistoryEvent {
             detail: &h.detail,
@@ -464,7 +471,24 @@ pub fn history(d: &Deployment) -> History<'_> {
             timestamp: rfc3339(h.at),
         })
         .collect();
-    History { history, id: &d.id }
+    History {
+        continuation_token,
+        history,
+        id,
+    }
+}
+
+/// The token of history page `page`.
+pub fn history_token(page: u32) -> String {
+    format!("h{page}")
+}
+
+/// The page a history token names; `None` when it is not one [`history_token`] makes.
+pub fn history_page(token: &str) -> Option<u32> {
+    let digits = token.strip_prefix('h')?;
+    (!digits.is_empty() && digits.len() <= 9 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -562,13 +586,36 @@ mod tests {
             r#""runtimeStatus":"Failed","tags":{"team":"media"}}"#
         );
         assert_eq!(text, expected);
-        let text = serde_json::to_string(&history(&d)).unwrap();
+        let text = serde_json::to_string(&history(&d.id, &d.history, None)).unwrap();
         let expected = concat!(
-            r#"{"history":[{"eventType":"Started","timestamp":"2026-11-18T11:06:40.000Z"},"#,
+            r#"{"continuationToken":null,"history":[{"eventType":"Started","timestamp":"2026-11-18T11:06:40.000Z"},"#,
             r#"{"detail":"main exited with 3","eventType":"Failed","timestamp":"2026-11-18T11:07:40.000Z"}],"#,
             r#""id":"d-status"}"#
         );
         assert_eq!(text, expected);
+        let page = serde_json::to_value(history(&d.id, &d.history[..1], Some(history_token(0))));
+        assert_eq!(page.unwrap()["continuationToken"], "h0");
+    }
+
+    #[test]
+    fn history_tokens_read_back_and_nothing_else_does() {
+        for page in [0, 1, 41, 999_999_999] {
+            assert_eq!(history_page(&history_token(page)), Some(page));
+        }
+        for bad in [
+            "",
+            "h",
+            "0",
+            "h-1",
+            "h+1",
+            "h1 ",
+            "h01x",
+            "h9999999999",
+            "H1",
+            "h١",
+        ] {
+            assert_eq!(history_page(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -814,7 +814,17 @@ fn history(d: &Deployment) -> String {
         ));
     }
     rows.sort_by_key(|row| row.0);
-    let mut out = String::from(
+    let mut out = String::new();
+    if d.history_archived > 0 {
+        let _ = write!(
+            out,
+            "<p class=\"note\" id=\"history-archived\">The latest entries; the {} before them are \
+             in the API's paged history (<code>GET /api/deployments/{}/history</code>).</p>",
+            d.history_archived as usize * crate::engine::policy::HISTORY_PAGE,
+            esc(&d.id)
+        );
+    }
+    out.push_str(
         "<table><thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Event</th><th scope=\"col\">Detail</th></tr></thead><tbody>",
     );
     for (at, kind, detail) in rows {

@@ -353,6 +353,15 @@ impl Driver {
         Ok(self.store.load_record(id).await?.map(|s| s.record.body))
     }
 
+    /// Page `page` of a deployment's archived history, as stored (a JSON array of entries).
+    pub async fn history_page(
+        &self,
+        id: &str,
+        page: u32,
+    ) -> Result<Option<bytes::Bytes>, DriverError> {
+        Ok(self.store.get_history(id, page).await?)
+    }
+
     /// A container's saved logs; `group` is a spec group name (its latest instance) or an
     /// instance name.
     pub async fn logs(

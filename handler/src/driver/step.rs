@@ -45,6 +45,7 @@ impl Driver {
                 tracing::warn!(deployment.id = %message.id, error = %error, "event dropped");
             }
             if round.save == Save::Now {
+                self.archive_history(&mut step, &message.id).await?;
                 let then = step.wake_message().map(|wake| Scheduled {
                     message: StepMessage {
                         id: message.id.clone(),
@@ -102,6 +103,28 @@ impl Driver {
         Ok(StepOutcome::Ran {
             done: step.saved().phase == engine::Phase::Done,
         })
+    }
+
+    /// Moves the oldest page of the checkpoint's saved history into a page of its own, to be
+    /// dropped by the save about to be made (see `Deployment::history`). The page is written
+    /// first and holds saved entries only, which no writer changes: a save that then loses or
+    /// never happens leaves a page that the next save writes again, the same, never a gap.
+    async fn archive_history(&self, step: &mut Step, id: &str) -> Result<(), DriverError> {
+        let saved = step.saved();
+        if saved.history.len() < policy::HISTORY_ARCHIVE_AT {
+            return Ok(());
+        }
+        let page = saved.history_archived;
+        let body = serde_json::to_vec(&saved.history[..policy::HISTORY_PAGE])
+            .expect("history entries serialise");
+        self.store.put_history(id, page, &body).await?;
+        step.amend(|d| {
+            if d.history_archived == page && d.history.len() >= policy::HISTORY_PAGE {
+                d.history.drain(..policy::HISTORY_PAGE);
+                d.history_archived += 1;
+            }
+        });
+        Ok(())
     }
 
     /// Seals a deployment's secrets again under the current key after a key rotation (and keys

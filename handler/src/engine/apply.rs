@@ -60,8 +60,6 @@ pub enum EngineError {
     },
 }
 
-/// Most entries kept in a deployment's history (the first and the latest are kept).
-pub const MAX_HISTORY: usize = 400;
 /// Most raised events kept in a deployment's inbox.
 pub const MAX_INBOX: usize = 100;
 /// Most bytes of payload (as JSON) the events in a deployment's inbox hold together.
@@ -116,6 +114,7 @@ pub fn start(
         wake: Some(Wake { at: now, seq: 1 }),
         cost: Cost::default(),
         history: Vec::new(),
+        history_archived: 0,
         stages_started: 0,
         stages_ended: 0,
     };
@@ -203,9 +202,6 @@ impl Plan {
 }
 
 pub(super) fn note(d: &mut Deployment, at: Millis, kind: &str, detail: impl Into<String>) {
-    if d.history.len() >= MAX_HISTORY {
-        d.history.remove(MAX_HISTORY / 4);
-    }
     d.history.push(super::state::HistoryEntry {
         at,
         kind: kind.to_owned(),

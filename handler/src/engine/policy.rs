@@ -18,6 +18,14 @@ pub const EARLY_STEP_MS: Millis = 1_000;
 /// [`super::round`]): one worker never holds a deployment for ever.
 pub const MAX_ROUNDS_PER_STEP: usize = 200;
 
+/// Entries in one archived page of a deployment's history.
+pub const HISTORY_PAGE: usize = 100;
+
+/// Saved history entries in a checkpoint at which its oldest page is archived before the next
+/// save: a checkpoint keeps between `HISTORY_ARCHIVE_AT - HISTORY_PAGE` and this many saved
+/// entries, plus those of the save being made.
+pub const HISTORY_ARCHIVE_AT: usize = 2 * HISTORY_PAGE;
+
 /// How long an idle worker waits for a step message before it receives again.
 pub const WORKER_IDLE_WAIT_MS: Millis = 5_000;
 

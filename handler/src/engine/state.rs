@@ -84,7 +84,14 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake: Option<Wake>,
     pub cost: Cost,
+    /// The history after its archived pages: never cut, only moved. Once it holds
+    /// [`super::policy::HISTORY_ARCHIVE_AT`] saved entries, the driver stores its oldest
+    /// [`super::policy::HISTORY_PAGE`] as page `history_archived` beside the checkpoint and drops
+    /// them from it, so the checkpoint stays small and the history whole.
     pub history: Vec<HistoryEntry>,
+    /// How many pages of [`super::policy::HISTORY_PAGE`] entries came before `history`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_archived: u32,
     /// Groups whose start (`StageStarted`) the history holds, bit `slot` (at most 10 groups).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stages_started: u32,

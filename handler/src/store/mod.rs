@@ -308,6 +308,11 @@ pub trait Checkpoints: Send + Sync {
         group: &str,
         container: &str,
     ) -> Result<Option<String>, StoreError>;
+    /// Keeps page `page` of a deployment's archived history, bytes as given (overwrites: a page
+    /// is written before the checkpoint that drops its entries, and always holds the same ones).
+    async fn put_history(&self, id: &str, page: u32, body: &[u8]) -> Result<(), StoreError>;
+    /// Reads page `page` of a deployment's archived history.
+    async fn get_history(&self, id: &str, page: u32) -> Result<Option<Bytes>, StoreError>;
 }
 
 /// The step queue, as dev and serve workers use it (in Functions the host receives).

@@ -41,6 +41,17 @@ const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[
         conn.execute_batch(SCHEMA)?;
         add_wake_seq(conn)
     },
+    // 1 → 2: archived history pages, beside their checkpoints.
+    |conn| {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS history (
+                deployment TEXT NOT NULL,
+                page INTEGER NOT NULL,
+                body BLOB NOT NULL,
+                PRIMARY KEY (deployment, page)
+            );",
+        )
+    },
 ];
 
 /// After this many deliveries a step message goes to the poison table.
@@ -356,6 +367,8 @@ impl Checkpoints for SqliteStore {
             .map_err(backend("purge"))?;
         tx.execute("DELETE FROM logs WHERE deployment = ?1", params![id])
             .map_err(backend("purge logs"))?;
+        tx.execute("DELETE FROM history WHERE deployment = ?1", params![id])
+            .map_err(backend("purge history"))?;
         tx.commit().map_err(backend("commit"))?;
         Ok(removed > 0)
     }
@@ -463,6 +476,28 @@ impl Checkpoints for SqliteStore {
             )
             .and_then(|mut s| s.query_row(params![id, group, container], |r| r.get(0)).optional())
             .map_err(backend("read logs"))
+    }
+
+    async fn put_history(&self, id: &str, page: u32, body: &[u8]) -> Result<(), StoreError> {
+        self.lock()
+            .prepare_cached(
+                "INSERT INTO history (deployment, page, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (deployment, page) DO UPDATE SET body = ?3",
+            )
+            .and_then(|mut s| s.execute(params![id, page, body]))
+            .map_err(backend("save a history page"))?;
+        Ok(())
+    }
+
+    async fn get_history(&self, id: &str, page: u32) -> Result<Option<Bytes>, StoreError> {
+        self.lock()
+            .prepare_cached("SELECT body FROM history WHERE deployment = ?1 AND page = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![id, page], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()
+            })
+            .map(|body| body.map(Bytes::from))
+            .map_err(backend("read a history page"))
     }
 }
 

@@ -284,6 +284,29 @@ impl BlobStore {
         Ok(true)
     }
 
+    /// Writes blob `name` of deployment `id` whatever it held (logs, history pages), counted as
+    /// the deployment's.
+    async fn overwrite(
+        &self,
+        id: &str,
+        name: &str,
+        bytes: &[u8],
+        operation: &'static str,
+    ) -> StoreResult<()> {
+        let no_tags = Tags::new();
+        let put = self.container.put(
+            name,
+            Bytes::copy_from_slice(bytes),
+            &WriteCondition::Overwrite,
+            &no_tags,
+        );
+        self.ledger
+            .during(id, put)
+            .await
+            .map(|_| ())
+            .map_err(backend(operation, id))
+    }
+
     /// Every blob whose name starts with `prefix`, page after page (a page is one List Blobs).
     async fn list_all(&self, prefix: &str) -> Result<Vec<BlobInfo>, StorageError> {
         let mut blobs = Vec::new();
@@ -404,18 +427,8 @@ impl Checkpoints for BlobStore {
         content: &str,
     ) -> Result<(), StoreError> {
         let name = names::logs(id, group, instance, container);
-        let no_tags = Tags::new();
-        let put = self.container.put(
-            &name,
-            Bytes::copy_from_slice(content.as_bytes()),
-            &WriteCondition::Overwrite,
-            &no_tags,
-        );
-        self.ledger
-            .during(id, put)
+        self.overwrite(id, &name, content.as_bytes(), "save logs")
             .await
-            .map(|_| ())
-            .map_err(backend("save logs", id))
     }
 
     async fn get_logs(
@@ -430,6 +443,24 @@ impl Checkpoints for BlobStore {
         self.ledger
             .during(id, self.get_logs_counted(id, group, container))
             .await
+    }
+
+    async fn put_history(&self, id: &str, page: u32, body: &[u8]) -> Result<(), StoreError> {
+        let name = names::history(id, page);
+        self.overwrite(id, &name, body, "save a history page").await
+    }
+
+    async fn get_history(&self, id: &str, page: u32) -> Result<Option<Bytes>, StoreError> {
+        if !names::valid_id(id) {
+            return Ok(None);
+        }
+        let name = names::history(id, page);
+        let get = self.container.get(&name);
+        self.ledger
+            .during(id, get)
+            .await
+            .map(|blob| blob.map(|b| b.bytes))
+            .map_err(backend("read a history page", id))
     }
 }
 

@@ -67,6 +67,11 @@ pub fn run_time(digest: &str) -> String {
     format!("run-times/{digest}")
 }
 
+/// Page `page` of `id`'s archived history.
+pub fn history(id: &str, page: u32) -> String {
+    format!("deployments/{id}/history/{page:06}")
+}
+
 /// The prefix of `id`'s logs.
 pub fn logs_prefix(id: &str) -> String {
     format!("deployments/{id}/logs/")
@@ -271,9 +276,16 @@ mod tests {
             parse_record("job-1", record.body.clone(), field),
             Ok(record)
         );
+        // A status word of a newer Berth reads as Unknown; a missing one is an error.
+        let newer = parse_record("job-1", Bytes::new(), |k| match k {
+            TAG_STATUS => Some("Sleeping"),
+            TAG_CREATED => Some("000000000000005"),
+            _ => None,
+        });
+        assert_eq!(newer.map(|r| r.status), Ok(Status::Unknown));
         assert_eq!(
-            parse_record("job-1", Bytes::new(), |k| (k == TAG_STATUS)
-                .then_some("Sleeping")),
+            parse_record("job-1", Bytes::new(), |k| (k == TAG_CREATED)
+                .then_some("000000000000005")),
             Err(TAG_STATUS)
         );
         assert_eq!(
