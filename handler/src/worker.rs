@@ -61,7 +61,10 @@ pub async fn handle(driver: &Driver, steps: &dyn Steps, delivery: Delivery) {
 
 /// Runs a step message's step and completes, reschedules or leaves its delivery.
 async fn run_step(driver: &Driver, steps: &dyn Steps, delivery: &Delivery, message: StepMessage) {
-    match driver.step(&message).await {
+    let started = std::time::Instant::now();
+    let stepped = driver.step(&message).await;
+    crate::metrics::step_took(started.elapsed());
+    match stepped {
         Ok(StepOutcome::Early { at }) => {
             if steps.send(&Scheduled { message, at }).await.is_ok() {
                 let _ = steps.complete(delivery).await;
