@@ -228,10 +228,7 @@ async fn run_step(
     let transient = |e: &dyn std::fmt::Display| StepFailure::Transient {
         reason: e.to_string(),
     };
-    let started = std::time::Instant::now();
-    let stepped = driver.step(&step).await;
-    crate::metrics::step_took(started.elapsed());
-    match stepped {
+    match crate::metrics::timed_step(driver.step(&step)).await {
         Ok(StepOutcome::Ran { done }) => Ok(vec![format!(
             "step for {} (seq {}) ran; done: {done}",
             step.id, step.seq

@@ -190,6 +190,14 @@ pub fn step_took(elapsed: Duration) {
     metrics().step_seconds.record(elapsed.as_secs_f64(), &[]);
 }
 
+/// Runs a step (`step`), recording how long it took whatever its outcome.
+pub async fn timed_step<T>(step: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let outcome = step.await;
+    step_took(started.elapsed());
+    outcome
+}
+
 /// `n` step messages were given up on (poison table or queue; a last failed delivery).
 pub fn poisoned(n: usize) {
     if n > 0 {
