@@ -211,10 +211,10 @@ impl Exporter {
                 use crate::azure_storage::credential::{CredentialSettings, choose};
                 let mut settings =
                     CredentialSettings::from_lookup(&|name: &str| std::env::var(name).ok(), None);
+                // As the Application Insights SDKs read it: a managed identity, the user-assigned
+                // one of `ClientId`, else the system-assigned one (not AZURE_CLIENT_ID's).
                 settings.managed_identity = true;
-                if client_id.is_some() {
-                    settings.client_id = client_id;
-                }
+                settings.client_id = client_id;
                 Some(choose(&settings)?.0)
             }
         };
