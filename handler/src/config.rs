@@ -53,6 +53,8 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_SWEEP_GRACE",
     "BERTH_SECURE_VALUE_FROM",
     "BERTH_MAX_CORES",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 ];
 
 /// The settings a Function App in Azure must have for `handler` to start (storage by identity).

@@ -31,6 +31,7 @@ pub mod dashboard;
 pub mod driver;
 pub mod engine;
 pub mod functions;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod spec;

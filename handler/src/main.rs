@@ -173,6 +173,13 @@ fn functions_mode(port: &str) -> anyhow::Result<()> {
             let runtime = Runtime::build(config, Arc::new(SystemClock))
                 .await
                 .map_err(|e| e.to_string())?;
+            // Metrics go to Application Insights when it is configured; a bad setting fails
+            // the start with its reason, as a bad Berth setting does.
+            if let Some(exporter) =
+                berth::metrics::insights::Exporter::from_env().map_err(|e| e.to_string())?
+            {
+                exporter.spawn();
+            }
             Ok(runtime.functions_handlers())
         };
         berth::functions::serve(port, init)

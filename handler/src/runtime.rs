@@ -115,6 +115,7 @@ impl Runtime {
             prices: config.prices,
             loopback_only: config.loopback_only,
         });
+        crate::metrics::watch_queue(steps.clone());
         let sweep = Sweep {
             store,
             arm,
@@ -135,10 +136,12 @@ impl Runtime {
         })
     }
 
-    /// The HTTP API and the dashboard at `/` (`dev`, `serve`); `GET /` without `text/html` in
+    /// The HTTP API, `GET /metrics` and the dashboard at `/` (`dev`, `serve`); `GET /` without `text/html` in
     /// `Accept` is the readiness answer (`{"status":"ready"}`).
     pub fn router(&self) -> Router {
-        api::router(self.api.clone()).merge(Dashboard::at_root(self.api.clone()).router())
+        api::router(self.api.clone())
+            .merge(api::metrics_router(self.api.clone()))
+            .merge(Dashboard::at_root(self.api.clone()).router())
     }
 
     /// The HTTP functions' router: the API and the dashboard under `/api/dashboard` (the
@@ -225,7 +228,7 @@ async fn run_step(
     let transient = |e: &dyn std::fmt::Display| StepFailure::Transient {
         reason: e.to_string(),
     };
-    match driver.step(&step).await {
+    match crate::metrics::timed_step(driver.step(&step)).await {
         Ok(StepOutcome::Ran { done }) => Ok(vec![format!(
             "step for {} (seq {}) ran; done: {done}",
             step.id, step.seq

@@ -59,6 +59,7 @@ impl Sweep {
         self.orphans(&mut report).await;
         self.redrive(&mut report).await;
         self.purge(&mut report).await;
+        crate::metrics::sweep(&report);
         report
     }
 

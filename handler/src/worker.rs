@@ -61,7 +61,7 @@ pub async fn handle(driver: &Driver, steps: &dyn Steps, delivery: Delivery) {
 
 /// Runs a step message's step and completes, reschedules or leaves its delivery.
 async fn run_step(driver: &Driver, steps: &dyn Steps, delivery: &Delivery, message: StepMessage) {
-    match driver.step(&message).await {
+    match crate::metrics::timed_step(driver.step(&message)).await {
         Ok(StepOutcome::Early { at }) => {
             if steps.send(&Scheduled { message, at }).await.is_ok() {
                 let _ = steps.complete(delivery).await;

@@ -307,3 +307,21 @@ async fn limits_are_checked_before_sending() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn the_approximate_count_counts_visible_and_delayed_messages() {
+    let Some(account) = account() else {
+        return;
+    };
+    let q = account.queue(&unique("depth")).unwrap();
+    q.create_if_missing().await.unwrap();
+    assert_eq!(q.approximate_count().await.unwrap(), 0);
+    for delay in [NO_DELAY, NO_DELAY, LONG] {
+        q.send("{}", delay, TimeToLive::Never).await.unwrap();
+    }
+    assert_eq!(q.approximate_count().await.unwrap(), 3);
+    let before = account.transactions().snapshot();
+    q.approximate_count().await.unwrap();
+    let cost = account.transactions().snapshot().since(&before);
+    assert_eq!(cost.by_name(), BTreeMap::from([("queue.other", 1)]));
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use berth::config::{REQUIRED_IN_AZURE, SETTINGS};
 
-/// Settings the Functions host reads itself (not `handler`).
+/// Settings the Functions host reads itself (`handler` reads them too, for its metrics).
 const HOST_SETTINGS: [&str; 2] = [
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",

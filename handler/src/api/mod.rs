@@ -97,6 +97,32 @@ pub fn router(api: Arc<Api>) -> Router {
     router.with_state(api)
 }
 
+/// `GET /metrics` (`dev` and `serve`): the metrics in Prometheus' text format, behind the same
+/// API key and, in `dev`, the same loopback rules as the API.
+pub fn metrics_router(api: Arc<Api>) -> Router {
+    let router = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
+    let router = if api.loopback_only {
+        router.layer(middleware::from_fn(require_loopback))
+    } else {
+        router
+    };
+    router.with_state(api)
+}
+
+async fn metrics() -> Response {
+    let text = crate::metrics::render().await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::prometheus::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response()
+}
+
 /// Whether `host` (a `Host` header or an origin's authority) names this machine's loopback.
 fn is_loopback_authority(host: &str) -> bool {
     let name = match host.strip_prefix('[') {

@@ -187,6 +187,7 @@ impl ReadBudget {
 
 async fn sleep(wait: Duration) {
     if !wait.is_zero() {
+        crate::metrics::read_budget_wait("inline");
         tokio::time::sleep(wait).await;
     }
 }

@@ -227,6 +227,7 @@ impl ArmClient {
         if let Some(reads) = &self.reads
             && let Some(wait) = reads.admit_look(name, patient).await
         {
+            crate::metrics::read_budget_wait("put_off");
             return Ok(Look::Later(wait));
         }
         Ok(Look::Now(self.read_group(name).await?.map(Box::new)))
@@ -485,7 +486,9 @@ impl ArmClient {
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.try_once(method.clone(), url, body, operation).await {
+            let answer = self.try_once(method.clone(), url, body, operation).await;
+            crate::metrics::arm_call(method.as_str(), outcome(&answer));
+            match answer {
                 Ok(answer) => return Ok(answer),
                 Err(e) if e.is_transient() && tries < max_tries => {
                     let wait = match &e {
@@ -576,6 +579,22 @@ impl ArmClient {
                 message,
             },
         })
+    }
+}
+
+/// A call's outcome, as the metrics name it.
+fn outcome<T>(answer: &Result<T, ArmError>) -> &'static str {
+    match answer {
+        Ok(_) => "ok",
+        Err(ArmError::NotFound { .. }) => "not_found",
+        Err(ArmError::Throttled { .. }) => "throttled",
+        Err(ArmError::Conflict { .. }) => "conflict",
+        Err(ArmError::Auth { .. }) => "auth",
+        Err(ArmError::Server { .. }) => "server_error",
+        Err(ArmError::Rejected { .. }) => "rejected",
+        Err(ArmError::Transport { .. }) => "transport",
+        Err(ArmError::Token { .. }) => "token",
+        Err(ArmError::Decode { .. }) => "decode",
     }
 }
 

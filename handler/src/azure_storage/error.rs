@@ -188,6 +188,14 @@ pub enum StorageError {
         #[source]
         source: Box<azure_core::Error>,
     },
+    /// Get Queue Metadata failed.
+    #[error("reading the properties of queue `{queue}` failed")]
+    QueueProperties {
+        queue: String,
+        /// The cause.
+        #[source]
+        source: Box<azure_core::Error>,
+    },
     /// Delete Message failed.
     #[error("deleting message `{id}` from queue `{queue}` failed")]
     DeleteMessage {
@@ -266,6 +274,7 @@ impl StorageError {
             | StorageError::CreateQueue { source, .. }
             | StorageError::SendMessage { source, .. }
             | StorageError::ReceiveMessages { source, .. }
+            | StorageError::QueueProperties { source, .. }
             | StorageError::DeleteMessage { source, .. }
             | StorageError::UpdateMessage { source, .. } => Some(source.as_ref()),
             StorageError::Conflict { .. }

@@ -145,6 +145,23 @@ impl StorageQueue {
         }
     }
 
+    /// The queue's approximate message count (`x-ms-approximate-messages-count` of Get Queue
+    /// Metadata): never lower than the real count, visible and invisible messages alike.
+    pub async fn approximate_count(&self) -> Result<u64, StorageError> {
+        use azure_storage_queue::models::QueueClientGetPropertiesResultHeaders as _;
+        let failed = |source: azure_core::Error| StorageError::QueueProperties {
+            queue: self.name.clone(),
+            source: source.into(),
+        };
+        let response = self.client.get_properties(None).await.map_err(failed)?;
+        let count = response.approximate_messages_count().map_err(failed)?;
+        let count = count.ok_or(StorageError::MissingInResponse {
+            operation: "get queue metadata",
+            field: "x-ms-approximate-messages-count",
+        })?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     /// Sends `text`, invisible for `delay` (at most 7 days; rounded up to whole seconds).
     pub async fn send(
         &self,

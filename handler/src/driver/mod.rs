@@ -259,6 +259,7 @@ impl Driver {
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {
                 tracing::info!(deployment.id = %id, "deployment accepted");
+                crate::metrics::deployment_started();
                 Ok(Submitted {
                     deployment: transition.next,
                     existed: false,

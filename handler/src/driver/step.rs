@@ -70,6 +70,7 @@ impl Driver {
                                 "deployment ended: {}",
                                 status.as_str()
                             );
+                            crate::metrics::deployment_ended(status.as_str());
                         }
                         saved_status = status;
                     }

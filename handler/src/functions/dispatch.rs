@@ -486,6 +486,7 @@ async fn invoke_queue(
         }
         Err(failure) => {
             let next = if message.dequeue_count >= max {
+                crate::metrics::poisoned(1);
                 "the host now moves it to the poison queue"
             } else {
                 "the host retries it after visibilityTimeout"

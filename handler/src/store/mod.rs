@@ -326,6 +326,21 @@ pub trait Steps: Send + Sync {
     async fn complete(&self, delivery: &Delivery) -> Result<(), StoreError>;
     /// Waits until a message may be visible (a send, or the next due time), at most `max_ms`.
     async fn wait(&self, max_ms: Millis);
+    /// How many messages wait, when the backend can tell cheaply (one query or request; for the
+    /// metrics, read when they are collected). `None` when it cannot.
+    async fn depth(&self) -> Result<Option<QueueDepth>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// The step queue's depth, as far as its backend can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Messages in the queue, the ones scheduled later included (approximate for Azure queues).
+    pub messages: u64,
+    /// How long the oldest visible message has been visible (`0` when none is); `None` when the
+    /// backend cannot tell.
+    pub oldest_visible_ms: Option<Millis>,
 }
 
 /// Ends a `Page` continuation: `(created, id)` of the last item, as text.

@@ -22,9 +22,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 
 use super::{
-    Checkpoints, Delivery, Due, ListQuery, Millis, Page, Record, RunTimes, Scheduled, Status,
-    StepMessage, Steps, StoreError, StoredRecord, Version, Wake, check_digest, continuation_after,
-    decode_run_time, next_run_time, parse_continuation,
+    Checkpoints, Delivery, Due, ListQuery, Millis, Page, QueueDepth, Record, RunTimes, Scheduled,
+    Status, StepMessage, Steps, StoreError, StoredRecord, Version, Wake, check_digest,
+    continuation_after, decode_run_time, next_run_time, parse_continuation,
 };
 use crate::clock::Clock;
 use crate::engine::RunEstimate;
@@ -530,6 +530,7 @@ impl Steps for SqliteStore {
                 .map_err(backend("receive steps"))?
         };
         let mut deliveries = Vec::new();
+        let mut poisoned = 0;
         for (n, text, dequeue_count, lease) in rows {
             if dequeue_count > MAX_DEQUEUE {
                 tx.execute(
@@ -540,6 +541,7 @@ impl Steps for SqliteStore {
                 tx.execute("DELETE FROM steps WHERE n = ?1", params![n])
                     .map_err(backend("poison a step"))?;
                 tracing::warn!(step.body = %text, step.dequeue_count = dequeue_count, "step message poisoned");
+                poisoned += 1;
                 continue;
             }
             deliveries.push(Delivery {
@@ -550,6 +552,7 @@ impl Steps for SqliteStore {
             });
         }
         tx.commit().map_err(backend("commit"))?;
+        crate::metrics::poisoned(poisoned);
         Ok(deliveries)
     }
 
@@ -585,6 +588,21 @@ impl Steps for SqliteStore {
             notified,
         )
         .await;
+    }
+
+    async fn depth(&self) -> Result<Option<QueueDepth>, StoreError> {
+        let now = self.clock.now();
+        let (messages, oldest): (i64, Option<Millis>) = self
+            .lock()
+            .prepare_cached(
+                "SELECT count(*), min(CASE WHEN visible_at <= ?1 THEN visible_at END) FROM steps",
+            )
+            .and_then(|mut s| s.query_row(params![now], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(backend("count steps"))?;
+        Ok(Some(QueueDepth {
+            messages: u64::try_from(messages).unwrap_or(0),
+            oldest_visible_ms: Some(oldest.map_or(0, |at| (now - at).max(0))),
+        }))
     }
 }
 

@@ -34,7 +34,7 @@ use super::{StoreResult, backend};
 use crate::azure_storage::queue::MAX_VISIBILITY;
 use crate::azure_storage::{Kind, Receipt, StorageError, StorageQueue, TimeToLive};
 use crate::clock::Clock;
-use crate::store::{Delivery, Millis, Scheduled, StepMessage, Steps, StoreError};
+use crate::store::{Delivery, Millis, QueueDepth, Scheduled, StepMessage, Steps, StoreError};
 
 /// After this many deliveries a step message goes to the poison queue (the host's default).
 pub const MAX_DEQUEUE: u32 = 5;
@@ -237,8 +237,11 @@ impl Steps for QueueSteps {
                     .ledger
                     .during(owner, self.poison(&m.text, &m.receipt, m.dequeue_count))
                     .await;
-                if let Err(e) = moved {
-                    tracing::warn!(error = %e, "moving a step message to the poison queue failed; it will come back");
+                match moved {
+                    Ok(()) => crate::metrics::poisoned(1),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "moving a step message to the poison queue failed; it will come back")
+                    }
                 }
                 continue;
             }
@@ -270,6 +273,18 @@ impl Steps for QueueSteps {
             }
             Err(e) => Err(backend("complete a step", owner)(e)),
         }
+    }
+
+    async fn depth(&self) -> Result<Option<QueueDepth>, StoreError> {
+        let messages = self
+            .queue
+            .approximate_count()
+            .await
+            .map_err(backend("count steps", ""))?;
+        Ok(Some(QueueDepth {
+            messages,
+            oldest_visible_ms: None,
+        }))
     }
 
     async fn wait(&self, max_ms: Millis) {
