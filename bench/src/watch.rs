@@ -34,6 +34,8 @@ pub enum Op {
     Expired,
     PutLogs,
     GetLogs,
+    PutHistory,
+    GetHistory,
     Send,
     Receive,
     Complete,
@@ -41,7 +43,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in table order.
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 14] = [
         Op::Create,
         Op::Load,
         Op::Save,
@@ -51,6 +53,8 @@ impl Op {
         Op::Expired,
         Op::PutLogs,
         Op::GetLogs,
+        Op::PutHistory,
+        Op::GetHistory,
         Op::Send,
         Op::Receive,
         Op::Complete,
@@ -68,6 +72,8 @@ impl Op {
             Op::Expired => "expired",
             Op::PutLogs => "put_logs",
             Op::GetLogs => "get_logs",
+            Op::PutHistory => "put_history",
+            Op::GetHistory => "get_history",
             Op::Send => "send",
             Op::Receive => "receive",
             Op::Complete => "complete",
@@ -286,6 +292,18 @@ impl Checkpoints for Watched {
     ) -> Result<Option<String>, StoreError> {
         self.counters
             .timed(Op::GetLogs, self.store.get_logs(id, group, container))
+            .await
+    }
+
+    async fn put_history(&self, id: &str, page: u32, body: &[u8]) -> Result<(), StoreError> {
+        self.counters
+            .timed(Op::PutHistory, self.store.put_history(id, page, body))
+            .await
+    }
+
+    async fn get_history(&self, id: &str, page: u32) -> Result<Option<bytes::Bytes>, StoreError> {
+        self.counters
+            .timed(Op::GetHistory, self.store.get_history(id, page))
             .await
     }
 }
