@@ -1071,8 +1071,12 @@ async fn a_fan_out_of_1000_items_is_summarised_and_paged() {
     }
     assert!(groups.contains("Output of [0]"), "{groups}");
     assert!(!groups.contains("<script>alert"), "outputs are escaped");
-    // Never every instance: beside the history (at most 400 entries), the page names a handful
-    // of container groups, not a thousand.
+    // Never every instance: beside the history (its latest 200 entries, the rest said to be in
+    // the API's pages), the page names a handful of container groups, not a thousand.
+    assert!(
+        page.text
+            .contains("id=\"history-archived\">The latest 200 entries; the ")
+    );
     let history = page.text.find("id=\"history\"").unwrap();
     let history = &page.text[history..];
     let history = &history[..history.find("</section>").unwrap()];

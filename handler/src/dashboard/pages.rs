@@ -795,9 +795,15 @@ fn actions(dash: &Dashboard, session: &Session, d: &Deployment) -> String {
     out
 }
 
+/// History entries the deployment page shows: the latest, as the checkpoint keeps them; the whole
+/// history is the API's, paged.
+const SHOWN_HISTORY: usize = crate::engine::policy::HISTORY_ARCHIVE_AT;
+
 fn history(d: &Deployment) -> String {
-    let mut rows: Vec<(Millis, String, String)> = d
-        .history
+    let shown = &d.history[d.history.len().saturating_sub(SHOWN_HISTORY)..];
+    let earlier = d.history_archived as usize * crate::engine::policy::HISTORY_PAGE
+        + (d.history.len() - shown.len());
+    let mut rows: Vec<(Millis, String, String)> = shown
         .iter()
         .map(|h| (h.at, esc(&h.kind), esc(&h.detail)))
         .collect();
@@ -815,12 +821,12 @@ fn history(d: &Deployment) -> String {
     }
     rows.sort_by_key(|row| row.0);
     let mut out = String::new();
-    if d.history_archived > 0 {
+    if earlier > 0 {
         let _ = write!(
             out,
-            "<p class=\"note\" id=\"history-archived\">The latest entries; the {} before them are \
-             in the API's paged history (<code>GET /api/deployments/{}/history</code>).</p>",
-            d.history_archived as usize * crate::engine::policy::HISTORY_PAGE,
+            "<p class=\"note\" id=\"history-archived\">The latest {} entries; the {earlier} before \
+             them are in the API's paged history (<code>GET /api/deployments/{}/history</code>).</p>",
+            shown.len(),
             esc(&d.id)
         );
     }
