@@ -37,4 +37,5 @@ pub mod server;
 pub mod spec;
 pub mod store;
 pub mod sweep;
+pub mod trace;
 pub mod worker;

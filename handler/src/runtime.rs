@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Storage};
 use crate::dashboard::Dashboard;
 use futures::FutureExt;
+use tracing::Instrument;
 
 use crate::driver::{Driver, DriverSettings, StepOutcome};
 use crate::functions::{
@@ -228,7 +229,11 @@ async fn run_step(
     let transient = |e: &dyn std::fmt::Display| StepFailure::Transient {
         reason: e.to_string(),
     };
-    match crate::metrics::timed_step(driver.step(&step)).await {
+    let span = tracing::info_span!("step", deployment.id = %step.id, trace.id = %crate::trace::trace_id(&step.id), step.seq = step.seq, step.dequeue_count = message.dequeue_count);
+    match crate::metrics::timed_step(driver.step(&step))
+        .instrument(span)
+        .await
+    {
         Ok(StepOutcome::Ran { done }) => Ok(vec![format!(
             "step for {} (seq {}) ran; done: {done}",
             step.id, step.seq

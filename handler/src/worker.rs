@@ -53,7 +53,7 @@ pub async fn handle(driver: &Driver, steps: &dyn Steps, delivery: Delivery) {
         tracing::warn!(step.text = %delivery.text.chars().take(200).collect::<String>(), "unreadable step message");
         return;
     };
-    let span = tracing::info_span!("step", deployment.id = %message.id, step.seq = message.seq, step.dequeue_count = delivery.dequeue_count);
+    let span = tracing::info_span!("step", deployment.id = %message.id, trace.id = %crate::trace::trace_id(&message.id), step.seq = message.seq, step.dequeue_count = delivery.dequeue_count);
     run_step(driver, steps, &delivery, message)
         .instrument(span)
         .await;

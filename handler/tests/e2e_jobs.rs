@@ -34,3 +34,22 @@ job_scenario!(the_same_spec_twice_is_one_deployment_and_a_different_one_conflict
 job_scenario!(bad_specs_get_400_naming_the_field);
 job_scenario!(the_example_pipeline_runs_its_stages_in_order_and_passes_outputs_on);
 job_scenario!(an_instances_callback_token_opens_that_instance_alone);
+
+/// A container gets a W3C `TRACEPARENT` naming its deployment's trace, so its own telemetry joins
+/// the handler's records of that deployment (`trace.id` on every step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_gets_its_deployments_traceparent() {
+    let h = Harness::start().await;
+    let id = h
+        .start_deployment(&common::job(
+            "traced-1",
+            "printf %s \"$TRACEPARENT\" > /mnt/share/traceparent",
+        ))
+        .await;
+    let done = h.wait_done(&id).await;
+    assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
+    let group = done["groups"][0]["aciName"].as_str().unwrap();
+    let seen = std::fs::read_to_string(h.share("teststore", "data").join("traceparent")).unwrap();
+    assert_eq!(seen, berth::trace::traceparent(&id, group));
+    assert!(seen.starts_with(&format!("00-{}-", berth::trace::trace_id(&id))));
+}

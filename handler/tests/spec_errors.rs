@@ -189,6 +189,13 @@ fn seventy_malformed_specs_name_their_field() {
         ),
         (
             with(
+                &format!("{C0}/environmentVariables/0/name"),
+                json!("TRACEPARENT"),
+            ),
+            p("groups[0].properties.containers[0].properties.environmentVariables[0].name"),
+        ),
+        (
+            with(
                 &format!("{C0}/environmentVariables/0"),
                 json!({ "name": "X", "value": "a", "secureValue": "b" }),
             ),

@@ -157,7 +157,8 @@ impl Driver {
         Ok(())
     }
 
-    /// Berth's variables in every container: the deployment's id, the instance's callback URLs
+    /// Berth's variables in every container: the deployment's id, its W3C `TRACEPARENT` (see
+    /// [`crate::trace`]), the instance's callback URLs
     /// (their tokens bound to the instance), its index in the group's fan-out (`BERTH_INDEX`,
     /// `BERTH_COUNT`, and `BERTH_ITEM`: the item's JSON), and the outputs of the groups it
     /// depends on (`BERTH_INPUTS`: by group name, then instance index).
@@ -191,6 +192,7 @@ impl Driver {
             json!({ "name": "BERTH_HEARTBEAT_URL", "secureValue": url("heartbeat")? }),
             json!({ "name": "BERTH_INDEX", "value": index.to_string() }),
             json!({ "name": "BERTH_COUNT", "value": group.instance_count().to_string() }),
+            json!({ "name": "TRACEPARENT", "value": crate::trace::traceparent(&d.id, instance) }),
         ];
         if let Some(item) = group
             .items

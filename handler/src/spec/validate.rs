@@ -27,7 +27,7 @@ impl Limits {
 }
 
 /// Environment variables Berth sets in every container; a spec may not set them.
-pub const RESERVED_ENV: [&str; 7] = [
+pub const RESERVED_ENV: [&str; 8] = [
     "BERTH_DEPLOYMENT_ID",
     "BERTH_CALLBACK_URL",
     "BERTH_HEARTBEAT_URL",
@@ -35,6 +35,7 @@ pub const RESERVED_ENV: [&str; 7] = [
     "BERTH_COUNT",
     "BERTH_ITEM",
     "BERTH_INPUTS",
+    "TRACEPARENT",
 ];
 
 fn dns_like(name: &str, what: &str, min: usize, max: usize) -> Result<(), String> {
