@@ -511,11 +511,7 @@ async fn read(
     valid_id(&id)?;
     let error_on_failure =
         error_on_failure(params.return_internal_server_error_on_failure.as_deref())?;
-    let d = api
-        .driver
-        .load(&id)
-        .await?
-        .ok_or_else(|| Problem::no_deployment(&id))?;
+    let d = loaded(&api, &id).await?;
     let base = base_url(&api, &headers);
     // The poller comes back to the URL it polled, query and all.
     let location = match uri.query() {
@@ -648,6 +644,30 @@ struct PageParams {
     continuation_token: Option<String>,
 }
 
+/// Deployment `id`, or `404` naming it.
+async fn loaded(api: &Api, id: &str) -> Result<Deployment, Problem> {
+    api.driver
+        .load(id)
+        .await?
+        .ok_or_else(|| Problem::no_deployment(id))
+}
+
+fn not_a_token() -> Problem {
+    Problem::bad_request("continuationToken", "not a token this API gave")
+}
+
+/// The page a `continuationToken` names, as `read` reads it (the first without one); `400` for
+/// a token this API did not give.
+fn page_token<T: Default>(
+    token: Option<&str>,
+    read: impl Fn(&str) -> Option<T>,
+) -> Result<T, Problem> {
+    match token {
+        None => Ok(T::default()),
+        Some(token) => read(token).ok_or_else(not_a_token),
+    }
+}
+
 /// A group's instances by index, paged (`top`, default 100; `continuationToken`).
 async fn instances(
     State(api): State<Shared>,
@@ -657,17 +677,8 @@ async fn instances(
     valid_id(&id)?;
     spec::validate::group_name(&group).map_err(|e| Problem::bad_request("group", e))?;
     let top = top(params.top.as_deref(), 100)?;
-    let from = match params.continuation_token.as_deref() {
-        None => 0,
-        Some(token) => status::instance_token(token).ok_or_else(|| {
-            Problem::bad_request("continuationToken", "not a token this API gave")
-        })?,
-    };
-    let d = api
-        .driver
-        .load(&id)
-        .await?
-        .ok_or_else(|| Problem::no_deployment(&id))?;
+    let from = page_token(params.continuation_token.as_deref(), status::instance_token)?;
+    let d = loaded(&api, &id).await?;
     let page = status::instances(&d, &group, from, top).ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -712,22 +723,10 @@ async fn history(
     Query(params): Query<PageParams>,
 ) -> Result<Response, Problem> {
     valid_id(&id)?;
-    let page = match params.continuation_token.as_deref() {
-        None => 0,
-        Some(token) => status::history_page(token).ok_or_else(|| {
-            Problem::bad_request("continuationToken", "not a token this API gave")
-        })?,
-    };
-    let d = api
-        .driver
-        .load(&id)
-        .await?
-        .ok_or_else(|| Problem::no_deployment(&id))?;
+    let page = page_token(params.continuation_token.as_deref(), status::history_page)?;
+    let d = loaded(&api, &id).await?;
     if page > d.history_archived {
-        return Err(Problem::bad_request(
-            "continuationToken",
-            "not a token this API gave",
-        ));
+        return Err(not_a_token());
     }
     let archived: Vec<crate::engine::state::HistoryEntry>;
     let (entries, next) = if page < d.history_archived {
