@@ -7,12 +7,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use berth::api::{self, Api};
-use common::{Harness, Options, eventually, job};
-use serde_json::Value;
+use common::{Harness, Options, job};
 use tower::ServiceExt as _;
 
 const KEY: &str = "metrics-test-key";
@@ -39,32 +37,11 @@ async fn metrics_count_a_job_run_to_done_behind_the_api_key() {
     })
     .await;
     let http = &h.http;
-    let id = common::unique("metrics");
-    let response = http
-        .post(format!("{}/api/deployments", h.api))
-        .header("x-functions-key", KEY)
-        .json(&job(&id, "echo hello"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
-    let status: Value = eventually("the job to be Done", Duration::from_secs(60), || async {
-        let status: Value = http
-            .get(format!("{}/api/deployments/{id}", h.api))
-            .header("x-functions-key", KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["phase"] == "Done" {
-            Ok(status)
-        } else {
-            Err(status)
-        }
-    })
-    .await;
+    // The harness sends its key with every request of its own.
+    let id = h
+        .start_deployment(&job(&common::unique("metrics"), "echo hello"))
+        .await;
+    let status = h.wait_done(&id).await;
     assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
 
     // With the key, in the header or as `?code=`.

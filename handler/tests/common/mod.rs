@@ -175,6 +175,8 @@ pub struct Harness {
     pub api: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// `BERTH_API_KEY` when the options set one: the harness's requests carry it.
+    key: Option<String>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -260,6 +262,11 @@ impl Harness {
             ("BERTH_PUBLIC_URL".into(), api.clone()),
             ("BERTH_STEP_LEASE".into(), "PT5S".into()),
         ]);
+        let key = options
+            .settings
+            .iter()
+            .find(|(k, _)| *k == "BERTH_API_KEY")
+            .map(|(_, v)| v.clone());
         for (k, v) in storage.into_iter().chain(options.settings) {
             map.insert(k.into(), v);
         }
@@ -276,6 +283,7 @@ impl Harness {
             api,
             http: reqwest::Client::new(),
             dir,
+            key,
             server,
         })
     }
@@ -364,7 +372,10 @@ impl scenarios::Berth for Harness {
     }
 
     fn authorise(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        request
+        match &self.key {
+            Some(key) => request.header("x-functions-key", key),
+            None => request,
+        }
     }
 
     fn arm(&self) -> String {
