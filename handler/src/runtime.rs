@@ -229,7 +229,7 @@ async fn run_step(
     let transient = |e: &dyn std::fmt::Display| StepFailure::Transient {
         reason: e.to_string(),
     };
-    let span = tracing::info_span!("step", deployment.id = %step.id, trace.id = %crate::trace::trace_id(&step.id), step.seq = step.seq, step.dequeue_count = message.dequeue_count);
+    let span = worker::step_span(&step, message.dequeue_count);
     match crate::metrics::timed_step(driver.step(&step))
         .instrument(span)
         .await

@@ -53,10 +53,15 @@ pub async fn handle(driver: &Driver, steps: &dyn Steps, delivery: Delivery) {
         tracing::warn!(step.text = %delivery.text.chars().take(200).collect::<String>(), "unreadable step message");
         return;
     };
-    let span = tracing::info_span!("step", deployment.id = %message.id, trace.id = %crate::trace::trace_id(&message.id), step.seq = message.seq, step.dequeue_count = delivery.dequeue_count);
+    let span = step_span(&message, delivery.dequeue_count);
     run_step(driver, steps, &delivery, message)
         .instrument(span)
         .await;
+}
+
+/// The span of one step, in every mode: its records carry the deployment's id and trace id.
+pub fn step_span(message: &StepMessage, dequeue_count: u32) -> tracing::Span {
+    tracing::info_span!("step", deployment.id = %message.id, trace.id = %crate::trace::trace_id(&message.id), step.seq = message.seq, step.dequeue_count = dequeue_count)
 }
 
 /// Runs a step message's step and completes, reschedules or leaves its delivery.

@@ -27,7 +27,6 @@ impl Driver {
             return Ok(StepOutcome::Early { at: wake.at });
         }
         let mut version = stored.version;
-        let mut saved_status = d.status;
         let mut step = Step::new(stored.deployment, self.settings.max_rounds_per_step);
         step.amend(|d| self.reseal(d));
         loop {
@@ -60,9 +59,10 @@ impl Driver {
                 {
                     Ok(saved) => {
                         version = saved;
+                        let before = step.saved().status;
                         step.committed();
                         let status = step.saved().status;
-                        if status.is_terminal() && !saved_status.is_terminal() {
+                        if status.is_terminal() && !before.is_terminal() {
                             // One line per deployment, for the operators' alerts on failures.
                             tracing::info!(
                                 deployment.id = %message.id,
@@ -72,7 +72,6 @@ impl Driver {
                             );
                             crate::metrics::deployment_ended(status.as_str());
                         }
-                        saved_status = status;
                     }
                     Err(StoreError::Conflict(_)) => {
                         let reloaded = self
@@ -81,7 +80,6 @@ impl Driver {
                             .await?
                             .ok_or_else(|| DriverError::NotFound(message.id.clone()))?;
                         version = reloaded.version;
-                        saved_status = reloaded.deployment.status;
                         step.conflict(reloaded.deployment);
                         step.amend(|d| self.reseal(d));
                         continue;
