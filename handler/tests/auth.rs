@@ -215,6 +215,16 @@ async fn names_in_paths_are_checked_before_they_are_used() {
         ),
         (Method::DELETE, "/api/deployments/a_b".into(), "id:"),
         (Method::GET, "/api/deployments/a%20b/history".into(), "id:"),
+        (
+            Method::GET,
+            "/api/deployments/..%2F..%2Fetc/checkpoint".into(),
+            "id:",
+        ),
+        (
+            Method::GET,
+            "/api/deployments/ok/history?continuationToken=h1%2F..".into(),
+            "continuationToken:",
+        ),
         (Method::POST, "/api/deployments/-a/terminate".into(), "id:"),
         (
             Method::POST,
