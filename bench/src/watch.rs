@@ -284,6 +284,21 @@ impl Checkpoints for Watched {
             .await
     }
 
+    async fn get_instance_logs(
+        &self,
+        id: &str,
+        group: &str,
+        instance: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.counters
+            .timed(
+                Op::GetLogs,
+                self.store.get_instance_logs(id, group, instance, container),
+            )
+            .await
+    }
+
     async fn get_logs(
         &self,
         id: &str,

@@ -33,6 +33,7 @@ pub mod engine;
 pub mod functions;
 pub mod metrics;
 pub mod runtime;
+pub mod saved_log;
 pub mod server;
 pub mod spec;
 pub mod store;

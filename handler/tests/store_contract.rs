@@ -525,6 +525,28 @@ async fn logs_by_group_and_by_instance(f: &Fixture) {
     assert_eq!(get("other", "side").await.unwrap(), None);
     assert_eq!(get("nope", "main").await.unwrap(), None);
     assert_eq!(f.store.get_logs("g-2", "work", "main").await.unwrap(), None);
+
+    // One instance's log by its exact name, whichever was saved last.
+    let exact = |instance: &'static str, container: &'static str| {
+        f.store
+            .get_instance_logs("g-1", "work", instance, container)
+    };
+    assert_eq!(
+        exact("g-1-work-2", "main").await.unwrap().as_deref(),
+        Some("second try")
+    );
+    assert_eq!(
+        exact("g-1-work-1", "main").await.unwrap().as_deref(),
+        Some("third try")
+    );
+    assert_eq!(exact("g-1-work-3", "main").await.unwrap(), None);
+    assert_eq!(
+        f.store
+            .get_instance_logs("g-1", "work", "../g-1-work-1", "main")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn queue_leases_and_completes(f: &Fixture) {

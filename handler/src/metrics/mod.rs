@@ -131,7 +131,7 @@ fn metrics() -> &'static Metrics {
             arm_throttles: counter("berth_arm_throttles", "ARM answers 429 (throttled)."),
             read_budget_waits: counter(
                 "berth_arm_read_budget_waits",
-                "ARM reads that waited for the read budget: slept inline, or put off to a later step.",
+                "ARM reads that waited for the read budget: slept inline, put off to a later step, or skipped (a running log read with no token to spare).",
             ),
             sweeps: counter("berth_sweeps", "Sweeps run."),
             sweep_groups_seen: counter("berth_sweep_groups_seen", "Container groups the sweeps listed."),
@@ -228,7 +228,8 @@ pub fn arm_call(verb: &str, outcome: &'static str) {
     }
 }
 
-/// An ARM read waited for the read budget: `inline` (slept) or `put_off` (to a later step).
+/// An ARM read waited for the read budget: `inline` (slept), `put_off` (to a later step) or
+/// `skipped` (a running container's log read, which takes only a spare token).
 pub fn read_budget_wait(kind: &'static str) {
     metrics()
         .read_budget_waits

@@ -301,6 +301,14 @@ pub trait Checkpoints: Send + Sync {
         container: &str,
         content: &str,
     ) -> Result<(), StoreError>;
+    /// Reads the logs saved for one instance's container, as `put_logs` named them.
+    async fn get_instance_logs(
+        &self,
+        id: &str,
+        group: &str,
+        instance: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Reads a container's logs; `group` is a spec group name (its latest instance) or an instance name.
     async fn get_logs(
         &self,

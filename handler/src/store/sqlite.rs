@@ -463,6 +463,21 @@ impl Checkpoints for SqliteStore {
         Ok(())
     }
 
+    async fn get_instance_logs(
+        &self,
+        id: &str,
+        _group: &str,
+        instance: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.lock()
+            .prepare_cached(
+                "SELECT content FROM logs WHERE deployment = ?1 AND instance = ?2 AND container = ?3",
+            )
+            .and_then(|mut s| s.query_row(params![id, instance, container], |r| r.get(0)).optional())
+            .map_err(backend("read logs"))
+    }
+
     async fn get_logs(
         &self,
         id: &str,
