@@ -345,4 +345,20 @@ impl Steps for Watched {
     async fn wait(&self, max_ms: Millis) {
         self.steps.wait(max_ms).await
     }
+
+    async fn poisoned_steps(
+        &self,
+        max: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.counters
+            .timed(Op::Receive, self.steps.poisoned_steps(max, lease_ms))
+            .await
+    }
+
+    async fn drop_poisoned(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.counters
+            .timed(Op::Complete, self.steps.drop_poisoned(delivery))
+            .await
+    }
 }

@@ -604,6 +604,43 @@ async fn queue_leases_and_completes(f: &Fixture) {
     );
 }
 
+async fn a_message_delivered_too_often_is_poisoned_then_read_and_dropped(f: &Fixture) {
+    let tick = f.differences.queue_tick;
+    let lease = tick.as_millis() as Millis;
+    f.steps.send(&step("z-1", 3, now())).await.unwrap();
+    // Taken and never completed, delivery after delivery (a step that fails every time).
+    let start = Instant::now();
+    let mut deliveries = 0;
+    loop {
+        assert!(start.elapsed() < tick * 20, "poisoned after {deliveries}");
+        let got = f.steps.receive(1, lease).await.unwrap();
+        deliveries += got.len();
+        if got.is_empty() {
+            let poisoned = f.steps.poisoned_steps(10, 60_000).await.unwrap();
+            if !poisoned.is_empty() {
+                assert_eq!(poisoned.len(), 1, "{poisoned:?}");
+                let p = &poisoned[0];
+                assert_eq!(
+                    p.message,
+                    Some(StepMessage {
+                        id: "z-1".into(),
+                        seq: 3
+                    })
+                );
+                assert!(deliveries >= 5, "{deliveries} deliveries");
+                f.steps.drop_poisoned(p).await.unwrap();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(f.steps.poisoned_steps(10, 60_000).await.unwrap().is_empty());
+    assert!(
+        drain(&*f.steps, tick * 2).await.is_empty(),
+        "not in the queue either"
+    );
+}
+
 async fn an_early_message_stays_hidden(f: &Fixture) {
     let tick = f.differences.queue_tick;
     let sent = Instant::now();
@@ -821,6 +858,7 @@ macro_rules! suite {
             logs_by_group_and_by_instance,
             queue_leases_and_completes,
             an_early_message_stays_hidden,
+            a_message_delivered_too_often_is_poisoned_then_read_and_dropped,
             run_times_start_empty_and_follow_recorded_runs,
             concurrent_run_records_all_count,
             a_run_time_digest_that_is_not_hex_is_refused_by_name,
