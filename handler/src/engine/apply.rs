@@ -126,8 +126,36 @@ pub fn start(
     }
 }
 
+/// Who does the work an applied event leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Deciding {
+    /// Whoever applies the event performs the work: a create is claimed for it.
+    Perform,
+    /// A later step does it (an API call records and hands over): nothing is claimed, and the
+    /// deployment is due now.
+    HandOver,
+    /// More events follow in the same round, which decides on the final state: nothing is
+    /// claimed (a claim taken here would hold a create nobody sends until it ran out) and the
+    /// wake is left as it is.
+    Batched,
+}
+
 /// Applies one event. Terminal deployments absorb every event unchanged.
 pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition, EngineError> {
+    let deciding = match event.is_external() {
+        true => Deciding::HandOver,
+        false => Deciding::Perform,
+    };
+    apply_as(state, event, now, deciding)
+}
+
+/// [`apply`], with the work decided as `deciding` says.
+pub(super) fn apply_as(
+    state: &Deployment,
+    event: Event,
+    now: Millis,
+    deciding: Deciding,
+) -> Result<Transition, EngineError> {
     if state.phase == Phase::Done {
         return Ok(Transition {
             next: state.clone(),
@@ -136,7 +164,6 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     }
     let mut next = state.clone();
     migrate(&mut next);
-    let external = event.is_external();
     let beat = matches!(event, Event::Heartbeat { .. }).then(|| next.clone());
     record(&mut next, event, now)?;
     if beat.is_some_and(|before| before == next) {
@@ -150,7 +177,7 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     // API calls record and hand the work to a step: they perform nothing, so they take no create
     // claim either (the step would wait for it to run out before creating).
     let mut plan = Plan {
-        hand_over: external,
+        hand_over: deciding != Deciding::Perform,
         ..Plan::default()
     };
     decide(&mut next, now, &mut plan);
@@ -164,6 +191,8 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     let mut actions = Vec::new();
     if next.phase == Phase::Done {
         next.wake = None;
+    } else if deciding == Deciding::Batched {
+        plan.work.clear();
     } else if plan.work.is_empty() {
         let at = plan.wait.unwrap_or(now + policy::IDLE_WAKE_MS);
         if next.wake.is_none_or(|w| w.at != at) {

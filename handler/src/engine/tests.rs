@@ -1060,7 +1060,7 @@ fn a_conflict_applies_the_unsaved_results_again_on_the_reloaded_checkpoint() {
 }
 
 #[test]
-fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it() {
+fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_is_made_again() {
     let mut world = World::new(exits_after(u32::MAX, 0));
     let mut step = Step::new(started(json!({})), 1);
     let first = step.round(world.now).unwrap();
@@ -1073,7 +1073,12 @@ fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it()
     assert!(hand_over.actions.is_empty());
     let saved_seq = step.saved().seq;
     let wake = step.wake_message().expect("a fresh message carries on");
-    assert_eq!((wake.at, wake.seq), (world.now, saved_seq + 1));
+    assert_eq!(wake.at, world.now);
+    assert!(
+        wake.seq > saved_seq,
+        "a new seq: {} after {saved_seq}",
+        wake.seq
+    );
     step.committed();
     assert!(
         step.round(world.now).is_none(),
@@ -1083,10 +1088,65 @@ fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it()
     let mut step = Step::new(started(json!({})), 0);
     let hand_over = step.round(world.now).unwrap();
     assert!(hand_over.actions.is_empty());
-    step.conflict(started(json!({})));
+    let mut reloaded = started(json!({}));
+    reloaded.seq += 3;
+    step.conflict(reloaded);
+    let again = step.round(world.now).unwrap();
+    assert_eq!((again.save, again.actions.len()), (Save::Now, 0));
+    let wake = step
+        .wake_message()
+        .expect("handed over on the reloaded checkpoint");
+    assert!(wake.seq > step.saved().seq, "{wake:?}");
+    step.committed();
+    assert!(step.round(world.now).is_none());
+}
+
+#[test]
+fn a_hand_over_saves_the_creates_its_last_round_made() {
+    // Rounds run out right after the round that claimed and created: the `Created` results are
+    // saved with the hand-over, so the next step looks at the groups instead of waiting for their
+    // claims to run out.
+    let mut world = World::new(exits_after(u32::MAX, 0));
+    let mut step = Step::new(
+        started(json!({ "groups": [
+        group("a", json!({ "count": 3 }))
+    ] })),
+        1,
+    );
+    let first = step.round(world.now).unwrap();
+    let creates = first
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Create { .. }))
+        .count();
+    assert_eq!(creates, 3, "{:?}", first.actions);
+    step.committed();
+    step.push(first.actions.iter().flat_map(|a| world.perform(a)));
+    world.now += 5;
+    let hand_over = step.round(world.now).unwrap();
+    assert_eq!((hand_over.save, hand_over.actions.len()), (Save::Now, 0));
+    step.committed();
+    let saved = step.saved();
     assert!(
-        step.round(world.now).is_none(),
-        "whoever changed the checkpoint scheduled its own step"
+        saved
+            .instances
+            .iter()
+            .all(|i| i.created.is_some() && i.claim_until.is_none()),
+        "{:?}",
+        saved.instances
+    );
+    assert_eq!(saved.wake.map(|w| w.at), Some(world.now));
+    // The next step looks at once.
+    let mut next = Step::new(saved.clone(), 10);
+    let looks = next.round(world.now).unwrap();
+    assert!(
+        looks
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Observe { .. }))
+            && looks.actions.len() == 3,
+        "{:?}",
+        looks.actions
     );
 }
 
@@ -1611,4 +1671,31 @@ fn a_planned_instance_is_looked_at_around_its_expected_exit_and_an_unplanned_one
     assert_eq!(serde_json::from_value::<Deployment>(json).unwrap(), planned);
     let plain = serde_json::to_value(&unplanned).unwrap();
     assert!(!plain.to_string().contains("lookPlan"));
+}
+
+#[test]
+fn a_fan_out_refills_each_freed_slot_at_once_without_waiting_on_claims() {
+    // 150 instances, 50 at a time, each done at its first look. Each round's events are applied
+    // first and decided on once: an intermediate decision used to claim creates that the final
+    // one dropped, and those waited for their claims to run out (60 s) before being created.
+    let mut world = World::new(exits_after(1, 0));
+    let d =
+        started(json!({ "groups": [group("shard", json!({ "count": 150, "parallelism": 50 }))] }));
+    let (end, checkpoints) = run(d, &mut world, vec![]);
+    assert_eq!(end.status, RuntimeStatus::Succeeded);
+    assert_eq!(world.creates, 150);
+    assert!(
+        world.now - T0 < policy::CREATE_CLAIM_MS,
+        "took {} ms",
+        world.now - T0
+    );
+    // At most 50 running (claimed or created, not judged yet) at once.
+    for cp in &checkpoints {
+        let live = cp
+            .instances
+            .iter()
+            .filter(|i| (i.created.is_some() || i.claim_until.is_some()) && i.verdict.is_none())
+            .count();
+        assert!(live <= 50, "{live} live");
+    }
 }
