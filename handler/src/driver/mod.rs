@@ -66,6 +66,8 @@ pub struct DriverSettings {
     pub max_cores: admit::MaxCores,
     /// How instances watched for their exit are looked at (`BERTH_LOOKS`).
     pub looks: LookMode,
+    /// Where notifications may go (the mode and `BERTH_NOTIFY_ALLOW_PRIVATE`).
+    pub notify: crate::notify::NotifyPolicy,
 }
 
 impl Default for DriverSettings {
@@ -81,6 +83,7 @@ impl Default for DriverSettings {
             diagnostics_workspace: None,
             max_cores: admit::MaxCores::default(),
             looks: LookMode::default(),
+            notify: crate::notify::NotifyPolicy::default(),
         }
     }
 }
@@ -141,12 +144,17 @@ pub struct Driver {
     admission: Arc<admit::Admission>,
     /// Run times learned per group spec; `None`: nothing learned, looks back off.
     learning: Option<Arc<looks::Learning>>,
+    /// Sends the spec's notifications.
+    notifier: crate::notify::Notifier,
 }
 
 /// A submitted deployment, and whether it already existed (idempotent `POST`).
 pub struct Submitted {
     pub deployment: Deployment,
     pub existed: bool,
+    /// The key its notifications are signed with, in clear: told to the submitter once, when
+    /// the deployment is new and has `notify` (sealed in the checkpoint, never told again).
+    pub notify_key: Option<String>,
 }
 
 /// A spec as canonical JSON: object keys sorted at every level, whatever order they were written
@@ -212,6 +220,7 @@ impl Driver {
             keys,
             clock,
             admission: Arc::new(admit::Admission::new(settings.max_cores.clone())),
+            notifier: crate::notify::Notifier::new(settings.notify.clone()),
             settings: Arc::new(settings),
             follows: live::follow_slots(),
             learning: None,
@@ -255,6 +264,8 @@ impl Driver {
         };
         let mut transition = engine::start(spec, sealed, digest, options, now);
         transition.next.callback_key = Some(self.keys.new_callback_key());
+        let notify_key = (!transition.next.spec.notify.is_empty()).then(crate::notify::new_key);
+        transition.next.notify_key = notify_key.as_ref().map(|k| self.keys.seal(k.as_bytes()));
         let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {
@@ -263,6 +274,7 @@ impl Driver {
                 Ok(Submitted {
                     deployment: transition.next,
                     existed: false,
+                    notify_key,
                 })
             }
             Err(StoreError::Conflict(_)) => {
@@ -278,6 +290,7 @@ impl Driver {
                     Ok(Submitted {
                         deployment: existing.deployment,
                         existed: true,
+                        notify_key: None,
                     })
                 } else {
                     Err(DriverError::SpecConflict(id))
@@ -389,7 +402,32 @@ impl Driver {
     /// each group's location (else the target's).
     pub fn check(&self, spec: &Spec) -> Result<(), SpecErrors> {
         crate::spec::settings::check_spec(spec, &self.settings.secure_value_from)?;
+        self.check_notify(spec)?;
         crate::spec::aci::at_location(spec, &self.arm.target().location)
+    }
+
+    /// The spec's `notify` URLs against where notifications may go (`notify[i].url` named):
+    /// their scheme and literal addresses; host names are judged at each delivery.
+    fn check_notify(&self, spec: &Spec) -> Result<(), SpecErrors> {
+        let policy = self.notifier.policy();
+        let errors: Vec<crate::spec::SpecError> = spec
+            .notify
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let url = url::Url::parse(&n.url).ok()?;
+                let message = policy.check_url(&url).err()?;
+                Some(crate::spec::SpecError {
+                    field: format!("notify[{i}].url"),
+                    message,
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(SpecErrors(errors))
+        }
     }
 
     /// Raises a callback's event (`completed` or `heartbeat`) when `token` is the deployment's

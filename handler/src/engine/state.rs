@@ -38,6 +38,10 @@ pub struct Deployment {
     /// tokens do not open it. `None` in checkpoints from before per-deployment keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_key: Option<String>,
+    /// The key notifications are signed with (`whsec_…`, handed to the submitter once), sealed
+    /// like the callback key; `None` without `notify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_key: Option<String>,
     /// A random identity made at submit (not secret): hashed into the names of its container
     /// groups and written in their `berth-uid` tag, so that no two deployments, not even one
     /// submitted again under a purged one's id, name the same group. `None` in checkpoints from
@@ -98,6 +102,9 @@ pub struct Deployment {
     /// Groups whose end (`StageEnded`) the history holds, bit `slot`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stages_ended: u32,
+    /// The spec's notifications, queued, delivered or given up (see [`super::notify`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<super::notify::Notification>,
 }
 
 fn default_claim_ms() -> Millis {
@@ -158,6 +165,8 @@ pub enum Phase {
     Stopping,
     CapturingLogs,
     CleaningUp,
+    /// The outcome's notifications are being delivered (retried with back-off).
+    Notifying,
     /// Nothing more will happen.
     Done,
 }
