@@ -416,7 +416,7 @@ impl Driver {
             .enumerate()
             .filter_map(|(i, n)| {
                 let url = url::Url::parse(&n.url).ok()?;
-                let message = policy.check_url(&url).err()?;
+                let message = policy.check_submitted(&url).err()?;
                 Some(crate::spec::SpecError {
                     field: format!("notify[{i}].url"),
                     message,

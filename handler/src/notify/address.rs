@@ -12,8 +12,8 @@
 //!   `http` to a literal address the operator allows. In `dev` both are allowed.
 //! - An IPv6 address that embeds an IPv4 one (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`,
 //!   NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) is judged by the IPv4 address too.
-//! - Host names are judged by what they resolve to, at every delivery (see
-//!   [`super::SafeResolver`]), and `localhost` (and `*.localhost`) already at submit. Decimal,
+//! - Host names are judged by what they resolve to, at every delivery (in the resolver the
+//!   notification client connects with), and `localhost` (and `*.localhost`) already at submit. Decimal,
 //!   octal and hex IPv4 forms (`http://2130706433/`, `http://0x7f.1/`) are parsed by the URL
 //!   parser into the address they mean before they are judged.
 
@@ -203,26 +203,14 @@ impl NotifyPolicy {
     }
 
     /// Whether `url` may be called as far as can be told without resolving it: its scheme, and
-    /// its host when that is an address (or `localhost`). Host names are judged again by what
-    /// they resolve to at delivery.
+    /// its host when that is an address. Checked at submit and at every attempt; host names are
+    /// judged by what they resolve to when they are connected to (and at submit by
+    /// [`Self::check_submitted`]).
     pub fn check_url(&self, url: &url::Url) -> Result<(), String> {
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            Some(url::Host::Domain(name)) => {
-                let name = name.trim_end_matches('.').to_ascii_lowercase();
-                if name == "localhost" || name.ends_with(".localhost") {
-                    if self.dev {
-                        None
-                    } else {
-                        return Err(format!(
-                            "{name} is loopback; notifications go to public addresses"
-                        ));
-                    }
-                } else {
-                    None
-                }
-            }
+            Some(url::Host::Domain(_)) => None,
             None => return Err("has no host".into()),
         };
         if let Some(ip) = literal
@@ -240,6 +228,20 @@ impl NotifyPolicy {
             ),
         }
     }
+
+    /// At submit, [`Self::check_url`] and the names that are loopback whatever DNS says
+    /// (`localhost`, `*.localhost`), outside `dev`.
+    pub fn check_submitted(&self, url: &url::Url) -> Result<(), String> {
+        if let Some(url::Host::Domain(name)) = url.host() {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if !self.dev && (name == "localhost" || name.ends_with(".localhost")) {
+                return Err(format!(
+                    "{name} is loopback; notifications go to public addresses"
+                ));
+            }
+        }
+        self.check_url(url)
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +249,7 @@ mod tests {
     use super::*;
 
     fn check(policy: &NotifyPolicy, url: &str) -> Result<(), String> {
-        policy.check_url(&url::Url::parse(url).map_err(|e| e.to_string())?)
+        policy.check_submitted(&url::Url::parse(url).map_err(|e| e.to_string())?)
     }
 
     #[test]
