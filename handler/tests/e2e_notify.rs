@@ -247,6 +247,8 @@ async fn a_permanent_refusal_or_a_redirect_is_given_up_after_one_attempt(backend
         );
     }
     scenarios::assert_nothing_left(&h).await;
+    // Given up is settled: both are `Done`, and past a retention of nothing the sweep purges them.
+    assert_eq!(sweep_now(&h).await.purged, 2);
 }
 
 on_both_backends!(a_permanent_refusal_or_a_redirect_is_given_up_after_one_attempt);
@@ -270,7 +272,10 @@ async fn an_unreachable_receiver_is_tried_again_with_back_off(backend: Backend) 
     let history = notify_history(&h, &id).await;
     assert!(history[0].contains("could not connect"), "{history:?}");
     assert!(history[0].contains("attempt 2 in 1 s") && history[1].contains("attempt 3 in 2 s"));
-    // Not purgeable while a delivery is pending.
+    // Not purgeable while a delivery is pending: not by the sweep past any retention, not by hand.
+    let report = sweep_now(&h).await;
+    assert_eq!(report.purged, 0, "{report:?}");
+    assert_eq!(get(&h, &format!("/deployments/{id}")).await.0, 200);
     let response = scenarios::request(&h, reqwest::Method::DELETE, &format!("/deployments/{id}"))
         .send()
         .await
@@ -279,6 +284,15 @@ async fn an_unreachable_receiver_is_tried_again_with_back_off(backend: Backend) 
 }
 
 on_both_backends!(an_unreachable_receiver_is_tried_again_with_back_off);
+
+/// One sweep of `h`'s runtime with a retention of nothing: every `Done` deployment is expired.
+async fn sweep_now(h: &Harness) -> berth::sweep::SweepReport {
+    let sweep = berth::sweep::Sweep {
+        retention_ms: 0,
+        ..h.runtime.sweep.clone()
+    };
+    sweep.run_once().await
+}
 
 /// Outside `dev`, without `BERTH_NOTIFY_ALLOW_PRIVATE`: every attack form is a `400` naming the
 /// entry's field, and nothing is created.
