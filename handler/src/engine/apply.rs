@@ -120,6 +120,7 @@ pub fn start(
         stages_ended: 0,
         notifications: Vec::new(),
     };
+    deployment.schema_version = super::state::schema_version(&deployment);
     let groups = format!("{} group(s)", deployment.spec.groups.len());
     note(&mut deployment, now, "DeploymentAccepted", groups);
     Transition {
@@ -656,7 +657,7 @@ fn summary(o: &super::state::Observation) -> String {
 /// kept on the deployment moves to its instances under way, and a pending retry of the whole
 /// deployment becomes failed verdicts on the attempt it retires. Idempotent.
 fn migrate(d: &mut Deployment) {
-    d.schema_version = super::state::SCHEMA_VERSION;
+    d.schema_version = super::state::schema_version(d);
     if d.spec.mode != Mode::Job {
         return;
     }

@@ -8,11 +8,23 @@ use crate::spec::{Priority, Spec};
 /// Milliseconds since the Unix epoch (UTC). The engine never reads a clock: `now` is passed in.
 pub type Millis = i64;
 
-/// The version of the checkpoint's shape this Berth writes. Checkpoints from before versions were
-/// written read as 1 and are brought up to date on load; a checkpoint of a higher version was
-/// written by a newer Berth and is refused, never misread (see [`crate::checkpoint::decode`]).
-/// Raise it with any change an older Berth would misread, and migrate in `apply::migrate`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The highest version of the checkpoint's shape this Berth writes (each deployment is written at
+/// [`schema_version`]). Checkpoints from before versions were written read as 1 and are brought
+/// up to date on load; a checkpoint of a higher version was written by a newer Berth and is
+/// refused, never misread (see [`crate::checkpoint::decode`]). Raise it with any change an older
+/// Berth would misread, and migrate in `apply::migrate`.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The version deployment `d` is written at: 3 once it has notifications (`spec.notify`, which a
+/// Berth of version 2 would drop silently, and the `Notifying` phase), 2 otherwise, so a rollback
+/// to a version-2 Berth still reads every deployment that uses nothing newer.
+pub fn schema_version(d: &Deployment) -> u32 {
+    if d.spec.notify.is_empty() && d.notifications.is_empty() {
+        2
+    } else {
+        SCHEMA_VERSION
+    }
+}
 
 fn unversioned() -> u32 {
     1

@@ -162,3 +162,13 @@ fn a_crash_after_the_attempt_sends_the_same_id_again_and_duplicated_results_chan
     let before = d.clone();
     assert_eq!(apply(&d, again, world.now).unwrap().next, before);
 }
+
+#[test]
+fn a_deployment_with_notifications_is_written_at_schema_version_three_and_others_at_two() {
+    assert_eq!(started(json!({})).schema_version, 2);
+    assert_eq!(notifying(json!(["Failed"])).schema_version, 3);
+    let mut old = started(json!({}));
+    old.schema_version = 1;
+    let d = apply(&old, Event::Wake, T0).unwrap().next;
+    assert_eq!(d.schema_version, 2);
+}
