@@ -34,6 +34,7 @@ pub mod functions;
 pub mod metrics;
 pub mod notify;
 pub mod runtime;
+pub mod saved_log;
 pub mod server;
 pub mod spec;
 pub mod store;

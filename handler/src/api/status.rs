@@ -107,6 +107,11 @@ pub struct GroupDoc<'a> {
     pub generation: Option<u32>,
     /// The group's instances by how they stand.
     pub instances: Tally,
+    /// Spans of its containers' logs that ACI did not keep until Berth read them
+    /// (`instance/container: what is missing`); each saved log says so where they were. At most
+    /// 100.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs_truncated: Vec<String>,
     pub name: &'a str,
     /// The `completed` outputs of its succeeded instances, by index; at most 100.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -131,6 +136,21 @@ pub struct ContainerDoc<'a> {
     pub name: String,
     pub restart_count: u32,
     pub state: &'a str,
+}
+
+/// The logs truncated of group `slot`'s instances, each named by its instance (at most
+/// [`MOST_LISTED`]).
+fn logs_truncated(d: &Deployment, slot: usize) -> Vec<String> {
+    d.instances
+        .iter()
+        .filter(|i| i.slot == slot)
+        .flat_map(|i| {
+            i.logs_truncated
+                .iter()
+                .map(|t| format!("{}/{t}", i.aci_name))
+        })
+        .take(MOST_LISTED)
+        .collect()
 }
 
 /// A container group's state: ACI's `instanceView.state`, or Berth's `Pending`, `Creating` or
@@ -219,6 +239,7 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
                     failures,
                     generation: None,
                     instances,
+                    logs_truncated: Vec::new(),
                     name: &group.name,
                     outputs,
                     result,
@@ -255,6 +276,7 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
                 failures,
                 generation: Some(inst.generation),
                 instances,
+                logs_truncated: logs_truncated(d, slot),
                 name: &group.name,
                 outputs,
                 result,

@@ -23,6 +23,7 @@
 
 pub mod admit;
 mod body;
+mod capture;
 mod live;
 mod looks;
 mod perform;
@@ -144,6 +145,8 @@ pub struct Driver {
     admission: Arc<admit::Admission>,
     /// Run times learned per group spec; `None`: nothing learned, looks back off.
     learning: Option<Arc<looks::Learning>>,
+    /// Where the saved logs of running containers end, as this process last saved them.
+    log_cursors: Arc<capture::Cursors>,
     /// Sends the spec's notifications.
     notifier: crate::notify::Notifier,
 }
@@ -224,6 +227,7 @@ impl Driver {
             settings: Arc::new(settings),
             follows: live::follow_slots(),
             learning: None,
+            log_cursors: Arc::default(),
         }
     }
 
@@ -376,15 +380,18 @@ impl Driver {
         Ok(self.store.get_history(id, page).await?)
     }
 
-    /// A container's saved logs; `group` is a spec group name (its latest instance) or an
-    /// instance name.
+    /// A container's saved logs as shown ([`crate::saved_log::shown`]: each line with its
+    /// timestamp when `timestamps`, Berth's notes of missing lines where they are); `group` is a
+    /// spec group name (its latest instance) or an instance name.
     pub async fn logs(
         &self,
         id: &str,
         group: &str,
         container: &str,
+        timestamps: bool,
     ) -> Result<Option<String>, DriverError> {
-        Ok(self.store.get_logs(id, group, container).await?)
+        let saved = self.store.get_logs(id, group, container).await?;
+        Ok(saved.map(|saved| crate::saved_log::shown(&saved, timestamps)))
     }
 
     /// A page of deployments, newest first.

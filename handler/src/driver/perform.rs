@@ -133,11 +133,16 @@ impl Driver {
                 let at = self.clock.now();
                 match self.arm.look_as(instance, self.patient(d, instance)).await {
                     Ok(Look::Now(Some(group))) => {
-                        let mut events = vec![Event::Observed {
-                            instance: instance.clone(),
-                            observation: observation(&group),
-                            at,
-                        }];
+                        let observation = observation(&group);
+                        let mut events = self.read_running_logs(d, instance, &observation).await;
+                        events.insert(
+                            0,
+                            Event::Observed {
+                                instance: instance.clone(),
+                                observation,
+                                at,
+                            },
+                        );
                         if let Some(reason) = eviction(d, instance, &group) {
                             events.push(Event::Evicted {
                                 instance: instance.clone(),
@@ -268,61 +273,6 @@ impl Driver {
             instance: instance.to_owned(),
             plan,
         })
-    }
-
-    async fn capture_logs(
-        &self,
-        d: &Deployment,
-        instance: &str,
-        containers: &[String],
-    ) -> Vec<Event> {
-        let group = d
-            .instances
-            .iter()
-            .find(|i| i.aci_name == instance)
-            .map(|i| d.spec.groups[i.slot].name.clone())
-            .unwrap_or_default();
-        let mut missing = Vec::new();
-        for container in containers {
-            let content = match self.arm.logs(instance, container, None).await {
-                Ok(content) => content,
-                Err(ArmError::NotFound { code, .. }) if code == "ContainerLogNotAvailable" => {
-                    missing.push(container.clone());
-                    String::new()
-                }
-                Err(e) if e.is_not_found() => {
-                    return vec![Event::Missing {
-                        instance: instance.to_owned(),
-                    }];
-                }
-                Err(e) => {
-                    return vec![Event::Failed {
-                        instance: instance.to_owned(),
-                        action: ActionKind::CaptureLogs,
-                        error: e.to_string(),
-                        transient: e.is_transient(),
-                    }];
-                }
-            };
-            if let Err(e) = self
-                .store
-                .put_logs(&d.id, &group, instance, container, &content)
-                .await
-            {
-                return vec![Event::Failed {
-                    instance: instance.to_owned(),
-                    action: ActionKind::CaptureLogs,
-                    error: e.to_string(),
-                    transient: true,
-                }];
-            }
-        }
-        let note = (!missing.is_empty())
-            .then(|| format!("no logs for {} (never started)", missing.join(", ")));
-        vec![Event::LogsSaved {
-            instance: instance.to_owned(),
-            note,
-        }]
     }
 }
 

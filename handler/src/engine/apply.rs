@@ -370,6 +370,32 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                 note(d, now, "LogsSaved", detail);
             }
         }
+        Event::LogsGrowing { instance, within } => {
+            let i = find(d, &instance)?;
+            let inst = &mut d.instances[i];
+            if !inst.deleted && !inst.retiring {
+                let due = now + within.max(policy::LOG_READ_MIN_MS);
+                inst.next_look = Some(inst.next_look.map_or(due, |at| at.min(due)));
+            }
+        }
+        Event::LogsTruncated {
+            instance,
+            container,
+            detail,
+        } => {
+            let i = find(d, &instance)?;
+            let entry = format!("{container}: {detail}");
+            let inst = &mut d.instances[i];
+            if !inst.logs_truncated.contains(&entry) {
+                inst.logs_truncated.push(entry);
+                note(
+                    d,
+                    now,
+                    "LogsTruncated",
+                    format!("{instance}/{container}: {detail}"),
+                );
+            }
+        }
         Event::Deleted { instance } => {
             let i = find(d, &instance)?;
             if !d.instances[i].deleted {

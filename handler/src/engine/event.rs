@@ -32,6 +32,16 @@ pub enum Event {
         instance: String,
         note: Option<String>,
     },
+    /// A running container's log was read and grows fast enough that it must be read again
+    /// within `within` milliseconds, before ACI's stopped-log cap could drop unsaved lines.
+    LogsGrowing { instance: String, within: Millis },
+    /// Lines of a container's log are missing from what was saved (`detail` says which span and
+    /// why): ACI did not keep them until Berth read them.
+    LogsTruncated {
+        instance: String,
+        container: String,
+        detail: String,
+    },
     /// The instance was deleted.
     Deleted { instance: String },
     /// An action on an instance failed.
@@ -94,12 +104,16 @@ impl Event {
 
     /// Results a step may act on before it saves them, because the action that produced them is
     /// safe to repeat should the step die first, and because they come after the decision they
-    /// serve was saved: saved logs (a capture overwrites the same blob) and a stopped group
+    /// serve was saved: saved logs and their gaps (a capture stitches onto the same blob, and
+    /// finds the gaps noted in it again) and a stopped group
     /// (stopping it again changes nothing). So a finished job's group is stopped, its logs
     /// captured and the group deleted under one save; the logs are in storage before the delete
     /// is sent either way.
     pub fn may_go_unsaved(&self) -> bool {
-        matches!(self, Event::LogsSaved { .. } | Event::Stopped { .. })
+        matches!(
+            self,
+            Event::LogsSaved { .. } | Event::LogsTruncated { .. } | Event::Stopped { .. }
+        )
     }
 }
 

@@ -297,6 +297,10 @@ pub struct Instance {
     /// The regions that refused its create for capacity, with ACI's reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+    /// Spans of its containers' logs that ACI did not keep until Berth read them
+    /// (`container: detail`); the saved log notes each where it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs_truncated: Vec<String>,
     /// ACI reported it evicted (Spot), and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evicted: Option<String>,
@@ -351,6 +355,7 @@ impl Instance {
             priority: None,
             location: None,
             refused: Vec::new(),
+            logs_truncated: Vec::new(),
             evicted: None,
             held: None,
             last_beat: None,

@@ -671,6 +671,100 @@ fn a_look_put_off_by_the_read_budget_waits_for_its_reservation_and_counts_no_fai
 }
 
 #[test]
+fn a_growing_log_brings_the_next_look_forward_and_never_back() {
+    let instance = "job-1-work-1".to_owned();
+    let created = created(json!({ "completion": "callback" }));
+    let now = T0 + 10_000;
+    let seen = apply(
+        &created.next,
+        Event::Observed {
+            instance: instance.clone(),
+            observation: observation("Running", &[("main", "Running", None)]),
+            at: now,
+        },
+        now,
+    )
+    .unwrap();
+    let backoff = seen.next.instances[0].next_look.unwrap();
+    assert!(backoff > now + 3_000, "a callback job is looked at rarely");
+    let growing = |state: &Deployment, within| {
+        apply(
+            state,
+            Event::LogsGrowing {
+                instance: instance.clone(),
+                within,
+            },
+            now,
+        )
+        .unwrap()
+        .next
+    };
+    assert_eq!(
+        growing(&seen.next, 3_000).instances[0].next_look,
+        Some(now + 3_000)
+    );
+    // Never sooner than the least gap between reads, and never later than the look was due.
+    assert_eq!(
+        growing(&seen.next, 10).instances[0].next_look,
+        Some(now + policy::LOG_READ_MIN_MS)
+    );
+    assert_eq!(
+        growing(&seen.next, 10_000_000).instances[0].next_look,
+        Some(backoff)
+    );
+}
+
+#[test]
+fn a_truncated_log_is_recorded_once_per_gap() {
+    let instance = "job-1-work-1".to_owned();
+    let created = created(json!({}));
+    let cut = |d: &Deployment, detail: &str| {
+        apply(
+            d,
+            Event::LogsTruncated {
+                instance: instance.clone(),
+                container: "main".into(),
+                detail: detail.into(),
+            },
+            T0 + 5,
+        )
+        .unwrap()
+        .next
+    };
+    let once = cut(&created.next, "lines written between a and b are missing");
+    let again = cut(&once, "lines written between a and b are missing");
+    let other = cut(&again, "lines written between c and d are missing");
+    let kinds = |d: &Deployment| {
+        d.history
+            .iter()
+            .filter(|h| h.kind == "LogsTruncated")
+            .map(|h| h.detail.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(&again),
+        ["job-1-work-1/main: lines written between a and b are missing"]
+    );
+    assert_eq!(kinds(&other).len(), 2);
+    assert_eq!(
+        other.instances[0].logs_truncated,
+        [
+            "main: lines written between a and b are missing",
+            "main: lines written between c and d are missing"
+        ]
+    );
+    // Found again by the capture after the exit, before its step was saved: nothing to redo.
+    assert!(
+        Event::LogsTruncated {
+            instance,
+            container: "main".into(),
+            detail: String::new()
+        }
+        .may_go_unsaved()
+    );
+}
+
+#[test]
 fn a_callback_only_job_is_first_looked_at_after_the_look_delay_and_others_at_once() {
     for (completion, first) in [
         ("callback", policy::next_look_delay(false, false, 0)),
