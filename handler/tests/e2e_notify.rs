@@ -218,6 +218,20 @@ async fn a_receiver_that_fails_first_gets_the_same_event_id_twice(backend: Backe
     assert!(history[0].starts_with("NotifyFailed") && history[0].contains("500; attempt 2 in 1 s"));
     assert!(history[1].starts_with("NotifySent") && history[1].contains("200 (attempt 2)"));
     assert_eq!(done["notifications"][0]["attempts"], 2);
+    // Counted by outcome (process-wide: other tests of this file count too).
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["delivered", "failed"] {
+        let line = format!("berth_notifications_total{{outcome=\"{outcome}\"}} ");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     scenarios::assert_nothing_left(&h).await;
 }
 

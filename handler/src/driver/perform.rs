@@ -208,6 +208,7 @@ impl Driver {
             .await;
         match attempt {
             crate::notify::Attempt::Delivered(status) => {
+                crate::metrics::notification("delivered");
                 tracing::info!(deployment.id = %d.id, notification.id = %id, status, "notification delivered");
                 vec![Event::NotifySent {
                     id: id.to_owned(),
@@ -215,6 +216,8 @@ impl Driver {
                 }]
             }
             crate::notify::Attempt::Failed { error, permanent } => {
+                let last = permanent || n.attempts + 1 >= policy::NOTIFY_MAX_ATTEMPTS;
+                crate::metrics::notification(if last { "given_up" } else { "failed" });
                 tracing::warn!(deployment.id = %d.id, notification.id = %id, %error, permanent, "notification failed");
                 vec![Event::NotifyFailed {
                     id: id.to_owned(),
