@@ -209,15 +209,7 @@ async fn no_secret_reaches_storage_logs_or_responses(backend: Backend) {
     let mut responses = accepted.to_string();
     let paths = [format!("/{id}"), format!("/{id}/history"), String::new()];
     for path in paths {
-        responses += &h
-            .http
-            .get(format!("{}/api/deployments{path}", h.api))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        responses += &h.text(&format!("/api/deployments{path}")).await;
     }
     assert_eq!(
         hits(responses.as_bytes(), &secrets),

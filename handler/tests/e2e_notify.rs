@@ -219,15 +219,7 @@ async fn a_receiver_that_fails_first_gets_the_same_event_id_twice(backend: Backe
     assert!(history[1].starts_with("NotifySent") && history[1].contains("200 (attempt 2)"));
     assert_eq!(done["notifications"][0]["attempts"], 2);
     // Counted by outcome (process-wide: other tests of this file count too).
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.text("/metrics").await;
     for outcome in ["delivered", "failed"] {
         let line = format!("berth_notifications_total{{outcome=\"{outcome}\"}} ");
         assert!(metrics.contains(&line), "{line} in {metrics}");
