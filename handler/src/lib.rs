@@ -32,6 +32,7 @@ pub mod driver;
 pub mod engine;
 pub mod functions;
 pub mod metrics;
+pub mod notify;
 pub mod runtime;
 pub mod saved_log;
 pub mod server;

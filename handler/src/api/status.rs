@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::prices::{Billing, Prices, Priority};
 use crate::clock::rfc3339;
 use crate::engine::flow::{self, GroupState, Tally, Task};
-use crate::engine::state::HistoryEntry;
+use crate::engine::state::{HistoryEntry, Raised};
 use crate::engine::{Deployment, Instance, Millis, Phase};
 use crate::spec::Mode;
 
@@ -34,6 +34,9 @@ pub struct Status<'a> {
     pub id: &'a str,
     pub last_updated_time: String,
     pub mode: Mode,
+    /// The spec's notifications: delivered, pending or given up; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationDoc<'a>>,
     /// Why creates wait: the oldest held create's reason, and how many are held; absent when
     /// none is.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,6 +44,26 @@ pub struct Status<'a> {
     pub phase: Phase,
     pub runtime_status: &'static str,
     pub tags: &'a BTreeMap<String, String>,
+}
+
+/// One notification of the status document.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDoc<'a> {
+    pub attempts: u32,
+    /// The CloudEvent's id (and `webhook-id`).
+    pub id: &'a str,
+    /// The last attempt's answer: a status code or why there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<&'a str>,
+    /// When the next attempt is due, while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<String>,
+    /// The index of its entry in the spec's `notify`.
+    pub notify: usize,
+    pub on: crate::spec::NotifyOn,
+    /// `Pending`, `Delivered` or `GaveUp`.
+    pub state: crate::engine::DeliveryState,
 }
 
 /// Compute used so far, running groups up to the time of the read, rounded: seconds to 3
@@ -270,6 +293,19 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
         id: &d.id,
         last_updated_time: rfc3339(d.updated),
         mode: d.spec.mode,
+        notifications: d
+            .notifications
+            .iter()
+            .map(|n| NotificationDoc {
+                attempts: n.attempts,
+                id: &n.id,
+                last_result: n.last.as_deref(),
+                next_attempt_time: n.next_at.map(rfc3339),
+                notify: n.target,
+                on: n.on,
+                state: n.state,
+            })
+            .collect(),
         pending: pending(d),
         phase: d.phase,
         runtime_status: d.status.as_str(),
@@ -292,7 +328,7 @@ fn pending(d: &Deployment) -> Option<String> {
 }
 
 /// Group `slot`'s failed instances and its succeeded instances' outputs, by index.
-fn results(
+pub(crate) fn results(
     d: &Deployment,
     slot: usize,
 ) -> (Vec<InstanceDoc<'_>>, BTreeMap<u32, &serde_json::Value>) {
@@ -381,7 +417,13 @@ fn instance_doc<'a>(
     }
 }
 
-/// Reads a continuation token of [`instances`]: the next index.
+/// The continuation token of a page that goes on at index `next` ([`instances`], [`events`]).
+fn index_token(next: usize) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i:{next}"))
+}
+
+/// Reads a continuation token of [`instances`] and [`events`]: the next index.
 pub fn instance_token(token: &str) -> Option<u32> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -401,7 +443,6 @@ pub fn instances<'a>(
     from: u32,
     top: usize,
 ) -> Option<InstancesPage<'a>> {
-    use base64::Engine as _;
     let slot = d.spec.groups.iter().position(|g| g.name == group)?;
     let latest = flow::latest(d, slot);
     let instances: Vec<InstanceDoc<'a>> = latest
@@ -412,14 +453,50 @@ pub fn instances<'a>(
         .map(|(index, at)| instance_doc(d, slot, index as u32, at.map(|i| &d.instances[i])))
         .collect();
     let next = from as usize + instances.len();
-    let continuation_token = (next < latest.len())
-        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i:{next}")));
+    let continuation_token = (next < latest.len()).then(|| index_token(next));
     Some(InstancesPage {
         continuation_token,
         group,
         id: &d.id,
         instances,
     })
+}
+
+/// A page of the events raised on a deployment and kept (`GET /api/deployments/{id}/events`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage<'a> {
+    /// What to send as `continuationToken` for the next page; `null` on the last.
+    pub continuation_token: Option<String>,
+    pub events: Vec<EventDoc<'a>>,
+}
+
+/// One raised event: its name, when it was raised and its payload as given (`null` for none).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDoc<'a> {
+    pub name: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub timestamp: String,
+}
+
+/// Up to `top` of the events in `inbox`, oldest first, from index `from`.
+pub fn events(inbox: &[Raised], from: usize, top: usize) -> EventsPage<'_> {
+    let events: Vec<EventDoc<'_>> = inbox
+        .iter()
+        .skip(from)
+        .take(top)
+        .map(|r| EventDoc {
+            name: &r.name,
+            payload: &r.payload,
+            timestamp: rfc3339(r.at),
+        })
+        .collect();
+    let next = from + events.len();
+    EventsPage {
+        continuation_token: (next < inbox.len()).then(|| index_token(next)),
+        events,
+    }
 }
 
 /// A page of `GET /api/deployments`, newest first.

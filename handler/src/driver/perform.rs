@@ -185,6 +185,46 @@ impl Driver {
                 Err(e) => vec![failed(instance, ActionKind::Delete, &e)],
             },
             Action::Schedule { .. } => Vec::new(),
+            Action::Notify { id } => self.notify(d, id).await,
+        }
+    }
+
+    /// One attempt at notification `id`, answered as `NotifySent` or `NotifyFailed`.
+    async fn notify(&self, d: &Deployment, id: &str) -> Vec<Event> {
+        let Some(n) = d.notifications.iter().find(|n| n.id == id) else {
+            return Vec::new();
+        };
+        let url = d.spec.notify.get(n.target).map_or("", |t| t.url.as_str());
+        let key = d
+            .notify_key
+            .as_deref()
+            .and_then(|k| self.keys.open(k).ok())
+            .and_then(|k| String::from_utf8(k).ok())
+            .unwrap_or_default();
+        let body = crate::notify::event(d, n);
+        let attempt = self
+            .notifier
+            .send(url, id, body, &key, self.clock.now())
+            .await;
+        match attempt {
+            crate::notify::Attempt::Delivered(status) => {
+                crate::metrics::notification("delivered");
+                tracing::info!(deployment.id = %d.id, notification.id = %id, status, "notification delivered");
+                vec![Event::NotifySent {
+                    id: id.to_owned(),
+                    status,
+                }]
+            }
+            crate::notify::Attempt::Failed { error, permanent } => {
+                let last = permanent || n.attempts + 1 >= policy::NOTIFY_MAX_ATTEMPTS;
+                crate::metrics::notification(if last { "given_up" } else { "failed" });
+                tracing::warn!(deployment.id = %d.id, notification.id = %id, %error, permanent, "notification failed");
+                vec![Event::NotifyFailed {
+                    id: id.to_owned(),
+                    error,
+                    permanent,
+                }]
+            }
         }
     }
 

@@ -94,6 +94,7 @@ pub fn start(
         sealed,
         digest,
         callback_key: None,
+        notify_key: None,
         uid: options.uid,
         callback_base: options.callback_base,
         seq: 1,
@@ -117,7 +118,9 @@ pub fn start(
         history_archived: 0,
         stages_started: 0,
         stages_ended: 0,
+        notifications: Vec::new(),
     };
+    deployment.schema_version = super::state::schema_version(&deployment);
     let groups = format!("{} group(s)", deployment.spec.groups.len());
     note(&mut deployment, now, "DeploymentAccepted", groups);
     Transition {
@@ -181,11 +184,12 @@ pub(super) fn apply_as(
         ..Plan::default()
     };
     decide(&mut next, now, &mut plan);
+    derive_phase_and_status(&mut next);
+    super::notify::decide(&mut next, now, &mut plan);
     if plan.hand_over && !plan.work.is_empty() {
         plan.work.clear();
         plan.wait = Some(now);
     }
-    derive_phase_and_status(&mut next);
 
     let new_seq = state.seq + 1;
     let mut actions = Vec::new();
@@ -216,8 +220,8 @@ pub(super) fn apply_as(
 
 /// What `decide` found: work to do now, and the earliest time to look again otherwise.
 #[derive(Default)]
-struct Plan {
-    work: Vec<Action>,
+pub(super) struct Plan {
+    pub(super) work: Vec<Action>,
     wait: Option<Millis>,
     /// The work is handed to a step rather than performed by whoever applies this event, so
     /// nothing is claimed for it.
@@ -225,7 +229,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn wait_until(&mut self, at: Millis) {
+    pub(super) fn wait_until(&mut self, at: Millis) {
         self.wait = Some(self.wait.map_or(at, |w| w.min(at)));
     }
 }
@@ -621,6 +625,12 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                 note(d, now, "CreateHeld", format!("{instance}: {reason}"));
             }
         }
+        Event::NotifySent { id, status } => super::notify::sent(d, &id, status, now),
+        Event::NotifyFailed {
+            id,
+            error,
+            permanent,
+        } => super::notify::failed(d, &id, &error, permanent, now),
         Event::Heartbeat { instance } => {
             let i = find(d, &instance)?;
             let timeout = d.spec.heartbeat_timeout_of(d.instances[i].slot);
@@ -702,7 +712,7 @@ fn summary(o: &super::state::Observation) -> String {
 /// kept on the deployment moves to its instances under way, and a pending retry of the whole
 /// deployment becomes failed verdicts on the attempt it retires. Idempotent.
 fn migrate(d: &mut Deployment) {
-    d.schema_version = super::state::SCHEMA_VERSION;
+    d.schema_version = super::state::schema_version(d);
     if d.spec.mode != Mode::Job {
         return;
     }
@@ -825,8 +835,11 @@ fn judge_job(d: &mut Deployment, now: Millis, plan: &mut Plan) {
     for (slot, state) in states.iter().enumerate() {
         if state.has_ended() && d.stages_ended & (1 << slot) == 0 {
             d.stages_ended |= 1 << slot;
-            let detail = format!("{}: {state:?}", d.spec.groups[slot].name);
-            note(d, now, "StageEnded", detail);
+            let group = d.spec.groups[slot].name.clone();
+            note(d, now, "StageEnded", format!("{group}: {state:?}"));
+            if *state == GroupState::Failed {
+                super::notify::queue(d, crate::spec::NotifyOn::GroupFailed, Some(&group), now);
+            }
         }
     }
     // A group failed past its tolerance: its instances still under way are stopped.

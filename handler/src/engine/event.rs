@@ -79,6 +79,15 @@ pub enum Event {
     /// How to look at the instance while its containers' exit is watched (told with its
     /// `Created`: the driver's run-time estimate for its group spec, or a fixed interval).
     LooksPlanned { instance: String, plan: LookPlan },
+    /// Notification `id` was delivered: its receiver answered `status` (2xx).
+    NotifySent { id: String, status: u16 },
+    /// An attempt to deliver notification `id` failed (`error`: the receiver's status or why
+    /// nothing was answered); `permanent`: trying again will not help.
+    NotifyFailed {
+        id: String,
+        error: String,
+        permanent: bool,
+    },
 }
 
 impl Event {
@@ -143,4 +152,6 @@ pub enum Action {
     Delete { instance: String },
     /// Send a step message for `seq`, due at `at`.
     Schedule { at: Millis, seq: u64 },
+    /// POST notification `id` (see [`super::notify`]) to its receiver.
+    Notify { id: String },
 }

@@ -146,6 +146,20 @@ pub fn failure_delay(failures: u32) -> Millis {
         .min(300_000)
 }
 
+/// Most attempts to deliver one notification: with [`notify_delay`], the last is about an hour
+/// after the first (1 + 2 + … + 256 s, then every 5 min).
+pub const NOTIFY_MAX_ATTEMPTS: u32 = 20;
+
+/// How long one notification attempt may take, connection to response (its body is not read).
+pub const NOTIFY_TIMEOUT_MS: Millis = 10_000;
+
+/// Wait after `attempts` failed attempts to deliver a notification: 1 s doubling, at most 5 min.
+pub fn notify_delay(attempts: u32) -> Millis {
+    1_000i64
+        .saturating_mul(1 << (attempts.clamp(1, 10) - 1))
+        .min(300_000)
+}
+
 /// Wait before attempt `attempt` (2, 3, ...): the spec's back-off, doubled each further attempt.
 pub fn retry_delay(backoff_ms: u64, attempt: u32) -> Millis {
     let doublings = attempt.saturating_sub(2).min(16);
@@ -168,6 +182,15 @@ pub fn beat_worth_saving(last: Option<Millis>, now: Millis, timeout_ms: Millis) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notifications_back_off_to_five_minutes_and_give_up_within_about_an_hour() {
+        let delays: Vec<Millis> = (1..NOTIFY_MAX_ATTEMPTS).map(notify_delay).collect();
+        assert_eq!(delays[..4], [1_000, 2_000, 4_000, 8_000]);
+        assert_eq!(*delays.last().unwrap(), 300_000);
+        let total: Millis = delays.iter().sum();
+        assert_eq!(total, 3_511_000);
+    }
 
     #[test]
     fn a_log_is_read_again_before_its_unsaved_part_passes_what_aci_keeps() {

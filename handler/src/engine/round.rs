@@ -12,7 +12,8 @@
 //!   when every event of the round is a result that may go unsaved ([`Event::may_go_unsaved`]:
 //!   its action is safe to repeat and follows a saved decision) and the round creates nothing
 //!   ([`Save::Later`]): the state then runs ahead of the checkpoint and is saved with the next
-//!   round that must save. A create is never sent before its claim is saved.
+//!   round that must save. A create is never sent before its claim is saved, nor a notification
+//!   before the state that queued it.
 //! - **Conflict.** When a save loses the compare-and-swap, [`Step::conflict`] restarts from the
 //!   reloaded checkpoint and applies again every event not yet saved.
 //! - **Hand-over.** After [`policy::MAX_ROUNDS_PER_STEP`] rounds (or the configured most), the
@@ -137,9 +138,12 @@ impl Step {
             actions = t.actions;
         }
         actions.retain(|a| !matches!(a, Action::Schedule { .. }));
+        // A create and a notification go out only once the state asking for them is saved.
         let unsaved_ok = !actions.is_empty()
             && self.batch.iter().all(Event::may_go_unsaved)
-            && !actions.iter().any(|a| matches!(a, Action::Create { .. }));
+            && !actions
+                .iter()
+                .any(|a| matches!(a, Action::Create { .. } | Action::Notify { .. }));
         let save = if unsaved_ok {
             self.unsaved.append(&mut self.batch);
             Save::Later

@@ -84,6 +84,11 @@ struct World {
     evict: Fault,
     /// Creates refused, per name.
     refusals: std::collections::HashMap<String, u32>,
+    /// What the receiver of a notification answers its Nth attempt (from 1): a status, or
+    /// nothing (unreachable).
+    receiver: Box<dyn Fn(u32) -> Option<u16>>,
+    /// Every notification attempt: its id and when.
+    notified: Vec<(String, Millis)>,
 }
 
 impl World {
@@ -98,6 +103,8 @@ impl World {
             refuse: Box::new(|_, _| None),
             evict: Box::new(|_, _| None),
             refusals: Default::default(),
+            receiver: Box::new(|_| Some(200)),
+            notified: Vec::new(),
         }
     }
 
@@ -168,6 +175,24 @@ impl World {
                 }]
             }
             Action::Schedule { .. } => vec![],
+            Action::Notify { id } => {
+                self.notified.push((id.clone(), self.now));
+                let attempt = self.notified.iter().filter(|(n, _)| n == id).count() as u32;
+                let id = id.clone();
+                vec![match (self.receiver)(attempt) {
+                    Some(status @ 200..=299) => Event::NotifySent { id, status },
+                    Some(status) => Event::NotifyFailed {
+                        id,
+                        error: status.to_string(),
+                        permanent: (400..500).contains(&status) && status != 429,
+                    },
+                    None => Event::NotifyFailed {
+                        id,
+                        error: "could not connect".into(),
+                        permanent: false,
+                    },
+                }]
+            }
         }
     }
 }
@@ -1394,6 +1419,7 @@ fn a_checkpoint_from_before_per_instance_verdicts_carries_on() {
 }
 
 mod hold_and_beat;
+mod notify;
 // Spot evictions and region fallback.
 
 fn spot_spec(extra: serde_json::Value) -> serde_json::Value {

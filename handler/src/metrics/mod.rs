@@ -62,6 +62,7 @@ struct Metrics {
     sweep_poison_redriven: Counter<u64>,
     sweep_poison_reported: Counter<u64>,
     logs_truncated: Counter<u64>,
+    notifications: Counter<u64>,
     exports_failed: Counter<u64>,
 }
 
@@ -153,6 +154,10 @@ fn metrics() -> &'static Metrics {
             logs_truncated: counter(
                 "berth_logs_truncated",
                 "Container logs found truncated (ACI keeps a bounded tail).",
+            ),
+            notifications: counter(
+                "berth_notifications",
+                "Notification attempts, by outcome: delivered, failed (tried again), given_up.",
             ),
             exports_failed: counter(
                 "berth_metrics_exports_failed",
@@ -268,6 +273,13 @@ pub fn sweep(report: &crate::sweep::SweepReport) {
 /// `n` container logs were found truncated.
 pub fn logs_truncated(n: u64) {
     metrics().logs_truncated.add(n, &[]);
+}
+
+/// A notification attempt came to `outcome`: `delivered`, `failed` (tried again) or `given_up`.
+pub fn notification(outcome: &'static str) {
+    metrics()
+        .notifications
+        .add(1, &[KeyValue::new("outcome", outcome)]);
 }
 
 /// An export to Application Insights failed.

@@ -9,7 +9,7 @@ use super::duration::IsoDuration;
 use super::error::{FieldPath, Problems, SpecError, SpecErrors};
 use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
 use super::validate::{self, Limits};
-use super::{placement, workflow};
+use super::{notify, placement, workflow};
 
 /// The largest spec accepted, in bytes (ARM's own limit for a template is 4 MB; a container group is
 /// far smaller, and the spec is kept in every checkpoint).
@@ -235,7 +235,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         ));
     };
     let mut problems = Problems::default();
-    const KNOWN: [&str; 15] = [
+    const KNOWN: [&str; 16] = [
         "apiVersion",
         "id",
         "mode",
@@ -250,6 +250,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         "priority",
         "spot",
         "locations",
+        "notify",
         "$schema",
     ];
     for key in doc.keys() {
@@ -328,6 +329,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
 
     let tags = tags(doc.remove("tags"), &root.key("tags"), &mut problems);
     let place = placement::take(&mut doc, &root, &mut problems);
+    let notify = notify::take(&mut doc, &root, &mut problems);
 
     let groups_path = root.key("groups");
     let mut groups = Vec::new();
@@ -377,6 +379,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         tags,
         heartbeat_timeout,
         placement: place,
+        notify,
     };
     placement::check_spot(&spec, &mut problems);
     problems.finish()?;
