@@ -141,6 +141,7 @@ impl Berth {
             api,
             steps: watched.clone(),
             sweep,
+            scheduler: built.scheduler.clone(),
             workers: built.workers,
             step_lease_ms: built.step_lease_ms,
         };

@@ -20,6 +20,41 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock moved by an offset a test sets: time still passes (steps, leases and waits
+/// behave), but the test decides what day and hour it is and can jump ahead.
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    offset: std::sync::atomic::AtomicI64,
+}
+
+impl ShiftedClock {
+    /// A clock that reads `at` now.
+    pub fn at(at: Millis) -> Self {
+        let clock = ShiftedClock::default();
+        clock.set(at);
+        clock
+    }
+
+    /// Makes the clock read `at` now.
+    pub fn set(&self, at: Millis) {
+        let offset = at - SystemClock.now();
+        self.offset
+            .store(offset, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the clock `ms` ahead.
+    pub fn advance(&self, ms: Millis) {
+        self.offset
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> Millis {
+        SystemClock.now() + self.offset.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Formats Unix milliseconds as RFC 3339 UTC (`2026-11-22T10:00:00.123Z`).
 pub fn rfc3339(at: Millis) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(at as i128 * 1_000_000)

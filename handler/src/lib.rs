@@ -13,6 +13,7 @@
 //! - [`driver`]: runs steps: load, apply, save with compare-and-swap, act, feed results back.
 //! - [`worker`]: the step worker of `dev` and `serve`.
 //! - [`sweep`]: the cleanup sweep: orphans, re-drives, retention.
+//! - [`schedule`]: schedules: cron in a time zone, the tick that starts their runs.
 //! - [`runtime`]: assembling Berth from its configuration.
 //! - [`config`]: typed configuration from the environment.
 //! - [`store`]: checkpoints with compare-and-swap, logs and the step queue; SQLite backend.
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod notify;
 pub mod runtime;
 pub mod saved_log;
+pub mod schedule;
 pub mod server;
 pub mod spec;
 pub mod store;

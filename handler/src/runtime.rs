@@ -18,9 +18,10 @@ use crate::driver::{Driver, DriverSettings, StepOutcome};
 use crate::functions::{
     Handlers, QueueHandler, QueueMessage, StepFailure, TimerHandler, TimerTick,
 };
+use crate::schedule::Scheduler;
 use crate::store::azure::AzureBackend;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Checkpoints, RunTimes, Scheduled, StepMessage, Steps};
+use crate::store::{Checkpoints, RunTimes, Scheduled, Schedules, StepMessage, Steps};
 use crate::sweep::{REDRIVE_AFTER_MS, Sweep};
 use crate::worker;
 
@@ -35,6 +36,14 @@ pub enum RuntimeError {
     Credential(#[from] crate::azure_storage::credential::CredentialError),
 }
 
+/// A backend's stores: checkpoints, the step queue, run times and schedules.
+type Stores = (
+    Arc<dyn Checkpoints>,
+    Arc<dyn Steps>,
+    Arc<dyn RunTimes>,
+    Arc<dyn Schedules>,
+);
+
 /// Berth, assembled.
 #[derive(Clone)]
 pub struct Runtime {
@@ -42,6 +51,8 @@ pub struct Runtime {
     pub api: Arc<Api>,
     pub steps: Arc<dyn Steps>,
     pub sweep: Sweep,
+    /// Starts schedules' runs (the `scheduler` timer, and a loop in `dev` and `serve`).
+    pub scheduler: Scheduler,
     pub workers: usize,
     pub step_lease_ms: i64,
 }
@@ -49,29 +60,31 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the runtime from its configuration.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, RuntimeError> {
-        let (store, steps, run_times): (Arc<dyn Checkpoints>, Arc<dyn Steps>, Arc<dyn RunTimes>) =
-            match &config.storage {
-                Storage::Sqlite { path } => {
-                    let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
-                    (sqlite.clone(), sqlite.clone(), sqlite)
-                }
-                Storage::Azure => {
-                    let connection = config.storage_connection.as_ref().ok_or_else(|| {
-                        RuntimeError::Unsupported("AzureWebJobsStorage is not set".into())
-                    })?;
-                    // Identity-based connections need a token; Shared Key and SAS sign themselves.
-                    let credential = match &config.storage_credentials {
-                        Some(settings) => {
-                            Some(crate::azure_storage::credential::choose(settings)?.0)
-                        }
-                        None => None,
-                    };
-                    let azure =
-                        AzureBackend::open(connection, credential, &config.queue, clock.clone())
-                            .await?;
-                    (azure.store.clone(), azure.steps, azure.store)
-                }
-            };
+        let (store, steps, run_times, schedules): Stores = match &config.storage {
+            Storage::Sqlite { path } => {
+                let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
+                (sqlite.clone(), sqlite.clone(), sqlite.clone(), sqlite)
+            }
+            Storage::Azure => {
+                let connection = config.storage_connection.as_ref().ok_or_else(|| {
+                    RuntimeError::Unsupported("AzureWebJobsStorage is not set".into())
+                })?;
+                // Identity-based connections need a token; Shared Key and SAS sign themselves.
+                let credential = match &config.storage_credentials {
+                    Some(settings) => Some(crate::azure_storage::credential::choose(settings)?.0),
+                    None => None,
+                };
+                let azure =
+                    AzureBackend::open(connection, credential, &config.queue, clock.clone())
+                        .await?;
+                (
+                    azure.store.clone(),
+                    azure.steps,
+                    azure.store.clone(),
+                    azure.store,
+                )
+            }
+        };
         let target = ArmTarget {
             endpoint: config.arm.endpoint.clone(),
             subscription: config.arm.subscription.clone(),
@@ -109,7 +122,10 @@ impl Runtime {
             clock.clone(),
             settings,
         )
-        .with_run_times(run_times);
+        .with_run_times(run_times)
+        .with_schedules(schedules);
+        let scheduler =
+            Scheduler::of(&driver, config.public_url.clone()).expect("the driver keeps schedules");
         let api = Arc::new(Api {
             driver: driver.clone(),
             api_key: config.api_key.clone(),
@@ -133,6 +149,7 @@ impl Runtime {
             api,
             steps,
             sweep,
+            scheduler,
             workers: config.workers,
             step_lease_ms: config.step_lease_ms,
         })
@@ -177,6 +194,24 @@ impl Runtime {
                 );
             }
         });
+        let scheduler = self.scheduler.clone();
+        let driver = self.driver.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(until_next_tick(driver.now())).await;
+                let report = scheduler.run_once().await;
+                if !report.started.is_empty() || !report.errors.is_empty() || report.missed > 0 {
+                    tracing::info!(
+                        schedules = report.schedules,
+                        schedules.started = report.started.len(),
+                        schedules.missed = report.missed,
+                        schedules.held = report.held,
+                        schedules.errors = report.errors.len(),
+                        "schedules ticked"
+                    );
+                }
+            }
+        });
     }
 
     /// The Functions triggers: the API for HTTP functions, a step per `steps` message, the sweep
@@ -187,11 +222,14 @@ impl Runtime {
             let (driver, steps) = (driver.clone(), steps.clone());
             async move { run_step(&driver, steps.as_ref(), &message).await }.boxed()
         });
-        let sweep = self.sweep.clone();
-        let timer: TimerHandler = Arc::new(move |tick: TimerTick| {
-            let sweep = sweep.clone();
+        let (sweep, scheduler) = (self.sweep.clone(), self.scheduler.clone());
+        let timer: TimerHandler = Arc::new(move |function: String, tick: TimerTick| {
+            let (sweep, scheduler) = (sweep.clone(), scheduler.clone());
             async move {
-                                let report = sweep.run_once().await;
+                if function.eq_ignore_ascii_case("scheduler") {
+                    return Ok(schedules_tick(&scheduler).await);
+                }
+                let report = sweep.run_once().await;
                 let summary = format!(
                     "sweep: {} groups seen, {} orphans deleted, {} re-driven, {} purged, {} errors (past due: {})",
                     report.groups_seen,
@@ -213,6 +251,31 @@ impl Runtime {
             timer,
         }
     }
+}
+
+/// How long `dev` and `serve` wait for their next schedule tick: until just after the next whole
+/// minute (of the runtime's clock), as the `scheduler` function's own schedule fires.
+fn until_next_tick(now: crate::engine::Millis) -> Duration {
+    use crate::schedule::{TICK_AFTER_MINUTE_MS, TICK_EVERY_MS};
+    let wait = TICK_EVERY_MS - now.rem_euclid(TICK_EVERY_MS) + TICK_AFTER_MINUTE_MS;
+    Duration::from_millis(u64::try_from(wait).unwrap_or(0))
+}
+
+/// One `scheduler` tick, told as log lines: a tick never fails the invocation (the next one
+/// looks again), its errors are in its lines.
+async fn schedules_tick(scheduler: &Scheduler) -> Vec<String> {
+    let report = scheduler.run_once().await;
+    let mut logs = vec![format!(
+        "schedules: {} looked at, {} started, {} missed, {} held, {} errors",
+        report.schedules,
+        report.started.len(),
+        report.missed,
+        report.held,
+        report.errors.len()
+    )];
+    logs.extend(report.started.iter().map(|id| format!("started {id}")));
+    logs.extend(report.errors);
+    logs
 }
 
 /// One `steps` invocation: succeeds only once the step's checkpoints are saved.

@@ -78,7 +78,7 @@ async fn the_last_failed_delivery_of_a_step_is_counted_as_poison() {
         }
         .boxed()
     });
-    let timer: TimerHandler = Arc::new(|_| async { Ok(vec![]) }.boxed());
+    let timer: TimerHandler = Arc::new(|_, _| async { Ok(vec![]) }.boxed());
     let router = berth::functions::router(Router::new(), queue, timer);
     let before = poisoned().await;
     for count in 1..5 {

@@ -1,4 +1,4 @@
-//! The contract of the store traits (`Checkpoints`, `Steps`, `RunTimes`), written once and run against both
+//! The contract of the store traits (`Checkpoints`, `Steps`, `RunTimes`, `Schedules`), written once and run against both
 //! backends: SQLite on a temporary file, and Azure Storage on Azurite (started as for the other
 //! `azure_*` tests; see `azure_support`).
 //!
@@ -16,8 +16,8 @@ use berth::clock::{Clock, SystemClock};
 use berth::store::azure::{AzureBackend, steps::HELD_FOR};
 use berth::store::sqlite::SqliteStore;
 use berth::store::{
-    Checkpoints, Delivery, ListQuery, Millis, Record, RunTimes, Scheduled, Status, StepMessage,
-    Steps, StoreError, Version, Wake,
+    Checkpoints, Delivery, ListQuery, Millis, Record, RunTimes, Scheduled, Schedules, Status,
+    StepMessage, Steps, StoreError, Version, Wake,
 };
 use bytes::Bytes;
 
@@ -39,6 +39,7 @@ struct Fixture {
     store: Arc<dyn Checkpoints>,
     steps: Arc<dyn Steps>,
     run_times: Arc<dyn RunTimes>,
+    schedules: Arc<dyn Schedules>,
     differences: Differences,
     /// Keeps the SQLite file alive.
     _dir: Option<tempfile::TempDir>,
@@ -51,6 +52,7 @@ async fn sqlite(_test: &str) -> Option<Fixture> {
     Some(Fixture {
         store: store.clone(),
         run_times: store.clone(),
+        schedules: store.clone(),
         steps: store,
         differences: Differences {
             held: Duration::ZERO,
@@ -72,6 +74,7 @@ async fn azure(_test: &str) -> Option<Fixture> {
     .unwrap();
     Some(Fixture {
         run_times: backend.store.clone(),
+        schedules: backend.store.clone(),
         store: backend.store,
         steps: backend.steps,
         differences: Differences {
@@ -825,6 +828,51 @@ async fn history_pages_are_kept_and_purged(f: &Fixture) {
     assert!(f.store.get_history("h-1", 1).await.unwrap().is_none());
 }
 
+/// Schedules: created once, replaced only at the version loaded (two writers from one version:
+/// one wins), listed by name, deleted; their bytes kept as given.
+async fn schedules_change_by_compare_and_swap(f: &Fixture) {
+    let s = f.schedules.as_ref();
+    assert!(s.load_schedule("nightly").await.unwrap().is_none());
+    let v1 = s.save_schedule("nightly", b"\x00one", None).await.unwrap();
+    assert!(matches!(
+        s.save_schedule("nightly", b"again", None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let loaded = s.load_schedule("nightly").await.unwrap().unwrap();
+    assert_eq!((&loaded.body[..], &loaded.version), (&b"\x00one"[..], &v1));
+    let (a, b) = tokio::join!(
+        s.save_schedule("nightly", b"a", Some(&v1)),
+        s.save_schedule("nightly", b"b", Some(&v1))
+    );
+    let won: Vec<bool> = [&a, &b].iter().map(|r| r.is_ok()).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{a:?} {b:?}");
+    let lost = if a.is_ok() { &b } else { &a };
+    assert!(matches!(lost, Err(StoreError::Conflict(_))), "{lost:?}");
+    assert!(matches!(
+        s.save_schedule("nightly", b"stale", Some(&v1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.save_schedule("hourly", b"h", None).await.unwrap();
+    let names: Vec<String> = s
+        .list_schedules(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    assert_eq!(names, ["hourly", "nightly"]);
+    assert_eq!(s.list_schedules(1).await.unwrap().len(), 1);
+    assert!(s.delete_schedule("hourly").await.unwrap());
+    assert!(!s.delete_schedule("hourly").await.unwrap());
+    assert!(matches!(
+        s.save_schedule("hourly", b"gone", Some(&v1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Schedules are not deployments.
+    assert!(f.store.load_record("nightly").await.unwrap().is_none());
+    assert!(f.store.overdue(Millis::MAX, 10).await.unwrap().is_empty());
+}
+
 /// One test per behaviour and backend.
 macro_rules! contract {
     ($backend:ident: $($behaviour:ident),* $(,)?) => {
@@ -865,6 +913,7 @@ macro_rules! suite {
             an_unknown_status_word_is_kept_apart,
             checkpoints_of_the_previous_format_decode_and_newer_ones_are_apart,
             history_pages_are_kept_and_purged,
+            schedules_change_by_compare_and_swap,
         );)*
     };
 }

@@ -180,6 +180,11 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
         ("GET", "deployments/d-1/logs/g/c", "logs"),
         ("GET", "deployments/d-1/history", "history"),
         ("GET", "deployments/d-1/checkpoint", "checkpoint"),
+        ("GET", "schedules", "schedules"),
+        ("PUT", "schedules/s-1", "schedule"),
+        ("GET", "schedules/s-1", "schedule"),
+        ("DELETE", "schedules/s-1", "schedule"),
+        ("POST", "schedules/s-1/pause", "schedule-action"),
         ("POST", "callbacks/d-1/heartbeat", "callback"),
     ] {
         let r = client

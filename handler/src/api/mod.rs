@@ -15,6 +15,7 @@
 pub mod logs;
 pub mod prices;
 pub mod problem;
+pub mod schedules;
 pub mod status;
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -62,7 +63,7 @@ pub struct Api {
     pub loopback_only: bool,
 }
 
-type Shared = Arc<Api>;
+pub(crate) type Shared = Arc<Api>;
 
 /// The API routes, under `/api`.
 pub fn router(api: Arc<Api>) -> Router {
@@ -82,6 +83,14 @@ pub fn router(api: Arc<Api>) -> Router {
             "/api/deployments/{id}/groups/{group}/instances",
             get(instances),
         )
+        .route("/api/schedules", get(schedules::list))
+        .route(
+            "/api/schedules/{name}",
+            put(schedules::put)
+                .get(schedules::read)
+                .delete(schedules::delete),
+        )
+        .route("/api/schedules/{name}/{action}", post(schedules::action))
         .route_layer(middleware::from_fn(require_json_body))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
     let router = Router::new()
@@ -281,7 +290,7 @@ fn valid_id(id: &str) -> Result<(), Problem> {
     spec::validate::deployment_id(id).map_err(|e| Problem::bad_request("id", e))
 }
 
-async fn body_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, Problem> {
+pub(crate) async fn body_bytes(body: Body, limit: usize) -> Result<bytes::Bytes, Problem> {
     to_bytes(body, limit).await.map_err(|_| {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -149,6 +149,8 @@ pub struct Driver {
     log_cursors: Arc<capture::Cursors>,
     /// Sends the spec's notifications.
     notifier: crate::notify::Notifier,
+    /// Where schedules are kept; `None`: this driver has none (the schedule routes say so).
+    schedules: Option<Arc<dyn crate::store::Schedules>>,
 }
 
 /// A submitted deployment, and whether it already existed (idempotent `POST`).
@@ -228,7 +230,43 @@ impl Driver {
             follows: live::follow_slots(),
             learning: None,
             log_cursors: Arc::default(),
+            schedules: None,
         }
+    }
+
+    /// The same driver keeping schedules in `store` (see [`crate::schedule`]).
+    pub fn with_schedules(mut self, store: Arc<dyn crate::store::Schedules>) -> Self {
+        self.schedules = Some(store);
+        self
+    }
+
+    /// Where schedules are kept, when this driver has them.
+    pub fn schedules(&self) -> Option<Arc<dyn crate::store::Schedules>> {
+        self.schedules.clone()
+    }
+
+    /// Takes a spec's secrets out and seals them, as [`Self::submit`] does for a checkpoint: the
+    /// sealed slots, `None` when it has no secret.
+    pub fn seal_secrets(&self, spec: &mut Spec) -> Option<String> {
+        let slots = take_secrets(spec);
+        (!slots.is_empty()).then(|| {
+            self.keys
+                .seal(&serde_json::to_vec(&slots).expect("secrets serialise"))
+        })
+    }
+
+    /// Puts the secrets [`Self::seal_secrets`] sealed back into a spec.
+    pub fn open_secrets(&self, spec: &mut Spec, sealed: &str) -> Result<(), String> {
+        let plain = self
+            .keys
+            .open(sealed)
+            .map_err(|e| format!("the spec's secrets cannot be opened: {e}"))?;
+        let slots: Vec<crate::spec::secrets::SecretSlot> = serde_json::from_slice(&plain)
+            .map_err(|e| format!("the spec's sealed secrets cannot be read: {e}"))?;
+        for (i, group) in spec.groups.iter_mut().enumerate() {
+            crate::spec::secrets::put_secrets(&mut group.properties, i, &slots);
+        }
+        Ok(())
     }
 
     /// The same driver learning run times in `store` (see [`looks`]).
@@ -254,11 +292,7 @@ impl Driver {
     ) -> Result<Submitted, DriverError> {
         let canonical = canonical_json(&spec);
         let digest = self.keys.digest(&canonical);
-        let slots = take_secrets(&mut spec);
-        let sealed = (!slots.is_empty()).then(|| {
-            self.keys
-                .seal(&serde_json::to_vec(&slots).expect("secrets serialise"))
-        });
+        let sealed = self.seal_secrets(&mut spec);
         let id = spec.id.clone();
         let now = self.clock.now();
         let options = engine::StartOptions {

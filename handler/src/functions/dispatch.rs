@@ -50,9 +50,11 @@ pub const INVOCATION_BODY_LIMIT: usize = 64 * 1024 * 1024;
 pub type QueueHandler =
     Arc<dyn Fn(QueueMessage) -> BoxFuture<'static, Result<Vec<String>, StepFailure>> + Send + Sync>;
 
-/// Runs the sweep for a timer tick. `Ok` carries log lines for the response's `Logs`.
-pub type TimerHandler =
-    Arc<dyn Fn(TimerTick) -> BoxFuture<'static, Result<Vec<String>, StepFailure>> + Send + Sync>;
+/// Runs a timer function (named by its folder: the sweep for `cleanup`, the schedules' tick for
+/// `scheduler`) for a tick. `Ok` carries log lines for the response's `Logs`.
+pub type TimerHandler = Arc<
+    dyn Fn(String, TimerTick) -> BoxFuture<'static, Result<Vec<String>, StepFailure>> + Send + Sync,
+>;
 
 /// Why a step or sweep did not complete. Either way the invocation fails (non-2xx) and the host's
 /// retry applies; the two differ in what the logs tell an operator.
@@ -80,7 +82,7 @@ pub struct Handlers {
     pub api: Router,
     /// The `steps` queue trigger.
     pub queue: QueueHandler,
-    /// The `cleanup` timer trigger.
+    /// The timer triggers (`cleanup`, `scheduler`).
     pub timer: TimerHandler,
 }
 
@@ -529,10 +531,14 @@ async fn invoke_timer(
         tracing::info!(timer.is_past_due = true, "{line}");
         first.push(line);
     }
-    let (result, logs) = capture(guarded((dispatcher.handlers.timer)(tick))).await;
+    let (result, logs) = capture(guarded((dispatcher.handlers.timer)(
+        function.to_owned(),
+        tick,
+    )))
+    .await;
     let result = result.unwrap_or_else(|panic| {
         Err(StepFailure::Transient {
-            reason: format!("the sweep panicked: {panic}"),
+            reason: format!("{function} panicked: {panic}"),
         })
     });
     first.extend(logs);

@@ -65,6 +65,22 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
         "cleanup",
         include_str!("../../../functions/cleanup/function.json"),
     ),
+    (
+        "schedules",
+        include_str!("../../../functions/schedules/function.json"),
+    ),
+    (
+        "schedule",
+        include_str!("../../../functions/schedule/function.json"),
+    ),
+    (
+        "schedule-action",
+        include_str!("../../../functions/schedule-action/function.json"),
+    ),
+    (
+        "scheduler",
+        include_str!("../../../functions/scheduler/function.json"),
+    ),
 ];
 
 /// What starts a function, with the binding name its value arrives under in `Data`.
@@ -331,6 +347,21 @@ mod tests {
                 binding: "timer".into(),
                 schedule: "0 */5 * * * *".into()
             }
+        );
+        assert_eq!(
+            table.get("scheduler").unwrap().trigger,
+            Trigger::Timer {
+                binding: "timer".into(),
+                schedule: "0 * * * * *".into()
+            }
+        );
+        assert_eq!(
+            http("schedule"),
+            (
+                "GET,PUT,DELETE".into(),
+                "schedules/{name}".into(),
+                "function".into()
+            )
         );
         assert!(table.get("nope").is_none());
     }

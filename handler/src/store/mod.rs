@@ -263,6 +263,34 @@ fn next_run_time(stored: Option<RunEstimate>, run_ms: Millis) -> RunEstimate {
     }
 }
 
+/// A schedule as the store keeps it: its bytes ([`crate::schedule::Schedule`] as JSON), which the
+/// store never reads, and the version they were loaded at.
+#[derive(Clone, Debug)]
+pub struct StoredSchedule {
+    pub name: String,
+    pub body: Bytes,
+    pub version: Version,
+}
+
+/// Schedules by name, each changed by compare-and-swap on its version, as checkpoints are.
+#[async_trait]
+pub trait Schedules: Send + Sync {
+    /// Loads a schedule.
+    async fn load_schedule(&self, name: &str) -> Result<Option<StoredSchedule>, StoreError>;
+    /// Creates schedule `name` (`expected` `None`: `Conflict` when it exists) or replaces it if it
+    /// is still at `expected` (`Conflict` otherwise, or when it is gone).
+    async fn save_schedule(
+        &self,
+        name: &str,
+        body: &[u8],
+        expected: Option<&Version>,
+    ) -> Result<Version, StoreError>;
+    /// Deletes a schedule; `false` when there was none.
+    async fn delete_schedule(&self, name: &str) -> Result<bool, StoreError>;
+    /// Up to `limit` schedules, by name.
+    async fn list_schedules(&self, limit: usize) -> Result<Vec<StoredSchedule>, StoreError>;
+}
+
 /// Checkpoints (records) and logs.
 #[async_trait]
 pub trait Checkpoints: Send + Sync {

@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 
 use super::{
     Checkpoints, Delivery, Due, ListQuery, Millis, Page, QueueDepth, Record, RunTimes, Scheduled,
-    Status, StepMessage, Steps, StoreError, StoredRecord, Version, Wake, check_digest,
-    continuation_after, decode_run_time, next_run_time, parse_continuation,
+    Schedules, Status, StepMessage, Steps, StoreError, StoredRecord, StoredSchedule, Version, Wake,
+    check_digest, continuation_after, decode_run_time, next_run_time, parse_continuation,
 };
 use crate::clock::Clock;
 use crate::engine::RunEstimate;
@@ -49,6 +49,16 @@ const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[
                 page INTEGER NOT NULL,
                 body BLOB NOT NULL,
                 PRIMARY KEY (deployment, page)
+            );",
+        )
+    },
+    // 2 → 3: schedules, by name.
+    |conn| {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schedules (
+                name TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                body BLOB NOT NULL
             );",
         )
     },
@@ -259,6 +269,81 @@ impl RunTimes for SqliteStore {
         .map_err(backend("record a run time"))?;
         tx.commit().map_err(backend("commit"))?;
         Ok(next)
+    }
+}
+
+/// Reads a row of `name, version, body` of `schedules`.
+fn schedule_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSchedule> {
+    Ok(StoredSchedule {
+        name: row.get(0)?,
+        version: Version(row.get::<_, i64>(1)?.to_string()),
+        body: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+    })
+}
+
+#[async_trait]
+impl Schedules for SqliteStore {
+    async fn load_schedule(&self, name: &str) -> Result<Option<StoredSchedule>, StoreError> {
+        self.lock()
+            .prepare_cached("SELECT name, version, body FROM schedules WHERE name = ?1")
+            .and_then(|mut s| s.query_row(params![name], schedule_row).optional())
+            .map_err(backend("load a schedule"))
+    }
+
+    async fn save_schedule(
+        &self,
+        name: &str,
+        body: &[u8],
+        expected: Option<&Version>,
+    ) -> Result<Version, StoreError> {
+        let conn = self.lock();
+        let (changed, version) = match expected {
+            None => {
+                let sql = "INSERT INTO schedules (name, version, body) VALUES (?1, 1, ?2)
+                           ON CONFLICT (name) DO NOTHING";
+                let n = conn
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute(params![name, body]))
+                    .map_err(backend("create a schedule"))?;
+                (n, 1)
+            }
+            Some(expected) => {
+                let Ok(at) = expected.0.parse::<i64>() else {
+                    return Err(StoreError::Conflict(name.to_owned()));
+                };
+                let sql =
+                    "UPDATE schedules SET version = ?3, body = ?2 WHERE name = ?1 AND version = ?4";
+                let n = conn
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute(params![name, body, at + 1, at]))
+                    .map_err(backend("save a schedule"))?;
+                (n, at + 1)
+            }
+        };
+        if changed == 0 {
+            return Err(StoreError::Conflict(name.to_owned()));
+        }
+        Ok(Version(version.to_string()))
+    }
+
+    async fn delete_schedule(&self, name: &str) -> Result<bool, StoreError> {
+        let n = self
+            .lock()
+            .prepare_cached("DELETE FROM schedules WHERE name = ?1")
+            .and_then(|mut s| s.execute(params![name]))
+            .map_err(backend("delete a schedule"))?;
+        Ok(n > 0)
+    }
+
+    async fn list_schedules(&self, limit: usize) -> Result<Vec<StoredSchedule>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.lock()
+            .prepare_cached("SELECT name, version, body FROM schedules ORDER BY name LIMIT ?1")
+            .and_then(|mut s| {
+                s.query_map(params![limit], schedule_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(backend("list schedules"))
     }
 }
 

@@ -188,6 +188,8 @@ pub struct Options {
     pub settings: Vec<(&'static str, String)>,
     /// Changes to the emulator's configuration (quotas, timings).
     pub emulator: Option<fn(&mut emulator::Config)>,
+    /// The runtime's clock (the system's when `None`): a test that sets the time.
+    pub clock: Option<Arc<dyn berth::clock::Clock>>,
 }
 
 impl Harness {
@@ -271,7 +273,8 @@ impl Harness {
             map.insert(k.into(), v);
         }
         let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
-        let runtime = Runtime::build(config, Arc::new(SystemClock)).await.unwrap();
+        let clock = options.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let runtime = Runtime::build(config, clock).await.unwrap();
         runtime.spawn_background(Duration::from_secs(3600));
         let router = runtime.router();
         let server = tokio::spawn(async move {

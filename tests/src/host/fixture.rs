@@ -108,7 +108,7 @@ pub fn queue() -> QueueHandler {
 
 /// The timer handler.
 pub fn timer() -> TimerHandler {
-    Arc::new(|tick: TimerTick| {
+    Arc::new(|_function: String, tick: TimerTick| {
         async move { Ok(vec![format!("fixture sweep past_due={}", tick.is_past_due)]) }.boxed()
     })
 }

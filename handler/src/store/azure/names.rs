@@ -7,6 +7,7 @@
 //! index/all/{inverted created}-{id}                  empty: every deployment, newest first
 //! index/status/{Status}/{inverted created}-{id}      empty: finished deployments by terminal status
 //! run-times/{digest}                                 a group spec's learned run time (JSON)
+//! schedules/{name}                                   a schedule (JSON)
 //! ```
 //!
 //! Live statuses (`Pending`, `Running`) have no entries: they are found by the checkpoints' own
@@ -65,6 +66,14 @@ pub fn deployment_prefix(id: &str) -> String {
 /// The blob of the learned run time of the group spec with `digest`.
 pub fn run_time(digest: &str) -> String {
     format!("run-times/{digest}")
+}
+
+/// The prefix of every schedule.
+pub const SCHEDULES: &str = "schedules/";
+
+/// The blob of schedule `name`.
+pub fn schedule(name: &str) -> String {
+    format!("{SCHEDULES}{name}")
 }
 
 /// Page `page` of `id`'s archived history.
