@@ -415,3 +415,75 @@ async fn the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned() {
     }
     a.finish().await;
 }
+
+/// A schedule put through the host's front starts its run on a `scheduler` timer tick once its
+/// time has come, once: a second tick (a duplicated or late timer) starts nothing more. The
+/// run's containers call back through the URL the `PUT` came in on (no `BERTH_PUBLIC_URL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_timer_starts_a_schedules_run_once() {
+    let Some(a) = App::start(&[], &[]).await else {
+        return;
+    };
+    let now = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    };
+    // Not in a minute's last seconds: the first tick must come before the minute turns.
+    if now() % 60_000 > 55_000 {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+    let mut spec = job("x", "true");
+    spec.as_object_mut().unwrap().remove("id");
+    let body = json!({ "cron": "* * * * *", "spec": spec, "concurrencyPolicy": "forbid" });
+    let r = scenarios::request(&a, reqwest::Method::PUT, "/schedules/tick")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let id = created["nextRunId"].as_str().unwrap().to_owned();
+    let next = berth::clock::parse_rfc3339(created["nextRun"].as_str().unwrap()).unwrap();
+    let outcome = a.app.host.tick("scheduler", false).await.unwrap();
+    let logs = &outcome.accepted().unwrap().logs;
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("schedules: 1 looked at, 0 started")),
+        "{logs:?}"
+    );
+
+    // Wait for the minute to turn (at most a minute), then the timer fires, twice.
+    let wait = u64::try_from(next - now() + 200).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let outcome = a.app.host.tick("scheduler", false).await.unwrap();
+    let logs = &outcome.accepted().unwrap().logs;
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("schedules: 1 looked at, 1 started")),
+        "{logs:?}"
+    );
+    assert!(logs.contains(&format!("started {id}")), "{logs:?}");
+    let again = a.app.host.tick("scheduler", true).await.unwrap();
+    let logs = &again.accepted().unwrap().logs;
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("schedules: 1 looked at, 0 started")),
+        "{logs:?}"
+    );
+    let done = scenarios::wait_done(&a, &id).await;
+    assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
+    let (status, view) = scenarios::get(&a, "/schedules/tick").await;
+    assert_eq!(status, 200);
+    assert_eq!(view["lastRun"]["deploymentId"], id.as_str(), "{view}");
+    let r = scenarios::request(&a, reqwest::Method::DELETE, "/schedules/tick")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    a.finish().await;
+}
