@@ -350,6 +350,8 @@ async fn bad_inputs_are_refused_naming_the_field(backend: Backend) {
     with_id["spec"]["id"] = json!("mine");
     let mut bad_group = good.clone();
     bad_group["spec"]["groups"][0]["name"] = json!("Bad_Name");
+    let mut notify = good.clone();
+    notify["spec"]["notify"] = json!([{ "url": "https://hooks.example.com/x" }]);
     let mut huge = good.clone();
     huge["spec"]["tags"] = json!({ "big": "x".repeat(300 * 1024) });
     let cases: Vec<(Value, &str)> = vec![
@@ -388,6 +390,7 @@ async fn bad_inputs_are_refused_naming_the_field(backend: Backend) {
         ),
         (with_id, "spec.id: a schedule names its runs"),
         (bad_group, "spec.groups[0].name:"),
+        (notify, "spec.notify: not available on a schedule yet"),
         (huge, "spec: the spec is"),
         (json!({ "cron": "* * * * *" }), "spec: required"),
         (

@@ -121,3 +121,57 @@ async fn a_rotated_key_finishes_old_deployments_and_reseals_them() {
         "the same spec is still recognised after the old key is gone"
     );
 }
+
+/// The sealed secrets of schedule `name` (never the value itself).
+async fn schedule_sealed(store: &SqliteStore, name: &str) -> String {
+    use berth::schedule::{Schedule, Target};
+    use berth::store::Schedules;
+    let stored = store.load_schedule(name).await.unwrap().unwrap();
+    let Target::Spec { sealed, .. } = Schedule::from_bytes(&stored.body).unwrap().target else {
+        panic!("a spec target");
+    };
+    let sealed = sealed.unwrap();
+    assert!(!sealed.contains("rotation-canary"));
+    sealed
+}
+
+/// A schedule's secrets, sealed under the old key when it was put, are sealed again under the new
+/// key by the next tick, so the old key can be retired without putting every schedule again.
+#[tokio::test]
+async fn a_rotated_key_reseals_schedules_at_the_next_tick() {
+    use berth::schedule::{Scheduler, document};
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
+    let (old, new) = (SecretsKey::generate(), SecretsKey::generate());
+    let body = json!({ "cron": "0 0 1 1 *", "spec": { "groups": [{ "name": "work", "properties": {
+        "containers": [{ "name": "main", "properties": { "image": "busybox",
+            "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
+            "environmentVariables": [{ "name": "TOKEN", "secureValue": "rotation-canary" }] } }] } }] } });
+    let request = document::read("yearly", body.to_string().as_bytes()).unwrap();
+    let scheduler = |keys: Keyring| {
+        let d = driver(store.clone(), "http://127.0.0.1:1", keys).with_schedules(store.clone());
+        Scheduler::of(&d, None).unwrap()
+    };
+    scheduler(Keyring::new(old.clone(), vec![]))
+        .put("yearly", request, "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    let before = schedule_sealed(&store, "yearly").await;
+    assert!(before.starts_with(&format!("v1.{}.", old.id())));
+    let report = scheduler(Keyring::new(new.clone(), vec![old]))
+        .run_once()
+        .await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    let after = schedule_sealed(&store, "yearly").await;
+    assert!(
+        after.starts_with(&format!("v1.{}.", new.id())),
+        "sealed again under the new key"
+    );
+    let plain = Keyring::new(new, vec![]).open(&after).unwrap();
+    assert!(
+        String::from_utf8(plain)
+            .unwrap()
+            .contains("rotation-canary")
+    );
+}

@@ -255,6 +255,18 @@ impl Driver {
         })
     }
 
+    /// `sealed` sealed again under the current key, when an older key sealed it and a key of the
+    /// ring still opens it; `None` otherwise.
+    pub fn resealed(&self, sealed: &str) -> Option<String> {
+        if !self.keys.needs_reseal(sealed) {
+            return None;
+        }
+        self.keys
+            .open(sealed)
+            .ok()
+            .map(|plain| self.keys.seal(&plain))
+    }
+
     /// Puts the secrets [`Self::seal_secrets`] sealed back into a spec.
     pub fn open_secrets(&self, spec: &mut Spec, sealed: &str) -> Result<(), String> {
         let plain = self

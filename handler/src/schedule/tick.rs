@@ -93,6 +93,8 @@ enum Outcome {
     Started(String),
     Held,
     Missed,
+    /// Its secrets were sealed again under the current key (then the tick goes on).
+    Resealed,
 }
 
 impl Scheduler {
@@ -297,7 +299,7 @@ impl Scheduler {
             match self.tick_one(schedule, &mut report).await {
                 Ok(Outcome::Started(id)) => report.started.push(id),
                 Ok(Outcome::Held) => report.held += 1,
-                Ok(Outcome::Nothing | Outcome::Missed) => {}
+                Ok(Outcome::Nothing | Outcome::Missed | Outcome::Resealed) => {}
                 Err(e) => {
                     tracing::warn!(schedule.name = %name, error = %e, "schedule tick failed");
                     report.errors.push(format!("schedule {name}: {e}"));
@@ -315,7 +317,11 @@ impl Scheduler {
     ) -> Result<Outcome, ScheduleError> {
         for _ in 0..SAVE_TRIES {
             let schedule = Self::decode(&stored)?;
-            let Some((next, outcome)) = self.decide(&schedule, report).await? else {
+            let decided = match self.resealed(&schedule) {
+                Some(resealed) => Some((resealed, Outcome::Resealed)),
+                None => self.decide(&schedule, report).await?,
+            };
+            let Some((next, outcome)) = decided else {
                 return Ok(Outcome::Nothing);
             };
             let saved = self
@@ -323,6 +329,14 @@ impl Scheduler {
                 .save_schedule(&schedule.name, &next.to_bytes(), Some(&stored.version))
                 .await;
             match saved {
+                Ok(version) if matches!(outcome, Outcome::Resealed) => {
+                    tracing::info!(schedule.name = %schedule.name, "schedule's secrets sealed again under the current key");
+                    stored = StoredSchedule {
+                        body: next.to_bytes().into(),
+                        version,
+                        ..stored
+                    };
+                }
                 Ok(_) => return Ok(outcome),
                 Err(StoreError::Conflict(_)) => {
                     let reloaded = self.store.load_schedule(&schedule.name).await?;
@@ -335,6 +349,26 @@ impl Scheduler {
             }
         }
         Err(StoreError::Conflict(stored.name).into())
+    }
+
+    /// `schedule` with its spec's secrets sealed again under the current key, when an older key
+    /// sealed them (so that the previous key can be retired).
+    fn resealed(&self, schedule: &Schedule) -> Option<Schedule> {
+        let Target::Spec {
+            spec,
+            sealed: Some(sealed),
+        } = &schedule.target
+        else {
+            return None;
+        };
+        let sealed = self.driver.resealed(sealed)?;
+        Some(Schedule {
+            target: Target::Spec {
+                spec: spec.clone(),
+                sealed: Some(sealed),
+            },
+            ..schedule.clone()
+        })
     }
 
     /// What a tick does to `schedule` now: the schedule to save and what it came to, or `None`
