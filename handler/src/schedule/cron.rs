@@ -27,8 +27,11 @@ use crate::engine::Millis;
 pub const MAX_CRON_LEN: usize = 200;
 /// The longest time zone name read.
 pub const MAX_TIME_ZONE_LEN: usize = 64;
-/// More than any change of a zone's offset at one transition (2 hours: double summer time).
-const MAX_DST_SHIFT: jiff::SignedDuration = jiff::SignedDuration::from_hours(3);
+/// Far enough back (or ahead) in time that the wall clock there is behind (ahead of) any wall time
+/// whose instant comes after (before) the one searched from: more than twice the largest change of
+/// a zone's offset at one transition (2 hours: double summer time). Plain millisecond arithmetic,
+/// so that no calendar arithmetic is linked in.
+const WALL_MARGIN_MS: Millis = 5 * 3_600_000;
 /// How far a search for a time goes: 8 years and a day, which holds a 29 February whatever the
 /// century.
 pub const HORIZON_DAYS: i32 = 8 * 366 + 1;
@@ -272,10 +275,9 @@ impl Cron {
         after: Millis,
         mut go: impl FnMut(Millis) -> bool,
     ) -> Option<()> {
-        let wall = tz.to_datetime(Timestamp::from_millisecond(after).ok()?);
-        // Wall times up to a DST shift behind `after`'s own may still be after it (a repeated
-        // hour); earlier ones cannot be, and are not resolved.
-        let from = wall.checked_sub(MAX_DST_SHIFT).ok()?;
+        // Wall times a little behind `after`'s own may still be after it (a repeated hour);
+        // earlier ones cannot be, and are not resolved.
+        let from = wall_clock(tz, after.checked_sub(WALL_MARGIN_MS)?)?;
         let mut date = from.date();
         for _ in 0..=HORIZON_DAYS {
             if self.day_matches(date) {
@@ -309,8 +311,7 @@ impl Cron {
 
     /// The last time it fires at or before `at`, in `tz`; `None` within [`HORIZON_DAYS`].
     pub fn last_at_or_before(&self, tz: &TimeZone, at: Millis) -> Option<Millis> {
-        let wall = tz.to_datetime(Timestamp::from_millisecond(at).ok()?);
-        let to = wall.checked_add(MAX_DST_SHIFT).ok()?;
+        let to = wall_clock(tz, at.checked_add(WALL_MARGIN_MS)?)?;
         let mut date = to.date();
         for _ in 0..=HORIZON_DAYS {
             if self.day_matches(date) {
@@ -391,10 +392,22 @@ pub fn time_zone(name: &str) -> Result<TimeZone, String> {
     })
 }
 
+/// The wall-clock time of instant `at` in `tz`.
+fn wall_clock(tz: &TimeZone, at: Millis) -> Option<DateTime> {
+    Some(tz.to_datetime(Timestamp::from_millisecond(at).ok()?))
+}
+
 /// `at` as `yyyyMMddHHmm` in UTC: the part of a run's id that names its time.
 pub fn stamp(at: Millis) -> String {
-    let t = Timestamp::from_millisecond(at).unwrap_or(Timestamp::UNIX_EPOCH);
-    t.strftime("%Y%m%d%H%M").to_string()
+    let t = wall_clock(&TimeZone::UTC, at).unwrap_or_default();
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
 #[cfg(test)]
