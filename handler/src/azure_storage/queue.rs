@@ -265,7 +265,14 @@ impl StorageQueue {
                     field,
                 };
                 let id = m.message_id.ok_or(missing("MessageId"))?;
-                let text = decode(&id, m.message_text.as_deref().unwrap_or(""))?;
+                let raw = m.message_text.as_deref().unwrap_or("");
+                // A message that is not base64 of UTF-8 (something else wrote it) comes as its
+                // raw text, for the receiver to refuse by its content: failing the whole receive
+                // would hold every message received with it, for ever.
+                let text = decode(&id, raw).unwrap_or_else(|e| {
+                    tracing::warn!(message.id = %id, error = %e, "queue message not base64 of UTF-8");
+                    raw.to_owned()
+                });
                 Ok(ReceivedMessage {
                     receipt: Receipt {
                         pop_receipt: m.pop_receipt.ok_or(missing("PopReceipt"))?,

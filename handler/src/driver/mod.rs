@@ -418,6 +418,15 @@ impl Driver {
         crate::spec::aci::at_location(spec, &self.arm.target().location)
     }
 
+    /// The whole `notify` URLs of `d`, opened (empty when they cannot be: a key this Berth lacks).
+    pub(super) fn notify_urls(&self, d: &Deployment) -> Vec<String> {
+        d.notify_urls
+            .as_deref()
+            .and_then(|sealed| self.keys.open(sealed).ok())
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .unwrap_or_default()
+    }
+
     /// The spec's `notify` URLs against where notifications may go (`notify[i].url` named):
     /// their scheme and literal addresses; host names are judged at each delivery.
     fn check_notify(&self, spec: &Spec) -> Result<(), SpecErrors> {

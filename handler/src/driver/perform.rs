@@ -194,12 +194,7 @@ impl Driver {
         let Some(n) = d.notifications.iter().find(|n| n.id == id) else {
             return Vec::new();
         };
-        let urls: Vec<String> = d
-            .notify_urls
-            .as_deref()
-            .and_then(|sealed| self.keys.open(sealed).ok())
-            .and_then(|plain| serde_json::from_slice(&plain).ok())
-            .unwrap_or_default();
+        let urls = self.notify_urls(d);
         let Some(url) = urls.get(n.target) else {
             tracing::warn!(deployment.id = %d.id, notification.id = %id, "notification URL not opened");
             crate::metrics::notification("given_up");

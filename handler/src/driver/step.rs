@@ -149,6 +149,11 @@ impl Driver {
         for (index, group) in spec.groups.iter_mut().enumerate() {
             put_secrets(&mut group.properties, index, &slots);
         }
+        // The digest was taken over the whole notify URLs, which the spec keeps sealed apart.
+        let urls = self.notify_urls(d);
+        for (notify, url) in spec.notify.iter_mut().zip(urls) {
+            notify.url = url;
+        }
         let canonical = canonical_json(&spec);
         if self.keys.digest_matches(&canonical, &d.digest) {
             d.digest = self.keys.digest(&canonical);
