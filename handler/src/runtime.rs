@@ -20,9 +20,17 @@ use crate::functions::{
 };
 use crate::store::azure::AzureBackend;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Checkpoints, RunTimes, Scheduled, StepMessage, Steps};
+use crate::store::{Checkpoints, RunTimes, Scheduled, StepMessage, Steps, Templates};
 use crate::sweep::{REDRIVE_AFTER_MS, Sweep};
 use crate::worker;
+
+/// One backend's stores: checkpoints, steps, run times and templates.
+type Stores = (
+    Arc<dyn Checkpoints>,
+    Arc<dyn Steps>,
+    Arc<dyn RunTimes>,
+    Arc<dyn Templates>,
+);
 
 /// Errors assembling the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -49,29 +57,31 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the runtime from its configuration.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, RuntimeError> {
-        let (store, steps, run_times): (Arc<dyn Checkpoints>, Arc<dyn Steps>, Arc<dyn RunTimes>) =
-            match &config.storage {
-                Storage::Sqlite { path } => {
-                    let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
-                    (sqlite.clone(), sqlite.clone(), sqlite)
-                }
-                Storage::Azure => {
-                    let connection = config.storage_connection.as_ref().ok_or_else(|| {
-                        RuntimeError::Unsupported("AzureWebJobsStorage is not set".into())
-                    })?;
-                    // Identity-based connections need a token; Shared Key and SAS sign themselves.
-                    let credential = match &config.storage_credentials {
-                        Some(settings) => {
-                            Some(crate::azure_storage::credential::choose(settings)?.0)
-                        }
-                        None => None,
-                    };
-                    let azure =
-                        AzureBackend::open(connection, credential, &config.queue, clock.clone())
-                            .await?;
-                    (azure.store.clone(), azure.steps, azure.store)
-                }
-            };
+        let (store, steps, run_times, templates): Stores = match &config.storage {
+            Storage::Sqlite { path } => {
+                let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
+                (sqlite.clone(), sqlite.clone(), sqlite.clone(), sqlite)
+            }
+            Storage::Azure => {
+                let connection = config.storage_connection.as_ref().ok_or_else(|| {
+                    RuntimeError::Unsupported("AzureWebJobsStorage is not set".into())
+                })?;
+                // Identity-based connections need a token; Shared Key and SAS sign themselves.
+                let credential = match &config.storage_credentials {
+                    Some(settings) => Some(crate::azure_storage::credential::choose(settings)?.0),
+                    None => None,
+                };
+                let azure =
+                    AzureBackend::open(connection, credential, &config.queue, clock.clone())
+                        .await?;
+                (
+                    azure.store.clone(),
+                    azure.steps,
+                    azure.store.clone(),
+                    azure.store,
+                )
+            }
+        };
         let target = ArmTarget {
             endpoint: config.arm.endpoint.clone(),
             subscription: config.arm.subscription.clone(),
@@ -108,7 +118,8 @@ impl Runtime {
             clock.clone(),
             settings,
         )
-        .with_run_times(run_times);
+        .with_run_times(run_times)
+        .with_templates(templates);
         let api = Arc::new(Api {
             driver: driver.clone(),
             api_key: config.api_key.clone(),

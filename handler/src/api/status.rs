@@ -41,6 +41,9 @@ pub struct Status<'a> {
     pub phase: Phase,
     pub runtime_status: &'static str,
     pub tags: &'a BTreeMap<String, String>,
+    /// The template (name and version) the deployment was started from, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<&'a crate::spec::template::TemplateRef>,
 }
 
 /// Compute used so far, running groups up to the time of the read, rounded: seconds to 3
@@ -252,6 +255,7 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
         phase: d.phase,
         runtime_status: d.status.as_str(),
         tags: &d.spec.tags,
+        template: d.spec.template.as_ref(),
     }
 }
 

@@ -10,6 +10,7 @@
 //!   diagnostics, tags).
 //! - [`live`]: a running container's log from ARM, and the slots of the API's log follows.
 //! - [`looks`]: run times learned per group spec, and the look plans told with each create.
+//! - [`templates`]: templates stored, read and expanded into specs at submit.
 //!
 //! # Guarantees
 //! - Commit first, then act: an action runs only after the checkpoint that asked for it is saved,
@@ -27,6 +28,7 @@ mod live;
 mod looks;
 mod perform;
 mod step;
+pub mod templates;
 
 pub use live::{LogSource, MAX_FOLLOWS};
 pub use looks::{ESTIMATE_TTL, LookMode, ROUND_ROBIN_LOOK_MS, group_digest};
@@ -141,6 +143,8 @@ pub struct Driver {
     admission: Arc<admit::Admission>,
     /// Run times learned per group spec; `None`: nothing learned, looks back off.
     learning: Option<Arc<looks::Learning>>,
+    /// Where templates are kept; `None`: the template routes answer that there are none.
+    templates: Option<Arc<dyn crate::store::Templates>>,
 }
 
 /// A submitted deployment, and whether it already existed (idempotent `POST`).
@@ -215,6 +219,7 @@ impl Driver {
             settings: Arc::new(settings),
             follows: live::follow_slots(),
             learning: None,
+            templates: None,
         }
     }
 

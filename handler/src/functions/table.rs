@@ -46,6 +46,14 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
         include_str!("../../../functions/instances/function.json"),
     ),
     (
+        "templates",
+        include_str!("../../../functions/templates/function.json"),
+    ),
+    (
+        "template",
+        include_str!("../../../functions/template/function.json"),
+    ),
+    (
         "dashboard",
         include_str!("../../../functions/dashboard/function.json"),
     ),

@@ -96,6 +96,102 @@ pub struct Template {
     pub spec: Value,
 }
 
+/// The template a spec was expanded from: shown in its deployment's status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRef {
+    pub name: String,
+    pub version: u32,
+}
+
+/// A deployment started from a template: `{"id"?, "template", "version"?, "parameters"?}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invocation {
+    pub id: Option<String>,
+    pub template: String,
+    /// The version to expand; the latest when absent.
+    pub version: Option<u32>,
+    pub parameters: Map<String, Value>,
+}
+
+impl Invocation {
+    /// Whether a request document asks for a template (a spec has `groups`, never `template`).
+    pub fn is_invocation(document: &Value) -> bool {
+        document.get("template").is_some()
+    }
+
+    /// Reads an invocation document; every problem names its field.
+    pub fn read(document: Value) -> Result<Invocation, SpecErrors> {
+        let root = FieldPath::root();
+        let Value::Object(mut doc) = document else {
+            return Err(SpecErrors::one("(spec)", "an invocation is a JSON object"));
+        };
+        let mut problems = Problems::default();
+        let id = match doc.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) => {
+                if let Err(e) = super::validate::deployment_id(&id) {
+                    problems.add(&root.key("id"), e);
+                }
+                Some(id)
+            }
+            Some(_) => {
+                problems.add(&root.key("id"), "must be a string");
+                None
+            }
+        };
+        let template = match doc.remove("template") {
+            Some(Value::String(name)) => {
+                if let Err(e) = super::validate::template_name(&name) {
+                    problems.add(&root.key("template"), e);
+                }
+                name
+            }
+            _ => {
+                problems.add(&root.key("template"), "required: the template's name");
+                String::new()
+            }
+        };
+        let version = match doc.remove("version") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|v| *v > 0)
+            {
+                Some(v) => Some(v),
+                None => {
+                    problems.add(&root.key("version"), "a version number, from 1");
+                    None
+                }
+            },
+        };
+        let parameters = match doc.remove("parameters") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(given)) => given,
+            Some(_) => {
+                problems.add(
+                    &root.key("parameters"),
+                    "an object of parameter values by name",
+                );
+                Map::new()
+            }
+        };
+        for key in doc.keys() {
+            problems.add(
+                &root.key(key),
+                "unknown field; a deployment from a template has id, template, version and parameters",
+            );
+        }
+        problems.finish()?;
+        Ok(Invocation {
+            id,
+            template,
+            version,
+            parameters,
+        })
+    }
+}
+
 /// Whether `name` can name a parameter: a letter or `_`, then letters, digits or `_`.
 fn parameter_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
