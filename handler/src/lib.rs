@@ -36,6 +36,7 @@ pub mod runtime;
 pub mod server;
 pub mod spec;
 pub mod store;
+pub mod submit;
 pub mod sweep;
 pub mod trace;
 pub mod worker;

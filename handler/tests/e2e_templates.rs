@@ -247,3 +247,72 @@ async fn every_bad_parameter_is_a_400_naming_it_and_values_stay_text() {
     }
     scenarios::assert_nothing_left(&h).await;
 }
+
+/// `serve` and `dev` on Azure Storage consume the submit queue as the `submit` function does: an
+/// Event Grid event sent twice and an invocation with its own id sent twice start one deployment
+/// each, with the event's fields in the template's parameters; a bad message is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_worker_consumes_the_submit_queue_on_azure() {
+    use berth::azure_storage::TimeToLive;
+    use std::time::Duration;
+    let options = common::Options {
+        backend: Backend::Azurite,
+        settings: vec![(
+            "BERTH_SUBMIT_EVENTS",
+            "Microsoft.Storage.BlobCreated=ingest".into(),
+        )],
+        ..common::Options::default()
+    };
+    let Some(h) = Harness::try_with(options).await else {
+        return;
+    };
+    let mut ingest = template("echo got {{ parameters.url }}");
+    ingest["parameters"]["url"] = json!({ "type": "string", "from": "data.url" });
+    ingest["parameters"]["loud"]["default"] = json!(true);
+    assert_eq!(put(&h, "ingest", &ingest).await.0, 201);
+    let queues = h.runtime.submit_queues.clone().unwrap();
+    let event = json!({ "specversion": "1.0", "id": "ev-1", "source": "/storage/acct",
+        "type": "Microsoft.Storage.BlobCreated", "subject": "/blobs/a.bin",
+        "data": { "url": "https://acct/blob/a.bin" } });
+    let named = json!({ "id": "named-1", "template": "ingest", "parameters": { "url": "named" } });
+    for text in [&event, &event, &named, &named, &json!({ "template": 3 })] {
+        queues
+            .0
+            .send(&text.to_string(), Duration::ZERO, TimeToLive::Never)
+            .await
+            .unwrap();
+    }
+    let all =
+        berth_test_support::eventually("two deployments", Duration::from_secs(30), || async {
+            let (_, body) = scenarios::get(&h, "/deployments").await;
+            let all = body["deployments"].as_array().cloned().unwrap_or_default();
+            let queued = queues.0.approximate_count().await.unwrap();
+            if all.len() >= 2 && queued == 0 {
+                Ok(all)
+            } else {
+                Err(format!(
+                    "{} deployments, {queued} messages queued",
+                    all.len()
+                ))
+            }
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, body) = scenarios::get(&h, "/deployments").await;
+    assert_eq!(body["deployments"].as_array().unwrap().len(), 2, "{all:?}");
+    let mut logs = Vec::new();
+    for d in &all {
+        let id = d["id"].as_str().unwrap();
+        let done = h.wait_done(id).await;
+        assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
+        logs.push(h.logs(id, "work", "main").await.1);
+    }
+    logs.sort();
+    assert_eq!(logs, ["got https://acct/blob/a.bin\n", "got named\n"]);
+    let poisoned = queues.1.receive(32, Duration::from_secs(1)).await.unwrap();
+    assert!(
+        poisoned.is_empty(),
+        "the bad message was dropped, not poisoned"
+    );
+    scenarios::assert_nothing_left(&h).await;
+}

@@ -17,7 +17,10 @@ fn binary() -> &'static Path {
 }
 
 fn settings() -> Vec<(String, String)> {
-    vec![("BERTH_QUEUE".into(), "berth-steps".into())]
+    vec![
+        ("BERTH_QUEUE".into(), "berth-steps".into()),
+        ("BERTH_SUBMIT_QUEUE".into(), "berth-submit".into()),
+    ]
 }
 
 async fn start() -> FunctionsHost {

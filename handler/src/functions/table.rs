@@ -66,6 +66,10 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
         include_str!("../../../functions/steps/function.json"),
     ),
     (
+        "submit",
+        include_str!("../../../functions/submit/function.json"),
+    ),
+    (
         "cleanup",
         include_str!("../../../functions/cleanup/function.json"),
     ),
@@ -334,6 +338,13 @@ mod tests {
             Trigger::Timer {
                 binding: "timer".into(),
                 schedule: "0 */5 * * * *".into()
+            }
+        );
+        assert_eq!(
+            table.get("submit").unwrap().trigger,
+            Trigger::Queue {
+                binding: "message".into(),
+                queue_name: "%BERTH_SUBMIT_QUEUE%".into()
             }
         );
         assert!(table.get("nope").is_none());
