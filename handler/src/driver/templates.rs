@@ -3,7 +3,8 @@
 //!
 //! # Guarantees
 //! - A put of a body whose canonical JSON has the latest version's digest changes nothing and
-//!   answers that version; any other body becomes the next version. A version is written once
+//!   answers that version (unless its secrets are sealed under a previous key: then the put seals
+//!   them under the current one, as the next version); any other body becomes the next version. A version is written once
 //!   (the store's create-only put), so concurrent puts each get a version of their own or find
 //!   theirs already there, and a deployment pinned to a version always expands the same spec.
 //! - Secret fields are sealed at rest as a deployment's are: the stored document holds
@@ -145,8 +146,14 @@ impl Driver {
                 Some((version, bytes)) => Some(decode(name, version, &bytes)?),
                 None => None,
             };
+            // The same body is the latest version, unless that one is sealed under a key that
+            // is no longer the current one: after a rotation, putting it again seals it anew.
             if let Some(latest) = latest.as_ref()
                 && self.keys.digest_matches(&canonical, &latest.digest)
+                && !latest
+                    .sealed
+                    .as_ref()
+                    .is_some_and(|s| self.keys.needs_reseal(s))
             {
                 return Ok((latest.clone(), false));
             }
