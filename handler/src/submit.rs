@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::azure_storage::{StorageError, StorageQueue, TimeToLive};
+use crate::azure_storage::{ReceivedMessage, StorageError, StorageQueue, TimeToLive};
 use crate::driver::templates::TemplateError;
 use crate::driver::{Driver, DriverError};
 use crate::spec::parse::derived_id;
@@ -291,7 +291,7 @@ pub async fn run(submitter: Submitter, queues: Arc<(StorageQueue, StorageQueue)>
     let (queue, poison) = (&queues.0, &queues.1);
     let mut idle = Duration::from_millis(50);
     loop {
-        let messages = match queue.receive(16, LEASE).await {
+        let messages = match queue.receive_each(16, LEASE).await {
             Ok(messages) => messages,
             Err(e) => {
                 tracing::warn!(error = %e, queue = queue.name(), "receiving submissions failed");
@@ -306,32 +306,51 @@ pub async fn run(submitter: Submitter, queues: Arc<(StorageQueue, StorageQueue)>
         }
         idle = Duration::from_millis(50);
         for message in messages {
-            let id = message.receipt.id.clone();
-            let done = match submitter.handle(&message.text, &id).await {
-                Ok(line) => {
-                    tracing::info!(queue.message_id = %id, "{line}");
-                    true
+            let (receipt, done) = match message {
+                Ok(message) => {
+                    let done = handle_one(&submitter, &message, poison).await;
+                    (message.receipt, done)
                 }
-                Err(SubmitFailure::Dropped(_)) => true,
-                Err(SubmitFailure::Transient(reason)) if message.dequeue_count >= MAX_DEQUEUE => {
-                    tracing::warn!(queue.message_id = %id, %reason, queue = poison.name(), "submit message poisoned");
-                    crate::metrics::poisoned(1);
-                    poison
-                        .send(&message.text, Duration::ZERO, TimeToLive::Never)
-                        .await
-                        .is_ok()
-                }
-                Err(SubmitFailure::Transient(reason)) => {
-                    tracing::warn!(queue.message_id = %id, %reason, "submit message failed; it will be delivered again");
-                    false
+                Err((receipt, e)) => {
+                    crate::metrics::submit_dropped();
+                    tracing::warn!(queue.message_id = %receipt.id, reason = %e, "submit message dropped: not base64 of UTF-8 text");
+                    (receipt, true)
                 }
             };
             if done {
-                match queue.delete(&message.receipt).await {
+                match queue.delete(&receipt).await {
                     Ok(()) | Err(StorageError::MessageGone { .. }) => {}
                     Err(e) => tracing::warn!(error = %e, "deleting a submit message failed"),
                 }
             }
+        }
+    }
+}
+
+/// Handles one received message; `true` when it is done with (started, dropped or poisoned).
+async fn handle_one(
+    submitter: &Submitter,
+    message: &ReceivedMessage,
+    poison: &StorageQueue,
+) -> bool {
+    let id = &message.receipt.id;
+    match submitter.handle(&message.text, id).await {
+        Ok(line) => {
+            tracing::info!(queue.message_id = %id, "{line}");
+            true
+        }
+        Err(SubmitFailure::Dropped(_)) => true,
+        Err(SubmitFailure::Transient(reason)) if message.dequeue_count >= MAX_DEQUEUE => {
+            tracing::warn!(queue.message_id = %id, %reason, queue = poison.name(), "submit message poisoned");
+            crate::metrics::poisoned(1);
+            poison
+                .send(&message.text, Duration::ZERO, TimeToLive::Never)
+                .await
+                .is_ok()
+        }
+        Err(SubmitFailure::Transient(reason)) => {
+            tracing::warn!(queue.message_id = %id, %reason, "submit message failed; it will be delivered again");
+            false
         }
     }
 }

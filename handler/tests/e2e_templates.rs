@@ -250,7 +250,8 @@ async fn every_bad_parameter_is_a_400_naming_it_and_values_stay_text() {
 
 /// `serve` and `dev` on Azure Storage consume the submit queue as the `submit` function does: an
 /// Event Grid event sent twice and an invocation with its own id sent twice start one deployment
-/// each, with the event's fields in the template's parameters; a bad message is dropped.
+/// each, with the event's fields in the template's parameters; bad messages (one not even
+/// base64) are dropped, and the others handled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serve_worker_consumes_the_submit_queue_on_azure() {
     use berth::azure_storage::TimeToLive;
@@ -275,6 +276,12 @@ async fn the_serve_worker_consumes_the_submit_queue_on_azure() {
         "type": "Microsoft.Storage.BlobCreated", "subject": "/blobs/a.bin",
         "data": { "url": "https://acct/blob/a.bin" } });
     let named = json!({ "id": "named-1", "template": "ingest", "parameters": { "url": "named" } });
+    // Not base64 (the queue trigger's and Event Grid's encoding): dropped, the others go on.
+    queues
+        .0
+        .send_encoded("{not base64}".into(), Duration::ZERO, TimeToLive::Never)
+        .await
+        .unwrap();
     for text in [&event, &event, &named, &named, &json!({ "template": 3 })] {
         queues
             .0

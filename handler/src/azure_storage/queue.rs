@@ -169,7 +169,17 @@ impl StorageQueue {
         delay: Duration,
         ttl: TimeToLive,
     ) -> Result<SentMessage, StorageError> {
-        let encoded = encode(text)?;
+        self.send_encoded(encode(text)?, delay, ttl).await
+    }
+
+    /// Sends `encoded` as the message text as it is: what [`Self::send`] sends after encoding,
+    /// or what another producer might (tests send text that is not base64 this way).
+    pub async fn send_encoded(
+        &self,
+        encoded: String,
+        delay: Duration,
+        ttl: TimeToLive,
+    ) -> Result<SentMessage, StorageError> {
         let visibility = seconds("delay", delay, 0)?;
         let ttl_seconds = match ttl {
             TimeToLive::Never => -1,
@@ -227,12 +237,25 @@ impl StorageQueue {
     }
 
     /// Receives up to `max` (1–32) visible messages and hides them for `visibility` (1 s – 7
-    /// days). An empty queue gives an empty vector.
+    /// days). An empty queue gives an empty vector; a message whose text is not Berth's encoding
+    /// fails the whole receive (see [`Self::receive_each`] for one that does not).
     pub async fn receive(
         &self,
         max: u8,
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, StorageError> {
+        let each = self.receive_each(max, visibility).await?;
+        each.into_iter().map(|m| m.map_err(|(_, e)| e)).collect()
+    }
+
+    /// [`Self::receive`], each message's text decoded on its own: one that is not base64 of UTF-8
+    /// (a producer other than Berth's clients and Event Grid) comes as an `Err` with its receipt,
+    /// so that the receiver can drop it and still handle the others.
+    pub async fn receive_each(
+        &self,
+        max: u8,
+        visibility: Duration,
+    ) -> Result<Vec<Result<ReceivedMessage, (Receipt, StorageError)>>, StorageError> {
         if !(1..=MAX_BATCH).contains(&max) {
             return Err(StorageError::InvalidArgument {
                 field: "max",
@@ -255,32 +278,35 @@ impl StorageQueue {
             .map_err(failed)?
             .into_model()
             .map_err(failed)?;
-        received
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| {
-                let missing = |field| StorageError::MissingInResponse {
-                    operation: "Get Messages",
-                    field,
-                };
-                let id = m.message_id.ok_or(missing("MessageId"))?;
-                let text = decode(&id, m.message_text.as_deref().unwrap_or(""))?;
-                Ok(ReceivedMessage {
-                    receipt: Receipt {
-                        pop_receipt: m.pop_receipt.ok_or(missing("PopReceipt"))?,
-                        id,
-                    },
-                    dequeue_count: m
-                        .dequeue_count
-                        .and_then(|n| u32::try_from(n).ok())
-                        .unwrap_or(1),
-                    insertion_time: m.insertion_time,
-                    next_visible: m.time_next_visible,
-                    text,
-                })
-            })
-            .collect()
+        let mut messages = Vec::new();
+        for m in received.items.unwrap_or_default() {
+            let missing = |field| StorageError::MissingInResponse {
+                operation: "Get Messages",
+                field,
+            };
+            let receipt = Receipt {
+                id: m.message_id.ok_or(missing("MessageId"))?,
+                pop_receipt: m.pop_receipt.ok_or(missing("PopReceipt"))?,
+            };
+            let text = match decode(&receipt.id, m.message_text.as_deref().unwrap_or("")) {
+                Ok(text) => text,
+                Err(e) => {
+                    messages.push(Err((receipt, e)));
+                    continue;
+                }
+            };
+            messages.push(Ok(ReceivedMessage {
+                receipt,
+                dequeue_count: m
+                    .dequeue_count
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(1),
+                insertion_time: m.insertion_time,
+                next_visible: m.time_next_visible,
+                text,
+            }));
+        }
+        Ok(messages)
     }
 
     /// Deletes the delivered message. [`StorageError::MessageGone`] when the receipt is stale: the
