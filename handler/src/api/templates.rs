@@ -26,7 +26,10 @@ use crate::spec::{Format, SpecErrors, document};
 impl From<TemplateError> for Problem {
     fn from(error: TemplateError) -> Self {
         match error {
-            TemplateError::Invalid(errors) => errors.into(),
+            TemplateError::Invalid(errors) => Problem {
+                title: "Invalid template or parameters",
+                ..errors.into()
+            },
             TemplateError::Driver(e) => e.into(),
             TemplateError::NotFound { field, message } => Problem::new(
                 StatusCode::NOT_FOUND,

@@ -7,6 +7,12 @@
 //! template-names/{name}                                   empty: the template exists
 //! ```
 //!
+//! # Guarantees
+//! - A version is written once: its Put Blob is `If-None-Match: *`, and a second writer of the
+//!   same version gets [`StoreError::Conflict`].
+//! - A name is checked (the rules of a deployment id) before any blob name is built from it.
+//! - A marker without a version (a put that failed after it, a delete under way) is not listed.
+//!
 //! # Costs (storage transactions)
 //! - put: 1 Put Blob (the marker, unconditional) + 1 Put Blob (the version).
 //! - get: the latest, 1 List Blobs (one name) + 1 Get Blob; a given version, 1 Get Blob.
