@@ -284,6 +284,21 @@ impl Checkpoints for Watched {
             .await
     }
 
+    async fn get_instance_logs(
+        &self,
+        id: &str,
+        group: &str,
+        instance: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.counters
+            .timed(
+                Op::GetLogs,
+                self.store.get_instance_logs(id, group, instance, container),
+            )
+            .await
+    }
+
     async fn get_logs(
         &self,
         id: &str,
@@ -329,5 +344,21 @@ impl Steps for Watched {
 
     async fn wait(&self, max_ms: Millis) {
         self.steps.wait(max_ms).await
+    }
+
+    async fn poisoned_steps(
+        &self,
+        max: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.counters
+            .timed(Op::Receive, self.steps.poisoned_steps(max, lease_ms))
+            .await
+    }
+
+    async fn drop_poisoned(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.counters
+            .timed(Op::Complete, self.steps.drop_poisoned(delivery))
+            .await
     }
 }

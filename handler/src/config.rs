@@ -11,6 +11,7 @@ use crate::azure_storage::credential::CredentialSettings;
 use crate::crypto::{Keyring, SecretsKey};
 use crate::driver::LookMode;
 use crate::driver::admit::MaxCores;
+use crate::notify::{Allow, NotifyPolicy};
 use crate::spec::SettingsPolicy;
 use crate::spec::settings::Lookup;
 
@@ -55,6 +56,7 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_SWEEP_GRACE",
     "BERTH_SECURE_VALUE_FROM",
     "BERTH_MAX_CORES",
+    "BERTH_NOTIFY_ALLOW_PRIVATE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 ];
@@ -172,6 +174,9 @@ pub struct Config {
     pub max_cores: MaxCores,
     /// How groups watched for their exit are looked at (`BERTH_LOOKS`: `backoff`, `learned`, `round-robin`).
     pub looks: LookMode,
+    /// Where the spec's notifications may go: `dev` sets `dev` (no setting); loopback and private
+    /// addresses allowed by `BERTH_NOTIFY_ALLOW_PRIVATE` (`true` or CIDRs).
+    pub notify: NotifyPolicy,
 }
 
 impl std::fmt::Debug for Config {
@@ -458,6 +463,11 @@ impl Config {
             max_cores: MaxCores::parse(&get("BERTH_MAX_CORES").unwrap_or_default())
                 .map_err(|message| error("BERTH_MAX_CORES", message))?,
             looks,
+            notify: NotifyPolicy {
+                dev: false,
+                allow: Allow::parse(&get("BERTH_NOTIFY_ALLOW_PRIVATE").unwrap_or_default())
+                    .map_err(|message| error("BERTH_NOTIFY_ALLOW_PRIVATE", message))?,
+            },
         })
     }
 

@@ -289,6 +289,8 @@ fn dev(
             config.public_url = Some(format!("http://127.0.0.1:{port}"));
         }
         config.loopback_only = true;
+        // Everything in `dev` is local: its notifications may go to plain http on loopback.
+        config.notify.dev = true;
         if config.api_key.is_none() && !no_auth {
             config.api_key = Some(dev_api_key(&data_dir)?);
         }

@@ -124,6 +124,7 @@ impl Runtime {
             diagnostics_workspace: config.diagnostics_workspace.clone(),
             max_cores: config.max_cores.clone(),
             looks: config.looks,
+            notify: config.notify.clone(),
             ..DriverSettings::default()
         };
         let driver = Driver::new(

@@ -1,10 +1,16 @@
 //! The sweep (the `cleanup` timer): deletes container groups that no live deployment owns,
-//! re-drives deployments whose next step is overdue, purges finished deployments past retention.
+//! re-drives deployments whose next step is overdue, purges finished deployments past retention,
+//! and deals with step messages given up on (the poison table or queue): a live deployment's is
+//! re-driven, any other's reported, then deleted.
 //!
 //! # Guarantees
 //! - A group is deleted only if it carries this app's `berth-app` tag, is older than the grace
 //!   period (by its `berth-created` tag), and its deployment does not own it: unknown deployment,
 //!   or an instance of that name marked deleted or never planned.
+//! - A poisoned step message is deleted only once it is dealt with: its deployment re-driven (a
+//!   step for its current wake, sent now), or reported (`poisonReported`: its deployment ended or
+//!   is unknown, or the message is not a step's) and logged at warn. One that cannot be dealt with
+//!   now (its checkpoint not readable from the store) stays for the next sweep.
 //! - Its cost grows with the live container groups and the overdue deployments, not with history:
 //!   finished deployments are reached only through the retention index, a bounded batch at a time.
 
@@ -22,6 +28,10 @@ use crate::store::{Checkpoints, Scheduled, StepMessage, Steps, StoreError};
 pub const REDRIVE_AFTER_MS: Millis = 2 * 60_000;
 /// Most deployments re-driven or purged in one sweep.
 const BATCH: usize = 1000;
+/// Most poisoned step messages dealt with in one sweep (a queue receive returns at most 32).
+const POISON_BATCH: usize = 32;
+/// How long a sweep holds the poisoned messages it read from other sweeps.
+const POISON_LEASE_MS: Millis = 60_000;
 
 /// What one sweep did.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -33,6 +43,11 @@ pub struct SweepReport {
     pub purged: usize,
     /// Deployments met on the way that this Berth cannot read (their groups are left alone).
     pub unreadable: Vec<String>,
+    /// Poisoned step messages whose deployment is live, re-driven.
+    pub poison_redriven: usize,
+    /// Poisoned step messages of deployments no longer live, or not a step's: each with why,
+    /// reported once and deleted.
+    pub poison_reported: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -58,6 +73,7 @@ impl Sweep {
         let mut report = SweepReport::default();
         self.orphans(&mut report).await;
         self.redrive(&mut report).await;
+        self.poison(&mut report).await;
         self.purge(&mut report).await;
         crate::metrics::sweep(&report);
         report
@@ -149,6 +165,68 @@ impl Sweep {
         }
         if report.redriven > 0 {
             tracing::info!(count = report.redriven, "overdue deployments re-driven");
+        }
+    }
+
+    async fn poison(&self, report: &mut SweepReport) {
+        let batch = match self
+            .steps
+            .poisoned_steps(POISON_BATCH, POISON_LEASE_MS)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(e) => return report.errors.push(format!("reading poisoned steps: {e}")),
+        };
+        for delivery in batch {
+            let reported = match &delivery.message {
+                None => Some(format!(
+                    "not a step message: {:?}",
+                    delivery.text.chars().take(100).collect::<String>()
+                )),
+                Some(step) => match self.store.load_record(&step.id).await {
+                    Ok(Some(stored)) => match stored.record.wake {
+                        Some(wake) => {
+                            let again = Scheduled {
+                                message: StepMessage {
+                                    id: step.id.clone(),
+                                    seq: wake.seq,
+                                },
+                                at: self.clock.now(),
+                            };
+                            if let Err(e) = self.steps.send(&again).await {
+                                report.errors.push(format!("re-driving {}: {e}", step.id));
+                                continue;
+                            }
+                            report.poison_redriven += 1;
+                            None
+                        }
+                        None => Some(format!(
+                            "{} (step {}): the deployment is {}, nothing to do",
+                            step.id,
+                            step.seq,
+                            stored.record.status.as_str()
+                        )),
+                    },
+                    Ok(None) => Some(format!(
+                        "{} (step {}): no such deployment (purged)",
+                        step.id, step.seq
+                    )),
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("reading {} for a poisoned step: {e}", step.id));
+                        continue;
+                    }
+                },
+            };
+            if let Some(why) = &reported {
+                tracing::warn!(step.body = %delivery.text.chars().take(200).collect::<String>(), reason = %why, "poisoned step message reported and deleted");
+            }
+            if let Err(e) = self.steps.drop_poisoned(&delivery).await {
+                report.errors.push(format!("deleting a poisoned step: {e}"));
+                continue;
+            }
+            report.poison_reported.extend(reported);
         }
     }
 

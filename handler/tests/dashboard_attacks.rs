@@ -973,7 +973,8 @@ async fn run_fan_out(b: &Berth, id: &str, exit: impl Fn(u32, u32) -> Option<i64>
                 Action::Stop { .. }
                 | Action::CaptureLogs { .. }
                 | Action::Delete { .. }
-                | Action::Schedule { .. } => continue,
+                | Action::Schedule { .. }
+                | Action::Notify { .. } => continue,
             };
             pending.insert(key.clone());
             queue.push_back((key, event));

@@ -102,6 +102,7 @@ async fn a_rotated_key_finishes_old_deployments_and_reseals_them() {
             .get_logs("rotate-1", "work", "main")
             .await
             .unwrap()
+            .map(|saved| berth::saved_log::shown(&saved, false))
             .as_deref(),
         Some("secret arrived\n")
     );

@@ -528,6 +528,28 @@ async fn logs_by_group_and_by_instance(f: &Fixture) {
     assert_eq!(get("other", "side").await.unwrap(), None);
     assert_eq!(get("nope", "main").await.unwrap(), None);
     assert_eq!(f.store.get_logs("g-2", "work", "main").await.unwrap(), None);
+
+    // One instance's log by its exact name, whichever was saved last.
+    let exact = |instance: &'static str, container: &'static str| {
+        f.store
+            .get_instance_logs("g-1", "work", instance, container)
+    };
+    assert_eq!(
+        exact("g-1-work-2", "main").await.unwrap().as_deref(),
+        Some("second try")
+    );
+    assert_eq!(
+        exact("g-1-work-1", "main").await.unwrap().as_deref(),
+        Some("third try")
+    );
+    assert_eq!(exact("g-1-work-3", "main").await.unwrap(), None);
+    assert_eq!(
+        f.store
+            .get_instance_logs("g-1", "work", "../g-1-work-1", "main")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn queue_leases_and_completes(f: &Fixture) {
@@ -582,6 +604,43 @@ async fn queue_leases_and_completes(f: &Fixture) {
     assert!(
         drain(&*f.steps, tick * 2).await.is_empty(),
         "completed means gone"
+    );
+}
+
+async fn a_message_delivered_too_often_is_poisoned_then_read_and_dropped(f: &Fixture) {
+    let tick = f.differences.queue_tick;
+    let lease = tick.as_millis() as Millis;
+    f.steps.send(&step("z-1", 3, now())).await.unwrap();
+    // Taken and never completed, delivery after delivery (a step that fails every time).
+    let start = Instant::now();
+    let mut deliveries = 0;
+    loop {
+        assert!(start.elapsed() < tick * 20, "poisoned after {deliveries}");
+        let got = f.steps.receive(1, lease).await.unwrap();
+        deliveries += got.len();
+        if got.is_empty() {
+            let poisoned = f.steps.poisoned_steps(10, 60_000).await.unwrap();
+            if !poisoned.is_empty() {
+                assert_eq!(poisoned.len(), 1, "{poisoned:?}");
+                let p = &poisoned[0];
+                assert_eq!(
+                    p.message,
+                    Some(StepMessage {
+                        id: "z-1".into(),
+                        seq: 3
+                    })
+                );
+                assert!(deliveries >= 5, "{deliveries} deliveries");
+                f.steps.drop_poisoned(p).await.unwrap();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(f.steps.poisoned_steps(10, 60_000).await.unwrap().is_empty());
+    assert!(
+        drain(&*f.steps, tick * 2).await.is_empty(),
+        "not in the queue either"
     );
 }
 
@@ -883,6 +942,7 @@ macro_rules! suite {
             logs_by_group_and_by_instance,
             queue_leases_and_completes,
             an_early_message_stays_hidden,
+            a_message_delivered_too_often_is_poisoned_then_read_and_dropped,
             run_times_start_empty_and_follow_recorded_runs,
             concurrent_run_records_all_count,
             a_run_time_digest_that_is_not_hex_is_refused_by_name,

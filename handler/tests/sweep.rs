@@ -143,3 +143,98 @@ async fn a_live_deployments_groups_survive_and_a_lost_step_is_re_driven() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poisoned_steps_are_re_driven_while_live_and_reported_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_emulator, runtime) = setup(dir.path()).await;
+    let submit = |id: &str, script: &str| {
+        let spec = json!({ "id": id, "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox", "command": ["/bin/sh", "-c", script],
+            "resources": { "requests": { "cpu": 0.1, "memoryInGB": 0.1 } } } }] } }] });
+        parse(spec.to_string().as_bytes(), Format::Json, || unreachable!()).unwrap()
+    };
+    for (id, script) in [("live-p", "sleep 20"), ("done-p", "true")] {
+        runtime
+            .driver
+            .submit(submit(id, script), "http://127.0.0.1:1".into())
+            .await
+            .unwrap();
+    }
+    let within = std::time::Duration::from_secs(30);
+    common::eventually("done-p done", within, || async {
+        common::run_steps(&runtime).await;
+        let d = runtime.driver.load("done-p").await.unwrap().unwrap();
+        (d.phase == Phase::Done)
+            .then_some(())
+            .ok_or(format!("{:?}", d.phase))
+    })
+    .await;
+
+    // Steps for each, and for a deployment that never was, fail delivery after delivery until
+    // they are given up on (so does any step of live-p's visible meanwhile).
+    let now = runtime.driver.now();
+    for id in ["live-p", "done-p", "gone-p"] {
+        let step = berth::store::Scheduled {
+            message: berth::store::StepMessage {
+                id: id.into(),
+                seq: 999,
+            },
+            at: now,
+        };
+        runtime.steps.send(&step).await.unwrap();
+    }
+    common::eventually("the steps poisoned", within, || async {
+        runtime.steps.receive(16, 1).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let poisoned = runtime.steps.poisoned_steps(32, 0).await.unwrap();
+        let ids: Vec<_> = poisoned
+            .iter()
+            .filter_map(|p| p.message.as_ref().map(|m| m.id.clone()))
+            .collect();
+        ["live-p", "done-p", "gone-p"]
+            .iter()
+            .all(|id| ids.iter().any(|i| i == id))
+            .then_some(())
+            .ok_or(format!("{ids:?}"))
+    })
+    .await;
+
+    let report = runtime.sweep.run_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(report.poison_redriven >= 1, "{report:?}");
+    let mut reported = report.poison_reported.clone();
+    reported.sort();
+    assert_eq!(
+        reported,
+        [
+            "done-p (step 999): the deployment is Succeeded, nothing to do",
+            "gone-p (step 999): no such deployment (purged)",
+        ],
+        "{report:?}"
+    );
+    // Dealt with once: nothing left to report or re-drive.
+    assert!(
+        runtime
+            .steps
+            .poisoned_steps(32, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = runtime.sweep.run_once().await;
+    assert_eq!(
+        (again.poison_redriven, again.poison_reported.len()),
+        (0, 0),
+        "{again:?}"
+    );
+    // The live deployment goes on from its re-driven step to its end.
+    let d = common::eventually("live-p carried on to its end", within * 2, || async {
+        common::run_steps(&runtime).await;
+        let d = runtime.driver.load("live-p").await.unwrap().unwrap();
+        let phase = format!("{:?}", d.phase);
+        (d.phase == Phase::Done).then_some(d).ok_or(phase)
+    })
+    .await;
+    assert_eq!(d.status.as_str(), "Succeeded", "{:?}", d.history);
+}

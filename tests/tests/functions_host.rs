@@ -178,6 +178,7 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
         ("GET", "deployments/d-1", "deployment"),
         ("DELETE", "deployments/d-1", "deployment"),
         ("POST", "deployments/d-1/events/completed", "events"),
+        ("GET", "deployments/d-1/events", "raised"),
         ("POST", "deployments/d-1/terminate?reason=x", "terminate"),
         ("GET", "deployments/d-1/logs/g/c", "logs"),
         ("GET", "deployments/d-1/history", "history"),

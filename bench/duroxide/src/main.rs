@@ -106,7 +106,7 @@ fn activities() -> ActivityRegistry {
         })
         .register("CaptureLogs", |_ctx: ActivityContext, name: String| async move {
             arm()?
-                .logs(&format!("{name}-work-1"), "main", None)
+                .logs(&format!("{name}-work-1"), "main", None, false)
                 .await
                 .map_err(|e| e.to_string())
         })

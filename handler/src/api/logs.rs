@@ -2,7 +2,9 @@
 //!
 //! While the group's instance runs, the log is read from ARM (under the ARM read budget);
 //! once its logs are saved, the saved copy is answered. `?tail=N` (1 to [`MAX_TAIL`]) keeps the
-//! last `N` lines. `?follow=true` streams a `text/plain` body: the log as it is, then only the
+//! last `N` lines; `?timestamps=true` starts each line with its time as ACI gives it. A saved log
+//! is the whole log, stitched from reads while the container ran ([`crate::saved_log`]); where
+//! lines are missing it says so in a `[berth] ...` line. `?follow=true` streams a `text/plain` body: the log as it is, then only the
 //! lines each later read adds, until the instance has ended (the rest of its final or saved log
 //! is sent last) or for at most [`FOLLOW_FOR`]. A follow reads the log every [`FOLLOW_POLL`], or
 //! less often when many follow at once: together they read at most [`FOLLOWS_READS_PER_SECOND`]
@@ -62,6 +64,7 @@ pub struct BufferedResponse;
 pub(super) struct LogParams {
     tail: Option<String>,
     follow: Option<String>,
+    timestamps: Option<String>,
 }
 
 fn tail_of(value: Option<&str>) -> Result<Option<u32>, Problem> {
@@ -77,11 +80,12 @@ fn tail_of(value: Option<&str>) -> Result<Option<u32>, Problem> {
         .transpose()
 }
 
-fn follow_of(value: Option<&str>) -> Result<bool, Problem> {
+/// A `true`/`false` query parameter, `false` when absent.
+fn flag(name: &str, value: Option<&str>) -> Result<bool, Problem> {
     match value {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
-        Some(_) => Err(Problem::bad_request("follow", "must be true or false")),
+        Some(_) => Err(Problem::bad_request(name, "must be true or false")),
     }
 }
 
@@ -130,7 +134,8 @@ pub(super) async fn logs(
     spec::validate::group_name(&group).map_err(|e| Problem::bad_request("group", e))?;
     spec::validate::container_name(&container).map_err(|e| Problem::bad_request("container", e))?;
     let tail = tail_of(params.tail.as_deref())?;
-    let follow = follow_of(params.follow.as_deref())? && buffered.is_none();
+    let follow = flag("follow", params.follow.as_deref())? && buffered.is_none();
+    let timestamps = flag("timestamps", params.timestamps.as_deref())?;
     // Taken before any read, so that a refused follow costs nothing.
     let slot = match follow {
         true => Some(api.driver.follow_slot().ok_or_else(|| {
@@ -146,15 +151,18 @@ pub(super) async fn logs(
     let driver = &api.driver;
     match driver.log_source(&id, &group).await? {
         LogSource::Saved => {
-            let saved = driver.logs(&id, &group, &container).await?.ok_or_else(|| {
-                Problem::new(
-                    StatusCode::NOT_FOUND,
-                    "Not found",
-                    format!(
-                        "container: no saved logs for {group}/{container} of deployment '{id}'"
-                    ),
-                )
-            })?;
+            let saved = driver
+                .logs(&id, &group, &container, timestamps)
+                .await?
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "Not found",
+                        format!(
+                            "container: no saved logs for {group}/{container} of deployment '{id}'"
+                        ),
+                    )
+                })?;
             let mut sent = Sent::default();
             Ok(text(sent.first(&saved, tail, true)))
         }
@@ -162,7 +170,7 @@ pub(super) async fn logs(
             // A follow reads the whole log, to know which lines later reads add.
             let read_tail = if slot.is_some() { None } else { tail };
             let log = driver
-                .live_logs(&instance, &container, read_tail)
+                .live_logs(&instance, &container, read_tail, timestamps)
                 .await
                 .map_err(arm_problem)?
                 .ok_or_else(|| {
@@ -185,6 +193,7 @@ pub(super) async fn logs(
                         id,
                         instance,
                         container,
+                        timestamps,
                         sent,
                         tx,
                         _slot: slot,
@@ -214,6 +223,7 @@ struct Follow {
     id: String,
     instance: String,
     container: String,
+    timestamps: bool,
     sent: Sent,
     tx: mpsc::Sender<Bytes>,
     _slot: OwnedSemaphorePermit,
@@ -265,7 +275,11 @@ impl Follow {
             }
         };
         match source {
-            LogSource::Saved => match self.driver.logs(id, instance, container).await {
+            LogSource::Saved => match self
+                .driver
+                .logs(id, instance, container, self.timestamps)
+                .await
+            {
                 Ok(saved) => Some((saved.unwrap_or_default(), true)),
                 Err(error) => {
                     tracing::debug!(deployment.id = %id, %error, "log follow: saved log not read");
@@ -273,7 +287,11 @@ impl Follow {
                 }
             },
             LogSource::Live { ended, .. } => {
-                match self.driver.live_logs(instance, container, None).await {
+                match self
+                    .driver
+                    .live_logs(instance, container, None, self.timestamps)
+                    .await
+                {
                     Ok(Some(log)) => Some((log, ended)),
                     // Deleted before the checkpoint says so: the next poll finds the saved log.
                     Ok(None) => None,

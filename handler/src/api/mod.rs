@@ -71,6 +71,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/deployments", post(start).get(list))
         .route("/api/deployments/{id}", get(read).delete(purge))
         .route("/api/deployments/{id}/checkpoint", get(checkpoint))
+        .route("/api/deployments/{id}/events", get(events))
         .route("/api/deployments/{id}/events/{name}", post(raise))
         .route("/api/deployments/{id}/terminate", post(terminate))
         .route(
@@ -356,6 +357,10 @@ struct Started<'a> {
     send_event_post_uri: String,
     status_query_get_uri: String,
     terminate_post_uri: String,
+    /// The key the deployment's notifications are signed with: in this answer only, when the
+    /// deployment is new and has `notify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_secret: Option<String>,
 }
 
 fn started<'a>(base: &str, d: &'a Deployment, code: Option<&str>) -> Started<'a> {
@@ -374,6 +379,7 @@ fn started<'a>(base: &str, d: &'a Deployment, code: Option<&str>) -> Started<'a>
         send_event_post_uri: format!("{at}/events/{{eventName}}{first}"),
         status_query_get_uri: format!("{at}{first}"),
         terminate_post_uri: format!("{at}/terminate?reason={{text}}{then}"),
+        notify_secret: None,
     }
 }
 
@@ -386,8 +392,9 @@ fn retry_after(d: &Deployment, now: crate::engine::Millis) -> u64 {
 }
 
 /// The answer to a status request in the async request-reply pattern: `202` with `Location` and
-/// `Retry-After` while the deployment has not ended (`phase` is not `Done`), `200` once it has,
-/// or `500` for `Failed` and `TimedOut` when the caller asked for it.
+/// `Retry-After` while the deployment has not ended (`phase` is not `Done`, nor `Notifying`: its
+/// status is final then), `200` once it has, or `500` for `Failed` and `TimedOut` when the caller
+/// asked for it.
 fn polled(
     d: &Deployment,
     body: impl serde::Serialize,
@@ -395,7 +402,10 @@ fn polled(
     now: crate::engine::Millis,
     error_on_failure: bool,
 ) -> Response {
-    if d.phase != crate::engine::Phase::Done {
+    if !matches!(
+        d.phase,
+        crate::engine::Phase::Done | crate::engine::Phase::Notifying
+    ) {
         let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Ok(location) = HeaderValue::from_str(location) {
@@ -446,7 +456,10 @@ async fn start(
     let submitted = api.driver.submit(spec, base.clone()).await?;
     let d = &submitted.deployment;
     let code = query_code(&uri);
-    let body = started(&base, d, code.as_deref());
+    let body = Started {
+        notify_secret: submitted.notify_key.clone(),
+        ..started(&base, d, code.as_deref())
+    };
     let location = status_url(&base, &d.id, code.as_deref(), error_on_failure);
     // A repeated POST of a deployment that has not ended is still accepted work (202): a poller
     // takes any other answer as the end.
@@ -627,6 +640,25 @@ async fn raise(
     event_name(&name)?;
     let payload = event_payload(body).await?;
     deliver(&api, &id, Event::Raised { name, payload }).await
+}
+
+/// The events raised on a deployment and kept (its inbox), oldest first, as given: `top`
+/// (default 100) a page, `continuationToken` the next. The inbox holds at most
+/// [`crate::engine::MAX_INBOX`] events of [`crate::engine::MAX_INBOX_BYTES`] payload together.
+async fn events(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Result<Response, Problem> {
+    valid_id(&id)?;
+    let top = top(params.top.as_deref(), 100)?;
+    let from = page_token(params.continuation_token.as_deref(), status::instance_token)?;
+    let d = loaded(&api, &id).await?;
+    let from = from as usize;
+    if from > d.inbox.len() {
+        return Err(not_a_token());
+    }
+    Ok(axum::Json(status::events(&d.inbox, from, top)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::prices::{Billing, Prices, Priority};
 use crate::clock::rfc3339;
 use crate::engine::flow::{self, GroupState, Tally, Task};
-use crate::engine::state::HistoryEntry;
+use crate::engine::state::{HistoryEntry, Raised};
 use crate::engine::{Deployment, Instance, Millis, Phase};
 use crate::spec::Mode;
 
@@ -34,6 +34,9 @@ pub struct Status<'a> {
     pub id: &'a str,
     pub last_updated_time: String,
     pub mode: Mode,
+    /// The spec's notifications: delivered, pending or given up; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationDoc<'a>>,
     /// Why creates wait: the oldest held create's reason, and how many are held; absent when
     /// none is.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,6 +47,26 @@ pub struct Status<'a> {
     /// The template (name and version) the deployment was started from, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<&'a crate::spec::template::TemplateRef>,
+}
+
+/// One notification of the status document.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDoc<'a> {
+    pub attempts: u32,
+    /// The CloudEvent's id (and `webhook-id`).
+    pub id: &'a str,
+    /// The last attempt's answer: a status code or why there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<&'a str>,
+    /// When the next attempt is due, while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<String>,
+    /// The index of its entry in the spec's `notify`.
+    pub notify: usize,
+    pub on: crate::spec::NotifyOn,
+    /// `Pending`, `Delivered` or `GaveUp`.
+    pub state: crate::engine::DeliveryState,
 }
 
 /// Compute used so far, running groups up to the time of the read, rounded: seconds to 3
@@ -87,6 +110,11 @@ pub struct GroupDoc<'a> {
     pub generation: Option<u32>,
     /// The group's instances by how they stand.
     pub instances: Tally,
+    /// Spans of its containers' logs that ACI did not keep until Berth read them
+    /// (`instance/container: what is missing`); each saved log says so where they were. At most
+    /// 100.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs_truncated: Vec<String>,
     pub name: &'a str,
     /// The `completed` outputs of its succeeded instances, by index; at most 100.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -111,6 +139,21 @@ pub struct ContainerDoc<'a> {
     pub name: String,
     pub restart_count: u32,
     pub state: &'a str,
+}
+
+/// The logs truncated of group `slot`'s instances, each named by its instance (at most
+/// [`MOST_LISTED`]).
+fn logs_truncated(d: &Deployment, slot: usize) -> Vec<String> {
+    d.instances
+        .iter()
+        .filter(|i| i.slot == slot)
+        .flat_map(|i| {
+            i.logs_truncated
+                .iter()
+                .map(|t| format!("{}/{t}", i.aci_name))
+        })
+        .take(MOST_LISTED)
+        .collect()
 }
 
 /// A container group's state: ACI's `instanceView.state`, or Berth's `Pending`, `Creating` or
@@ -199,6 +242,7 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
                     failures,
                     generation: None,
                     instances,
+                    logs_truncated: Vec::new(),
                     name: &group.name,
                     outputs,
                     result,
@@ -235,6 +279,7 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
                 failures,
                 generation: Some(inst.generation),
                 instances,
+                logs_truncated: logs_truncated(d, slot),
                 name: &group.name,
                 outputs,
                 result,
@@ -251,6 +296,19 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
         id: &d.id,
         last_updated_time: rfc3339(d.updated),
         mode: d.spec.mode,
+        notifications: d
+            .notifications
+            .iter()
+            .map(|n| NotificationDoc {
+                attempts: n.attempts,
+                id: &n.id,
+                last_result: n.last.as_deref(),
+                next_attempt_time: n.next_at.map(rfc3339),
+                notify: n.target,
+                on: n.on,
+                state: n.state,
+            })
+            .collect(),
         pending: pending(d),
         phase: d.phase,
         runtime_status: d.status.as_str(),
@@ -274,7 +332,7 @@ fn pending(d: &Deployment) -> Option<String> {
 }
 
 /// Group `slot`'s failed instances and its succeeded instances' outputs, by index.
-fn results(
+pub(crate) fn results(
     d: &Deployment,
     slot: usize,
 ) -> (Vec<InstanceDoc<'_>>, BTreeMap<u32, &serde_json::Value>) {
@@ -363,7 +421,13 @@ fn instance_doc<'a>(
     }
 }
 
-/// Reads a continuation token of [`instances`]: the next index.
+/// The continuation token of a page that goes on at index `next` ([`instances`], [`events`]).
+fn index_token(next: usize) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i:{next}"))
+}
+
+/// Reads a continuation token of [`instances`] and [`events`]: the next index.
 pub fn instance_token(token: &str) -> Option<u32> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -383,7 +447,6 @@ pub fn instances<'a>(
     from: u32,
     top: usize,
 ) -> Option<InstancesPage<'a>> {
-    use base64::Engine as _;
     let slot = d.spec.groups.iter().position(|g| g.name == group)?;
     let latest = flow::latest(d, slot);
     let instances: Vec<InstanceDoc<'a>> = latest
@@ -394,14 +457,50 @@ pub fn instances<'a>(
         .map(|(index, at)| instance_doc(d, slot, index as u32, at.map(|i| &d.instances[i])))
         .collect();
     let next = from as usize + instances.len();
-    let continuation_token = (next < latest.len())
-        .then(|| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i:{next}")));
+    let continuation_token = (next < latest.len()).then(|| index_token(next));
     Some(InstancesPage {
         continuation_token,
         group,
         id: &d.id,
         instances,
     })
+}
+
+/// A page of the events raised on a deployment and kept (`GET /api/deployments/{id}/events`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage<'a> {
+    /// What to send as `continuationToken` for the next page; `null` on the last.
+    pub continuation_token: Option<String>,
+    pub events: Vec<EventDoc<'a>>,
+}
+
+/// One raised event: its name, when it was raised and its payload as given (`null` for none).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDoc<'a> {
+    pub name: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub timestamp: String,
+}
+
+/// Up to `top` of the events in `inbox`, oldest first, from index `from`.
+pub fn events(inbox: &[Raised], from: usize, top: usize) -> EventsPage<'_> {
+    let events: Vec<EventDoc<'_>> = inbox
+        .iter()
+        .skip(from)
+        .take(top)
+        .map(|r| EventDoc {
+            name: &r.name,
+            payload: &r.payload,
+            timestamp: rfc3339(r.at),
+        })
+        .collect();
+    let next = from + events.len();
+    EventsPage {
+        continuation_token: (next < inbox.len()).then(|| index_token(next)),
+        events,
+    }
 }
 
 /// A page of `GET /api/deployments`, newest first.

@@ -131,6 +131,17 @@ impl ReadBudget {
         sleep(wait).await;
     }
 
+    /// Takes a token only if one is spare now (nothing reserved ahead, no wait): reads that may be
+    /// skipped (a running container's log) never delay a look.
+    pub fn try_take(&self) -> bool {
+        let mut state = self.lock();
+        let spare = state.refill(self.per_second, Instant::now()).is_zero();
+        if spare {
+            state.tokens -= 1.0;
+        }
+        spare
+    }
+
     /// Admits a look at group `name`: `None` when the read may go now (after at most
     /// [`INLINE_WAIT`]), or how long until the reservation held for it falls due.
     pub async fn admit(&self, name: &str) -> Option<Duration> {

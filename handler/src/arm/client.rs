@@ -265,20 +265,54 @@ impl ArmClient {
         .map(|_| ())
     }
 
-    /// A container's logs (`tail` lines, or all ACI keeps).
+    /// A container's logs (`tail` lines, or all ACI keeps), each line with its timestamp when
+    /// `timestamps`.
     pub async fn logs(
         &self,
         name: &str,
         container: &str,
         tail: Option<u32>,
+        timestamps: bool,
     ) -> Result<String, ArmError> {
         if let Some(reads) = &self.reads {
             reads.take().await;
         }
+        self.read_logs(name, container, tail, timestamps).await
+    }
+
+    /// All ACI keeps of a container's log, each line with its timestamp (`timestamps=true`). A
+    /// `spare` read goes only if the read budget has a token to spare now (`None` when not).
+    pub async fn stamped_logs(
+        &self,
+        name: &str,
+        container: &str,
+        spare: bool,
+    ) -> Result<Option<String>, ArmError> {
+        if let Some(reads) = &self.reads {
+            if !spare {
+                reads.take().await;
+            } else if !reads.try_take() {
+                crate::metrics::read_budget_wait("skipped");
+                return Ok(None);
+            }
+        }
+        self.read_logs(name, container, None, true).await.map(Some)
+    }
+
+    async fn read_logs(
+        &self,
+        name: &str,
+        container: &str,
+        tail: Option<u32>,
+        timestamps: bool,
+    ) -> Result<String, ArmError> {
         self.calls.logs.fetch_add(1, Ordering::Relaxed);
         let mut url = self.group_url(name, &format!("/containers/{container}/logs"));
         if let Some(tail) = tail {
             url.push_str(&format!("&tail={tail}"));
+        }
+        if timestamps {
+            url.push_str("&timestamps=true");
         }
         let (_, bytes) = self
             .call(Method::GET, &url, None, "read container logs")

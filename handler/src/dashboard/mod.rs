@@ -542,7 +542,7 @@ async fn deployment(
             let text = dash
                 .api
                 .driver
-                .logs(&id, &inst.aci_name, &container)
+                .logs(&id, &inst.aci_name, &container, false)
                 .await?;
             saved.push((inst.aci_name.clone(), container, text));
         }

@@ -63,16 +63,17 @@ impl Driver {
         Ok(source(&d, group))
     }
 
-    /// A live instance's container log from ARM (`tail` lines, or all ACI keeps), under the read
-    /// budget: `None` when ARM has no such group or container, empty when the container has not
-    /// started yet.
+    /// A live instance's container log from ARM (`tail` lines, or all ACI keeps; each line with
+    /// its timestamp when `timestamps`), under the read budget: `None` when ARM has no such group
+    /// or container, empty when the container has not started yet.
     pub async fn live_logs(
         &self,
         instance: &str,
         container: &str,
         tail: Option<u32>,
+        timestamps: bool,
     ) -> Result<Option<String>, ArmError> {
-        match self.arm.logs(instance, container, tail).await {
+        match self.arm.logs(instance, container, tail, timestamps).await {
             Ok(content) => Ok(Some(content)),
             Err(ArmError::NotFound { code, .. }) if code == "ContainerLogNotAvailable" => {
                 Ok(Some(String::new()))

@@ -24,6 +24,7 @@
 
 pub mod admit;
 mod body;
+mod capture;
 mod live;
 mod looks;
 mod perform;
@@ -68,6 +69,8 @@ pub struct DriverSettings {
     pub max_cores: admit::MaxCores,
     /// How instances watched for their exit are looked at (`BERTH_LOOKS`).
     pub looks: LookMode,
+    /// Where notifications may go (the mode and `BERTH_NOTIFY_ALLOW_PRIVATE`).
+    pub notify: crate::notify::NotifyPolicy,
 }
 
 impl Default for DriverSettings {
@@ -83,6 +86,7 @@ impl Default for DriverSettings {
             diagnostics_workspace: None,
             max_cores: admit::MaxCores::default(),
             looks: LookMode::default(),
+            notify: crate::notify::NotifyPolicy::default(),
         }
     }
 }
@@ -145,12 +149,19 @@ pub struct Driver {
     learning: Option<Arc<looks::Learning>>,
     /// Where templates are kept; `None`: the template routes answer that there are none.
     templates: Option<Arc<dyn crate::store::Templates>>,
+    /// Where the saved logs of running containers end, as this process last saved them.
+    log_cursors: Arc<capture::Cursors>,
+    /// Sends the spec's notifications.
+    notifier: crate::notify::Notifier,
 }
 
 /// A submitted deployment, and whether it already existed (idempotent `POST`).
 pub struct Submitted {
     pub deployment: Deployment,
     pub existed: bool,
+    /// The key its notifications are signed with, in clear: told to the submitter once, when
+    /// the deployment is new and has `notify` (sealed in the checkpoint, never told again).
+    pub notify_key: Option<String>,
 }
 
 /// A spec as canonical JSON: object keys sorted at every level, whatever order they were written
@@ -216,10 +227,12 @@ impl Driver {
             keys,
             clock,
             admission: Arc::new(admit::Admission::new(settings.max_cores.clone())),
+            notifier: crate::notify::Notifier::new(settings.notify.clone()),
             settings: Arc::new(settings),
             follows: live::follow_slots(),
             learning: None,
             templates: None,
+            log_cursors: Arc::default(),
         }
     }
 
@@ -260,6 +273,8 @@ impl Driver {
         };
         let mut transition = engine::start(spec, sealed, digest, options, now);
         transition.next.callback_key = Some(self.keys.new_callback_key());
+        let notify_key = (!transition.next.spec.notify.is_empty()).then(crate::notify::new_key);
+        transition.next.notify_key = notify_key.as_ref().map(|k| self.keys.seal(k.as_bytes()));
         let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {
@@ -268,6 +283,7 @@ impl Driver {
                 Ok(Submitted {
                     deployment: transition.next,
                     existed: false,
+                    notify_key,
                 })
             }
             Err(StoreError::Conflict(_)) => {
@@ -283,6 +299,7 @@ impl Driver {
                     Ok(Submitted {
                         deployment: existing.deployment,
                         existed: true,
+                        notify_key: None,
                     })
                 } else {
                     Err(DriverError::SpecConflict(id))
@@ -368,15 +385,18 @@ impl Driver {
         Ok(self.store.get_history(id, page).await?)
     }
 
-    /// A container's saved logs; `group` is a spec group name (its latest instance) or an
-    /// instance name.
+    /// A container's saved logs as shown ([`crate::saved_log::shown`]: each line with its
+    /// timestamp when `timestamps`, Berth's notes of missing lines where they are); `group` is a
+    /// spec group name (its latest instance) or an instance name.
     pub async fn logs(
         &self,
         id: &str,
         group: &str,
         container: &str,
+        timestamps: bool,
     ) -> Result<Option<String>, DriverError> {
-        Ok(self.store.get_logs(id, group, container).await?)
+        let saved = self.store.get_logs(id, group, container).await?;
+        Ok(saved.map(|saved| crate::saved_log::shown(&saved, timestamps)))
     }
 
     /// A page of deployments, newest first.
@@ -394,7 +414,32 @@ impl Driver {
     /// each group's location (else the target's).
     pub fn check(&self, spec: &Spec) -> Result<(), SpecErrors> {
         crate::spec::settings::check_spec(spec, &self.settings.secure_value_from)?;
+        self.check_notify(spec)?;
         crate::spec::aci::at_location(spec, &self.arm.target().location)
+    }
+
+    /// The spec's `notify` URLs against where notifications may go (`notify[i].url` named):
+    /// their scheme and literal addresses; host names are judged at each delivery.
+    fn check_notify(&self, spec: &Spec) -> Result<(), SpecErrors> {
+        let policy = self.notifier.policy();
+        let errors: Vec<crate::spec::SpecError> = spec
+            .notify
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let url = url::Url::parse(&n.url).ok()?;
+                let message = policy.check_submitted(&url).err()?;
+                Some(crate::spec::SpecError {
+                    field: format!("notify[{i}].url"),
+                    message,
+                })
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(SpecErrors(errors))
+        }
     }
 
     /// Raises a callback's event (`completed` or `heartbeat`) when `token` is the deployment's

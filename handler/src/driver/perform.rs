@@ -133,11 +133,16 @@ impl Driver {
                 let at = self.clock.now();
                 match self.arm.look_as(instance, self.patient(d, instance)).await {
                     Ok(Look::Now(Some(group))) => {
-                        let mut events = vec![Event::Observed {
-                            instance: instance.clone(),
-                            observation: observation(&group),
-                            at,
-                        }];
+                        let observation = observation(&group);
+                        let mut events = self.read_running_logs(d, instance, &observation).await;
+                        events.insert(
+                            0,
+                            Event::Observed {
+                                instance: instance.clone(),
+                                observation,
+                                at,
+                            },
+                        );
                         if let Some(reason) = eviction(d, instance, &group) {
                             events.push(Event::Evicted {
                                 instance: instance.clone(),
@@ -180,6 +185,46 @@ impl Driver {
                 Err(e) => vec![failed(instance, ActionKind::Delete, &e)],
             },
             Action::Schedule { .. } => Vec::new(),
+            Action::Notify { id } => self.notify(d, id).await,
+        }
+    }
+
+    /// One attempt at notification `id`, answered as `NotifySent` or `NotifyFailed`.
+    async fn notify(&self, d: &Deployment, id: &str) -> Vec<Event> {
+        let Some(n) = d.notifications.iter().find(|n| n.id == id) else {
+            return Vec::new();
+        };
+        let url = d.spec.notify.get(n.target).map_or("", |t| t.url.as_str());
+        let key = d
+            .notify_key
+            .as_deref()
+            .and_then(|k| self.keys.open(k).ok())
+            .and_then(|k| String::from_utf8(k).ok())
+            .unwrap_or_default();
+        let body = crate::notify::event(d, n);
+        let attempt = self
+            .notifier
+            .send(url, id, body, &key, self.clock.now())
+            .await;
+        match attempt {
+            crate::notify::Attempt::Delivered(status) => {
+                crate::metrics::notification("delivered");
+                tracing::info!(deployment.id = %d.id, notification.id = %id, status, "notification delivered");
+                vec![Event::NotifySent {
+                    id: id.to_owned(),
+                    status,
+                }]
+            }
+            crate::notify::Attempt::Failed { error, permanent } => {
+                let last = permanent || n.attempts + 1 >= policy::NOTIFY_MAX_ATTEMPTS;
+                crate::metrics::notification(if last { "given_up" } else { "failed" });
+                tracing::warn!(deployment.id = %d.id, notification.id = %id, %error, permanent, "notification failed");
+                vec![Event::NotifyFailed {
+                    id: id.to_owned(),
+                    error,
+                    permanent,
+                }]
+            }
         }
     }
 
@@ -231,61 +276,6 @@ impl Driver {
             instance: instance.to_owned(),
             plan,
         })
-    }
-
-    async fn capture_logs(
-        &self,
-        d: &Deployment,
-        instance: &str,
-        containers: &[String],
-    ) -> Vec<Event> {
-        let group = d
-            .instances
-            .iter()
-            .find(|i| i.aci_name == instance)
-            .map(|i| d.spec.groups[i.slot].name.clone())
-            .unwrap_or_default();
-        let mut missing = Vec::new();
-        for container in containers {
-            let content = match self.arm.logs(instance, container, None).await {
-                Ok(content) => content,
-                Err(ArmError::NotFound { code, .. }) if code == "ContainerLogNotAvailable" => {
-                    missing.push(container.clone());
-                    String::new()
-                }
-                Err(e) if e.is_not_found() => {
-                    return vec![Event::Missing {
-                        instance: instance.to_owned(),
-                    }];
-                }
-                Err(e) => {
-                    return vec![Event::Failed {
-                        instance: instance.to_owned(),
-                        action: ActionKind::CaptureLogs,
-                        error: e.to_string(),
-                        transient: e.is_transient(),
-                    }];
-                }
-            };
-            if let Err(e) = self
-                .store
-                .put_logs(&d.id, &group, instance, container, &content)
-                .await
-            {
-                return vec![Event::Failed {
-                    instance: instance.to_owned(),
-                    action: ActionKind::CaptureLogs,
-                    error: e.to_string(),
-                    transient: true,
-                }];
-            }
-        }
-        let note = (!missing.is_empty())
-            .then(|| format!("no logs for {} (never started)", missing.join(", ")));
-        vec![Event::LogsSaved {
-            instance: instance.to_owned(),
-            note,
-        }]
     }
 }
 

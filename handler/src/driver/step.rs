@@ -129,13 +129,12 @@ impl Driver {
     /// Seals a deployment's secrets again under the current key after a key rotation (and keys
     /// its spec digest with it), so that the previous key can be retired. Saved with the next save.
     fn reseal(&self, d: &mut engine::Deployment) {
-        if let Some(key) = d
-            .callback_key
-            .as_deref()
-            .filter(|k| self.keys.needs_reseal(k))
-            && let Ok(plain) = self.keys.open(key)
-        {
-            d.callback_key = Some(self.keys.seal(&plain));
+        for key in [&mut d.callback_key, &mut d.notify_key] {
+            if let Some(sealed) = key.as_deref().filter(|k| self.keys.needs_reseal(k))
+                && let Ok(plain) = self.keys.open(sealed)
+            {
+                *key = Some(self.keys.seal(&plain));
+            }
         }
         let Some(sealed) = d.sealed.clone().filter(|s| self.keys.needs_reseal(s)) else {
             return;

@@ -94,6 +94,7 @@ pub fn start(
         sealed,
         digest,
         callback_key: None,
+        notify_key: None,
         uid: options.uid,
         callback_base: options.callback_base,
         seq: 1,
@@ -117,7 +118,9 @@ pub fn start(
         history_archived: 0,
         stages_started: 0,
         stages_ended: 0,
+        notifications: Vec::new(),
     };
+    deployment.schema_version = super::state::schema_version(&deployment);
     let groups = format!("{} group(s)", deployment.spec.groups.len());
     note(&mut deployment, now, "DeploymentAccepted", groups);
     Transition {
@@ -126,8 +129,36 @@ pub fn start(
     }
 }
 
+/// Who does the work an applied event leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Deciding {
+    /// Whoever applies the event performs the work: a create is claimed for it.
+    Perform,
+    /// A later step does it (an API call records and hands over): nothing is claimed, and the
+    /// deployment is due now.
+    HandOver,
+    /// More events follow in the same round, which decides on the final state: nothing is
+    /// claimed (a claim taken here would hold a create nobody sends until it ran out) and the
+    /// wake is left as it is.
+    Batched,
+}
+
 /// Applies one event. Terminal deployments absorb every event unchanged.
 pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition, EngineError> {
+    let deciding = match event.is_external() {
+        true => Deciding::HandOver,
+        false => Deciding::Perform,
+    };
+    apply_as(state, event, now, deciding)
+}
+
+/// [`apply`], with the work decided as `deciding` says.
+pub(super) fn apply_as(
+    state: &Deployment,
+    event: Event,
+    now: Millis,
+    deciding: Deciding,
+) -> Result<Transition, EngineError> {
     if state.phase == Phase::Done {
         return Ok(Transition {
             next: state.clone(),
@@ -136,7 +167,6 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     }
     let mut next = state.clone();
     migrate(&mut next);
-    let external = event.is_external();
     let beat = matches!(event, Event::Heartbeat { .. }).then(|| next.clone());
     record(&mut next, event, now)?;
     if beat.is_some_and(|before| before == next) {
@@ -150,20 +180,23 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
     // API calls record and hand the work to a step: they perform nothing, so they take no create
     // claim either (the step would wait for it to run out before creating).
     let mut plan = Plan {
-        hand_over: external,
+        hand_over: deciding != Deciding::Perform,
         ..Plan::default()
     };
     decide(&mut next, now, &mut plan);
+    derive_phase_and_status(&mut next);
+    super::notify::decide(&mut next, now, &mut plan);
     if plan.hand_over && !plan.work.is_empty() {
         plan.work.clear();
         plan.wait = Some(now);
     }
-    derive_phase_and_status(&mut next);
 
     let new_seq = state.seq + 1;
     let mut actions = Vec::new();
     if next.phase == Phase::Done {
         next.wake = None;
+    } else if deciding == Deciding::Batched {
+        plan.work.clear();
     } else if plan.work.is_empty() {
         let at = plan.wait.unwrap_or(now + policy::IDLE_WAKE_MS);
         if next.wake.is_none_or(|w| w.at != at) {
@@ -187,8 +220,8 @@ pub fn apply(state: &Deployment, event: Event, now: Millis) -> Result<Transition
 
 /// What `decide` found: work to do now, and the earliest time to look again otherwise.
 #[derive(Default)]
-struct Plan {
-    work: Vec<Action>,
+pub(super) struct Plan {
+    pub(super) work: Vec<Action>,
     wait: Option<Millis>,
     /// The work is handed to a step rather than performed by whoever applies this event, so
     /// nothing is claimed for it.
@@ -196,7 +229,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn wait_until(&mut self, at: Millis) {
+    pub(super) fn wait_until(&mut self, at: Millis) {
         self.wait = Some(self.wait.map_or(at, |w| w.min(at)));
     }
 }
@@ -364,6 +397,32 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                     None => instance,
                 };
                 note(d, now, "LogsSaved", detail);
+            }
+        }
+        Event::LogsGrowing { instance, within } => {
+            let i = find(d, &instance)?;
+            let inst = &mut d.instances[i];
+            if !inst.deleted && !inst.retiring {
+                let due = now + within.max(policy::LOG_READ_MIN_MS);
+                inst.next_look = Some(inst.next_look.map_or(due, |at| at.min(due)));
+            }
+        }
+        Event::LogsTruncated {
+            instance,
+            container,
+            detail,
+        } => {
+            let i = find(d, &instance)?;
+            let entry = format!("{container}: {detail}");
+            let inst = &mut d.instances[i];
+            if !inst.logs_truncated.contains(&entry) {
+                inst.logs_truncated.push(entry);
+                note(
+                    d,
+                    now,
+                    "LogsTruncated",
+                    format!("{instance}/{container}: {detail}"),
+                );
             }
         }
         Event::Deleted { instance } => {
@@ -566,6 +625,12 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
                 note(d, now, "CreateHeld", format!("{instance}: {reason}"));
             }
         }
+        Event::NotifySent { id, status } => super::notify::sent(d, &id, status, now),
+        Event::NotifyFailed {
+            id,
+            error,
+            permanent,
+        } => super::notify::failed(d, &id, &error, permanent, now),
         Event::Heartbeat { instance } => {
             let i = find(d, &instance)?;
             let timeout = d.spec.heartbeat_timeout_of(d.instances[i].slot);
@@ -647,7 +712,7 @@ fn summary(o: &super::state::Observation) -> String {
 /// kept on the deployment moves to its instances under way, and a pending retry of the whole
 /// deployment becomes failed verdicts on the attempt it retires. Idempotent.
 fn migrate(d: &mut Deployment) {
-    d.schema_version = super::state::SCHEMA_VERSION;
+    d.schema_version = super::state::schema_version(d);
     if d.spec.mode != Mode::Job {
         return;
     }
@@ -770,8 +835,11 @@ fn judge_job(d: &mut Deployment, now: Millis, plan: &mut Plan) {
     for (slot, state) in states.iter().enumerate() {
         if state.has_ended() && d.stages_ended & (1 << slot) == 0 {
             d.stages_ended |= 1 << slot;
-            let detail = format!("{}: {state:?}", d.spec.groups[slot].name);
-            note(d, now, "StageEnded", detail);
+            let group = d.spec.groups[slot].name.clone();
+            note(d, now, "StageEnded", format!("{group}: {state:?}"));
+            if *state == GroupState::Failed {
+                super::notify::queue(d, crate::spec::NotifyOn::GroupFailed, Some(&group), now);
+            }
         }
     }
     // A group failed past its tolerance: its instances still under way are stopped.

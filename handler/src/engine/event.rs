@@ -32,6 +32,16 @@ pub enum Event {
         instance: String,
         note: Option<String>,
     },
+    /// A running container's log was read and grows fast enough that it must be read again
+    /// within `within` milliseconds, before ACI's stopped-log cap could drop unsaved lines.
+    LogsGrowing { instance: String, within: Millis },
+    /// Lines of a container's log are missing from what was saved (`detail` says which span and
+    /// why): ACI did not keep them until Berth read them.
+    LogsTruncated {
+        instance: String,
+        container: String,
+        detail: String,
+    },
     /// The instance was deleted.
     Deleted { instance: String },
     /// An action on an instance failed.
@@ -69,6 +79,15 @@ pub enum Event {
     /// How to look at the instance while its containers' exit is watched (told with its
     /// `Created`: the driver's run-time estimate for its group spec, or a fixed interval).
     LooksPlanned { instance: String, plan: LookPlan },
+    /// Notification `id` was delivered: its receiver answered `status` (2xx).
+    NotifySent { id: String, status: u16 },
+    /// An attempt to deliver notification `id` failed (`error`: the receiver's status or why
+    /// nothing was answered); `permanent`: trying again will not help.
+    NotifyFailed {
+        id: String,
+        error: String,
+        permanent: bool,
+    },
 }
 
 impl Event {
@@ -85,12 +104,16 @@ impl Event {
 
     /// Results a step may act on before it saves them, because the action that produced them is
     /// safe to repeat should the step die first, and because they come after the decision they
-    /// serve was saved: saved logs (a capture overwrites the same blob) and a stopped group
+    /// serve was saved: saved logs and their gaps (a capture stitches onto the same blob, and
+    /// finds the gaps noted in it again) and a stopped group
     /// (stopping it again changes nothing). So a finished job's group is stopped, its logs
     /// captured and the group deleted under one save; the logs are in storage before the delete
     /// is sent either way.
     pub fn may_go_unsaved(&self) -> bool {
-        matches!(self, Event::LogsSaved { .. } | Event::Stopped { .. })
+        matches!(
+            self,
+            Event::LogsSaved { .. } | Event::LogsTruncated { .. } | Event::Stopped { .. }
+        )
     }
 }
 
@@ -129,4 +152,6 @@ pub enum Action {
     Delete { instance: String },
     /// Send a step message for `seq`, due at `at`.
     Schedule { at: Millis, seq: u64 },
+    /// POST notification `id` (see [`super::notify`]) to its receiver.
+    Notify { id: String },
 }

@@ -6,6 +6,7 @@ pub mod event;
 pub mod flow;
 pub mod looks;
 pub mod names;
+pub mod notify;
 pub mod placement;
 pub mod policy;
 pub mod round;
@@ -16,6 +17,7 @@ pub use apply::{
 };
 pub use event::{Action, ActionKind, Event};
 pub use looks::{LookPlan, RunEstimate};
+pub use notify::{DeliveryState, Notification};
 pub use round::{Round, Save, Step};
 pub use state::{
     ContainerObservation, Deployment, Hold, Instance, Millis, Observation, Phase, RuntimeStatus,

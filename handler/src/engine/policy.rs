@@ -113,10 +113,50 @@ pub fn exit_unlikely(plan: &LookPlan, since: Millis) -> bool {
     }
 }
 
+/// A running container's log is saved once this much of it is unsaved (half of what ACI keeps of
+/// a stopped container's log: the rest survives its exit), in lines or bytes…
+pub const LOG_SAVE_AT: (usize, usize) = (500, 8 * 1024);
+/// …and read again before this much more would be unsaved, at the rate its timestamps show.
+pub const LOG_READ_BEFORE: (usize, usize) = (750, 12 * 1024);
+/// The shortest wait between two reads of a running container's log.
+pub const LOG_READ_MIN_MS: Millis = 1_000;
+
+/// How long until a log growing at `rate` (lines and bytes a second) with `unsaved` lines and
+/// bytes not saved yet reaches [`LOG_READ_BEFORE`]: when to read it again. `None` when it does
+/// not grow.
+pub fn log_read_within(rate: (f64, f64), unsaved: (usize, usize)) -> Option<Millis> {
+    let until = |limit: usize, have: usize, per_second: f64| {
+        (per_second > 0.0).then(|| limit.saturating_sub(have) as f64 / per_second)
+    };
+    let (lines, bytes) = LOG_READ_BEFORE;
+    let seconds = match (
+        until(lines, unsaved.0, rate.0),
+        until(bytes, unsaved.1, rate.1),
+    ) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(((seconds * 1000.0) as Millis).max(LOG_READ_MIN_MS))
+}
+
 /// Back-off after `failures` failed ARM actions in a row (1 s doubling, at most 5 min).
 pub fn failure_delay(failures: u32) -> Millis {
     1_000i64
         .saturating_mul(1 << failures.min(9).saturating_sub(1))
+        .min(300_000)
+}
+
+/// Most attempts to deliver one notification: with [`notify_delay`], the last is about an hour
+/// after the first (1 + 2 + … + 256 s, then every 5 min).
+pub const NOTIFY_MAX_ATTEMPTS: u32 = 20;
+
+/// How long one notification attempt may take, connection to response (its body is not read).
+pub const NOTIFY_TIMEOUT_MS: Millis = 10_000;
+
+/// Wait after `attempts` failed attempts to deliver a notification: 1 s doubling, at most 5 min.
+pub fn notify_delay(attempts: u32) -> Millis {
+    1_000i64
+        .saturating_mul(1 << (attempts.clamp(1, 10) - 1))
         .min(300_000)
 }
 
@@ -142,6 +182,29 @@ pub fn beat_worth_saving(last: Option<Millis>, now: Millis, timeout_ms: Millis) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notifications_back_off_to_five_minutes_and_give_up_within_about_an_hour() {
+        let delays: Vec<Millis> = (1..NOTIFY_MAX_ATTEMPTS).map(notify_delay).collect();
+        assert_eq!(delays[..4], [1_000, 2_000, 4_000, 8_000]);
+        assert_eq!(*delays.last().unwrap(), 300_000);
+        let total: Millis = delays.iter().sum();
+        assert_eq!(total, 3_511_000);
+    }
+
+    #[test]
+    fn a_log_is_read_again_before_its_unsaved_part_passes_what_aci_keeps() {
+        // 100 lines (2 KB) a second, nothing unsaved: 750 lines away by lines, 12 KB by bytes.
+        assert_eq!(log_read_within((100.0, 2_048.0), (0, 0)), Some(6_000));
+        assert_eq!(log_read_within((100.0, 500.0), (0, 0)), Some(7_500));
+        // Some unsaved already: sooner; past the mark or racing: the least gap.
+        assert_eq!(
+            log_read_within((100.0, 500.0), (700, 0)),
+            Some(LOG_READ_MIN_MS)
+        );
+        assert_eq!(log_read_within((1e9, 1e9), (0, 0)), Some(LOG_READ_MIN_MS));
+        assert_eq!(log_read_within((0.0, 0.0), (10, 10)), None);
+    }
 
     #[test]
     fn looks_slow_down_and_stay_bounded() {

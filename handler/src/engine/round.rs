@@ -4,23 +4,28 @@
 //! actions are performed. The driver is load → round → save → perform, and the engine's replay and
 //! property suites drive the same `Step`, so they exercise the production rules:
 //!
-//! - **Batching.** A round applies every pending event, then acts on the final state only: its
-//!   decisions come from the whole state, so the intermediate states' actions are subsumed (and
-//!   acting on each would repeat work for every other group of the deployment).
+//! - **Batching.** A round applies every pending event, then decides once, on the final state:
+//!   the intermediate states claim nothing and plan no work (a create claimed by an intermediate
+//!   decision and subsumed by the final one would be held by a claim nobody acts on until it ran
+//!   out), and acting on each would repeat work for every other group of the deployment.
 //! - **Commit first.** A round's state is saved before its actions run ([`Save::Now`]), except
 //!   when every event of the round is a result that may go unsaved ([`Event::may_go_unsaved`]:
 //!   its action is safe to repeat and follows a saved decision) and the round creates nothing
 //!   ([`Save::Later`]): the state then runs ahead of the checkpoint and is saved with the next
-//!   round that must save. A create is never sent before its claim is saved.
+//!   round that must save. A create is never sent before its claim is saved, nor a notification
+//!   before the state that queued it.
 //! - **Conflict.** When a save loses the compare-and-swap, [`Step::conflict`] restarts from the
 //!   reloaded checkpoint and applies again every event not yet saved.
 //! - **Hand-over.** After [`policy::MAX_ROUNDS_PER_STEP`] rounds (or the configured most), the
-//!   step moves the deployment's wake to now under a new seq and ends, so a fresh message carries
-//!   on rather than one worker holding the deployment for ever.
+//!   step saves what it learned (the results of its last actions, applied without claiming
+//!   anything new), moves the deployment's wake to now under a new seq and ends, so a fresh
+//!   message carries on rather than one worker holding the deployment for ever. No result is
+//!   dropped: a `Created` left unsaved would leave its instance claimed, and nothing would touch it
+//!   until the claim ran out.
 
 use std::collections::VecDeque;
 
-use super::apply::{EngineError, apply};
+use super::apply::{Deciding, EngineError, apply_as};
 use super::event::{Action, Event};
 use super::state::{Deployment, Millis, Wake};
 
@@ -118,18 +123,27 @@ impl Step {
         let mut actions = Vec::new();
         let mut dropped = Vec::new();
         for event in &self.batch {
-            match apply(&next, event.clone(), now) {
-                Ok(t) => {
-                    next = t.next;
-                    actions = t.actions;
-                }
+            match apply_as(&next, event.clone(), now, Deciding::Batched) {
+                Ok(t) => next = t.next,
                 Err(e) => dropped.push(e),
             }
         }
+        // One decision on the final state: a `Wake` records nothing.
+        let deciding = match self.batch.iter().all(Event::is_external) {
+            true => Deciding::HandOver,
+            false => Deciding::Perform,
+        };
+        if let Ok(t) = apply_as(&next, Event::Wake, now, deciding) {
+            next = t.next;
+            actions = t.actions;
+        }
         actions.retain(|a| !matches!(a, Action::Schedule { .. }));
+        // A create and a notification go out only once the state asking for them is saved.
         let unsaved_ok = !actions.is_empty()
             && self.batch.iter().all(Event::may_go_unsaved)
-            && !actions.iter().any(|a| matches!(a, Action::Create { .. }));
+            && !actions
+                .iter()
+                .any(|a| matches!(a, Action::Create { .. } | Action::Notify { .. }));
         let save = if unsaved_ok {
             self.unsaved.append(&mut self.batch);
             Save::Later
@@ -157,15 +171,12 @@ impl Step {
     }
 
     /// The save lost the compare-and-swap: start again from the reloaded checkpoint, with every
-    /// event not saved yet pending again. A hand-over that conflicted ends the step: whoever
-    /// changed the checkpoint scheduled its own step.
+    /// event not saved yet pending again. A hand-over that conflicted is made again on the
+    /// reloaded checkpoint, with the same results.
     pub fn conflict(&mut self, reloaded: Deployment) {
         self.saved = reloaded;
         self.ahead = None;
-        if self.handing_over {
-            self.pending.clear();
-            return;
-        }
+        self.handing_over = false;
         let mut again: VecDeque<Event> = self.unsaved.drain(..).collect();
         again.extend(self.batch.drain(..));
         again.append(&mut self.pending);
@@ -178,25 +189,39 @@ impl Step {
         self.current().wake.filter(|w| Some(*w) != self.saved.wake)
     }
 
-    /// Moves the checkpoint's wake to now under a new seq; unsaved results are dropped (their
-    /// actions are repeated by the next step, which is why they could go unsaved).
+    /// Applies every result not saved yet without claiming anything new, and moves the wake to
+    /// now under a new seq: the next step's message carries on from there.
     fn hand_over(&mut self, now: Millis) -> Round {
+        let results: Vec<Event> = self
+            .unsaved
+            .drain(..)
+            .chain(self.batch.drain(..))
+            .chain(self.pending.drain(..))
+            .collect();
         let mut next = self.saved.clone();
-        next.seq += 1;
+        let mut dropped = Vec::new();
+        for event in &results {
+            match apply_as(&next, event.clone(), now, Deciding::Batched) {
+                Ok(t) => next = t.next,
+                Err(e) => dropped.push(e),
+            }
+        }
+        next.seq = next.seq.max(self.saved.seq) + 1;
         next.updated = now;
-        next.wake = Some(Wake {
-            at: now,
-            seq: next.seq,
-        });
+        if next.phase != super::state::Phase::Done {
+            next.wake = Some(Wake {
+                at: now,
+                seq: next.seq,
+            });
+        }
         self.ahead = Some(next);
-        self.unsaved.clear();
-        self.batch.clear();
-        self.pending.clear();
+        // Kept until the save: a conflict makes the hand-over again with them.
+        self.unsaved = results;
         self.handing_over = true;
         Round {
             save: Save::Now,
             actions: Vec::new(),
-            dropped: Vec::new(),
+            dropped,
         }
     }
 }

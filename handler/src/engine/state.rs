@@ -8,11 +8,23 @@ use crate::spec::{Priority, Spec};
 /// Milliseconds since the Unix epoch (UTC). The engine never reads a clock: `now` is passed in.
 pub type Millis = i64;
 
-/// The version of the checkpoint's shape this Berth writes. Checkpoints from before versions were
-/// written read as 1 and are brought up to date on load; a checkpoint of a higher version was
-/// written by a newer Berth and is refused, never misread (see [`crate::checkpoint::decode`]).
-/// Raise it with any change an older Berth would misread, and migrate in `apply::migrate`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The highest version of the checkpoint's shape this Berth writes (each deployment is written at
+/// [`schema_version`]). Checkpoints from before versions were written read as 1 and are brought
+/// up to date on load; a checkpoint of a higher version was written by a newer Berth and is
+/// refused, never misread (see [`crate::checkpoint::decode`]). Raise it with any change an older
+/// Berth would misread, and migrate in `apply::migrate`.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The version deployment `d` is written at: 3 once it has notifications (`spec.notify`, which a
+/// Berth of version 2 would drop silently, and the `Notifying` phase), 2 otherwise, so a rollback
+/// to a version-2 Berth still reads every deployment that uses nothing newer.
+pub fn schema_version(d: &Deployment) -> u32 {
+    if d.spec.notify.is_empty() && d.notifications.is_empty() {
+        2
+    } else {
+        SCHEMA_VERSION
+    }
+}
 
 fn unversioned() -> u32 {
     1
@@ -38,6 +50,10 @@ pub struct Deployment {
     /// tokens do not open it. `None` in checkpoints from before per-deployment keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_key: Option<String>,
+    /// The key notifications are signed with (`whsec_…`, handed to the submitter once), sealed
+    /// like the callback key; `None` without `notify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_key: Option<String>,
     /// A random identity made at submit (not secret): hashed into the names of its container
     /// groups and written in their `berth-uid` tag, so that no two deployments, not even one
     /// submitted again under a purged one's id, name the same group. `None` in checkpoints from
@@ -98,6 +114,9 @@ pub struct Deployment {
     /// Groups whose end (`StageEnded`) the history holds, bit `slot`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stages_ended: u32,
+    /// The spec's notifications, queued, delivered or given up (see [`super::notify`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<super::notify::Notification>,
 }
 
 fn default_claim_ms() -> Millis {
@@ -158,6 +177,8 @@ pub enum Phase {
     Stopping,
     CapturingLogs,
     CleaningUp,
+    /// The outcome's notifications are being delivered (retried with back-off).
+    Notifying,
     /// Nothing more will happen.
     Done,
 }
@@ -276,6 +297,10 @@ pub struct Instance {
     /// The regions that refused its create for capacity, with ACI's reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+    /// Spans of its containers' logs that ACI did not keep until Berth read them
+    /// (`container: detail`); the saved log notes each where it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs_truncated: Vec<String>,
     /// ACI reported it evicted (Spot), and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evicted: Option<String>,
@@ -330,6 +355,7 @@ impl Instance {
             priority: None,
             location: None,
             refused: Vec::new(),
+            logs_truncated: Vec::new(),
             evicted: None,
             held: None,
             last_beat: None,

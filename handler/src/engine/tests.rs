@@ -84,6 +84,11 @@ struct World {
     evict: Fault,
     /// Creates refused, per name.
     refusals: std::collections::HashMap<String, u32>,
+    /// What the receiver of a notification answers its Nth attempt (from 1): a status, or
+    /// nothing (unreachable).
+    receiver: Box<dyn Fn(u32) -> Option<u16>>,
+    /// Every notification attempt: its id and when.
+    notified: Vec<(String, Millis)>,
 }
 
 impl World {
@@ -98,6 +103,8 @@ impl World {
             refuse: Box::new(|_, _| None),
             evict: Box::new(|_, _| None),
             refusals: Default::default(),
+            receiver: Box::new(|_| Some(200)),
+            notified: Vec::new(),
         }
     }
 
@@ -168,6 +175,24 @@ impl World {
                 }]
             }
             Action::Schedule { .. } => vec![],
+            Action::Notify { id } => {
+                self.notified.push((id.clone(), self.now));
+                let attempt = self.notified.iter().filter(|(n, _)| n == id).count() as u32;
+                let id = id.clone();
+                vec![match (self.receiver)(attempt) {
+                    Some(status @ 200..=299) => Event::NotifySent { id, status },
+                    Some(status) => Event::NotifyFailed {
+                        id,
+                        error: status.to_string(),
+                        permanent: (400..500).contains(&status) && status != 429,
+                    },
+                    None => Event::NotifyFailed {
+                        id,
+                        error: "could not connect".into(),
+                        permanent: false,
+                    },
+                }]
+            }
         }
     }
 }
@@ -646,6 +671,100 @@ fn a_look_put_off_by_the_read_budget_waits_for_its_reservation_and_counts_no_fai
 }
 
 #[test]
+fn a_growing_log_brings_the_next_look_forward_and_never_back() {
+    let instance = "job-1-work-1".to_owned();
+    let created = created(json!({ "completion": "callback" }));
+    let now = T0 + 10_000;
+    let seen = apply(
+        &created.next,
+        Event::Observed {
+            instance: instance.clone(),
+            observation: observation("Running", &[("main", "Running", None)]),
+            at: now,
+        },
+        now,
+    )
+    .unwrap();
+    let backoff = seen.next.instances[0].next_look.unwrap();
+    assert!(backoff > now + 3_000, "a callback job is looked at rarely");
+    let growing = |state: &Deployment, within| {
+        apply(
+            state,
+            Event::LogsGrowing {
+                instance: instance.clone(),
+                within,
+            },
+            now,
+        )
+        .unwrap()
+        .next
+    };
+    assert_eq!(
+        growing(&seen.next, 3_000).instances[0].next_look,
+        Some(now + 3_000)
+    );
+    // Never sooner than the least gap between reads, and never later than the look was due.
+    assert_eq!(
+        growing(&seen.next, 10).instances[0].next_look,
+        Some(now + policy::LOG_READ_MIN_MS)
+    );
+    assert_eq!(
+        growing(&seen.next, 10_000_000).instances[0].next_look,
+        Some(backoff)
+    );
+}
+
+#[test]
+fn a_truncated_log_is_recorded_once_per_gap() {
+    let instance = "job-1-work-1".to_owned();
+    let created = created(json!({}));
+    let cut = |d: &Deployment, detail: &str| {
+        apply(
+            d,
+            Event::LogsTruncated {
+                instance: instance.clone(),
+                container: "main".into(),
+                detail: detail.into(),
+            },
+            T0 + 5,
+        )
+        .unwrap()
+        .next
+    };
+    let once = cut(&created.next, "lines written between a and b are missing");
+    let again = cut(&once, "lines written between a and b are missing");
+    let other = cut(&again, "lines written between c and d are missing");
+    let kinds = |d: &Deployment| {
+        d.history
+            .iter()
+            .filter(|h| h.kind == "LogsTruncated")
+            .map(|h| h.detail.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(&again),
+        ["job-1-work-1/main: lines written between a and b are missing"]
+    );
+    assert_eq!(kinds(&other).len(), 2);
+    assert_eq!(
+        other.instances[0].logs_truncated,
+        [
+            "main: lines written between a and b are missing",
+            "main: lines written between c and d are missing"
+        ]
+    );
+    // Found again by the capture after the exit, before its step was saved: nothing to redo.
+    assert!(
+        Event::LogsTruncated {
+            instance,
+            container: "main".into(),
+            detail: String::new()
+        }
+        .may_go_unsaved()
+    );
+}
+
+#[test]
 fn a_callback_only_job_is_first_looked_at_after_the_look_delay_and_others_at_once() {
     for (completion, first) in [
         ("callback", policy::next_look_delay(false, false, 0)),
@@ -966,7 +1085,7 @@ fn a_conflict_applies_the_unsaved_results_again_on_the_reloaded_checkpoint() {
 }
 
 #[test]
-fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it() {
+fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_is_made_again() {
     let mut world = World::new(exits_after(u32::MAX, 0));
     let mut step = Step::new(started(json!({})), 1);
     let first = step.round(world.now).unwrap();
@@ -979,7 +1098,12 @@ fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it()
     assert!(hand_over.actions.is_empty());
     let saved_seq = step.saved().seq;
     let wake = step.wake_message().expect("a fresh message carries on");
-    assert_eq!((wake.at, wake.seq), (world.now, saved_seq + 1));
+    assert_eq!(wake.at, world.now);
+    assert!(
+        wake.seq > saved_seq,
+        "a new seq: {} after {saved_seq}",
+        wake.seq
+    );
     step.committed();
     assert!(
         step.round(world.now).is_none(),
@@ -989,10 +1113,65 @@ fn a_step_hands_over_after_its_most_rounds_and_a_conflicting_hand_over_ends_it()
     let mut step = Step::new(started(json!({})), 0);
     let hand_over = step.round(world.now).unwrap();
     assert!(hand_over.actions.is_empty());
-    step.conflict(started(json!({})));
+    let mut reloaded = started(json!({}));
+    reloaded.seq += 3;
+    step.conflict(reloaded);
+    let again = step.round(world.now).unwrap();
+    assert_eq!((again.save, again.actions.len()), (Save::Now, 0));
+    let wake = step
+        .wake_message()
+        .expect("handed over on the reloaded checkpoint");
+    assert!(wake.seq > step.saved().seq, "{wake:?}");
+    step.committed();
+    assert!(step.round(world.now).is_none());
+}
+
+#[test]
+fn a_hand_over_saves_the_creates_its_last_round_made() {
+    // Rounds run out right after the round that claimed and created: the `Created` results are
+    // saved with the hand-over, so the next step looks at the groups instead of waiting for their
+    // claims to run out.
+    let mut world = World::new(exits_after(u32::MAX, 0));
+    let mut step = Step::new(
+        started(json!({ "groups": [
+        group("a", json!({ "count": 3 }))
+    ] })),
+        1,
+    );
+    let first = step.round(world.now).unwrap();
+    let creates = first
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Create { .. }))
+        .count();
+    assert_eq!(creates, 3, "{:?}", first.actions);
+    step.committed();
+    step.push(first.actions.iter().flat_map(|a| world.perform(a)));
+    world.now += 5;
+    let hand_over = step.round(world.now).unwrap();
+    assert_eq!((hand_over.save, hand_over.actions.len()), (Save::Now, 0));
+    step.committed();
+    let saved = step.saved();
     assert!(
-        step.round(world.now).is_none(),
-        "whoever changed the checkpoint scheduled its own step"
+        saved
+            .instances
+            .iter()
+            .all(|i| i.created.is_some() && i.claim_until.is_none()),
+        "{:?}",
+        saved.instances
+    );
+    assert_eq!(saved.wake.map(|w| w.at), Some(world.now));
+    // The next step looks at once.
+    let mut next = Step::new(saved.clone(), 10);
+    let looks = next.round(world.now).unwrap();
+    assert!(
+        looks
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::Observe { .. }))
+            && looks.actions.len() == 3,
+        "{:?}",
+        looks.actions
     );
 }
 
@@ -1240,6 +1419,7 @@ fn a_checkpoint_from_before_per_instance_verdicts_carries_on() {
 }
 
 mod hold_and_beat;
+mod notify;
 // Spot evictions and region fallback.
 
 fn spot_spec(extra: serde_json::Value) -> serde_json::Value {
@@ -1517,4 +1697,31 @@ fn a_planned_instance_is_looked_at_around_its_expected_exit_and_an_unplanned_one
     assert_eq!(serde_json::from_value::<Deployment>(json).unwrap(), planned);
     let plain = serde_json::to_value(&unplanned).unwrap();
     assert!(!plain.to_string().contains("lookPlan"));
+}
+
+#[test]
+fn a_fan_out_refills_each_freed_slot_at_once_without_waiting_on_claims() {
+    // 150 instances, 50 at a time, each done at its first look. Each round's events are applied
+    // first and decided on once: an intermediate decision used to claim creates that the final
+    // one dropped, and those waited for their claims to run out (60 s) before being created.
+    let mut world = World::new(exits_after(1, 0));
+    let d =
+        started(json!({ "groups": [group("shard", json!({ "count": 150, "parallelism": 50 }))] }));
+    let (end, checkpoints) = run(d, &mut world, vec![]);
+    assert_eq!(end.status, RuntimeStatus::Succeeded);
+    assert_eq!(world.creates, 150);
+    assert!(
+        world.now - T0 < policy::CREATE_CLAIM_MS,
+        "took {} ms",
+        world.now - T0
+    );
+    // At most 50 running (claimed or created, not judged yet) at once.
+    for cp in &checkpoints {
+        let live = cp
+            .instances
+            .iter()
+            .filter(|i| (i.created.is_some() || i.claim_until.is_some()) && i.verdict.is_none())
+            .count();
+        assert!(live <= 50, "{live} live");
+    }
 }

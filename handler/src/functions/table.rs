@@ -26,6 +26,10 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
         include_str!("../../../functions/events/function.json"),
     ),
     (
+        "raised",
+        include_str!("../../../functions/raised/function.json"),
+    ),
+    (
         "terminate",
         include_str!("../../../functions/terminate/function.json"),
     ),

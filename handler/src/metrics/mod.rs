@@ -60,7 +60,10 @@ struct Metrics {
     sweep_purged: Counter<u64>,
     sweep_errors: Counter<u64>,
     sweep_unreadable: Counter<u64>,
+    sweep_poison_redriven: Counter<u64>,
+    sweep_poison_reported: Counter<u64>,
     logs_truncated: Counter<u64>,
+    notifications: Counter<u64>,
     exports_failed: Counter<u64>,
 }
 
@@ -136,7 +139,7 @@ fn metrics() -> &'static Metrics {
             arm_throttles: counter("berth_arm_throttles", "ARM answers 429 (throttled)."),
             read_budget_waits: counter(
                 "berth_arm_read_budget_waits",
-                "ARM reads that waited for the read budget: slept inline, or put off to a later step.",
+                "ARM reads that waited for the read budget: slept inline, put off to a later step, or skipped (a running log read with no token to spare).",
             ),
             sweeps: counter("berth_sweeps", "Sweeps run."),
             sweep_groups_seen: counter("berth_sweep_groups_seen", "Container groups the sweeps listed."),
@@ -145,9 +148,21 @@ fn metrics() -> &'static Metrics {
             sweep_purged: counter("berth_sweep_purged", "Deployments the sweeps purged after retention."),
             sweep_errors: counter("berth_sweep_errors", "Errors met by the sweeps."),
             sweep_unreadable: counter("berth_sweep_unreadable", "Unreadable deployments the sweeps met."),
+            sweep_poison_redriven: counter(
+                "berth_sweep_poison_redriven",
+                "Poisoned step messages of live deployments the sweeps re-drove.",
+            ),
+            sweep_poison_reported: counter(
+                "berth_sweep_poison_reported",
+                "Poisoned step messages of deployments no longer live the sweeps reported and deleted.",
+            ),
             logs_truncated: counter(
                 "berth_logs_truncated",
                 "Container logs found truncated (ACI keeps a bounded tail).",
+            ),
+            notifications: counter(
+                "berth_notifications",
+                "Notification attempts, by outcome: delivered, failed (tried again), given_up.",
             ),
             exports_failed: counter(
                 "berth_metrics_exports_failed",
@@ -169,6 +184,8 @@ fn metrics() -> &'static Metrics {
             &m.sweep_purged,
             &m.sweep_errors,
             &m.sweep_unreadable,
+            &m.sweep_poison_redriven,
+            &m.sweep_poison_reported,
             &m.logs_truncated,
         ] {
             c.add(0, &[]);
@@ -239,7 +256,8 @@ pub fn arm_call(verb: &str, outcome: &'static str) {
     }
 }
 
-/// An ARM read waited for the read budget: `inline` (slept) or `put_off` (to a later step).
+/// An ARM read waited for the read budget: `inline` (slept), `put_off` (to a later step) or
+/// `skipped` (a running container's log read, which takes only a spare token).
 pub fn read_budget_wait(kind: &'static str) {
     metrics()
         .read_budget_waits
@@ -257,11 +275,22 @@ pub fn sweep(report: &crate::sweep::SweepReport) {
     m.sweep_purged.add(to_u64(report.purged), &[]);
     m.sweep_errors.add(to_u64(report.errors.len()), &[]);
     m.sweep_unreadable.add(to_u64(report.unreadable.len()), &[]);
+    m.sweep_poison_redriven
+        .add(to_u64(report.poison_redriven), &[]);
+    m.sweep_poison_reported
+        .add(to_u64(report.poison_reported.len()), &[]);
 }
 
 /// `n` container logs were found truncated.
 pub fn logs_truncated(n: u64) {
     metrics().logs_truncated.add(n, &[]);
+}
+
+/// A notification attempt came to `outcome`: `delivered`, `failed` (tried again) or `given_up`.
+pub fn notification(outcome: &'static str) {
+    metrics()
+        .notifications
+        .add(1, &[KeyValue::new("outcome", outcome)]);
 }
 
 /// An export to Application Insights failed.

@@ -5,6 +5,7 @@ pub mod document;
 pub mod duration;
 pub mod error;
 pub mod model;
+pub mod notify;
 pub mod parse;
 pub mod placement;
 pub mod secrets;
@@ -18,6 +19,7 @@ pub use error::{SpecError, SpecErrors};
 pub use model::{
     Cleanup, CleanupWhen, Completion, GroupSpec, Mode, RestartPolicy, Retry, RunWhen, Spec,
 };
+pub use notify::{Notify, NotifyOn};
 pub use parse::{Format, parse};
 pub use placement::{Priority, SpotPolicy};
 pub use settings::SettingsPolicy;

@@ -9,7 +9,7 @@ use super::duration::IsoDuration;
 use super::error::{FieldPath, Problems, SpecError, SpecErrors};
 use super::model::{Cleanup, CleanupWhen, Completion, GroupSpec, Mode, Retry, Spec};
 use super::validate::{self, Limits};
-use super::{placement, workflow};
+use super::{notify, placement, workflow};
 
 /// The largest spec accepted, in bytes (ARM's own limit for a template is 4 MB; a container group is
 /// far smaller, and the spec is kept in every checkpoint).
@@ -267,7 +267,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         ));
     };
     let mut problems = Problems::default();
-    const KNOWN: [&str; 15] = [
+    const KNOWN: [&str; 16] = [
         "apiVersion",
         "id",
         "mode",
@@ -282,6 +282,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         "priority",
         "spot",
         "locations",
+        "notify",
         "$schema",
     ];
     for key in doc.keys() {
@@ -360,6 +361,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
 
     let tags = tags(doc.remove("tags"), &root.key("tags"), &mut problems);
     let place = placement::take(&mut doc, &root, &mut problems);
+    let notify = notify::take(&mut doc, &root, &mut problems);
 
     let groups_path = root.key("groups");
     let mut groups = Vec::new();
@@ -410,6 +412,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         heartbeat_timeout,
         placement: place,
         template: None,
+        notify,
     };
     placement::check_spot(&spec, &mut problems);
     problems.finish()?;

@@ -365,6 +365,14 @@ pub trait Checkpoints: Send + Sync {
         container: &str,
         content: &str,
     ) -> Result<(), StoreError>;
+    /// Reads the logs saved for one instance's container, as `put_logs` named them.
+    async fn get_instance_logs(
+        &self,
+        id: &str,
+        group: &str,
+        instance: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Reads a container's logs; `group` is a spec group name (its latest instance) or an instance name.
     async fn get_logs(
         &self,
@@ -390,6 +398,15 @@ pub trait Steps: Send + Sync {
     async fn complete(&self, delivery: &Delivery) -> Result<(), StoreError>;
     /// Waits until a message may be visible (a send, or the next due time), at most `max_ms`.
     async fn wait(&self, max_ms: Millis);
+    /// Up to `max` step messages given up on (the poison table or queue, where the Functions host
+    /// too moves them), hidden from other sweeps for `lease_ms` where the backend leases.
+    async fn poisoned_steps(
+        &self,
+        max: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Deletes a poisoned message the sweep has dealt with.
+    async fn drop_poisoned(&self, delivery: &Delivery) -> Result<(), StoreError>;
     /// How many messages wait, when the backend can tell cheaply (one query or request; for the
     /// metrics, read when they are collected). `None` when it cannot.
     async fn depth(&self) -> Result<Option<QueueDepth>, StoreError> {

@@ -561,6 +561,21 @@ impl Checkpoints for SqliteStore {
         Ok(())
     }
 
+    async fn get_instance_logs(
+        &self,
+        id: &str,
+        _group: &str,
+        instance: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.lock()
+            .prepare_cached(
+                "SELECT content FROM logs WHERE deployment = ?1 AND instance = ?2 AND container = ?3",
+            )
+            .and_then(|mut s| s.query_row(params![id, instance, container], |r| r.get(0)).optional())
+            .map_err(backend("read logs"))
+    }
+
     async fn get_logs(
         &self,
         id: &str,
@@ -686,6 +701,40 @@ impl Steps for SqliteStore {
             notified,
         )
         .await;
+    }
+
+    async fn poisoned_steps(
+        &self,
+        max: usize,
+        _lease_ms: Millis,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare_cached("SELECT n, body, dequeue_count FROM poison ORDER BY n LIMIT ?1")
+            .map_err(backend("read poison"))?;
+        let rows = statement
+            .query_map(params![max as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })
+            .map_err(backend("read poison"))?;
+        rows.map(|row| {
+            row.map(|(n, text, dequeue_count)| Delivery {
+                message: StepMessage::from_text(&text),
+                text,
+                dequeue_count,
+                receipt: n.to_string(),
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(backend("read poison"))
+    }
+
+    async fn drop_poisoned(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.lock()
+            .prepare_cached("DELETE FROM poison WHERE n = ?1")
+            .and_then(|mut s| s.execute(params![delivery.receipt.parse::<i64>().unwrap_or(-1)]))
+            .map_err(backend("drop a poisoned step"))?;
+        Ok(())
     }
 
     async fn depth(&self) -> Result<Option<QueueDepth>, StoreError> {

@@ -323,6 +323,13 @@ impl Harness {
         scenarios::logs(self, id, group, container).await
     }
 
+    /// `GET {api}{path}` (the path from the root: `/metrics`, `/api/...`), its body as text.
+    pub async fn text(&self, path: &str) -> String {
+        let request = self.http.get(format!("{}{path}", self.api));
+        let request = scenarios::Berth::authorise(self, request);
+        request.send().await.unwrap().text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.http.post(format!("{}{path}", self.api));
         if let Some(body) = body {

@@ -431,6 +431,27 @@ impl Checkpoints for BlobStore {
             .await
     }
 
+    async fn get_instance_logs(
+        &self,
+        id: &str,
+        group: &str,
+        instance: &str,
+        container: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let segment =
+            |part: &str| !part.is_empty() && !part.contains('/') && part != "." && part != "..";
+        if !names::valid_id(id) || ![group, instance, container].into_iter().all(segment) {
+            return Ok(None);
+        }
+        let name = names::logs(id, group, instance, container);
+        let get = self.container.get(&name);
+        self.ledger
+            .during(id, get)
+            .await
+            .map(|blob| blob.map(|b| String::from_utf8_lossy(&b.bytes).into_owned()))
+            .map_err(backend("read logs", id))
+    }
+
     async fn get_logs(
         &self,
         id: &str,

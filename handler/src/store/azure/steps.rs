@@ -191,6 +191,22 @@ impl QueueSteps {
     }
 }
 
+/// Receives up to `max` messages of `queue` (within what one receive returns), hidden for
+/// `lease_ms` (from 1 s to the queue's longest visibility timeout).
+async fn receive(
+    queue: &StorageQueue,
+    max: usize,
+    lease_ms: Millis,
+    operation: &'static str,
+) -> StoreResult<Vec<crate::azure_storage::queue::ReceivedMessage>> {
+    let max = max.clamp(1, usize::from(crate::azure_storage::queue::MAX_BATCH)) as u8;
+    let lease = Duration::from_millis(lease_ms.max(1_000) as u64).min(MAX_VISIBILITY);
+    queue
+        .receive(max, lease)
+        .await
+        .map_err(backend(operation, queue.name()))
+}
+
 fn receipt_text(receipt: &Receipt) -> String {
     format!("{}\n{}", receipt.id, receipt.pop_receipt)
 }
@@ -210,13 +226,7 @@ impl Steps for QueueSteps {
     }
 
     async fn receive(&self, max: usize, lease_ms: Millis) -> Result<Vec<Delivery>, StoreError> {
-        let max = max.clamp(1, usize::from(crate::azure_storage::queue::MAX_BATCH)) as u8;
-        let lease = Duration::from_millis(lease_ms.max(1_000) as u64).min(MAX_VISIBILITY);
-        let received = self
-            .queue
-            .receive(max, lease)
-            .await
-            .map_err(backend("receive steps", self.queue.name()))?;
+        let received = receive(&self.queue, max, lease_ms, "receive steps").await?;
         if received.is_empty() {
             self.empty_receives.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -253,6 +263,35 @@ impl Steps for QueueSteps {
             });
         }
         Ok(deliveries)
+    }
+
+    async fn poisoned_steps(
+        &self,
+        max: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let received = receive(&self.poison, max, lease_ms, "receive poisoned steps").await?;
+        Ok(received
+            .into_iter()
+            .map(|m| Delivery {
+                message: StepMessage::from_text(&m.text),
+                text: m.text,
+                dequeue_count: m.dequeue_count,
+                receipt: receipt_text(&m.receipt),
+            })
+            .collect())
+    }
+
+    async fn drop_poisoned(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let receipt = parse_receipt(&delivery.receipt).ok_or_else(|| StoreError::Backend {
+            operation: "drop a poisoned step",
+            transient: false,
+            source: format!("not a receipt: {:?}", delivery.receipt).into(),
+        })?;
+        match self.poison.delete(&receipt).await {
+            Ok(()) | Err(StorageError::MessageGone { .. }) => Ok(()),
+            Err(e) => Err(backend("drop a poisoned step", self.poison.name())(e)),
+        }
     }
 
     async fn complete(&self, delivery: &Delivery) -> Result<(), StoreError> {
