@@ -260,6 +260,7 @@ impl Driver {
         let canonical = canonical_json(&spec);
         let digest = self.keys.digest(&canonical);
         let slots = take_secrets(&mut spec);
+        let notify_urls = crate::spec::notify::take_urls(&mut spec);
         let sealed = (!slots.is_empty()).then(|| {
             self.keys
                 .seal(&serde_json::to_vec(&slots).expect("secrets serialise"))
@@ -275,6 +276,10 @@ impl Driver {
         transition.next.callback_key = Some(self.keys.new_callback_key());
         let notify_key = (!transition.next.spec.notify.is_empty()).then(crate::notify::new_key);
         transition.next.notify_key = notify_key.as_ref().map(|k| self.keys.seal(k.as_bytes()));
+        transition.next.notify_urls = (!notify_urls.is_empty()).then(|| {
+            self.keys
+                .seal(&serde_json::to_vec(&notify_urls).expect("URLs serialise"))
+        });
         let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {

@@ -129,7 +129,7 @@ impl Driver {
     /// Seals a deployment's secrets again under the current key after a key rotation (and keys
     /// its spec digest with it), so that the previous key can be retired. Saved with the next save.
     fn reseal(&self, d: &mut engine::Deployment) {
-        for key in [&mut d.callback_key, &mut d.notify_key] {
+        for key in [&mut d.callback_key, &mut d.notify_key, &mut d.notify_urls] {
             if let Some(sealed) = key.as_deref().filter(|k| self.keys.needs_reseal(k))
                 && let Ok(plain) = self.keys.open(sealed)
             {

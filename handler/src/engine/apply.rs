@@ -95,6 +95,7 @@ pub fn start(
         digest,
         callback_key: None,
         notify_key: None,
+        notify_urls: None,
         uid: options.uid,
         callback_base: options.callback_base,
         seq: 1,

@@ -267,6 +267,8 @@ impl Cluster {
             ("BERTH_APP", APP.into()),
             ("BERTH_PUBLIC_URL", public_url.into()),
             ("BERTH_STEP_LEASE", "PT10S".into()),
+            // The run's webhook receiver listens on loopback.
+            ("BERTH_NOTIFY_ALLOW_PRIVATE", "127.0.0.1/32".into()),
             ("RUST_LOG", "info".into()),
         ]
     }
