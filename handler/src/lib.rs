@@ -38,6 +38,7 @@ pub mod saved_log;
 pub mod server;
 pub mod spec;
 pub mod store;
+pub mod submit;
 pub mod sweep;
 pub mod trace;
 pub mod worker;

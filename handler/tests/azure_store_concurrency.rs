@@ -102,6 +102,7 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
     let settings = vec![
         ("AzureWebJobsStorage", value),
         ("BERTH_QUEUE", queue.clone()),
+        ("BERTH_SUBMIT_QUEUE", format!("{queue}-submit")),
         ("BERTH_ARM_ENDPOINT", emulator.base_url()),
         (
             "BERTH_SUBSCRIPTION_ID",

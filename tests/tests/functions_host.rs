@@ -17,7 +17,10 @@ fn binary() -> &'static Path {
 }
 
 fn settings() -> Vec<(String, String)> {
-    vec![("BERTH_QUEUE".into(), "berth-steps".into())]
+    vec![
+        ("BERTH_QUEUE".into(), "berth-steps".into()),
+        ("BERTH_SUBMIT_QUEUE".into(), "berth-submit".into()),
+    ]
 }
 
 async fn start() -> FunctionsHost {
@@ -180,6 +183,10 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
         ("GET", "deployments/d-1/logs/g/c", "logs"),
         ("GET", "deployments/d-1/history", "history"),
         ("GET", "deployments/d-1/checkpoint", "checkpoint"),
+        ("GET", "templates", "templates"),
+        ("PUT", "templates/t-1", "template"),
+        ("GET", "templates/t-1?version=2", "template"),
+        ("DELETE", "templates/t-1", "template"),
         ("POST", "callbacks/d-1/heartbeat", "callback"),
     ] {
         let r = client

@@ -16,6 +16,7 @@ pub mod logs;
 pub mod prices;
 pub mod problem;
 pub mod status;
+pub mod templates;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -81,6 +82,13 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/api/deployments/{id}/groups/{group}/instances",
             get(instances),
+        )
+        .route("/api/templates", get(templates::list))
+        .route(
+            "/api/templates/{name}",
+            put(templates::put)
+                .get(templates::read)
+                .delete(templates::delete),
         )
         .route_layer(middleware::from_fn(require_json_body))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
@@ -428,7 +436,21 @@ async fn start(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let spec = spec::parse(&bytes, Format::from_content_type(content_type), new_id)?;
+    let format = Format::from_content_type(content_type);
+    let spec = match templates::invocation(&bytes, format)? {
+        Some(invocation) => api
+            .driver
+            .expand(invocation, new_id)
+            .await
+            .map_err(|e| match e {
+                // A template the body names that is not there is a bad body, not a missing route.
+                crate::driver::templates::TemplateError::NotFound { field, message } => {
+                    Problem::bad_request(field, message)
+                }
+                e => e.into(),
+            })?,
+        None => spec::parse(&bytes, format, new_id)?,
+    };
     api.driver.check(&spec)?;
     let base = base_url(&api, &headers);
     let submitted = api.driver.submit(spec, base.clone()).await?;

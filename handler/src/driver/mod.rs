@@ -10,6 +10,7 @@
 //!   diagnostics, tags).
 //! - [`live`]: a running container's log from ARM, and the slots of the API's log follows.
 //! - [`looks`]: run times learned per group spec, and the look plans told with each create.
+//! - [`templates`]: templates stored, read and expanded into specs at submit.
 //!
 //! # Guarantees
 //! - Commit first, then act: an action runs only after the checkpoint that asked for it is saved,
@@ -28,6 +29,7 @@ mod live;
 mod looks;
 mod perform;
 mod step;
+pub mod templates;
 
 pub use live::{LogSource, MAX_FOLLOWS};
 pub use looks::{ESTIMATE_TTL, LookMode, ROUND_ROBIN_LOOK_MS, group_digest};
@@ -145,6 +147,8 @@ pub struct Driver {
     admission: Arc<admit::Admission>,
     /// Run times learned per group spec; `None`: nothing learned, looks back off.
     learning: Option<Arc<looks::Learning>>,
+    /// Where templates are kept; `None`: the template routes answer that there are none.
+    templates: Option<Arc<dyn crate::store::Templates>>,
     /// Where the saved logs of running containers end, as this process last saved them.
     log_cursors: Arc<capture::Cursors>,
     /// Sends the spec's notifications.
@@ -227,6 +231,7 @@ impl Driver {
             settings: Arc::new(settings),
             follows: live::follow_slots(),
             learning: None,
+            templates: None,
             log_cursors: Arc::default(),
         }
     }

@@ -164,6 +164,7 @@ pub fn backend_settings(
         Backend::Azurite => vec![
             ("AzureWebJobsStorage", azurite_connection()?),
             ("BERTH_QUEUE", unique("e2e")),
+            ("BERTH_SUBMIT_QUEUE", unique("e2esub")),
         ],
     })
 }

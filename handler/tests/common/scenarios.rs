@@ -44,7 +44,7 @@ pub fn request(b: &impl Berth, method: Method, path: &str) -> RequestBuilder {
     b.authorise(b.http().request(method, format!("{}{path}", b.api())))
 }
 
-async fn send(request: RequestBuilder) -> (u16, Value) {
+pub async fn send(request: RequestBuilder) -> (u16, Value) {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))

@@ -257,6 +257,7 @@ impl Cluster {
         vec![
             ("AzureWebJobsStorage", self.azurite.connection()),
             ("BERTH_QUEUE", QUEUE.into()),
+            ("BERTH_SUBMIT_QUEUE", format!("{QUEUE}-submit")),
             ("BERTH_ARM_ENDPOINT", self.emulator.url.clone()),
             ("BERTH_SUBSCRIPTION_ID", SUBSCRIPTION.into()),
             ("BERTH_RESOURCE_GROUP", RESOURCE_GROUP.into()),

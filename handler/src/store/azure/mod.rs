@@ -9,6 +9,7 @@
 //! - [`steps`]: [`QueueSteps`], the step queue.
 //! - [`ledger`]: storage transactions per deployment.
 //! - [`run_times`]: learned run times per group spec, one blob each.
+//! - [`templates`]: templates, one blob per version.
 //!
 //! The blob container and the queue share one name, `BERTH_QUEUE` (`berth-steps`): handlers that
 //! share steps must share the checkpoints those steps are about, and one setting makes sure of it.
@@ -55,6 +56,7 @@ pub mod ledger;
 pub mod names;
 pub mod run_times;
 pub mod steps;
+pub mod templates;
 
 use std::sync::Arc;
 
