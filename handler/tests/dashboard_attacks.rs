@@ -1251,3 +1251,36 @@ async fn notifications_show_their_delivery_but_never_the_webhooks_secret_path_or
         assert!(!page.text.contains(raw), "{raw} unescaped");
     }
 }
+
+#[tokio::test]
+async fn a_deployment_from_a_template_names_it_and_its_version() {
+    let b = berth(ORIGIN).await;
+    let template = json!({
+        "parameters": { "word": { "type": "string", "default": "hi" } },
+        "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox", "command": ["echo", "{{ parameters.word }}"],
+            "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }]
+    });
+    assert_eq!(
+        b.api("PUT", "/api/templates/greet", template).await,
+        StatusCode::CREATED
+    );
+    let invocation =
+        json!({ "id": "from-template", "template": "greet", "parameters": { "word": XSS } });
+    assert_eq!(
+        b.api("POST", "/api/deployments", invocation).await,
+        StatusCode::ACCEPTED
+    );
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/from-template", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text
+            .contains("<dt>Template</dt><dd><code>greet</code>, version 1</dd>"),
+        "{}",
+        page.text
+    );
+    // The substituted value is in the spec shown, as text.
+    assert!(!page.text.contains("<script>alert"), "unescaped");
+    assert!(page.text.contains("&lt;script&gt;alert"), "{}", page.text);
+}

@@ -405,6 +405,16 @@ fn summary(dash: &Dashboard, d: &Deployment) -> String {
     if !d.spec.tags.is_empty() {
         row("Tags", tags(d));
     }
+    if let Some(template) = &d.spec.template {
+        row(
+            "Template",
+            format!(
+                "<code>{}</code>, version {}",
+                esc(&template.name),
+                template.version
+            ),
+        );
+    }
     row(
         "Cost",
         format!(
