@@ -37,6 +37,20 @@ param queueName string = 'berth-steps'
 
 @minLength(3)
 @maxLength(63)
+@description('The submit queue (BERTH_SUBMIT_QUEUE), created in the app storage account: specs, template invocations and Event Grid events that start deployments (the submit function).')
+param submitQueueName string = 'berth-submit'
+
+@description('Which template an Event Grid event type starts (BERTH_SUBMIT_EVENTS): comma-separated type=template pairs, e.g. Microsoft.Storage.BlobCreated=transcode. Empty: events are dropped.')
+param submitEvents string = ''
+
+@description('Opt-in: ARM id of a storage account whose BlobCreated events go to the submit queue (an Event Grid system topic and subscription in that account\'s resource group, delivering with the topic\'s identity). Empty (the default): none.')
+param blobEventsStorageAccountId string = ''
+
+@description('With blobEventsStorageAccountId: only blobs whose subject begins with this are sent (e.g. /blobServices/default/containers/uploads/). Empty: every blob created.')
+param blobEventsSubjectBeginsWith string = ''
+
+@minLength(3)
+@maxLength(63)
 @description('The Azure Files share that workloads mount, created in the workloads storage account.')
 param shareName string = 'berth-workloads'
 
@@ -298,6 +312,8 @@ module appStorage 'modules/app-storage.bicep' = {
     location: location
     tags: allTags
     queueName: queueName
+    submitQueueName: submitQueueName
+    eventSenderPrincipalId: empty(blobEventsStorageAccountId) ? '' : blobEventsTopic.outputs.principalId
     packageContainerName: 'app-package'
     privateNetworking: privateNetworking
     principalId: identity.outputs.principalId
@@ -317,6 +333,31 @@ module keyVault 'modules/key-vault.bicep' = {
     previousVersion: secretsKeyPreviousVersion
     principalId: identity.outputs.principalId
     workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+// Opt-in: blob-created events of one storage account to the submit queue. The topic goes first (its
+// identity is what appStorage lets send to the queue), the subscription once that role is there.
+var blobEventsScope = empty(blobEventsStorageAccountId) ? appRg.name : split(blobEventsStorageAccountId, '/')[4]
+
+module blobEventsTopic 'modules/blob-events-topic.bicep' = if (!empty(blobEventsStorageAccountId)) {
+  name: 'berth-blob-events-topic'
+  scope: resourceGroup(blobEventsScope)
+  params: {
+    name: 'evgt-berth-${resourceToken}'
+    sourceAccountId: blobEventsStorageAccountId
+    tags: allTags
+  }
+}
+
+module blobEvents 'modules/blob-events.bicep' = if (!empty(blobEventsStorageAccountId)) {
+  name: 'berth-blob-events'
+  scope: resourceGroup(blobEventsScope)
+  params: {
+    topicName: 'evgt-berth-${resourceToken}'
+    queueAccountId: appStorage.outputs.id
+    queueName: submitQueueName
+    subjectBeginsWith: blobEventsSubjectBeginsWith
   }
 }
 
@@ -372,6 +413,8 @@ module functionApp 'modules/function-app.bicep' = {
     secretsKeyUri: keyVault.outputs.secretsKeyUri
     secretsKeyPreviousUri: keyVault.outputs.secretsKeyPreviousUri
     queueName: queueName
+    submitQueueName: submitQueueName
+    submitEvents: submitEvents
     subscriptionId: subscription().subscriptionId
     workloadResourceGroupName: workloadRg.name
     workloadLocation: location

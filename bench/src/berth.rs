@@ -84,6 +84,7 @@ pub fn settings(
         Storage::Azure { connection, queue } => {
             map.insert("AzureWebJobsStorage".into(), connection.clone());
             map.insert("BERTH_QUEUE".into(), queue.clone());
+            map.insert("BERTH_SUBMIT_QUEUE".into(), format!("{queue}-submit"));
         }
     }
     for (k, v) in extra {
@@ -137,6 +138,11 @@ impl Berth {
             ..built.sweep.clone()
         };
         let runtime = Runtime {
+            submitter: berth::submit::Submitter {
+                driver: driver.clone(),
+                ..built.submitter.clone()
+            },
+            submit_queues: None,
             driver,
             api,
             steps: watched.clone(),

@@ -60,14 +60,56 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum TemplateCommand {
+    /// Store a template from a JSON file (its next version, unless it is the same as the latest).
+    Put { name: String, file: PathBuf },
+    /// A template version (the latest without --version).
+    Get {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Templates by name, with their latest version.
+    List {
+        #[arg(long)]
+        top: Option<u32>,
+        #[arg(long)]
+        continuation_token: Option<String>,
+    },
+    /// Delete every version of a template.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Start a deployment from a spec file (JSON, or ACI YAML for .yaml and .yml).
     Submit {
-        file: PathBuf,
+        #[arg(required_unless_present = "template")]
+        file: Option<PathBuf>,
+        /// Start it from this template instead of a file.
+        #[arg(long, conflicts_with = "file")]
+        template: Option<String>,
+        /// With --template: the template version (the latest when absent).
+        #[arg(long, requires = "template")]
+        version: Option<u32>,
+        /// With --template: a parameter's value, NAME=VALUE (typed as the template declares it).
+        #[arg(
+            short = 'p',
+            long = "param",
+            value_name = "NAME=VALUE",
+            requires = "template"
+        )]
+        params: Vec<String>,
+        /// With --template: the deployment's id (Berth makes one when absent).
+        #[arg(long, requires = "template")]
+        id: Option<String>,
         /// Wait until it is done, printing its progress; the exit code says how it ended.
         #[arg(long)]
         wait: bool,
     },
+    /// Templates: specs with parameters, versioned.
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// A deployment's status.
     Status { id: String },
     /// Deployments, newest first.
@@ -221,7 +263,22 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     let json = cli.json;
     let deployment = |id: &str| format!("deployments/{}", encode(id));
     match command {
-        Command::Submit { file, wait } => submit(&client, &file, wait, json).await,
+        Command::Submit {
+            file,
+            template,
+            version,
+            params,
+            id,
+            wait,
+        } => {
+            let body = match (file, template) {
+                (Some(file), _) => spec_file(&file)?,
+                (None, Some(name)) => invocation(&client, &name, version, &params, id).await?,
+                (None, None) => return Err(Failure::Usage("give a FILE or --template".into())),
+            };
+            submit(&client, body, wait, json).await
+        }
+        Command::Template(command) => template(&client, command, json).await,
         Command::Status { id } => {
             let answer = client.call(Method::GET, &deployment(&id), None).await?;
             match json {
@@ -395,8 +452,121 @@ fn spec_file(file: &Path) -> Result<(&'static str, Vec<u8>), Failure> {
     Ok((content_type, bytes))
 }
 
-async fn submit(client: &Client, file: &Path, wait: bool, json: bool) -> Result<u8, Failure> {
-    let body = spec_file(file)?;
+/// A parameter's value from `NAME=VALUE`, typed as the template declares `NAME` (a string when
+/// it declares no such parameter: Berth then says so).
+fn parameter(text: &str, declared: &Value) -> Result<(String, Value), Failure> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| Failure::Usage(format!("-p {text}: not NAME=VALUE")))?;
+    let typed = match declared[name]["type"].as_str() {
+        Some("number") => serde_json::from_str::<serde_json::Number>(value)
+            .map(Value::Number)
+            .map_err(|_| Failure::Usage(format!("-p {name}: '{value}' is not a number")))?,
+        Some("boolean") => match value {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(Failure::Usage(format!("-p {name}: true or false"))),
+        },
+        _ => Value::String(value.to_owned()),
+    };
+    Ok((name.to_owned(), typed))
+}
+
+/// The body that starts a deployment from template `name` (its declared types read first).
+async fn invocation(
+    client: &Client,
+    name: &str,
+    version: Option<u32>,
+    params: &[String],
+    id: Option<String>,
+) -> Result<(&'static str, Vec<u8>), Failure> {
+    let path = with_query(
+        format!("templates/{}", encode(name)),
+        &[("version", version.map(|v| v.to_string()))],
+    );
+    let template = client.call(Method::GET, &path, None).await?.body;
+    let parameters = params
+        .iter()
+        .map(|p| parameter(p, &template["parameters"]))
+        .collect::<Result<serde_json::Map<String, Value>, Failure>>()?;
+    let mut body = serde_json::json!({ "template": name, "parameters": parameters });
+    if let Some(version) = version {
+        body["version"] = Value::from(version);
+    }
+    if let Some(id) = id {
+        body["id"] = Value::from(id);
+    }
+    Ok(("application/json", body.to_string().into_bytes()))
+}
+
+async fn template(client: &Client, command: TemplateCommand, json: bool) -> Result<u8, Failure> {
+    let path = |name: &str| format!("templates/{}", encode(name));
+    let answer = match command {
+        TemplateCommand::Put { name, file } => {
+            let (_, bytes) = spec_file(&file)?;
+            let answer = client
+                .call(Method::PUT, &path(&name), Some(("application/json", bytes)))
+                .await?;
+            if !json {
+                let made = match answer.status {
+                    StatusCode::CREATED => "stored",
+                    _ => "unchanged",
+                };
+                out(&format!(
+                    "{}: version {} {made}\n",
+                    printable(&name, 200),
+                    answer.body["version"]
+                ));
+                return Ok(0);
+            }
+            answer
+        }
+        TemplateCommand::Get { name, version } => {
+            let query = [("version", version.map(|v| v.to_string()))];
+            let answer = client
+                .call(Method::GET, &with_query(path(&name), &query), None)
+                .await?;
+            out_json(&answer.body);
+            return Ok(0);
+        }
+        TemplateCommand::List {
+            top,
+            continuation_token,
+        } => {
+            let query = [
+                ("top", top.map(|t| t.to_string())),
+                ("continuationToken", continuation_token),
+            ];
+            let answer = client
+                .call(Method::GET, &with_query("templates".into(), &query), None)
+                .await?;
+            if !json {
+                let rows = answer.body["templates"].as_array().cloned();
+                for row in rows.unwrap_or_default() {
+                    let name = printable(row["name"].as_str().unwrap_or("-"), 200);
+                    out(&format!("{name}\t{}\n", row["latestVersion"]));
+                }
+                if let Some(token) = answer.body["continuationToken"].as_str() {
+                    eprintln!("more: --continuation-token {}", printable(token, 1000));
+                }
+                return Ok(0);
+            }
+            answer
+        }
+        TemplateCommand::Delete { name } => client.call(Method::DELETE, &path(&name), None).await?,
+    };
+    if json {
+        out_json(&answer.body);
+    }
+    Ok(0)
+}
+
+async fn submit(
+    client: &Client,
+    body: (&'static str, Vec<u8>),
+    wait: bool,
+    json: bool,
+) -> Result<u8, Failure> {
     let answer = client.call(Method::POST, "deployments", Some(body)).await?;
     let id = answer.body["id"]
         .as_str()

@@ -145,6 +145,12 @@ pub fn status(status: &Value) -> String {
         if !group["outputs"].is_null() {
             out.push_str(&format!("    outputs: {}\n", text(group, "outputs")));
         }
+        for cut in items(group, "logsTruncated") {
+            out.push_str(&format!(
+                "    log truncated: {}\n",
+                cut.as_str().unwrap_or_default()
+            ));
+        }
         if !group["aciName"].is_null() {
             out.push_str(&format!(
                 "    last instance {}: {}\n",
@@ -160,6 +166,17 @@ pub fn status(status: &Value) -> String {
                 labelled(c, ", exit code ", "exitCode"),
             ));
         }
+    }
+    for n in items(status, "notifications") {
+        out.push_str(&format!(
+            "  notify {} on {}: {} after {} attempt(s){}{}\n",
+            text(n, "notify"),
+            text(n, "on"),
+            text(n, "state"),
+            text(n, "attempts"),
+            labelled(n, ", last ", "lastResult"),
+            labelled(n, ", next at ", "nextAttemptTime"),
+        ));
     }
     let cost = status["cost"]["estimatedUsd"]
         .as_f64()
@@ -206,6 +223,22 @@ mod tests {
     fn server_text_cannot_reach_the_terminal_as_control_characters() {
         let list = json!({ "deployments": [{ "id": "x\u{1b}]0;owned\u{7}", "groups": [] }]});
         assert!(!super::list(&list).contains('\u{1b}'));
+    }
+
+    #[test]
+    fn notifications_and_truncated_logs_are_shown() {
+        let status = json!({ "id": "n", "runtimeStatus": "Succeeded", "phase": "Notifying", "attempt": 1,
+            "groups": [{ "name": "work", "state": "Deleted", "logsTruncated": ["n-work-1/main: lines written between a and b are missing"] }],
+            "notifications": [{ "notify": 0, "on": "Succeeded", "state": "Pending", "attempts": 2,
+                "lastResult": "503", "nextAttemptTime": "2026-12-03T10:00:04Z", "id": "u.0" }] });
+        let shown = super::status(&status);
+        assert!(
+            shown.contains(
+                "    log truncated: n-work-1/main: lines written between a and b are missing\n"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains("  notify 0 on Succeeded: Pending after 2 attempt(s), last 503, next at 2026-12-03T10:00:04Z\n"), "{shown}");
     }
 
     #[test]

@@ -206,6 +206,68 @@ fn submit_wait_prints_progress_and_exits_by_how_the_job_ended() {
 }
 
 #[test]
+fn templates_are_put_listed_read_and_started_with_typed_parameters() {
+    let dev = Dev::start();
+    let mut template: Value = serde_json::from_str(&job(
+        "unused",
+        "echo {{ parameters.word }} x{{ parameters.n }}",
+    ))
+    .unwrap();
+    template.as_object_mut().unwrap().remove("id");
+    template["parameters"] = json!({
+        "word": { "type": "string" },
+        "n": { "type": "number", "default": 1 },
+        "loud": { "type": "boolean", "default": true },
+    });
+    template["captureLogs"] = json!("{{ parameters.loud }}");
+    let file = dev.file("greet.json", &template.to_string());
+    let put = dev.berth(&["template", "put", "greet", &file]);
+    assert_eq!(
+        stdout(&put),
+        "greet: version 1 stored\n",
+        "{}",
+        stderr(&put)
+    );
+    let again = dev.berth(&["template", "put", "greet", &file]);
+    assert_eq!(stdout(&again), "greet: version 1 unchanged\n");
+    assert_eq!(stdout(&dev.berth(&["template", "list"])), "greet\t1\n");
+    let got = json_of(&dev.berth(&["template", "get", "greet", "--version", "1"]));
+    assert_eq!(got["parameters"]["n"]["type"], "number");
+
+    let args = [
+        "submit",
+        "--template",
+        "greet",
+        "--id",
+        "cli-tpl",
+        "-p",
+        "word=hello",
+    ];
+    let done = dev.berth(&[&args[..], &["-p", "n=2", "-p", "loud=true", "--wait"]].concat());
+    assert_eq!(code(&done), 0, "{}", stderr(&done));
+    let logs = dev.berth(&["logs", "cli-tpl", "work", "main"]);
+    assert_eq!(stdout(&logs), "hello x2\n");
+    let status = json_of(&dev.berth(&["status", "cli-tpl", "--json"]));
+    assert_eq!(status["template"], json!({ "name": "greet", "version": 1 }));
+
+    refused_saying(
+        &dev.berth(&["submit", "--template", "greet", "-p", "n=two"]),
+        "-p n",
+    );
+    refused_saying(
+        &dev.berth(&["submit", "--template", "greet"]),
+        "parameters.word",
+    );
+    refused_saying(
+        &dev.berth(&["submit", "--template", "nope", "-p", "a=b"]),
+        "template",
+    );
+    let deleted = dev.berth(&["template", "delete", "greet"]);
+    assert_eq!(code(&deleted), 0, "{}", stderr(&deleted));
+    assert_eq!(stdout(&dev.berth(&["template", "list"])), "");
+}
+
+#[test]
 fn status_list_history_raise_terminate_and_purge_print_text_or_the_apis_json() {
     let dev = Dev::start();
     let spec = dev.file("long.json", &job("cli-ops", "echo up; sleep 600"));

@@ -37,6 +37,8 @@ pub const SETTINGS: &[&str] = &[
     "AZURE_CLIENT_SECRET",
     "BERTH_PUBLIC_URL",
     "BERTH_QUEUE",
+    "BERTH_SUBMIT_QUEUE",
+    "BERTH_SUBMIT_EVENTS",
     "BERTH_API_KEY",
     "BERTH_SECRETS_KEY",
     "BERTH_SECRETS_KEY_PREVIOUS",
@@ -67,6 +69,7 @@ pub const REQUIRED_IN_AZURE: &[&str] = &[
     "BERTH_LOCATION",
     "BERTH_SECRETS_KEY",
     "BERTH_QUEUE",
+    "BERTH_SUBMIT_QUEUE",
 ];
 
 /// A configuration problem, naming the setting.
@@ -81,6 +84,26 @@ fn error(setting: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         setting,
         message: message.into(),
+    }
+}
+
+/// A queue name as Azure Storage takes it: 3-63 lowercase letters, digits, single hyphens.
+fn queue_name(setting: &'static str, queue: String) -> Result<String, ConfigError> {
+    let ok = (3..=63).contains(&queue.len())
+        && queue
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !queue.starts_with('-')
+        && !queue.ends_with('-')
+        && !queue.contains("--");
+    match ok {
+        true => Ok(queue),
+        false => Err(error(
+            setting,
+            format!(
+                "'{queue}' is not a queue name (3-63 lowercase letters, digits, single hyphens)"
+            ),
+        )),
     }
 }
 
@@ -117,6 +140,13 @@ pub struct Config {
     pub storage: Storage,
     pub arm: ArmSettings,
     pub queue: String,
+    /// The submit queue (`BERTH_SUBMIT_QUEUE`): specs, template invocations and events.
+    pub submit_queue: String,
+    /// Which template an event of each type starts (`BERTH_SUBMIT_EVENTS`).
+    pub submit_events: crate::submit::EventRoutes,
+    /// The base URL of deployments started from the submit queue, which no request carries:
+    /// `BERTH_PUBLIC_URL`, else `https://` and the Function App's `WEBSITE_HOSTNAME`.
+    pub submit_base: Option<String>,
     pub api_key: Option<String>,
     pub public_url: Option<String>,
     pub keys: Keyring,
@@ -155,6 +185,7 @@ impl std::fmt::Debug for Config {
             .field("storage", &self.storage)
             .field("arm", &self.arm)
             .field("queue", &self.queue)
+            .field("submit_queue", &self.submit_queue)
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .field("public_url", &self.public_url)
             .field("keys", &self.keys)
@@ -311,22 +342,23 @@ impl Config {
             _ => None,
         };
 
-        let queue = nonempty("BERTH_QUEUE").unwrap_or_else(|| "berth-steps".into());
-        let queue_ok = (3..=63).contains(&queue.len())
-            && queue
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !queue.starts_with('-')
-            && !queue.ends_with('-')
-            && !queue.contains("--");
-        if !queue_ok {
+        let queue = queue_name(
+            "BERTH_QUEUE",
+            nonempty("BERTH_QUEUE").unwrap_or_else(|| "berth-steps".into()),
+        )?;
+        let submit_queue = queue_name(
+            "BERTH_SUBMIT_QUEUE",
+            nonempty("BERTH_SUBMIT_QUEUE").unwrap_or_else(|| "berth-submit".into()),
+        )?;
+        if submit_queue == queue {
             return Err(error(
-                "BERTH_QUEUE",
-                format!(
-                    "'{queue}' is not a queue name (3-63 lowercase letters, digits, single hyphens)"
-                ),
+                "BERTH_SUBMIT_QUEUE",
+                "must differ from BERTH_QUEUE: steps and submissions are different messages",
             ));
         }
+        let submit_events =
+            crate::submit::EventRoutes::parse(&get("BERTH_SUBMIT_EVENTS").unwrap_or_default())
+                .map_err(|e| error("BERTH_SUBMIT_EVENTS", e))?;
 
         let current = match nonempty("BERTH_SECRETS_KEY") {
             Some(text) => SecretsKey::from_base64(&text)
@@ -403,10 +435,16 @@ impl Config {
             .or_else(|| nonempty("WEBSITE_SITE_NAME"))
             .unwrap_or_else(|| "berth".into());
 
+        let submit_base = public_url
+            .clone()
+            .or_else(|| nonempty("WEBSITE_HOSTNAME").map(|host| format!("https://{host}")));
         Ok(Config {
             storage,
             arm,
             queue,
+            submit_queue,
+            submit_events,
+            submit_base,
             api_key: nonempty("BERTH_API_KEY"),
             public_url,
             loopback_only: false,

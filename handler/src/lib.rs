@@ -40,6 +40,7 @@ pub mod schedule;
 pub mod server;
 pub mod spec;
 pub mod store;
+pub mod submit;
 pub mod sweep;
 pub mod trace;
 pub mod worker;

@@ -14,6 +14,7 @@ use crate::dashboard::Dashboard;
 use futures::FutureExt;
 use tracing::Instrument;
 
+use crate::azure_storage::StorageQueue;
 use crate::driver::{Driver, DriverSettings, StepOutcome};
 use crate::functions::{
     Handlers, QueueHandler, QueueMessage, StepFailure, TimerHandler, TimerTick,
@@ -21,9 +22,19 @@ use crate::functions::{
 use crate::schedule::Scheduler;
 use crate::store::azure::AzureBackend;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Checkpoints, RunTimes, Scheduled, Schedules, StepMessage, Steps};
+use crate::store::{Checkpoints, RunTimes, Scheduled, Schedules, StepMessage, Steps, Templates};
+use crate::submit::{self, Submitter};
 use crate::sweep::{REDRIVE_AFTER_MS, Sweep};
 use crate::worker;
+
+/// One backend's stores: checkpoints, steps, run times, templates and schedules.
+type Stores = (
+    Arc<dyn Checkpoints>,
+    Arc<dyn Steps>,
+    Arc<dyn RunTimes>,
+    Arc<dyn Templates>,
+    Arc<dyn Schedules>,
+);
 
 /// Errors assembling the runtime.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +47,6 @@ pub enum RuntimeError {
     Credential(#[from] crate::azure_storage::credential::CredentialError),
 }
 
-/// A backend's stores: checkpoints, the step queue, run times and schedules.
-type Stores = (
-    Arc<dyn Checkpoints>,
-    Arc<dyn Steps>,
-    Arc<dyn RunTimes>,
-    Arc<dyn Schedules>,
-);
-
 /// Berth, assembled.
 #[derive(Clone)]
 pub struct Runtime {
@@ -55,15 +58,26 @@ pub struct Runtime {
     pub scheduler: Scheduler,
     pub workers: usize,
     pub step_lease_ms: i64,
+    /// Starts deployments from submit-queue messages (the `submit` function, or [`submit::run`]).
+    pub submitter: Submitter,
+    /// The submit queue and its poison queue, which `dev` and `serve` consume on Azure Storage.
+    pub submit_queues: Option<Arc<(StorageQueue, StorageQueue)>>,
 }
 
 impl Runtime {
     /// Builds the runtime from its configuration.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, RuntimeError> {
-        let (store, steps, run_times, schedules): Stores = match &config.storage {
+        let mut submit_queues = None;
+        let (store, steps, run_times, templates, schedules): Stores = match &config.storage {
             Storage::Sqlite { path } => {
                 let sqlite = Arc::new(SqliteStore::open(path, clock.clone())?);
-                (sqlite.clone(), sqlite.clone(), sqlite.clone(), sqlite)
+                (
+                    sqlite.clone(),
+                    sqlite.clone(),
+                    sqlite.clone(),
+                    sqlite.clone(),
+                    sqlite,
+                )
             }
             Storage::Azure => {
                 let connection = config.storage_connection.as_ref().ok_or_else(|| {
@@ -77,9 +91,18 @@ impl Runtime {
                 let azure =
                     AzureBackend::open(connection, credential, &config.queue, clock.clone())
                         .await?;
+                let queues = submit::queues(&azure.account, &config.submit_queue)
+                    .await
+                    .map_err(|e| crate::store::StoreError::Backend {
+                        operation: "create the submit queue",
+                        transient: e.is_transient(),
+                        source: Box::new(e),
+                    })?;
+                submit_queues = Some(Arc::new(queues));
                 (
                     azure.store.clone(),
                     azure.steps,
+                    azure.store.clone(),
                     azure.store.clone(),
                     azure.store,
                 )
@@ -123,6 +146,7 @@ impl Runtime {
             settings,
         )
         .with_run_times(run_times)
+        .with_templates(templates)
         .with_schedules(schedules);
         let scheduler =
             Scheduler::of(&driver, config.public_url.clone()).expect("the driver keeps schedules");
@@ -144,7 +168,14 @@ impl Runtime {
             grace_ms: config.sweep_grace_ms,
             redrive_after_ms: REDRIVE_AFTER_MS,
         };
+        let submitter = Submitter {
+            driver: driver.clone(),
+            events: config.submit_events.clone(),
+            base: config.submit_base.clone(),
+        };
         Ok(Runtime {
+            submitter,
+            submit_queues,
             driver,
             api,
             steps,
@@ -169,7 +200,8 @@ impl Runtime {
         api::router(self.api.clone()).merge(Dashboard::under_functions(self.api.clone()).router())
     }
 
-    /// Starts the step workers and the periodic sweep on the current Tokio runtime.
+    /// Starts the step workers, the submit-queue consumer (Azure Storage only) and the periodic
+    /// sweep on the current Tokio runtime.
     pub fn spawn_background(&self, sweep_every: Duration) {
         tokio::spawn(worker::run(
             self.driver.clone(),
@@ -177,6 +209,9 @@ impl Runtime {
             self.workers,
             self.step_lease_ms,
         ));
+        if let Some(queues) = self.submit_queues.clone() {
+            tokio::spawn(submit::run(self.submitter.clone(), queues));
+        }
         let sweep = self.sweep.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(sweep_every);
@@ -214,8 +249,8 @@ impl Runtime {
         });
     }
 
-    /// The Functions triggers: the API for HTTP functions, a step per `steps` message, the sweep
-    /// per `cleanup` tick.
+    /// The Functions triggers: the API for HTTP functions, a step per `steps` message, a
+    /// deployment per `submit` message, the sweep per `cleanup` tick.
     pub fn functions_handlers(&self) -> Handlers {
         let (driver, steps) = (self.driver.clone(), self.steps.clone());
         let queue: QueueHandler = Arc::new(move |message: QueueMessage| {
@@ -245,9 +280,27 @@ impl Runtime {
             }
             .boxed()
         });
+        let submitter = self.submitter.clone();
+        let submit: QueueHandler = Arc::new(move |message: QueueMessage| {
+            let submitter = submitter.clone();
+            async move {
+                match submitter.handle(&message.text, &message.id).await {
+                    Ok(line) => Ok(vec![line]),
+                    // Logged and counted; answered as done, so the host deletes it.
+                    Err(submit::SubmitFailure::Dropped(reason)) => {
+                        Ok(vec![format!("submit message dropped: {reason}")])
+                    }
+                    Err(submit::SubmitFailure::Transient(reason)) => {
+                        Err(StepFailure::Transient { reason })
+                    }
+                }
+            }
+            .boxed()
+        });
         Handlers {
             api: self.functions_router(),
             queue,
+            submit,
             timer,
         }
     }

@@ -19,6 +19,8 @@
 //! - A read that starts after the cursor (ACI dropped the lines between) adds a note saying which
 //!   span is missing, as does a first read that is as long as ACI keeps (its start may be cut):
 //!   a gap is never silent. [`gaps`] lists the notes of a stored log.
+//! - A saved log holds at most [`MAX_SAVED_BYTES`]; the note that ends a capped one is its last
+//!   line, and nothing is added after it.
 //! - A line of ACI's without a timestamp (which ACI does not send) keeps the previous line's, so
 //!   nothing read is dropped.
 
@@ -37,6 +39,12 @@ pub const STOPPED_CAP_BYTES: usize = 16 * 1024;
 pub const RUNNING_CAP_BYTES: usize = 4 * 1024 * 1024;
 /// How close to a cap a read must come to be taken as cut by it (one long line's worth).
 const CAP_MARGIN_BYTES: usize = 1024;
+/// The most of a container's log Berth saves (as much as ACI keeps of a running one): past it,
+/// a note says where the saved log stops, and the whole log is in Log Analytics
+/// (`BERTH_DIAGNOSTICS_WORKSPACE`). Each save rewrites the saved log, so this bounds its cost.
+pub const MAX_SAVED_BYTES: usize = 4 * 1024 * 1024;
+/// How the note of a capped log starts.
+const CAPPED: &str = "log capped";
 
 /// A line of ACI's log read with `timestamps=true`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,19 +187,34 @@ pub fn stitch(stored: Option<&str>, read: &str, stopped: bool) -> Stitched {
             text.push('\n');
         }
     }
+    let capped = stored_body.is_some_and(|b| b.contains(CAPPED));
+    let mut gap = gap.filter(|_| !capped);
     if let Some(gap) = &gap {
         text.push_str(NOTE);
         text.push_str(gap);
         text.push('\n');
     }
-    for line in &new {
+    let mut added = 0;
+    for line in new.iter().filter(|_| !capped) {
+        if text.len() + line.raw.len() + 1 > MAX_SAVED_BYTES {
+            gap = Some(format!(
+                "{CAPPED} at {} MB: lines written from {} on are not saved here",
+                MAX_SAVED_BYTES / (1024 * 1024),
+                when(line.at)
+            ));
+            text.push_str(NOTE);
+            text.push_str(gap.as_deref().unwrap_or_default());
+            text.push('\n');
+            break;
+        }
         text.push_str(line.raw);
         text.push('\n');
+        added += 1;
     }
     Stitched {
         text,
-        added_lines: new.len(),
-        added_bytes: new.iter().map(|l| l.text.len() + 1).sum(),
+        added_lines: added,
+        added_bytes: new[..added].iter().map(|l| l.text.len() + 1).sum(),
         gap,
         rate: rate(&read),
     }
@@ -380,6 +403,37 @@ mod tests {
         let tricky = stitch(None, "2026-12-03T10:00:00Z #! not a note\n", true);
         assert!(gaps(&tricky.text).is_empty());
         assert_eq!(shown(&tricky.text, false), "#! not a note\n");
+    }
+
+    #[test]
+    fn a_saved_log_stops_at_its_cap_with_a_note_and_takes_nothing_after() {
+        let line = "x".repeat(1000);
+        let read: String = (0..5000)
+            .map(|i| {
+                format!(
+                    "2026-12-03T10:{:02}:{:02}.000000000Z {line}\n",
+                    i / 60 % 60,
+                    i % 60
+                )
+            })
+            .collect();
+        let first = stitch(None, &read, false);
+        assert!(first.text.len() <= MAX_SAVED_BYTES, "{}", first.text.len());
+        let gap = first.gap.clone().unwrap();
+        assert!(gap.starts_with("log capped at 4 MB"), "{gap}");
+        assert!(
+            first.added_lines > 4000 && first.added_lines < 4200,
+            "{}",
+            first.added_lines
+        );
+        // (The read itself is past ACI's running cap: its start may be cut too.)
+        assert_eq!(gaps(&first.text).last(), Some(&gap.as_str()));
+        let later: String = "2026-12-03T11:00:00.000000000Z more\n".into();
+        let again = stitch(Some(&first.text), &later, true);
+        assert_eq!(
+            (again.added_lines, again.gap, again.text.len()),
+            (0, None, first.text.len())
+        );
     }
 
     #[test]

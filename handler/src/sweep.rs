@@ -7,9 +7,10 @@
 //! - A group is deleted only if it carries this app's `berth-app` tag, is older than the grace
 //!   period (by its `berth-created` tag), and its deployment does not own it: unknown deployment,
 //!   or an instance of that name marked deleted or never planned.
-//! - A poisoned step message is deleted only once it is dealt with: its deployment re-driven (a
-//!   step for its current wake, sent now), or reported (`poisonReported`: its deployment ended or
-//!   is unknown, or the message is not a step's) and logged at warn. One that cannot be dealt with
+//! - A poisoned step message is deleted only once it is dealt with: its deployment re-driven (when
+//!   it is the step of the deployment's current wake: sent again now), or reported
+//!   (`poisonReported`: a stale step, a deployment ended or unknown, a message that is not a
+//!   step's) and logged at warn. One that cannot be dealt with
 //!   now (its checkpoint not readable from the store) stays for the next sweep.
 //! - Its cost grows with the live container groups and the overdue deployments, not with history:
 //!   finished deployments are reached only through the retention index, a bounded batch at a time.
@@ -185,6 +186,11 @@ impl Sweep {
                 )),
                 Some(step) => match self.store.load_record(&step.id).await {
                     Ok(Some(stored)) => match stored.record.wake {
+                        // A step for an earlier wake: the current one has its own message.
+                        Some(wake) if wake.seq != step.seq => Some(format!(
+                            "{} (step {}): stale, the deployment waits for step {}",
+                            step.id, step.seq, wake.seq
+                        )),
                         Some(wake) => {
                             let again = Scheduled {
                                 message: StepMessage {

@@ -201,6 +201,9 @@ async fn every_keyed_route_wants_the_key_in_the_header_or_the_code_query() {
         (Method::POST, "/api/deployments/auth-1/terminate"),
         (Method::GET, "/api/deployments/auth-1/logs/work/main"),
         (Method::GET, "/api/deployments/auth-1/history"),
+        (Method::GET, "/api/templates"),
+        (Method::PUT, "/api/templates/auth-t"),
+        (Method::DELETE, "/api/templates/auth-t"),
     ];
     let longer = format!("{KEY}x");
     let upper = KEY.to_uppercase();
@@ -396,6 +399,32 @@ async fn a_body_must_say_it_is_json_or_yaml() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(b.send(terminate).await.status, StatusCode::ACCEPTED);
+}
+
+/// An ACI YAML document without an id is named by its `name`: the same file posted twice is one
+/// deployment (`202`, then `200` as for any repeated id), a changed file under that name a `409`.
+#[tokio::test(start_paused = true)]
+async fn the_same_aci_yaml_posted_twice_is_one_deployment() {
+    let b = berth(Some(KEY)).await;
+    let yaml = "name: yaml-web\nproperties:\n  restartPolicy: Never\n  containers:\n  - name: main\n    \
+                properties:\n      image: busybox\n      command: [\"true\"]\n      resources:\n        \
+                requests: {cpu: 1, memoryInGB: 1}\n";
+    let post = |body: String| {
+        keyed(Method::POST, "/api/deployments")
+            .header("content-type", "application/yaml")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let first = b.send(post(yaml.to_owned())).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert_eq!(first.body["id"], "yaml-web");
+    let again = b.send(post(yaml.to_owned())).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    assert_eq!(again.body["id"], "yaml-web");
+    let list = b.get("/api/deployments").await;
+    assert_eq!(list.body["deployments"].as_array().unwrap().len(), 1);
+    let changed = b.send(post(yaml.replace("cpu: 1", "cpu: 2"))).await;
+    changed.assert_problem(409, "id");
 }
 
 #[tokio::test(start_paused = true)]

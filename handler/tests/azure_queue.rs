@@ -325,3 +325,33 @@ async fn the_approximate_count_counts_visible_and_delayed_messages() {
     let cost = account.transactions().snapshot().since(&before);
     assert_eq!(cost.by_name(), BTreeMap::from([("queue.other", 1)]));
 }
+
+/// A message Berth did not write (not base64 of UTF-8) comes as its raw text beside the others:
+/// the receiver refuses it by its content, and the messages received with it are not held.
+#[tokio::test]
+async fn a_message_that_is_not_base64_is_received_raw_beside_the_others() {
+    let Some(connection) = connection() else {
+        return;
+    };
+    let account = berth::azure_storage::StorageAccount::new(&connection, None).unwrap();
+    let name = unique("raw");
+    let q = account.queue(&name).unwrap();
+    q.create_if_missing().await.unwrap();
+    let raw = azure_support::raw_queue(&connection, &name);
+    let body = azure_storage_queue::models::QueueMessage {
+        message_text: Some("not base64 at all!".into()),
+    }
+    .try_into()
+    .unwrap();
+    raw.send_message(body, None).await.unwrap();
+    q.send("a step", NO_DELAY, TimeToLive::Never).await.unwrap();
+    let mut texts = Vec::new();
+    let start = Instant::now();
+    while texts.len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        for m in q.receive(32, Duration::from_secs(60)).await.unwrap() {
+            texts.push(m.text);
+        }
+    }
+    texts.sort();
+    assert_eq!(texts, ["a step", "not base64 at all!"]);
+}

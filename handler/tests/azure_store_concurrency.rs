@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod azure_support;
+mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,48 +21,23 @@ use berth::crypto::SecretsKey;
 use berth::store::StepMessage;
 use berth_test_support::api::Client;
 use berth_test_support::{eventually, free_port};
+use common::Serve;
 use serde_json::json;
 
 const KEY: &str = "concurrency-test-key";
 const DEPLOYMENTS: usize = 100;
 
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn spawn(settings: &[(&str, String)], log: &std::path::Path) -> Serve {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_handler"))
-        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(settings.iter().map(|(k, v)| (*k, v)))
-        .env("BERTH_PUBLIC_URL", &url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    Serve { child, url }
+    Serve::spawn(free_port(), settings, Some(log))
 }
 
 async fn ready(serve: &Serve) {
-    let root = format!("{}/", serve.url);
-    berth_test_support::api::wait_until_answering(&root, Duration::from_secs(20)).await;
+    serve.ready().await;
 }
 
 /// Berth's API on `serve`, with the key.
 fn api(serve: &Serve) -> Client {
-    Client::new(format!("{}/api", serve.url)).with_key(KEY)
+    serve.api(KEY)
 }
 
 /// How many messages the queue holds, as the service counts them.
@@ -102,6 +77,7 @@ async fn two_handlers_share_100_deployments_with_duplicated_steps() {
     let settings = vec![
         ("AzureWebJobsStorage", value),
         ("BERTH_QUEUE", queue.clone()),
+        ("BERTH_SUBMIT_QUEUE", format!("{queue}-submit")),
         ("BERTH_ARM_ENDPOINT", emulator.base_url()),
         (
             "BERTH_SUBSCRIPTION_ID",

@@ -1182,3 +1182,105 @@ async fn a_fan_out_of_1000_items_is_summarised_and_paged() {
     assert_eq!(hostile.status, StatusCode::BAD_REQUEST);
     assert!(!hostile.text.contains("<script>"), "{}", hostile.text);
 }
+
+#[tokio::test]
+async fn notifications_show_their_delivery_but_never_the_webhooks_secret_path_or_query() {
+    let b = berth(ORIGIN).await;
+    let secret = "T0000/B0000/XXXXsecretXXXX";
+    let spec = json!({
+        "id": "notified",
+        "notify": [{ "url": format!("https://hooks.example.com/services/{secret}?token=tok-{secret}"), "on": ["Succeeded", "GroupFailed"] }],
+        "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox", "command": ["true"],
+            "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }]
+    });
+    assert_eq!(
+        b.api("POST", "/api/deployments", spec).await,
+        StatusCode::ACCEPTED
+    );
+    // A delivery that failed once and waits for its next attempt, for a group with a hostile name
+    // (as a checkpoint could hold it).
+    let store = b.runtime.sweep.store.clone();
+    let stored = store.load("notified").await.unwrap().unwrap();
+    let mut d = stored.deployment.clone();
+    d.notifications.push(berth::engine::Notification {
+        id: "uid-1.0".into(),
+        target: 0,
+        on: berth::spec::NotifyOn::GroupFailed,
+        group: Some(XSS.into()),
+        at: d.created + 10,
+        attempts: 1,
+        state: berth::engine::DeliveryState::Pending,
+        next_at: Some(d.created + 2_000),
+        last: Some(format!("503 {XSS}")),
+    });
+    store.save(&d, &stored.version, None).await.unwrap();
+
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/notified", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let table = page
+        .text
+        .split("id=\"notifications-table\"")
+        .nth(1)
+        .expect("a notifications table")
+        .split("</table>")
+        .next()
+        .unwrap();
+    assert!(
+        table.contains("<code>https://hooks.example.com</code>"),
+        "{table}"
+    );
+    assert!(table.contains("GroupFailed (&lt;script&gt;"), "{table}");
+    assert!(
+        table.contains("Pending") && table.contains("uid-1.0"),
+        "{table}"
+    );
+    assert!(
+        !page.text.contains(secret),
+        "the webhook's path and query are on no part of the page, its spec included"
+    );
+    assert!(
+        page.text.contains("https://hooks.example.com/(sealed)"),
+        "the spec shows the origin"
+    );
+    // Nor in storage: the checkpoint keeps them sealed.
+    let raw = store.load_record("notified").await.unwrap().unwrap();
+    assert!(!String::from_utf8_lossy(&raw.record.body).contains(secret));
+    for raw in ["<script>alert", "<img src=x"] {
+        assert!(!page.text.contains(raw), "{raw} unescaped");
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_from_a_template_names_it_and_its_version() {
+    let b = berth(ORIGIN).await;
+    let template = json!({
+        "parameters": { "word": { "type": "string", "default": "hi" } },
+        "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox", "command": ["echo", "{{ parameters.word }}"],
+            "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }]
+    });
+    assert_eq!(
+        b.api("PUT", "/api/templates/greet", template).await,
+        StatusCode::CREATED
+    );
+    let invocation =
+        json!({ "id": "from-template", "template": "greet", "parameters": { "word": XSS } });
+    assert_eq!(
+        b.api("POST", "/api/deployments", invocation).await,
+        StatusCode::ACCEPTED
+    );
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/from-template", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text
+            .contains("<dt>Template</dt><dd><code>greet</code>, version 1</dd>"),
+        "{}",
+        page.text
+    );
+    // The substituted value is in the spec shown, as text.
+    assert!(!page.text.contains("<script>alert"), "unescaped");
+    assert!(page.text.contains("&lt;script&gt;alert"), "{}", page.text);
+}

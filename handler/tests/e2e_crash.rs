@@ -8,57 +8,43 @@
 #[macro_use]
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use berth::crypto::SecretsKey;
 use berth_test_support::api::Client;
 use berth_test_support::{eventually, free_port};
-use common::Backend;
+use common::{Backend, Serve};
 use serde_json::{Value, json};
 
 const KEY: &str = "crash-test-key";
 
-struct Serve {
-    child: Child,
-    url: String,
-}
-
+/// `handler serve` on `port` over `storage` and the emulator at `arm`, with short leases and
+/// claims so that a killed handler's work is picked up quickly.
 fn spawn(storage: &[(&str, String)], arm: &str, port: u16, secrets: &str) -> Serve {
-    let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_handler"))
-        .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(storage.iter().map(|(k, v)| (*k, v)))
-        .env("BERTH_ARM_ENDPOINT", arm)
-        .env(
+    let mut settings: Vec<(&str, String)> = storage.to_vec();
+    settings.extend([
+        ("BERTH_ARM_ENDPOINT", arm.to_owned()),
+        (
             "BERTH_SUBSCRIPTION_ID",
-            "00000000-0000-0000-0000-000000000000",
-        )
-        .env("BERTH_RESOURCE_GROUP", "crash")
-        .env("BERTH_LOCATION", "local")
-        .env("BERTH_SECRETS_KEY", secrets)
-        .env("BERTH_API_KEY", KEY)
-        .env("BERTH_PUBLIC_URL", &url)
-        .env("BERTH_STEP_LEASE", "PT2S")
-        .env("BERTH_CREATE_CLAIM", "PT3S")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Serve { child, url }
+            "00000000-0000-0000-0000-000000000000".to_owned(),
+        ),
+        ("BERTH_RESOURCE_GROUP", "crash".to_owned()),
+        ("BERTH_LOCATION", "local".to_owned()),
+        ("BERTH_SECRETS_KEY", secrets.to_owned()),
+        ("BERTH_API_KEY", KEY.to_owned()),
+        ("BERTH_STEP_LEASE", "PT2S".to_owned()),
+        ("BERTH_CREATE_CLAIM", "PT3S".to_owned()),
+    ]);
+    Serve::spawn(port, &settings, None)
 }
 
 async fn ready(serve: &Serve) {
-    let root = format!("{}/", serve.url);
-    berth_test_support::api::wait_until_answering(&root, Duration::from_secs(20)).await;
+    serve.ready().await;
 }
 
 /// Berth's API on `serve`, with the key.
 fn api(serve: &Serve) -> Client {
-    Client::new(format!("{}/api", serve.url)).with_key(KEY)
+    serve.api(KEY)
 }
 
 /// The status document, or `None` while `serve` cannot answer (it is being killed or restarted).

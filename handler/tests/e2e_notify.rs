@@ -263,7 +263,11 @@ async fn an_unreachable_receiver_is_tried_again_with_back_off(backend: Backend) 
     let Some(h) = harness(backend).await else {
         return;
     };
-    let closed = format!("http://127.0.0.1:{}/hooks", common::free_port());
+    // A webhook whose path and query are its secret, as Slack's and Teams' are.
+    let closed = format!(
+        "http://127.0.0.1:{}/hooks/SECRET-PATH?token=SECRET-QUERY",
+        common::free_port()
+    );
     let id = h
         .start_deployment(&job("notified-5", 0, &closed, json!(["Succeeded"])))
         .await;
@@ -277,6 +281,14 @@ async fn an_unreachable_receiver_is_tried_again_with_back_off(backend: Backend) 
     assert_eq!(notifying["notifications"][0]["state"], "Pending");
     let history = notify_history(&h, &id).await;
     assert!(history[0].contains("could not connect"), "{history:?}");
+    // The failed attempts name the error, never the URL's secret parts.
+    let last = notifying["notifications"][0]["lastResult"]
+        .as_str()
+        .unwrap();
+    assert!(last.starts_with("could not connect"), "{last}");
+    for text in history.iter().map(String::as_str).chain([last]) {
+        assert!(!text.contains("SECRET"), "{text}");
+    }
     assert!(history[0].contains("attempt 2 in 1 s") && history[1].contains("attempt 3 in 2 s"));
     // Not purgeable while a delivery is pending: not by the sweep past any retention, not by hand.
     let report = sweep_now(&h).await;

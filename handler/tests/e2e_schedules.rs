@@ -395,7 +395,7 @@ async fn bad_inputs_are_refused_naming_the_field(backend: Backend) {
         (json!({ "cron": "* * * * *" }), "spec: required"),
         (
             json!({ "cron": "* * * * *", "template": "nightly", "parameters": {"n": 1} }),
-            "template: templates are not available in this build",
+            "template: no template 'nightly'",
         ),
     ];
     for (body, want) in cases {
@@ -469,7 +469,52 @@ async fn secrets_are_sealed_and_never_shown(backend: Backend) {
     scenarios::assert_nothing_left(&h).await;
 }
 
+/// A schedule of a template: expanded with its parameters at each run, as a `POST` of the
+/// invocation would be.
+async fn a_template_target_runs_with_its_parameters(backend: Backend) {
+    let Some((h, clock)) = harness(backend, "2026-03-02T10:02:00Z").await else {
+        return;
+    };
+    let template = json!({
+        "parameters": { "word": { "type": "string" } },
+        "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox", "command": ["/bin/sh", "-c", "echo {{ parameters.word }} > /mnt/share/word"],
+            "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
+            "volumeMounts": [{ "name": "share", "mountPath": "/mnt/share" }] } }],
+            "volumes": [{ "name": "share", "azureFile": { "shareName": "data", "storageAccountName": "teststore" } }] } }]
+    });
+    let r = request(&h, Method::PUT, "/templates/say")
+        .json(&template)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let bad = json!({ "cron": "*/5 * * * *", "template": "say", "parameters": { "word": 5 } });
+    let (status, problem) = put(&h, "say", &bad).await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("parameters.word"),
+        "{problem}"
+    );
+    let body =
+        json!({ "cron": "*/5 * * * *", "template": "say", "parameters": { "word": "tick" } });
+    let (status, created) = put(&h, "say", &body).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["target"]["template"], "say");
+    clock.set(at("2026-03-02T10:05:03Z"));
+    h.runtime.scheduler.run_once().await;
+    let done = h.wait_done("say-202603021005").await;
+    assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
+    let word = std::fs::read_to_string(h.share("teststore", "data").join("word")).unwrap();
+    assert_eq!(word, "tick\n");
+    scenarios::assert_nothing_left(&h).await;
+}
+
 on_both_backends!(each_time_starts_one_deployment_whatever_the_ticks);
+on_both_backends!(a_template_target_runs_with_its_parameters);
 on_both_backends!(missed_times_past_the_deadline_are_skipped_and_one_within_starts);
 on_both_backends!(concurrency_policies);
 on_both_backends!(pause_and_resume);

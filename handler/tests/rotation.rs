@@ -122,6 +122,85 @@ async fn a_rotated_key_finishes_old_deployments_and_reseals_them() {
     );
 }
 
+/// Templates are not resealed by steps: putting one again after a rotation seals its secrets
+/// under the new key as a new version; before that, the old version expands while the old key
+/// is listed as previous, and no longer once it is retired.
+#[tokio::test]
+async fn a_template_put_again_after_a_rotation_is_sealed_under_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
+    let (old, new) = (SecretsKey::generate(), SecretsKey::generate());
+    let with = |keys: Keyring| {
+        driver(store.clone(), "http://127.0.0.1:9", keys).with_templates(store.clone())
+    };
+    let template = json!({
+        "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+            "image": "busybox", "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
+            "environmentVariables": [{ "name": "TOKEN", "secureValue": "template-canary" }] } }] } }]
+    })
+    .to_string();
+    let invocation = |version: u32| berth::spec::template::Invocation {
+        id: Some(format!("from-v{version}")),
+        template: "sealed".into(),
+        version: Some(version),
+        parameters: serde_json::Map::new(),
+    };
+    let before = with(Keyring::new(old.clone(), vec![]));
+    let (v1, made) = before
+        .put_template("sealed", template.as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        made && v1
+            .sealed
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("v1.{}.", old.id()))
+    );
+    assert!(
+        !before
+            .put_template("sealed", template.as_bytes())
+            .await
+            .unwrap()
+            .1
+    );
+
+    let after = with(Keyring::new(new.clone(), vec![old]));
+    assert!(after.expand(invocation(1), || unreachable!()).await.is_ok());
+    let (v2, made) = after
+        .put_template("sealed", template.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((v2.version, made), (2, true));
+    assert!(
+        v2.sealed
+            .as_deref()
+            .unwrap()
+            .starts_with(&format!("v1.{}.", new.id()))
+    );
+    assert!(
+        !after
+            .put_template("sealed", template.as_bytes())
+            .await
+            .unwrap()
+            .1
+    );
+
+    let retired = with(Keyring::new(new, vec![]));
+    let spec = retired
+        .expand(invocation(2), || unreachable!())
+        .await
+        .unwrap();
+    assert_eq!(spec.template.unwrap().version, 2);
+    assert!(
+        retired
+            .expand(invocation(1), || unreachable!())
+            .await
+            .is_err()
+    );
+}
+
 /// The sealed secrets of schedule `name` (never the value itself).
 async fn schedule_sealed(store: &SqliteStore, name: &str) -> String {
     use berth::schedule::{Schedule, Target};

@@ -536,8 +536,8 @@ properties:
 tags: null
 type: Microsoft.ContainerInstance/containerGroups
 "#;
-    let spec = parse(yaml.as_bytes(), Format::AciYaml, || "from-yaml".into()).unwrap();
-    assert_eq!(spec.id, "from-yaml");
+    let spec = parse(yaml.as_bytes(), Format::AciYaml, || unreachable!()).unwrap();
+    assert_eq!(spec.id, "hello-job", "the YAML's name is the id");
     assert_eq!(spec.mode, berth::spec::Mode::Job);
     assert_eq!(spec.groups.len(), 1);
     assert_eq!(spec.groups[0].name, "hello-job");

@@ -1,4 +1,4 @@
-//! The contract of the store traits (`Checkpoints`, `Steps`, `RunTimes`, `Schedules`), written once and run against both
+//! The contract of the store traits (`Checkpoints`, `Steps`, `RunTimes`, `Templates`, `Schedules`), written once and run against both
 //! backends: SQLite on a temporary file, and Azure Storage on Azurite (started as for the other
 //! `azure_*` tests; see `azure_support`).
 //!
@@ -17,7 +17,7 @@ use berth::store::azure::{AzureBackend, steps::HELD_FOR};
 use berth::store::sqlite::SqliteStore;
 use berth::store::{
     Checkpoints, Delivery, ListQuery, Millis, Record, RunTimes, Scheduled, Schedules, Status,
-    StepMessage, Steps, StoreError, Version, Wake,
+    StepMessage, Steps, StoreError, Templates, Version, Wake,
 };
 use bytes::Bytes;
 
@@ -39,6 +39,7 @@ struct Fixture {
     store: Arc<dyn Checkpoints>,
     steps: Arc<dyn Steps>,
     run_times: Arc<dyn RunTimes>,
+    templates: Arc<dyn Templates>,
     schedules: Arc<dyn Schedules>,
     differences: Differences,
     /// Keeps the SQLite file alive.
@@ -52,6 +53,7 @@ async fn sqlite(_test: &str) -> Option<Fixture> {
     Some(Fixture {
         store: store.clone(),
         run_times: store.clone(),
+        templates: store.clone(),
         schedules: store.clone(),
         steps: store,
         differences: Differences {
@@ -74,6 +76,7 @@ async fn azure(_test: &str) -> Option<Fixture> {
     .unwrap();
     Some(Fixture {
         run_times: backend.store.clone(),
+        templates: backend.store.clone(),
         schedules: backend.store.clone(),
         store: backend.store,
         steps: backend.steps,
@@ -828,6 +831,87 @@ async fn history_pages_are_kept_and_purged(f: &Fixture) {
     assert!(f.store.get_history("h-1", 1).await.unwrap().is_none());
 }
 
+async fn template_versions_are_written_once_and_the_latest_is_read(f: &Fixture) {
+    let t = &f.templates;
+    assert_eq!(t.get_template("tpl-a", None).await.unwrap(), None);
+    t.put_template("tpl-a", 1, &[0xfe, 1]).await.unwrap();
+    let again = t.put_template("tpl-a", 1, &[0xfe, 9]).await.unwrap_err();
+    assert!(matches!(again, StoreError::Conflict(_)), "{again}");
+    t.put_template("tpl-a", 2, &[0xfe, 2]).await.unwrap();
+    let latest = t.get_template("tpl-a", None).await.unwrap().unwrap();
+    assert_eq!((latest.0, &latest.1[..]), (2, &[0xfe, 2][..]));
+    let first = t.get_template("tpl-a", Some(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (first.0, &first.1[..]),
+        (1, &[0xfe, 1][..]),
+        "a version never changes"
+    );
+    assert_eq!(t.get_template("tpl-a", Some(3)).await.unwrap(), None);
+    assert_eq!(t.get_template("tpl-b", None).await.unwrap(), None);
+}
+
+async fn concurrent_puts_of_one_template_version_one_wins(f: &Fixture) {
+    let bodies: Vec<[u8; 2]> = (0..6u8).map(|i| [0xfe, i]).collect();
+    let puts = bodies
+        .iter()
+        .map(|body| f.templates.put_template("tpl-race", 1, body));
+    let results = futures::future::join_all(puts).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict(_))))
+    );
+}
+
+async fn templates_list_by_name_in_pages_and_delete_whole(f: &Fixture) {
+    let t = &f.templates;
+    for (name, versions) in [("tpl-c", 1), ("tpl-a", 3), ("tpl-b", 2)] {
+        for v in 1..=versions {
+            t.put_template(name, v, b"\xfe").await.unwrap();
+        }
+    }
+    let first = t.list_templates(2, None).await.unwrap();
+    assert_eq!(
+        first.items,
+        [("tpl-a".to_owned(), 3), ("tpl-b".to_owned(), 2)]
+    );
+    let token = first.continuation.unwrap();
+    let second = t.list_templates(2, Some(&token)).await.unwrap();
+    assert_eq!(second.items, [("tpl-c".to_owned(), 1)]);
+    assert_eq!(second.continuation, None);
+    assert!(matches!(
+        t.list_templates(2, Some("not-a-token")).await,
+        Err(StoreError::BadContinuation)
+    ));
+    assert!(t.delete_template("tpl-a").await.unwrap());
+    assert!(!t.delete_template("tpl-a").await.unwrap());
+    assert_eq!(t.get_template("tpl-a", None).await.unwrap(), None);
+    assert_eq!(t.get_template("tpl-a", Some(1)).await.unwrap(), None);
+    let names: Vec<String> = t
+        .list_templates(10, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["tpl-b", "tpl-c"]);
+}
+
+async fn a_template_name_that_is_not_one_is_refused(f: &Fixture) {
+    for bad in ["../x", "a/b", "", "UPPER", &"a".repeat(41)] {
+        assert!(
+            f.templates.put_template(bad, 1, b"x").await.is_err(),
+            "{bad}"
+        );
+        assert!(f.templates.get_template(bad, None).await.is_err(), "{bad}");
+        assert!(f.templates.delete_template(bad).await.is_err(), "{bad}");
+    }
+    assert!(f.templates.put_template("tpl-z", 0, b"x").await.is_err());
+}
+
 /// Schedules: created once, replaced only at the version loaded (two writers from one version:
 /// one wins), listed by name, deleted; their bytes kept as given.
 async fn schedules_change_by_compare_and_swap(f: &Fixture) {
@@ -913,6 +997,10 @@ macro_rules! suite {
             an_unknown_status_word_is_kept_apart,
             checkpoints_of_the_previous_format_decode_and_newer_ones_are_apart,
             history_pages_are_kept_and_purged,
+            template_versions_are_written_once_and_the_latest_is_read,
+            concurrent_puts_of_one_template_version_one_wins,
+            templates_list_by_name_in_pages_and_delete_whole,
+            a_template_name_that_is_not_one_is_refused,
             schedules_change_by_compare_and_swap,
         );)*
     };

@@ -171,15 +171,20 @@ async fn poisoned_steps_are_re_driven_while_live_and_reported_otherwise() {
     })
     .await;
 
-    // Steps for each, and for a deployment that never was, fail delivery after delivery until
-    // they are given up on (so does any step of live-p's visible meanwhile).
+    // Steps for each (live-p's current one and a stale one), and for a deployment that never
+    // was, fail delivery after delivery until they are given up on (so does any step of live-p's
+    // visible meanwhile).
     let now = runtime.driver.now();
-    for id in ["live-p", "done-p", "gone-p"] {
+    let live = runtime.driver.load("live-p").await.unwrap().unwrap();
+    let current = live.wake.unwrap().seq;
+    for (id, seq) in [
+        ("live-p", current),
+        ("live-p", 999),
+        ("done-p", 999),
+        ("gone-p", 999),
+    ] {
         let step = berth::store::Scheduled {
-            message: berth::store::StepMessage {
-                id: id.into(),
-                seq: 999,
-            },
+            message: berth::store::StepMessage { id: id.into(), seq },
             at: now,
         };
         runtime.steps.send(&step).await.unwrap();
@@ -208,8 +213,9 @@ async fn poisoned_steps_are_re_driven_while_live_and_reported_otherwise() {
     assert_eq!(
         reported,
         [
-            "done-p (step 999): the deployment is Succeeded, nothing to do",
-            "gone-p (step 999): no such deployment (purged)",
+            "done-p (step 999): the deployment is Succeeded, nothing to do".to_owned(),
+            "gone-p (step 999): no such deployment (purged)".to_owned(),
+            format!("live-p (step 999): stale, the deployment waits for step {current}"),
         ],
         "{report:?}"
     );

@@ -17,6 +17,12 @@ param tags object
 @description('The workflow-step queue (BERTH_QUEUE).')
 param queueName string
 
+@description('The submit queue (BERTH_SUBMIT_QUEUE).')
+param submitQueueName string
+
+@description('Object id of the Event Grid system topic that sends blob events to the submit queue; empty: none.')
+param eventSenderPrincipalId string = ''
+
 @description('Blob container that Flex Consumption deploys the app package to.')
 param packageContainerName string
 
@@ -89,6 +95,25 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
 resource stepQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: queueName
+}
+
+resource submitQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: submitQueueName
+}
+
+// Storage Queue Data Message Sender, on the account, for the Event Grid topic's identity: it can add
+// messages to queues and nothing else (it reads no checkpoint and no step).
+var queueMessageSenderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a')
+
+resource eventSenderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(eventSenderPrincipalId)) {
+  name: guid(account.id, eventSenderPrincipalId, queueMessageSenderRoleId)
+  scope: account
+  properties: {
+    roleDefinitionId: queueMessageSenderRoleId
+    principalId: eventSenderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
 }
 
 resource blobAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {

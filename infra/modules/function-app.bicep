@@ -45,6 +45,12 @@ param secretsKeyPreviousUri string
 @description('The workflow-step queue.')
 param queueName string
 
+@description('The submit queue (BERTH_SUBMIT_QUEUE).')
+param submitQueueName string
+
+@description('BERTH_SUBMIT_EVENTS: which template an Event Grid event type starts.')
+param submitEvents string
+
 @description('Subscription of the container groups.')
 param subscriptionId string
 
@@ -167,6 +173,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'BERTH_QUEUE'
           value: queueName
+        }
+        {
+          name: 'BERTH_SUBMIT_QUEUE'
+          value: submitQueueName
+        }
+        {
+          name: 'BERTH_SUBMIT_EVENTS'
+          value: submitEvents
         }
         {
           name: 'BERTH_DIAGNOSTICS_WORKSPACE'

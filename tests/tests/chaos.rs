@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! A small chaos run in CI: 20 deployments, 5 handler kills, queue tampering, ARM faults,
-//! capacity refusals, Spot evictions and an Azurite restart, then the harness's checks. `tests/chaos.sh` runs the big one.
+//! capacity refusals, Spot evictions, webhook notifications to a receiver that fails every third
+//! request, and an Azurite restart, then the harness's checks. `tests/chaos.sh` runs the big one.
 //!
 //! Needs the Azurite executable (found as `berth_test_support::azurite::executable` says; the run
 //! starts and restarts its own) and the `handler` and `aci-emulator` binaries beside `chaos`
@@ -47,10 +48,11 @@ fn twenty_deployments_through_five_kills_lose_nothing_and_leave_nothing() {
         "{stderr}"
     );
     let shape = capacity.split(' ').collect::<Vec<_>>();
+    let number = |n: &str| n.trim_start_matches('(').parse::<u32>().is_ok();
     assert!(
-        matches!(shape[..], [q, "quota", "holds,", e, "evictions,", f, "fallbacks"]
-            if q.parse::<u32>().is_ok() && e.parse::<u32>().is_ok() && f.parse::<u32>().is_ok()),
-        "{line}\n{stderr}"
+        matches!(shape[..], [q, "quota", "holds,", e, "evictions,", f, "fallbacks,", "8", "notified", r, "redelivered)"]
+            if number(q) && number(e) && number(f) && number(r)),
+        "every quick, retried and timed-out job (8 of 20) told of its outcome, signed: {line}\n{stderr}"
     );
     // Every deployment ended as a clean run ends: a pipeline whose stages ran out of order or
     // created more or fewer instances than (group, instance, attempt) says would show here.

@@ -11,6 +11,7 @@ async fn start(dir: &std::path::Path) -> FunctionsHost {
     let settings = [
         ("BERTH_SQLITE_PATH", dir.join("b.db").display().to_string()),
         ("BERTH_QUEUE", "berth-steps".into()),
+        ("BERTH_SUBMIT_QUEUE", "berth-submit".into()),
         ("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9".into()),
         (
             "BERTH_SUBSCRIPTION_ID",

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use berth::crypto::SecretsKey;
 use berth_test_support::unique;
-use berth_tests::host::{HostOptions, RunningApp, workspace_binary};
+use berth_tests::host::{HostOptions, QueueDelivery, RunningApp, workspace_binary};
 use scenarios::{Berth, Disruption, job};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -138,6 +138,7 @@ impl App {
         let mut all: Vec<(String, String)> = [
             ("AzureWebJobsStorage", connection),
             ("BERTH_QUEUE", unique("fe2e")),
+            ("BERTH_SUBMIT_QUEUE", unique("fsub")),
             ("BERTH_APP", unique("fapp")),
             ("BERTH_ARM_ENDPOINT", emulator.url.clone()),
             ("BERTH_SUBSCRIPTION_ID", scenarios::SUBSCRIPTION.to_owned()),
@@ -172,26 +173,29 @@ impl App {
     }
 
     /// Every invocation was answered in a shape the host accepts, steps arrived through the
-    /// queue trigger, and none went to the poison queue.
+    /// queue trigger, and no message of any queue went to its poison queue.
     async fn assert_clean(&self) {
         let violations = self.app.host.violations();
         assert!(violations.is_empty(), "{violations:?}");
-        let listener = self.app.listener("steps").unwrap();
+        let steps = self.app.listener("steps").unwrap();
         assert!(
-            !listener.delivered().is_empty(),
+            !steps.delivered().is_empty(),
             "steps arrived through the queue trigger"
         );
-        let poisoned = listener
-            .poison_queue()
-            .unwrap()
-            .receive(32, Duration::from_secs(1))
-            .await
-            .unwrap();
-        assert!(
-            poisoned.is_empty(),
-            "poisoned steps: {:?}",
-            poisoned.iter().map(|m| &m.text).collect::<Vec<_>>()
-        );
+        for function in ["steps", "submit"] {
+            let listener = self.app.listener(function).unwrap();
+            let poisoned = listener
+                .poison_queue()
+                .unwrap()
+                .receive(32, Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert!(
+                poisoned.is_empty(),
+                "poisoned {function} messages: {:?}",
+                poisoned.iter().map(|m| &m.text).collect::<Vec<_>>()
+            );
+        }
     }
 
     /// Checks that nothing is left on the emulator and [`Self::assert_clean`], then stops.
@@ -413,6 +417,152 @@ async fn the_cleanup_timer_sweeps_orphans_and_spares_what_is_owned() {
                 .is_success()
         );
     }
+    a.finish().await;
+}
+
+/// Deployments from the submit queue through the `submit` function, on Azurite: a template
+/// invocation, an Event Grid blob-created event (`EventGridEvent`) and a CloudEvents one mapped to
+/// that template's parameters, each sent twice (or delivered twice), start exactly one deployment
+/// each; a message that can never be valid is dropped (answered, deleted, not poisoned).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_messages_and_their_duplicates_start_one_deployment_each() {
+    use berth::azure_storage::TimeToLive;
+    use reqwest::Method;
+    let Some(a) = App::start(
+        &[],
+        &[
+            ("BERTH_SUBMIT_EVENTS", "Microsoft.Storage.BlobCreated=fetch"),
+            // No request carries the base URL of these deployments: the Function App's host name.
+            ("WEBSITE_HOSTNAME", "127.0.0.1:9"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut template = job(
+        "unused",
+        "echo url={{ parameters.url }} from={{ parameters.subject }}",
+    );
+    template.as_object_mut().unwrap().remove("id");
+    template["parameters"] = json!({
+        "url": { "type": "string", "from": "data.url" },
+        "subject": { "type": "string", "default": "none", "from": "subject" },
+    });
+    let (status, body) =
+        scenarios::send(scenarios::request(&a, Method::PUT, "/templates/fetch").json(&template))
+            .await;
+    assert_eq!(status, 201, "{body}");
+
+    let listener = a.app.listener("submit").unwrap();
+    let send = |text: String| async move {
+        listener
+            .queue()
+            .send(&text, Duration::ZERO, TimeToLive::Never)
+            .await
+            .unwrap();
+    };
+    let url = "https://acct.blob.core.windows.net/uploads/clip-1.mp4";
+    let grid = json!({ "id": "9f1c2e1a-0001", "topic": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/acct",
+        "subject": "/blobServices/default/containers/uploads/blobs/clip-1.mp4",
+        "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-12-03T10:00:00Z",
+        "data": { "api": "PutBlob", "url": url, "contentLength": 524288 },
+        "dataVersion": "", "metadataVersion": "1" });
+    let cloud = json!({ "specversion": "1.0", "id": "9f1c2e1a-0002",
+        "source": "/subscriptions/s/resourceGroups/r/providers/Microsoft.Storage/storageAccounts/acct",
+        "subject": "/blobServices/default/containers/uploads/blobs/clip-2.mp4",
+        "type": "Microsoft.Storage.BlobCreated", "time": "2026-12-03T10:00:01Z",
+        "data": { "url": "https://acct.blob.core.windows.net/uploads/clip-2.mp4" } });
+    let invocation = json!({ "template": "fetch", "parameters": { "url": "given" } });
+    // Event Grid may deliver an event twice: two messages, one event id.
+    for text in [&grid, &grid, &cloud, &cloud, &invocation] {
+        send(text.to_string()).await;
+    }
+    send("not json at all".to_owned()).await;
+    send(json!({ "template": "fetch", "parameters": { "nope": 1 } }).to_string()).await;
+    send(
+        json!({ "id": "e9", "eventType": "Other.Type", "eventTime": "t", "data": {} }).to_string(),
+    )
+    .await;
+
+    let list = || async {
+        let (_, body) = scenarios::get(&a, "/deployments?top=50").await;
+        body["deployments"].as_array().cloned().unwrap_or_default()
+    };
+    berth_test_support::eventually(
+        "three deployments from the submit queue",
+        Duration::from_secs(30),
+        || async {
+            let all = list().await;
+            if all.len() >= 3 && listener.delivered().len() >= 8 {
+                Ok(all)
+            } else {
+                Err(all.len())
+            }
+        },
+    )
+    .await;
+    // The invocation's message delivered again (the host's at-least-once): the same deployment.
+    let invocation_text = invocation.to_string();
+    let first = listener
+        .delivered()
+        .into_iter()
+        .find(|d| d.text == invocation_text)
+        .unwrap();
+    let again = QueueDelivery {
+        text: first.text.clone(),
+        dequeue_count: 2,
+        id: first.id.clone(),
+        pop_receipt: "again".into(),
+        insertion_time: time::OffsetDateTime::now_utc(),
+        expiration_time: time::OffsetDateTime::now_utc() + Duration::from_secs(3600),
+        next_visible_time: time::OffsetDateTime::now_utc(),
+    };
+    let outcome = a.app.host.deliver("submit", &again).await.unwrap();
+    let logs = &outcome.accepted().unwrap().logs;
+    assert!(
+        logs.iter().any(|l| l.contains("exists already")),
+        "{logs:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let all = list().await;
+    assert_eq!(all.len(), 3, "one deployment per message or event: {all:?}");
+    let mut logs = Vec::new();
+    for d in &all {
+        let id = d["id"].as_str().unwrap();
+        assert_eq!(d["template"]["name"], "fetch", "{d}");
+        let done = scenarios::wait_done(&a, id).await;
+        assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
+        logs.push(scenarios::logs(&a, id, "work", "main").await.1);
+    }
+    logs.sort();
+    assert_eq!(
+        logs,
+        [
+            "url=given from=none\n".to_owned(),
+            format!("url={url} from=/blobServices/default/containers/uploads/blobs/clip-1.mp4\n"),
+            "url=https://acct.blob.core.windows.net/uploads/clip-2.mp4 from=/blobServices/default/containers/uploads/blobs/clip-2.mp4\n".to_owned(),
+        ]
+    );
+    // The bad messages were answered and deleted, each with its reason, and none was poisoned.
+    let dropped: Vec<String> = listener
+        .delivered()
+        .iter()
+        .filter_map(|d| d.outcome.as_ref()?.accepted())
+        .flat_map(|a| a.logs.iter())
+        .filter(|l| l.starts_with("submit message dropped: "))
+        .cloned()
+        .collect();
+    assert_eq!(dropped.len(), 3, "{dropped:?}");
+    assert!(
+        dropped.iter().any(|l| l.contains("parameters.nope")),
+        "{dropped:?}"
+    );
+    assert!(
+        dropped.iter().any(|l| l.contains("Other.Type")),
+        "{dropped:?}"
+    );
+    // `finish` checks that no message went to a poison queue.
     a.finish().await;
 }
 

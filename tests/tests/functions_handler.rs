@@ -29,6 +29,7 @@ fn settings(dir: &std::path::Path) -> Vec<(String, String)> {
     [
         ("AzureWebJobsStorage", ""),
         ("BERTH_QUEUE", "berth-steps"),
+        ("BERTH_SUBMIT_QUEUE", "berth-submit"),
         ("BERTH_SQLITE_PATH", &dir.join("berth.db").to_string_lossy()),
         ("BERTH_ARM_ENDPOINT", &arm),
         (

@@ -17,7 +17,10 @@ fn binary() -> &'static Path {
 }
 
 fn settings() -> Vec<(String, String)> {
-    vec![("BERTH_QUEUE".into(), "berth-steps".into())]
+    vec![
+        ("BERTH_QUEUE".into(), "berth-steps".into()),
+        ("BERTH_SUBMIT_QUEUE".into(), "berth-submit".into()),
+    ]
 }
 
 async fn start() -> FunctionsHost {
@@ -185,6 +188,10 @@ async fn http_requests_go_through_keys_routes_and_the_api_router() {
         ("GET", "schedules/s-1", "schedule"),
         ("DELETE", "schedules/s-1", "schedule"),
         ("POST", "schedules/s-1/pause", "schedule-action"),
+        ("GET", "templates", "templates"),
+        ("PUT", "templates/t-1", "template"),
+        ("GET", "templates/t-1?version=2", "template"),
+        ("DELETE", "templates/t-1", "template"),
         ("POST", "callbacks/d-1/heartbeat", "callback"),
     ] {
         let r = client

@@ -364,8 +364,14 @@ async fn malformed_invocations_fail_clearly_in_process() {
 #[tokio::test]
 async fn malformed_invocations_never_crash_the_handler_process() {
     let binary = Path::new(env!("CARGO_BIN_EXE_functions-fixture-handler"));
-    let options =
-        HostOptions::new(binary, vec![("BERTH_QUEUE".into(), "berth-steps".into())]).unwrap();
+    let options = HostOptions::new(
+        binary,
+        vec![
+            ("BERTH_QUEUE".into(), "berth-steps".into()),
+            ("BERTH_SUBMIT_QUEUE".into(), "berth-submit".into()),
+        ],
+    )
+    .unwrap();
     let mut host = FunctionsHost::start(options).await.unwrap();
     for (function, body, want) in table() {
         let (status, json, outcome) = host.invoke_raw(function, Bytes::from(body)).await.unwrap();

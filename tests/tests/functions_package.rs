@@ -63,7 +63,10 @@ async fn the_packaged_folder_runs_under_the_simulated_host() {
     let options = HostOptions {
         app,
         binary: app_dir.join("handler"),
-        settings: vec![("BERTH_QUEUE".into(), "berth-steps".into())],
+        settings: vec![
+            ("BERTH_QUEUE".into(), "berth-steps".into()),
+            ("BERTH_SUBMIT_QUEUE".into(), "berth-submit".into()),
+        ],
         function_key: "k".into(),
         master_key: "m".into(),
     };

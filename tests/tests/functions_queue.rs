@@ -25,6 +25,10 @@ async fn queue_messages_are_retried_then_poisoned_as_the_host_does() {
     let queue_name = berth_test_support::unique("steps");
     let settings = vec![
         ("BERTH_QUEUE".to_owned(), queue_name.clone()),
+        (
+            "BERTH_SUBMIT_QUEUE".to_owned(),
+            format!("{queue_name}-submit"),
+        ),
         ("AzureWebJobsStorage".to_owned(), connection.clone()),
     ];
     let binary = Path::new(env!("CARGO_BIN_EXE_functions-fixture-handler"));

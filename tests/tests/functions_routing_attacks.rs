@@ -30,6 +30,7 @@ async fn start_with(dir: &std::path::Path, public_url: Option<&str>) -> Function
             dir.join("berth.db").display().to_string(),
         ),
         ("BERTH_QUEUE", "berth-steps".to_owned()),
+        ("BERTH_SUBMIT_QUEUE", "berth-submit".to_owned()),
         ("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9".to_owned()),
         (
             "BERTH_SUBSCRIPTION_ID",

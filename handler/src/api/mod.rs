@@ -17,6 +17,7 @@ pub mod prices;
 pub mod problem;
 pub mod schedules;
 pub mod status;
+pub mod templates;
 
 use std::sync::Arc;
 
@@ -91,6 +92,13 @@ pub fn router(api: Arc<Api>) -> Router {
                 .delete(schedules::delete),
         )
         .route("/api/schedules/{name}/{action}", post(schedules::action))
+        .route("/api/templates", get(templates::list))
+        .route(
+            "/api/templates/{name}",
+            put(templates::put)
+                .get(templates::read)
+                .delete(templates::delete),
+        )
         .route_layer(middleware::from_fn(require_json_body))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_key));
     let router = Router::new()
@@ -437,7 +445,21 @@ async fn start(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let spec = spec::parse(&bytes, Format::from_content_type(content_type), new_id)?;
+    let format = Format::from_content_type(content_type);
+    let spec = match templates::invocation(&bytes, format)? {
+        Some(invocation) => api
+            .driver
+            .expand(invocation, new_id)
+            .await
+            .map_err(|e| match e {
+                // A template the body names that is not there is a bad body, not a missing route.
+                crate::driver::templates::TemplateError::NotFound { field, message } => {
+                    Problem::bad_request(field, message)
+                }
+                e => e.into(),
+            })?,
+        None => spec::parse(&bytes, format, new_id)?,
+    };
     api.driver.check(&spec)?;
     let base = base_url(&api, &headers);
     let submitted = api.driver.submit(spec, base.clone()).await?;

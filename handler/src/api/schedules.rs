@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::{Problem, Shared, base_url, body_bytes};
 use crate::clock::rfc3339;
+use crate::driver::templates::TemplateError;
 use crate::schedule::tick::ScheduleError;
 use crate::schedule::{Schedule, Scheduler, Target, document, run_id, valid_name};
 use crate::spec::parse::MAX_SPEC_BYTES;
@@ -45,9 +46,11 @@ impl From<ScheduleError> for Problem {
                 ),
             ),
             e @ ScheduleError::TooMany => Problem::bad_request("name", e),
-            e @ ScheduleError::TemplatesUnavailable => {
-                Problem::new(StatusCode::BAD_REQUEST, "Bad request", e.to_string())
+            // A template the schedule names that is not there is a bad body, as for a `POST`.
+            ScheduleError::Template(TemplateError::NotFound { field, message }) => {
+                Problem::bad_request(field, message)
             }
+            ScheduleError::Template(e) => e.into(),
             e @ ScheduleError::Unavailable => {
                 Problem::new(StatusCode::NOT_FOUND, "Not found", format!("path: {e}"))
             }

@@ -44,6 +44,9 @@ pub struct Status<'a> {
     pub phase: Phase,
     pub runtime_status: &'static str,
     pub tags: &'a BTreeMap<String, String>,
+    /// The template (name and version) the deployment was started from, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<&'a crate::spec::template::TemplateRef>,
 }
 
 /// One notification of the status document.
@@ -310,6 +313,7 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
         phase: d.phase,
         runtime_status: d.status.as_str(),
         tags: &d.spec.tags,
+        template: d.spec.template.as_ref(),
     }
 }
 

@@ -169,7 +169,17 @@ impl StorageQueue {
         delay: Duration,
         ttl: TimeToLive,
     ) -> Result<SentMessage, StorageError> {
-        let encoded = encode(text)?;
+        self.send_encoded(encode(text)?, delay, ttl).await
+    }
+
+    /// Sends `encoded` as the message text as it is: what [`Self::send`] sends after encoding,
+    /// or what another producer might (tests send text that is not base64 this way).
+    pub async fn send_encoded(
+        &self,
+        encoded: String,
+        delay: Duration,
+        ttl: TimeToLive,
+    ) -> Result<SentMessage, StorageError> {
         let visibility = seconds("delay", delay, 0)?;
         let ttl_seconds = match ttl {
             TimeToLive::Never => -1,
@@ -227,12 +237,34 @@ impl StorageQueue {
     }
 
     /// Receives up to `max` (1–32) visible messages and hides them for `visibility` (1 s – 7
-    /// days). An empty queue gives an empty vector.
+    /// days). An empty queue gives an empty vector. A message that is not base64 of UTF-8
+    /// (something else wrote it) comes as its raw text, for the receiver to refuse by its
+    /// content: failing the whole receive would hold every message received with it, for ever.
     pub async fn receive(
         &self,
         max: u8,
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, StorageError> {
+        let each = self.receive_each(max, visibility).await?;
+        Ok(each
+            .into_iter()
+            .map(|m| {
+                m.unwrap_or_else(|(raw, e)| {
+                    tracing::warn!(message.id = %raw.receipt.id, error = %e, "queue message not base64 of UTF-8");
+                    raw
+                })
+            })
+            .collect())
+    }
+
+    /// [`Self::receive`], each message's text decoded on its own: one that is not base64 of UTF-8
+    /// (a producer other than Berth's clients and Event Grid) comes as an `Err` with the message
+    /// as received (its raw text), so that the receiver can drop it and still handle the others.
+    pub async fn receive_each(
+        &self,
+        max: u8,
+        visibility: Duration,
+    ) -> Result<Vec<Result<ReceivedMessage, (ReceivedMessage, StorageError)>>, StorageError> {
         if !(1..=MAX_BATCH).contains(&max) {
             return Err(StorageError::InvalidArgument {
                 field: "max",
@@ -255,32 +287,40 @@ impl StorageQueue {
             .map_err(failed)?
             .into_model()
             .map_err(failed)?;
-        received
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| {
-                let missing = |field| StorageError::MissingInResponse {
-                    operation: "Get Messages",
-                    field,
-                };
-                let id = m.message_id.ok_or(missing("MessageId"))?;
-                let text = decode(&id, m.message_text.as_deref().unwrap_or(""))?;
-                Ok(ReceivedMessage {
-                    receipt: Receipt {
-                        pop_receipt: m.pop_receipt.ok_or(missing("PopReceipt"))?,
-                        id,
+        let mut messages = Vec::new();
+        for m in received.items.unwrap_or_default() {
+            let missing = |field| StorageError::MissingInResponse {
+                operation: "Get Messages",
+                field,
+            };
+            let receipt = Receipt {
+                id: m.message_id.ok_or(missing("MessageId"))?,
+                pop_receipt: m.pop_receipt.ok_or(missing("PopReceipt"))?,
+            };
+            let raw = m.message_text.as_deref().unwrap_or("");
+            let decoded = decode(&receipt.id, raw);
+            let message = ReceivedMessage {
+                receipt,
+                dequeue_count: m
+                    .dequeue_count
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(1),
+                insertion_time: m.insertion_time,
+                next_visible: m.time_next_visible,
+                text: String::new(),
+            };
+            messages.push(match decoded {
+                Ok(text) => Ok(ReceivedMessage { text, ..message }),
+                Err(e) => Err((
+                    ReceivedMessage {
+                        text: raw.to_owned(),
+                        ..message
                     },
-                    dequeue_count: m
-                        .dequeue_count
-                        .and_then(|n| u32::try_from(n).ok())
-                        .unwrap_or(1),
-                    insertion_time: m.insertion_time,
-                    next_visible: m.time_next_visible,
-                    text,
-                })
-            })
-            .collect()
+                    e,
+                )),
+            });
+        }
+        Ok(messages)
     }
 
     /// Deletes the delivered message. [`StorageError::MessageGone`] when the receipt is stale: the

@@ -405,6 +405,16 @@ fn summary(dash: &Dashboard, d: &Deployment) -> String {
     if !d.spec.tags.is_empty() {
         row("Tags", tags(d));
     }
+    if let Some(template) = &d.spec.template {
+        row(
+            "Template",
+            format!(
+                "<code>{}</code>, version {}",
+                esc(&template.name),
+                template.version
+            ),
+        );
+    }
     row(
         "Cost",
         format!(
@@ -844,6 +854,51 @@ fn history(d: &Deployment) -> String {
     out
 }
 
+/// Where a notification goes, shown as its origin only: a webhook's path and query often carry
+/// its secret (Slack, Teams), and the page need not show it.
+fn receiver(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
+/// The spec's notifications: each outcome notified, where to, how its delivery stands.
+fn notifications(d: &Deployment) -> String {
+    let mut out = String::from(
+        "<table id=\"notifications-table\"><thead><tr><th scope=\"col\">On</th><th scope=\"col\">To</th>\
+         <th scope=\"col\">State</th><th scope=\"col\">Attempts</th><th scope=\"col\">Last answer</th>\
+         <th scope=\"col\">Next attempt</th><th scope=\"col\">Event id</th></tr></thead><tbody>",
+    );
+    for n in &d.notifications {
+        let to = d
+            .spec
+            .notify
+            .get(n.target)
+            .map_or_else(String::new, |t| receiver(&t.url));
+        let on = match &n.group {
+            Some(group) => format!("{} ({})", n.on.as_str(), esc(group)),
+            None => n.on.as_str().to_owned(),
+        };
+        let state = match n.state {
+            crate::engine::DeliveryState::Pending => "Pending",
+            crate::engine::DeliveryState::Delivered => "Delivered",
+            crate::engine::DeliveryState::GaveUp => "Gave up",
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{on}</td><td><code>{}</code></td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&to),
+            n.attempts,
+            esc(n.last.as_deref().unwrap_or("")),
+            n.next_at.map(time).unwrap_or_default(),
+            esc(&n.id)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
 /// A deployment's page.
 pub(super) fn deployment(
     dash: &Dashboard,
@@ -879,6 +934,14 @@ pub(super) fn deployment(
         &logs(dash, session, d, saved),
         live,
     ));
+    if !d.notifications.is_empty() {
+        main.push_str(&section(
+            "notifications",
+            "Notifications",
+            &notifications(d),
+            live,
+        ));
+    }
     main.push_str(&section(
         "actions",
         "Actions",

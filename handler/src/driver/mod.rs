@@ -10,6 +10,7 @@
 //!   diagnostics, tags).
 //! - [`live`]: a running container's log from ARM, and the slots of the API's log follows.
 //! - [`looks`]: run times learned per group spec, and the look plans told with each create.
+//! - [`templates`]: templates stored, read and expanded into specs at submit.
 //!
 //! # Guarantees
 //! - Commit first, then act: an action runs only after the checkpoint that asked for it is saved,
@@ -28,6 +29,7 @@ mod live;
 mod looks;
 mod perform;
 mod step;
+pub mod templates;
 
 pub use live::{LogSource, MAX_FOLLOWS};
 pub use looks::{ESTIMATE_TTL, LookMode, ROUND_ROBIN_LOOK_MS, group_digest};
@@ -145,6 +147,8 @@ pub struct Driver {
     admission: Arc<admit::Admission>,
     /// Run times learned per group spec; `None`: nothing learned, looks back off.
     learning: Option<Arc<looks::Learning>>,
+    /// Where templates are kept; `None`: the template routes answer that there are none.
+    templates: Option<Arc<dyn crate::store::Templates>>,
     /// Where the saved logs of running containers end, as this process last saved them.
     log_cursors: Arc<capture::Cursors>,
     /// Sends the spec's notifications.
@@ -229,6 +233,7 @@ impl Driver {
             settings: Arc::new(settings),
             follows: live::follow_slots(),
             learning: None,
+            templates: None,
             log_cursors: Arc::default(),
             schedules: None,
         }
@@ -305,6 +310,7 @@ impl Driver {
         let canonical = canonical_json(&spec);
         let digest = self.keys.digest(&canonical);
         let sealed = self.seal_secrets(&mut spec);
+        let notify_urls = crate::spec::notify::take_urls(&mut spec);
         let id = spec.id.clone();
         let now = self.clock.now();
         let options = engine::StartOptions {
@@ -316,6 +322,10 @@ impl Driver {
         transition.next.callback_key = Some(self.keys.new_callback_key());
         let notify_key = (!transition.next.spec.notify.is_empty()).then(crate::notify::new_key);
         transition.next.notify_key = notify_key.as_ref().map(|k| self.keys.seal(k.as_bytes()));
+        transition.next.notify_urls = (!notify_urls.is_empty()).then(|| {
+            self.keys
+                .seal(&serde_json::to_vec(&notify_urls).expect("URLs serialise"))
+        });
         let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {
@@ -457,6 +467,15 @@ impl Driver {
         crate::spec::settings::check_spec(spec, &self.settings.secure_value_from)?;
         self.check_notify(spec)?;
         crate::spec::aci::at_location(spec, &self.arm.target().location)
+    }
+
+    /// The whole `notify` URLs of `d`, opened (empty when they cannot be: a key this Berth lacks).
+    pub(super) fn notify_urls(&self, d: &Deployment) -> Vec<String> {
+        d.notify_urls
+            .as_deref()
+            .and_then(|sealed| self.keys.open(sealed).ok())
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .unwrap_or_default()
     }
 
     /// The spec's `notify` URLs against where notifications may go (`notify[i].url` named):

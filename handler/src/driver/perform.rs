@@ -194,7 +194,16 @@ impl Driver {
         let Some(n) = d.notifications.iter().find(|n| n.id == id) else {
             return Vec::new();
         };
-        let url = d.spec.notify.get(n.target).map_or("", |t| t.url.as_str());
+        let urls = self.notify_urls(d);
+        let Some(url) = urls.get(n.target) else {
+            tracing::warn!(deployment.id = %d.id, notification.id = %id, "notification URL not opened");
+            crate::metrics::notification("given_up");
+            return vec![Event::NotifyFailed {
+                id: id.to_owned(),
+                error: "its URL could not be opened (sealed under a key this Berth lacks)".into(),
+                permanent: true,
+            }];
+        };
         let key = d
             .notify_key
             .as_deref()

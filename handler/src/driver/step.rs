@@ -129,7 +129,7 @@ impl Driver {
     /// Seals a deployment's secrets again under the current key after a key rotation (and keys
     /// its spec digest with it), so that the previous key can be retired. Saved with the next save.
     fn reseal(&self, d: &mut engine::Deployment) {
-        for key in [&mut d.callback_key, &mut d.notify_key] {
+        for key in [&mut d.callback_key, &mut d.notify_key, &mut d.notify_urls] {
             if let Some(sealed) = key.as_deref().filter(|k| self.keys.needs_reseal(k))
                 && let Ok(plain) = self.keys.open(sealed)
             {
@@ -148,6 +148,11 @@ impl Driver {
         let mut spec = d.spec.clone();
         for (index, group) in spec.groups.iter_mut().enumerate() {
             put_secrets(&mut group.properties, index, &slots);
+        }
+        // The digest was taken over the whole notify URLs, which the spec keeps sealed apart.
+        let urls = self.notify_urls(d);
+        for (notify, url) in spec.notify.iter_mut().zip(urls) {
+            notify.url = url;
         }
         let canonical = canonical_json(&spec);
         if self.keys.digest_matches(&canonical, &d.digest) {

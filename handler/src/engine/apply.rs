@@ -95,6 +95,7 @@ pub fn start(
         digest,
         callback_key: None,
         notify_key: None,
+        notify_urls: None,
         uid: options.uid,
         callback_base: options.callback_base,
         seq: 1,
@@ -415,7 +416,20 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             let i = find(d, &instance)?;
             let entry = format!("{container}: {detail}");
             let inst = &mut d.instances[i];
-            if !inst.logs_truncated.contains(&entry) {
+            let kept = inst.logs_truncated.len();
+            if kept > policy::MOST_TRUNCATIONS_KEPT || inst.logs_truncated.contains(&entry) {
+                // Known, or past the most the checkpoint lists (it is rewritten at every save):
+                // the saved log notes every gap where it is.
+            } else if kept == policy::MOST_TRUNCATIONS_KEPT {
+                inst.logs_truncated
+                    .push("…and more: the saved logs note each where it is".into());
+                note(
+                    d,
+                    now,
+                    "LogsTruncated",
+                    format!("{instance}: more gaps, noted in the saved logs"),
+                );
+            } else {
                 inst.logs_truncated.push(entry);
                 note(
                     d,

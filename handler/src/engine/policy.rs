@@ -118,6 +118,9 @@ pub fn exit_unlikely(plan: &LookPlan, since: Millis) -> bool {
 pub const LOG_SAVE_AT: (usize, usize) = (500, 8 * 1024);
 /// …and read again before this much more would be unsaved, at the rate its timestamps show.
 pub const LOG_READ_BEFORE: (usize, usize) = (750, 12 * 1024);
+/// Gaps in its logs an instance's checkpoint and history list at most (its saved logs note
+/// every one where it is).
+pub const MOST_TRUNCATIONS_KEPT: usize = 20;
 /// The shortest wait between two reads of a running container's log.
 pub const LOG_READ_MIN_MS: Millis = 1_000;
 

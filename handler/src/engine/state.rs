@@ -54,6 +54,11 @@ pub struct Deployment {
     /// like the callback key; `None` without `notify`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_key: Option<String>,
+    /// The spec's `notify` URLs whole, sealed (a JSON array): their paths and queries often
+    /// carry a webhook's secret, so the spec keeps only their origins
+    /// ([`crate::spec::notify::shown_url`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_urls: Option<String>,
     /// A random identity made at submit (not secret): hashed into the names of its container
     /// groups and written in their `berth-uid` tag, so that no two deployments, not even one
     /// submitted again under a purged one's id, name the same group. `None` in checkpoints from

@@ -75,13 +75,15 @@ pub enum StepFailure {
     },
 }
 
-/// What the custom handler serves: the HTTP API and the two non-HTTP triggers.
+/// What the custom handler serves: the HTTP API and the non-HTTP triggers.
 #[derive(Clone)]
 pub struct Handlers {
     /// The API router, serving its routes under `/api`.
     pub api: Router,
-    /// The `steps` queue trigger.
+    /// The `steps` queue trigger (and any queue function but `submit`).
     pub queue: QueueHandler,
+    /// The `submit` queue trigger: deployments from messages (see [`crate::submit`]).
+    pub submit: QueueHandler,
     /// The timer triggers (`cleanup`, `scheduler`).
     pub timer: TimerHandler,
 }
@@ -95,9 +97,15 @@ struct Dispatcher {
 }
 
 /// The custom handler's router: `GET /` answers the readiness probe at once; `POST /{function}`
-/// dispatches HTTP functions to `api`, `steps` to `queue` and `cleanup` to `timer`.
+/// dispatches HTTP functions to `api`, every queue function (`steps`, `submit`) to `queue` and
+/// `cleanup` to `timer`.
 pub fn router(api: Router, queue: QueueHandler, timer: TimerHandler) -> Router {
-    handlers_router(Handlers { api, queue, timer })
+    handlers_router(Handlers {
+        api,
+        submit: queue.clone(),
+        queue,
+        timer,
+    })
 }
 
 fn handlers_router(handlers: Handlers) -> Router {
@@ -470,7 +478,11 @@ async fn invoke_queue(
         queue.message_id = %message.id,
         queue.dequeue_count = message.dequeue_count,
     );
-    let (result, mut logs) = capture(guarded((dispatcher.handlers.queue)(message.clone())))
+    let handler = match function.eq_ignore_ascii_case("submit") {
+        true => &dispatcher.handlers.submit,
+        false => &dispatcher.handlers.queue,
+    };
+    let (result, mut logs) = capture(guarded(handler(message.clone())))
         .instrument(span)
         .await;
     let result = result.unwrap_or_else(|panic| {

@@ -50,6 +50,14 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
         include_str!("../../../functions/instances/function.json"),
     ),
     (
+        "templates",
+        include_str!("../../../functions/templates/function.json"),
+    ),
+    (
+        "template",
+        include_str!("../../../functions/template/function.json"),
+    ),
+    (
         "dashboard",
         include_str!("../../../functions/dashboard/function.json"),
     ),
@@ -60,6 +68,10 @@ pub const FUNCTION_FILES: &[(&str, &str)] = &[
     (
         "steps",
         include_str!("../../../functions/steps/function.json"),
+    ),
+    (
+        "submit",
+        include_str!("../../../functions/submit/function.json"),
     ),
     (
         "cleanup",
@@ -362,6 +374,13 @@ mod tests {
                 "schedules/{name}".into(),
                 "function".into()
             )
+        );
+        assert_eq!(
+            table.get("submit").unwrap().trigger,
+            Trigger::Queue {
+                binding: "message".into(),
+                queue_name: "%BERTH_SUBMIT_QUEUE%".into()
+            }
         );
         assert!(table.get("nope").is_none());
     }

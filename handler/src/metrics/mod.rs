@@ -49,6 +49,7 @@ struct Metrics {
     queue_depth: Gauge<u64>,
     queue_oldest_age: Gauge<f64>,
     poisoned: Counter<u64>,
+    submit_dropped: Counter<u64>,
     arm_calls: Counter<u64>,
     arm_throttles: Counter<u64>,
     read_budget_waits: Counter<u64>,
@@ -127,6 +128,10 @@ fn metrics() -> &'static Metrics {
                 "berth_poison_messages",
                 "Step messages given up on: moved to the poison table or queue, or failed on their last delivery (Functions).",
             ),
+            submit_dropped: counter(
+                "berth_submit_dropped",
+                "Submit-queue messages dropped as never valid (not a spec, invocation or mapped event; a bad parameter or spec), each logged with its reason.",
+            ),
             arm_calls: counter(
                 "berth_arm_calls",
                 "ARM requests sent (each try), by verb and outcome.",
@@ -170,6 +175,7 @@ fn metrics() -> &'static Metrics {
         for c in [
             &m.started,
             &m.poisoned,
+            &m.submit_dropped,
             &m.arm_throttles,
             &m.sweeps,
             &m.sweep_groups_seen,
@@ -220,6 +226,11 @@ pub fn poisoned(n: usize) {
     if n > 0 {
         metrics().poisoned.add(to_u64(n), &[]);
     }
+}
+
+/// A submit-queue message was dropped as never valid (see [`crate::submit`]).
+pub fn submit_dropped() {
+    metrics().submit_dropped.add(1, &[]);
 }
 
 /// An ARM request `verb` (GET, PUT, …) came back as `outcome` (`ok`, `throttled`, …).

@@ -115,9 +115,13 @@ enum Kind {
 }
 
 fn kind_v4(ip: Ipv4Addr) -> Kind {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if a == 169 && b == 254 {
         Kind::Never("link-local (the instance metadata and identity endpoints)")
+    } else if ip == Ipv4Addr::new(168, 63, 129, 16) {
+        Kind::Never("Azure's platform address (its DNS and WireServer)")
+    } else if (a == 192 && b == 0 && c == 0) || (a == 198 && (b & 0xfe) == 18) {
+        Kind::Never("reserved (IETF protocol assignments, benchmarking)")
     } else if a == 0 {
         Kind::Never("unspecified")
     } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
@@ -141,8 +145,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if s[..6] == [0; 6] && ip != Ipv6Addr::LOCALHOST && ip != Ipv6Addr::UNSPECIFIED {
         return Some(tail()); // IPv4-compatible
     }
-    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return Some(tail()); // NAT64
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
+        return Some(tail()); // NAT64, well-known and local-use
     }
     if s[0] == 0x2002 {
         return Some(Ipv4Addr::new(
@@ -218,7 +222,16 @@ impl NotifyPolicy {
         {
             return Err(why);
         }
-        let plain_allowed = self.dev || literal.is_some_and(|ip| self.allow.allows(ip));
+        // Plain http only where nothing on the way can read it: in dev, or to a loopback or
+        // private address the operator allows, never to a public one.
+        let inside = |ip: IpAddr| {
+            let kind = match ip {
+                IpAddr::V4(v4) => kind_v4(v4),
+                IpAddr::V6(v6) => kind_v6(v6),
+            };
+            matches!(kind, Kind::Loopback | Kind::Private) && self.allow.allows(ip)
+        };
+        let plain_allowed = self.dev || literal.is_some_and(inside);
         match url.scheme() {
             "https" => Ok(()),
             "http" if plain_allowed => Ok(()),
@@ -265,6 +278,10 @@ mod tests {
             "https://[::ffff:7f00:1]/",
             "https://[::127.0.0.1]/",
             "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[64:ff9b:1::a9fe:a9fe]/",
+            "https://168.63.129.16/",
+            "https://192.0.0.170/",
+            "https://198.18.0.1/",
             "https://[2002:a9fe:a9fe::]/",
             "https://169.254.169.254/metadata/identity/oauth2/token",
             "https://[fd00:ec2::254]/",
@@ -308,6 +325,9 @@ mod tests {
             allow: Allow::All,
         };
         assert_eq!(check(&all, "https://192.168.0.1/"), Ok(()));
+        // Allowing private receivers lets plain http reach them, never a public address.
+        assert_eq!(check(&all, "http://192.168.0.1/"), Ok(()));
+        assert!(check(&all, "http://203.0.113.9/").is_err());
         let dev = NotifyPolicy {
             dev: true,
             allow: Allow::None,
@@ -321,6 +341,7 @@ mod tests {
                 "https://[fe80::1]/",
                 "https://[fd00:ec2::254]/",
                 "https://0.0.0.0/",
+                "https://168.63.129.16/",
             ] {
                 assert!(check(policy, url).is_err(), "{url} was allowed");
             }

@@ -266,15 +266,20 @@ fn failed(e: &reqwest::Error) -> Attempt {
     } else {
         "no answer"
     };
-    // The error's own text names the URL, which is the caller's: kept, it is not a secret.
-    let mut detail = e.to_string();
+    // The error's own text names the URL, whose path and query may be the webhook's secret: only
+    // its causes are kept (they name an address or a host at most).
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(inner) = source {
-        detail = format!("{detail}: {inner}");
+        causes.push(inner.to_string());
         source = inner.source();
     }
+    let error = match causes.is_empty() {
+        true => kind.to_owned(),
+        false => format!("{kind}: {}", causes.join(": ")),
+    };
     Attempt::Failed {
-        error: format!("{kind}: {detail}"),
+        error,
         permanent: false,
     }
 }

@@ -18,10 +18,9 @@ use super::{ConcurrencyPolicy, MAX_STARTING_DEADLINE_MS, cron, run_id};
 use crate::engine::Millis;
 use crate::spec::error::{FieldPath, Problems};
 use crate::spec::parse::MAX_SPEC_BYTES;
+use crate::spec::template::Invocation;
 use crate::spec::{IsoDuration, Spec, SpecError, SpecErrors};
 
-/// The longest template name.
-pub const MAX_TEMPLATE_NAME_LEN: usize = 64;
 /// The most bytes of a template target's `parameters`, as JSON.
 pub const MAX_PARAMETERS_BYTES: usize = 64 * 1024;
 
@@ -234,70 +233,42 @@ fn schedule_spec(name: &str, spec: Value, problems: &mut Problems) -> Option<Spe
     }
 }
 
-/// `template`, `version` and `parameters`, checked as far as they can be without the template.
+/// `template`, `version` and `parameters`, read as a template invocation is
+/// ([`Invocation::read`]), checked as far as they can be without the template.
 fn template_target(
     template: Value,
     doc: &mut Map<String, Value>,
     problems: &mut Problems,
 ) -> Option<RequestTarget> {
-    let root = FieldPath::root();
-    let template = match template {
-        Value::String(t)
-            if !t.is_empty()
-                && t.len() <= MAX_TEMPLATE_NAME_LEN
-                && crate::spec::validate::group_name(&t).is_ok() =>
-        {
-            Some(t)
+    let mut invocation = Map::new();
+    invocation.insert("template".into(), template);
+    for key in ["version", "parameters"] {
+        if let Some(value) = doc.remove(key) {
+            invocation.insert(key.into(), value);
         }
-        _ => {
-            problems.add(
-                &root.key("template"),
-                format!(
-                    "a template name: 1 to {MAX_TEMPLATE_NAME_LEN} lowercase letters, digits and hyphens"
-                ),
-            );
+    }
+    let size = invocation
+        .get("parameters")
+        .and_then(|p| serde_json::to_vec(p).ok())
+        .map_or(0, |b| b.len());
+    if size > MAX_PARAMETERS_BYTES {
+        problems.add(
+            &FieldPath::root().key("parameters"),
+            format!("{size} bytes; at most {MAX_PARAMETERS_BYTES} are accepted"),
+        );
+        return None;
+    }
+    match Invocation::read(Value::Object(invocation)) {
+        Ok(i) => Some(RequestTarget::Template {
+            template: i.template,
+            version: i.version,
+            parameters: i.parameters,
+        }),
+        Err(errors) => {
+            problems.0.extend(errors.0);
             None
         }
-    };
-    let version = match doc.remove("version") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok())
-            .filter(|v| *v > 0)
-        {
-            Some(v) => Some(v),
-            None => {
-                problems.add(&root.key("version"), "a version number, from 1");
-                None
-            }
-        },
-    };
-    let parameters = match doc.remove("parameters") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(p)) => {
-            let size = serde_json::to_vec(&p).map_or(usize::MAX, |b| b.len());
-            if size > MAX_PARAMETERS_BYTES {
-                problems.add(
-                    &root.key("parameters"),
-                    format!("{size} bytes; at most {MAX_PARAMETERS_BYTES} are accepted"),
-                );
-            }
-            p
-        }
-        Some(_) => {
-            problems.add(
-                &root.key("parameters"),
-                "an object of parameter values by name",
-            );
-            Map::new()
-        }
-    };
-    Some(RequestTarget::Template {
-        template: template?,
-        version,
-        parameters,
-    })
+    }
 }
 
 /// A spec's errors as fields of the schedule: `groups[0].name` is `spec.groups[0].name`.

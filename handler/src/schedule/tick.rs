@@ -50,9 +50,9 @@ pub enum ScheduleError {
     Unreadable { name: String, reason: String },
     #[error("at most {MAX_SCHEDULES} schedules are kept; delete one first")]
     TooMany,
-    /// A template target in a build without templates.
-    #[error("template: templates are not available in this build; give spec")]
-    TemplatesUnavailable,
+    /// A template target that does not expand (no such template or version, bad parameters).
+    #[error("{0}")]
+    Template(#[from] crate::driver::templates::TemplateError),
     /// This Berth keeps no schedules (a driver without a schedule store).
     #[error("schedules are not kept by this Berth")]
     Unavailable,
@@ -493,15 +493,27 @@ impl Scheduler {
     }
 }
 
-/// The spec a template target expands to for run `id`. Templates are not in this build: every
-/// template target is refused. With templates, this is `driver.expand` of the invocation
-/// `{id, template, version, parameters}`.
+/// The spec a template target expands to for run `id`: the template invocation
+/// `{id, template, version, parameters}` expanded as `POST /api/deployments` expands one (the
+/// latest version when `version` is absent, at each run).
 pub async fn template_spec(
-    _driver: &Driver,
-    _template: &str,
-    _version: Option<u32>,
-    _parameters: &serde_json::Map<String, serde_json::Value>,
-    _id: &str,
+    driver: &Driver,
+    template: &str,
+    version: Option<u32>,
+    parameters: &serde_json::Map<String, serde_json::Value>,
+    id: &str,
 ) -> Result<Spec, ScheduleError> {
-    Err(ScheduleError::TemplatesUnavailable)
+    let invocation = crate::spec::template::Invocation {
+        id: Some(id.to_owned()),
+        template: template.to_owned(),
+        version,
+        parameters: parameters.clone(),
+    };
+    let spec = driver.expand(invocation, || id.to_owned()).await?;
+    if !spec.notify.is_empty() {
+        return Err(ScheduleError::BadSpec(
+            "template: its spec has notify, which a schedule cannot have yet: a run's signing key would be told to no one".into(),
+        ));
+    }
+    Ok(spec)
 }

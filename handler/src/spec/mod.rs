@@ -10,6 +10,7 @@ pub mod parse;
 pub mod placement;
 pub mod secrets;
 pub mod settings;
+pub mod template;
 pub mod validate;
 pub mod workflow;
 

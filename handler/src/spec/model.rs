@@ -32,6 +32,9 @@ pub struct Spec {
     /// The groups' priority, Spot policy and regions, where a group does not give its own.
     #[serde(flatten)]
     pub placement: Placement,
+    /// The template the spec was expanded from, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<super::template::TemplateRef>,
     /// Where to POST a signed CloudEvent on an outcome (see [`super::notify`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<super::notify::Notify>,

@@ -69,6 +69,27 @@ pub struct Notify {
     pub on: Vec<NotifyOn>,
 }
 
+/// What of a webhook URL is kept in the spec once it is accepted: its origin. The path and query
+/// of a webhook often carry its secret (Slack's, Teams'), so the whole URL is sealed apart
+/// ([`take_urls`]) and never shown.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("{}/(sealed)", u.origin().ascii_serialization()),
+        Err(_) => "(sealed)".to_owned(),
+    }
+}
+
+/// Takes the whole `notify` URLs out of `spec`, leaving [`shown_url`] in their place.
+pub fn take_urls(spec: &mut super::Spec) -> Vec<String> {
+    spec.notify
+        .iter_mut()
+        .map(|n| {
+            let shown = shown_url(&n.url);
+            std::mem::replace(&mut n.url, shown)
+        })
+        .collect()
+}
+
 /// Takes `notify` out of the spec document.
 pub(super) fn take(
     doc: &mut Map<String, Value>,

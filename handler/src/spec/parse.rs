@@ -77,7 +77,36 @@ const YAML_METADATA: &[&str] = &[
     "additional_properties",
 ];
 
-/// Reads an ACI YAML export into the JSON spec shape (one group, named after the YAML's `name`).
+/// A deployment id made of `prefix` (what of it an id may hold, at most 23 characters) and 16
+/// hex digits of the SHA-256 of `key`: the same for the same inputs, valid whatever they hold.
+pub fn derived_id(prefix: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut kept = String::new();
+    for c in prefix.chars().map(|c| c.to_ascii_lowercase()) {
+        let ok = c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if ok && kept.len() < 23 && !(c == '-' && (kept.is_empty() || kept.ends_with('-'))) {
+            kept.push(c);
+        }
+    }
+    let kept = kept.trim_end_matches('-');
+    let kept = if kept.is_empty() { "d" } else { kept };
+    let hash = Sha256::digest(key.as_bytes());
+    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{kept}-{hex}")
+}
+
+/// The id of an ACI YAML document: its `name` when that is a deployment id, else one derived
+/// from it, so that the same file posted twice is one deployment.
+fn yaml_id(name: &Value) -> Option<String> {
+    let name = name.as_str()?;
+    Some(match validate::deployment_id(name) {
+        Ok(()) => name.to_owned(),
+        Err(_) => derived_id(name, name),
+    })
+}
+
+/// Reads an ACI YAML export into the JSON spec shape (one group, named after the YAML's `name`,
+/// the deployment's id too: see [`yaml_id`]).
 fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
     let text =
         std::str::from_utf8(body).map_err(|_| SpecErrors::one("(spec)", "YAML must be UTF-8"))?;
@@ -113,6 +142,9 @@ fn from_aci_yaml(body: &[u8]) -> Result<Value, SpecErrors> {
         "job"
     };
     spec.insert("mode".into(), Value::from(mode));
+    if let Some(id) = yaml_id(&name) {
+        spec.insert("id".into(), Value::from(id));
+    }
     let mut group = serde_json::json!({ "name": name, "properties": properties });
     for key in ["identity", "zones", "location"] {
         if let Some(value) = yaml.remove(key).filter(|v| !v.is_null()) {
@@ -379,6 +411,7 @@ pub fn from_value(document: Value, new_id: impl FnOnce() -> String) -> Result<Sp
         tags,
         heartbeat_timeout,
         placement: place,
+        template: None,
         notify,
     };
     placement::check_spot(&spec, &mut problems);
@@ -640,4 +673,33 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
         heartbeat_timeout: flow.heartbeat_timeout,
         placement: place,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_valid_and_stable() {
+        let long = "x".repeat(100);
+        for prefix in ["Transcode_Video", "", "--", &long, "a--b-", "../../etc"] {
+            let id = derived_id(prefix, "key");
+            assert!(validate::deployment_id(&id).is_ok(), "{prefix:?} -> {id}");
+            assert_eq!(id, derived_id(prefix, "key"));
+            assert_ne!(id, derived_id(prefix, "other"));
+        }
+        assert!(derived_id("transcode", "k").starts_with("transcode-"));
+    }
+
+    #[test]
+    fn an_aci_yaml_document_is_named_by_its_name() {
+        let yaml = "name: web-1\nproperties:\n  containers: []\n";
+        let doc = from_aci_yaml(yaml.as_bytes()).unwrap();
+        assert_eq!(doc["id"], "web-1");
+        let long = format!("name: {}\nproperties: {{}}\n", "a".repeat(50));
+        let doc = from_aci_yaml(long.as_bytes()).unwrap();
+        let id = doc["id"].as_str().unwrap();
+        assert!(validate::deployment_id(id).is_ok(), "{id}");
+        assert_eq!(from_aci_yaml(long.as_bytes()).unwrap()["id"], id);
+    }
 }

@@ -74,24 +74,51 @@ fn secret_pointers(properties: &Value) -> Vec<String> {
     pointers
 }
 
-/// Removes every secret from the spec and returns them.
-pub fn take_secrets(spec: &mut Spec) -> Vec<SecretSlot> {
+/// Removes every secret from one group's properties and returns them.
+fn take_from(properties: &mut Value, group: usize) -> Vec<SecretSlot> {
     let mut slots = Vec::new();
-    for (group, g) in spec.groups.iter_mut().enumerate() {
-        for pointer in secret_pointers(&g.properties) {
-            let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", &pointer));
-            if let Some(Value::Object(map)) = g.properties.pointer_mut(parent)
-                && let Some(value) = map.remove(key)
-            {
-                slots.push(SecretSlot {
-                    group,
-                    pointer: pointer.clone(),
-                    value,
-                });
-            }
+    for pointer in secret_pointers(properties) {
+        let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", &pointer));
+        if let Some(Value::Object(map)) = properties.pointer_mut(parent)
+            && let Some(value) = map.remove(key)
+        {
+            slots.push(SecretSlot {
+                group,
+                pointer: pointer.clone(),
+                value,
+            });
         }
     }
     slots
+}
+
+/// Removes every secret from the spec and returns them.
+pub fn take_secrets(spec: &mut Spec) -> Vec<SecretSlot> {
+    let groups = spec.groups.iter_mut().enumerate();
+    groups
+        .flat_map(|(group, g)| take_from(&mut g.properties, group))
+        .collect()
+}
+
+/// Removes every secret from a spec document not parsed yet (a template's: `groups[i].properties`)
+/// and returns them.
+pub fn take_from_document(doc: &mut Value) -> Vec<SecretSlot> {
+    let groups = doc.get_mut("groups").and_then(Value::as_array_mut);
+    let groups = groups.into_iter().flatten().enumerate();
+    groups
+        .filter_map(|(group, g)| Some((group, g.get_mut("properties")?)))
+        .flat_map(|(group, properties)| take_from(properties, group))
+        .collect()
+}
+
+/// Puts secrets back into a spec document ([`take_from_document`]'s inverse).
+pub fn put_into_document(doc: &mut Value, slots: &[SecretSlot]) {
+    let groups = doc.get_mut("groups").and_then(Value::as_array_mut);
+    for (group, g) in groups.into_iter().flatten().enumerate() {
+        if let Some(properties) = g.get_mut("properties") {
+            put_secrets(properties, group, slots);
+        }
+    }
 }
 
 /// Puts a group's secrets back into (a copy of) its properties.

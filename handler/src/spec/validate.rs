@@ -63,6 +63,11 @@ pub fn deployment_id(id: &str) -> Result<(), String> {
     dns_like(id, "the id", 1, Limits::MAX_ID_LEN)
 }
 
+/// A template's name: the rules of a deployment id (it becomes part of URLs and blob names).
+pub fn template_name(name: &str) -> Result<(), String> {
+    dns_like(name, "the template name", 1, Limits::MAX_ID_LEN)
+}
+
 /// A group's name within a deployment (part of its ARM name).
 pub fn group_name(name: &str) -> Result<(), String> {
     dns_like(name, "the group name", 1, 63)

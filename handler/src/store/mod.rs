@@ -291,6 +291,70 @@ pub trait Schedules: Send + Sync {
     async fn list_schedules(&self, limit: usize) -> Result<Vec<StoredSchedule>, StoreError>;
 }
 
+/// A page of templates: names in ascending order, each with its latest version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TemplatePage {
+    pub items: Vec<(String, u32)>,
+    pub continuation: Option<String>,
+}
+
+/// Templates, every version kept: a version is written once and never changed (see
+/// [`crate::spec::template`] for what one holds; the store keeps its bytes and never reads them).
+#[async_trait]
+pub trait Templates: Send + Sync {
+    /// Keeps `body` as version `version` (from 1) of template `name`. `Conflict` when that version
+    /// exists: two writers of one version can never both win, so the loser loads the latest
+    /// again and decides anew.
+    async fn put_template(&self, name: &str, version: u32, body: &[u8]) -> Result<(), StoreError>;
+    /// Version `version` of `name`, or its latest when `None`: the version and its bytes.
+    async fn get_template(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<(u32, Bytes)>, StoreError>;
+    /// Template names in ascending order with their latest version, at most `top` a page.
+    async fn list_templates(
+        &self,
+        top: usize,
+        continuation: Option<&str>,
+    ) -> Result<TemplatePage, StoreError>;
+    /// Deletes every version of `name`; `false` when there was none.
+    async fn delete_template(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// Refuses a template name that is not one (it names rows and blobs), or version 0.
+fn check_template(name: &str, version: Option<u32>) -> Result<(), StoreError> {
+    let problem = match crate::spec::validate::template_name(name) {
+        Err(e) => e,
+        Ok(()) if version == Some(0) => "template versions start at 1".into(),
+        Ok(()) => return Ok(()),
+    };
+    Err(StoreError::Backend {
+        operation: "name a template",
+        transient: false,
+        source: problem.into(),
+    })
+}
+
+/// A template page token: the last name listed (SQLite) or the service's marker (Azure).
+fn template_token(kind: char, value: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{value}"))
+}
+
+/// Reads a [`template_token`] of `kind` back.
+fn parse_template_token(kind: char, token: &str) -> Result<String, StoreError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| StoreError::BadContinuation)?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::BadContinuation)?;
+    match text.split_once(':') {
+        Some((k, value)) if k.len() == 1 && k.starts_with(kind) => Ok(value.to_owned()),
+        _ => Err(StoreError::BadContinuation),
+    }
+}
+
 /// Checkpoints (records) and logs.
 #[async_trait]
 pub trait Checkpoints: Send + Sync {

@@ -23,8 +23,9 @@ use tokio::sync::Notify;
 
 use super::{
     Checkpoints, Delivery, Due, ListQuery, Millis, Page, QueueDepth, Record, RunTimes, Scheduled,
-    Schedules, Status, StepMessage, Steps, StoreError, StoredRecord, StoredSchedule, Version, Wake,
-    check_digest, continuation_after, decode_run_time, next_run_time, parse_continuation,
+    Schedules, Status, StepMessage, Steps, StoreError, StoredRecord, StoredSchedule, TemplatePage,
+    Templates, Version, Wake, check_digest, check_template, continuation_after, decode_run_time,
+    next_run_time, parse_continuation, parse_template_token, template_token,
 };
 use crate::clock::Clock;
 use crate::engine::RunEstimate;
@@ -52,7 +53,18 @@ const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[
             );",
         )
     },
-    // 2 → 3: schedules, by name.
+    // 2 → 3: templates, every version a row.
+    |conn| {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS templates (
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                body BLOB NOT NULL,
+                PRIMARY KEY (name, version)
+            );",
+        )
+    },
+    // 3 → 4: schedules, by name.
     |conn| {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schedules (
@@ -344,6 +356,92 @@ impl Schedules for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(backend("list schedules"))
+    }
+}
+
+#[async_trait]
+impl Templates for SqliteStore {
+    async fn put_template(&self, name: &str, version: u32, body: &[u8]) -> Result<(), StoreError> {
+        check_template(name, Some(version))?;
+        let inserted = self
+            .lock()
+            .prepare_cached(
+                "INSERT INTO templates (name, version, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name, version) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![name, version, body]))
+            .map_err(backend("put a template"))?;
+        match inserted {
+            0 => Err(StoreError::Conflict(format!(
+                "template {name} version {version}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn get_template(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<(u32, Bytes)>, StoreError> {
+        check_template(name, version)?;
+        let row: Option<(u32, Vec<u8>)> = self
+            .lock()
+            .prepare_cached(
+                "SELECT version, body FROM templates WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![name, version], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(backend("read a template"))?;
+        Ok(row.map(|(version, body)| (version, Bytes::from(body))))
+    }
+
+    async fn list_templates(
+        &self,
+        top: usize,
+        continuation: Option<&str>,
+    ) -> Result<TemplatePage, StoreError> {
+        let top = top.clamp(1, 1000);
+        let after = match continuation {
+            Some(token) => parse_template_token('n', token)?,
+            None => String::new(),
+        };
+        let mut items: Vec<(String, u32)> = {
+            let conn = self.lock();
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT name, max(version) FROM templates WHERE name > ?1
+                     GROUP BY name ORDER BY name LIMIT ?2",
+                )
+                .map_err(backend("list templates"))?;
+            let rows = statement
+                .query_map(params![after, top as i64 + 1], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(backend("list templates"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(backend("list templates"))?
+        };
+        let continuation = (items.len() > top).then(|| {
+            items.truncate(top);
+            template_token('n', &items[top - 1].0)
+        });
+        Ok(TemplatePage {
+            items,
+            continuation,
+        })
+    }
+
+    async fn delete_template(&self, name: &str) -> Result<bool, StoreError> {
+        check_template(name, None)?;
+        let removed = self
+            .lock()
+            .execute("DELETE FROM templates WHERE name = ?1", params![name])
+            .map_err(backend("delete a template"))?;
+        Ok(removed > 0)
     }
 }
 

@@ -137,7 +137,50 @@ pub async fn run_steps(runtime: &Runtime) {
 /// `PATH`, and `BERTH_PUBLIC_URL` set to where it listens; the caller adds its settings. Returns
 /// the command and that URL.
 pub fn serve_command() -> (std::process::Command, String) {
-    let port = free_port();
+    serve_command_on(free_port())
+}
+
+/// A `handler serve` child process and where it listens; killed and reaped when dropped.
+pub struct Serve {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Serve {
+    /// `handler serve` on `port` with `settings`, its stderr written to `log` when given.
+    pub fn spawn(port: u16, settings: &[(&str, String)], log: Option<&std::path::Path>) -> Serve {
+        let (mut command, url) = serve_command_on(port);
+        command.envs(settings.iter().map(|(k, v)| (*k, v)));
+        if let Some(log) = log {
+            command.stderr(std::fs::File::create(log).unwrap());
+        }
+        Serve {
+            child: command.spawn().unwrap(),
+            url,
+        }
+    }
+
+    /// Waits until it answers HTTP (20 s at most).
+    pub async fn ready(&self) {
+        let root = format!("{}/", self.url);
+        berth_test_support::api::wait_until_answering(&root, Duration::from_secs(20)).await;
+    }
+
+    /// Its API, with `key`.
+    pub fn api(&self, key: &str) -> berth_test_support::api::Client {
+        berth_test_support::api::Client::new(format!("{}/api", self.url)).with_key(key)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// [`serve_command`] on `port`.
+pub fn serve_command_on(port: u16) -> (std::process::Command, String) {
     let url = format!("http://127.0.0.1:{port}");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_handler"));
     command
@@ -164,6 +207,7 @@ pub fn backend_settings(
         Backend::Azurite => vec![
             ("AzureWebJobsStorage", azurite_connection()?),
             ("BERTH_QUEUE", unique("e2e")),
+            ("BERTH_SUBMIT_QUEUE", unique("e2esub")),
         ],
     })
 }

@@ -257,6 +257,7 @@ impl Cluster {
         vec![
             ("AzureWebJobsStorage", self.azurite.connection()),
             ("BERTH_QUEUE", QUEUE.into()),
+            ("BERTH_SUBMIT_QUEUE", format!("{QUEUE}-submit")),
             ("BERTH_ARM_ENDPOINT", self.emulator.url.clone()),
             ("BERTH_SUBSCRIPTION_ID", SUBSCRIPTION.into()),
             ("BERTH_RESOURCE_GROUP", RESOURCE_GROUP.into()),
@@ -266,6 +267,8 @@ impl Cluster {
             ("BERTH_APP", APP.into()),
             ("BERTH_PUBLIC_URL", public_url.into()),
             ("BERTH_STEP_LEASE", "PT10S".into()),
+            // The run's webhook receiver listens on loopback.
+            ("BERTH_NOTIFY_ALLOW_PRIVATE", "127.0.0.1/32".into()),
             ("RUST_LOG", "info".into()),
         ]
     }

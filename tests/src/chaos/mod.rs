@@ -7,11 +7,13 @@
 //! - [`cluster`]: Azurite, the emulator and the `handler serve` processes.
 //! - [`workload`]: the deployments submitted.
 //! - [`tamper`]: queue duplicates and delays, emulator faults.
+//! - [`hooks`]: the webhook receiver the notifying deployments call.
 //! - [`run`]: one run: submit, disturb, wait, sweep.
 //! - [`verify`]: the checks and the findings.
 //! - [`rng`]: the seeded generator behind every random moment.
 
 pub mod cluster;
+pub mod hooks;
 pub mod procs;
 pub mod rng;
 pub mod run;
@@ -67,14 +69,22 @@ pub fn capacity_counts(evictions: usize, fallbacks: usize) -> String {
     format!(", {evictions} evictions, {fallbacks} fallbacks")
 }
 
+/// After that: deployments whose notification arrived (signed, of their outcome), and
+/// deliveries beyond the first accepted one (at least once: a receiver dedupes them by id).
+pub fn notify_counts(notified: usize, redelivered: usize) -> String {
+    format!(", {notified} notified ({redelivered} redelivered)")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_line_has_the_documented_shape() {
         assert_eq!(
-            super::line(200, 50, 0, 1, 2, 3, 4) + &super::capacity_counts(5, 6),
+            super::line(200, 50, 0, 1, 2, 3, 4)
+                + &super::capacity_counts(5, 6)
+                + &super::notify_counts(7, 8),
             "chaos: 200 deployments, 50 kills, 0 lost, 1 duplicate creates, 2 orphans, 3 missing logs, \
-             4 quota holds, 5 evictions, 6 fallbacks"
+             4 quota holds, 5 evictions, 6 fallbacks, 7 notified (8 redelivered)"
         );
     }
 }

@@ -11,11 +11,12 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::cluster::Cluster;
+use super::hooks::Hooks;
 use super::rng::Rng;
 use super::tamper::{self, Tampering};
 use super::verify::{self, Ending, Findings};
 use super::workload::Kind;
-use super::{Options, capacity_counts, line};
+use super::{Options, capacity_counts, line, notify_counts};
 
 /// What a run found, with the counts of its line.
 pub struct Outcome {
@@ -34,6 +35,7 @@ struct Ctx {
     finished: AtomicUsize,
     kills: AtomicUsize,
     deadline: Instant,
+    hooks: Hooks,
 }
 
 impl Ctx {
@@ -56,8 +58,9 @@ impl Ctx {
         response.json().await.ok()
     }
 
-    /// POSTs `body` until a handler answers 2xx (any handler: one may be down), or the deadline.
-    async fn post(&self, path: &str, body: &Value, rng: &mut Rng) -> Result<(), String> {
+    /// POSTs `body` until a handler answers 2xx (any handler: one may be down), or the deadline;
+    /// the answer's JSON body (`null` when it has none).
+    async fn post(&self, path: &str, body: &Value, rng: &mut Rng) -> Result<Value, String> {
         let mut last = String::new();
         for attempt in 0.. {
             if Instant::now() > self.deadline {
@@ -72,7 +75,9 @@ impl Ctx {
                 .send()
                 .await;
             match response {
-                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status().is_success() => {
+                    return Ok(r.json().await.unwrap_or(Value::Null));
+                }
                 // A different spec under the same id: the harness never sends one.
                 Ok(r) if r.status().as_u16() == 409 => {
                     return Err(format!(
@@ -98,14 +103,20 @@ async fn drive(ctx: Arc<Ctx>, index: usize, mut rng: Rng) -> Ending {
         kind,
         status: None,
         problem: None,
+        notify_secret: None,
     };
-    let submitted = ctx
-        .post("/api/deployments", &kind.spec(&id), &mut rng)
-        .await;
+    let mut spec = kind.spec(&id);
+    if kind.notifies() {
+        spec["notify"] = serde_json::json!([{ "url": ctx.hooks.url_for(&id) }]);
+    }
+    let submitted = ctx.post("/api/deployments", &spec, &mut rng).await;
     ctx.submitted.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = submitted {
-        ending.problem = Some(e);
-        return ending;
+    match submitted {
+        Ok(answer) => ending.notify_secret = answer["notifySecret"].as_str().map(str::to_owned),
+        Err(e) => {
+            ending.problem = Some(e);
+            return ending;
+        }
     }
     let path = format!("/api/deployments/{id}");
     let mut torn_down = kind != Kind::Service;
@@ -226,6 +237,7 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         finished: AtomicUsize::new(0),
         kills: AtomicUsize::new(0),
         deadline: started + options.deadline,
+        hooks: Hooks::start().await?,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Tampering::default());
@@ -304,7 +316,8 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
 
     let report = cluster.sweep("PT0S").await?;
     eprintln!("chaos: final sweep: {report}");
-    let findings = verify::check(&cluster, &endings).await?;
+    let mut findings = verify::check(&cluster, &endings).await?;
+    verify::notifications(&endings, &ctx.hooks.deliveries(), &mut findings);
     let elapsed = started.elapsed();
     for (what, list) in [
         ("lost", &findings.lost),
@@ -312,6 +325,7 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         ("orphan group", &findings.orphan_groups),
         ("leftover process", &findings.leftover_processes),
         ("missing logs", &findings.missing_logs),
+        ("notification", &findings.notify_problems),
         ("unexpected outcome", &findings.unexpected),
     ] {
         for item in list {
@@ -342,11 +356,13 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         findings.orphans(),
         findings.missing_logs.len(),
         findings.quota_holds,
-    ) + &capacity_counts(findings.evictions, findings.fallbacks);
+    ) + &capacity_counts(findings.evictions, findings.fallbacks)
+        + &notify_counts(findings.notified, findings.redelivered);
     let passed = findings.lost.is_empty()
         && findings.duplicates() == 0
         && findings.orphans() == 0
-        && findings.missing_logs.is_empty();
+        && findings.missing_logs.is_empty()
+        && findings.notify_problems.is_empty();
     Ok(Outcome {
         line,
         findings,

@@ -20,6 +20,9 @@ pub struct Ending {
     pub status: Option<Value>,
     /// Why the harness could not follow it to the end, if it could not.
     pub problem: Option<String>,
+    /// The key its notifications are signed with, from the `202` that created it (`None` when
+    /// the answer that carried it was lost to a kill: its signatures cannot be checked then).
+    pub notify_secret: Option<String>,
 }
 
 impl Ending {
@@ -50,6 +53,12 @@ pub struct Findings {
     pub evictions: usize,
     /// Creates moved to the next region after a capacity refusal, from the histories.
     pub fallbacks: usize,
+    /// Notifying deployments whose notification arrived as it should.
+    pub notified: usize,
+    /// Deliveries of a notification after its first accepted one (at least once).
+    pub redelivered: usize,
+    /// A notification missing, of the wrong outcome, or badly signed.
+    pub notify_problems: Vec<String>,
 }
 
 impl Findings {
@@ -259,6 +268,60 @@ fn owner<'a>(name: &str, kinds: &BTreeMap<&'a str, Kind>) -> Option<(&'a str, Ki
         })?;
         Some((id, kind, *group))
     })
+}
+
+/// Checks each notifying deployment's deliveries: one accepted at least, every one of its
+/// outcome's type, under one event id, signed with its key (when the harness has it).
+pub fn notifications(
+    endings: &[Ending],
+    deliveries: &[super::hooks::Delivery],
+    findings: &mut Findings,
+) {
+    for ending in endings.iter().filter(|e| e.kind.notifies() && e.terminal()) {
+        let status = ending
+            .status
+            .as_ref()
+            .and_then(|s| s["runtimeStatus"].as_str())
+            .unwrap_or_default();
+        let want = format!("berth.deployment.{}", status.to_ascii_lowercase());
+        let mine: Vec<_> = deliveries
+            .iter()
+            .filter(|d| d.deployment == ending.id)
+            .collect();
+        let mut problems = Vec::new();
+        let accepted = mine.iter().filter(|d| d.accepted).count();
+        if accepted == 0 {
+            problems.push(format!("none accepted of {} tries", mine.len()));
+        }
+        let ids: BTreeSet<&str> = mine.iter().map(|d| d.webhook_id.as_str()).collect();
+        if ids.len() > 1 {
+            problems.push(format!("several event ids {ids:?}"));
+        }
+        for d in &mine {
+            let event: Value = serde_json::from_slice(&d.body).unwrap_or(Value::Null);
+            if event["type"] != want.as_str() || event["id"] != d.webhook_id.as_str() {
+                problems.push(format!(
+                    "type {} id {} (want {want})",
+                    event["type"], event["id"]
+                ));
+            }
+            if let Some(key) = &ending.notify_secret {
+                let timestamp = d.timestamp.parse::<i64>().unwrap_or(-1);
+                let expected = berth::notify::signature(key, &d.webhook_id, timestamp, &d.body);
+                if expected.as_deref() != Some(d.signature.as_str()) {
+                    problems.push(format!("a bad signature on {}", d.webhook_id));
+                }
+            }
+        }
+        if problems.is_empty() {
+            findings.notified += 1;
+            findings.redelivered += accepted.saturating_sub(1);
+        } else {
+            findings
+                .notify_problems
+                .push(format!("{}: {}", ending.id, problems.join("; ")));
+        }
+    }
 }
 
 #[cfg(test)]

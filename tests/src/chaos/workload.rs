@@ -67,6 +67,12 @@ impl Kind {
         }
     }
 
+    /// Whether its spec names the run's webhook receiver in `notify`: the quick, retried and
+    /// timed-out jobs, each told of its own outcome.
+    pub fn notifies(self) -> bool {
+        matches!(self, Kind::Quick | Kind::RetryOnce | Kind::Timeout)
+    }
+
     /// The `runtimeStatus` a clean run ends in.
     pub fn expected(self) -> &'static str {
         match self {

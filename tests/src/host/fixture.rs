@@ -26,6 +26,7 @@ pub fn handlers() -> Handlers {
     Handlers {
         api: api(),
         queue: queue(),
+        submit: queue(),
         timer: timer(),
     }
 }

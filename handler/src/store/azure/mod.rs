@@ -9,6 +9,7 @@
 //! - [`steps`]: [`QueueSteps`], the step queue.
 //! - [`ledger`]: storage transactions per deployment.
 //! - [`run_times`]: learned run times per group spec, one blob each.
+//! - [`templates`]: templates, one blob per version.
 //! - [`schedules`]: schedules, one blob each, changed by ETag.
 //!
 //! The blob container and the queue share one name, `BERTH_QUEUE` (`berth-steps`): handlers that
@@ -57,6 +58,7 @@ pub mod names;
 pub mod run_times;
 pub mod schedules;
 pub mod steps;
+pub mod templates;
 
 use std::sync::Arc;
 

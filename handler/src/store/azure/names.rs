@@ -7,6 +7,7 @@
 //! index/all/{inverted created}-{id}                  empty: every deployment, newest first
 //! index/status/{Status}/{inverted created}-{id}      empty: finished deployments by terminal status
 //! run-times/{digest}                                 a group spec's learned run time (JSON)
+//! templates/{name}/v/{inverted version}, template-names/{name}   templates (see [`super::templates`])
 //! schedules/{name}                                   a schedule (JSON)
 //! ```
 //!
