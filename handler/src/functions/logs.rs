@@ -91,13 +91,24 @@ pub async fn capture<F: Future>(future: F) -> (F::Output, Vec<String>) {
     (output, lines)
 }
 
+/// What `RUST_LOG` asks to be logged: `target=level` directives, comma-separated, and a bare
+/// level for the rest (`info`, `berth=debug,warn`); `info` when unset or not understood. (No
+/// span or field filters: `EnvFilter`'s regular expressions would cost the package half a MB.)
+pub fn log_filter() -> tracing_subscriber::filter::Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        })
+}
+
 /// Installs the process's subscriber: JSON lines on stdout (filtered by `RUST_LOG`, default
 /// `info`) plus [`CaptureLayer`]. Call once, early in `main`; a second call returns an error.
 pub fn init_json_stdout() -> Result<(), tracing_subscriber::util::TryInitError> {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter();
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
