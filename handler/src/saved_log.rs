@@ -69,14 +69,10 @@ pub struct Cursor {
 pub struct Stitched {
     /// The stored log with the read's new lines (and a note of any gap) after it.
     pub text: String,
-    /// New lines, and their bytes without timestamps.
+    /// New lines.
     pub added_lines: usize,
-    pub added_bytes: usize,
     /// The note of a gap found by this read, if any.
     pub gap: Option<String>,
-    /// Lines per second and bytes per second the container wrote, as its timestamps say; `None`
-    /// with fewer than two lines.
-    pub rate: Option<(f64, f64)>,
 }
 
 /// Whether ACI cut the log `read` down to what it keeps: it comes within a line of ACI's cap,
@@ -214,9 +210,7 @@ pub fn stitch(stored: Option<&str>, read: &str, stopped: bool) -> Stitched {
     Stitched {
         text,
         added_lines: added,
-        added_bytes: new[..added].iter().map(|l| l.text.len() + 1).sum(),
         gap,
-        rate: rate(&read),
     }
 }
 
@@ -438,11 +432,10 @@ mod tests {
 
     #[test]
     fn the_rate_comes_from_the_timestamps() {
-        let (lines, bytes) = stitch(None, &stamped(0..21, |i| i / 2), false)
-            .rate
-            .unwrap();
+        let (_, _, _, rate) = unsaved(None, &stamped(0..21, |i| i / 2));
+        let (lines, bytes) = rate.unwrap();
         assert!((lines - 2.1).abs() < 1e-9, "{lines}");
         assert!(bytes > lines * 6.0, "{bytes}");
-        assert_eq!(stitch(None, "", false).rate, None);
+        assert_eq!(unsaved(None, "").3, None);
     }
 }
