@@ -83,7 +83,7 @@ impl Driver {
                     continue;
                 }
             };
-            let key = format!("{}/{instance}/{}", d.id, container.name);
+            let key = cursor_key(d, instance, &container.name);
             let known = self.log_cursors.get(&key);
             let (lines, bytes, end, rate) = saved_log::unsaved(known, &read);
             let (save_lines, save_bytes) = policy::LOG_SAVE_AT;
@@ -154,7 +154,7 @@ impl Driver {
             {
                 Ok(stitched) => {
                     self.log_cursors
-                        .set(format!("{}/{instance}/{container}", d.id), None);
+                        .set(cursor_key(d, instance, container), None);
                     events.extend(noted(instance, container, &stitched.text));
                 }
                 Err(e) => return vec![failed(e.to_string(), true)],
@@ -193,6 +193,11 @@ impl Driver {
         }
         Ok(stitched)
     }
+}
+
+/// The [`Cursors`] key of `instance`'s `container` in `d`.
+fn cursor_key(d: &Deployment, instance: &str, container: &str) -> String {
+    format!("{}/{instance}/{container}", d.id)
 }
 
 /// The spec group name of `instance`.
