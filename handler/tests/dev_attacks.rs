@@ -8,73 +8,19 @@
 //! - what `dev` writes is readable by its owner only.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_test_support::{eventually, free_port};
+use berth_test_support::dev::Dev;
+use berth_test_support::eventually;
 use serde_json::{Value, json};
 
-/// `handler dev` on fresh ports with its data in `data`; its first stdout lines (up to the data
-/// line) are returned with it.
-struct Dev {
-    child: Child,
-    port: u16,
-    banner: Vec<String>,
-}
-
-impl Dev {
-    fn start(data: &Path, args: &[&str]) -> Dev {
-        let (port, emulator_port) = (free_port(), free_port());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_handler"))
-            .args(["dev", "--port", &port.to_string()])
-            .args(["--emulator-port", &emulator_port.to_string(), "--data-dir"])
-            .arg(data)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .env_remove("BERTH_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut banner = Vec::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let last = line.trim_start().starts_with("data:");
-            banner.push(line);
-            if last {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Dev {
-            child,
-            port,
-            banner,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// The banner line that starts with `label`.
-    fn line(&self, label: &str) -> &str {
-        self.banner
-            .iter()
-            .find(|l| l.trim_start().starts_with(label))
-            .unwrap_or_else(|| panic!("no {label} line in {:?}", self.banner))
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        berth_test_support::interrupt(&mut self.child, "INT");
-    }
+/// `handler dev` on fresh ports with its data in `data`.
+fn start(data: &Path, args: &[&str]) -> Dev {
+    Dev::start(Path::new(env!("CARGO_BIN_EXE_handler")), data, args, &[])
 }
 
 fn job(id: &str) -> Value {
@@ -90,7 +36,7 @@ fn job(id: &str) -> Value {
 #[tokio::test]
 async fn dev_has_a_key_by_default_and_refuses_web_pages() {
     let data = tempfile::tempdir().unwrap();
-    let dev = Dev::start(data.path(), &[]);
+    let dev = start(data.path(), &[]);
     let http = reqwest::Client::new();
     let deployments = dev.url("/api/deployments");
 
@@ -245,7 +191,7 @@ async fn dev_has_a_key_by_default_and_refuses_web_pages() {
 #[tokio::test]
 async fn dev_without_auth_says_so_and_serves_without_a_key() {
     let data = tempfile::tempdir().unwrap();
-    let dev = Dev::start(data.path(), &["--no-auth"]);
+    let dev = start(data.path(), &["--no-auth"]);
     assert!(dev.line("API key:").contains("--no-auth"));
     assert!(!data.path().join("api.key").exists());
     let response = reqwest::get(dev.url("/api/deployments")).await.unwrap();
@@ -272,7 +218,7 @@ fn slow_client(port: u16) -> TcpStream {
 #[test]
 fn slow_headers_are_cut_off_and_connections_are_capped() {
     let data = tempfile::tempdir().unwrap();
-    let dev = Dev::start(data.path(), &["--no-auth", "--max-connections", "8"]);
+    let dev = start(data.path(), &["--no-auth", "--max-connections", "8"]);
     // Eight slow clients take every connection slot.
     let started = Instant::now();
     let mut slow: Vec<TcpStream> = (0..8).map(|_| slow_client(dev.port)).collect();

@@ -16,30 +16,22 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use berth_test_support::dev::Dev;
 use berth_test_support::{eventually, free_port};
 use common::Backend;
 use serde_json::{Value, json};
 
-fn dev(data: &Path, port: u16, emulator_port: u16, storage: &[(&str, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_handler"))
-        .args([
-            "dev",
-            "--port",
-            &port.to_string(),
-            "--emulator-port",
-            &emulator_port.to_string(),
-            "--data-dir",
-        ])
-        .arg(data)
-        .envs(storage.iter().map(|(k, v)| (*k, v)))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// `handler dev` with its data in `data` on `ports`, `envs` set.
+fn dev(data: &Path, ports: (u16, u16), envs: &[(&str, String)]) -> Dev {
+    Dev::start_on(
+        Path::new(env!("CARGO_BIN_EXE_handler")),
+        data,
+        ports,
+        &[],
+        envs,
+    )
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
@@ -75,17 +67,12 @@ async fn dev_killed_mid_job_recovers_on_restart(backend: Backend) {
             None => return,
         },
     };
-    let (port, emulator_port) = (free_port(), free_port());
-    let api = format!("http://127.0.0.1:{port}/api/deployments");
-    let mut child = dev(&data, port, emulator_port, &storage);
-    wait_for(
-        &reqwest::Client::new(),
-        &format!("http://127.0.0.1:{port}/"),
-        |_| true,
-    )
-    .await;
+    let ports = (free_port(), free_port());
+    let child = dev(&data, ports, &storage);
+    let api = child.url("/api/deployments");
+    wait_for(&reqwest::Client::new(), &child.url("/"), |_| true).await;
     // `dev` generated its API key in the data folder; the restart below keeps it.
-    let http = keyed_client(&data);
+    let http = child.client();
 
     // The first attempt runs long; the second finds the marker on its share and finishes quickly.
     let spec = json!({
@@ -107,14 +94,12 @@ async fn dev_killed_mid_job_recovers_on_restart(backend: Backend) {
     })
     .await;
 
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut child = dev(&data, port, emulator_port, &storage);
+    child.kill();
+    let child = dev(&data, ports, &storage);
     let status = wait_for(&http, &status_url, |s| s["phase"] == "Done").await;
     let history = get(&http, &format!("{status_url}/history")).await.unwrap();
     let logs = text(&http, &format!("{status_url}/logs/work/main")).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 
     assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
     assert_eq!(
@@ -140,12 +125,11 @@ async fn dev_runs_a_job_with_its_emulator_token_and_refuses_calls_without_it() {
     // Outside /tmp: the sandbox's /tmp is its own, which would hide the folder whatever dev did.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let data = dir.path().join("data");
-    let (port, emulator_port) = (free_port(), free_port());
-    let mut child = dev(&data, port, emulator_port, &[]);
+    let child = dev(&data, (free_port(), free_port()), &[]);
     let http = reqwest::Client::new();
-    wait_for(&http, &format!("http://127.0.0.1:{port}/"), |_| true).await;
+    wait_for(&http, &child.url("/"), |_| true).await;
 
-    let emulator = format!("http://127.0.0.1:{emulator_port}");
+    let emulator = format!("http://127.0.0.1:{}", child.emulator_port);
     let planted = json!({"location": "local", "properties": {"osType": "Linux", "containers": [
         {"name": "main", "properties": {"image": "busybox", "command": ["/bin/true"],
          "resources": {"requests": {"cpu": 0.5, "memoryInGB": 0.5}}}}]}});
@@ -169,8 +153,8 @@ async fn dev_runs_a_job_with_its_emulator_token_and_refuses_calls_without_it() {
                 ],
                 "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } } } }] } }]
     });
-    let api = format!("http://127.0.0.1:{port}/api/deployments");
-    let api_http = keyed_client(&data);
+    let api = child.url("/api/deployments");
+    let api_http = child.client();
     let response = api_http.post(&api).json(&spec).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 202);
 
@@ -195,8 +179,7 @@ async fn dev_runs_a_job_with_its_emulator_token_and_refuses_calls_without_it() {
     .await;
     assert_eq!(status["runtimeStatus"], "Succeeded", "{status}");
     let logs = text(&api_http, &format!("{api}/guarded/logs/work/main")).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 
     assert_eq!(logs, "put:401\ndata:\n", "the container's view");
     // Nothing was planted: the emulator's records hold only the job's own group.
@@ -206,19 +189,6 @@ async fn dev_runs_a_job_with_its_emulator_token_and_refuses_calls_without_it() {
         names.iter().all(|name| !name.starts_with("from-")),
         "a planted group was recorded: {names:?}"
     );
-}
-
-/// A client that sends the API key `dev` generated in `data`.
-fn keyed_client(data: &Path) -> reqwest::Client {
-    let key = std::fs::read_to_string(data.join("api.key")).unwrap();
-    let headers = reqwest::header::HeaderMap::from_iter([(
-        reqwest::header::HeaderName::from_static("x-functions-key"),
-        reqwest::header::HeaderValue::from_str(key.trim()).unwrap(),
-    )]);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
 }
 
 /// The file names under `dir`, at any depth.

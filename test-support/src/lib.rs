@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod azurite;
+pub mod dev;
 pub mod skip;
 
 use std::fmt::Display;
