@@ -49,6 +49,9 @@ param blobEventsStorageAccountId string = ''
 @description('With blobEventsStorageAccountId: only blobs whose subject begins with this are sent (e.g. /blobServices/default/containers/uploads/). Empty: every blob created.')
 param blobEventsSubjectBeginsWith string = ''
 
+@description('Opt-in: ARM id of an Event Grid custom topic (CloudEvents 1.0 input schema, this subscription) that every deployment\'s outcomes are published to (BERTH_EVENTGRID_TOPIC); the handler\'s identity gets EventGrid Data Sender on it. Empty (the default): none.')
+param eventGridTopicId string = ''
+
 @minLength(3)
 @maxLength(63)
 @description('The Azure Files share that workloads mount, created in the workloads storage account.')
@@ -361,6 +364,15 @@ module blobEvents 'modules/blob-events.bicep' = if (!empty(blobEventsStorageAcco
   }
 }
 
+module eventGridPublish 'modules/event-grid-publish.bicep' = if (!empty(eventGridTopicId)) {
+  name: 'berth-event-grid-publish'
+  scope: resourceGroup(empty(eventGridTopicId) ? appRg.name : split(eventGridTopicId, '/')[4])
+  params: {
+    topicName: empty(eventGridTopicId) ? '' : last(split(eventGridTopicId, '/'))
+    principalId: identity.outputs.principalId
+  }
+}
+
 module workloads 'modules/workloads.bicep' = {
   name: 'berth-workloads'
   scope: workloadRg
@@ -415,6 +427,7 @@ module functionApp 'modules/function-app.bicep' = {
     queueName: queueName
     submitQueueName: submitQueueName
     submitEvents: submitEvents
+    eventGridTopic: empty(eventGridTopicId) ? '' : eventGridPublish.outputs.endpoint
     subscriptionId: subscription().subscriptionId
     workloadResourceGroupName: workloadRg.name
     workloadLocation: location

@@ -168,9 +168,12 @@ pub fn status(status: &Value) -> String {
         }
     }
     for n in items(status, "notifications") {
+        let to = match n["eventGrid"].as_bool() {
+            Some(true) => "Event Grid".to_owned(),
+            _ => format!("notify {}", text(n, "notify")),
+        };
         out.push_str(&format!(
-            "  notify {} on {}: {} after {} attempt(s){}{}\n",
-            text(n, "notify"),
+            "  {to} on {}: {} after {} attempt(s){}{}\n",
             text(n, "on"),
             text(n, "state"),
             text(n, "attempts"),
@@ -230,7 +233,8 @@ mod tests {
         let status = json!({ "id": "n", "runtimeStatus": "Succeeded", "phase": "Notifying", "attempt": 1,
             "groups": [{ "name": "work", "state": "Deleted", "logsTruncated": ["n-work-1/main: lines written between a and b are missing"] }],
             "notifications": [{ "notify": 0, "on": "Succeeded", "state": "Pending", "attempts": 2,
-                "lastResult": "503", "nextAttemptTime": "2026-12-03T10:00:04Z", "id": "u.0" }] });
+                "lastResult": "503", "nextAttemptTime": "2026-12-03T10:00:04Z", "id": "u.0" },
+                { "eventGrid": true, "on": "Succeeded", "state": "Delivered", "attempts": 1, "lastResult": "200", "id": "u.1" }] });
         let shown = super::status(&status);
         assert!(
             shown.contains(
@@ -239,6 +243,10 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("  notify 0 on Succeeded: Pending after 2 attempt(s), last 503, next at 2026-12-03T10:00:04Z\n"), "{shown}");
+        assert!(
+            shown.contains("  Event Grid on Succeeded: Delivered after 1 attempt(s), last 200\n"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_SECURE_VALUE_FROM",
     "BERTH_MAX_CORES",
     "BERTH_NOTIFY_ALLOW_PRIVATE",
+    "BERTH_EVENTGRID_TOPIC",
+    "BERTH_NOTIFY_KEY",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 ];
@@ -177,6 +179,12 @@ pub struct Config {
     /// Where the spec's notifications may go: `dev` sets `dev` (no setting); loopback and private
     /// addresses allowed by `BERTH_NOTIFY_ALLOW_PRIVATE` (`true` or CIDRs).
     pub notify: NotifyPolicy,
+    /// The Event Grid topic every deployment's outcomes are published to
+    /// (`BERTH_EVENTGRID_TOPIC`), with the ARM identity.
+    pub event_grid_topic: Option<url::Url>,
+    /// The key notifications of submit-queue deployments are signed with (`BERTH_NOTIFY_KEY`,
+    /// `whsec_…`).
+    pub notify_key: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -468,6 +476,14 @@ impl Config {
                 allow: Allow::parse(&get("BERTH_NOTIFY_ALLOW_PRIVATE").unwrap_or_default())
                     .map_err(|message| error("BERTH_NOTIFY_ALLOW_PRIVATE", message))?,
             },
+            event_grid_topic: nonempty("BERTH_EVENTGRID_TOPIC")
+                .map(|t| crate::notify::event_grid::topic_url(&t))
+                .transpose()
+                .map_err(|message| error("BERTH_EVENTGRID_TOPIC", message))?,
+            notify_key: nonempty("BERTH_NOTIFY_KEY")
+                .map(|k| crate::notify::checked_key(&k))
+                .transpose()
+                .map_err(|message| error("BERTH_NOTIFY_KEY", message))?,
         })
     }
 
@@ -520,6 +536,43 @@ mod tests {
         assert_eq!(c.queue, "berth-steps");
         assert!(c.arm.use_identity);
         assert_eq!(c.sweep_grace_ms, 5 * 60_000);
+    }
+
+    #[test]
+    fn the_event_grid_topic_and_notify_key_are_checked_and_never_echoed() {
+        let c = config(&BASE).unwrap();
+        assert!(c.event_grid_topic.is_none() && c.notify_key.is_none());
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            "BERTH_EVENTGRID_TOPIC",
+            "https://orders.westeurope-1.eventgrid.azure.net",
+        ));
+        let key = crate::notify::new_key();
+        pairs.push(("BERTH_NOTIFY_KEY", &key));
+        let c = config(&pairs).unwrap();
+        assert_eq!(
+            c.event_grid_topic.unwrap().as_str(),
+            "https://orders.westeurope-1.eventgrid.azure.net/api/events"
+        );
+        assert_eq!(c.notify_key.as_deref(), Some(key.as_str()));
+        for (setting, bad) in [
+            (
+                "BERTH_EVENTGRID_TOPIC",
+                "http://orders.eventgrid.azure.net/?sig=hunter2",
+            ),
+            ("BERTH_EVENTGRID_TOPIC", "hunter2"),
+            ("BERTH_NOTIFY_KEY", "hunter2"),
+            ("BERTH_NOTIFY_KEY", "whsec_aHVudGVyMg=="),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((setting, bad));
+            let error = config(&pairs).unwrap_err();
+            assert_eq!(error.setting, setting);
+            assert!(
+                !error.message.contains("hunter2") && !error.message.contains("aHVu"),
+                "{error:?}"
+            );
+        }
     }
 
     #[test]

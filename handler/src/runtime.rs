@@ -126,6 +126,17 @@ impl Runtime {
         if let Some(token) = &config.arm.token {
             arm = arm.with_static_token(token.clone());
         }
+        // Published with the app's own identity, as ARM is called (`choose` logs which).
+        let event_grid = match &config.event_grid_topic {
+            Some(url) => {
+                let credential =
+                    crate::azure_storage::credential::choose(&config.arm.credentials)?.0;
+                let topic = crate::notify::EventGrid::new(url.clone(), credential);
+                tracing::info!(eventgrid.host = %topic.host(), "outcomes are published to Event Grid");
+                Some(topic)
+            }
+            None => None,
+        };
         let settings = DriverSettings {
             app: config.app.clone(),
             settings: Arc::new(|name: &str| std::env::var(name).ok()),
@@ -136,6 +147,7 @@ impl Runtime {
             max_cores: config.max_cores.clone(),
             looks: config.looks,
             notify: config.notify.clone(),
+            event_grid,
             ..DriverSettings::default()
         };
         let driver = Driver::new(
@@ -172,6 +184,7 @@ impl Runtime {
             driver: driver.clone(),
             events: config.submit_events.clone(),
             base: config.submit_base.clone(),
+            notify_key: config.notify_key.clone(),
         };
         Ok(Runtime {
             submitter,

@@ -12,6 +12,10 @@
 //!   ([`EventRoutes`]), whose parameters declare `from` the event field that fills them
 //!   (`subject`, `data.url`, …; see [`crate::spec::template`]).
 //!
+//! A spec with `notify` is signed with the operator's key, `BERTH_NOTIFY_KEY` (a `whsec_` key
+//! the receivers are given), since a message has no answer to carry a new key; without that
+//! setting such a message is dropped, saying so.
+//!
 //! # Guarantees
 //! - **Idempotent per message.** A deployment's id is the message's `id` when it gives one, else
 //!   derived from the event's `source` and `id` (events) or the queue message's id (specs and
@@ -181,6 +185,9 @@ pub struct Submitter {
     pub events: EventRoutes,
     /// The base URL handed to the deployments' containers (`Config::submit_base`).
     pub base: Option<String>,
+    /// The key notifications of its deployments are signed with (`BERTH_NOTIFY_KEY`): a queue
+    /// message has no one to tell a new key to.
+    pub notify_key: Option<String>,
 }
 
 impl Submitter {
@@ -259,8 +266,17 @@ impl Submitter {
                     .into(),
             )
         })?;
+        if !spec.notify.is_empty() && self.notify_key.is_none() {
+            return Err(SubmitFailure::Dropped(
+                "notify: a deployment from the submit queue is signed with BERTH_NOTIFY_KEY, which is not set".into(),
+            ));
+        }
         let id = spec.id.clone();
-        match self.driver.submit(spec, base).await {
+        match self
+            .driver
+            .submit_keyed(spec, base, self.notify_key.as_deref())
+            .await
+        {
             Ok(s) if s.existed => Ok(format!(
                 "deployment {id} exists already (a repeated message)"
             )),

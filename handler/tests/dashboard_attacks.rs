@@ -1206,6 +1206,7 @@ async fn notifications_show_their_delivery_but_never_the_webhooks_secret_path_or
     d.notifications.push(berth::engine::Notification {
         id: "uid-1.0".into(),
         target: 0,
+        event_grid: false,
         on: berth::spec::NotifyOn::GroupFailed,
         group: Some(XSS.into()),
         at: d.created + 10,

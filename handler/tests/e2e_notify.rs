@@ -303,6 +303,113 @@ async fn an_unreachable_receiver_is_tried_again_with_back_off(backend: Backend) 
 
 on_both_backends!(an_unreachable_receiver_is_tried_again_with_back_off);
 
+/// A schedule's runs are signed with the key told once, when the schedule was created: a run
+/// has no answer of its own to carry one.
+async fn a_scheduled_run_is_signed_with_the_key_told_when_its_schedule_was_made(backend: Backend) {
+    let now = berth::clock::Clock::now(&berth::clock::SystemClock);
+    let clock = Arc::new(berth::clock::ShiftedClock::at(now));
+    let Some(h) = Harness::try_with(Options {
+        backend,
+        settings: vec![("BERTH_NOTIFY_ALLOW_PRIVATE", "127.0.0.1/32".into())],
+        clock: Some(clock.clone()),
+        ..Options::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let receiver = Receiver::start(&[204]).await;
+    let mut spec = job("x", 0, &receiver.url, json!(["Succeeded"]));
+    spec.as_object_mut().unwrap().remove("id");
+    let body = json!({ "cron": "* * * * *", "spec": spec });
+    let put = |body: Value| {
+        let h = &h;
+        async move {
+            let r = scenarios::request(h, reqwest::Method::PUT, "/schedules/signed")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, created) = put(body.clone()).await;
+    assert_eq!(code, 201, "{created}");
+    let key = created["notifySecret"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("whsec_"), "{created}");
+    let (code, replaced) = put(body).await;
+    assert_eq!(code, 200, "{replaced}");
+    assert!(
+        replaced.get("notifySecret").is_none(),
+        "told once: {replaced}"
+    );
+    let (_, shown) = get(&h, "/schedules/signed").await;
+    assert!(!shown.to_string().contains(&key[6..]), "{shown}");
+    // The webhook URL is sealed as a deployment's is: its origin shown, never its path.
+    let url = &shown["target"]["spec"]["notify"][0]["url"];
+    assert!(url.as_str().unwrap().ends_with("/(sealed)"), "{shown}");
+
+    clock.advance(61_000);
+    h.runtime.scheduler.run_once().await;
+    let (_, shown) = get(&h, "/schedules/signed").await;
+    let id = shown["lastRun"]["deploymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = h.wait_done(&id).await;
+    assert_eq!(done["notifications"][0]["state"], "Delivered", "{done}");
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "{got:?}");
+    verify(&key, &got[0]);
+    assert_eq!(event(&got[0])["subject"], id.as_str());
+    let (_, checkpoint) = get(&h, &format!("/deployments/{id}/checkpoint")).await;
+    assert!(!checkpoint.to_string().contains(&key[6..]), "{checkpoint}");
+    scenarios::assert_nothing_left(&h).await;
+}
+
+on_both_backends!(a_scheduled_run_is_signed_with_the_key_told_when_its_schedule_was_made);
+
+/// A deployment from the submit queue is signed with the operator's `BERTH_NOTIFY_KEY` (a queue
+/// message has no answer to carry a new key); without that setting such a message is dropped,
+/// saying why, and starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_deployment_is_signed_with_the_operators_key_or_dropped_without_one() {
+    let operator_key = berth::notify::new_key();
+    let allow = ("BERTH_NOTIFY_ALLOW_PRIVATE", "127.0.0.1/32".to_owned());
+    let h = Harness::with(Options {
+        settings: vec![allow.clone(), ("BERTH_NOTIFY_KEY", operator_key.clone())],
+        ..Options::default()
+    })
+    .await;
+    let receiver = Receiver::start(&[204]).await;
+    let spec = job("queued-1", 0, &receiver.url, json!(["Succeeded"]));
+    let said = h.runtime.submitter.handle(&spec.to_string(), "m-1").await;
+    assert_eq!(said.unwrap(), "deployment queued-1 started");
+    let done = h.wait_done("queued-1").await;
+    assert_eq!(done["notifications"][0]["state"], "Delivered", "{done}");
+    let got = receiver.got();
+    assert_eq!(got.len(), 1);
+    verify(&operator_key, &got[0]);
+
+    let h = Harness::with(Options {
+        settings: vec![allow],
+        ..Options::default()
+    })
+    .await;
+    let spec = job("queued-2", 0, &receiver.url, json!(["Succeeded"]));
+    match h.runtime.submitter.handle(&spec.to_string(), "m-2").await {
+        Err(berth::submit::SubmitFailure::Dropped(reason)) => {
+            assert!(
+                reason.starts_with("notify: ") && reason.contains("BERTH_NOTIFY_KEY"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (code, _) = get(&h, "/deployments/queued-2").await;
+    assert_eq!(code, 404, "nothing started");
+}
+
 /// One sweep of `h`'s runtime with a retention of nothing: every `Done` deployment is expired.
 async fn sweep_now(h: &Harness) -> berth::sweep::SweepReport {
     let sweep = berth::sweep::Sweep {

@@ -51,6 +51,9 @@ param submitQueueName string
 @description('BERTH_SUBMIT_EVENTS: which template an Event Grid event type starts.')
 param submitEvents string
 
+@description('BERTH_EVENTGRID_TOPIC: the topic endpoint outcomes are published to; empty: none.')
+param eventGridTopic string
+
 @description('Subscription of the container groups.')
 param subscriptionId string
 
@@ -181,6 +184,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'BERTH_SUBMIT_EVENTS'
           value: submitEvents
+        }
+        {
+          name: 'BERTH_EVENTGRID_TOPIC'
+          value: eventGridTopic
         }
         {
           name: 'BERTH_DIAGNOSTICS_WORKSPACE'

@@ -72,7 +72,7 @@ fn name_ok(name: &str) -> Result<(), Problem> {
 /// A schedule as the API shows it.
 fn view(schedule: &Schedule, now: crate::engine::Millis) -> Value {
     let target = match &schedule.target {
-        Target::Spec { spec, sealed } => {
+        Target::Spec { spec, sealed, .. } => {
             let mut spec = serde_json::to_value(spec).unwrap_or(Value::Null);
             if let Some(map) = spec.as_object_mut() {
                 map.remove("id");
@@ -136,13 +136,17 @@ pub(super) async fn put(
             .map_err(|e| invalid(document::under_spec(e)))?;
     }
     let base = base_url(&api, &headers);
-    let (schedule, created) = scheduler.put(&name, request, base).await?;
-    let status = if created {
+    let put = scheduler.put(&name, request, base).await?;
+    let status = if put.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(view(&schedule, api.driver.now()))).into_response())
+    let mut shown = view(&put.schedule, api.driver.now());
+    if let Some(secret) = put.notify_secret {
+        shown["notifySecret"] = json!(secret);
+    }
+    Ok((status, axum::Json(shown)).into_response())
 }
 
 pub(super) async fn list(State(api): State<Shared>) -> Result<Response, Problem> {

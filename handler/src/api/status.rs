@@ -62,8 +62,12 @@ pub struct NotificationDoc<'a> {
     /// When the next attempt is due, while pending.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_time: Option<String>,
-    /// The index of its entry in the spec's `notify`.
-    pub notify: usize,
+    /// The index of its entry in the spec's `notify`; absent for Event Grid's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<usize>,
+    /// `true` for the notification published to the Event Grid topic (`BERTH_EVENTGRID_TOPIC`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub event_grid: bool,
     pub on: crate::spec::NotifyOn,
     /// `Pending`, `Delivered` or `GaveUp`.
     pub state: crate::engine::DeliveryState,
@@ -304,7 +308,8 @@ pub fn status<'a>(d: &'a Deployment, prices: &Prices, now: Millis) -> Status<'a>
                 id: &n.id,
                 last_result: n.last.as_deref(),
                 next_attempt_time: n.next_at.map(rfc3339),
-                notify: n.target,
+                notify: (!n.event_grid).then_some(n.target),
+                event_grid: n.event_grid,
                 on: n.on,
                 state: n.state,
             })
@@ -626,6 +631,7 @@ mod tests {
             callback_base: "http://127.0.0.1".into(),
             create_claim_ms: 60_000,
             uid: None,
+            event_grid: false,
         };
         let mut d =
             crate::engine::start(spec, None, String::new(), options, 1_795_000_000_000).next;

@@ -871,11 +871,14 @@ fn notifications(d: &Deployment) -> String {
          <th scope=\"col\">Next attempt</th><th scope=\"col\">Event id</th></tr></thead><tbody>",
     );
     for n in &d.notifications {
-        let to = d
-            .spec
-            .notify
-            .get(n.target)
-            .map_or_else(String::new, |t| receiver(&t.url));
+        let to = match n.event_grid {
+            true => "Event Grid".to_owned(),
+            false => d
+                .spec
+                .notify
+                .get(n.target)
+                .map_or_else(String::new, |t| receiver(&t.url)),
+        };
         let on = match &n.group {
             Some(group) => format!("{} ({})", n.on.as_str(), esc(group)),
             None => n.on.as_str().to_owned(),

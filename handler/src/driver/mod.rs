@@ -71,6 +71,9 @@ pub struct DriverSettings {
     pub looks: LookMode,
     /// Where notifications may go (the mode and `BERTH_NOTIFY_ALLOW_PRIVATE`).
     pub notify: crate::notify::NotifyPolicy,
+    /// The Event Grid topic every deployment's outcomes are published to
+    /// (`BERTH_EVENTGRID_TOPIC`).
+    pub event_grid: Option<crate::notify::EventGrid>,
 }
 
 impl Default for DriverSettings {
@@ -87,6 +90,7 @@ impl Default for DriverSettings {
             max_cores: admit::MaxCores::default(),
             looks: LookMode::default(),
             notify: crate::notify::NotifyPolicy::default(),
+            event_grid: None,
         }
     }
 }
@@ -260,6 +264,36 @@ impl Driver {
         })
     }
 
+    /// Takes the whole `notify` URLs out of `spec` (their origins stay), sealed as one JSON
+    /// array; `None` when it has none.
+    pub fn seal_notify_urls(&self, spec: &mut Spec) -> Option<String> {
+        let urls = crate::spec::notify::take_urls(spec);
+        (!urls.is_empty()).then(|| self.seal(&serde_json::to_vec(&urls).expect("URLs serialise")))
+    }
+
+    /// Puts the URLs [`Self::seal_notify_urls`] sealed back into `spec`.
+    pub fn open_notify_urls(&self, spec: &mut Spec, sealed: &str) -> Result<(), String> {
+        let urls: Vec<String> = self
+            .open_key(sealed)
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .ok_or("the notify URLs cannot be opened (sealed under a key this Berth lacks)")?;
+        for (n, url) in spec.notify.iter_mut().zip(urls) {
+            n.url = url;
+        }
+        Ok(())
+    }
+
+    /// `plain` sealed under the current key.
+    pub fn seal(&self, plain: &[u8]) -> String {
+        self.keys.seal(plain)
+    }
+
+    /// A key [`Self::seal`] sealed, opened (`None` when no key of the ring opens it).
+    pub fn open_key(&self, sealed: &str) -> Option<String> {
+        let plain = self.keys.open(sealed).ok()?;
+        String::from_utf8(plain).ok()
+    }
+
     /// `sealed` sealed again under the current key, when an older key sealed it and a key of the
     /// ring still opens it; `None` otherwise.
     pub fn resealed(&self, sealed: &str) -> Option<String> {
@@ -301,31 +335,45 @@ impl Driver {
     }
 
     /// Accepts a spec (secrets still in it): seals its secrets, saves the checkpoint and its first
-    /// step. The same spec under an existing id returns the existing deployment.
+    /// step. The same spec under an existing id returns the existing deployment. A spec with
+    /// `notify` gets a new signing key, told once in [`Submitted::notify_key`].
     pub async fn submit(
+        &self,
+        spec: Spec,
+        callback_base: String,
+    ) -> Result<Submitted, DriverError> {
+        self.submit_keyed(spec, callback_base, None).await
+    }
+
+    /// [`Self::submit`], its notifications signed with `notify_key` when given (a schedule's
+    /// key, or the operator's for the submit queue: whoever submits cannot be told one), which
+    /// is then never told.
+    pub async fn submit_keyed(
         &self,
         mut spec: Spec,
         callback_base: String,
+        notify_key: Option<&str>,
     ) -> Result<Submitted, DriverError> {
         let canonical = canonical_json(&spec);
         let digest = self.keys.digest(&canonical);
         let sealed = self.seal_secrets(&mut spec);
-        let notify_urls = crate::spec::notify::take_urls(&mut spec);
+        let notify_urls = self.seal_notify_urls(&mut spec);
         let id = spec.id.clone();
         let now = self.clock.now();
         let options = engine::StartOptions {
             callback_base,
             create_claim_ms: self.settings.create_claim_ms,
             uid: Some(uuid::Uuid::new_v4().simple().to_string()),
+            event_grid: self.settings.event_grid.is_some(),
         };
         let mut transition = engine::start(spec, sealed, digest, options, now);
         transition.next.callback_key = Some(self.keys.new_callback_key());
-        let notify_key = (!transition.next.spec.notify.is_empty()).then(crate::notify::new_key);
+        let given = notify_key;
+        let notify_key = (!transition.next.spec.notify.is_empty())
+            .then(|| given.map_or_else(crate::notify::new_key, str::to_owned));
         transition.next.notify_key = notify_key.as_ref().map(|k| self.keys.seal(k.as_bytes()));
-        transition.next.notify_urls = (!notify_urls.is_empty()).then(|| {
-            self.keys
-                .seal(&serde_json::to_vec(&notify_urls).expect("URLs serialise"))
-        });
+        let notify_key = notify_key.filter(|_| given.is_none());
+        transition.next.notify_urls = notify_urls;
         let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
         match self.store.create(&transition.next, &first).await {
             Ok(_) => {

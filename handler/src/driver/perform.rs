@@ -194,27 +194,37 @@ impl Driver {
         let Some(n) = d.notifications.iter().find(|n| n.id == id) else {
             return Vec::new();
         };
-        let urls = self.notify_urls(d);
-        let Some(url) = urls.get(n.target) else {
-            tracing::warn!(deployment.id = %d.id, notification.id = %id, "notification URL not opened");
-            crate::metrics::notification("given_up");
-            return vec![Event::NotifyFailed {
-                id: id.to_owned(),
-                error: "its URL could not be opened (sealed under a key this Berth lacks)".into(),
-                permanent: true,
-            }];
-        };
-        let key = d
-            .notify_key
-            .as_deref()
-            .and_then(|k| self.keys.open(k).ok())
-            .and_then(|k| String::from_utf8(k).ok())
-            .unwrap_or_default();
         let body = crate::notify::event(d, n);
-        let attempt = self
-            .notifier
-            .send(url, id, body, &key, self.clock.now())
-            .await;
+        let attempt = if n.event_grid {
+            match &self.settings.event_grid {
+                Some(topic) => topic.publish(body).await,
+                None => crate::notify::Attempt::Failed {
+                    error: "BERTH_EVENTGRID_TOPIC is no longer set".into(),
+                    permanent: true,
+                },
+            }
+        } else {
+            let urls = self.notify_urls(d);
+            let Some(url) = urls.get(n.target) else {
+                tracing::warn!(deployment.id = %d.id, notification.id = %id, "notification URL not opened");
+                crate::metrics::notification("given_up");
+                return vec![Event::NotifyFailed {
+                    id: id.to_owned(),
+                    error: "its URL could not be opened (sealed under a key this Berth lacks)"
+                        .into(),
+                    permanent: true,
+                }];
+            };
+            let key = d
+                .notify_key
+                .as_deref()
+                .and_then(|k| self.keys.open(k).ok())
+                .and_then(|k| String::from_utf8(k).ok())
+                .unwrap_or_default();
+            self.notifier
+                .send(url, id, body, &key, self.clock.now())
+                .await
+        };
         match attempt {
             crate::notify::Attempt::Delivered(status) => {
                 crate::metrics::notification("delivered");

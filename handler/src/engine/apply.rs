@@ -17,6 +17,8 @@ pub struct StartOptions {
     /// The deployment's random identity, hashed into its groups' names (see
     /// [`super::names::aci_name`]); `None` names them as before it existed.
     pub uid: Option<String>,
+    /// Publish its outcomes to the operator's Event Grid topic (see [`Deployment::event_grid`]).
+    pub event_grid: bool,
 }
 
 impl StartOptions {
@@ -26,6 +28,7 @@ impl StartOptions {
             callback_base: callback_base.into(),
             create_claim_ms: CREATE_CLAIM_MS,
             uid: None,
+            event_grid: false,
         }
     }
 }
@@ -96,6 +99,7 @@ pub fn start(
         callback_key: None,
         notify_key: None,
         notify_urls: None,
+        event_grid: options.event_grid,
         uid: options.uid,
         callback_base: options.callback_base,
         seq: 1,

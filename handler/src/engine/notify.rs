@@ -28,8 +28,11 @@ pub struct Notification {
     /// The CloudEvent id: the deployment's uid and the notification's place, stable across
     /// retries.
     pub id: String,
-    /// Index into `spec.notify`.
+    /// Index into `spec.notify` (0 and unused when `event_grid`).
     pub target: usize,
+    /// To the operator's Event Grid topic instead of a `notify` entry.
+    #[serde(default, skip_serializing_if = "super::state::is_false")]
+    pub event_grid: bool,
     pub on: NotifyOn,
     /// The group that failed (`GroupFailed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +47,17 @@ pub struct Notification {
     /// The last attempt's answer (`200`, `500`, a connection error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<String>,
+}
+
+impl Notification {
+    /// Where it goes, as the history says it: `notify[i]` or `Event Grid`.
+    pub fn to(&self) -> String {
+        if self.event_grid {
+            "Event Grid".to_owned()
+        } else {
+            format!("notify[{}]", self.target)
+        }
+    }
 }
 
 /// Where a notification stands.
@@ -65,12 +79,17 @@ fn outcome(status: RuntimeStatus) -> Option<NotifyOn> {
     }
 }
 
-/// Queues a notification on `on` (of group `group`) for every entry that listens for it.
+/// Queues a notification on `on` (of group `group`) for every entry that listens for it, and
+/// one to the Event Grid topic for every outcome when the deployment publishes there.
 pub(super) fn queue(d: &mut Deployment, on: NotifyOn, group: Option<&str>, now: Millis) {
-    let targets: Vec<usize> = (0..d.spec.notify.len())
+    let mut targets: Vec<(usize, bool)> = (0..d.spec.notify.len())
         .filter(|&t| d.spec.notify[t].on.contains(&on))
+        .map(|t| (t, false))
         .collect();
-    for target in targets {
+    if d.event_grid {
+        targets.push((0, true));
+    }
+    for (target, event_grid) in targets {
         let id = format!(
             "{}.{}",
             d.uid.as_deref().unwrap_or(&d.id),
@@ -79,6 +98,7 @@ pub(super) fn queue(d: &mut Deployment, on: NotifyOn, group: Option<&str>, now: 
         d.notifications.push(Notification {
             id,
             target,
+            event_grid,
             on,
             group: group.map(str::to_owned),
             at: now,
@@ -125,10 +145,7 @@ pub(super) fn sent(d: &mut Deployment, id: &str, status: u16, now: Millis) {
     n.state = DeliveryState::Delivered;
     n.next_at = None;
     n.last = Some(status.to_string());
-    let detail = format!(
-        "{id} to notify[{}]: {status} (attempt {})",
-        n.target, n.attempts
-    );
+    let detail = format!("{id} to {}: {status} (attempt {})", n.to(), n.attempts);
     note(d, now, "NotifySent", detail);
 }
 
@@ -149,7 +166,7 @@ pub(super) fn failed(d: &mut Deployment, id: &str, error: &str, permanent: bool,
         n.next_at = Some(now + delay);
         format!("attempt {} in {} s", n.attempts + 1, (delay + 999) / 1000)
     };
-    let detail = format!("{id} to notify[{}]: {error}; {then}", n.target);
+    let detail = format!("{id} to {}: {error}; {then}", n.to());
     note(d, now, "NotifyFailed", detail);
 }
 

@@ -19,7 +19,7 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// Berth of version 2 would drop silently, and the `Notifying` phase), 2 otherwise, so a rollback
 /// to a version-2 Berth still reads every deployment that uses nothing newer.
 pub fn schema_version(d: &Deployment) -> u32 {
-    if d.spec.notify.is_empty() && d.notifications.is_empty() {
+    if d.spec.notify.is_empty() && d.notifications.is_empty() && !d.event_grid {
         2
     } else {
         SCHEMA_VERSION
@@ -59,6 +59,10 @@ pub struct Deployment {
     /// ([`crate::spec::notify::shown_url`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_urls: Option<String>,
+    /// Its outcomes are published to the operator's Event Grid topic (`BERTH_EVENTGRID_TOPIC`
+    /// was set when it was submitted), each as a notification of its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub event_grid: bool,
     /// A random identity made at submit (not secret): hashed into the names of its container
     /// groups and written in their `berth-uid` tag, so that no two deployments, not even one
     /// submitted again under a purged one's id, name the same group. `None` in checkpoints from
@@ -330,6 +334,10 @@ pub struct Hold {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+pub(super) fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Instance {

@@ -21,6 +21,7 @@
 //!   other status, and a refused address, is permanent.
 
 pub mod address;
+pub mod event_grid;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 pub use address::{Allow, NotifyPolicy};
+pub use event_grid::EventGrid;
 
 use crate::clock::rfc3339;
 use crate::engine::flow::{self, GroupState};
@@ -47,6 +49,23 @@ pub fn new_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{KEY_PREFIX}{}", STANDARD.encode(bytes))
+}
+
+/// `text` as a notification key: `whsec_` and the base64 of 24 to 64 random bytes (as Standard
+/// Webhooks keys are); the error never repeats it.
+pub fn checked_key(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let bytes = text
+        .strip_prefix(KEY_PREFIX)
+        .and_then(|b| STANDARD.decode(b).ok())
+        .ok_or_else(|| format!("must be {KEY_PREFIX} followed by base64"))?;
+    if !(24..=64).contains(&bytes.len()) {
+        return Err(format!(
+            "its key is {} bytes; 24 to 64 are accepted",
+            bytes.len()
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// The `webhook-signature` of `body` sent as `id` at `timestamp` (seconds) under `key`
@@ -299,6 +318,14 @@ mod tests {
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert_eq!(signature_of("not a key"), None);
+        assert!(checked_key(&new_key()).is_ok());
+        for bad in ["whsec_", "whsec_!!!", "hunter2", "whsec_c2hvcnQ="] {
+            let error = checked_key(bad).unwrap_err();
+            assert!(
+                !error.contains("hunter2") && !error.contains("c2hvcnQ"),
+                "{error}"
+            );
+        }
         assert!(new_key().starts_with(KEY_PREFIX));
         assert_ne!(new_key(), new_key());
     }

@@ -216,15 +216,6 @@ fn schedule_spec(name: &str, spec: Value, problems: &mut Problems) -> Option<Spe
         return None;
     }
     match crate::spec::parse::from_value(spec, || run_id(name, 0)) {
-        Ok(spec) if !spec.notify.is_empty() => {
-            // A run's signing key is told once, to the POST that started it: a scheduled run has
-            // no one to tell it to.
-            problems.add(
-                &field.key("notify"),
-                "not available on a schedule yet: a run's signing key would be told to no one",
-            );
-            None
-        }
         Ok(spec) => Some(spec),
         Err(errors) => {
             problems.0.extend(under_spec(errors).0);

@@ -81,6 +81,10 @@ pub enum Target {
         spec: Box<Spec>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sealed: Option<String>,
+        /// Its `notify` URLs whole, sealed (the spec keeps their origins), as a checkpoint
+        /// keeps them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notify_urls: Option<String>,
     },
     /// A template, expanded with `parameters` at each run (see [`tick::template_spec`]).
     Template {
@@ -139,6 +143,10 @@ pub struct Schedule {
     pub last_missed: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Held>,
+    /// The key its runs' notifications are signed with (`whsec_…`), sealed: made when the
+    /// schedule is created and told once, in the answer to that `PUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_key: Option<String>,
 }
 
 impl Schedule {

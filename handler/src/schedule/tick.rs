@@ -97,6 +97,16 @@ enum Outcome {
     Resealed,
 }
 
+/// What [`Scheduler::put`] did.
+pub struct Put {
+    pub schedule: Schedule,
+    /// It did not exist before.
+    pub created: bool,
+    /// The key its runs' notifications are signed with, in clear: told when it is made (the
+    /// schedule's creation), never again.
+    pub notify_secret: Option<String>,
+}
+
 impl Scheduler {
     /// The scheduler of `driver`'s schedule store; `None` when it keeps none.
     pub fn of(driver: &Driver, public_url: Option<String>) -> Option<Self> {
@@ -117,12 +127,21 @@ impl Scheduler {
     /// The spec of a run of `target` under `id`, secrets put back.
     async fn run_spec(&self, target: &Target, id: &str) -> Result<Spec, ScheduleError> {
         match target {
-            Target::Spec { spec, sealed } => {
+            Target::Spec {
+                spec,
+                sealed,
+                notify_urls,
+            } => {
                 let mut spec = (**spec).clone();
                 spec.id = id.to_owned();
                 if let Some(sealed) = sealed {
                     self.driver
                         .open_secrets(&mut spec, sealed)
+                        .map_err(ScheduleError::BadSpec)?;
+                }
+                if let Some(urls) = notify_urls {
+                    self.driver
+                        .open_notify_urls(&mut spec, urls)
                         .map_err(ScheduleError::BadSpec)?;
                 }
                 Ok(spec)
@@ -136,17 +155,24 @@ impl Scheduler {
     }
 
     /// Creates or replaces schedule `name`. A replaced schedule keeps its runs, counts,
-    /// `considered` and suspension; a new one fires from now on. `true` when it is new.
+    /// `considered`, suspension and signing key; a new one fires from now on.
     pub async fn put(
         &self,
         name: &str,
         request: ScheduleRequest,
         callback_base: String,
-    ) -> Result<(Schedule, bool), ScheduleError> {
+    ) -> Result<Put, ScheduleError> {
+        // Made once, used by whichever try saves a schedule that has none.
+        let key = crate::notify::new_key();
         let target = match request.target {
             RequestTarget::Spec(mut spec) => {
                 let sealed = self.driver.seal_secrets(&mut spec);
-                Target::Spec { spec, sealed }
+                let notify_urls = self.driver.seal_notify_urls(&mut spec);
+                Target::Spec {
+                    spec,
+                    sealed,
+                    notify_urls,
+                }
             }
             RequestTarget::Template {
                 template,
@@ -195,6 +221,7 @@ impl Scheduler {
                 missed_runs: 0,
                 last_missed: None,
                 held: None,
+                notify_key: Some(self.driver.seal(key.as_bytes())),
             };
             let next = match &before {
                 Some(b) => Schedule {
@@ -204,17 +231,25 @@ impl Scheduler {
                     last_run: b.last_run.clone(),
                     missed_runs: b.missed_runs,
                     last_missed: b.last_missed,
+                    notify_key: b.notify_key.clone().or(fresh.notify_key.clone()),
                     ..fresh
                 },
                 None => fresh,
             };
+            let told = before.as_ref().is_none_or(|b| b.notify_key.is_none());
             let expected = stored.as_ref().map(|s| &s.version);
             match self
                 .store
                 .save_schedule(name, &next.to_bytes(), expected)
                 .await
             {
-                Ok(_) => return Ok((next, stored.is_none())),
+                Ok(_) => {
+                    return Ok(Put {
+                        schedule: next,
+                        created: stored.is_none(),
+                        notify_secret: told.then_some(key),
+                    });
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -354,19 +389,32 @@ impl Scheduler {
     /// `schedule` with its spec's secrets sealed again under the current key, when an older key
     /// sealed them (so that the previous key can be retired).
     fn resealed(&self, schedule: &Schedule) -> Option<Schedule> {
-        let Target::Spec {
-            spec,
-            sealed: Some(sealed),
-        } = &schedule.target
-        else {
-            return None;
+        let key = schedule
+            .notify_key
+            .as_deref()
+            .and_then(|k| self.driver.resealed(k));
+        let target = match &schedule.target {
+            Target::Spec {
+                spec,
+                sealed,
+                notify_urls,
+            } => {
+                let again = |s: &Option<String>| s.as_deref().and_then(|s| self.driver.resealed(s));
+                let (secrets, urls) = (again(sealed), again(notify_urls));
+                (secrets.is_some() || urls.is_some()).then(|| Target::Spec {
+                    spec: spec.clone(),
+                    sealed: secrets.or_else(|| sealed.clone()),
+                    notify_urls: urls.or_else(|| notify_urls.clone()),
+                })
+            }
+            Target::Template { .. } => None,
         };
-        let sealed = self.driver.resealed(sealed)?;
+        if key.is_none() && target.is_none() {
+            return None;
+        }
         Some(Schedule {
-            target: Target::Spec {
-                spec: spec.clone(),
-                sealed: Some(sealed),
-            },
+            target: target.unwrap_or_else(|| schedule.target.clone()),
+            notify_key: key.or_else(|| schedule.notify_key.clone()),
             ..schedule.clone()
         })
     }
@@ -479,7 +527,15 @@ impl Scheduler {
             .public_url
             .clone()
             .unwrap_or_else(|| schedule.callback_base.clone());
-        match self.driver.submit(spec, base).await {
+        let key = match &schedule.notify_key {
+            Some(sealed) => Some(self.driver.open_key(sealed).ok_or_else(|| {
+                ScheduleError::BadSpec(
+                    "the schedule's notification key cannot be opened (sealed under a key this Berth lacks)".into(),
+                )
+            })?),
+            None => None,
+        };
+        match self.driver.submit_keyed(spec, base, key.as_deref()).await {
             Ok(submitted) => {
                 if !submitted.existed {
                     tracing::info!(schedule.name = %schedule.name, deployment.id = %id, "scheduled run started");
@@ -509,11 +565,5 @@ pub async fn template_spec(
         version,
         parameters: parameters.clone(),
     };
-    let spec = driver.expand(invocation, || id.to_owned()).await?;
-    if !spec.notify.is_empty() {
-        return Err(ScheduleError::BadSpec(
-            "template: its spec has notify, which a schedule cannot have yet: a run's signing key would be told to no one".into(),
-        ));
-    }
-    Ok(spec)
+    Ok(driver.expand(invocation, || id.to_owned()).await?)
 }

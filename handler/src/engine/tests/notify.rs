@@ -172,3 +172,53 @@ fn a_deployment_with_notifications_is_written_at_schema_version_three_and_others
     let d = apply(&old, Event::Wake, T0).unwrap().next;
     assert_eq!(d.schema_version, 2);
 }
+
+/// A deployment started while `BERTH_EVENTGRID_TOPIC` was set, with `extra` in its spec.
+fn publishing(extra: serde_json::Value) -> Deployment {
+    let mut options = StartOptions::new("http://127.0.0.1:7071");
+    options.event_grid = true;
+    start(spec(extra), None, "digest".into(), options, T0).next
+}
+
+#[test]
+fn a_publishing_deployment_sends_every_outcome_to_event_grid_beside_its_own_notify_entries() {
+    let d = publishing(json!({}));
+    assert_eq!(d.schema_version, 3, "an older Berth would drop event_grid");
+
+    let mut world = World::new(exits_after(2, 0));
+    let (d, _) = run(publishing(json!({})), &mut world, vec![]);
+    assert_eq!((d.status, d.phase), (RuntimeStatus::Succeeded, Phase::Done));
+    let sent: Vec<(NotifyOn, bool)> = d
+        .notifications
+        .iter()
+        .map(|n| (n.on, n.event_grid))
+        .collect();
+    assert_eq!(sent, [(NotifyOn::Succeeded, true)]);
+    assert_eq!(d.notifications[0].state, DeliveryState::Delivered);
+    assert!(
+        kinds(&d, "NotifySent")[0].contains(" to Event Grid: "),
+        "{:?}",
+        kinds(&d, "Notify")
+    );
+
+    // A failed group and the failed deployment: both published, whatever `notify` listens for.
+    let mut world = World::new(exits_after(2, 3));
+    let spec = json!({ "notify": [{ "url": "https://hooks.example.com/b", "on": ["Failed"] }] });
+    let (d, _) = run(publishing(spec), &mut world, vec![]);
+    let sent: Vec<(NotifyOn, bool, usize)> = d
+        .notifications
+        .iter()
+        .map(|n| (n.on, n.event_grid, n.target))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (NotifyOn::GroupFailed, true, 0),
+            (NotifyOn::Failed, false, 0),
+            (NotifyOn::Failed, true, 0)
+        ]
+    );
+    let ids: std::collections::BTreeSet<&str> =
+        d.notifications.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "every notification has its own id");
+}
