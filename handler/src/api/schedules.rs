@@ -61,7 +61,7 @@ impl From<ScheduleError> for Problem {
     }
 }
 
-fn scheduler(api: &Shared) -> Result<Scheduler, Problem> {
+pub(crate) fn scheduler(api: &Shared) -> Result<Scheduler, Problem> {
     Scheduler::of(&api.driver, api.public_url.clone()).ok_or(ScheduleError::Unavailable.into())
 }
 

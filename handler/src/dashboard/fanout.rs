@@ -34,7 +34,7 @@ fn tally_text(t: &Tally) -> String {
 }
 
 /// A JSON output, compact and cut to [`OUTPUT_CHARS`] characters.
-fn output_text(output: &Value) -> String {
+pub(super) fn output_text(output: &Value) -> String {
     let text = output.to_string();
     match text.char_indices().nth(OUTPUT_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),

@@ -50,10 +50,13 @@ pub fn query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String 
 }
 
 /// A whole page: the frame (title, navigation, the stylesheet and the script) around `main`.
-/// `home`, `css` and `js` are hrefs as the pages make them (with `?code=` in Functions mode).
+/// `home`, `schedules`, `templates`, `css` and `js` are hrefs as the pages make them (with
+/// `?code=` in Functions mode).
 pub struct Frame<'a> {
     pub title: &'a str,
     pub home: &'a str,
+    pub schedules: &'a str,
+    pub templates: &'a str,
     pub css: &'a str,
     pub js: &'a str,
 }
@@ -71,13 +74,16 @@ impl Frame<'_> {
                 "<script src=\"{js}\" defer></script></head>\n<body>",
                 "<a class=\"skip\" href=\"#main\">Skip to content</a>",
                 "<header><nav aria-label=\"Berth\"><a href=\"{home}\" class=\"brand\">Berth</a> ",
-                "<a href=\"{home}\">Deployments</a></nav></header>\n",
+                "<a href=\"{home}\">Deployments</a> <a href=\"{schedules}\">Schedules</a> ",
+                "<a href=\"{templates}\">Templates</a></nav></header>\n",
                 "<main id=\"main\" tabindex=\"-1\">{main}</main></body></html>\n"
             ),
             title = esc(self.title),
             css = esc(self.css),
             js = esc(self.js),
             home = esc(self.home),
+            schedules = esc(self.schedules),
+            templates = esc(self.templates),
             main = main,
         )
     }

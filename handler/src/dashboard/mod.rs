@@ -8,16 +8,18 @@
 //!
 //! Pages: the deployments list (`/`), a deployment (`/d/{id}`: summary, cost, timeline, groups,
 //! logs, actions, spec, history), a fan-out group's instances a page at a time
-//! (`/d/{id}/g/{group}`), a purge confirmation (`/d/{id}/purge`), and a container's logs
+//! (`/d/{id}/g/{group}`), a purge confirmation (`/d/{id}/purge`), a container's logs
 //! as text (`/d/{id}/logs/{group}/{container}`, what the script polls for running containers: it
-//! passes the request on to the API's logs route, `tail` and all).
+//! passes the request on to the API's logs route, `tail` and all), the schedules (`/schedules`,
+//! with their pause and resume actions, `/schedules/{name}/pause` and `.../resume`) and the
+//! templates (`/templates`, a page at a time).
 //!
 //! # Guarantees
 //! - Authentication is the API's: with an API key, `?code=KEY` on any page sets an `HttpOnly`,
 //!   `SameSite=Strict` session cookie (`Secure` behind an `https` public URL; its value is an HMAC
 //!   of the key, not the key) and redirects to the same URL without `code`; a request with neither
 //!   a valid cookie nor the key gets a `401` page saying how to get in.
-//! - An action (a `POST`: terminate, raise an event, purge) also needs an `Origin` (or, without
+//! - An action (a `POST`: terminate, raise an event, purge, pause or resume a schedule) also needs an `Origin` (or, without
 //!   one, a `Referer`) of the dashboard's own origin and the form's CSRF token (an HMAC of the
 //!   credential), and never takes the key from its URL when a cookie is how the dashboard
 //!   authenticates: a foreign page can neither send one nor replay a link that does.
@@ -27,6 +29,7 @@
 //!   `Referrer-Policy: same-origin` and `Cache-Control: no-store`. The stylesheet and the script
 //!   are in the binary: no page loads anything from elsewhere.
 
+mod catalog;
 mod fanout;
 pub mod html;
 mod pages;
@@ -47,6 +50,7 @@ use subtle::ConstantTimeEq;
 use tower::ServiceExt as _;
 
 use crate::api::{self, Api, Problem};
+use crate::driver::templates::TemplateError;
 use crate::engine::Event;
 
 /// The session cookie's name.
@@ -207,7 +211,13 @@ impl Dashboard {
             .route(
                 &format!("{p}/d/{{id}}/purge"),
                 get(confirm_purge).post(purge),
-            );
+            )
+            .route(&format!("{p}/schedules"), get(schedules))
+            .route(
+                &format!("{p}/schedules/{{name}}/{{action}}"),
+                axum::routing::post(suspend),
+            )
+            .route(&format!("{p}/templates"), get(templates));
         if !p.is_empty() {
             pages = pages.route(p, get(list));
         }
@@ -706,6 +716,79 @@ async fn purge(
     }
     api::purge_done(&dash.api, &id).await?;
     Ok(see_other(&dash.href(&session, "/")))
+}
+
+/// The schedules page.
+async fn schedules(
+    State(dash): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> Result<Response, ErrorPage> {
+    let scheduler = api::schedules::scheduler(&dash.api)?;
+    let (list, unreadable) = scheduler.list().await.map_err(Problem::from)?;
+    let now = dash.api.driver.now();
+    Ok(html_page(catalog::schedules(
+        &dash,
+        &session,
+        &list,
+        &unreadable,
+        now,
+    )))
+}
+
+/// Pauses or resumes schedule `name`, then sends the browser back to the schedules page.
+async fn suspend(
+    State(dash): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+    Path((name, action)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ErrorPage> {
+    crate::schedule::valid_name(&name).map_err(|e| ErrorPage(Problem::bad_request("name", e)))?;
+    let suspended = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => {
+            let detail = "action: a schedule is paused or resumed";
+            return Err(Problem::new(StatusCode::NOT_FOUND, "Not found", detail).into());
+        }
+    };
+    form(&session, body).await?;
+    let scheduler = api::schedules::scheduler(&dash.api)?;
+    scheduler
+        .suspend(&name, suspended)
+        .await
+        .map_err(Problem::from)?;
+    Ok(see_other(&dash.href(&session, "/schedules")))
+}
+
+/// A page of templates, each with its latest version's parameters.
+async fn templates(
+    State(dash): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+    uri: axum::http::Uri,
+) -> Result<Response, ErrorPage> {
+    let token = query_value(uri.query(), "continuationToken").filter(|t| !t.is_empty());
+    let driver = &dash.api.driver;
+    let page = driver
+        .templates(pages::PAGE_SIZE, token.as_deref())
+        .await
+        .map_err(Problem::from)?;
+    let mut listed = Vec::with_capacity(page.items.len());
+    for (name, version) in page.items {
+        let read = match driver.template(&name, None).await {
+            Ok(t) => Ok(t),
+            // Deleted since it was listed.
+            Err(TemplateError::NotFound { .. }) => continue,
+            Err(e @ TemplateError::Unreadable { .. }) => Err(e.to_string()),
+            Err(e) => return Err(Problem::from(e).into()),
+        };
+        listed.push((name, version, read));
+    }
+    Ok(html_page(catalog::templates(
+        &dash,
+        &session,
+        &listed,
+        page.continuation.as_deref(),
+    )))
 }
 
 #[cfg(test)]

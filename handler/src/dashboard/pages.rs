@@ -24,8 +24,8 @@ const STATUSES: [RuntimeStatus; 6] = [
 /// The most of a container's saved logs a page shows (the end); the whole is a link away.
 const MAX_LOG_SHOWN: usize = 256 * 1024;
 
-/// Deployments per page of the list.
-const PAGE_SIZE: usize = 25;
+/// Deployments per page of the list (and templates per page of theirs).
+pub(super) const PAGE_SIZE: usize = 25;
 
 /// Longest filter value accepted: a tag's key and value with room to spare (ARM allows 512 and
 /// 256 characters); a continuation token is far shorter.
@@ -135,14 +135,19 @@ impl Filters {
 }
 
 pub(super) fn frame(dash: &Dashboard, session: &Session, title: &str, main: &str) -> String {
-    let (home, css, js) = (
-        dash.href(session, "/"),
-        dash.href(session, "/assets/dashboard.css"),
-        dash.href(session, "/assets/dashboard.js"),
-    );
+    let [home, schedules, templates, css, js] = [
+        "/",
+        "/schedules",
+        "/templates",
+        "/assets/dashboard.css",
+        "/assets/dashboard.js",
+    ]
+    .map(|path| dash.href(session, path));
     Frame {
         title,
         home: &home,
+        schedules: &schedules,
+        templates: &templates,
         css: &css,
         js: &js,
     }
@@ -174,7 +179,7 @@ fn mode(mode: Mode) -> &'static str {
     }
 }
 
-fn time(at: Millis) -> String {
+pub(super) fn time(at: Millis) -> String {
     let text = rfc3339(at);
     format!("<time datetime=\"{0}\">{0}</time>", esc(&text))
 }
@@ -768,12 +773,31 @@ fn logs(
     out
 }
 
-fn actions(dash: &Dashboard, session: &Session, d: &Deployment) -> String {
-    let base = format!("/d/{}", seg(&d.id));
-    let csrf = format!(
+/// The hidden field that carries the session's CSRF token in every action's form.
+pub(super) fn csrf_field(session: &Session) -> String {
+    format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         esc(&session.csrf)
-    );
+    )
+}
+
+/// A table of `rows` (HTML, `<tr>` each) under the column headers (HTML), with `attrs` (HTML,
+/// e.g. ` class="x"`, or empty); `empty` (HTML) said instead when there are no rows.
+pub(super) fn table(attrs: &str, columns: &[&str], rows: &str, empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("<p class=\"empty\">{empty}</p>");
+    }
+    let mut out = format!("<table{attrs}><thead><tr>");
+    for column in columns {
+        let _ = write!(out, "<th scope=\"col\">{column}</th>");
+    }
+    let _ = write!(out, "</tr></thead><tbody>{rows}</tbody></table>");
+    out
+}
+
+fn actions(dash: &Dashboard, session: &Session, d: &Deployment) -> String {
+    let base = format!("/d/{}", seg(&d.id));
+    let csrf = csrf_field(session);
     let mut out = String::new();
     if !d.status.is_terminal() {
         let _ = write!(
@@ -977,13 +1001,12 @@ pub(super) fn confirm_purge(dash: &Dashboard, session: &Session, d: &Deployment)
         let _ = write!(
             main,
             "<p>This deletes its checkpoint, history and saved logs for good.</p>\
-             <form method=\"post\" class=\"action\" action=\"{}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <form method=\"post\" class=\"action\" action=\"{}\">{}\
              <label for=\"p-confirm\">Type the id to confirm</label>\
              <input id=\"p-confirm\" name=\"confirm\" required autocomplete=\"off\">\
              <button type=\"submit\" id=\"purge-confirm\" class=\"danger\">Purge</button></form>",
             esc(&dash.href(session, &format!("/d/{}/purge", seg(&d.id)))),
-            esc(&session.csrf)
+            csrf_field(session)
         );
     }
     let _ = write!(
