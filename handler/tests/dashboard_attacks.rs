@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use berth::checkpoint::Deployments;
-use berth::clock::SystemClock;
+use berth::clock::{Clock, ShiftedClock, SystemClock, parse_rfc3339};
 use berth::config::{Config, Defaults};
 use berth::crypto::SecretsKey;
 use berth::engine::state::HistoryEntry;
@@ -42,6 +42,11 @@ async fn berth(public_url: &str) -> Berth {
 
 /// [`berth`], with `dev`'s loopback-only guard when `loopback_only`.
 async fn berth_in(public_url: &str, loopback_only: bool) -> Berth {
+    berth_with(public_url, loopback_only, Arc::new(SystemClock)).await
+}
+
+/// [`berth_in`], on `clock`.
+async fn berth_with(public_url: &str, loopback_only: bool, clock: Arc<dyn Clock>) -> Berth {
     let dir = tempfile::tempdir().unwrap();
     let settings = [
         (
@@ -66,7 +71,7 @@ async fn berth_in(public_url: &str, loopback_only: bool) -> Berth {
     let mut config =
         Config::from_lookup(&Config::map_lookup(settings), Defaults::default()).unwrap();
     config.loopback_only = loopback_only;
-    let runtime = Runtime::build(config, Arc::new(SystemClock)).await.unwrap();
+    let runtime = Runtime::build(config, clock).await.unwrap();
     Berth {
         router: runtime.router(),
         runtime,
@@ -251,6 +256,8 @@ async fn every_page_refuses_framing_inline_script_and_sniffing() {
         "/d/framed",
         "/d/framed/purge",
         "/d/nothing-here",
+        "/schedules",
+        "/templates",
         "/assets/dashboard.css",
         "/assets/dashboard.js",
     ] {
@@ -302,34 +309,29 @@ async fn in_dev_a_rebound_host_or_a_foreign_origin_gets_no_page() {
     }
 }
 
-#[tokio::test]
-async fn a_foreign_page_cannot_take_an_action() {
-    let b = berth(ORIGIN).await;
-    b.submit("target", json!({})).await;
-    let cookie = b.sign_in().await;
-    let page = b.get("/d/target", Some(&cookie)).await;
-    let csrf = page.csrf();
-    let with_cookie = format!("berth_dashboard={cookie}");
-    let form = format!("csrf={csrf}&reason=attack");
-    let cookie_h = (header::COOKIE, with_cookie.as_str());
-
-    let refusals: Vec<(&str, Headers, String, &str)> = vec![
+/// An action's form sent as a foreign page could send it: each with what it lacks, and the
+/// field its refusal names.
+fn forged<'a>(
+    cookie_h: (header::HeaderName, &'a str),
+    form: &str,
+) -> Vec<(&'static str, Headers<'a>, String, &'static str)> {
+    vec![
         (
             "foreign Origin",
             vec![cookie_h.clone(), (header::ORIGIN, "http://evil.example")],
-            form.clone(),
+            form.to_owned(),
             "origin",
         ),
         (
             "null Origin",
             vec![cookie_h.clone(), (header::ORIGIN, "null")],
-            form.clone(),
+            form.to_owned(),
             "origin",
         ),
         (
             "another port",
             vec![cookie_h.clone(), (header::ORIGIN, "http://127.0.0.1:8080")],
-            form.clone(),
+            form.to_owned(),
             "origin",
         ),
         (
@@ -338,7 +340,7 @@ async fn a_foreign_page_cannot_take_an_action() {
                 cookie_h.clone(),
                 (header::REFERER, "http://evil.example/d/target"),
             ],
-            form.clone(),
+            form.to_owned(),
             "origin",
         ),
         (
@@ -347,13 +349,13 @@ async fn a_foreign_page_cannot_take_an_action() {
                 cookie_h.clone(),
                 (header::REFERER, "http://127.0.0.1:7071.evil.example/"),
             ],
-            form.clone(),
+            form.to_owned(),
             "origin",
         ),
         (
             "neither Origin nor Referer",
             vec![cookie_h.clone()],
-            form.clone(),
+            form.to_owned(),
             "origin",
         ),
         (
@@ -371,31 +373,54 @@ async fn a_foreign_page_cannot_take_an_action() {
         (
             "no cookie",
             vec![(header::ORIGIN, ORIGIN)],
-            form.clone(),
+            form.to_owned(),
             "No key",
         ),
-    ];
-    for (what, headers, body, field) in &refusals {
-        let answer = b.post("/d/target/terminate", headers, body).await;
-        let expected = if *field == "No key" {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::FORBIDDEN
-        };
-        assert_eq!(answer.status, expected, "{what}: {}", answer.text);
-        assert!(answer.text.contains(field), "{what}: {}", answer.text);
+    ]
+}
+
+impl Berth {
+    /// Posts every [`forged`] form to `path` and asserts each is refused, naming why; then the
+    /// same form with the key in the URL, with and without the cookie.
+    async fn assert_forgeries_refused(&self, path: &str, cookie: &str, form: &str) {
+        let with_cookie = format!("berth_dashboard={cookie}");
+        let cookie_h = (header::COOKIE, with_cookie.as_str());
+        for (what, headers, body, field) in &forged(cookie_h.clone(), form) {
+            let answer = self.post(path, headers, body).await;
+            let expected = if *field == "No key" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(answer.status, expected, "{path}: {what}: {}", answer.text);
+            assert!(answer.text.contains(field), "{what}: {}", answer.text);
+        }
+        for headers in [
+            vec![(header::ORIGIN, ORIGIN)],
+            vec![cookie_h.clone(), (header::ORIGIN, ORIGIN)],
+        ] {
+            let answer = self
+                .post(&format!("{path}?code={KEY}"), &headers, form)
+                .await;
+            assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
+            assert!(answer.text.contains("code: an action"), "{}", answer.text);
+        }
     }
-    // The key in an action's URL is refused, with or without the cookie.
-    for headers in [
-        vec![(header::ORIGIN, ORIGIN)],
-        vec![cookie_h.clone(), (header::ORIGIN, ORIGIN)],
-    ] {
-        let answer = b
-            .post(&format!("/d/target/terminate?code={KEY}"), &headers, &form)
-            .await;
-        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
-        assert!(answer.text.contains("code: an action"), "{}", answer.text);
-    }
+}
+
+#[tokio::test]
+async fn a_foreign_page_cannot_take_an_action() {
+    let b = berth(ORIGIN).await;
+    b.submit("target", json!({})).await;
+    let cookie = b.sign_in().await;
+    let page = b.get("/d/target", Some(&cookie)).await;
+    let csrf = page.csrf();
+    let with_cookie = format!("berth_dashboard={cookie}");
+    let form = format!("csrf={csrf}&reason=attack");
+    let cookie_h = (header::COOKIE, with_cookie.as_str());
+    // The key in an action's URL is refused too, with or without the cookie.
+    b.assert_forgeries_refused("/d/target/terminate", &cookie, &form)
+        .await;
     assert_eq!(
         b.status("target").await,
         RuntimeStatus::Pending,
@@ -608,33 +633,42 @@ fn urlencode(text: &str) -> String {
 async fn under_functions_the_host_authenticates_and_links_carry_the_code() {
     let b = berth(ORIGIN).await;
     b.submit("hosted", json!({})).await;
+    let body = schedule("0 3 * * *", json!({ "spec": one_group() }), json!({}));
+    assert_eq!(
+        b.api("PUT", "/api/schedules/nightly", body).await,
+        StatusCode::CREATED
+    );
     let router = b.runtime.functions_router();
-    let request = Request::get("/api/dashboard/d/hosted?code=function-key")
-        .header(header::HOST, "app.azurewebsites.net")
-        .body(Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers().get(header::SET_COOKIE).is_none());
-    let text = String::from_utf8(
-        to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let hosted = |path: &str| {
+        let request = Request::get(format!("/api/dashboard{path}?code=function-key"))
+            .header(header::HOST, "app.azurewebsites.net")
+            .body(Body::empty())
+            .unwrap();
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(response.headers().get(header::SET_COOKIE).is_none());
+            let bytes = to_bytes(response.into_body(), 1 << 24).await.unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    let text = hosted("/d/hosted").await;
+    for link in [
+        "href=\"/api/dashboard/?code=function-key\"",
+        "href=\"/api/dashboard/schedules?code=function-key\"",
+        "href=\"/api/dashboard/templates?code=function-key\"",
+        "action=\"/api/dashboard/d/hosted/terminate?code=function-key\"",
+        "/api/dashboard/assets/dashboard.css?code=function-key",
+    ] {
+        assert!(text.contains(link), "{link} in {text}");
+    }
+    let text = hosted("/schedules").await;
     assert!(
-        text.contains("href=\"/api/dashboard/?code=function-key\""),
+        text.contains("action=\"/api/dashboard/schedules/nightly/pause?code=function-key\""),
         "{text}"
     );
-    assert!(
-        text.contains("action=\"/api/dashboard/d/hosted/terminate?code=function-key\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("/api/dashboard/assets/dashboard.css?code=function-key"),
-        "{text}"
-    );
+    hosted("/templates").await;
     for path in ["/api/dashboard", "/api/dashboard/"] {
         let request = Request::get(format!("{path}?code=k"))
             .body(Body::empty())
@@ -1284,4 +1318,226 @@ async fn a_deployment_from_a_template_names_it_and_its_version() {
     // The substituted value is in the spec shown, as text.
     assert!(!page.text.contains("<script>alert"), "unescaped");
     assert!(page.text.contains("&lt;script&gt;alert"), "{}", page.text);
+}
+
+/// A schedule's body: `cron` in Amsterdam, starting `target` (a `spec` or a `template`), with
+/// `more` fields.
+fn schedule(cron: &str, target: Value, more: Value) -> Value {
+    let mut body = json!({ "cron": cron, "timeZone": "Europe/Amsterdam" });
+    for (k, v) in target
+        .as_object()
+        .unwrap()
+        .iter()
+        .chain(more.as_object().unwrap())
+    {
+        body[k] = v.clone();
+    }
+    body
+}
+
+fn one_group() -> Value {
+    json!({ "groups": [{ "name": "work", "properties": { "containers": [{ "name": "main", "properties": {
+        "image": "busybox", "command": ["true"],
+        "resources": { "requests": { "cpu": 1, "memoryInGB": 1 } } } }] } }] })
+}
+
+#[tokio::test]
+async fn a_schedule_is_paused_and_resumed_only_from_the_dashboards_own_page() {
+    let b = berth(ORIGIN).await;
+    let body = schedule("0 3 * * *", json!({ "spec": one_group() }), json!({}));
+    assert_eq!(
+        b.api("PUT", "/api/schedules/nightly", body).await,
+        StatusCode::CREATED
+    );
+    let suspended = || async { b.runtime.scheduler.get("nightly").await.unwrap().suspended };
+    let cookie = b.sign_in().await;
+    let page = b.get("/schedules", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text.contains("action=\"/schedules/nightly/pause\""),
+        "{}",
+        page.text
+    );
+    let csrf = page.csrf();
+    let form = format!("csrf={csrf}");
+    b.assert_forgeries_refused("/schedules/nightly/pause", &cookie, &form)
+        .await;
+    assert!(!suspended().await, "no refusal paused it");
+
+    let with_cookie = format!("berth_dashboard={cookie}");
+    let own = [
+        (header::COOKIE, with_cookie.as_str()),
+        (header::ORIGIN, ORIGIN),
+    ];
+    // Not a schedule's action, not a schedule's name, no such schedule: refused, nothing changes.
+    let answer = b.post("/schedules/nightly/delete", &own, &form).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text);
+    let answer = b
+        .post(
+            "/schedules/%3Cscript%3Ealert(1)%3C%2Fscript%3E/pause",
+            &own,
+            &form,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
+    assert!(answer.text.contains("name: "), "{}", answer.text);
+    assert!(!answer.text.contains("<script>alert"), "{}", answer.text);
+    let answer = b.post("/schedules/weekly/pause", &own, &form).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.text);
+    assert!(
+        answer.text.contains("no schedule &#39;weekly&#39;"),
+        "{}",
+        answer.text
+    );
+    assert!(!suspended().await);
+
+    // From the dashboard's own page, with its token: paused, then resumed.
+    let answer = b.post("/schedules/nightly/pause", &own, &form).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    assert_eq!(answer.header(header::LOCATION), "/schedules");
+    assert!(suspended().await);
+    let page = b.get("/schedules", Some(&cookie)).await;
+    assert!(
+        page.text
+            .contains("<span class=\"badge paused\">Paused</span>"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("action=\"/schedules/nightly/resume\""),
+        "{}",
+        page.text
+    );
+    let answer = b.post("/schedules/nightly/resume", &own, &form).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    assert!(!suspended().await);
+}
+
+#[tokio::test]
+async fn schedules_and_templates_show_their_fields_and_hostile_values_as_text() {
+    let clock = Arc::new(ShiftedClock::at(
+        parse_rfc3339("2026-12-03T10:00:30Z").unwrap(),
+    ));
+    let b = berth_with(ORIGIN, false, clock.clone()).await;
+    let mut template = one_group();
+    template["groups"][0]["properties"]["containers"][0]["properties"]["command"] =
+        json!(["echo", "{{ parameters.word }}"]);
+    template["parameters"] = json!({
+        "word": { "type": "string", "default": XSS, "allowed": [XSS, "\"><svg onload=alert(2)>"] },
+        "n": { "type": "number" },
+        "url": { "type": "string", "default": "x", "from": "data.url" },
+    });
+    assert_eq!(
+        b.api("PUT", "/api/templates/greet", template).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        b.api("PUT", "/api/templates/plain", one_group()).await,
+        StatusCode::CREATED
+    );
+    // Names cannot carry markup: the API refuses them before anything is stored.
+    for path in ["/api/templates/%3Cb%3Ex", "/api/schedules/%3Cb%3Ex"] {
+        assert_eq!(
+            b.api("PUT", path, one_group()).await,
+            StatusCode::BAD_REQUEST,
+            "{path}"
+        );
+    }
+    let from_template = schedule(
+        "30 6 * * 1-5",
+        json!({ "template": "greet", "version": 1, "parameters": { "word": XSS, "n": 2 } }),
+        json!({ "concurrencyPolicy": "replace" }),
+    );
+    assert_eq!(
+        b.api("PUT", "/api/schedules/greeter", from_template).await,
+        StatusCode::CREATED
+    );
+    let every = schedule(
+        "* * * * *",
+        json!({ "spec": one_group() }),
+        json!({ "concurrencyPolicy": "forbid", "startingDeadline": "PT10M" }),
+    );
+    assert_eq!(
+        b.api("PUT", "/api/schedules/every", every).await,
+        StatusCode::CREATED
+    );
+    // Three minutes on, one tick: the latest time starts, the two before it are missed. A minute
+    // later the run has not ended (nothing runs it here), so `forbid` holds the next time.
+    clock.advance(3 * 60_000);
+    let report = b.runtime.scheduler.run_once().await;
+    assert_eq!(report.started, ["every-202612031003"], "{report:?}");
+    clock.advance(60_000);
+    let report = b.runtime.scheduler.run_once().await;
+    assert_eq!(report.held, 1, "{report:?}");
+
+    let cookie = b.sign_in().await;
+    let page = b.get("/schedules", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let row = |name: &str| {
+        let at = page
+            .text
+            .find(&format!("<tr id=\"schedule-{name}\">"))
+            .unwrap();
+        let end = at + page.text[at..].find("</tr>").unwrap();
+        page.text[at..end].to_owned()
+    };
+    let every = row("every");
+    for shown in [
+        "<code class=\"nowrap\">* * * * *</code>",
+        "<td>Europe/Amsterdam</td>",
+        "<td>forbid, starting deadline PT10M</td>",
+        "<span class=\"badge active\">Active</span>",
+        "spec: a job of <code>work</code>",
+        // The last run, linked to its deployment.
+        "<a class=\"nowrap\" href=\"/d/every-202612031003\">every-202612031003</a><br>for <time datetime=\"2026-12-03T10:03:00.000Z\">",
+        // The next run and the id it will have.
+        "<time datetime=\"2026-12-03T10:05:00.000Z\">2026-12-03T10:05:00.000Z</time><br><code class=\"nowrap\">every-202612031005</code>",
+        "<td>2, the last for <time datetime=\"2026-12-03T10:02:00.000Z\">",
+        "concurrencyPolicy forbid: the previous run every-202612031003 is still live (for <time datetime=\"2026-12-03T10:04:00.000Z\">",
+        "<button type=\"submit\" id=\"pause-every\"",
+    ] {
+        assert!(every.contains(shown), "{shown} in {every}");
+    }
+    let greeter = row("greeter");
+    for shown in [
+        "<code class=\"nowrap\">30 6 * * 1-5</code>",
+        "<td>replace</td>",
+        "template <code>greet</code>, version 1",
+        "<li><code>n</code> = <code>2</code></li>",
+        "<li><code>word</code> = <code>&quot;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&quot;</code></li>",
+        // Mondays to Fridays at 06:30 in Amsterdam: Friday the 4th, 05:30 UTC.
+        "<code class=\"nowrap\">greeter-202612040530</code>",
+        "<td>0</td><td>—</td>",
+    ] {
+        assert!(greeter.contains(shown), "{shown} in {greeter}");
+    }
+    // The run's page is a click away.
+    let run = b.get("/d/every-202612031003", Some(&cookie)).await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.text);
+
+    let page = b.get("/templates", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    for shown in [
+        "<tr id=\"template-greet\"><th scope=\"row\">greet</th><td>1</td>",
+        "<li><code>n</code> number, required</li>",
+        "<li><code>url</code> string, default <code>&quot;x&quot;</code>, from the event's <code>data.url</code></li>",
+        "<li><code>word</code> string, default <code>&quot;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&quot;</code>, one of <code>&quot;&lt;script&gt;",
+        "<code>&quot;\\&quot;&gt;&lt;svg onload=alert(2)&gt;&quot;</code></li>",
+        "<tr id=\"template-plain\"><th scope=\"row\">plain</th><td>1</td>",
+    ] {
+        assert!(page.text.contains(shown), "{shown} in {}", page.text);
+    }
+    for path in ["/schedules", "/templates"] {
+        let page = b.get(path, Some(&cookie)).await;
+        for raw in ["<script>alert", "<img src=x", "<svg onload"] {
+            assert!(!page.text.contains(raw), "{path}: {raw} unescaped");
+        }
+        // Every page links to both.
+        for link in [
+            "<a href=\"/schedules\">Schedules</a>",
+            "<a href=\"/templates\">Templates</a>",
+        ] {
+            assert!(page.text.contains(link), "{path}: {link}");
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! reached by keyboard, shows the timeline and the saved logs once it has ended, an event is raised and a running job
 //! terminated by clicking the forms' buttons (after its live log shows its output), a finished
 //! one purged after its confirmation, a workflow's graph drawn, and a fan-out summed up and
-//! paged.
+//! paged; a schedule and a template shown with their fields, the schedule's first run linked
+//! from its row, and the schedule paused and resumed by clicking.
 //! Screenshots of every page go to `target/test-artifacts/dashboard/`.
 #![allow(clippy::unwrap_used)]
 
@@ -64,26 +65,38 @@ impl Dev {
         }
     }
 
+    /// `method path` of the API with the key, and `body` as JSON: the status and the answer.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .header("x-functions-key", &self.key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let code = response.status().as_u16();
+        (code, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn submit(&self, spec: &Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}/api/deployments", self.base))
-            .header("x-functions-key", &self.key)
-            .json(spec)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        let (code, answer) = self
+            .call(reqwest::Method::POST, "/api/deployments", Some(spec))
+            .await;
+        assert_eq!(code, 202, "{answer}");
     }
 
     async fn status(&self, id: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .get(format!("{}/api/deployments/{id}", self.base))
-            .header("x-functions-key", &self.key)
-            .send()
-            .await
-            .unwrap();
-        let code = response.status().as_u16();
-        (code, response.json().await.unwrap_or(Value::Null))
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/deployments/{id}"),
+            None,
+        )
+        .await
     }
 
     /// Waits until the deployment's status document satisfies `done`.
@@ -322,4 +335,108 @@ async fn a_job_is_followed_and_terminated_in_the_browser() {
     for url in requests {
         assert!(url.starts_with(&format!("{}/", dev.base)), "{url}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_and_templates_are_shown_and_a_schedule_paused_in_the_browser() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let dev = Dev::start(data.path());
+    let mut template = job("unused", "echo {{ parameters.word }} {{ parameters.n }}");
+    template.as_object_mut().unwrap().remove("id");
+    template["parameters"] = json!({
+        "word": { "type": "string", "default": "hi", "allowed": ["hi", "hello"] },
+        "n": { "type": "number" },
+    });
+    let (code, answer) = dev
+        .call(Method::PUT, "/api/templates/greet", Some(&template))
+        .await;
+    assert_eq!(code, 201, "{answer}");
+    let schedule = json!({ "cron": "* * * * *", "timeZone": "Europe/Amsterdam",
+        "template": "greet", "parameters": { "word": "hello", "n": 7 },
+        "concurrencyPolicy": "forbid", "startingDeadline": "PT5M" });
+    let (code, answer) = dev
+        .call(Method::PUT, "/api/schedules/minutely", Some(&schedule))
+        .await;
+    assert_eq!(code, 201, "{answer}");
+    let schedule = || dev.call(Method::GET, "/api/schedules/minutely", None);
+
+    let mut browser = Browser::start();
+    browser.open(&dev.dashboard);
+    // Both pages are in the navigation of every page.
+    let mut visit = |page: &str, row: &str, shown: &[&str]| {
+        browser.click(&format!("nav a[href='/{page}']"));
+        assert_eq!(browser.eval("location.pathname"), json!(format!("/{page}")));
+        let row = browser.eval(&format!("document.querySelector('#{row}').innerText"));
+        for shown in shown {
+            assert!(row.as_str().unwrap().contains(shown), "{shown:?} in {row}");
+        }
+        browser.screenshot(page);
+    };
+    visit(
+        "templates",
+        "template-greet",
+        &[
+            "greet\t1\t",
+            "n number, required",
+            "word string, default \"hi\", one of \"hi\" \"hello\"",
+        ],
+    );
+    visit(
+        "schedules",
+        "schedule-minutely",
+        &[
+            "minutely\t* * * * *\tEurope/Amsterdam\tforbid, starting deadline PT5M\tActive\t",
+            "template greet, latest version",
+            "word = \"hello\"",
+            "n = 7",
+            "minutely-20",
+        ],
+    );
+
+    // `dev` ticks just after every minute: the first run starts, and the page, updating itself,
+    // links it.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let run = loop {
+        let (_, s) = schedule().await;
+        if let Some(id) = s["lastRun"]["deploymentId"].as_str() {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no run: {s}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let link = format!("#schedule-minutely a[href='/d/{run}']");
+    browser.wait_for(
+        &format!(
+            "document.querySelector({}) !== null",
+            serde_json::to_string(&link).unwrap()
+        ),
+        Duration::from_secs(15),
+    );
+    browser.screenshot("schedules-run");
+
+    // Paused by clicking its button: the API says so, and the page offers to resume it.
+    browser.click("#pause-minutely");
+    assert_eq!(browser.eval("location.pathname"), json!("/schedules"));
+    let (_, paused) = schedule().await;
+    assert_eq!(paused["suspended"], true, "{paused}");
+    assert!(paused["nextRun"].is_null(), "{paused}");
+    let row = browser.eval("document.querySelector('#schedule-minutely').innerText");
+    assert!(row.as_str().unwrap().contains("Paused"), "{row}");
+    browser.screenshot("schedules-paused");
+    browser.click("#resume-minutely");
+    let (_, resumed) = schedule().await;
+    assert_eq!(resumed["suspended"], false, "{resumed}");
+
+    // Its run is a click away, and says which template it came from.
+    browser.click(&link);
+    assert_eq!(
+        browser.eval("location.pathname"),
+        json!(format!("/d/{run}"))
+    );
+    let summary = browser.eval("document.querySelector('#summary').innerText");
+    assert!(
+        summary.as_str().unwrap().contains("greet, version 1"),
+        "{summary}"
+    );
 }
