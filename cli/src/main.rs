@@ -81,6 +81,22 @@ enum TemplateCommand {
 }
 
 #[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Create or replace a schedule from a JSON file (cron, timeZone, spec or template, ...).
+    Put { name: String, file: PathBuf },
+    /// A schedule: its definition, last and next run, missed runs, a held run.
+    Get { name: String },
+    /// Every schedule, by name.
+    List,
+    /// Delete a schedule (the deployments it started stay).
+    Delete { name: String },
+    /// Stop a schedule firing.
+    Pause { name: String },
+    /// Start a paused schedule firing again, from now on.
+    Resume { name: String },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Start a deployment from a spec file (JSON, or ACI YAML for .yaml and .yml).
     Submit {
@@ -110,6 +126,9 @@ enum Command {
     /// Templates: specs with parameters, versioned.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Schedules: deployments started on a cron schedule.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// A deployment's status.
     Status { id: String },
     /// Deployments, newest first.
@@ -279,6 +298,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             submit(&client, body, wait, json).await
         }
         Command::Template(command) => template(&client, command, json).await,
+        Command::Schedule(command) => schedule(&client, command, json).await,
         Command::Status { id } => {
             let answer = client.call(Method::GET, &deployment(&id), None).await?;
             match json {
@@ -423,9 +443,14 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 
 /// Prints the API's answer with `--json`, else `said`.
 fn done(json: bool, answer: &Value, said: &str) {
+    answer_or(json, answer, &format!("{}\n", printable(said, 1000)));
+}
+
+/// Prints the API's answer with `--json`, else `said` (text made printable already).
+fn answer_or(json: bool, answer: &Value, said: &str) {
     match json {
         true => out_json(answer),
-        false => out(&format!("{}\n", printable(said, 1000))),
+        false => out(said),
     }
 }
 
@@ -499,14 +524,19 @@ async fn invocation(
     Ok(("application/json", body.to_string().into_bytes()))
 }
 
+/// `PUT`s the JSON `file` at `path` (a template or a schedule).
+async fn put_file(client: &Client, path: &str, file: &Path) -> Result<client::Answer, Failure> {
+    let (_, bytes) = spec_file(file)?;
+    client
+        .call(Method::PUT, path, Some(("application/json", bytes)))
+        .await
+}
+
 async fn template(client: &Client, command: TemplateCommand, json: bool) -> Result<u8, Failure> {
     let path = |name: &str| format!("templates/{}", encode(name));
     let answer = match command {
         TemplateCommand::Put { name, file } => {
-            let (_, bytes) = spec_file(&file)?;
-            let answer = client
-                .call(Method::PUT, &path(&name), Some(("application/json", bytes)))
-                .await?;
+            let answer = put_file(client, &path(&name), &file).await?;
             if !json {
                 let made = match answer.status {
                     StatusCode::CREATED => "stored",
@@ -558,6 +588,53 @@ async fn template(client: &Client, command: TemplateCommand, json: bool) -> Resu
     if json {
         out_json(&answer.body);
     }
+    Ok(0)
+}
+
+async fn schedule(client: &Client, command: ScheduleCommand, json: bool) -> Result<u8, Failure> {
+    let path = |name: &str| format!("schedules/{}", encode(name));
+    let (answer, said) = match command {
+        ScheduleCommand::Put { name, file } => {
+            let answer = put_file(client, &path(&name), &file).await?;
+            let made = match answer.status {
+                StatusCode::CREATED => "created",
+                _ => "replaced",
+            };
+            let said = format!("{}: {made}\n", printable(&name, 200));
+            (answer, said)
+        }
+        ScheduleCommand::Get { name } => {
+            let answer = client.call(Method::GET, &path(&name), None).await?;
+            (answer, String::new())
+        }
+        ScheduleCommand::List => {
+            let answer = client.call(Method::GET, "schedules", None).await?;
+            let said = show::schedules(&answer.body);
+            if !json {
+                for why in show::unreadable(&answer.body) {
+                    eprintln!("unreadable: {why}");
+                }
+            }
+            answer_or(json, &answer.body, &said);
+            return Ok(0);
+        }
+        ScheduleCommand::Delete { name } => {
+            let answer = client.call(Method::DELETE, &path(&name), None).await?;
+            done(json, &answer.body, &format!("deleted {name}"));
+            return Ok(0);
+        }
+        ScheduleCommand::Pause { name } => {
+            let action = format!("{}/pause", path(&name));
+            let answer = client.call(Method::POST, &action, None).await?;
+            (answer, String::new())
+        }
+        ScheduleCommand::Resume { name } => {
+            let action = format!("{}/resume", path(&name));
+            let answer = client.call(Method::POST, &action, None).await?;
+            (answer, String::new())
+        }
+    };
+    answer_or(json, &answer.body, &(said + &show::schedule(&answer.body)));
     Ok(0)
 }
 

@@ -192,6 +192,124 @@ pub fn status(status: &Value) -> String {
     out
 }
 
+/// What a schedule's runs start: `template NAME (version N|latest)` or `spec: GROUP,...`.
+fn schedule_target(schedule: &Value) -> String {
+    let target = &schedule["target"];
+    if target["template"].is_null() {
+        let groups: Vec<String> = items(&target["spec"], "groups")
+            .iter()
+            .map(|g| text(g, "name"))
+            .collect();
+        return format!("spec: {}", groups.join(","));
+    }
+    let version = match &target["version"] {
+        Value::Null => "latest".to_owned(),
+        _ => format!("version {}", text(target, "version")),
+    };
+    format!("template {} ({version})", text(target, "template"))
+}
+
+/// `Paused` or `Active`.
+fn schedule_state(schedule: &Value) -> &'static str {
+    match schedule["suspended"].as_bool() {
+        Some(true) => "Paused",
+        _ => "Active",
+    }
+}
+
+/// A schedule document in a few lines: name and state, cron, policy, what it starts, its runs.
+pub fn schedule(schedule: &Value) -> String {
+    let mut out = format!(
+        "{}  {}  \"{}\" in {}, policy {}{}\n  starts: {}\n",
+        text(schedule, "name"),
+        schedule_state(schedule),
+        text(schedule, "cron"),
+        text(schedule, "timeZone"),
+        text(schedule, "concurrencyPolicy"),
+        labelled(schedule, ", starting deadline ", "startingDeadline"),
+        schedule_target(schedule),
+    );
+    let parameters = &schedule["target"]["parameters"];
+    if parameters.as_object().is_some_and(|p| !p.is_empty()) {
+        out.push_str(&format!(
+            "  parameters: {}\n",
+            printable(&parameters.to_string(), 1000)
+        ));
+    }
+    if !schedule["nextRun"].is_null() {
+        out.push_str(&format!(
+            "  next run: {} ({})\n",
+            text(schedule, "nextRun"),
+            text(schedule, "nextRunId")
+        ));
+    }
+    let last = &schedule["lastRun"];
+    if !last.is_null() {
+        out.push_str(&format!(
+            "  last run: {} for {}, started {}\n",
+            text(last, "deploymentId"),
+            text(last, "scheduledTime"),
+            text(last, "startedTime")
+        ));
+    }
+    out.push_str(&format!(
+        "  missed runs: {}{}\n",
+        text(schedule, "missedRuns"),
+        labelled(schedule, ", the last for ", "lastMissedTime")
+    ));
+    let held = &schedule["held"];
+    if !held.is_null() {
+        out.push_str(&format!(
+            "  held: {} for {}\n",
+            text(held, "reason"),
+            text(held, "scheduledTime")
+        ));
+    }
+    out
+}
+
+/// The schedules list as a table: name, state, cron, time zone, policy, next and last run,
+/// missed runs.
+pub fn schedules(list: &Value) -> String {
+    let rows: Vec<Vec<String>> = items(list, "schedules")
+        .iter()
+        .map(|s| {
+            vec![
+                text(s, "name"),
+                schedule_state(s).to_owned(),
+                text(s, "cron"),
+                text(s, "timeZone"),
+                text(s, "concurrencyPolicy"),
+                text(s, "nextRun"),
+                text(&s["lastRun"], "deploymentId"),
+                text(s, "missedRuns"),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "STATE",
+        "CRON",
+        "TIME ZONE",
+        "POLICY",
+        "NEXT RUN",
+        "LAST RUN",
+        "MISSED",
+    ];
+    table(&header, &rows)
+}
+
+/// The list's schedules this Berth cannot read, each with why.
+pub fn unreadable(list: &Value) -> Vec<String> {
+    items(list, "unreadable")
+        .iter()
+        .map(|why| match why.as_str() {
+            Some(why) => printable(why, 1000),
+            None => printable(&why.to_string(), 1000),
+        })
+        .collect()
+}
+
 /// One progress line's content: status, phase and every group's state (a new line is printed
 /// when it changes).
 pub fn progress(status: &Value) -> String {
@@ -269,6 +387,39 @@ mod tests {
             super::progress(&status),
             "Failed · Done · prep:Succeeded,shard:Failed 3/4,publish:Skipped"
         );
+    }
+
+    #[test]
+    fn a_schedule_shows_its_definition_and_runs() {
+        let schedule = json!({ "name": "nightly", "cron": "0 2 * * *", "timeZone": "Europe/Amsterdam",
+            "concurrencyPolicy": "forbid", "startingDeadline": "PT10M", "suspended": false,
+            "target": { "template": "greet", "version": null, "parameters": { "word": "hi" } },
+            "nextRun": "2026-12-04T01:00:00Z", "nextRunId": "nightly-202612040100",
+            "lastRun": { "scheduledTime": "2026-12-03T01:00:00Z", "deploymentId": "nightly-202612030100",
+                         "startedTime": "2026-12-03T01:00:01Z" },
+            "missedRuns": 2, "lastMissedTime": "2026-12-02T01:00:00Z",
+            "held": { "scheduledTime": "2026-12-03T01:00:00Z", "reason": "the previous run is live" } });
+        assert_eq!(
+            super::schedule(&schedule),
+            "nightly  Active  \"0 2 * * *\" in Europe/Amsterdam, policy forbid, starting deadline PT10M\n\
+             \x20 starts: template greet (latest)\n\
+             \x20 parameters: {\"word\":\"hi\"}\n\
+             \x20 next run: 2026-12-04T01:00:00Z (nightly-202612040100)\n\
+             \x20 last run: nightly-202612030100 for 2026-12-03T01:00:00Z, started 2026-12-03T01:00:01Z\n\
+             \x20 missed runs: 2, the last for 2026-12-02T01:00:00Z\n\
+             \x20 held: the previous run is live for 2026-12-03T01:00:00Z\n"
+        );
+        let list = json!({ "schedules": [schedule, { "name": "paused", "cron": "*/5 * * * *",
+            "timeZone": "UTC", "concurrencyPolicy": "allow", "suspended": true, "missedRuns": 0,
+            "target": { "spec": { "groups": [{ "name": "work" }] } } }], "unreadable": ["x\u{1b}y"] });
+        assert_eq!(
+            super::schedules(&list),
+            "NAME     STATE   CRON         TIME ZONE         POLICY  NEXT RUN              LAST RUN              MISSED\n\
+             nightly  Active  0 2 * * *    Europe/Amsterdam  forbid  2026-12-04T01:00:00Z  nightly-202612030100  2\n\
+             paused   Paused  */5 * * * *  UTC               allow   -                     -                     0\n"
+        );
+        assert!(super::schedule(&list["schedules"][1]).contains("  starts: spec: work\n"));
+        assert!(!super::unreadable(&list)[0].contains('\u{1b}'));
     }
 
     #[test]

@@ -268,6 +268,122 @@ fn templates_are_put_listed_read_and_started_with_typed_parameters() {
 }
 
 #[test]
+fn schedules_are_put_listed_read_paused_resumed_and_deleted() {
+    let dev = Dev::start();
+    let mut spec: Value = serde_json::from_str(&job("unused", "true")).unwrap();
+    spec.as_object_mut().unwrap().remove("id");
+    let schedule = json!({ "cron": "0 3 * * *", "timeZone": "Europe/Amsterdam",
+        "concurrencyPolicy": "forbid", "startingDeadline": "PT10M", "spec": spec });
+    let file = dev.file("nightly.json", &schedule.to_string());
+    let put = dev.berth(&["schedule", "put", "nightly", &file]);
+    assert_eq!(code(&put), 0, "{}", stderr(&put));
+    let shown = stdout(&put);
+    assert!(
+        shown.starts_with(
+            "nightly: created\n\
+             nightly  Active  \"0 3 * * *\" in Europe/Amsterdam, policy forbid, starting deadline PT10M\n\
+             \x20 starts: spec: work\n\
+             \x20 next run: 20"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains(" (nightly-20"), "{shown}");
+    assert!(shown.ends_with("  missed runs: 0\n"), "{shown}");
+    let again = dev.berth(&["schedule", "put", "nightly", &file]);
+    assert!(
+        stdout(&again).starts_with("nightly: replaced\n"),
+        "{}",
+        stdout(&again)
+    );
+
+    let table = stdout(&dev.berth(&["schedule", "list"]));
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "NAME     STATE   CRON       TIME ZONE         POLICY  NEXT RUN                  LAST RUN  MISSED",
+        "{table}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("nightly  Active  0 3 * * *  Europe/Amsterdam  forbid  20"),
+        "{table}"
+    );
+    assert!(row.ends_with("Z  -         0"), "{table}");
+    let listed = json_of(&dev.berth(&["schedule", "list", "--json"]));
+    assert_eq!(listed["schedules"][0]["name"], "nightly");
+
+    let got = json_of(&dev.berth(&["schedule", "get", "nightly", "--json"]));
+    assert_eq!(got["concurrencyPolicy"], "forbid");
+    assert_eq!(got["target"]["spec"]["groups"][0]["name"], "work");
+    let text = stdout(&dev.berth(&["schedule", "get", "nightly"]));
+    assert!(text.starts_with("nightly  Active  "), "{text}");
+
+    // Paused: the API says so and there is no next run; resumed: there is one again.
+    let paused = dev.berth(&["schedule", "pause", "nightly"]);
+    assert_eq!(code(&paused), 0, "{}", stderr(&paused));
+    assert!(
+        stdout(&paused).starts_with("nightly  Paused  "),
+        "{}",
+        stdout(&paused)
+    );
+    assert!(!stdout(&paused).contains("next run"), "{}", stdout(&paused));
+    let got = json_of(&dev.berth(&["schedule", "get", "nightly", "--json"]));
+    assert_eq!(got["suspended"], true);
+    assert!(got["nextRun"].is_null(), "{got}");
+    let resumed = json_of(&dev.berth(&["schedule", "resume", "nightly", "--json"]));
+    assert_eq!(resumed["suspended"], false);
+    assert!(resumed["nextRun"].as_str().is_some(), "{resumed}");
+    let got = json_of(&dev.berth(&["schedule", "get", "nightly", "--json"]));
+    assert_eq!(got["suspended"], false);
+
+    let deleted = dev.berth(&["schedule", "delete", "nightly"]);
+    assert_eq!(
+        stdout(&deleted),
+        "deleted nightly\n",
+        "{}",
+        stderr(&deleted)
+    );
+    let listed = json_of(&dev.berth(&["schedule", "list", "--json"]));
+    assert_eq!(listed["schedules"], json!([]));
+
+    // A file that cannot be read, one Berth refuses, a name it refuses, a schedule not there.
+    refused(
+        &dev.berth(&["schedule", "put", "nightly", "no-such-file.json"]),
+        "error: no-such-file.json: cannot read: ",
+    );
+    let bad = dev.file(
+        "bad.json",
+        &json!({ "cron": "61 * * * *", "spec": spec }).to_string(),
+    );
+    let answer = dev.berth(&["schedule", "put", "nightly", &bad]);
+    refused(&answer, "error: Invalid schedule: cron: ");
+    assert!(
+        stderr(&answer).ends_with("(HTTP 400)\n"),
+        "{}",
+        stderr(&answer)
+    );
+    let not_json = dev.file("not.json", "cron: 0 3 * * *");
+    refused_saying(
+        &dev.berth(&["schedule", "put", "nightly", &not_json]),
+        "(HTTP 400)",
+    );
+    refused(
+        &dev.berth(&["schedule", "put", "Bad_Name", &file]),
+        "error: Bad request: name: ",
+    );
+    for command in ["get", "pause", "resume", "delete"] {
+        let answer = dev.berth(&["schedule", command, "nightly"]);
+        assert_eq!(
+            stderr(&answer),
+            "error: Not found: name: no schedule 'nightly' (HTTP 404)\n",
+            "{command}"
+        );
+        assert_eq!(code(&answer), 3, "{command}");
+    }
+    assert_eq!(code(&dev.berth(&["schedule", "list", "extra"])), 3);
+}
+
+#[test]
 fn status_list_history_raise_terminate_and_purge_print_text_or_the_apis_json() {
     let dev = Dev::start();
     let spec = dev.file("long.json", &job("cli-ops", "echo up; sleep 600"));
