@@ -3,8 +3,10 @@
 # Installs bubblewrap and Azurite if missing, builds handler, aci-emulator and chaos (profile
 # CHAOS_PROFILE, default release), and runs the harness on loopback. It prints one line,
 # `chaos: N deployments, K kills, L lost, D duplicate creates, O orphans, M missing logs,
-# Q quota holds, E evictions, F fallbacks, T notified (R redelivered)`, and exits non-zero unless
-# L, D, O and M are all zero and every notification checked out.
+# Q quota holds, E evictions, F fallbacks, T notified (R redelivered),
+# S scheduled runs (X missed)`, and exits non-zero unless
+# L, D, O and M are all zero, every notification checked out and every scheduled time is
+# accounted for.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! A small chaos run in CI: 20 deployments, 5 handler kills, queue tampering, ARM faults,
 //! capacity refusals, Spot evictions, webhook notifications to a receiver that fails every third
-//! request, and an Azurite restart, then the harness's checks. `tests/chaos.sh` runs the big one.
+//! request, a schedule firing every minute on every handler's ticks, and an Azurite restart, then
+//! the harness's checks. `tests/chaos.sh` runs the big one.
 //!
 //! Needs the Azurite executable (found as `berth_test_support::azurite::executable` says; the run
 //! starts and restarts its own) and the `handler` and `aci-emulator` binaries beside `chaos`
@@ -50,9 +51,13 @@ fn twenty_deployments_through_five_kills_lose_nothing_and_leave_nothing() {
     let shape = capacity.split(' ').collect::<Vec<_>>();
     let number = |n: &str| n.trim_start_matches('(').parse::<u32>().is_ok();
     assert!(
-        matches!(shape[..], [q, "quota", "holds,", e, "evictions,", f, "fallbacks,", "8", "notified", r, "redelivered)"]
-            if number(q) && number(e) && number(f) && number(r)),
-        "every quick, retried and timed-out job (8 of 20) told of its outcome, signed: {line}\n{stderr}"
+        matches!(shape[..], [q, "quota", "holds,", e, "evictions,", f, "fallbacks,", n, "notified", r, "redelivered),",
+            s, "scheduled", "runs", m, "missed)"]
+            if number(q) && number(e) && number(f) && number(r) && number(m)
+                && n.parse::<usize>().ok() == s.parse::<usize>().ok().map(|s| s + 8)
+                && s.parse::<usize>().is_ok_and(|s| s >= 1)),
+        "every quick, retried and timed-out job (8 of 20) and every scheduled run (at least one) \
+         told of its outcome, signed: {line}\n{stderr}"
     );
     // Every deployment ended as a clean run ends: a pipeline whose stages ran out of order or
     // created more or fewer instances than (group, instance, attempt) says would show here.

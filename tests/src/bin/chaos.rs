@@ -3,8 +3,9 @@
 //!
 //! Runs Berth's chaos harness (see `berth_tests::chaos`) and prints one line:
 //! `chaos: N deployments, K kills, L lost, D duplicate creates, O orphans, M missing logs,
-//! Q quota holds, E evictions, F fallbacks, T notified (R redelivered)`. Exits 1 when L, D, O or M
-//! is not zero or a notification did not arrive as it should, 2 when the run itself could not be
+//! Q quota holds, E evictions, F fallbacks, T notified (R redelivered),
+//! S scheduled runs (X missed)`. Exits 1 when L, D, O or M is not zero, a notification did not
+//! arrive as it should or a scheduled time is unaccounted for, 2 when the run itself could not be
 //! carried out.
 
 use std::path::PathBuf;

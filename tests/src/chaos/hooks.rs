@@ -1,5 +1,6 @@
 //! The webhook receiver of a chaos run: a real HTTP server on loopback that the notifying
-//! deployments' `notify` URLs name (`/hook/<deployment id>`). It records every delivery and
+//! deployments' `notify` URLs name (`/hook/<deployment id>`, or `/hook/<schedule name>` for all
+//! of a schedule's runs, told apart by their event's subject). It records every delivery and
 //! answers every third with a `503`, so that Berth's retries run too.
 
 use std::sync::{Arc, Mutex};
@@ -84,11 +85,17 @@ async fn receive(
             .unwrap_or_default()
             .to_owned()
     };
+    // A schedule's runs share one URL: their event's subject names the run.
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let deployment = match event["subject"].as_str() {
+        Some(subject) if subject.starts_with(&format!("{id}-")) => subject.to_owned(),
+        _ => id,
+    };
     let mut seen = lock(&seen);
     // Every third request fails, as a receiver that is briefly down would.
     let accepted = seen.deliveries.len() % 3 != 2;
     seen.deliveries.push(Delivery {
-        deployment: id,
+        deployment,
         webhook_id: header("webhook-id"),
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),

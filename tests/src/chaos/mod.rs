@@ -9,6 +9,7 @@
 //! - [`tamper`]: queue duplicates and delays, emulator faults.
 //! - [`hooks`]: the webhook receiver the notifying deployments call.
 //! - [`run`]: one run: submit, disturb, wait, sweep.
+//! - [`schedules`]: the run's schedule, ticked by every handler, and its accounting.
 //! - [`verify`]: the checks and the findings.
 //! - [`rng`]: the seeded generator behind every random moment.
 
@@ -17,6 +18,7 @@ pub mod hooks;
 pub mod procs;
 pub mod rng;
 pub mod run;
+pub mod schedules;
 pub mod tamper;
 pub mod verify;
 pub mod workload;
@@ -75,6 +77,11 @@ pub fn notify_counts(notified: usize, redelivered: usize) -> String {
     format!(", {notified} notified ({redelivered} redelivered)")
 }
 
+/// Last: the schedule's runs, and the scheduled times Berth counted missed.
+pub fn schedule_counts(runs: usize, missed: u64) -> String {
+    format!(", {runs} scheduled runs ({missed} missed)")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -82,9 +89,11 @@ mod tests {
         assert_eq!(
             super::line(200, 50, 0, 1, 2, 3, 4)
                 + &super::capacity_counts(5, 6)
-                + &super::notify_counts(7, 8),
+                + &super::notify_counts(7, 8)
+                + &super::schedule_counts(9, 10),
             "chaos: 200 deployments, 50 kills, 0 lost, 1 duplicate creates, 2 orphans, 3 missing logs, \
-             4 quota holds, 5 evictions, 6 fallbacks, 7 notified (8 redelivered)"
+             4 quota holds, 5 evictions, 6 fallbacks, 7 notified (8 redelivered), 9 scheduled runs \
+             (10 missed)"
         );
     }
 }

@@ -16,7 +16,7 @@ use super::rng::Rng;
 use super::tamper::{self, Tampering};
 use super::verify::{self, Ending, Findings};
 use super::workload::Kind;
-use super::{Options, capacity_counts, line, notify_counts};
+use super::{Options, capacity_counts, line, notify_counts, schedule_counts, schedules};
 
 /// What a run found, with the counts of its line.
 pub struct Outcome {
@@ -239,6 +239,14 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         deadline: started + options.deadline,
         hooks: Hooks::start().await?,
     });
+    let handler_url = |n: usize| ctx.handler_url(n);
+    let api = schedules::Api {
+        http: &ctx.http,
+        key: &cluster.api_key,
+        url: &handler_url,
+        deadline: ctx.deadline,
+    };
+    let schedule_secret = schedules::put(&api, &ctx.hooks.url_for(schedules::NAME)).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Tampering::default());
     let supervisor = tokio::spawn(supervise(ctx.clone(), stop.clone()));
@@ -293,6 +301,10 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
     for drive in drives {
         endings.push(drive.await?);
     }
+    // The schedule has ticked all along; once it has run at least once it is paused and its
+    // runs join the deployments checked.
+    let (scheduled, runs) = schedules::finish(&api, schedule_secret).await?;
+    endings.extend(runs);
     // Every deployment ended (or the deadline passed): the kills and restarts are over too.
     killer.await?;
     let restarts = azurite.await?;
@@ -327,6 +339,7 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         ("missing logs", &findings.missing_logs),
         ("notification", &findings.notify_problems),
         ("unexpected outcome", &findings.unexpected),
+        ("schedule", &scheduled.problems),
     ] {
         for item in list {
             eprintln!("chaos: {what}: {item}");
@@ -357,12 +370,14 @@ pub async fn run(options: &Options, cluster: Arc<Cluster>) -> anyhow::Result<Out
         findings.missing_logs.len(),
         findings.quota_holds,
     ) + &capacity_counts(findings.evictions, findings.fallbacks)
-        + &notify_counts(findings.notified, findings.redelivered);
+        + &notify_counts(findings.notified, findings.redelivered)
+        + &schedule_counts(scheduled.runs, scheduled.missed);
     let passed = findings.lost.is_empty()
         && findings.duplicates() == 0
         && findings.orphans() == 0
         && findings.missing_logs.is_empty()
-        && findings.notify_problems.is_empty();
+        && findings.notify_problems.is_empty()
+        && scheduled.problems.is_empty();
     Ok(Outcome {
         line,
         findings,

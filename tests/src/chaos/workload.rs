@@ -30,6 +30,8 @@ pub enum Kind {
     /// Three groups one after the other: `prep` writes a marker, `shard` runs 3 instances (2 at a
     /// time, instance 1 failing its first attempt) that each need it, `publish` gathers theirs.
     Pipeline,
+    /// A run of the run's schedule (see `schedules`): one container that prints and exits 0.
+    Scheduled,
 }
 
 /// The groups of a pipeline and the instances each runs: one create per (group, instance,
@@ -64,13 +66,17 @@ impl Kind {
             Kind::Timeout => "timeout",
             Kind::Service => "service",
             Kind::Pipeline => "pipeline",
+            Kind::Scheduled => "scheduled",
         }
     }
 
     /// Whether its spec names the run's webhook receiver in `notify`: the quick, retried and
-    /// timed-out jobs, each told of its own outcome.
+    /// timed-out jobs and the schedule's runs, each told of its own outcome.
     pub fn notifies(self) -> bool {
-        matches!(self, Kind::Quick | Kind::RetryOnce | Kind::Timeout)
+        matches!(
+            self,
+            Kind::Quick | Kind::RetryOnce | Kind::Timeout | Kind::Scheduled
+        )
     }
 
     /// The `runtimeStatus` a clean run ends in.
@@ -104,7 +110,7 @@ impl Kind {
         }
         let share = "/mnt/share";
         let main = match self {
-            Kind::Quick => "echo \"quick $BERTH_DEPLOYMENT_ID\"; sleep 1".to_owned(),
+            Kind::Quick | Kind::Scheduled => "echo \"quick $BERTH_DEPLOYMENT_ID\"; sleep 1".to_owned(),
             Kind::Share => format!(
                 "echo writing; echo \"$BERTH_DEPLOYMENT_ID\" > {share}/$BERTH_DEPLOYMENT_ID.txt; echo written"
             ),
@@ -147,7 +153,7 @@ impl Kind {
             Kind::Callback => spec["completion"] = json!("callback"),
             Kind::Timeout => spec["timeout"] = json!("PT5S"),
             Kind::Service => spec["mode"] = json!("service"),
-            Kind::Quick | Kind::Share | Kind::Pipeline => {}
+            Kind::Quick | Kind::Share | Kind::Pipeline | Kind::Scheduled => {}
         }
         spot_and_regions(self, &mut spec);
         spec
