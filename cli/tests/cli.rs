@@ -7,21 +7,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use berth_test_support::free_port;
 
 /// The `handler` binary beside `berth`.
 fn handler_binary() -> PathBuf {
@@ -39,38 +33,21 @@ fn handler_binary() -> PathBuf {
 /// `handler dev` on fresh ports, its data in a temporary folder (the working folder of the
 /// `berth` commands run against it).
 struct Dev {
-    child: Child,
     url: String,
     key: String,
+    _dev: berth_test_support::dev::Dev,
     dir: tempfile::TempDir,
 }
 
 impl Dev {
     fn start() -> Dev {
         let dir = tempfile::tempdir().unwrap();
-        let (port, emulator_port) = (free_port(), free_port());
-        let mut child = Command::new(handler_binary())
-            .args(["dev", "--port", &port.to_string()])
-            .args(["--emulator-port", &emulator_port.to_string()])
-            .current_dir(dir.path())
-            .env("RUST_LOG", "warn")
-            .env_remove("BERTH_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            if line.unwrap().trim_start().starts_with("data:") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        let key = std::fs::read_to_string(dir.path().join(".berth/api.key")).unwrap();
+        let data = dir.path().join(".berth");
+        let dev = berth_test_support::dev::Dev::start(&handler_binary(), &data, &[], &[]);
         Dev {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            key: key.trim().to_owned(),
+            url: dev.url(""),
+            key: dev.key(),
+            _dev: dev,
             dir,
         }
     }
@@ -85,13 +62,6 @@ impl Dev {
         let path = self.dir.path().join(name);
         std::fs::write(&path, content).unwrap();
         path.display().to_string()
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

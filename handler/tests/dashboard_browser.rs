@@ -10,8 +10,6 @@
 
 mod browser;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -20,7 +18,7 @@ use browser::Browser;
 
 /// `handler dev` on free ports, with the dashboard URL it printed.
 struct Dev {
-    child: Child,
+    dev: berth_test_support::dev::Dev,
     base: String,
     dashboard: String,
     key: String,
@@ -28,40 +26,16 @@ struct Dev {
 
 impl Dev {
     fn start(data: &std::path::Path) -> Dev {
-        let port = || {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let (port, emulator_port) = (port(), port());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_handler"))
-            .args(["dev", "--port", &port.to_string()])
-            .args(["--emulator-port", &emulator_port.to_string(), "--data-dir"])
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .env_remove("BERTH_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut dashboard = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let line = line.trim();
-            if let Some(url) = line.strip_prefix("Dashboard:") {
-                dashboard = Some(url.trim().to_owned());
-            }
-            if line.starts_with("data:") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        let key = std::fs::read_to_string(data.join("api.key")).unwrap();
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_handler"));
+        let dev = berth_test_support::dev::Dev::start(binary, data, &[], &[]);
+        let dashboard = dev.line("Dashboard:").trim()["Dashboard:".len()..]
+            .trim()
+            .to_owned();
         Dev {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dashboard: dashboard.expect("`handler dev` prints a Dashboard line"),
-            key: key.trim().to_owned(),
+            base: dev.url(""),
+            key: dev.key(),
+            dashboard,
+            dev,
         }
     }
 
@@ -72,15 +46,11 @@ impl Dev {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.base))
-            .header("x-functions-key", &self.key);
+        let mut request = self.dev.client().request(method, self.dev.url(path));
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.unwrap();
-        let code = response.status().as_u16();
-        (code, response.json().await.unwrap_or(Value::Null))
+        berth_test_support::api::send(request).await.unwrap()
     }
 
     async fn submit(&self, spec: &Value) {
@@ -110,12 +80,6 @@ impl Dev {
             assert!(Instant::now() < deadline, "{id} not {what}: {status}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        berth_test_support::interrupt(&mut self.child, "INT");
     }
 }
 
