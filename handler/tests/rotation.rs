@@ -201,21 +201,35 @@ async fn a_template_put_again_after_a_rotation_is_sealed_under_the_new_key() {
     );
 }
 
-/// The sealed secrets of schedule `name` (never the value itself).
-async fn schedule_sealed(store: &SqliteStore, name: &str) -> String {
+/// The sealed values of schedule `name`: its secrets, its notify URLs and its signing key
+/// (never the values themselves).
+async fn schedule_sealed(store: &SqliteStore, name: &str) -> [String; 3] {
     use berth::schedule::{Schedule, Target};
     use berth::store::Schedules;
     let stored = store.load_schedule(name).await.unwrap().unwrap();
-    let Target::Spec { sealed, .. } = Schedule::from_bytes(&stored.body).unwrap().target else {
+    let schedule = Schedule::from_bytes(&stored.body).unwrap();
+    let Target::Spec {
+        sealed,
+        notify_urls,
+        ..
+    } = schedule.target
+    else {
         panic!("a spec target");
     };
-    let sealed = sealed.unwrap();
-    assert!(!sealed.contains("rotation-canary"));
+    let sealed = [
+        sealed.unwrap(),
+        notify_urls.unwrap(),
+        schedule.notify_key.unwrap(),
+    ];
+    for value in &sealed {
+        assert!(!value.contains("rotation-canary") && !value.contains("whsec_"));
+    }
     sealed
 }
 
-/// A schedule's secrets, sealed under the old key when it was put, are sealed again under the new
-/// key by the next tick, so the old key can be retired without putting every schedule again.
+/// A schedule's secrets, notify URLs and signing key, sealed under the old key when it was put,
+/// are sealed again under the new key by the next tick, so the old key can be retired without
+/// putting every schedule again; the signing key stays the one told.
 #[tokio::test]
 async fn a_rotated_key_reseals_schedules_at_the_next_tick() {
     use berth::schedule::{Scheduler, document};
@@ -226,31 +240,38 @@ async fn a_rotated_key_reseals_schedules_at_the_next_tick() {
     let body = json!({ "cron": "0 0 1 1 *", "spec": { "groups": [{ "name": "work", "properties": {
         "containers": [{ "name": "main", "properties": { "image": "busybox",
             "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } },
-            "environmentVariables": [{ "name": "TOKEN", "secureValue": "rotation-canary" }] } }] } }] } });
+            "environmentVariables": [{ "name": "TOKEN", "secureValue": "rotation-canary" }] } }] } }],
+        "notify": [{ "url": "https://hooks.example.com/rotation-canary-path" }] } });
     let request = document::read("yearly", body.to_string().as_bytes()).unwrap();
     let scheduler = |keys: Keyring| {
         let d = driver(store.clone(), "http://127.0.0.1:1", keys).with_schedules(store.clone());
         Scheduler::of(&d, None).unwrap()
     };
-    scheduler(Keyring::new(old.clone(), vec![]))
+    let told = scheduler(Keyring::new(old.clone(), vec![]))
         .put("yearly", request, "http://127.0.0.1:1".into())
         .await
+        .unwrap()
+        .notify_secret
         .unwrap();
-    let before = schedule_sealed(&store, "yearly").await;
-    assert!(before.starts_with(&format!("v1.{}.", old.id())));
+    for sealed in schedule_sealed(&store, "yearly").await {
+        assert!(sealed.starts_with(&format!("v1.{}.", old.id())));
+    }
     let report = scheduler(Keyring::new(new.clone(), vec![old]))
         .run_once()
         .await;
     assert!(report.errors.is_empty(), "{report:?}");
     let after = schedule_sealed(&store, "yearly").await;
-    assert!(
-        after.starts_with(&format!("v1.{}.", new.id())),
-        "sealed again under the new key"
-    );
-    let plain = Keyring::new(new, vec![]).open(&after).unwrap();
-    assert!(
-        String::from_utf8(plain)
-            .unwrap()
-            .contains("rotation-canary")
-    );
+    let opened: Vec<String> = after
+        .iter()
+        .map(|sealed| {
+            assert!(
+                sealed.starts_with(&format!("v1.{}.", new.id())),
+                "sealed again under the new key"
+            );
+            String::from_utf8(Keyring::new(new.clone(), vec![]).open(sealed).unwrap()).unwrap()
+        })
+        .collect();
+    assert!(opened[0].contains("rotation-canary"));
+    assert!(opened[1].contains("https://hooks.example.com/rotation-canary-path"));
+    assert_eq!(opened[2], told, "the key receivers were told is kept");
 }
