@@ -81,25 +81,28 @@ impl Op {
     }
 }
 
+/// How many operations there are.
+const OPS: usize = Op::ALL.len();
+
 /// Calls and nanoseconds per operation.
 #[derive(Debug, Default)]
 pub struct Counters {
-    calls: [AtomicU64; 12],
-    nanos: [AtomicU64; 12],
+    calls: [AtomicU64; OPS],
+    nanos: [AtomicU64; OPS],
 }
 
 /// A copy of the counters at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tally {
-    pub calls: [u64; 12],
-    pub nanos: [u64; 12],
+    pub calls: [u64; OPS],
+    pub nanos: [u64; OPS],
 }
 
 impl Tally {
     /// What happened between `earlier` and this tally.
     pub fn since(&self, earlier: &Tally) -> Tally {
         let mut out = Tally::default();
-        for i in 0..12 {
+        for i in 0..OPS {
             out.calls[i] = self.calls[i] - earlier.calls[i];
             out.nanos[i] = self.nanos[i] - earlier.nanos[i];
         }
@@ -137,7 +140,7 @@ impl Counters {
     /// The counts now.
     pub fn tally(&self) -> Tally {
         let mut out = Tally::default();
-        for i in 0..12 {
+        for i in 0..OPS {
             out.calls[i] = self.calls[i].load(Ordering::Relaxed);
             out.nanos[i] = self.nanos[i].load(Ordering::Relaxed);
         }
