@@ -163,7 +163,18 @@ pub async fn measure(mix: Mix) -> anyhow::Result<Looks> {
 
 /// One run with `BERTH_LOOKS=looks`.
 async fn run(mix: &Mix, looks: &str) -> anyhow::Result<Detection> {
-    let emulator = Emulator::start(&["--instant", "--simulate-sleeps"]).await?;
+    // Cores enough for every job at once (0.5 each): at the emulator's default quota (100 cores,
+    // as ACI's) Berth's admission would hold all but 200 of them as `Pending`.
+    let cores = (mix.jobs as f64).max(100.0).to_string();
+    let emulator = Emulator::start(&[
+        "--instant",
+        "--simulate-sleeps",
+        "--cores-per-region",
+        &cores,
+        "--groups-per-region",
+        &cores,
+    ])
+    .await?;
     let dir = tempfile::tempdir()?;
     let storage = Storage::Sqlite(dir.path().to_owned());
     let extra = [
