@@ -19,6 +19,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::engine::policy::Likelihood;
 use crate::engine::{Deployment, LookPlan, Millis, RunEstimate, policy};
 use crate::spec::Mode;
 use crate::store::RunTimes;
@@ -156,16 +157,15 @@ impl Driver {
         }
     }
 
-    /// Whether a look at `instance` now is unlikely to see its exit (see
-    /// [`policy::exit_unlikely`]).
-    pub(super) fn patient(&self, d: &Deployment, instance: &str) -> bool {
+    /// How likely a look at `instance` now is to see its exit (see [`policy::look_likelihood`]).
+    pub(super) fn likelihood(&self, d: &Deployment, instance: &str) -> Likelihood {
         let now = self.clock.now();
-        d.instances.iter().any(|i| {
-            i.aci_name == instance
-                && i.look_plan
-                    .as_ref()
-                    .is_some_and(|plan| policy::exit_unlikely(plan, now - i.created.unwrap_or(now)))
-        })
+        d.instances
+            .iter()
+            .find(|i| i.aci_name == instance)
+            .map_or(Likelihood::Unknown, |i| {
+                policy::look_likelihood(i.look_plan.as_ref(), now - i.created.unwrap_or(now))
+            })
     }
 
     /// Learns from the instances of `d` that ended since `ended_before` (who had ended then, by
