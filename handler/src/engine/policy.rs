@@ -110,6 +110,21 @@ pub fn exit_unlikely(plan: &LookPlan, since: Millis) -> bool {
     look_likelihood(Some(plan), since) == Likelihood::Unlikely
 }
 
+/// Until when, in milliseconds after its create, to wait for a look at an instance watched by
+/// `plan` that the read budget put off `until` then, `since` its create: never past the start of
+/// its exit window when the look came before it. A look before the window yields to likelier
+/// ones for as long as they take; it comes back when it becomes likely itself, and then goes
+/// first, rather than after a yield that may have run past the window.
+pub fn deferred_look_until(plan: Option<&LookPlan>, since: Millis, until: Millis) -> Millis {
+    match plan {
+        Some(LookPlan::Expect(estimate)) => {
+            let from = exit_window(estimate).0;
+            if since < from { until.min(from) } else { until }
+        }
+        _ => until,
+    }
+}
+
 /// How long past its exit window a look at an instance with an estimate is still likely to see
 /// the exit: one whose window looks came late (the budget was spent) still finds it soon after.
 const LIKELY_PAST_WINDOW_MS: Millis = 30_000;
@@ -305,6 +320,12 @@ mod tests {
         assert!(
             Likelihood::Unlikely < Likelihood::Unknown && Likelihood::Unknown < Likelihood::Likely
         );
+        // A look before the window put off past its start comes back at the start; one in it
+        // (or without a plan) waits as long as it was told.
+        assert_eq!(deferred_look_until(Some(&plan), 58_500, 148_500), 117_000);
+        assert_eq!(deferred_look_until(Some(&plan), 58_500, 88_500), 88_500);
+        assert_eq!(deferred_look_until(Some(&plan), 117_000, 130_000), 130_000);
+        assert_eq!(deferred_look_until(None, 0, 40_000), 40_000);
     }
 
     #[test]
