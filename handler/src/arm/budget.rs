@@ -1,27 +1,29 @@
-//! The ARM read budget: a token bucket, and the looks waiting for its tokens in turn.
+//! The ARM read budget: a token bucket whose reservations may be held for a later look.
 //!
 //! Azure allows a principal about 25 reads per second; Berth keeps to `BERTH_ARM_READS_PER_SECOND`.
-//! Every read takes a token. A plain read ([`ReadBudget::take`]) takes the next one and sleeps
-//! until it is due. A look at a group ([`ReadBudget::admit_look`]) that would wait longer than
-//! [`INLINE_WAIT`] does not hold its worker: it takes its place in the queue of looks waiting and
-//! is told when its turn comes, so the deployment can wake then and find its read waiting for it.
+//! Every read takes a token. When none is left, a read reserves the next free one (the bucket goes
+//! below zero, and the reservations are served in order, one every `1 / rate` seconds). A short wait
+//! is slept inline. A look at a group ([`ReadBudget::admit_look`]) that would wait longer does not
+//! hold its worker: the reservation is held under the group's name and the caller is told when it
+//! falls due, so the deployment can wake then and find its read waiting for it.
 //!
-//! Looks are not all alike ([`Likelihood`]): one in its instance's expected exit window is likely
-//! to see the exit, one before it unlikely, one with nothing known in between. Over budget the
-//! queue serves likely looks first, then the others in the order they came: a likely look that
-//! comes after a hundred others goes before them, and those are told their new turn when they come
-//! back (a look's turn is never promised, only estimated). A look before its window (*patient*)
-//! does not queue at all: while others wait, it yields for as long as they take (at least
-//! [`MIN_YIELD`]), and goes when the budget has room or, its window come, queues as likely. So
-//! while likelier looks spend the whole budget, looks before a window wait: an exit long before
-//! its expected time is then seen at the window.
+//! Held reservations live in memory: after a restart a look simply reserves again. One whose look
+//! never comes back (the deployment ended meanwhile) is dropped a while after it fell due.
 //!
-//! The queue lives in memory: after a restart a look simply queues again. A look that does not
-//! come back within [`LATE_AFTER`] of its turn stops holding back the ones behind it (it keeps its
-//! place should it come), and is forgotten [`HELD_FOR`] later.
+//! Looks are not all alike ([`Likelihood`]). One in its instance's expected exit window is
+//! *likely* to see the exit: over budget it takes the earliest reservation held for a look that
+//! is not, and each of those moves one turn later (the last to the end), in their order; a
+//! look that comes back before its reservation is due is told how long is left. So likely looks
+//! wait only for one another, whatever is queued. One before its window is unlikely to see an
+//! exit: over budget, such a *patient* look does not reserve at all: it yields, for as long as the
+//! reservations already made take (at least [`MIN_YIELD`]; the engine brings it back when its
+//! window opens, see [`crate::engine::policy::deferred_look_until`]), so that likelier looks go
+//! first, and tries again when it comes back. It goes once the budget has room, or reserves as
+//! likely once its window has come. So while likelier looks spend the whole budget, looks before
+//! a window wait: an exit long before its expected time is then seen at the window. Looks with
+//! nothing known (the back-off, round robin) reserve in turn, first come first served.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -31,42 +33,48 @@ pub use crate::engine::policy::Likelihood;
 
 /// Waits up to this long are slept inline rather than put off.
 pub const INLINE_WAIT: Duration = Duration::from_millis(250);
-/// A queued look that has not come back this long after its turn no longer holds back the looks
-/// behind it.
-const LATE_AFTER: Duration = Duration::from_secs(2);
-/// A queued or yielding look nobody came back for is dropped this long after it was due.
+/// A held reservation nobody came back for is dropped this long after it fell due.
 const HELD_FOR: Duration = Duration::from_secs(300);
 /// The shortest yield of a patient look (each yield costs its deployment a step).
 pub const MIN_YIELD: Duration = Duration::from_secs(30);
 
-/// A queued look's place: likelier first, then first come.
-type Place = (Reverse<Likelihood>, u64);
-
-/// A look waiting its turn.
-#[derive(Clone, Copy, Debug)]
-struct Queued {
-    place: Place,
-    /// When it was last told its turn comes.
-    due: Instant,
-}
-
 #[derive(Debug)]
 struct State {
-    /// Tokens in the bucket; below zero, that many reads are sleeping inline for theirs.
+    /// Tokens in the bucket; below zero, that many reads are reserved ahead.
     tokens: f64,
     last: Instant,
-    /// Looks waiting their turn, by place, and each one's place by group name.
-    queue: BTreeMap<Place, String>,
-    queued: HashMap<String, Queued>,
-    /// Patient looks yielding, until when, by group name.
-    yielded: HashMap<String, Instant>,
-    /// Places are handed out in this order within a likelihood.
-    next: u64,
-    /// Prune the queue and the yields when they grow to this size.
+    /// Reservations held for looks put off, by group name.
+    held: HashMap<String, Held>,
+    /// The reserved ones of `held` that are not likely, by when they fall due: a likely look
+    /// takes the earliest.
+    others: BTreeSet<(Instant, String)>,
+    /// Prune `held` when it grows to this size.
     prune_at: usize,
 }
 
-/// A token bucket for ARM reads, with the looks waiting for its tokens.
+/// A look put off.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    /// When it falls due.
+    due: Instant,
+    /// Whether a token is reserved for it; a patient look that yielded has none.
+    reserved: bool,
+    /// Whether it is likely to see a change (it goes before the others).
+    likely: bool,
+}
+
+impl Held {
+    /// A patient look's yield until `due`.
+    fn yielded(due: Instant) -> Self {
+        Held {
+            due,
+            reserved: false,
+            likely: false,
+        }
+    }
+}
+
+/// A token bucket for ARM reads.
 #[derive(Debug)]
 pub struct ReadBudget {
     per_second: f64,
@@ -74,80 +82,91 @@ pub struct ReadBudget {
 }
 
 impl State {
-    /// Refills the bucket up to `now` (at most a second's worth of tokens).
-    fn refill(&mut self, per_second: f64, now: Instant) {
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_second)
-            .min(per_second);
-        self.last = now;
+    /// Refills, takes a token (reserving one ahead when none is left) and says how long until it
+    /// is due.
+    fn reserve(&mut self, per_second: f64, now: Instant) -> Duration {
+        let wait = self.refill(per_second, now);
+        self.tokens -= 1.0;
+        wait
     }
 
-    /// How long until a read with `ahead` reads before it is due.
-    fn wait(&self, per_second: f64, ahead: usize) -> Duration {
-        let short = ahead as f64 + 1.0 - self.tokens;
-        if short <= 0.0 {
+    /// [`Self::reserve`] for a look, `likely` or not: a likely one that would wait takes the turn
+    /// of the earliest look held that is not likely (see [`Self::take_turn`]).
+    fn reserve_look(&mut self, per_second: f64, likely: bool, now: Instant) -> Duration {
+        let wait = self.reserve(per_second, now);
+        if likely && wait > INLINE_WAIT {
+            self.take_turn(now + wait, now)
+                .saturating_duration_since(now)
+        } else {
+            wait
+        }
+    }
+
+    /// For a likely look whose reservation falls due at `due`: the earliest turn held for a look
+    /// that is not likely and not due yet, if before `due`. Each of those looks from that one on
+    /// moves to the next one's turn, in their order, and the last of them to `due`.
+    fn take_turn(&mut self, due: Instant, now: Instant) -> Instant {
+        let moving: Vec<(Instant, String)> = self
+            .others
+            .iter()
+            .skip_while(|(at, _)| *at <= now)
+            .take_while(|(at, _)| *at < due)
+            .cloned()
+            .collect();
+        let Some((first, _)) = moving.first().cloned() else {
+            return due;
+        };
+        let turns = moving.iter().map(|(at, _)| *at).skip(1).chain([due]);
+        for ((at, name), turn) in moving.iter().zip(turns) {
+            self.others.remove(&(*at, name.clone()));
+            self.others.insert((turn, name.clone()));
+            if let Some(held) = self.held.get_mut(name) {
+                held.due = turn;
+            }
+        }
+        first
+    }
+
+    /// Refills the bucket up to `now` and says how long until a read taken now is due.
+    fn refill(&mut self, per_second: f64, now: Instant) -> Duration {
+        let tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * per_second)
+            .min(per_second);
+        self.tokens = tokens;
+        self.last = now;
+        if tokens >= 1.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(short / per_second)
+            Duration::from_secs_f64((1.0 - tokens) / per_second)
         }
     }
 
-    /// The queued looks before `place` (all of them without one) that are expected back: a look
-    /// late for its turn does not hold back the others.
-    fn ahead(&self, place: Option<Place>, now: Instant) -> usize {
-        let expected = |name: &String| {
-            self.queued
-                .get(name)
-                .is_some_and(|q| q.due + LATE_AFTER >= now)
-        };
-        match place {
-            Some(place) => self
-                .queue
-                .range(..place)
-                .filter(|(_, n)| expected(n))
-                .count(),
-            None => self.queue.values().filter(|n| expected(n)).count(),
-        }
+    /// How long a patient look yields now: the backlog (at least [`MIN_YIELD`]) while it is
+    /// longer than an inline wait; `None` when the budget has room and it may reserve.
+    fn yield_for(&mut self, per_second: f64, now: Instant) -> Option<Duration> {
+        let backlog = self.refill(per_second, now);
+        (backlog > INLINE_WAIT).then_some(backlog.max(MIN_YIELD))
     }
 
-    /// Takes the look at `name` out of the queue.
-    fn dequeue(&mut self, name: &str) -> Option<Queued> {
-        let queued = self.queued.remove(name)?;
-        self.queue.remove(&queued.place);
-        Some(queued)
+    fn hold(&mut self, name: &str, held: Held, now: Instant) {
+        if self.held.len() >= self.prune_at {
+            self.held.retain(|_, h| h.due + HELD_FOR > now);
+            let held = &self.held;
+            self.others
+                .retain(|(at, name)| held.get(name).is_some_and(|h| h.due == *at));
+            self.prune_at = (self.held.len() * 2).max(64);
+        }
+        self.unhold(name);
+        if held.reserved && !held.likely {
+            self.others.insert((held.due, name.to_owned()));
+        }
+        self.held.insert(name.to_owned(), held);
     }
 
-    /// Queues the look at `name` (or keeps it queued) as `likelihood`, told it is due at `due`:
-    /// a look already queued keeps its turn among looks as likely.
-    fn enqueue(&mut self, name: &str, likelihood: Likelihood, now: Instant) -> Place {
-        let place = match self.dequeue(name) {
-            Some(q) => (Reverse(likelihood), q.place.1),
-            None => {
-                self.next += 1;
-                (Reverse(likelihood), self.next)
-            }
-        };
-        if self.queued.len() + self.yielded.len() >= self.prune_at {
-            self.prune(now);
-        }
-        self.queue.insert(place, name.to_owned());
-        self.queued
-            .insert(name.to_owned(), Queued { place, due: now });
-        place
-    }
-
-    /// Forgets the looks nobody came back for.
-    fn prune(&mut self, now: Instant) {
-        let gone: Vec<String> = self
-            .queued
-            .iter()
-            .filter(|(_, q)| q.due + HELD_FOR < now)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in gone {
-            self.dequeue(&name);
-        }
-        self.yielded.retain(|_, until| *until + HELD_FOR > now);
-        self.prune_at = ((self.queued.len() + self.yielded.len()) * 2).max(64);
+    /// Takes the look at `name` off hold.
+    fn unhold(&mut self, name: &str) -> Option<Held> {
+        let held = self.held.remove(name)?;
+        self.others.remove(&(held.due, name.to_owned()));
+        Some(held)
     }
 }
 
@@ -159,10 +178,8 @@ impl ReadBudget {
             state: Mutex::new(State {
                 tokens: per_second,
                 last: Instant::now(),
-                queue: BTreeMap::new(),
-                queued: HashMap::new(),
-                yielded: HashMap::new(),
-                next: 0,
+                held: HashMap::new(),
+                others: BTreeSet::new(),
                 prune_at: 64,
             }),
         }
@@ -173,26 +190,17 @@ impl ReadBudget {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes a token for a read, sleeping until it is due (ahead of the looks queued).
+    /// Takes a token for a read, sleeping until its reservation is due.
     pub async fn take(&self) {
-        let wait = {
-            let mut state = self.lock();
-            state.refill(self.per_second, Instant::now());
-            let wait = state.wait(self.per_second, 0);
-            state.tokens -= 1.0;
-            wait
-        };
+        let wait = self.lock().reserve(self.per_second, Instant::now());
         sleep(wait).await;
     }
 
-    /// Takes a token only if one is spare now (no look waiting for it, no wait): reads that may
-    /// be skipped (a running container's log) never delay a look.
+    /// Takes a token only if one is spare now (nothing reserved ahead, no wait): reads that may be
+    /// skipped (a running container's log) never delay a look.
     pub fn try_take(&self) -> bool {
-        let now = Instant::now();
         let mut state = self.lock();
-        state.refill(self.per_second, now);
-        let ahead = state.ahead(None, now);
-        let spare = state.wait(self.per_second, ahead).is_zero();
+        let spare = state.refill(self.per_second, Instant::now()).is_zero();
         if spare {
             state.tokens -= 1.0;
         }
@@ -200,66 +208,68 @@ impl ReadBudget {
     }
 
     /// Admits a look at group `name` with nothing known of its likelihood: `None` when the read
-    /// may go now (after at most [`INLINE_WAIT`]), or how long until its turn.
+    /// may go now (after at most [`INLINE_WAIT`]), or how long until the reservation held for it
+    /// falls due.
     pub async fn admit(&self, name: &str) -> Option<Duration> {
         self.admit_look(name, Likelihood::Unknown).await
     }
 
-    /// [`Self::admit`] for a look as likely as `likelihood` to see a change: likely looks go
-    /// first, unlikely ones yield to all others (see the module's notes).
+    /// [`Self::admit`] for a look as likely as `likelihood` to see a change: over budget, a
+    /// likely look goes before the others, an unlikely (patient) one yields to all of them (see
+    /// the module's notes).
     pub async fn admit_look(&self, name: &str, likelihood: Likelihood) -> Option<Duration> {
+        let patient = likelihood == Likelihood::Unlikely;
+        let likely = likelihood == Likelihood::Likely;
         let now = Instant::now();
         let wait = {
             let mut state = self.lock();
-            state.refill(self.per_second, now);
-            if likelihood == Likelihood::Unlikely && !state.queued.contains_key(name) {
-                if let Some(until) = state.yielded.get(name).copied() {
-                    if until > now {
-                        // Back before its yield is over: it keeps yielding.
-                        return Some(until - now);
-                    }
-                    state.yielded.remove(name);
+            let wait = match state.unhold(name) {
+                // Its reservation: a look that became likely since takes an earlier turn if any.
+                Some(held) if held.reserved => {
+                    let due = if likely && !held.likely {
+                        state.take_turn(held.due, now)
+                    } else {
+                        held.due
+                    };
+                    due.saturating_duration_since(now)
                 }
-                // Behind every look waiting: it goes only if that is soon, else yields to them.
-                let ahead = state.ahead(None, now);
-                let wait = state.wait(self.per_second, ahead);
-                if wait > INLINE_WAIT {
-                    let wait = wait.max(MIN_YIELD);
-                    if state.queued.len() + state.yielded.len() >= state.prune_at {
-                        state.prune(now);
-                    }
-                    state.yielded.insert(name.to_owned(), now + wait);
-                    return Some(wait);
+                // A look that yielded and is no longer patient (its instance's exit window has
+                // come): it stops yielding and reserves.
+                Some(_) if !patient => state.reserve_look(self.per_second, likely, now),
+                // Back before its yield is over: it keeps yielding, still without a token.
+                Some(held) if held.due > now => {
+                    let left = held.due - now;
+                    state.hold(name, held, now);
+                    return Some(left);
                 }
-                state.tokens -= 1.0;
-                wait
-            } else {
-                // Likely or unknown (or unlikely but already queued, its plan changed): its turn
-                // in the queue, kept from an earlier visit.
-                state.yielded.remove(name);
-                let likelihood = likelihood.max(Likelihood::Unknown);
-                let place = state.enqueue(name, likelihood, now);
-                let ahead = state.ahead(Some(place), now);
-                let wait = state.wait(self.per_second, ahead);
-                if wait > INLINE_WAIT {
-                    if let Some(q) = state.queued.get_mut(name) {
-                        q.due = now + wait;
+                // A yield that is over, or a new patient look: yield while over budget.
+                Some(_) | None if patient => match state.yield_for(self.per_second, now) {
+                    Some(wait) => {
+                        state.hold(name, Held::yielded(now + wait), now);
+                        return Some(wait);
                     }
-                    return Some(wait);
-                }
-                state.dequeue(name);
-                state.tokens -= 1.0;
-                wait
+                    None => state.reserve(self.per_second, now),
+                },
+                Some(_) | None => state.reserve_look(self.per_second, likely, now),
+            };
+            if wait > INLINE_WAIT {
+                let held = Held {
+                    due: now + wait,
+                    reserved: true,
+                    likely,
+                };
+                state.hold(name, held, now);
+                return Some(wait);
             }
+            wait
         };
         sleep(wait).await;
         None
     }
 
-    /// Looks waiting their turn or yielding.
+    /// Reservations held for looks put off.
     pub fn held(&self) -> usize {
-        let state = self.lock();
-        state.queued.len() + state.yielded.len()
+        self.lock().held.len()
     }
 }
 
@@ -365,12 +375,13 @@ mod tests {
             None
         );
         // A look that yielded and comes back likely (its window came) stops yielding at once,
-        // and goes before the looks queued meanwhile.
+        // and takes the turn of the first look reserved meanwhile.
         spend("late".into(), 30).await;
         budget
             .admit_look("window", Likelihood::Unlikely)
             .await
             .unwrap();
+        let asked = Instant::now();
         let behind = budget.admit("behind").await.unwrap();
         let turn = budget
             .admit_look("window", Likelihood::Likely)
@@ -378,13 +389,19 @@ mod tests {
             .unwrap_or(Duration::ZERO);
         assert!(turn < Duration::from_millis(350), "{turn:?} ({behind:?})");
         assert!(behind > Duration::from_secs(1), "{behind:?}");
+        // The looks held meanwhile each moved a turn later, in their order.
+        let moved = budget.admit("behind").await.unwrap();
+        assert!(
+            Instant::now() + moved > asked + behind,
+            "{moved:?} {behind:?}"
+        );
         // Under budget, a patient look goes like any other.
         tokio::time::advance(Duration::from_secs(100)).await;
         assert_eq!(budget.admit_look("calm", Likelihood::Unlikely).await, None);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn likely_looks_go_before_looks_queued_earlier_which_are_told_their_new_turn() {
+    async fn likely_looks_go_before_looks_reserved_earlier_which_move_a_turn_later_each() {
         // 20 reads/s: 25 looks go at once (the bucket, then 0.25 s inline), 95 with nothing
         // known are queued behind them, up to 5 s.
         let budget = ReadBudget::new(20.0);
