@@ -35,8 +35,8 @@ pub const ROUND_ROBIN_LOOK_MS: Millis = 1_000;
 /// How instances watched for their exit are looked at (`BERTH_LOOKS`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LookMode {
-    /// The back-off of [`crate::engine::policy`], nothing learned. The default: on the
-    /// 1,000-job detection bench, learned looks do not yet beat it (see bench/README.md).
+    /// The back-off of [`crate::engine::policy`], nothing learned. The default (the detection
+    /// bench compares learned looks with round robin, not with it: see bench/README.md).
     #[default]
     Backoff,
     /// Around the exit expected from earlier runs of the same group spec; the back-off for a
