@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use berth::clock::SystemClock;
-use berth::engine::{Millis, StartOptions, start};
+use berth::engine::{LookPlan, Millis, StartOptions, policy, start};
 use berth::spec::{Format, parse};
 use berth::store::RunTimes;
 use berth::store::sqlite::SqliteStore;
@@ -99,6 +99,25 @@ pub struct Detection {
     /// ARM group reads (creates' looks included) per job.
     pub reads_per_job: f64,
     pub wall_s: f64,
+    /// Each job's looks, for finding where detection time goes.
+    pub traces: Vec<JobTrace>,
+}
+
+/// One job's looks, in milliseconds after its create (as Berth recorded it).
+#[derive(Clone, Debug, Serialize)]
+pub struct JobTrace {
+    pub id: String,
+    pub repeated: bool,
+    pub run_s: f64,
+    /// The exit window of its look plan (from, to, gap), when it had an estimate.
+    pub window: Option<(Millis, Millis, Millis)>,
+    /// Its container's exit, and its `Done` save.
+    pub exit: Millis,
+    pub done: Millis,
+    /// The reads of its group (each look that read it), and when each save meant to look next
+    /// (a look deferred or yielded shows as a later `next_look` without a read).
+    pub reads: Vec<Millis>,
+    pub next_looks: Vec<Millis>,
 }
 
 impl Detection {
@@ -144,7 +163,18 @@ pub async fn measure(mix: Mix) -> anyhow::Result<Looks> {
 
 /// One run with `BERTH_LOOKS=looks`.
 async fn run(mix: &Mix, looks: &str) -> anyhow::Result<Detection> {
-    let emulator = Emulator::start(&["--instant", "--simulate-sleeps"]).await?;
+    // Cores enough for every job at once (0.5 each): at the emulator's default quota (100 cores,
+    // as ACI's) Berth's admission would hold all but 200 of them as `Pending`.
+    let cores = (mix.jobs as f64).max(100.0).to_string();
+    let emulator = Emulator::start(&[
+        "--instant",
+        "--simulate-sleeps",
+        "--cores-per-region",
+        &cores,
+        "--groups-per-region",
+        &cores,
+    ])
+    .await?;
     let dir = tempfile::tempdir()?;
     let storage = Storage::Sqlite(dir.path().to_owned());
     let extra = [
@@ -159,6 +189,7 @@ async fn run(mix: &Mix, looks: &str) -> anyhow::Result<Detection> {
         seed(mix, &dir.path().join("berth.db")).await?;
     }
     let driver = berth.runtime.driver.clone();
+    berth.watched.trace();
     let started = Instant::now();
     let reads_before = berth.arm_reads();
     let submits = futures::stream::iter(0..mix.jobs).map(|i| {
@@ -170,19 +201,21 @@ async fn run(mix: &Mix, looks: &str) -> anyhow::Result<Detection> {
             let parsed = parse(text.as_bytes(), Format::Json, || unreachable!())
                 .map_err(|e| anyhow::anyhow!("spec {id}: {e:?}"))?;
             let done = watched.done(&id);
+            let id_seconds = (id.clone(), seconds);
             driver
                 .submit(parsed, "http://127.0.0.1:9".into())
                 .await
                 .with_context(|| format!("submit {id}"))?;
-            anyhow::Ok((done, repeated))
+            anyhow::Ok((done, repeated, id_seconds))
         }
     });
     let waiting: Vec<_> = submits.buffer_unordered(32).collect().await;
     let limit = Duration::from_secs_f64(mix.new_range_s.1.max(150.0) + 900.0);
     let mut delays = Vec::new();
     let mut by_kind = (Vec::new(), Vec::new());
+    let mut traces = Vec::new();
     for waiter in waiting {
-        let (done, repeated) = waiter?;
+        let (done, repeated, (id, run_s)) = waiter?;
         let (_, d) = tokio::time::timeout(limit, done)
             .await
             .context("a job did not finish in time")?
@@ -197,6 +230,34 @@ async fn run(mix: &Mix, looks: &str) -> anyhow::Result<Detection> {
             bail!("{} ended without an exit seen: {:?}", d.id, d.outcome);
         };
         let delay = (d.updated - finish) as f64 / 1000.0;
+        let inst = d.instances.first().context("a job without an instance")?;
+        let created = inst.created.unwrap_or(0);
+        let saves = berth.watched.saves(&id);
+        let mut reads: Vec<Millis> = saves
+            .iter()
+            .filter_map(|s| s.observed_at)
+            .map(|at| at - created)
+            .collect();
+        reads.dedup();
+        let mut next_looks: Vec<Millis> = saves
+            .iter()
+            .filter_map(|s| s.next_look)
+            .map(|at| at - created)
+            .collect();
+        next_looks.dedup();
+        traces.push(JobTrace {
+            id,
+            repeated,
+            run_s,
+            window: match inst.look_plan {
+                Some(LookPlan::Expect(estimate)) => Some(policy::exit_window(&estimate)),
+                _ => None,
+            },
+            exit: finish - created,
+            done: d.updated - created,
+            reads,
+            next_looks,
+        });
         delays.push(delay);
         if repeated {
             by_kind.0.push(delay);
@@ -219,6 +280,7 @@ async fn run(mix: &Mix, looks: &str) -> anyhow::Result<Detection> {
         new_p50_s: quantile(&by_kind.1, 0.5),
         reads_per_job: reads as f64 / mix.jobs as f64,
         wall_s,
+        traces,
     })
 }
 

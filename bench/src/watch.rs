@@ -81,25 +81,28 @@ impl Op {
     }
 }
 
+/// How many operations there are.
+const OPS: usize = Op::ALL.len();
+
 /// Calls and nanoseconds per operation.
 #[derive(Debug, Default)]
 pub struct Counters {
-    calls: [AtomicU64; 12],
-    nanos: [AtomicU64; 12],
+    calls: [AtomicU64; OPS],
+    nanos: [AtomicU64; OPS],
 }
 
 /// A copy of the counters at one moment.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tally {
-    pub calls: [u64; 12],
-    pub nanos: [u64; 12],
+    pub calls: [u64; OPS],
+    pub nanos: [u64; OPS],
 }
 
 impl Tally {
     /// What happened between `earlier` and this tally.
     pub fn since(&self, earlier: &Tally) -> Tally {
         let mut out = Tally::default();
-        for i in 0..12 {
+        for i in 0..OPS {
             out.calls[i] = self.calls[i] - earlier.calls[i];
             out.nanos[i] = self.nanos[i] - earlier.nanos[i];
         }
@@ -137,7 +140,7 @@ impl Counters {
     /// The counts now.
     pub fn tally(&self) -> Tally {
         let mut out = Tally::default();
-        for i in 0..12 {
+        for i in 0..OPS {
             out.calls[i] = self.calls[i].load(Ordering::Relaxed);
             out.nanos[i] = self.nanos[i].load(Ordering::Relaxed);
         }
@@ -153,6 +156,18 @@ pub struct Watched {
     pub counters: Counters,
     waiting: Waiters<(Instant, Deployment)>,
     creating: Waiters<()>,
+    /// Per deployment, its first instance as each save left it (only while [`Self::trace`] is on).
+    traces: Mutex<Option<HashMap<String, Vec<Saved>>>>,
+}
+
+/// A deployment's first instance as one save left it: what a look trace is made of.
+#[derive(Clone, Debug, Serialize)]
+pub struct Saved {
+    /// The save's `updated` time.
+    pub at: Millis,
+    pub created: Option<Millis>,
+    pub observed_at: Option<Millis>,
+    pub next_look: Option<Millis>,
 }
 
 type Waiters<T> = Mutex<HashMap<String, oneshot::Sender<T>>>;
@@ -170,7 +185,22 @@ impl Watched {
             counters: Counters::default(),
             waiting: Mutex::default(),
             creating: Mutex::default(),
+            traces: Mutex::default(),
         })
+    }
+
+    /// Starts keeping, for every save, the deployment's first instance's look times.
+    pub fn trace(&self) {
+        *self.traces.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
+    }
+
+    /// The saves kept for deployment `id` since [`Self::trace`], oldest first.
+    pub fn saves(&self, id: &str) -> Vec<Saved> {
+        let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        traces
+            .as_ref()
+            .and_then(|t| t.get(id).cloned())
+            .unwrap_or_default()
     }
 
     /// Resolves when deployment `id`'s `Done` checkpoint is saved, with the moment it was and the
@@ -191,14 +221,31 @@ impl Watched {
 
     /// Tells the waiters of a saved record's deployment, decoding it only when there are some.
     fn saved(&self, record: &Record) {
+        let tracing = self
+            .traces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
         let waited = lock(&self.creating).contains_key(&record.id)
             || lock(&self.waiting).contains_key(&record.id);
-        if !waited {
+        if !waited && !tracing {
             return;
         }
         let Ok(deployment) = checkpoint::decode(record) else {
             return;
         };
+        if tracing && let Some(inst) = deployment.instances.first() {
+            let saved = Saved {
+                at: deployment.updated,
+                created: inst.created,
+                observed_at: inst.observed_at,
+                next_look: inst.next_look,
+            };
+            let mut traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = traces.as_mut() {
+                t.entry(deployment.id.clone()).or_default().push(saved);
+            }
+        }
         if deployment.instances.iter().any(|i| i.created.is_some())
             && let Some(waiter) = lock(&self.creating).remove(&deployment.id)
         {

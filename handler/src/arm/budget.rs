@@ -3,26 +3,33 @@
 //! Azure allows a principal about 25 reads per second; Berth keeps to `BERTH_ARM_READS_PER_SECOND`.
 //! Every read takes a token. When none is left, a read reserves the next free one (the bucket goes
 //! below zero, and the reservations are served in order, one every `1 / rate` seconds). A short wait
-//! is slept inline. A look at a group ([`ReadBudget::admit`]) that would wait longer does not hold
-//! its worker: the reservation is held under the group's name and the caller is told when it
+//! is slept inline. A look at a group ([`ReadBudget::admit_look`]) that would wait longer does not
+//! hold its worker: the reservation is held under the group's name and the caller is told when it
 //! falls due, so the deployment can wake then and find its read waiting for it.
 //!
 //! Held reservations live in memory: after a restart a look simply reserves again. One whose look
 //! never comes back (the deployment ended meanwhile) is dropped a while after it fell due.
 //!
-//! Looks are not all alike: one before its instance's expected exit window is unlikely to see
-//! an exit ([`crate::engine::policy::exit_unlikely`]). Over budget, such a *patient* look does not
-//! reserve at all: it yields, for as long as the reservations already made take (at least
-//! [`MIN_YIELD`]), so that likelier looks go first, and tries again when it comes back. It goes
-//! once the budget has room, or reserves in its turn once it is no longer patient (its instance's
-//! exit window has come). So while likelier looks spend the whole budget, looks before a window
-//! wait: an exit long before its expected time is then seen at the window.
+//! Looks are not all alike ([`Likelihood`]). One in its instance's expected exit window is
+//! *likely* to see the exit: over budget it takes the earliest reservation held for a look that
+//! is not, and each of those moves one turn later (the last to the end), in their order; a
+//! look that comes back before its reservation is due is told how long is left. So likely looks
+//! wait only for one another, whatever is queued. One before its window is unlikely to see an
+//! exit: over budget, such a *patient* look does not reserve at all: it yields, for as long as the
+//! reservations already made take (at least [`MIN_YIELD`]; the engine brings it back when its
+//! window opens, see [`crate::engine::policy::deferred_look_until`]), so that likelier looks go
+//! first, and tries again when it comes back. It goes once the budget has room, or reserves as
+//! likely once its window has come. So while likelier looks spend the whole budget, looks before
+//! a window wait: an exit long before its expected time is then seen at the window. Looks with
+//! nothing known (the back-off, round robin) reserve in turn, first come first served.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+pub use crate::engine::policy::Likelihood;
 
 /// Waits up to this long are slept inline rather than put off.
 pub const INLINE_WAIT: Duration = Duration::from_millis(250);
@@ -38,6 +45,9 @@ struct State {
     last: Instant,
     /// Reservations held for looks put off, by group name.
     held: HashMap<String, Held>,
+    /// The reserved ones of `held` that are not likely, by when they fall due: a likely look
+    /// takes the earliest.
+    others: BTreeSet<(Instant, String)>,
     /// Prune `held` when it grows to this size.
     prune_at: usize,
 }
@@ -49,6 +59,8 @@ struct Held {
     due: Instant,
     /// Whether a token is reserved for it; a patient look that yielded has none.
     reserved: bool,
+    /// Whether it is likely to see a change (it goes before the others).
+    likely: bool,
 }
 
 impl Held {
@@ -57,6 +69,7 @@ impl Held {
         Held {
             due,
             reserved: false,
+            likely: false,
         }
     }
 }
@@ -75,6 +88,43 @@ impl State {
         let wait = self.refill(per_second, now);
         self.tokens -= 1.0;
         wait
+    }
+
+    /// [`Self::reserve`] for a look, `likely` or not: a likely one that would wait takes the turn
+    /// of the earliest look held that is not likely (see [`Self::take_turn`]).
+    fn reserve_look(&mut self, per_second: f64, likely: bool, now: Instant) -> Duration {
+        let wait = self.reserve(per_second, now);
+        if likely && wait > INLINE_WAIT {
+            self.take_turn(now + wait, now)
+                .saturating_duration_since(now)
+        } else {
+            wait
+        }
+    }
+
+    /// For a likely look whose reservation falls due at `due`: the earliest turn held for a look
+    /// that is not likely and not due yet, if before `due`. Each of those looks from that one on
+    /// moves to the next one's turn, in their order, and the last of them to `due`.
+    fn take_turn(&mut self, due: Instant, now: Instant) -> Instant {
+        let moving: Vec<(Instant, String)> = self
+            .others
+            .iter()
+            .skip_while(|(at, _)| *at <= now)
+            .take_while(|(at, _)| *at < due)
+            .cloned()
+            .collect();
+        let Some((first, _)) = moving.first().cloned() else {
+            return due;
+        };
+        let turns = moving.iter().map(|(at, _)| *at).skip(1).chain([due]);
+        for ((at, name), turn) in moving.iter().zip(turns) {
+            self.others.remove(&(*at, name.clone()));
+            self.others.insert((turn, name.clone()));
+            if let Some(held) = self.held.get_mut(name) {
+                held.due = turn;
+            }
+        }
+        first
     }
 
     /// Refills the bucket up to `now` and says how long until a read taken now is due.
@@ -100,9 +150,23 @@ impl State {
     fn hold(&mut self, name: &str, held: Held, now: Instant) {
         if self.held.len() >= self.prune_at {
             self.held.retain(|_, h| h.due + HELD_FOR > now);
+            let held = &self.held;
+            self.others
+                .retain(|(at, name)| held.get(name).is_some_and(|h| h.due == *at));
             self.prune_at = (self.held.len() * 2).max(64);
         }
+        self.unhold(name);
+        if held.reserved && !held.likely {
+            self.others.insert((held.due, name.to_owned()));
+        }
         self.held.insert(name.to_owned(), held);
+    }
+
+    /// Takes the look at `name` off hold.
+    fn unhold(&mut self, name: &str) -> Option<Held> {
+        let held = self.held.remove(name)?;
+        self.others.remove(&(held.due, name.to_owned()));
+        Some(held)
     }
 }
 
@@ -115,13 +179,14 @@ impl ReadBudget {
                 tokens: per_second,
                 last: Instant::now(),
                 held: HashMap::new(),
+                others: BTreeSet::new(),
                 prune_at: 64,
             }),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is numbers and a map: a panic elsewhere cannot leave it half-written.
+        // The state is numbers and maps: a panic elsewhere cannot leave it half-written.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -142,23 +207,35 @@ impl ReadBudget {
         spare
     }
 
-    /// Admits a look at group `name`: `None` when the read may go now (after at most
-    /// [`INLINE_WAIT`]), or how long until the reservation held for it falls due.
+    /// Admits a look at group `name` with nothing known of its likelihood: `None` when the read
+    /// may go now (after at most [`INLINE_WAIT`]), or how long until the reservation held for it
+    /// falls due.
     pub async fn admit(&self, name: &str) -> Option<Duration> {
-        self.admit_look(name, false).await
+        self.admit_look(name, Likelihood::Unknown).await
     }
 
-    /// [`Self::admit`] for a look that is `patient` (unlikely to see a change): over budget, it
-    /// yields once to the looks behind it (see the module's notes).
-    pub async fn admit_look(&self, name: &str, patient: bool) -> Option<Duration> {
+    /// [`Self::admit`] for a look as likely as `likelihood` to see a change: over budget, a
+    /// likely look goes before the others, an unlikely (patient) one yields to all of them (see
+    /// the module's notes).
+    pub async fn admit_look(&self, name: &str, likelihood: Likelihood) -> Option<Duration> {
+        let patient = likelihood == Likelihood::Unlikely;
+        let likely = likelihood == Likelihood::Likely;
         let now = Instant::now();
         let wait = {
             let mut state = self.lock();
-            let wait = match state.held.remove(name) {
-                Some(held) if held.reserved => held.due.saturating_duration_since(now),
+            let wait = match state.unhold(name) {
+                // Its reservation: a look that became likely since takes an earlier turn if any.
+                Some(held) if held.reserved => {
+                    let due = if likely && !held.likely {
+                        state.take_turn(held.due, now)
+                    } else {
+                        held.due
+                    };
+                    due.saturating_duration_since(now)
+                }
                 // A look that yielded and is no longer patient (its instance's exit window has
-                // come): it stops yielding and reserves in its turn.
-                Some(_) if !patient => state.reserve(self.per_second, now),
+                // come): it stops yielding and reserves.
+                Some(_) if !patient => state.reserve_look(self.per_second, likely, now),
                 // Back before its yield is over: it keeps yielding, still without a token.
                 Some(held) if held.due > now => {
                     let left = held.due - now;
@@ -173,13 +250,13 @@ impl ReadBudget {
                     }
                     None => state.reserve(self.per_second, now),
                 },
-                Some(_) => state.reserve(self.per_second, now),
-                None => state.reserve(self.per_second, now),
+                Some(_) | None => state.reserve_look(self.per_second, likely, now),
             };
             if wait > INLINE_WAIT {
                 let held = Held {
                     due: now + wait,
                     reserved: true,
+                    likely,
                 };
                 state.hold(name, held, now);
                 return Some(wait);
@@ -262,42 +339,118 @@ mod tests {
                 futures::future::join_all(names.iter().map(|n| budget.admit(n))).await;
             }
         };
-        // Spend the bucket: ten go, two within the inline wait, eight are held (up to 1 s).
+        // Spend the bucket: ten go, two within the inline wait, eight are queued (up to 1 s).
         spend("g".into(), 20).await;
         assert_eq!(budget.held(), 8);
-        // A patient look yields (at least 30 s) without taking a token...
-        let yielded = budget.admit_look("patient", true).await.unwrap();
+        // A patient look yields (at least 30 s) without taking a place...
+        let yielded = budget
+            .admit_look("patient", Likelihood::Unlikely)
+            .await
+            .unwrap();
         assert_eq!(yielded, MIN_YIELD);
         assert_eq!(budget.held(), 9);
-        // ...so a likely look after it is due right behind the backlog (0.9 s), not a turn later.
-        let likely = budget.admit_look("likely", false).await.unwrap();
-        assert!((0.85..0.95).contains(&likely.as_secs_f64()), "{likely:?}");
+        // ...so a look after it is due right behind the queue (0.9 s), not a turn later.
+        let next = budget.admit("next").await.unwrap();
+        assert!((0.85..0.95).contains(&next.as_secs_f64()), "{next:?}");
         // Back early, it is told how long is left.
-        let left = budget.admit_look("patient", true).await.unwrap();
+        let left = budget
+            .admit_look("patient", Likelihood::Unlikely)
+            .await
+            .unwrap();
         assert!(left <= yielded);
         // Back when due with the budget spent by likelier looks, it yields again.
         tokio::time::advance(yielded).await;
         spend("more".into(), 80).await;
-        let again = budget.admit_look("patient", true).await.unwrap();
+        let again = budget
+            .admit_look("patient", Likelihood::Unlikely)
+            .await
+            .unwrap();
         assert_eq!(again, MIN_YIELD);
-        let next = budget.admit_look("next", false).await.unwrap();
+        let next = budget.admit("after").await.unwrap();
         assert!(next < again + Duration::from_millis(150), "{next:?}");
         // Once the budget has room, it goes.
         tokio::time::advance(again + Duration::from_secs(2)).await;
-        assert_eq!(budget.admit_look("patient", true).await, None);
-        // A look that yielded and comes back likely (its window came) stops yielding at once.
+        assert_eq!(
+            budget.admit_look("patient", Likelihood::Unlikely).await,
+            None
+        );
+        // A look that yielded and comes back likely (its window came) stops yielding at once,
+        // and takes the turn of the first look reserved meanwhile.
         spend("late".into(), 30).await;
-        budget.admit_look("window", true).await.unwrap();
-        let behind = budget.admit_look("behind", false).await.unwrap();
-        let turn = budget.admit_look("window", false).await.unwrap();
-        assert!(budget.lock().held["window"].reserved);
+        budget
+            .admit_look("window", Likelihood::Unlikely)
+            .await
+            .unwrap();
+        let asked = Instant::now();
+        let behind = budget.admit("behind").await.unwrap();
+        let turn = budget
+            .admit_look("window", Likelihood::Likely)
+            .await
+            .unwrap_or(Duration::ZERO);
+        assert!(turn < Duration::from_millis(350), "{turn:?} ({behind:?})");
+        assert!(behind > Duration::from_secs(1), "{behind:?}");
+        // The looks held meanwhile each moved a turn later, in their order.
+        let moved = budget.admit("behind").await.unwrap();
         assert!(
-            turn > behind && turn < behind + Duration::from_millis(150),
-            "{turn:?}"
+            Instant::now() + moved > asked + behind,
+            "{moved:?} {behind:?}"
         );
         // Under budget, a patient look goes like any other.
         tokio::time::advance(Duration::from_secs(100)).await;
-        assert_eq!(budget.admit_look("calm", true).await, None);
+        assert_eq!(budget.admit_look("calm", Likelihood::Unlikely).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn likely_looks_go_before_looks_reserved_earlier_which_move_a_turn_later_each() {
+        // 20 reads/s: 25 looks go at once (the bucket, then 0.25 s inline), 95 with nothing
+        // known are queued behind them, up to 5 s.
+        let budget = ReadBudget::new(20.0);
+        let start = Instant::now();
+        let names: Vec<String> = (0..120).map(|i| format!("unknown{i}")).collect();
+        let answers = futures::future::join_all(names.iter().map(|n| budget.admit(n))).await;
+        let put_off: Vec<(&String, Duration)> = names
+            .iter()
+            .zip(answers)
+            .filter_map(|(n, a)| Some((n, a?)))
+            .collect();
+        assert_eq!(put_off.len(), 95);
+        let (last, last_turn) = put_off[put_off.len() - 1];
+        assert!(
+            (4.95..5.05).contains(&last_turn.as_secs_f64()),
+            "{last_turn:?}"
+        );
+        // A patient look yields to all of them.
+        let patient = budget.admit_look("patient", Likelihood::Unlikely).await;
+        assert_eq!(patient, Some(MIN_YIELD));
+        // Twenty looks in their instances' exit windows: they go first, within the next second
+        // (five inline, the rest queued one every 50 ms), not after the 5 s queued before them.
+        let likely: Vec<String> = (0..20).map(|i| format!("likely{i}")).collect();
+        let turns: Vec<Duration> = futures::future::join_all(
+            likely
+                .iter()
+                .map(|n| budget.admit_look(n, Likelihood::Likely)),
+        )
+        .await
+        .into_iter()
+        .map(|a| a.unwrap_or(Duration::ZERO))
+        .collect();
+        assert_eq!(turns.iter().filter(|t| t.is_zero()).count(), 5);
+        assert!(
+            turns.iter().all(|t| *t <= Duration::from_secs(1)),
+            "{turns:?}"
+        );
+        // The looks queued before them are told their new turn when they come back: a second
+        // later than they were told first (the twenty likely reads), in their order.
+        let first = budget.admit(put_off[0].0).await.unwrap();
+        let moved = start.elapsed() + first - put_off[0].1;
+        assert!((0.95..1.05).contains(&moved.as_secs_f64()), "{moved:?}");
+        let later = budget.admit(last).await.unwrap();
+        let moved = start.elapsed() + later - last_turn;
+        assert!((0.95..1.05).contains(&moved.as_secs_f64()), "{moved:?}");
+        // The likely looks find their reads when they come back at their turns.
+        let (name, turn) = likely.iter().zip(&turns).max_by_key(|(_, t)| **t).unwrap();
+        tokio::time::sleep_until(start + Duration::from_millis(250) + *turn).await;
+        assert_eq!(budget.admit_look(name, Likelihood::Likely).await, None);
     }
 
     #[tokio::test(start_paused = true)]

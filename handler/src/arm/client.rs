@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::budget::ReadBudget;
+use super::budget::{Likelihood, ReadBudget};
 use super::error::ArmError;
 use super::model::{CloudError, ContainerGroup, ListPage, Logs, UsageList};
 
@@ -218,14 +218,14 @@ impl ArmClient {
     /// A look at a group that does not wait long for the read budget: when the budget is spent,
     /// it says when a read is reserved for this group instead of reading (see [`ReadBudget`]).
     pub async fn look(&self, name: &str) -> Result<Look, ArmError> {
-        self.look_as(name, false).await
+        self.look_as(name, Likelihood::Unknown).await
     }
 
-    /// [`Self::look`] for a look that is `patient`: unlikely to see a change, it lets likelier
-    /// looks go first when the budget is spent ([`ReadBudget::admit_look`]).
-    pub async fn look_as(&self, name: &str, patient: bool) -> Result<Look, ArmError> {
+    /// [`Self::look`] for a look as likely as `likelihood` to see a change: when the budget is
+    /// spent, likely looks go first and unlikely ones last ([`ReadBudget::admit_look`]).
+    pub async fn look_as(&self, name: &str, likelihood: Likelihood) -> Result<Look, ArmError> {
         if let Some(reads) = &self.reads
-            && let Some(wait) = reads.admit_look(name, patient).await
+            && let Some(wait) = reads.admit_look(name, likelihood).await
         {
             crate::metrics::read_budget_wait("put_off");
             return Ok(Look::Later(wait));

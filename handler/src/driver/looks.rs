@@ -19,6 +19,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::engine::policy::Likelihood;
 use crate::engine::{Deployment, LookPlan, Millis, RunEstimate, policy};
 use crate::spec::Mode;
 use crate::store::RunTimes;
@@ -34,8 +35,8 @@ pub const ROUND_ROBIN_LOOK_MS: Millis = 1_000;
 /// How instances watched for their exit are looked at (`BERTH_LOOKS`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LookMode {
-    /// The back-off of [`crate::engine::policy`], nothing learned. The default: on the
-    /// 1,000-job detection bench, learned looks do not yet beat it (see bench/README.md).
+    /// The back-off of [`crate::engine::policy`], nothing learned. The default (the detection
+    /// bench compares learned looks with round robin, not with it: see bench/README.md).
     #[default]
     Backoff,
     /// Around the exit expected from earlier runs of the same group spec; the back-off for a
@@ -156,16 +157,15 @@ impl Driver {
         }
     }
 
-    /// Whether a look at `instance` now is unlikely to see its exit (see
-    /// [`policy::exit_unlikely`]).
-    pub(super) fn patient(&self, d: &Deployment, instance: &str) -> bool {
+    /// How likely a look at `instance` now is to see its exit (see [`policy::look_likelihood`]).
+    pub(super) fn likelihood(&self, d: &Deployment, instance: &str) -> Likelihood {
         let now = self.clock.now();
-        d.instances.iter().any(|i| {
-            i.aci_name == instance
-                && i.look_plan
-                    .as_ref()
-                    .is_some_and(|plan| policy::exit_unlikely(plan, now - i.created.unwrap_or(now)))
-        })
+        d.instances
+            .iter()
+            .find(|i| i.aci_name == instance)
+            .map_or(Likelihood::Unknown, |i| {
+                policy::look_likelihood(i.look_plan.as_ref(), now - i.created.unwrap_or(now))
+            })
     }
 
     /// Learns from the instances of `d` that ended since `ended_before` (who had ended then, by

@@ -131,7 +131,11 @@ impl Driver {
             }
             Action::Observe { instance } => {
                 let at = self.clock.now();
-                match self.arm.look_as(instance, self.patient(d, instance)).await {
+                match self
+                    .arm
+                    .look_as(instance, self.likelihood(d, instance))
+                    .await
+                {
                     Ok(Look::Now(Some(group))) => {
                         let observation = observation(&group);
                         let mut events = self.read_running_logs(d, instance, &observation).await;

@@ -362,6 +362,18 @@ fn record(d: &mut Deployment, event: Event, now: Millis) -> Result<(), EngineErr
             let i = find(d, &instance)?;
             let inst = &mut d.instances[i];
             if !inst.deleted {
+                // Before its exit window, a look waits at most until the window opens.
+                let until = match inst.created {
+                    Some(created) => {
+                        created
+                            + policy::deferred_look_until(
+                                inst.look_plan.as_ref(),
+                                now - created,
+                                until - created,
+                            )
+                    }
+                    None => until,
+                };
                 inst.next_look = Some(inst.next_look.map_or(until, |at| at.max(until)));
             }
         }

@@ -107,9 +107,55 @@ pub fn planned_look_delay(plan: &LookPlan, since: Millis) -> Millis {
 /// unlikely to see its exit (it comes before the exit window): under a spent read budget such a
 /// look lets likelier ones go first.
 pub fn exit_unlikely(plan: &LookPlan, since: Millis) -> bool {
+    look_likelihood(Some(plan), since) == Likelihood::Unlikely
+}
+
+/// Until when, in milliseconds after its create, to wait for a look at an instance watched by
+/// `plan` that the read budget put off `until` then, `since` its create: never past the start of
+/// its exit window when the look came before it. A look before the window yields to likelier
+/// ones for as long as they take; it comes back when it becomes likely itself, and then goes
+/// first, rather than after a yield that may have run past the window.
+pub fn deferred_look_until(plan: Option<&LookPlan>, since: Millis, until: Millis) -> Millis {
     match plan {
-        LookPlan::Expect(estimate) => since < exit_window(estimate).0,
-        LookPlan::Every(_) => false,
+        Some(LookPlan::Expect(estimate)) => {
+            let from = exit_window(estimate).0;
+            if since < from { until.min(from) } else { until }
+        }
+        _ => until,
+    }
+}
+
+/// How long past its exit window a look at an instance with an estimate is still likely to see
+/// the exit: one whose window looks came late (the budget was spent) still finds it soon after.
+const LIKELY_PAST_WINDOW_MS: Millis = 30_000;
+
+/// How likely a look is to see a change, which orders looks over a spent read budget: likely
+/// looks go first, then the others in turn; unlikely ones yield to all others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Likelihood {
+    /// Before its instance's exit window.
+    Unlikely,
+    /// Nothing known: the back-off, round robin, well past a window, anything not watched by a
+    /// plan.
+    Unknown,
+    /// In its instance's exit window, or just past it.
+    Likely,
+}
+
+/// How likely a look at an instance watched by `plan` (`None`: the back-off), `since`
+/// milliseconds after its create, is to see its exit: with an estimate, unlikely before the exit
+/// window, likely from its start to [`LIKELY_PAST_WINDOW_MS`] past its end.
+pub fn look_likelihood(plan: Option<&LookPlan>, since: Millis) -> Likelihood {
+    let Some(LookPlan::Expect(estimate)) = plan else {
+        return Likelihood::Unknown;
+    };
+    let (from, to, _) = exit_window(estimate);
+    if since < from {
+        Likelihood::Unlikely
+    } else if since <= to + LIKELY_PAST_WINDOW_MS {
+        Likelihood::Likely
+    } else {
+        Likelihood::Unknown
     }
 }
 
@@ -256,10 +302,30 @@ mod tests {
             .take_while(|since| *since < 117_000)
             .collect();
         assert_eq!(backoff.len(), 9);
-        // Which looks are unlikely to see the exit: those before the window.
+        // Which looks are unlikely to see the exit: those before the window; likely: those in
+        // it and shortly after; past that, nothing is known.
         assert!(exit_unlikely(&plan, 58_500));
         assert!(!exit_unlikely(&plan, 117_000));
         assert!(!exit_unlikely(&plan, 500_000));
+        let likelihood = |since| look_likelihood(Some(&plan), since);
+        assert_eq!(likelihood(116_999), Likelihood::Unlikely);
+        assert_eq!(likelihood(117_000), Likelihood::Likely);
+        assert_eq!(likelihood(126_000 + 30_000), Likelihood::Likely);
+        assert_eq!(likelihood(126_000 + 30_001), Likelihood::Unknown);
+        assert_eq!(look_likelihood(None, 117_000), Likelihood::Unknown);
+        assert_eq!(
+            look_likelihood(Some(&LookPlan::Every(1_000)), 117_000),
+            Likelihood::Unknown
+        );
+        assert!(
+            Likelihood::Unlikely < Likelihood::Unknown && Likelihood::Unknown < Likelihood::Likely
+        );
+        // A look before the window put off past its start comes back at the start; one in it
+        // (or without a plan) waits as long as it was told.
+        assert_eq!(deferred_look_until(Some(&plan), 58_500, 148_500), 117_000);
+        assert_eq!(deferred_look_until(Some(&plan), 58_500, 88_500), 88_500);
+        assert_eq!(deferred_look_until(Some(&plan), 117_000, 130_000), 130_000);
+        assert_eq!(deferred_look_until(None, 0, 40_000), 40_000);
     }
 
     #[test]

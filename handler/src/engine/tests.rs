@@ -1672,6 +1672,29 @@ fn a_planned_instance_is_looked_at_around_its_expected_exit_and_an_unplanned_one
         look(&unplanned, T0 + 1).instances[0].next_look,
         Some(T0 + 1)
     );
+    // Put off by a spent read budget before its window, past the window's start: it comes back
+    // when the window opens (and then goes before looks that are not likely), not after.
+    let yielded = apply(
+        &seen,
+        Event::LookDeferred {
+            instance: instance.clone(),
+            until: T0 + 1 + 58_500 + 90_000,
+        },
+        T0 + 1 + 58_500,
+    )
+    .unwrap();
+    assert_eq!(yielded.next.instances[0].next_look, Some(T0 + 1 + 117_000));
+    // In the window, a look put off waits as long as it was told.
+    let queued = apply(
+        &yielded.next,
+        Event::LookDeferred {
+            instance: instance.clone(),
+            until: T0 + 1 + 119_000,
+        },
+        T0 + 1 + 117_000,
+    )
+    .unwrap();
+    assert_eq!(queued.next.instances[0].next_look, Some(T0 + 1 + 119_000));
     // In the window, a look every spread.
     let in_window = look(&seen, T0 + 1 + 117_000);
     assert_eq!(
