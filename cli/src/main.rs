@@ -600,7 +600,11 @@ async fn schedule(client: &Client, command: ScheduleCommand, json: bool) -> Resu
                 StatusCode::CREATED => "created",
                 _ => "replaced",
             };
-            let said = format!("{}: {made}\n", printable(&name, 200));
+            let said = format!(
+                "{}: {made}\n{}",
+                printable(&name, 200),
+                secret_line(&answer.body)
+            );
             (answer, said)
         }
         ScheduleCommand::Get { name } => {
@@ -655,15 +659,18 @@ async fn submit(
             out_json(&answer.body);
         } else {
             out(&format!(
-                "{}: {}\nstatus: {}\n",
+                "{}: {}\nstatus: {}\n{}",
                 printable(&id, 200),
                 show_field(&answer.body, "runtimeStatus"),
                 show_field(&answer.body, "statusQueryGetUri"),
+                secret_line(&answer.body),
             ));
         }
         return Ok(0);
     }
     eprintln!("submitted {}", printable(&id, 200));
+    // Told once, by this answer only: said before the wait, which may be interrupted.
+    eprint!("{}", secret_line(&answer.body));
     let status = wait_done(client, &id).await?;
     match json {
         true => out_json(&status),
@@ -675,6 +682,17 @@ async fn submit(
         Some("TimedOut" | "Terminated") => 2,
         _ => 3,
     })
+}
+
+/// The signing key an answer tells once (`notifySecret`), as a line; empty when it tells none.
+fn secret_line(answer: &Value) -> String {
+    match answer["notifySecret"].as_str() {
+        Some(key) => format!(
+            "notify secret (shown once, keep it): {}\n",
+            printable(key, 200)
+        ),
+        None => String::new(),
+    }
 }
 
 fn show_field(value: &Value, field: &str) -> String {

@@ -333,10 +333,16 @@ async fn a_scheduled_run_is_signed_with_the_key_told_when_its_schedule_was_made(
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
-    let (code, created) = put(body.clone()).await;
+    // Made without `notify`: nothing to tell yet. The first PUT that notifies tells the key.
+    let mut quiet = body.clone();
+    quiet["spec"].as_object_mut().unwrap().remove("notify");
+    let (code, created) = put(quiet).await;
     assert_eq!(code, 201, "{created}");
-    let key = created["notifySecret"].as_str().unwrap().to_owned();
-    assert!(key.starts_with("whsec_"), "{created}");
+    assert!(created.get("notifySecret").is_none(), "{created}");
+    let (code, notifying) = put(body.clone()).await;
+    assert_eq!(code, 200, "{notifying}");
+    let key = notifying["notifySecret"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("whsec_"), "{notifying}");
     let (code, replaced) = put(body).await;
     assert_eq!(code, 200, "{replaced}");
     assert!(
@@ -368,6 +374,88 @@ async fn a_scheduled_run_is_signed_with_the_key_told_when_its_schedule_was_made(
 }
 
 on_both_backends!(a_scheduled_run_is_signed_with_the_key_told_when_its_schedule_was_made);
+
+/// A template target's notify URL built from a schedule's parameter is refused at `PUT`, naming
+/// the parameter: the schedule keeps its parameters in clear and shows them. A template's own
+/// URL, and parameters that reach no URL, are fine; an attack URL is refused as a `POST` would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedules_parameter_never_becomes_a_webhook_url_kept_in_clear() {
+    let h = Harness::start().await;
+    let send = |method: reqwest::Method, path: &'static str, body: Value| {
+        let h = &h;
+        async move {
+            let r = scenarios::request(h, method, path)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let mut hooked = common::job("x", "true");
+    hooked.as_object_mut().unwrap().remove("id");
+    hooked["parameters"] = json!({ "hook": { "type": "string" }, "word": { "type": "string" } });
+    hooked["notify"] = json!([{ "url": "{{ parameters.hook }}" }]);
+    hooked["tags"] = json!({ "word": "{{ parameters.word }}" });
+    let (code, body) = send(reqwest::Method::PUT, "/templates/hooked", hooked).await;
+    assert_eq!(code, 201, "{body}");
+    let secret = "https://hooks.example.com/services/T0/B0/s3cr3t-path";
+    let (code, problem) = send(
+        reqwest::Method::PUT,
+        "/schedules/leaky",
+        json!({ "cron": "0 0 1 1 *", "template": "hooked",
+                "parameters": { "hook": secret, "word": "fine" } }),
+    )
+    .await;
+    assert_eq!(code, 400, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("parameters.hook: ends up in a notify URL"),
+        "{detail}"
+    );
+    assert!(!problem.to_string().contains("s3cr3t"), "{problem}");
+    let (code, problem) = send(
+        reqwest::Method::PUT,
+        "/schedules/leaky",
+        json!({ "cron": "0 0 1 1 *", "template": "hooked",
+                "parameters": { "hook": "http://169.254.169.254/latest", "word": "fine" } }),
+    )
+    .await;
+    assert_eq!(code, 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("notify[0].url:"),
+        "checked at PUT as a POST is: {problem}"
+    );
+    let (code, _) = scenarios::get(&h, "/schedules/leaky").await;
+    assert_eq!(code, 404, "nothing stored");
+
+    let mut fixed = common::job("x", "true");
+    fixed.as_object_mut().unwrap().remove("id");
+    fixed["parameters"] = json!({ "word": { "type": "string" } });
+    fixed["notify"] = json!([{ "url": "https://hooks.example.com/fixed" }]);
+    fixed["tags"] = json!({ "word": "{{ parameters.word }}" });
+    let (code, body) = send(reqwest::Method::PUT, "/templates/fixed", fixed).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, created) = send(
+        reqwest::Method::PUT,
+        "/schedules/tidy",
+        json!({ "cron": "0 0 1 1 *", "template": "fixed", "parameters": { "word": "fine" } }),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert!(
+        created["notifySecret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+}
 
 /// A deployment from the submit queue is signed with the operator's `BERTH_NOTIFY_KEY` (a queue
 /// message has no answer to carry a new key); without that setting such a message is dropped,

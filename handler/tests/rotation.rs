@@ -201,6 +201,73 @@ async fn a_template_put_again_after_a_rotation_is_sealed_under_the_new_key() {
     );
 }
 
+/// A schedule whose signing key no key of the ring opens (the key that sealed it retired before a
+/// tick sealed it again) still runs when it does not notify, and a `PUT` gives it a new key, told.
+#[tokio::test]
+async fn a_schedule_whose_key_cannot_be_opened_still_runs_and_a_put_makes_a_new_one() {
+    use berth::schedule::{Scheduler, document};
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
+    let (lost, current) = (SecretsKey::generate(), SecretsKey::generate());
+    let scheduler = |keys: Keyring| {
+        let d = driver(store.clone(), "http://127.0.0.1:1", keys).with_schedules(store.clone());
+        Scheduler::of(&d, None).unwrap()
+    };
+    let spec = json!({ "groups": [{ "name": "work", "properties": {
+        "containers": [{ "name": "main", "properties": { "image": "busybox",
+            "resources": { "requests": { "cpu": 0.5, "memoryInGB": 0.5 } } } }] } }] });
+    let quiet = json!({ "cron": "* * * * *", "spec": spec });
+    let put = document::read("minutely", quiet.to_string().as_bytes()).unwrap();
+    let made = scheduler(Keyring::new(lost, vec![]))
+        .put("minutely", put, "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    assert!(made.notify_secret.is_none(), "nothing notifies yet");
+
+    // The key that sealed it is gone: the run starts all the same (it needs no key).
+    let now = current_scheduler_time();
+    let s = scheduler(Keyring::new(current.clone(), vec![]));
+    let mut stored = {
+        use berth::store::Schedules;
+        let stored = store.load_schedule("minutely").await.unwrap().unwrap();
+        berth::schedule::Schedule::from_bytes(&stored.body).unwrap()
+    };
+    stored.considered = now - 61_000;
+    {
+        use berth::store::Schedules;
+        let version = store
+            .load_schedule("minutely")
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
+        store
+            .save_schedule("minutely", &stored.to_bytes(), Some(&version))
+            .await
+            .unwrap();
+    }
+    let report = s.run_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.started.len(), 1, "{report:?}");
+
+    let mut notifying = quiet.clone();
+    notifying["spec"]["notify"] = json!([{ "url": "https://hooks.example.com/x" }]);
+    let put = document::read("minutely", notifying.to_string().as_bytes()).unwrap();
+    let again = s
+        .put("minutely", put, "http://127.0.0.1:1".into())
+        .await
+        .unwrap();
+    let told = again.notify_secret.expect("a new key, told");
+    let sealed = again.schedule.notify_key.unwrap();
+    let opened = Keyring::new(current, vec![]).open(&sealed).unwrap();
+    assert_eq!(String::from_utf8(opened).unwrap(), told);
+}
+
+fn current_scheduler_time() -> i64 {
+    berth::clock::Clock::now(&SystemClock)
+}
+
 /// The sealed values of schedule `name`: its secrets, its notify URLs and its signing key
 /// (never the values themselves).
 async fn schedule_sealed(store: &SqliteStore, name: &str) -> [String; 3] {

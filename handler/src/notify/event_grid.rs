@@ -8,7 +8,8 @@
 //!   the history; Event Grid's own subscriptions then deliver it on (Functions, queues, Logic
 //!   Apps, Service Bus), retrying as Event Grid does.
 //! - The topic is the operator's setting, not a caller's: it is checked once, at start (`https`,
-//!   or plain `http` to a loopback address for local runs), and never taken from a spec.
+//!   or plain `http` to a loopback address for local runs), and never taken from a spec. No
+//!   proxy from the environment is used: the token goes to the topic alone.
 //! - A refused token or a `401`/`403` is tried again (a new role assignment takes minutes to
 //!   apply); `400`, `404` and `413` are permanent; `408`, `429`, `5xx`, timeouts and connection
 //!   errors are tried again. No redirect is followed.
@@ -75,6 +76,8 @@ impl EventGrid {
     pub fn new(url: url::Url, credential: Arc<dyn TokenCredential>) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // The token goes to the topic and nowhere else, whatever the environment says.
+            .no_proxy()
             .timeout(Duration::from_millis(policy::NOTIFY_TIMEOUT_MS as u64))
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
@@ -97,8 +100,11 @@ impl EventGrid {
         let token = match self.credential.get_token(&[SCOPE], None).await {
             Ok(token) => token,
             Err(e) => {
+                // The identity library's text may name the tenant and client: logs only, not
+                // the history every reader of the API sees.
+                tracing::warn!(error = %e, "no token for Event Grid");
                 return Attempt::Failed {
-                    error: format!("no token for Event Grid: {e}"),
+                    error: "no token for Event Grid (the app's logs say why)".into(),
                     permanent: false,
                 };
             }

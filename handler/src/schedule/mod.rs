@@ -144,9 +144,12 @@ pub struct Schedule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Held>,
     /// The key its runs' notifications are signed with (`whsec_…`), sealed: made when the
-    /// schedule is created and told once, in the answer to that `PUT`.
+    /// schedule is created (again by a `PUT` when no key of the ring opens it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_key: Option<String>,
+    /// `notify_key` was told, in the answer to the first `PUT` whose target notifies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notify_key_told: bool,
 }
 
 impl Schedule {

@@ -156,31 +156,36 @@ impl Scheduler {
 
     /// Creates or replaces schedule `name`. A replaced schedule keeps its runs, counts,
     /// `considered`, suspension and signing key; a new one fires from now on.
+    ///
+    /// The signing key is told (in [`Put::notify_secret`]) by the first `PUT` whose target
+    /// notifies, once: again only when the stored key no longer opens (a new one is made), or to
+    /// a `PUT` whose own key was saved by a write whose answer was lost.
     pub async fn put(
         &self,
         name: &str,
         request: ScheduleRequest,
         callback_base: String,
     ) -> Result<Put, ScheduleError> {
-        // Made once, used by whichever try saves a schedule that has none.
-        let key = crate::notify::new_key();
-        let target = match request.target {
+        let (target, notifies) = match request.target {
             RequestTarget::Spec(mut spec) => {
+                let notifies = !spec.notify.is_empty();
                 let sealed = self.driver.seal_secrets(&mut spec);
                 let notify_urls = self.driver.seal_notify_urls(&mut spec);
-                Target::Spec {
+                let target = Target::Spec {
                     spec,
                     sealed,
                     notify_urls,
-                }
+                };
+                (target, notifies)
             }
             RequestTarget::Template {
                 template,
                 version,
                 parameters,
             } => {
-                // Expanded once now, so a schedule that cannot run is refused at once.
-                template_spec(
+                // Expanded and checked now, as a `POST` of the same invocation is, so that a
+                // schedule that cannot run is refused at once.
+                let spec = template_spec(
                     &self.driver,
                     &template,
                     version,
@@ -188,16 +193,27 @@ impl Scheduler {
                     &run_id(name, 0),
                 )
                 .await?;
-                Target::Template {
+                self.driver
+                    .check(&spec)
+                    .map_err(|e| ScheduleError::BadSpec(e.to_string()))?;
+                self.no_parameter_in_notify_urls(&template, version, &parameters, name)
+                    .await?;
+                let target = Target::Template {
                     template,
                     version,
                     parameters,
-                }
+                };
+                (target, !spec.notify.is_empty())
             }
         };
+        // Made once: the key of whichever try saves a schedule without a usable one.
+        let key = crate::notify::new_key();
+        let sealed_key = self.driver.seal(key.as_bytes());
+        let mut first_found_none = None;
         for _ in 0..SAVE_TRIES {
             let now = self.driver.now();
             let stored = self.store.load_schedule(name).await?;
+            let found_none = *first_found_none.get_or_insert(stored.is_none());
             // An unreadable stored schedule is replaced whole.
             let before = stored.as_ref().and_then(|s| Self::decode(s).ok());
             if stored.is_none()
@@ -205,6 +221,17 @@ impl Scheduler {
             {
                 return Err(ScheduleError::TooMany);
             }
+            // The stored key, when a key of the ring opens it and it is not this call's own.
+            let opened = before.as_ref().and_then(|b| {
+                let sealed = b.notify_key.clone()?;
+                Some((self.driver.open_key(&sealed)?, sealed, b.notify_key_told))
+            });
+            let ours = opened.as_ref().is_some_and(|(k, _, _)| *k == key);
+            let (clear, notify_key, told_before) = match opened {
+                Some((clear, sealed, told)) if !ours => (clear, sealed, told),
+                _ => (key.clone(), sealed_key.clone(), false),
+            };
+            let tell = notifies && !told_before;
             let fresh = Schedule {
                 name: name.to_owned(),
                 cron: request.cron.clone(),
@@ -221,7 +248,8 @@ impl Scheduler {
                 missed_runs: 0,
                 last_missed: None,
                 held: None,
-                notify_key: Some(self.driver.seal(key.as_bytes())),
+                notify_key: Some(notify_key),
+                notify_key_told: told_before || tell,
             };
             let next = match &before {
                 Some(b) => Schedule {
@@ -231,12 +259,10 @@ impl Scheduler {
                     last_run: b.last_run.clone(),
                     missed_runs: b.missed_runs,
                     last_missed: b.last_missed,
-                    notify_key: b.notify_key.clone().or(fresh.notify_key.clone()),
                     ..fresh
                 },
                 None => fresh,
             };
-            let told = before.as_ref().is_none_or(|b| b.notify_key.is_none());
             let expected = stored.as_ref().map(|s| &s.version);
             match self
                 .store
@@ -246,8 +272,8 @@ impl Scheduler {
                 Ok(_) => {
                     return Ok(Put {
                         schedule: next,
-                        created: stored.is_none(),
-                        notify_secret: told.then_some(key),
+                        created: stored.is_none() || (ours && found_none),
+                        notify_secret: tell.then_some(clear),
                     });
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -255,6 +281,42 @@ impl Scheduler {
             }
         }
         Err(StoreError::Conflict(name.to_owned()).into())
+    }
+
+    /// Refuses a string parameter given to a template target that ends up in a `notify` URL: a
+    /// schedule keeps its parameters in clear and shows them, and a webhook URL often carries
+    /// its secret. Each is tried with a URL-shaped probe in its place.
+    async fn no_parameter_in_notify_urls(
+        &self,
+        template: &str,
+        version: Option<u32>,
+        parameters: &serde_json::Map<String, serde_json::Value>,
+        name: &str,
+    ) -> Result<(), ScheduleError> {
+        let probe = format!(
+            "https://berth-probe-{0}.invalid/{0}",
+            uuid::Uuid::new_v4().simple()
+        );
+        for (parameter, value) in parameters {
+            if !value.is_string() {
+                continue;
+            }
+            let mut probed = parameters.clone();
+            probed.insert(parameter.clone(), serde_json::Value::String(probe.clone()));
+            // A parameter whose value the template restricts (or types) cannot take the probe:
+            // its values are the template's own, not secrets of the schedule.
+            let Ok(spec) =
+                template_spec(&self.driver, template, version, &probed, &run_id(name, 0)).await
+            else {
+                continue;
+            };
+            if spec.notify.iter().any(|n| n.url.contains(&probe[8..])) {
+                return Err(ScheduleError::BadSpec(format!(
+                    "parameters.{parameter}: ends up in a notify URL, which a schedule would keep and show in clear; put the webhook URL in the template, or give the schedule a spec"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Schedule `name`.
@@ -527,13 +589,17 @@ impl Scheduler {
             .public_url
             .clone()
             .unwrap_or_else(|| schedule.callback_base.clone());
+        // Opened only for a run that notifies: a schedule without `notify` runs whatever
+        // became of its key.
         let key = match &schedule.notify_key {
-            Some(sealed) => Some(self.driver.open_key(sealed).ok_or_else(|| {
-                ScheduleError::BadSpec(
-                    "the schedule's notification key cannot be opened (sealed under a key this Berth lacks)".into(),
-                )
-            })?),
-            None => None,
+            Some(sealed) if !spec.notify.is_empty() => {
+                Some(self.driver.open_key(sealed).ok_or_else(|| {
+                    ScheduleError::BadSpec(
+                        "the schedule's notification key cannot be opened (sealed under a key this Berth lacks); PUT the schedule again for a new one".into(),
+                    )
+                })?)
+            }
+            _ => None,
         };
         match self.driver.submit_keyed(spec, base, key.as_deref()).await {
             Ok(submitted) => {
