@@ -104,6 +104,18 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Value), reqw
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
+/// Sends `request` and parses the answer's body as JSON, whatever its status; panics (failing the
+/// test) when it cannot be sent or the body is not JSON.
+pub async fn json_body(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot send the request: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("the answer is not JSON: {e}"))
+}
+
 /// Waits until something answers HTTP at `url` (any status), failing the test after `within`:
 /// for a server process just started.
 pub async fn wait_until_answering(url: &str, within: std::time::Duration) {
