@@ -236,7 +236,7 @@ async fn lists_page_with_next_link_and_carry_no_instance_view() {
             let mut next = Some(first);
             let mut pages = 0;
             while let Some(url) = next {
-                let page: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+                let page = json_body(client.get(&url)).await;
                 pages += 1;
                 for group in page["value"].as_array().unwrap() {
                     assert!(group["properties"].get("instanceView").is_none(), "{group}");

@@ -155,15 +155,12 @@ async fn bad_fault_settings_are_refused_naming_the_field() {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["target"], "nth[0].fault", "{body}");
-    let current: Value = harness
-        .client
-        .get(format!("{}/_emulator/faults", harness.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let current = json_body(
+        harness
+            .client
+            .get(format!("{}/_emulator/faults", harness.base)),
+    )
+    .await;
     assert_eq!(current["dropRate"], 0.0);
     assert!(
         emulator::start(

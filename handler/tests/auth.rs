@@ -12,6 +12,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use berth::crypto::SecretsKey;
+use berth_test_support::api::accepted;
 use common::{Harness, Options, job};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -339,22 +340,19 @@ fn serve_refuses_to_start_without_a_valid_public_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_headers_do_not_choose_the_urls_berth_hands_out() {
     let h = keyed().await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/deployments", h.api))
-        .header("x-functions-key", KEY)
-        .header("x-forwarded-host", "evil.example")
-        .header("x-forwarded-proto", "https")
-        .header("forwarded", "host=evil.example;proto=https")
-        .json(&serde_json::json!({"id": "fwd", "groups": [{"name": "g", "properties": {
-            "restartPolicy": "Never", "osType": "Linux", "containers": [{"name": "c", "properties": {
-            "image": "busybox", "command": ["sleep", "60"],
-            "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let body: Value = response.json().await.unwrap();
+    let (location, body) = accepted(
+        reqwest::Client::new()
+            .post(format!("{}/api/deployments", h.api))
+            .header("x-functions-key", KEY)
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .header("forwarded", "host=evil.example;proto=https")
+            .json(&serde_json::json!({"id": "fwd", "groups": [{"name": "g", "properties": {
+                "restartPolicy": "Never", "osType": "Linux", "containers": [{"name": "c", "properties": {
+                "image": "busybox", "command": ["sleep", "60"],
+                "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}}]})),
+    )
+    .await;
     assert_eq!(location, format!("{}/api/deployments/fwd", h.api));
     assert!(!body.to_string().contains("evil.example"), "{body}");
     let d = h.runtime.driver.load("fwd").await.unwrap().unwrap();

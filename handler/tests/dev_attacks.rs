@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use berth_test_support::api::json_body;
 use berth_test_support::dev::Dev;
 use berth_test_support::eventually;
 use serde_json::{Value, json};
@@ -123,13 +124,7 @@ async fn dev_has_a_key_by_default_and_refuses_web_pages() {
         assert_eq!(response.status(), 403, "Origin {origin}");
     }
     // Nothing above started anything.
-    let list: Value = keyed(http.get(&deployments))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = json_body(keyed(http.get(&deployments))).await;
     assert_eq!(list["deployments"], json!([]), "{list}");
 
     // The same machine's page and curl work, with the key.
@@ -142,13 +137,7 @@ async fn dev_has_a_key_by_default_and_refuses_web_pages() {
     assert_eq!(response.status(), 202);
     let status_url = dev.url("/api/deployments/mine");
     let status = eventually("mine to be done", Duration::from_secs(60), || async {
-        let status: Value = keyed(http.get(&status_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = json_body(keyed(http.get(&status_url))).await;
         if status["phase"] == "Done" {
             Ok(status)
         } else {

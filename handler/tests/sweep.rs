@@ -120,28 +120,13 @@ async fn a_live_deployments_groups_survive_and_a_lost_step_is_re_driven() {
     assert_eq!(created, [1]);
 
     // Past retention, the finished deployment is purged with its logs.
-    assert!(
-        runtime
-            .sweep
-            .store
-            .get_logs("lost-1", "work", "main")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let saved_logs = || runtime.sweep.store.get_logs("lost-1", "work", "main");
+    assert!(saved_logs().await.unwrap().is_some());
     sweep.retention_ms = -1_000;
     let report = sweep.run_once().await;
     assert_eq!(report.purged, 1, "{report:?}");
     assert!(runtime.driver.load("lost-1").await.unwrap().is_none());
-    assert!(
-        runtime
-            .sweep
-            .store
-            .get_logs("lost-1", "work", "main")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(saved_logs().await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

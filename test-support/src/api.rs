@@ -1,6 +1,8 @@
 //! A client of Berth's HTTP API (`/api/deployments/...`), with the function key as the
 //! `x-functions-key` header when one is given. Each call returns the status code and the body
-//! (JSON, or `null` when the body is not JSON), so tests can assert on refusals as well.
+//! (JSON, or `null` when the body is not JSON), so tests can assert on refusals as well. The free
+//! functions send any request: [`send`] as the methods do, [`json_body`] when only the JSON answer
+//! matters, [`accepted`] when the answer must be `202 Accepted`.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -102,6 +104,42 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Value), reqw
     let status = response.status().as_u16();
     let text = response.text().await?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// Sends `request` and parses the answer's body as JSON, whatever its status; panics (failing the
+/// test) when it cannot be sent or the body is not JSON.
+pub async fn json_body(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot send the request: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("the answer is not JSON: {e}"))
+}
+
+/// Sends `request`, asserts the answer is `202 Accepted` (showing its body when not), and returns
+/// its `Location` header and its body parsed as JSON.
+pub async fn accepted(request: reqwest::RequestBuilder) -> (String, Value) {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot send the request: {e}"));
+    let status = response.status().as_u16();
+    let location = response.headers().get("location").cloned();
+    let text = response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("cannot read the answer: {e}"));
+    assert_eq!(status, 202, "{text}");
+    let location = location.unwrap_or_else(|| panic!("202 without a Location: {text}"));
+    let location = location
+        .to_str()
+        .unwrap_or_else(|e| panic!("Location is not text: {e}"))
+        .to_owned();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the answer is not JSON: {e}: {text}"));
+    (location, body)
 }
 
 /// Waits until something answers HTTP at `url` (any status), failing the test after `within`:

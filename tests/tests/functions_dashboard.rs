@@ -4,8 +4,9 @@
 //! as `?code=` on every link, form and asset, and nothing served to a request without it.
 #![allow(clippy::unwrap_used)]
 
+use berth_test_support::api::json_body;
 use berth_tests::host::{FunctionsHost, HostOptions, workspace_binary};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn start(dir: &std::path::Path) -> FunctionsHost {
     let settings = [
@@ -132,15 +133,11 @@ async fn the_dashboard_function_serves_pages_and_actions_with_the_function_key()
     assert_eq!(post("http://evil.example").await.unwrap().status(), 403);
     let r = post(&origin).await.unwrap();
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-    let status: Value = http
-        .get(format!("{api}/deployments/hosted-1"))
-        .header("x-functions-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = json_body(
+        http.get(format!("{api}/deployments/hosted-1"))
+            .header("x-functions-key", &key),
+    )
+    .await;
     assert_eq!(status["runtimeStatus"], "Terminated", "{status}");
     assert!(host.violations().is_empty(), "{:?}", host.violations());
     host.stop().await;

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_test_support::api::accepted;
 use berth_tests::host::process::{Launch, readiness_times, unused_port};
 use berth_tests::host::{
     FunctionsHost, HostOptions, HostOutcome, QueueDelivery, repo_root, workspace_binary,
@@ -120,15 +121,11 @@ async fn the_http_api_and_triggers_work_through_the_host() {
     assert_eq!(r.status(), 401);
 
     // Start a deployment: 202, Location and the management URLs on the public front's address.
-    let r = host
-        .request(Method::POST, "deployments")
-        .json(&spec("fn-e2e-1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{:?}", r.text().await);
-    let location = r.headers()["location"].to_str().unwrap().to_owned();
-    let body: Value = r.json().await.unwrap();
+    let (location, body) = accepted(
+        host.request(Method::POST, "deployments")
+            .json(&spec("fn-e2e-1")),
+    )
+    .await;
     assert_eq!(body["id"], "fn-e2e-1");
     let status_url = body["statusQueryGetUri"].as_str().unwrap().to_owned();
     assert_eq!(status_url, format!("{api}/deployments/fn-e2e-1"));

@@ -11,6 +11,7 @@
 //! with their `Params`, as a confused or hostile front could.
 #![allow(clippy::unwrap_used)]
 
+use berth_test_support::api::accepted;
 use berth_tests::host::{FunctionsHost, HostOptions, workspace_binary};
 use bytes::Bytes;
 use reqwest::Method;
@@ -298,18 +299,14 @@ async fn a_url_that_disagrees_with_the_invoked_functions_route_is_refused() {
 async fn a_callers_forwarded_headers_do_not_choose_the_urls_berth_hands_out() {
     let dir = tempfile::tempdir().unwrap();
     let host = start_with(dir.path(), None).await;
-    let response = host
-        .request(Method::POST, "deployments")
-        .header("x-forwarded-host", "evil.example")
-        .header("x-forwarded-proto", "https")
-        .header("forwarded", "host=evil.example;proto=https")
-        .json(&spec("forwarded"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let body: Value = response.json().await.unwrap();
+    let (location, body) = accepted(
+        host.request(Method::POST, "deployments")
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .header("forwarded", "host=evil.example;proto=https")
+            .json(&spec("forwarded")),
+    )
+    .await;
     assert_eq!(
         location,
         format!("{}/deployments/forwarded", host.api_url())

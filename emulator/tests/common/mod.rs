@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use berth_test_support::api::json_body;
 pub use berth_test_support::eventually;
 use emulator::{Config, Running};
 use serde_json::{Value, json};
@@ -194,14 +195,7 @@ impl Harness {
     }
 
     pub async fn stats(&self) -> Value {
-        self.client
-            .get(format!("{}/_emulator/stats", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        json_body(self.client.get(format!("{}/_emulator/stats", self.base))).await
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use serde_json::{Map, Value};
+
 /// One problem with a spec, at a field path such as
 /// `groups[0].properties.containers[1].properties.volumeMounts[0].name`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -85,6 +87,14 @@ impl Problems {
             field: path.as_str().to_owned(),
             message: message.into(),
         });
+    }
+
+    /// Records each key left in `map` (once the fields it may have were taken out) as an unknown
+    /// field, the message going on with `known`, which says what fields it may have.
+    pub fn unknown_fields(&mut self, map: &Map<String, Value>, path: &FieldPath, known: &str) {
+        for key in map.keys() {
+            self.add(&path.key(key), format!("unknown field; {known}"));
+        }
     }
 
     /// `Ok` when nothing was recorded.

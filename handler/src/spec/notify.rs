@@ -137,12 +137,7 @@ fn entry(item: Value, path: &FieldPath, problems: &mut Problems) -> Option<Notif
         }
     };
     let on = on(map.remove("on"), &path.key("on"), problems);
-    for key in map.keys() {
-        problems.add(
-            &path.key(key),
-            "unknown field; a notify entry has url and on",
-        );
-    }
+    problems.unknown_fields(&map, path, "a notify entry has url and on");
     Some(Notify { url, on })
 }
 

@@ -516,12 +516,7 @@ pub(super) fn retry(value: Option<Value>, path: &FieldPath, problems: &mut Probl
     if let Some(backoff) = duration(&mut map, "backoff", path, problems) {
         retry.backoff = backoff;
     }
-    for key in map.keys() {
-        problems.add(
-            &path.key(key),
-            "unknown field; retry has maxAttempts and backoff",
-        );
-    }
+    problems.unknown_fields(&map, path, "retry has maxAttempts and backoff");
     retry
 }
 
@@ -540,12 +535,7 @@ fn cleanup(value: Option<Value>, path: &FieldPath, problems: &mut Problems) -> C
     if let Some(keep_for) = duration(&mut map, "keepFor", path, problems) {
         cleanup.keep_for = keep_for;
     }
-    for key in map.keys() {
-        problems.add(
-            &path.key(key),
-            "unknown field; cleanup has when and keepFor",
-        );
-    }
+    problems.unknown_fields(&map, path, "cleanup has when and keepFor");
     cleanup
 }
 
@@ -644,16 +634,15 @@ fn group(item: Value, path: &FieldPath, mode: Mode, problems: &mut Problems) -> 
     };
     let flow = workflow::group_fields(&mut map, path, mode, problems);
     let place = placement::take(&mut map, path, problems);
-    for key in map.keys() {
-        problems.add(
-            &path.key(key),
-            format!(
-                "unknown field; a group has name, properties, identity, zones, location, {}, {}",
-                workflow::GROUP_FIELDS.join(", "),
-                placement::FIELDS.join(", ")
-            ),
-        );
-    }
+    problems.unknown_fields(
+        &map,
+        path,
+        &format!(
+            "a group has name, properties, identity, zones, location, {}, {}",
+            workflow::GROUP_FIELDS.join(", "),
+            placement::FIELDS.join(", ")
+        ),
+    );
     let properties = validate::group_properties(properties, &properties_path, mode, problems);
     Some(GroupSpec {
         name,

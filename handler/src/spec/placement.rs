@@ -100,12 +100,7 @@ pub fn take(map: &mut Map<String, Value>, path: &FieldPath, problems: &mut Probl
                     ),
                 },
             }
-            for key in spot.keys() {
-                problems.add(
-                    &at.key(key),
-                    "unknown field; spot has fallbackToRegularAfter",
-                );
-            }
+            problems.unknown_fields(&spot, &at, "spot has fallbackToRegularAfter");
             placement.spot = Some(policy);
         }
         Some(_) => problems.add(

@@ -176,12 +176,11 @@ impl Invocation {
                 Map::new()
             }
         };
-        for key in doc.keys() {
-            problems.add(
-                &root.key(key),
-                "unknown field; a deployment from a template has id, template, version and parameters",
-            );
-        }
+        problems.unknown_fields(
+            &doc,
+            &root,
+            "a deployment from a template has id, template, version and parameters",
+        );
         problems.finish()?;
         Ok(Invocation {
             id,
@@ -286,12 +285,11 @@ fn declaration(value: Value, path: &FieldPath, problems: &mut Problems) -> Optio
             Err(e) => problems.add(&path.key("default"), e),
         }
     }
-    for key in fields.keys() {
-        problems.add(
-            &path.key(key),
-            "unknown field; a parameter has type, default, allowed and from",
-        );
-    }
+    problems.unknown_fields(
+        &fields,
+        path,
+        "a parameter has type, default, allowed and from",
+    );
     Some(parameter)
 }
 

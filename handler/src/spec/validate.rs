@@ -841,12 +841,7 @@ pub fn identity(value: Value, path: &FieldPath, problems: &mut Problems) -> Opti
             format!("only with a UserAssigned type, not {kind}"),
         );
     }
-    for key in map.keys() {
-        problems.add(
-            &path.key(key),
-            "unknown field; identity has type and userAssignedIdentities",
-        );
-    }
+    problems.unknown_fields(&map, path, "identity has type and userAssignedIdentities");
     let mut identity = Map::new();
     identity.insert("type".into(), Value::from(kind));
     if !users.is_empty() {

@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use berth_test_support::api::json_body;
 use berth_test_support::eventually;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
@@ -181,14 +182,7 @@ pub async fn history(b: &impl Berth, id: &str) -> Vec<String> {
 
 /// The emulator's counters (`GET /_emulator/stats`).
 pub async fn stats(b: &impl Berth) -> Value {
-    b.http()
-        .get(format!("{}/_emulator/stats", b.arm()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_body(b.http().get(format!("{}/_emulator/stats", b.arm()))).await
 }
 
 /// How many times the emulator created the group `name`.

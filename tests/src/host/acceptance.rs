@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use super::config::Binding;
+use super::payload::media_type;
 
 /// The HTTP response the host would send to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,12 +83,7 @@ pub fn judge(
                 .to_owned(),
         );
     };
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let media = media_type(content_type);
     if media != "application/json" && media != "text/json" {
         return HostOutcome::Failed(format!(
             "UnsupportedMediaTypeException: media type `{media}` is not application/json or text/json"

@@ -185,6 +185,12 @@ impl AppConfig {
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
     }
+
+    /// [`App::function`], or an error saying there is no function `name`.
+    pub fn require_function(&self, name: &str) -> anyhow::Result<&FunctionDef> {
+        self.function(name)
+            .with_context(|| format!("no function {name}"))
+    }
 }
 
 fn u32_or(value: &Value, default: u32) -> anyhow::Result<u32> {

@@ -263,13 +263,18 @@ impl FunctionsHost {
         self.inner.invoke_raw(function, body).await
     }
 
+    /// Sends `payload` to `function` as the host does and returns how the host judged the answer.
+    async fn invoke_payload(&self, function: &str, payload: &Value) -> anyhow::Result<HostOutcome> {
+        let (_, _, outcome) = self
+            .inner
+            .invoke_raw(function, Bytes::from(payload.to_string()))
+            .await?;
+        Ok(outcome)
+    }
+
     /// Fires the timer function `function` once.
     pub async fn tick(&self, function: &str, past_due: bool) -> anyhow::Result<HostOutcome> {
-        let def = self
-            .inner
-            .app
-            .function(function)
-            .with_context(|| format!("no function {function}"))?;
+        let def = self.inner.app.require_function(function)?;
         let TriggerDef::Timer { schedule, .. } = &def.trigger else {
             bail!("{function} is not a timer function");
         };
@@ -286,12 +291,7 @@ impl FunctionsHost {
             retry: None,
         };
         let payload = payload::timer_payload(def, &firing, &Sys::now(&def.name));
-        let name = def.name.clone();
-        let (_, _, outcome) = self
-            .inner
-            .invoke_raw(&name, Bytes::from(payload.to_string()))
-            .await?;
-        Ok(outcome)
+        self.invoke_payload(&def.name, &payload).await
     }
 
     /// Delivers one queue message to the queue function `function` (no storage involved).
@@ -300,27 +300,14 @@ impl FunctionsHost {
         function: &str,
         delivery: &QueueDelivery,
     ) -> anyhow::Result<HostOutcome> {
-        let def = self
-            .inner
-            .app
-            .function(function)
-            .with_context(|| format!("no function {function}"))?;
+        let def = self.inner.app.require_function(function)?;
         let payload = payload::queue_payload(def, delivery, &Sys::now(&def.name));
-        let name = def.name.clone();
-        let (_, _, outcome) = self
-            .inner
-            .invoke_raw(&name, Bytes::from(payload.to_string()))
-            .await?;
-        Ok(outcome)
+        self.invoke_payload(&def.name, &payload).await
     }
 
     /// The resolved queue name of the queue function `function` (`%BERTH_QUEUE%` expanded).
     pub fn queue_name(&self, function: &str) -> anyhow::Result<String> {
-        let def = self
-            .inner
-            .app
-            .function(function)
-            .with_context(|| format!("no function {function}"))?;
+        let def = self.inner.app.require_function(function)?;
         let TriggerDef::Queue { queue_name, .. } = &def.trigger else {
             bail!("{function} is not a queue function");
         };

@@ -253,13 +253,18 @@ pub fn kestrel_header_name(name: &str) -> String {
         .join("-")
 }
 
-fn is_base64_content_type(content_type: &str) -> bool {
-    let media = content_type
+/// The media type of a `Content-Type` value: before any `;` parameters, trimmed, lower-case.
+pub fn media_type(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+fn is_base64_content_type(content_type: &str) -> bool {
+    let media = media_type(content_type);
     media == "application/octet-stream" || media.starts_with("multipart/")
 }
 

@@ -96,11 +96,7 @@ impl QueueListener {
     /// the trigger's `connection` setting. Creates the queue and its poison queue if missing.
     pub async fn new(host: &FunctionsHost, function: &str) -> anyhow::Result<Arc<Self>> {
         let inner = host.inner.clone();
-        let def = inner
-            .app
-            .function(function)
-            .with_context(|| format!("no function {function}"))?
-            .clone();
+        let def = inner.app.require_function(function)?.clone();
         let TriggerDef::Queue {
             queue_name,
             connection,

@@ -100,7 +100,7 @@ impl StorageConnection {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::tests::from_map;
+    use super::super::tests::{assert_endpoints, from_map};
     use super::*;
 
     #[test]
@@ -115,13 +115,10 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        assert_eq!(
-            c.blob_endpoint.as_str(),
-            "https://berthdata.blob.core.windows.net/"
-        );
-        assert_eq!(
-            c.queue_endpoint.as_str(),
-            "https://berthdata.queue.core.windows.net/"
+        assert_endpoints(
+            &c,
+            "https://berthdata.blob.core.windows.net/",
+            "https://berthdata.queue.core.windows.net/",
         );
         let StorageAuth::Identity(id) = &c.auth else {
             panic!("not identity: {c:?}")

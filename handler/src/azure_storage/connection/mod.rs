@@ -221,6 +221,14 @@ mod tests {
         StorageConnection::from_settings(DEFAULT_SETTING, &|k| map.get(k).cloned())
     }
 
+    /// Asserts that `c` sends blob requests to `blob` and queue requests to `queue` (the URLs as
+    /// text); the submodules' tests use it too.
+    #[track_caller]
+    pub(super) fn assert_endpoints(c: &StorageConnection, blob: &str, queue: &str) {
+        assert_eq!(c.blob_endpoint.as_str(), blob);
+        assert_eq!(c.queue_endpoint.as_str(), queue);
+    }
+
     #[test]
     fn the_connection_string_takes_precedence_and_nothing_set_is_none() {
         let c = from_map(&[

@@ -200,6 +200,7 @@ fn split_pairs(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::DEFAULT_SETTING;
+    use super::super::tests::assert_endpoints;
     use super::*;
 
     const KEY: &str = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5";
@@ -211,13 +212,10 @@ mod tests {
     #[test]
     fn development_storage_is_azurite_path_style() {
         let c = parse("UseDevelopmentStorage=true").unwrap();
-        assert_eq!(
-            c.blob_endpoint.as_str(),
-            "http://127.0.0.1:10000/devstoreaccount1"
-        );
-        assert_eq!(
-            c.queue_endpoint.as_str(),
-            "http://127.0.0.1:10001/devstoreaccount1"
+        assert_endpoints(
+            &c,
+            "http://127.0.0.1:10000/devstoreaccount1",
+            "http://127.0.0.1:10001/devstoreaccount1",
         );
         assert_eq!(c.account.as_deref(), Some("devstoreaccount1"));
         assert!(
@@ -244,13 +242,10 @@ mod tests {
             "DefaultEndpointsProtocol=https;AccountName=berthdata;AccountKey={KEY};EndpointSuffix=core.chinacloudapi.cn"
         ))
         .unwrap();
-        assert_eq!(
-            c.blob_endpoint.as_str(),
-            "https://berthdata.blob.core.chinacloudapi.cn/"
-        );
-        assert_eq!(
-            c.queue_endpoint.as_str(),
-            "https://berthdata.queue.core.chinacloudapi.cn/"
+        assert_endpoints(
+            &c,
+            "https://berthdata.blob.core.chinacloudapi.cn/",
+            "https://berthdata.queue.core.chinacloudapi.cn/",
         );
         let c = parse(&format!("AccountName=berthdata;AccountKey={KEY}")).unwrap();
         assert_eq!(
@@ -267,13 +262,10 @@ mod tests {
              QueueEndpoint=http://127.0.0.1:20001/devstoreaccount1;TableEndpoint=http://x/"
         ))
         .unwrap();
-        assert_eq!(
-            c.blob_endpoint.as_str(),
-            "http://127.0.0.1:20000/devstoreaccount1"
-        );
-        assert_eq!(
-            c.queue_endpoint.as_str(),
-            "http://127.0.0.1:20001/devstoreaccount1"
+        assert_endpoints(
+            &c,
+            "http://127.0.0.1:20000/devstoreaccount1",
+            "http://127.0.0.1:20001/devstoreaccount1",
         );
     }
 
