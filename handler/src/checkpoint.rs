@@ -208,14 +208,7 @@ mod tests {
 
     #[test]
     fn statuses_keep_their_words() {
-        for s in [
-            RuntimeStatus::Pending,
-            RuntimeStatus::Running,
-            RuntimeStatus::Succeeded,
-            RuntimeStatus::Failed,
-            RuntimeStatus::TimedOut,
-            RuntimeStatus::Terminated,
-        ] {
+        for s in RuntimeStatus::ALL {
             assert_eq!(status(s).as_str(), s.as_str());
             assert_eq!(status(s).is_terminal(), s.is_terminal());
         }

@@ -12,15 +12,6 @@ use crate::clock::{parse_rfc3339, rfc3339};
 use crate::engine::{Deployment, Instance, Millis, Phase, RuntimeStatus};
 use crate::spec::{Mode, RunWhen};
 
-const STATUSES: [RuntimeStatus; 6] = [
-    RuntimeStatus::Pending,
-    RuntimeStatus::Running,
-    RuntimeStatus::Succeeded,
-    RuntimeStatus::Failed,
-    RuntimeStatus::TimedOut,
-    RuntimeStatus::Terminated,
-];
-
 /// The most of a container's saved logs a page shows (the end); the whole is a link away.
 const MAX_LOG_SHOWN: usize = 256 * 1024;
 
@@ -206,7 +197,7 @@ pub(super) fn list(
         );
     }
     main.push_str("<label for=\"f-status\">Status</label><select id=\"f-status\" name=\"status\"><option value=\"\">any</option>");
-    for s in STATUSES {
+    for s in RuntimeStatus::ALL {
         let selected = if filters.status == Some(s) {
             " selected"
         } else {

@@ -144,6 +144,16 @@ pub enum RuntimeStatus {
 }
 
 impl RuntimeStatus {
+    /// Every status, in the order a deployment can pass through them.
+    pub const ALL: [RuntimeStatus; 6] = [
+        RuntimeStatus::Pending,
+        RuntimeStatus::Running,
+        RuntimeStatus::Succeeded,
+        RuntimeStatus::Failed,
+        RuntimeStatus::TimedOut,
+        RuntimeStatus::Terminated,
+    ];
+
     /// Whether nothing will change the status any more.
     pub fn is_terminal(self) -> bool {
         !matches!(self, RuntimeStatus::Pending | RuntimeStatus::Running)
