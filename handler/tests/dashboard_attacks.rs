@@ -1452,9 +1452,11 @@ async fn schedules_and_templates_show_their_fields_and_hostile_values_as_text() 
         b.api("PUT", "/api/schedules/greeter", from_template).await,
         StatusCode::CREATED
     );
+    let mut notifying = one_group();
+    notifying["notify"] = json!([{ "url": "https://hooks.example.com/services/s3cr3t-path" }]);
     let every = schedule(
         "* * * * *",
-        json!({ "spec": one_group() }),
+        json!({ "spec": notifying }),
         json!({ "concurrencyPolicy": "forbid", "startingDeadline": "PT10M" }),
     );
     assert_eq!(
@@ -1487,7 +1489,8 @@ async fn schedules_and_templates_show_their_fields_and_hostile_values_as_text() 
         "<td>Europe/Amsterdam</td>",
         "<td>forbid, starting deadline PT10M</td>",
         "<span class=\"badge active\">Active</span>",
-        "spec: a job of <code>work</code>",
+        // Where its runs notify, by origin: the webhook's path is sealed, never shown.
+        "spec: a job of <code>work</code>, notifying <code>https://hooks.example.com</code>",
         // The last run, linked to its deployment.
         "<a class=\"nowrap\" href=\"/d/every-202612031003\">every-202612031003</a><br>for <time datetime=\"2026-12-03T10:03:00.000Z\">",
         // The next run and the id it will have.
@@ -1511,6 +1514,7 @@ async fn schedules_and_templates_show_their_fields_and_hostile_values_as_text() 
     ] {
         assert!(greeter.contains(shown), "{shown} in {greeter}");
     }
+    assert!(!page.text.contains("s3cr3t"), "{}", page.text);
     // The run's page is a click away.
     let run = b.get("/d/every-202612031003", Some(&cookie)).await;
     assert_eq!(run.status, StatusCode::OK, "{}", run.text);

@@ -44,7 +44,17 @@ fn target(schedule: &Schedule) -> String {
                 crate::spec::Mode::Job => "job",
                 crate::spec::Mode::Service => "service",
             };
-            format!("spec: a {mode} of {}", groups.join(", "))
+            // The stored URLs are their origins already (`https://host/(sealed)`).
+            let told: Vec<String> = spec
+                .notify
+                .iter()
+                .map(|n| code(&super::pages::receiver(&n.url)))
+                .collect();
+            let notifies = match told.is_empty() {
+                true => String::new(),
+                false => format!(", notifying {}", told.join(", ")),
+            };
+            format!("spec: a {mode} of {}{notifies}", groups.join(", "))
         }
         Target::Template {
             template,

@@ -871,7 +871,7 @@ fn history(d: &Deployment) -> String {
 
 /// Where a notification goes, shown as its origin only: a webhook's path and query often carry
 /// its secret (Slack, Teams), and the page need not show it.
-fn receiver(url: &str) -> String {
+pub(super) fn receiver(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(u) => u.origin().ascii_serialization(),
         Err(_) => "(not a URL)".to_owned(),
