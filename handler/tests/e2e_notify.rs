@@ -457,6 +457,46 @@ async fn a_schedules_parameter_never_becomes_a_webhook_url_kept_in_clear() {
     );
 }
 
+/// A template's `notify` URLs are sealed as a deployment's are: the template shows their origins,
+/// and a deployment expanded from it notifies the whole URL.
+async fn a_templates_webhook_url_is_sealed_and_still_called(backend: Backend) {
+    let Some(h) = harness(backend).await else {
+        return;
+    };
+    let receiver = Receiver::start(&[204]).await;
+    let mut template = common::job("x", "true");
+    template.as_object_mut().unwrap().remove("id");
+    template["notify"] = json!([{ "url": format!("{}?token=s3cr3t-query", receiver.url) }]);
+    let r = scenarios::request(&h, reqwest::Method::PUT, "/templates/hooked")
+        .json(&template)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let (code, shown) = get(&h, "/templates/hooked").await;
+    assert_eq!(code, 200, "{shown}");
+    assert!(!shown.to_string().contains("s3cr3t"), "{shown}");
+    let origin = receiver.url.split("/hooks").next().unwrap().to_owned();
+    assert_eq!(
+        shown["spec"]["notify"][0]["url"],
+        format!("{origin}/(sealed)").as_str()
+    );
+
+    let (code, started) = h
+        .submit(&json!({ "id": "from-hooked", "template": "hooked" }))
+        .await;
+    assert_eq!(code, 202, "{started}");
+    let key = started["notifySecret"].as_str().unwrap().to_owned();
+    let done = h.wait_done("from-hooked").await;
+    assert_eq!(done["notifications"][0]["state"], "Delivered", "{done}");
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "{got:?}");
+    verify(&key, &got[0]);
+    scenarios::assert_nothing_left(&h).await;
+}
+
+on_both_backends!(a_templates_webhook_url_is_sealed_and_still_called);
+
 /// A deployment from the submit queue is signed with the operator's `BERTH_NOTIFY_KEY` (a queue
 /// message has no answer to carry a new key); without that setting such a message is dropped,
 /// saying why, and starts nothing.

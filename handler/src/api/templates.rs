@@ -5,7 +5,8 @@
 //! # Guarantees
 //! - A name is checked before anything is read (the rules of a deployment id: no `/`, `.` or
 //!   `%`), so no name reaches a store key it does not own.
-//! - Answers never carry a secret: a template's secret fields show as `(sealed)`.
+//! - Answers never carry a secret: a template's secret fields show as `(sealed)`, its `notify`
+//!   URLs as their origins (`https://host/(sealed)`).
 //! - Every refusal names its field: `name`, `version`, `template`, `parameters.<name>`, or the
 //!   spec's own field paths.
 
@@ -72,7 +73,7 @@ struct TemplateDoc<'a> {
     version: u32,
     created_time: String,
     parameters: &'a BTreeMap<String, Parameter>,
-    /// The spec, secret fields as `(sealed)`.
+    /// The spec, secret fields as `(sealed)`, `notify` URLs by their origins.
     spec: &'a Value,
 }
 

@@ -9,7 +9,8 @@
 //!   theirs already there, and a deployment pinned to a version always expands the same spec.
 //! - Secret fields are sealed at rest as a deployment's are: the stored document holds
 //!   `(sealed)` in their place and the values sealed beside it; they are opened only in memory,
-//!   to be sealed into the deployment they are expanded into. No answer carries them.
+//!   to be sealed into the deployment they are expanded into. No answer carries them. So are
+//!   the `notify` URLs (a webhook's path often is its secret): their origins stay.
 //! - An expansion is validated as any spec is, and records the template and version it came
 //!   from in the spec (its status shows them); changing a template later changes no deployment.
 
@@ -49,6 +50,44 @@ pub struct StoredTemplate {
     /// The secret fields' values ([`SecretSlot`]s), sealed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<String>,
+    /// The `notify` URLs whole (a JSON array, placeholders and all), sealed: the spec keeps
+    /// their origins (`https://host/(sealed)`, or `(sealed)` when the origin is a placeholder),
+    /// as a deployment's does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_urls: Option<String>,
+}
+
+/// Takes the `notify` URLs out of a template document, leaving what may be shown of each.
+fn take_notify_urls(doc: &mut Value) -> Vec<String> {
+    let Some(entries) = doc.get_mut("notify").and_then(Value::as_array_mut) else {
+        return Vec::new();
+    };
+    entries
+        .iter_mut()
+        .filter_map(|entry| {
+            let url = entry.get_mut("url")?;
+            let whole = url.as_str()?.to_owned();
+            let shown = match whole.contains("{{") {
+                true => SEALED.to_owned(),
+                false => crate::spec::notify::shown_url(&whole),
+            };
+            *url = Value::String(shown);
+            Some(whole)
+        })
+        .collect()
+}
+
+/// Puts the URLs [`take_notify_urls`] took back, in order.
+fn put_notify_urls(doc: &mut Value, urls: Vec<String>) {
+    let entries = doc.get_mut("notify").and_then(Value::as_array_mut);
+    let urls = entries
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.get_mut("url"))
+        .zip(urls);
+    for (url, whole) in urls {
+        *url = Value::String(whole);
+    }
 }
 
 /// Why a template call failed.
@@ -150,16 +189,17 @@ impl Driver {
             // is no longer the current one: after a rotation, putting it again seals it anew.
             if let Some(latest) = latest.as_ref()
                 && self.keys.digest_matches(&canonical, &latest.digest)
-                && !latest
-                    .sealed
-                    .as_ref()
-                    .is_some_and(|s| self.keys.needs_reseal(s))
+                && ![&latest.sealed, &latest.notify_urls]
+                    .into_iter()
+                    .flatten()
+                    .any(|s| self.keys.needs_reseal(s))
             {
                 return Ok((latest.clone(), false));
             }
             let mut spec = read.spec.clone();
             let slots = take_from_document(&mut spec);
             put_into_document(&mut spec, &placeholders(&slots));
+            let urls = take_notify_urls(&mut spec);
             let stored = StoredTemplate {
                 schema_version: TEMPLATE_SCHEMA,
                 name: name.to_owned(),
@@ -171,6 +211,10 @@ impl Driver {
                 sealed: (!slots.is_empty()).then(|| {
                     self.keys
                         .seal(&serde_json::to_vec(&slots).expect("secrets serialise"))
+                }),
+                notify_urls: (!urls.is_empty()).then(|| {
+                    self.keys
+                        .seal(&serde_json::to_vec(&urls).expect("URLs serialise"))
                 }),
             };
             let bytes = serde_json::to_vec(&stored).expect("a template serialises");
@@ -265,6 +309,20 @@ impl Driver {
                         .into(),
                 })?;
             put_into_document(&mut document, &slots);
+        }
+        if let Some(sealed) = &found.notify_urls {
+            let urls: Vec<String> = self
+                .keys
+                .open(sealed)
+                .ok()
+                .and_then(|plain| serde_json::from_slice(&plain).ok())
+                .ok_or_else(|| TemplateError::Unreadable {
+                    name: found.name.clone(),
+                    version: found.version,
+                    reason: "its notify URLs do not open with BERTH_SECRETS_KEY or a previous key"
+                        .into(),
+                })?;
+            put_notify_urls(&mut document, urls);
         }
         let mut document = template::expand(&document, &values)?;
         if let (Some(id), Some(doc)) = (invocation.id, document.as_object_mut()) {
