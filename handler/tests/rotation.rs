@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use berth::arm::{ArmClient, ArmTarget};
 use berth::checkpoint::Deployments;
-use berth::clock::SystemClock;
+use berth::clock::{Clock as _, ShiftedClock, SystemClock};
 use berth::crypto::{Keyring, SecretsKey};
 use berth::driver::{Driver, DriverSettings};
 use berth::engine::{Phase, RuntimeStatus};
@@ -21,6 +21,16 @@ use berth::store::{Checkpoints, Steps};
 use serde_json::json;
 
 fn driver(store: Arc<SqliteStore>, arm: &str, keys: Keyring) -> Driver {
+    driver_on(store, arm, keys, Arc::new(SystemClock))
+}
+
+/// [`driver`] reading `clock`.
+fn driver_on(
+    store: Arc<SqliteStore>,
+    arm: &str,
+    keys: Keyring,
+    clock: Arc<dyn berth::clock::Clock>,
+) -> Driver {
     let target = ArmTarget {
         endpoint: arm.to_owned(),
         subscription: "00000000-0000-0000-0000-000000000000".into(),
@@ -32,7 +42,7 @@ fn driver(store: Arc<SqliteStore>, arm: &str, keys: Keyring) -> Driver {
         store,
         ArmClient::new(target, None),
         Arc::new(keys),
-        Arc::new(SystemClock),
+        clock,
         DriverSettings::default(),
     )
 }
@@ -210,8 +220,10 @@ async fn a_schedule_whose_key_cannot_be_opened_still_runs_and_a_put_makes_a_new_
     let store =
         Arc::new(SqliteStore::open(&dir.path().join("berth.db"), Arc::new(SystemClock)).unwrap());
     let (lost, current) = (SecretsKey::generate(), SecretsKey::generate());
+    let clock = Arc::new(ShiftedClock::at(SystemClock.now()));
     let scheduler = |keys: Keyring| {
-        let d = driver(store.clone(), "http://127.0.0.1:1", keys).with_schedules(store.clone());
+        let d = driver_on(store.clone(), "http://127.0.0.1:1", keys, clock.clone())
+            .with_schedules(store.clone());
         Scheduler::of(&d, None).unwrap()
     };
     let spec = json!({ "groups": [{ "name": "work", "properties": {
@@ -225,28 +237,10 @@ async fn a_schedule_whose_key_cannot_be_opened_still_runs_and_a_put_makes_a_new_
         .unwrap();
     assert!(made.notify_secret.is_none(), "nothing notifies yet");
 
-    // The key that sealed it is gone: the run starts all the same (it needs no key).
-    let now = current_scheduler_time();
+    // The key that sealed it is gone: the next minute's run starts all the same (it needs no
+    // key).
+    clock.advance(61_000);
     let s = scheduler(Keyring::new(current.clone(), vec![]));
-    let mut stored = {
-        use berth::store::Schedules;
-        let stored = store.load_schedule("minutely").await.unwrap().unwrap();
-        berth::schedule::Schedule::from_bytes(&stored.body).unwrap()
-    };
-    stored.considered = now - 61_000;
-    {
-        use berth::store::Schedules;
-        let version = store
-            .load_schedule("minutely")
-            .await
-            .unwrap()
-            .unwrap()
-            .version;
-        store
-            .save_schedule("minutely", &stored.to_bytes(), Some(&version))
-            .await
-            .unwrap();
-    }
     let report = s.run_once().await;
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(report.started.len(), 1, "{report:?}");
@@ -262,10 +256,6 @@ async fn a_schedule_whose_key_cannot_be_opened_still_runs_and_a_put_makes_a_new_
     let sealed = again.schedule.notify_key.unwrap();
     let opened = Keyring::new(current, vec![]).open(&sealed).unwrap();
     assert_eq!(String::from_utf8(opened).unwrap(), told);
-}
-
-fn current_scheduler_time() -> i64 {
-    berth::clock::Clock::now(&SystemClock)
 }
 
 /// The sealed values of schedule `name`: its secrets, its notify URLs and its signing key
