@@ -111,6 +111,9 @@ impl Dev {
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        crate::interrupt(&mut self.child, "INT");
+        // After `kill` the process is reaped and its pid may be another's: signal only a live one.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            crate::interrupt(&mut self.child, "INT");
+        }
     }
 }
