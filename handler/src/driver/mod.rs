@@ -274,8 +274,7 @@ impl Driver {
     /// Puts the URLs [`Self::seal_notify_urls`] sealed back into `spec`.
     pub fn open_notify_urls(&self, spec: &mut Spec, sealed: &str) -> Result<(), String> {
         let urls: Vec<String> = self
-            .open_key(sealed)
-            .and_then(|json| serde_json::from_str(&json).ok())
+            .open_json(sealed)
             .ok_or("the notify URLs cannot be opened (sealed under a key this Berth lacks)")?;
         for (n, url) in spec.notify.iter_mut().zip(urls) {
             n.url = url;
@@ -286,6 +285,13 @@ impl Driver {
     /// `plain` sealed under the current key.
     pub fn seal(&self, plain: &[u8]) -> String {
         self.keys.seal(plain)
+    }
+
+    /// A JSON value sealed whole (URLs, secret slots), opened and read; `None` when no key of
+    /// the ring opens it or it is not a `T`.
+    pub fn open_json<T: serde::de::DeserializeOwned>(&self, sealed: &str) -> Option<T> {
+        let plain = self.keys.open(sealed).ok()?;
+        serde_json::from_slice(&plain).ok()
     }
 
     /// A key [`Self::seal`] sealed, opened (`None` when no key of the ring opens it).
@@ -521,8 +527,7 @@ impl Driver {
     pub(super) fn notify_urls(&self, d: &Deployment) -> Vec<String> {
         d.notify_urls
             .as_deref()
-            .and_then(|sealed| self.keys.open(sealed).ok())
-            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .and_then(|sealed| self.open_json(sealed))
             .unwrap_or_default()
     }
 

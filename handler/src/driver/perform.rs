@@ -222,8 +222,7 @@ impl Driver {
             let key = d
                 .notify_key
                 .as_deref()
-                .and_then(|k| self.keys.open(k).ok())
-                .and_then(|k| String::from_utf8(k).ok())
+                .and_then(|k| self.open_key(k))
                 .unwrap_or_default();
             self.notifier
                 .send(url, id, body, &key, self.clock.now())

@@ -273,6 +273,22 @@ impl Driver {
         }
     }
 
+    /// What template version `found` sealed (its `what`), opened; unreadable when no key of
+    /// the ring opens it.
+    fn open_sealed<T: serde::de::DeserializeOwned>(
+        &self,
+        found: &StoredTemplate,
+        sealed: &str,
+        what: &str,
+    ) -> Result<T, TemplateError> {
+        self.open_json(sealed)
+            .ok_or_else(|| TemplateError::Unreadable {
+                name: found.name.clone(),
+                version: found.version,
+                reason: format!("its {what} do not open with BERTH_SECRETS_KEY or a previous key"),
+            })
+    }
+
     /// The spec `invocation` asks for: its template's version expanded with its parameters,
     /// secrets put back (to be sealed again by [`Driver::submit`]), validated, its id
     /// `invocation.id` or `new_id()`.
@@ -281,8 +297,14 @@ impl Driver {
         invocation: Invocation,
         new_id: impl FnOnce() -> String,
     ) -> Result<Spec, TemplateError> {
-        let found = self
-            .template(&invocation.template, invocation.version)
+        let found = self.invoked(&invocation).await?;
+        self.expand_version(&found, invocation, new_id)
+    }
+
+    /// The template version `invocation` names (a missing one named as its `template` or
+    /// `version` field).
+    pub async fn invoked(&self, invocation: &Invocation) -> Result<StoredTemplate, TemplateError> {
+        self.template(&invocation.template, invocation.version)
             .await
             .map_err(|e| match e {
                 TemplateError::NotFound { message, .. } => TemplateError::NotFound {
@@ -293,36 +315,28 @@ impl Driver {
                     message,
                 },
                 e => e,
-            })?;
+            })
+    }
+
+    /// [`Self::expand`] of a version already read ([`Self::invoked`]): no store read, so a
+    /// caller may expand the same version several times.
+    pub fn expand_version(
+        &self,
+        found: &StoredTemplate,
+        invocation: Invocation,
+        new_id: impl FnOnce() -> String,
+    ) -> Result<Spec, TemplateError> {
         let values = template::values(&found.parameters, invocation.parameters)?;
         let mut document = found.spec.clone();
         if let Some(sealed) = &found.sealed {
-            let slots: Vec<SecretSlot> = self
-                .keys
-                .open(sealed)
-                .ok()
-                .and_then(|plain| serde_json::from_slice(&plain).ok())
-                .ok_or_else(|| TemplateError::Unreadable {
-                    name: found.name.clone(),
-                    version: found.version,
-                    reason: "its secrets do not open with BERTH_SECRETS_KEY or a previous key"
-                        .into(),
-                })?;
+            let slots: Vec<SecretSlot> = self.open_sealed(found, sealed, "secrets")?;
             put_into_document(&mut document, &slots);
         }
         if let Some(sealed) = &found.notify_urls {
-            let urls: Vec<String> = self
-                .keys
-                .open(sealed)
-                .ok()
-                .and_then(|plain| serde_json::from_slice(&plain).ok())
-                .ok_or_else(|| TemplateError::Unreadable {
-                    name: found.name.clone(),
-                    version: found.version,
-                    reason: "its notify URLs do not open with BERTH_SECRETS_KEY or a previous key"
-                        .into(),
-                })?;
-            put_notify_urls(&mut document, urls);
+            put_notify_urls(
+                &mut document,
+                self.open_sealed(found, sealed, "notify URLs")?,
+            );
         }
         let mut document = template::expand(&document, &values)?;
         if let (Some(id), Some(doc)) = (invocation.id, document.as_object_mut()) {
@@ -330,7 +344,7 @@ impl Driver {
         }
         let mut spec = parse::from_value(document, new_id)?;
         spec.template = Some(TemplateRef {
-            name: found.name,
+            name: found.name.clone(),
             version: found.version,
         });
         Ok(spec)

@@ -29,9 +29,11 @@ use super::document::{RequestTarget, ScheduleRequest};
 use super::{
     ConcurrencyPolicy, Held, MAX_COUNTED_MISSES, MAX_SCHEDULES, Run, Schedule, Target, cron, run_id,
 };
+use crate::driver::templates::StoredTemplate;
 use crate::driver::{Driver, DriverError};
 use crate::engine::Event;
 use crate::spec::Spec;
+use crate::spec::template::Invocation;
 use crate::store::{Schedules, StoreError, StoredSchedule};
 
 /// How many times a schedule's save is tried again after a lost compare-and-swap.
@@ -184,24 +186,25 @@ impl Scheduler {
                 parameters,
             } => {
                 // Expanded and checked now, as a `POST` of the same invocation is, so that a
-                // schedule that cannot run is refused at once.
-                let spec = template_spec(
-                    &self.driver,
-                    &template,
-                    version,
-                    &parameters,
-                    &run_id(name, 0),
-                )
-                .await?;
-                self.driver
-                    .check(&spec)
-                    .map_err(|e| ScheduleError::BadSpec(e.to_string()))?;
-                self.no_parameter_in_notify_urls(&template, version, &parameters, name)
-                    .await?;
-                let target = Target::Template {
+                // schedule that cannot run is refused at once: the version read once.
+                let invocation = Invocation {
+                    id: Some(run_id(name, 0)),
                     template,
                     version,
                     parameters,
+                };
+                let found = self.driver.invoked(&invocation).await?;
+                let spec = self
+                    .driver
+                    .expand_version(&found, invocation.clone(), String::new)?;
+                self.driver
+                    .check(&spec)
+                    .map_err(|e| ScheduleError::BadSpec(e.to_string()))?;
+                self.no_parameter_in_notify_urls(&found, &invocation)?;
+                let target = Target::Template {
+                    template: invocation.template,
+                    version,
+                    parameters: invocation.parameters,
                 };
                 (target, !spec.notify.is_empty())
             }
@@ -286,28 +289,26 @@ impl Scheduler {
     /// Refuses a string parameter given to a template target that ends up in a `notify` URL: a
     /// schedule keeps its parameters in clear and shows them, and a webhook URL often carries
     /// its secret. Each is tried with a URL-shaped probe in its place.
-    async fn no_parameter_in_notify_urls(
+    fn no_parameter_in_notify_urls(
         &self,
-        template: &str,
-        version: Option<u32>,
-        parameters: &serde_json::Map<String, serde_json::Value>,
-        name: &str,
+        found: &StoredTemplate,
+        invocation: &Invocation,
     ) -> Result<(), ScheduleError> {
         let probe = format!(
             "https://berth-probe-{0}.invalid/{0}",
             uuid::Uuid::new_v4().simple()
         );
-        for (parameter, value) in parameters {
+        for (parameter, value) in &invocation.parameters {
             if !value.is_string() {
                 continue;
             }
-            let mut probed = parameters.clone();
-            probed.insert(parameter.clone(), serde_json::Value::String(probe.clone()));
+            let mut probed = invocation.clone();
+            probed
+                .parameters
+                .insert(parameter.clone(), serde_json::Value::String(probe.clone()));
             // A parameter whose value the template restricts (or types) cannot take the probe:
             // its values are the template's own, not secrets of the schedule.
-            let Ok(spec) =
-                template_spec(&self.driver, template, version, &probed, &run_id(name, 0)).await
-            else {
+            let Ok(spec) = self.driver.expand_version(found, probed, String::new) else {
                 continue;
             };
             if spec.notify.iter().any(|n| n.url.contains(&probe[8..])) {
