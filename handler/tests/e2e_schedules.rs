@@ -77,16 +77,34 @@ async fn runs(h: &Harness, name: &str) -> Vec<String> {
     ids
 }
 
-/// Terminates what is still running and waits for every run to be done.
+/// Pauses every schedule (the runtime's own minute tick runs beside the test's and would start
+/// more on the shifted clock), terminates what is still running, `ids` and any run such a tick
+/// started, and waits for every one to be done.
 async fn wind_down(h: &Harness, ids: &[String]) {
-    for id in ids {
+    let (_, schedules) = scenarios::get(h, "/schedules").await;
+    for s in schedules["schedules"].as_array().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap();
+        h.post(&format!("/api/schedules/{name}/pause"), None).await;
+    }
+    let (_, list) = scenarios::get(h, "/deployments?top=100").await;
+    let mut ids = ids.to_vec();
+    ids.extend(
+        list["deployments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["id"].as_str().map(str::to_owned)),
+    );
+    ids.sort();
+    ids.dedup();
+    for id in &ids {
         h.post(
             &format!("/api/deployments/{id}/terminate?reason=test"),
             None,
         )
         .await;
     }
-    for id in ids {
+    for id in &ids {
         h.wait_done(id).await;
     }
     scenarios::assert_nothing_left(h).await;
