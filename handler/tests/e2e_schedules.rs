@@ -36,6 +36,22 @@ async fn harness(backend: Backend, start: &str) -> Option<(Harness, Arc<ShiftedC
     Some((h, clock))
 }
 
+/// Moves the clock to `to` once no run is being created. A create in flight holds its claim for
+/// a minute of the clock (`BERTH_CREATE_CLAIM`), and the test's jumps would otherwise end the
+/// claim at once: a step would then find no group, take it for a create that never happened,
+/// and the create landing after it would leave a group that only the sweep removes.
+async fn jump(h: &Harness, clock: &ShiftedClock, to: &str) {
+    let (_, list) = scenarios::get(h, "/deployments?top=100").await;
+    for d in list["deployments"].as_array().into_iter().flatten() {
+        let id = d["id"].as_str().unwrap();
+        h.wait_for(id, Duration::from_secs(30), |s| {
+            s["phase"] != "Pending" && s["phase"] != "Creating"
+        })
+        .await;
+    }
+    clock.set(at(to));
+}
+
 /// A schedule body running `script` as a one-group job.
 fn schedule(cron: &str, script: &str, extra: Value) -> Value {
     let mut spec = job("x", script);
@@ -126,7 +142,7 @@ async fn each_time_starts_one_deployment_whatever_the_ticks(backend: Backend) {
     h.runtime.scheduler.run_once().await;
     assert!(runs(&h, "every5").await.is_empty(), "nothing due yet");
 
-    clock.set(at("2026-03-02T10:05:30Z"));
+    jump(&h, &clock, "2026-03-02T10:05:30Z").await;
     let s = &h.runtime.scheduler;
     s.run_once().await;
     s.run_once().await;
@@ -139,7 +155,7 @@ async fn each_time_starts_one_deployment_whatever_the_ticks(backend: Backend) {
     assert_eq!(v["missedRuns"], 0);
 
     // Two ticks at once for the next time too (the first one's run has its own id).
-    clock.set(at("2026-03-02T10:10:01Z"));
+    jump(&h, &clock, "2026-03-02T10:10:01Z").await;
     tokio::join!(s.run_once(), s.run_once(), s.run_once());
     let ids = runs(&h, "every5").await;
     assert_eq!(ids, ["every5-202603021005", "every5-202603021010"]);
@@ -165,7 +181,7 @@ async fn missed_times_past_the_deadline_are_skipped_and_one_within_starts(backen
 
     // Down from 10:02 to 11:33: `late` missed 10:05 to 11:25 and starts 11:30 (3 minutes late);
     // `hourly`'s 11:00 is 33 minutes late: missed, nothing starts.
-    clock.set(at("2026-03-02T11:33:00Z"));
+    jump(&h, &clock, "2026-03-02T11:33:00Z").await;
     h.runtime.scheduler.run_once().await;
     assert_eq!(runs(&h, "late").await, ["late-202603021130"]);
     let v = view(&h, "late").await;
@@ -179,7 +195,7 @@ async fn missed_times_past_the_deadline_are_skipped_and_one_within_starts(backen
     assert_eq!(v["nextRun"], "2026-03-02T12:00:00.000Z");
 
     // 12:00 looked at 5 minutes late: within the deadline, it starts.
-    clock.set(at("2026-03-02T12:05:00Z"));
+    jump(&h, &clock, "2026-03-02T12:05:00Z").await;
     h.runtime.scheduler.run_once().await;
     assert_eq!(runs(&h, "hourly").await, ["hourly-202603021200"]);
     assert_eq!(view(&h, "hourly").await["missedRuns"], 1);
@@ -206,7 +222,7 @@ async fn concurrency_policies(backend: Backend) {
         );
         assert_eq!(put(&h, name, &body).await.0, 201);
     }
-    clock.set(at("2026-03-02T10:05:01Z"));
+    jump(&h, &clock, "2026-03-02T10:05:01Z").await;
     h.runtime.scheduler.run_once().await;
     let first = |name: &str| format!("{name}-202603021005");
     for name in ["allow", "forbid", "replace"] {
@@ -216,7 +232,7 @@ async fn concurrency_policies(backend: Backend) {
         .await;
     }
 
-    clock.set(at("2026-03-02T10:10:01Z"));
+    jump(&h, &clock, "2026-03-02T10:10:01Z").await;
     h.runtime.scheduler.run_once().await;
     let second = |name: &str| format!("{name}-202603021010");
     assert_eq!(runs(&h, "allow").await, [first("allow"), second("allow")]);
@@ -243,7 +259,7 @@ async fn concurrency_policies(backend: Backend) {
     )
     .await;
     h.wait_done(&first("forbid")).await;
-    clock.set(at("2026-03-02T10:12:00Z"));
+    jump(&h, &clock, "2026-03-02T10:12:00Z").await;
     h.runtime.scheduler.run_once().await;
     assert_eq!(
         runs(&h, "forbid").await,
@@ -276,14 +292,14 @@ async fn pause_and_resume(backend: Backend) {
     assert_eq!(status, 200, "{paused}");
     assert_eq!(paused["suspended"], true);
     assert!(paused["nextRun"].is_null());
-    clock.set(at("2026-03-02T10:06:00Z"));
+    jump(&h, &clock, "2026-03-02T10:06:00Z").await;
     h.runtime.scheduler.run_once().await;
     assert!(runs(&h, "nap").await.is_empty());
     // A PUT keeps the pause.
     let (status, replaced) = put(&h, "nap", &schedule("*/5 * * * *", "true", json!({}))).await;
     assert_eq!((status, &replaced["suspended"]), (200, &json!(true)));
 
-    clock.set(at("2026-03-02T10:07:00Z"));
+    jump(&h, &clock, "2026-03-02T10:07:00Z").await;
     let (status, resumed) = h.post("/api/schedules/nap/resume", None).await;
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(resumed["nextRun"], "2026-03-02T10:10:00.000Z");
@@ -293,7 +309,7 @@ async fn pause_and_resume(backend: Backend) {
         "10:05 passed while paused"
     );
     assert_eq!(view(&h, "nap").await["missedRuns"], 0);
-    clock.set(at("2026-03-02T10:10:05Z"));
+    jump(&h, &clock, "2026-03-02T10:10:05Z").await;
     h.runtime.scheduler.run_once().await;
     assert_eq!(runs(&h, "nap").await, ["nap-202603021010"]);
 
@@ -326,7 +342,7 @@ async fn a_time_zone_with_dst(backend: Backend) {
         view(&h, "spring").await["nextRun"],
         "2026-03-30T00:30:00.000Z"
     );
-    clock.set(at("2026-03-29T03:00:00Z"));
+    jump(&h, &clock, "2026-03-29T03:00:00Z").await;
     h.runtime.scheduler.run_once().await;
     assert!(runs(&h, "spring").await.is_empty(), "02:30 was skipped");
     assert_eq!(view(&h, "spring").await["missedRuns"], 0);
@@ -337,14 +353,14 @@ async fn a_time_zone_with_dst(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    clock.set(at("2026-10-24T12:00:00Z"));
+    jump(&h, &clock, "2026-10-24T12:00:00Z").await;
     assert_eq!(put(&h, "autumn", &body).await.0, 201);
     // The first 02:30 (CEST, 00:30 UTC) runs.
-    clock.set(at("2026-10-25T00:31:00Z"));
+    jump(&h, &clock, "2026-10-25T00:31:00Z").await;
     h.runtime.scheduler.run_once().await;
     assert_eq!(runs(&h, "autumn").await, ["autumn-202610250030"]);
     // The second 02:30 (CET, 01:30 UTC) does not.
-    clock.set(at("2026-10-25T01:31:00Z"));
+    jump(&h, &clock, "2026-10-25T01:31:00Z").await;
     h.runtime.scheduler.run_once().await;
     assert_eq!(runs(&h, "autumn").await, ["autumn-202610250030"]);
     let v = view(&h, "autumn").await;
@@ -478,7 +494,7 @@ async fn secrets_are_sealed_and_never_shown(backend: Backend) {
         .unwrap()
         .unwrap();
     assert!(!String::from_utf8_lossy(&stored.body).contains("s3cr3t-value"));
-    clock.set(at("2026-03-02T10:05:02Z"));
+    jump(&h, &clock, "2026-03-02T10:05:02Z").await;
     h.runtime.scheduler.run_once().await;
     let done = h.wait_done("sealed-202603021005").await;
     assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");
@@ -522,7 +538,7 @@ async fn a_template_target_runs_with_its_parameters(backend: Backend) {
     let (status, created) = put(&h, "say", &body).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["target"]["template"], "say");
-    clock.set(at("2026-03-02T10:05:03Z"));
+    jump(&h, &clock, "2026-03-02T10:05:03Z").await;
     h.runtime.scheduler.run_once().await;
     let done = h.wait_done("say-202603021005").await;
     assert_eq!(done["runtimeStatus"], "Succeeded", "{done}");

@@ -232,6 +232,20 @@ pub async fn settled_processes(b: &impl Berth) -> u64 {
 /// No container group and no container process is left on the emulator.
 pub async fn assert_nothing_left(b: &impl Berth) {
     let stats = stats(b).await;
+    if stats["groups"] != 0 {
+        let list = json_body(b.http().get(format!(
+            "{}/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.ContainerInstance/containerGroups?api-version={API_VERSION}",
+            b.arm()
+        )))
+        .await;
+        eprintln!("LEFT GROUPS: {list:#}");
+        let (_, deps) = get(b, "/deployments?top=100").await;
+        for d in deps["deployments"].as_array().into_iter().flatten() {
+            let id = d["id"].as_str().unwrap();
+            let (_, full) = get(b, &format!("/deployments/{id}")).await;
+            eprintln!("DEPLOYMENT {id}: {full:#}");
+        }
+    }
     assert_eq!(stats["groups"], 0, "every group deleted: {stats}");
     assert_eq!(settled_processes(b).await, 0, "every process ended");
 }
