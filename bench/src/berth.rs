@@ -73,6 +73,10 @@ pub fn settings(
             SecretsKey::generate().to_base64(),
         ),
         ("BERTH_PUBLIC_URL".into(), public_url.to_owned()),
+        // The message a submit sends with its checkpoint is due when the create claim runs out,
+        // to be dropped as stale: a short claim lets a measure count those deliveries too
+        // (`throughput::STALE_DELIVERED`).
+        ("BERTH_CREATE_CLAIM".into(), "PT5S".into()),
     ]);
     match storage {
         Storage::Sqlite(dir) => {

@@ -53,6 +53,7 @@ pub const SETTINGS: &[&str] = &[
     "BERTH_WORKERS",
     "BERTH_STEP_LEASE",
     "BERTH_CREATE_CLAIM",
+    "BERTH_INLINE_STEP",
     "BERTH_SWEEP_GRACE",
     "BERTH_SECURE_VALUE_FROM",
     "BERTH_MAX_CORES",
@@ -160,6 +161,8 @@ pub struct Config {
     pub step_lease_ms: i64,
     /// How long a worker owns a group's create before another may take it over.
     pub create_claim_ms: i64,
+    /// How long an API call carries on the step it causes before it answers (`0`: never).
+    pub inline_step_ms: i64,
     /// How old an unowned container group must be before the sweep deletes it.
     pub sweep_grace_ms: i64,
     pub diagnostics_workspace: Option<String>,
@@ -420,6 +423,16 @@ impl Config {
         if create_claim_ms < 1000 {
             return Err(error("BERTH_CREATE_CLAIM", "at least one second"));
         }
+        let inline_step = nonempty("BERTH_INLINE_STEP").unwrap_or_else(|| "PT10S".into());
+        let inline_step_ms = crate::spec::IsoDuration::parse(&inline_step)
+            .map_err(|e| error("BERTH_INLINE_STEP", e))?
+            .millis() as i64;
+        if inline_step_ms > 60_000 {
+            return Err(error(
+                "BERTH_INLINE_STEP",
+                "at most a minute (PT60S): the caller waits for it",
+            ));
+        }
         let grace = nonempty("BERTH_SWEEP_GRACE").unwrap_or_else(|| "PT5M".into());
         let sweep_grace_ms = crate::spec::IsoDuration::parse(&grace)
             .map_err(|e| error("BERTH_SWEEP_GRACE", e))?
@@ -463,6 +476,7 @@ impl Config {
             workers: number(get, "BERTH_WORKERS", 64)?,
             step_lease_ms,
             create_claim_ms,
+            inline_step_ms,
             sweep_grace_ms,
             diagnostics_workspace: nonempty("BERTH_DIAGNOSTICS_WORKSPACE"),
             secure_value_from,

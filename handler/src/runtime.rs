@@ -143,6 +143,7 @@ impl Runtime {
             secure_value_from: config.secure_value_from.clone(),
             fetch_share_keys: config.arm.use_identity,
             create_claim_ms: config.create_claim_ms,
+            inline_step_ms: config.inline_step_ms,
             diagnostics_workspace: config.diagnostics_workspace.clone(),
             max_cores: config.max_cores.clone(),
             looks: config.looks,

@@ -95,6 +95,8 @@ async fn berth(api_key: Option<&str>) -> Berth {
         ),
         // Port 9 (discard) has no listener: a route that reached ARM would fail loudly.
         ("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9".to_owned()),
+        // The submit only saves (its first step, which would create the groups, is a message).
+        ("BERTH_INLINE_STEP", "PT0S".to_owned()),
         (
             "BERTH_SUBSCRIPTION_ID",
             "00000000-0000-0000-0000-000000000000".to_owned(),

@@ -54,6 +54,8 @@ async fn berth_with(public_url: &str, loopback_only: bool, clock: Arc<dyn Clock>
             dir.path().join("b.db").display().to_string(),
         ),
         ("BERTH_ARM_ENDPOINT", "http://127.0.0.1:9".into()),
+        // The submit only saves (its first step, which would create the groups, is a message).
+        ("BERTH_INLINE_STEP", "PT0S".into()),
         (
             "BERTH_SUBSCRIPTION_ID",
             "00000000-0000-0000-0000-000000000000".into(),

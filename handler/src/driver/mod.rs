@@ -42,7 +42,7 @@ use crate::arm::ArmClient;
 use crate::checkpoint::{Deployments, ListQuery, Page};
 use crate::clock::Clock;
 use crate::crypto::Keyring;
-use crate::engine::{self, Action, Deployment, EngineError, Event, Millis, RuntimeStatus, policy};
+use crate::engine::{self, Deployment, EngineError, Event, Millis, RuntimeStatus, policy};
 use crate::spec::secrets::take_secrets;
 use crate::spec::settings::Lookup;
 use crate::spec::{SettingsPolicy, Spec, SpecErrors};
@@ -63,6 +63,9 @@ pub struct DriverSettings {
     pub max_rounds_per_step: usize,
     /// How long a worker owns a group's create (see [`crate::engine::policy::CREATE_CLAIM_MS`]).
     pub create_claim_ms: Millis,
+    /// How long an API call carries on the step it causes before it answers (`0`: every step is a
+    /// message; see [`policy::INLINE_STEP_MS`]).
+    pub inline_step_ms: Millis,
     /// A Log Analytics workspace (ARM id) every group sends its logs to (`BERTH_DIAGNOSTICS_WORKSPACE`).
     pub diagnostics_workspace: Option<String>,
     /// Most standard cores in use per location (`BERTH_MAX_CORES`; see [`admit`]).
@@ -86,6 +89,7 @@ impl Default for DriverSettings {
             fetch_share_keys: false,
             max_rounds_per_step: policy::MAX_ROUNDS_PER_STEP,
             create_claim_ms: policy::CREATE_CLAIM_MS,
+            inline_step_ms: policy::INLINE_STEP_MS,
             diagnostics_workspace: None,
             max_cores: admit::MaxCores::default(),
             looks: LookMode::default(),
@@ -201,19 +205,6 @@ fn wake_message(before: &Deployment, after: &Deployment) -> Option<Scheduled> {
             seq: wake.seq,
         },
         at: wake.at,
-    })
-}
-
-fn scheduled(id: &str, actions: &[Action]) -> Option<Scheduled> {
-    actions.iter().find_map(|a| match a {
-        Action::Schedule { at, seq } => Some(Scheduled {
-            message: StepMessage {
-                id: id.to_owned(),
-                seq: *seq,
-            },
-            at: *at,
-        }),
-        _ => None,
     })
 }
 
@@ -380,10 +371,10 @@ impl Driver {
         transition.next.notify_key = notify_key.as_ref().map(|k| self.keys.seal(k.as_bytes()));
         let notify_key = notify_key.filter(|_| given.is_none());
         transition.next.notify_urls = notify_urls;
-        let first = scheduled(&id, &transition.actions).expect("a start schedules its first step");
-        match self.store.create(&transition.next, &first).await {
-            Ok(_) => {
-                tracing::info!(deployment.id = %id, "deployment accepted");
+        // Answered as accepted (`Pending`), whatever the first step did since: a new deployment's
+        // answer is always `202`, its progress is the status URL's to tell.
+        match self.create_and_start(transition.next.clone()).await {
+            Ok(()) => {
                 crate::metrics::deployment_started();
                 Ok(Submitted {
                     deployment: transition.next,
@@ -457,6 +448,13 @@ impl Driver {
                 };
             if !transition.changed(&stored.deployment) {
                 return Ok(stored.deployment);
+            }
+            if self.settings.inline_step_ms > 0 && matches!(event, Event::InstanceCompleted { .. })
+            {
+                match self.raise_and_perform(stored, event.clone()).await {
+                    Err(DriverError::Store(StoreError::Conflict(_))) => continue,
+                    done => return done,
+                }
             }
             let then = wake_message(&stored.deployment, &transition.next);
             match self

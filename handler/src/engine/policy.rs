@@ -7,6 +7,12 @@ use super::state::Millis;
 /// How long a worker owns a create before another may take it over (and check ARM first).
 pub const CREATE_CLAIM_MS: Millis = 60_000;
 
+/// How long an API call carries on the step it causes before it answers (`BERTH_INLINE_STEP`): a
+/// submit its deployment's first step (the creates of its first groups and the save of what ARM
+/// answered), an instance's `completed` callback the wind-down it decides. What is left is done
+/// by step messages (see `Driver::create_and_start` and `Driver::raise_and_perform`).
+pub const INLINE_STEP_MS: Millis = 10_000;
+
 /// When nothing is due, how long until a deployment looks at itself again anyway.
 pub const IDLE_WAKE_MS: Millis = 60_000;
 

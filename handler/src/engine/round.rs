@@ -109,6 +109,13 @@ impl Step {
         self.pending.extend(events);
     }
 
+    /// Makes the next round the hand-over (see the module): for a step that should not go on
+    /// beside another one (a submit carrying its first step on, once an event raised meanwhile
+    /// has scheduled a step of its own).
+    pub fn hand_over_next(&mut self) {
+        self.max_rounds = self.rounds;
+    }
+
     /// The next round, or `None` when the step is over (no events pending).
     pub fn round(&mut self, now: Millis) -> Option<Round> {
         if self.pending.is_empty() || self.handing_over {

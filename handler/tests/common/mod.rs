@@ -107,7 +107,18 @@ pub const BUBBLEWRAP: &str = "apt-get install bubblewrap (bin/test installs it)"
 /// A runtime on SQLite in `dir` with ARM at `arm` and `BERTH_APP` `app`, and no worker: the test
 /// delivers the steps itself ([`run_steps`]).
 pub async fn runtime_without_worker(dir: &std::path::Path, arm: &str, app: &str) -> Runtime {
-    let map: HashMap<String, String> = [
+    // Every step is the test's to run: a submit only saves its checkpoint.
+    runtime_with(dir, arm, app, &[("BERTH_INLINE_STEP", "PT0S")]).await
+}
+
+/// [`runtime_without_worker`] with `settings` added (or replacing its own).
+pub async fn runtime_with(
+    dir: &std::path::Path,
+    arm: &str,
+    app: &str,
+    settings: &[(&str, &str)],
+) -> Runtime {
+    let mut map: HashMap<String, String> = [
         (
             "BERTH_SQLITE_PATH",
             dir.join("berth.db").display().to_string(),
@@ -122,6 +133,7 @@ pub async fn runtime_without_worker(dir: &std::path::Path, arm: &str, app: &str)
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    map.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_lookup(&Config::map_lookup(map), Defaults::default()).unwrap();
     Runtime::build(config, Arc::new(SystemClock)).await.unwrap()
 }
