@@ -246,8 +246,34 @@ async fn lists_page_newest_first_with_a_status_filter() {
     assert!(matches!(err, StoreError::BadContinuation), "{err}");
 }
 
+/// The status a listing entry says in its metadata.
+async fn entry_says(b: &AzureBackend, name: &str) -> Option<String> {
+    let container = b.account.container(b.store.container_name()).unwrap();
+    let entry = container.get(name).await.unwrap()?;
+    Some(entry.metadata.get("status").cloned().unwrap_or_default())
+}
+
+/// Writes a listing entry as an earlier Berth (`status: None`) or a CAS that lost would have.
+async fn put_entry(b: &AzureBackend, name: &str, status: Option<RuntimeStatus>) {
+    let container = b.account.container(b.store.container_name()).unwrap();
+    let metadata: Vec<(&str, String)> = status
+        .map(|s| ("status", s.as_str().to_owned()))
+        .into_iter()
+        .collect();
+    container
+        .put_with_metadata(
+            name,
+            bytes::Bytes::new(),
+            &berth::azure_storage::WriteCondition::Overwrite,
+            &berth::azure_storage::Tags::new(),
+            &metadata,
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn a_left_behind_entry_is_skipped_and_removed() {
+async fn an_entry_saying_another_status_is_skipped_and_mended() {
     let Some(b) = backend().await else {
         return;
     };
@@ -257,42 +283,41 @@ async fn a_left_behind_entry_is_skipped_and_removed() {
         .create(&d, &step("left-1", d.seq, t0))
         .await
         .unwrap();
-    // A writer that wrote the entry of the status it was about to save and then lost its CAS to
-    // one that saved another: the Succeeded entry is there although the checkpoint says Failed.
-    let succeeded_entry =
-        berth::store::azure::names::status_entry(berth::store::Status::Succeeded, t0, "left-1");
-    let container = b.account.container(b.store.container_name()).unwrap();
+    let entry = berth::store::azure::names::all_entry(t0, "left-1");
+    assert_eq!(entry_says(&b, &entry).await, None, "a create writes none");
+    // A writer that wrote the entry of the status it was about to save and then lost its CAS:
+    // the entry says Succeeded although the checkpoint is Running.
     move_to(&b, "left-1", RuntimeStatus::Running).await;
-    container
-        .put(
-            &succeeded_entry,
-            bytes::Bytes::new(),
-            &berth::azure_storage::WriteCondition::Overwrite,
-            &berth::azure_storage::Tags::new(),
-        )
-        .await
-        .unwrap();
+    put_entry(&b, &entry, Some(RuntimeStatus::Succeeded)).await;
     let succeeded = ListQuery {
         status: Some(RuntimeStatus::Succeeded),
         top: 10,
         continuation: None,
     };
-    // While the checkpoint is Running, the entry may belong to a CAS in flight: skipped, kept.
+    // While the checkpoint is live, the entry may belong to a CAS in flight: skipped, kept.
     assert!(b.store.list(&succeeded).await.unwrap().items.is_empty());
-    assert!(container.get(&succeeded_entry).await.unwrap().is_some());
+    assert_eq!(entry_says(&b, &entry).await.as_deref(), Some("Succeeded"));
+    // The save that ends it writes the entry again, with its status.
     move_to(&b, "left-1", RuntimeStatus::Failed).await;
+    assert_eq!(entry_says(&b, &entry).await.as_deref(), Some("Failed"));
+    // A loser's status written over the winner's once it ended: skipped, and mended by the reader.
+    put_entry(&b, &entry, Some(RuntimeStatus::Succeeded)).await;
     assert!(b.store.list(&succeeded).await.unwrap().items.is_empty());
-    assert!(
-        container.get(&succeeded_entry).await.unwrap().is_none(),
-        "another terminal status can never be true again"
+    assert_eq!(
+        entry_says(&b, &entry).await.as_deref(),
+        Some("Failed"),
+        "the reader wrote the checkpoint's status back"
     );
     let failed = ListQuery {
         status: Some(RuntimeStatus::Failed),
         ..succeeded
     };
     assert_eq!(b.store.list(&failed).await.unwrap().items.len(), 1);
-    // A create that lost (the id exists) leaves entries of another creation time: skipped too.
+    // A create that lost (the id exists) leaves an entry of another creation time: skipped, and
+    // removed as one that can never be true.
     let again = deployment("left-1", t0 + 5);
+    let other = berth::store::azure::names::all_entry(t0 + 5, "left-1");
+    put_entry(&b, &other, Some(RuntimeStatus::Succeeded)).await;
     assert!(matches!(
         b.store.create(&again, &step("left-1", 1, t0)).await,
         Err(StoreError::Conflict(_))
@@ -305,6 +330,131 @@ async fn a_left_behind_entry_is_skipped_and_removed() {
     let listed = b.store.list(&all).await.unwrap();
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.items[0].created, t0);
+    assert_eq!(entry_says(&b, &other).await, None, "removed");
+}
+
+#[tokio::test]
+async fn the_unfiltered_listing_merges_the_entries_with_the_live_ones() {
+    let Some(b) = backend().await else {
+        return;
+    };
+    let container = b.account.container(b.store.container_name()).unwrap();
+    let t0 = now();
+    for i in 0..6 {
+        let id = format!("merge-{i}");
+        let d = deployment(&id, t0 + i);
+        let before = b.account.transactions().snapshot();
+        b.store.create(&d, &step(&id, d.seq, t0)).await.unwrap();
+        let cost = b.account.transactions().snapshot().since(&before);
+        assert_eq!(cost.get(Kind::BlobPut), 1, "the checkpoint only: {cost}");
+    }
+    let entries = container.list("index/", None, 100).await.unwrap();
+    assert!(
+        entries.blobs.is_empty(),
+        "a create writes no listing entry: {:?}",
+        entries.blobs.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
+    for (i, status) in [
+        (0, RuntimeStatus::Succeeded),
+        (1, RuntimeStatus::Failed),
+        (2, RuntimeStatus::TimedOut),
+        (3, RuntimeStatus::Terminated),
+    ] {
+        let id = format!("merge-{i}");
+        let before = b.account.transactions().snapshot();
+        move_to(&b, &id, status).await;
+        let cost = b.account.transactions().snapshot().since(&before);
+        assert_eq!(
+            cost.get(Kind::BlobPut),
+            2,
+            "the checkpoint and its entry: {cost}"
+        );
+        let entry = berth::store::azure::names::all_entry(t0 + i, &id);
+        assert_eq!(
+            entry_says(&b, &entry).await.as_deref(),
+            Some(status.as_str())
+        );
+    }
+    // An earlier Berth wrote an entry without a status at every create: it lists its live
+    // deployment once, beside the tag query that finds it too. A stray entry whose checkpoint was
+    // never created is read and not listed.
+    let legacy = berth::store::azure::names::all_entry(t0 + 4, "merge-4");
+    let stray = berth::store::azure::names::all_entry(t0 + 9, "merge-9");
+    put_entry(&b, &legacy, None).await;
+    put_entry(&b, &stray, None).await;
+    let page = |status, top, continuation| ListQuery {
+        status,
+        top,
+        continuation,
+    };
+    let ids =
+        |p: &berth::checkpoint::Page| p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
+    let before = b.account.transactions().snapshot();
+    let first = b.store.list(&page(None, 2, None)).await.unwrap();
+    let cost = b.account.transactions().snapshot().since(&before);
+    assert_eq!(ids(&first), ["merge-5", "merge-4"]);
+    assert_eq!(
+        cost.get(Kind::BlobList),
+        1,
+        "one List of the entries: {cost}"
+    );
+    assert_eq!(
+        cost.get(Kind::BlobFindByTags),
+        1,
+        "one Find of the live: {cost}"
+    );
+    assert_eq!(
+        cost.get(Kind::BlobGet),
+        3,
+        "one read per candidate, the stray's too: {cost}"
+    );
+    let before = b.account.transactions().snapshot();
+    let second = b
+        .store
+        .list(&page(None, 4, first.continuation))
+        .await
+        .unwrap();
+    let cost = b.account.transactions().snapshot().since(&before);
+    assert_eq!(ids(&second), ["merge-3", "merge-2", "merge-1", "merge-0"]);
+    assert_eq!(cost.get(Kind::BlobList), 1, "{cost}");
+    assert_eq!(
+        cost.get(Kind::BlobPut),
+        0,
+        "a listing writes nothing here: {cost}"
+    );
+    assert!(second.continuation.is_none());
+
+    // A status listing keeps the entries saying it and those saying none (read to tell).
+    for (status, expected) in [
+        (RuntimeStatus::TimedOut, vec!["merge-2"]),
+        (RuntimeStatus::Succeeded, vec!["merge-0"]),
+        (RuntimeStatus::Pending, vec!["merge-5", "merge-4"]),
+    ] {
+        let p = b.store.list(&page(Some(status), 10, None)).await.unwrap();
+        assert_eq!(ids(&p), expected, "{status:?}");
+    }
+
+    // A well-formed token with a marker the service never gave is refused or lists from where
+    // the service reads it, every item still a deployment.
+    use base64::Engine as _;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("all\n{}:merge-5\n0 2!88!bm9uc2Vuc2U-", t0 + 5));
+    match b.store.list(&page(None, 10, Some(forged))).await {
+        Err(StoreError::BadContinuation) => {}
+        Ok(p) => assert!(
+            ids(&p).iter().all(|id| id.starts_with("merge-")),
+            "{:?}",
+            ids(&p)
+        ),
+        Err(e) => panic!("a forged marker is the token's fault: {e}"),
+    }
+
+    // Purge removes the deployment's entry, an earlier Berth's too.
+    assert!(b.store.purge("merge-4").await.unwrap());
+    assert!(container.get(&legacy).await.unwrap().is_none());
+    assert!(b.store.purge("merge-0").await.unwrap());
+    let entries = container.list("index/all/", None, 100).await.unwrap();
+    assert_eq!(entries.blobs.len(), 4, "merge-1..3 and the stray");
 }
 
 #[tokio::test]

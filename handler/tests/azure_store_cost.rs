@@ -172,7 +172,7 @@ async fn one_simple_job_costs_this_many_storage_transactions() {
     for (job, total) in [(&exit, &exit_total), (&callback, &callback_total)] {
         // Every request but the receives was made for this job, and was counted as its own.
         assert_eq!(work(job), work(total), "job {job} vs account {total}");
-        // The checkpoint CAS is one Put Blob per save, plus the listing entries.
+        // The checkpoint CAS is one Put Blob per save, plus the listing entry of its end.
         assert!(job.get(Kind::BlobPut) >= 3, "{job}");
         // Each step message is sent, received and deleted.
         assert!(job.get(Kind::MessagePut) >= 1, "{job}");

@@ -32,6 +32,9 @@ struct Differences {
     /// How far apart two log captures must be to be told apart by time: Azure orders them by
     /// the blobs' Last-Modified, which has whole seconds.
     log_tick: Duration,
+    /// Whether a listing refuses another listing's continuation token. SQLite's is a cursor
+    /// that continues any listing after it; Azure's names the listing its markers belong to.
+    tokens_name_their_listing: bool,
 }
 
 /// A backend under test.
@@ -60,6 +63,7 @@ async fn sqlite(_test: &str) -> Option<Fixture> {
             held: Duration::ZERO,
             queue_tick: Duration::from_millis(200),
             log_tick: Duration::from_millis(20),
+            tokens_name_their_listing: false,
         },
         _dir: Some(dir),
     })
@@ -84,6 +88,7 @@ async fn azure(_test: &str) -> Option<Fixture> {
             held: HELD_FOR,
             queue_tick: Duration::from_secs(1),
             log_tick: Duration::from_millis(1_100),
+            tokens_name_their_listing: true,
         },
         _dir: None,
     })
@@ -343,27 +348,7 @@ async fn list_pages_newest_first_by_status(f: &Fixture) {
         let r = record(id, status, created);
         f.store.create_record(&r, &step(id, 1, t0)).await.unwrap();
     }
-    let list = |status: Option<Status>, top: usize| async move {
-        let mut seen: Vec<Record> = Vec::new();
-        let mut continuation = None;
-        loop {
-            let page = f
-                .store
-                .list_records(&ListQuery {
-                    status,
-                    top,
-                    continuation,
-                })
-                .await
-                .unwrap();
-            assert!(page.items.len() <= top);
-            seen.extend(page.items);
-            match page.continuation {
-                Some(c) => continuation = Some(c),
-                None => return seen,
-            }
-        }
-    };
+    let list = |status, top| list_all(f, status, top);
     let expected_all = ["l-f", "l-g", "l-d", "l-c", "l-e", "l-b", "l-a"];
     for top in [1, 2, 3, 100] {
         let all = list(None, top).await;
@@ -392,6 +377,211 @@ async fn list_pages_newest_first_by_status(f: &Fixture) {
             matches!(err, StoreError::BadContinuation),
             "{status:?}: {err}"
         );
+    }
+}
+
+/// Every page of a listing, `top` at a time, from its start.
+async fn list_all(f: &Fixture, status: Option<Status>, top: usize) -> Vec<Record> {
+    list_from(f, status, top, None).await
+}
+
+/// Every page of a listing, `top` at a time, from `continuation`.
+async fn list_from(
+    f: &Fixture,
+    status: Option<Status>,
+    top: usize,
+    mut continuation: Option<String>,
+) -> Vec<Record> {
+    let mut seen = Vec::new();
+    for _ in 0..1_000 {
+        let page = f
+            .store
+            .list_records(&ListQuery {
+                status,
+                top,
+                continuation,
+            })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= top);
+        seen.extend(page.items);
+        match page.continuation {
+            Some(c) => continuation = Some(c),
+            None => return seen,
+        }
+    }
+    panic!("the listing does not end: {:?}", &ids(&seen)[..20]);
+}
+
+/// Moves record `id` to `status` with one save.
+async fn move_record(f: &Fixture, id: &str, status: Status) {
+    let stored = f.store.load_record(id).await.unwrap().unwrap();
+    let mut r = stored.record;
+    r.status = status;
+    f.store
+        .save_record(&r, &stored.version, None)
+        .await
+        .unwrap();
+}
+
+/// Live and finished records of every status, many created at the same time, list in one order
+/// whatever the page size: newest first, then by id.
+async fn list_merges_every_status_in_one_order(f: &Fixture) {
+    let t0 = now();
+    let statuses = Status::ALL;
+    let mut made: Vec<Record> = (0..30)
+        .map(|i| {
+            // Ids not in creation order, statuses cycling apart from creation times.
+            let id = format!("m-{:02}", (i * 7) % 30);
+            record(&id, statuses[i % statuses.len()], t0 + (i % 4) as Millis)
+        })
+        .collect();
+    for r in &made {
+        f.store
+            .create_record(r, &step(&r.id, 1, t0 + 60_000))
+            .await
+            .unwrap();
+    }
+    made.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+    for top in [1, 2, 3, 5, 7, 30, 100] {
+        assert_eq!(list_all(f, None, top).await, made, "pages of {top}");
+    }
+    for status in statuses {
+        let of: Vec<&Record> = made.iter().filter(|r| r.status == status).collect();
+        let listed = list_all(f, Some(status), 2).await;
+        assert_eq!(listed.iter().collect::<Vec<_>>(), of, "{status:?}");
+    }
+}
+
+/// A record that finishes between two pages is listed once: not again when it sorts before the
+/// cursor, and not lost when it sorts after it.
+async fn a_record_finishing_between_pages_is_listed_once(f: &Fixture) {
+    let t0 = now();
+    let made = [
+        ("b-a", Status::Running, t0 + 5),
+        ("b-b", Status::Running, t0 + 4),
+        ("b-c", Status::Succeeded, t0 + 4),
+        ("b-d", Status::Pending, t0 + 3),
+        ("b-e", Status::Running, t0 + 2),
+        ("b-f", Status::Failed, t0 + 2),
+        ("b-g", Status::Running, t0 + 1),
+        ("b-h", Status::Succeeded, t0),
+    ];
+    for (id, status, created) in made {
+        f.store
+            .create_record(&record(id, status, created), &step(id, 1, t0 + 60_000))
+            .await
+            .unwrap();
+    }
+    let first = f
+        .store
+        .list_records(&ListQuery {
+            status: None,
+            top: 3,
+            continuation: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&first.items), ["b-a", "b-b", "b-c"]);
+    // Behind the cursor: one listed already finishes. After it: live ones finish, in the
+    // statuses whose entries sort before and after theirs, and one starts.
+    move_record(f, "b-b", Status::Failed).await;
+    move_record(f, "b-e", Status::Succeeded).await;
+    move_record(f, "b-g", Status::Terminated).await;
+    move_record(f, "b-d", Status::Running).await;
+    let rest = list_from(f, None, 2, Some(first.continuation.unwrap())).await;
+    assert_eq!(ids(&rest), ["b-d", "b-e", "b-f", "b-g", "b-h"]);
+    assert_eq!(
+        rest.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [
+            Status::Running,
+            Status::Succeeded,
+            Status::Failed,
+            Status::Terminated,
+            Status::Succeeded
+        ]
+    );
+}
+
+/// A continuation token is the listing's own: anything else is refused, never a panic.
+async fn foreign_and_forged_tokens_are_refused(f: &Fixture) {
+    let t0 = now();
+    for (i, status) in [Status::Running, Status::Succeeded, Status::Failed]
+        .into_iter()
+        .enumerate()
+    {
+        for j in 0..3 {
+            let id = format!("k-{i}{j}");
+            let r = record(&id, status, t0 + j);
+            f.store
+                .create_record(&r, &step(&id, 1, t0 + 60_000))
+                .await
+                .unwrap();
+        }
+    }
+    let token_of = |status: Option<Status>| async move {
+        f.store
+            .list_records(&ListQuery {
+                status,
+                top: 1,
+                continuation: None,
+            })
+            .await
+            .unwrap()
+            .continuation
+            .unwrap()
+    };
+    let list = |status: Option<Status>, token: String| async move {
+        f.store
+            .list_records(&ListQuery {
+                status,
+                top: 2,
+                continuation: Some(token),
+            })
+            .await
+    };
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    let hostile = [
+        "not a token!".to_owned(),
+        "A".repeat(100_000),
+        b64(&"x".repeat(100_000)),
+        // The listing of every deployment as Berth wrote it before it merged the status indexes.
+        b64("index/all/\n2!88!MDAwMDIx"),
+        b64("all\n"),
+        b64("all\n17:k-00\n0 \n0 "),
+        b64("all\nseventeen:k-00\n0 \n0 \n0 \n0 "),
+        b64("all\n17:k-00\n99999999999999999999999 m\n0 \n0 \n0 "),
+        b64("\u{0}\u{1}"),
+        String::new(),
+    ];
+    for status in [None, Some(Status::Succeeded), Some(Status::Running)] {
+        for token in &hostile {
+            let err = list(status, token.clone()).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::BadContinuation),
+                "{status:?}, {}: {err}",
+                &token[..token.len().min(40)]
+            );
+        }
+    }
+    // Another listing's token.
+    for (from, to) in [
+        (None, Some(Status::Succeeded)),
+        (Some(Status::Succeeded), None),
+        (Some(Status::Running), None),
+        (Some(Status::Succeeded), Some(Status::Failed)),
+        (Some(Status::Running), Some(Status::Succeeded)),
+    ] {
+        let answer = list(to, token_of(from).await).await;
+        if f.differences.tokens_name_their_listing {
+            assert!(
+                matches!(answer, Err(StoreError::BadContinuation)),
+                "{from:?} -> {to:?}: {answer:?}"
+            );
+        } else {
+            assert!(answer.is_ok(), "{from:?} -> {to:?}: {answer:?}");
+        }
     }
 }
 
@@ -985,6 +1175,9 @@ macro_rules! suite {
             a_saves_step_is_sent_only_when_the_save_commits,
             purge_deletes_the_checkpoint_and_its_logs,
             list_pages_newest_first_by_status,
+            list_merges_every_status_in_one_order,
+            a_record_finishing_between_pages_is_listed_once,
+            foreign_and_forged_tokens_are_refused,
             overdue_by_wake_and_limit,
             expired_by_end_time,
             logs_by_group_and_by_instance,

@@ -7,8 +7,9 @@
 //! its next save writes them.
 //!
 //! A [`Version`] of this store is the checkpoint's ETag, prefixed with the status it was loaded
-//! at (`Running "0x8DC…"`): a save compares the status it writes with the one it replaces and moves
-//! the listing entry only when it changed, without another read. Callers treat it as opaque.
+//! at (`Running "0x8DC…"`): a save compares the status it writes with the one it replaces and writes
+//! the deployment's listing entry (`index/all/`, its status in the metadata) only when it moves to a
+//! status with an entry, without another read. Callers treat it as opaque.
 
 use std::sync::Arc;
 
@@ -68,13 +69,52 @@ impl BlobStore {
         self.container.name()
     }
 
-    /// An empty index entry (rewriting one that exists is harmless: it says the same).
-    async fn put_entry(&self, name: &str, id: &str) -> StoreResult<()> {
+    /// `d`'s listing entry, saying `status` in its metadata (see [`super::names`]); only over
+    /// the entry listed with `if_match` when given. Rewriting one that exists is harmless: a
+    /// status with an entry never changes again.
+    pub(super) async fn put_entry(
+        &self,
+        d: &Record,
+        status: Status,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        let condition = match if_match {
+            Some(etag) => WriteCondition::Replace(etag.clone()),
+            None => WriteCondition::Overwrite,
+        };
         self.container
-            .put(name, Bytes::new(), &WriteCondition::Overwrite, &Tags::new())
+            .put_with_metadata(
+                &names::all_entry(d.created, &d.id),
+                Bytes::new(),
+                &condition,
+                &Tags::new(),
+                &[(names::ENTRY_STATUS, status.as_str().to_owned())],
+            )
             .await
             .map(|_| ())
-            .map_err(backend("write an index entry", id))
+            .map_err(backend("write an index entry", &d.id))
+    }
+
+    /// After a write that put `d`'s entry and then lost its CAS: the entry may now say `d`'s
+    /// status over the one the winner wrote (both wrote the same name). If the checkpoint has
+    /// ended in another status, the entry is written again with it; a reader that meets the
+    /// mismatch mends it too (see [`super::index`]).
+    async fn settle_entry(&self, d: &Record) {
+        let current = match self.read(&d.id).await {
+            Ok(Some(current)) => current.record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(deployment.id = %d.id, error = %e, "rereading after a lost CAS failed; listings mend the entry");
+                return;
+            }
+        };
+        if current.created == d.created
+            && current.status != d.status
+            && current.status.is_terminal()
+            && let Err(e) = self.put_entry(&current, current.status, None).await
+        {
+            tracing::debug!(deployment.id = %d.id, error = %e, "mending an index entry failed; listings mend it");
+        }
     }
 
     /// Deletes a blob; one that is not there is fine.
@@ -171,31 +211,31 @@ impl BlobStore {
 
     async fn create_counted(&self, d: &Record, first: &Scheduled) -> StoreResult<Version> {
         let tags = tags(d)?;
-        // Index entries and the first step first: a crash after them leaves entries the listing
-        // skips and a step dropped as unknown (there is no checkpoint), never a checkpoint that
-        // the listing cannot find or that waits for a step nobody sent.
-        let all = names::all_entry(d.created, &d.id);
-        let by_status = async {
-            if names::indexed(d.status) {
-                let entry = names::status_entry(d.status, d.created, &d.id);
-                self.put_entry(&entry, &d.id).await
+        // A record created in a status with an entry has it, and the first step is sent, before the
+        // checkpoint: a crash after them leaves an entry the listing skips and a step dropped as
+        // unknown (there is no checkpoint), never a checkpoint that the listing cannot find or
+        // that waits for a step nobody sent. A live one needs no entry: the listing finds it by
+        // its tags.
+        let indexed = names::indexed(d.status);
+        let entry = async {
+            if indexed {
+                self.put_entry(d, d.status, None).await
             } else {
                 Ok(())
             }
         };
-        let (a, b, prepared) = tokio::join!(
-            self.put_entry(&all, &d.id),
-            by_status,
-            self.steps.prepare(first)
-        );
+        let (entry, prepared) = tokio::join!(entry, self.steps.prepare(first));
         let prepared = prepared?;
-        if let Err(e) = a.and(b) {
+        if let Err(e) = entry {
             self.steps.withdraw(prepared).await;
             return Err(e);
         }
         let created = self
             .write(d, &tags, &WriteCondition::Create, "create a checkpoint")
             .await;
+        if indexed && matches!(created, Err(StoreError::Conflict(_))) {
+            self.settle_entry(d).await;
+        }
         self.release_or_withdraw(Some(prepared), &created).await;
         Ok(version(d.status, &created?))
     }
@@ -209,13 +249,13 @@ impl BlobStore {
         let (was, etag) =
             parse_version(expected).ok_or_else(|| StoreError::Conflict(d.id.clone()))?;
         let tags = tags(d)?;
-        let moved = was != d.status;
-        // Before the CAS: once the checkpoint says `d.status`, its listing entry exists, and once
-        // it schedules a step, that step's message exists.
+        // Before the CAS: once the checkpoint says a status with an entry, the entry exists, and
+        // once it schedules a step, that step's message exists. Live statuses have no entry, and
+        // a status with one never changes again, so there is none to remove.
+        let entered = was != d.status && names::indexed(d.status);
         let entry = async {
-            if moved && names::indexed(d.status) {
-                let entry = names::status_entry(d.status, d.created, &d.id);
-                self.put_entry(&entry, &d.id).await
+            if entered {
+                self.put_entry(d, d.status, None).await
             } else {
                 Ok(())
             }
@@ -236,16 +276,12 @@ impl BlobStore {
                 "save a checkpoint",
             )
             .await;
-        let left = async {
-            if moved && saved.is_ok() && names::indexed(was) {
-                // Statuses only move forward (see `names::rank`): nobody needs the old entry now.
-                let old = names::status_entry(was, d.created, &d.id);
-                if let Err(e) = self.remove(&old, None).await {
-                    tracing::debug!(deployment.id = %d.id, error = %e, "removing a left status entry failed; listings skip it");
-                }
+        let settled = async {
+            if entered && matches!(saved, Err(StoreError::Conflict(_))) {
+                self.settle_entry(d).await;
             }
         };
-        tokio::join!(left, self.release_or_withdraw(prepared, &saved));
+        tokio::join!(settled, self.release_or_withdraw(prepared, &saved));
         Ok(version(d.status, &saved?))
     }
 
@@ -255,7 +291,9 @@ impl BlobStore {
         };
         let d = &stored.record;
         // Index entries first, the checkpoint last: a purge cut short is found and finished by the
-        // next sweep (the checkpoint still carries its `ended` tag).
+        // next sweep (the checkpoint still carries its `ended` tag). Earlier Berths also wrote an
+        // `index/status/` entry per terminal status reached: removing one that is not there is a
+        // free Delete Blob.
         let mut entries = vec![names::all_entry(d.created, id)];
         entries.extend(
             Status::ALL

@@ -30,23 +30,26 @@
 //!   checkpoint does not have and is dropped as stale. Should the queue itself fail, the
 //!   checkpoint's `wake` tag still says the step is due and the sweep re-drives it
 //!   ([`crate::sweep`]): no deployment stays stuck.
-//! - **Listing stays correct under concurrency** (see [`index`]): index entries are written before
-//!   the CAS that needs them and removed only when they can never be needed again, and every entry
-//!   is checked against its checkpoint when read.
+//! - **Listing stays correct under concurrency** (see [`index`]): a deployment's one index entry
+//!   is written before the CAS that ends it, an entry is removed only when it can never be true
+//!   again, and every entry is checked against its checkpoint when read.
 //!
 //! # Costs (storage transactions)
 //! - load: 1 Get Blob (+1 Get Blob Tags for a checkpoint written before checkpoints carried
-//!   metadata, until its next save). save: 1 Put Blob, +1 Put Blob when the deployment finishes (its terminal
-//!   status's listing entry), +1 Put Message when it schedules a step (+1 Update Message when that
-//!   step is due within 5 s). create: 2 Put Blob, 1 Put Message and 1 Update Message.
+//!   metadata, until its next save). save: 1 Put Blob, +1 Put Blob when the deployment ends (its
+//!   listing entry), +1 Put Message when it schedules a step (+1 Update Message when that step is
+//!   due within 5 s). create: 1 Put Blob (the checkpoint: a live deployment has no listing entry),
+//!   1 Put Message and 1 Update Message.
 //! - a step through the serve worker: Put Message + Get Messages (shared by up to 32) + Delete Message.
-//! - list: 1 List Blobs + 1 Get Blob per item, per page, whatever the number of deployments; by a
-//!   live status (`Pending`, `Running`), 1 Find Blobs by Tags per 5,000 live deployments instead
-//!   of the List.
+//! - list: unfiltered, 1 List Blobs and 1 Find Blobs by Tags (+1 per 5,000 live deployments) + 1
+//!   Get Blob per item, per page, whatever the number of deployments that ended; by a terminal
+//!   status, 1 List Blobs per 5,000 entries gone through (usually 1) + 1 Get Blob per item; by a
+//!   live status (`Pending`, `Running`), 1 Find Blobs by Tags per 5,000 live deployments of it + 1
+//!   Get Blob per item.
 //! - overdue / expired: 1 Find Blobs by Tags per 5,000 matches: grows with live (resp. expired)
 //!   deployments, not with history.
-//! - purge: 1 Get Blob, 7 Delete Blob (index entries), 1 List Blobs, 1 Delete Blob per log blob and
-//!   the checkpoint.
+//! - purge: 1 Get Blob, 7 Delete Blob (the index entry, with the `index/status/` ones of earlier
+//!   Berths), 1 List Blobs, 1 Delete Blob per log blob and the checkpoint.
 //!
 //! The handler's own totals are in the account's [`crate::azure_storage::Transactions`]; the figure per
 //! deployment in [`AzureBackend::transactions`].

@@ -4,15 +4,19 @@
 //! ```text
 //! deployments/{id}/checkpoint                        the record's bytes, its index fields as tags and metadata
 //! deployments/{id}/logs/{group}/{instance}/{container}   captured logs, one block blob each
-//! index/all/{inverted created}-{id}                  empty: every deployment, newest first
-//! index/status/{Status}/{inverted created}-{id}      empty: finished deployments by terminal status
+//! index/all/{inverted created}-{id}                  empty, metadata `status`: a deployment that ended
+//! index/status/{Status}/{inverted created}-{id}      empty: written by earlier Berths, only purged
 //! run-times/{digest}                                 a group spec's learned run time (JSON)
 //! templates/{name}/v/{inverted version}, template-names/{name}   templates (see [`super::templates`])
 //! schedules/{name}                                   a schedule (JSON)
 //! ```
 //!
-//! Live statuses (`Pending`, `Running`) have no entries: they are found by the checkpoints' own
-//! `status` tag (see [`super::index`]).
+//! A deployment has one listing entry, written when it ends (see [`indexed`]), its status in the
+//! entry's metadata ([`ENTRY_STATUS`]). Live statuses (`Pending`, `Running`) have no entries: they
+//! are found by the checkpoints' own `status` tag, and the unfiltered listing merges them with the
+//! entries (see [`super::index`]). Earlier Berths wrote an `index/all/` entry without metadata at
+//! every create and an `index/status/` entry at the end: the first is read as an entry whose status
+//! is told by its checkpoint, the second is only purged.
 //!
 //! A checkpoint's index fields ([`index_fields`], read back by [`parse_record`]) are written twice in its Put Blob: as tags, which
 //! Find Blobs by Tags searches, and as metadata, which Get Blob returns with the bytes (tags need a
@@ -39,9 +43,6 @@ pub const TAG_CREATED: &str = "created";
 pub const TAG_WAKE: &str = "wake";
 /// When the checkpoint ended ([`Record::ended`]), only once it has.
 pub const TAG_ENDED: &str = "ended";
-
-/// Prefix of the unfiltered listing index.
-pub const ALL_PREFIX: &str = "index/all/";
 
 /// A time as 15 digits (negative times are written as 0).
 pub fn time(t: Millis) -> String {
@@ -110,14 +111,33 @@ pub fn checkpoint_id(name: &str) -> Option<&str> {
         .filter(|id| valid_id(id))
 }
 
-/// Whether `status` has listing entries of its own: the terminal ones, which a deployment keeps.
-/// Live deployments are few and are found by their checkpoints' `status` tag instead, so a
-/// deployment's way from `Pending` through `Running` writes and removes no entries.
-pub fn indexed(status: Status) -> bool {
-    status.is_terminal()
+/// Whether `status` is live: one the listing finds by the checkpoints' `status` tag, in the range
+/// [`LIVE_AFTER`] .. [`LIVE_BEFORE`].
+pub fn live(status: Status) -> bool {
+    matches!(status, Status::Pending | Status::Running)
 }
 
-/// The prefix of the status listing index of `status`.
+/// Whether a deployment in `status` has a listing entry: every status the live tag range does not
+/// find (the terminal ones, and `Unknown` as this Berth writes it), so that the unfiltered listing
+/// finds it by the entry. Live deployments are found by tag, so a deployment's way from `Pending`
+/// through `Running` writes no entries.
+pub fn indexed(status: Status) -> bool {
+    !live(status)
+}
+
+/// The status word just below the live ones: the tag query of live checkpoints asks for
+/// `LIVE_AFTER < status < LIVE_BEFORE` (one Find; a filter has neither "or" nor "not").
+pub const LIVE_AFTER: Status = Status::Failed;
+/// The status word just above the live ones.
+pub const LIVE_BEFORE: Status = Status::Succeeded;
+
+/// The prefix of the listing entries.
+pub const ENTRIES: &str = "index/all/";
+
+/// The metadata key of an entry's status (metadata names must be C# identifiers).
+pub const ENTRY_STATUS: &str = "status";
+
+/// The prefix of the status index of `status` that earlier Berths wrote: only purged.
 pub fn status_prefix(status: Status) -> String {
     format!("index/status/{}/", status.as_str())
 }
@@ -127,12 +147,12 @@ fn entry(created: Millis, id: &str) -> String {
     format!("{}-{id}", time(LAST - created.clamp(0, LAST)))
 }
 
-/// `d`'s entry in the unfiltered index.
+/// `d`'s listing entry (the name earlier Berths gave the entry they wrote at create).
 pub fn all_entry(created: Millis, id: &str) -> String {
-    format!("{ALL_PREFIX}{}", entry(created, id))
+    format!("{ENTRIES}{}", entry(created, id))
 }
 
-/// `d`'s entry in the index of `status`.
+/// `d`'s entry in the index of `status` that earlier Berths wrote: only purged.
 pub fn status_entry(status: Status, created: Millis, id: &str) -> String {
     format!("{}{}", status_prefix(status), entry(created, id))
 }
@@ -206,24 +226,6 @@ pub fn parse_record<'a>(
     })
 }
 
-/// Where a status stands in the order every deployment goes through: `Pending`, then `Running`,
-/// then one terminal status that never changes. The engine only moves forward along it (a
-/// deployment that has started a group stays started; terminal states absorb), which is what
-/// lets a writer drop the entry of the status it leaves, and a reader drop entries behind the
-/// checkpoint's status.
-pub fn rank(status: Status) -> u8 {
-    match status {
-        Status::Pending => 0,
-        Status::Running => 1,
-        _ => 2,
-    }
-}
-
-/// Whether an index entry of `entry` can never again describe a checkpoint now at `current`.
-pub fn entry_is_behind(entry: Status, current: Status) -> bool {
-    rank(entry) < rank(current) || (current.is_terminal() && entry != current)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -231,22 +233,25 @@ mod tests {
 
     #[test]
     fn entries_sort_newest_first_and_read_back() {
-        let older = all_entry(1_700_000_000_000, "b");
-        let newer = all_entry(1_700_000_000_001, "a");
+        let prefix = status_prefix(Status::Succeeded);
+        let older = status_entry(Status::Succeeded, 1_700_000_000_000, "b");
+        let newer = status_entry(Status::Succeeded, 1_700_000_000_001, "a");
         assert!(newer < older);
-        assert_eq!(newer, "index/all/998299999999998-a");
+        assert_eq!(newer, "index/status/Succeeded/998299999999998-a");
+        assert_eq!(parse_entry(&prefix, &newer), Some((1_700_000_000_001, "a")));
         assert_eq!(
-            parse_entry(ALL_PREFIX, &newer),
-            Some((1_700_000_000_001, "a"))
+            all_entry(1_700_000_000_001, "a"),
+            "index/all/998299999999998-a",
+            "as earlier Berths wrote it"
         );
         let running = status_entry(Status::Running, 5, "job-1");
         assert_eq!(
             parse_entry(&status_prefix(Status::Running), &running),
             Some((5, "job-1"))
         );
-        assert_eq!(parse_entry(ALL_PREFIX, "index/all/12-x"), None);
+        assert_eq!(parse_entry(&prefix, &format!("{prefix}12-x")), None);
         assert_eq!(
-            parse_entry(ALL_PREFIX, "index/all/999999999999999-Bad"),
+            parse_entry(&prefix, &format!("{prefix}999999999999999-Bad")),
             None
         );
     }
@@ -323,19 +328,12 @@ mod tests {
     }
 
     #[test]
-    fn statuses_only_move_forward() {
-        use Status::*;
-        assert!(entry_is_behind(Pending, Running));
-        assert!(entry_is_behind(Running, Succeeded));
-        assert!(
-            entry_is_behind(Failed, Terminated),
-            "another terminal status"
-        );
-        assert!(
-            !entry_is_behind(Running, Pending),
-            "ahead: a writer's pending CAS"
-        );
-        assert!(!entry_is_behind(Succeeded, Running));
-        assert!(!entry_is_behind(Running, Running));
+    fn the_live_range_holds_exactly_the_live_statuses() {
+        for s in Status::ALL {
+            let word = s.as_str();
+            let in_range = LIVE_AFTER.as_str() < word && word < LIVE_BEFORE.as_str();
+            assert_eq!(in_range, live(s), "{word}");
+            assert_eq!(indexed(s), !live(s), "{word}");
+        }
     }
 }
