@@ -1,7 +1,8 @@
 //! Steps carried on by the API call that causes them (`BERTH_INLINE_STEP`), with no worker
 //! running: a submit creates its deployment's groups before it answers, exactly once however many
 //! submits of the same id race, and an instance's `completed` callback winds the deployment down
-//! (stop, logs, delete) before it answers, without a step message.
+//! (stop, logs, delete) before it answers, without a step message. Past a bound of such calls at
+//! once, the rest leave their step to a message.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -145,5 +146,62 @@ async fn a_completed_callback_winds_the_deployment_down_before_it_answers() {
     assert!(logs.contains("started"), "{logs}");
     // No step was needed, and none is due.
     assert!(runtime.steps.receive(16, 5_000).await.unwrap().is_empty());
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_submits_carries_on_a_bounded_number_and_leaves_the_rest_to_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every ARM answer takes 2 s, so every carried-on step still holds its slot when the last
+    // submit asks for one.
+    let config = emulator::Config {
+        data_dir: dir.path().join("aci"),
+        instant: true,
+        faults: emulator::Faults {
+            slow_rate: 1.0,
+            slow_ms: 2_000,
+            ..emulator::Faults::default()
+        },
+        ..emulator::Config::default()
+    };
+    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let runtime = common::runtime_with(dir.path(), &emulator.base_url(), "berth", &[]).await;
+    let bound = berth::engine::policy::INLINE_STEPS_AT_ONCE;
+    let flood = bound + 8;
+    let submits = (0..flood).map(|i| {
+        runtime.driver.submit(
+            spec(&format!("flood-{i}"), "exit"),
+            "http://127.0.0.1:1".into(),
+        )
+    });
+    for answer in futures::future::join_all(submits).await {
+        assert!(!answer.unwrap().existed);
+    }
+    let mut created = 0;
+    for i in 0..flood {
+        let d = runtime
+            .driver
+            .load(&format!("flood-{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        created += usize::from(d.instances.iter().any(|i| i.created.is_some()));
+    }
+    assert_eq!(
+        created, bound,
+        "the submits that held a slot created their group"
+    );
+    let stats = emulator.stats();
+    let creates: u64 = stats.creates_by_name.values().sum();
+    assert_eq!(creates, bound as u64, "{stats:?}");
+    // The others were answered at once, their first step a message due now.
+    let due = runtime.steps.receive(32, 5_000).await.unwrap();
+    assert_eq!(
+        due.len(),
+        flood - bound,
+        "one step per submit past the bound"
+    );
     emulator.shutdown().await;
 }

@@ -66,6 +66,8 @@ pub struct DriverSettings {
     /// How long an API call carries on the step it causes before it answers (`0`: every step is a
     /// message; see [`policy::INLINE_STEP_MS`]).
     pub inline_step_ms: Millis,
+    /// Most steps carried on by API calls at once (see [`policy::INLINE_STEPS_AT_ONCE`]).
+    pub inline_steps_at_once: usize,
     /// A Log Analytics workspace (ARM id) every group sends its logs to (`BERTH_DIAGNOSTICS_WORKSPACE`).
     pub diagnostics_workspace: Option<String>,
     /// Most standard cores in use per location (`BERTH_MAX_CORES`; see [`admit`]).
@@ -90,6 +92,7 @@ impl Default for DriverSettings {
             max_rounds_per_step: policy::MAX_ROUNDS_PER_STEP,
             create_claim_ms: policy::CREATE_CLAIM_MS,
             inline_step_ms: policy::INLINE_STEP_MS,
+            inline_steps_at_once: policy::INLINE_STEPS_AT_ONCE,
             diagnostics_workspace: None,
             max_cores: admit::MaxCores::default(),
             looks: LookMode::default(),
@@ -151,6 +154,8 @@ pub struct Driver {
     settings: Arc<DriverSettings>,
     /// The slots of the API's log follows ([`Driver::follow_slot`]).
     follows: Arc<tokio::sync::Semaphore>,
+    /// The slots of the steps carried on by API calls ([`Driver::inline_slot`]).
+    inline: Arc<tokio::sync::Semaphore>,
     /// Capacity admission of creates, shared by this process's workers.
     admission: Arc<admit::Admission>,
     /// Run times learned per group spec; `None`: nothing learned, looks back off.
@@ -225,6 +230,7 @@ impl Driver {
             clock,
             admission: Arc::new(admit::Admission::new(settings.max_cores.clone())),
             notifier: crate::notify::Notifier::new(settings.notify.clone()),
+            inline: Arc::new(tokio::sync::Semaphore::new(settings.inline_steps_at_once)),
             settings: Arc::new(settings),
             follows: live::follow_slots(),
             learning: None,
@@ -449,9 +455,10 @@ impl Driver {
             if !transition.changed(&stored.deployment) {
                 return Ok(stored.deployment);
             }
-            if self.settings.inline_step_ms > 0 && matches!(event, Event::InstanceCompleted { .. })
+            if matches!(event, Event::InstanceCompleted { .. })
+                && let Some(slot) = self.inline_slot()
             {
-                match self.raise_and_perform(stored, event.clone()).await {
+                match self.raise_and_perform(stored, event.clone(), slot).await {
                     Err(DriverError::Store(StoreError::Conflict(_))) => continue,
                     done => return done,
                 }

@@ -11,6 +11,9 @@ use crate::store::{Scheduled, StepMessage, StoreError};
 
 use super::{Driver, DriverError, StepOutcome, canonical_json};
 
+/// A slot held by a step an API call carries on ([`Driver::inline_slot`]).
+pub(super) type InlineSlot = tokio::sync::OwnedSemaphorePermit;
+
 impl Driver {
     /// Runs the step a message asks for, until the deployment waits or is done.
     pub async fn step(&self, message: &StepMessage) -> Result<StepOutcome, DriverError> {
@@ -36,6 +39,15 @@ impl Driver {
         })
     }
 
+    /// A slot to carry a step on in an API call: `None` when `BERTH_INLINE_STEP` is `0` or
+    /// [`policy::INLINE_STEPS_AT_ONCE`] calls already hold one, and the step is left to its message.
+    pub(super) fn inline_slot(&self) -> Option<InlineSlot> {
+        if self.settings.inline_step_ms <= 0 {
+            return None;
+        }
+        self.inline.clone().try_acquire_owned().ok()
+    }
+
     /// Creates a new deployment's checkpoint with its first round already decided, the claim of
     /// its first creates in it, then performs that round and carries on (see [`Self::carry_on`]):
     /// the submit does what its first step message would have done, without the message, the
@@ -56,7 +68,7 @@ impl Driver {
         initial: engine::Deployment,
     ) -> Result<(), StoreError> {
         let id = initial.id.clone();
-        if self.settings.inline_step_ms <= 0 {
+        let Some(slot) = self.inline_slot() else {
             let wake = initial
                 .wake
                 .expect("a deployment that has not started has a wake");
@@ -64,7 +76,7 @@ impl Driver {
             self.store.create(&initial, &first).await?;
             tracing::info!(deployment.id = %id, "deployment accepted");
             return Ok(());
-        }
+        };
         let mut step = Step::new(initial, self.settings.max_rounds_per_step);
         let ended = ended(&step);
         let round = step
@@ -83,7 +95,7 @@ impl Driver {
         let version = self.store.create(first, &then).await?;
         tracing::info!(deployment.id = %id, "deployment accepted");
         step.committed();
-        self.carry_on(&id, step, version, round.actions, ended)
+        self.carry_on(&id, step, version, round.actions, ended, slot)
             .await;
         Ok(())
     }
@@ -99,6 +111,7 @@ impl Driver {
         &self,
         stored: crate::checkpoint::Stored,
         event: engine::Event,
+        slot: InlineSlot,
     ) -> Result<engine::Deployment, DriverError> {
         let id = stored.deployment.id.clone();
         let mut step = Step::new(stored.deployment, self.settings.max_rounds_per_step);
@@ -123,7 +136,7 @@ impl Driver {
         step.committed();
         ended_now(&id, before, step.saved().status);
         let answer = step.saved().clone();
-        self.carry_on(&id, step, version, round.actions, ended)
+        self.carry_on(&id, step, version, round.actions, ended, slot)
             .await;
         Ok(answer)
     }
@@ -140,11 +153,14 @@ impl Driver {
         version: crate::store::Version,
         actions: Vec<engine::Action>,
         ended: Vec<bool>,
+        slot: InlineSlot,
     ) {
         let driver = self.clone();
         let id = id.to_owned();
         let limit = std::time::Duration::from_millis(self.settings.inline_step_ms as u64);
         let task = tokio::spawn(async move {
+            // Held until the work ends, however the caller's request ends.
+            let _slot = slot;
             let carried = async {
                 driver.perform_round(&mut step, &actions, &ended).await;
                 driver.drive(&id, step, version, true).await

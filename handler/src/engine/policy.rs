@@ -13,6 +13,11 @@ pub const CREATE_CLAIM_MS: Millis = 60_000;
 /// by step messages (see `Driver::create_and_start` and `Driver::raise_and_perform`).
 pub const INLINE_STEP_MS: Millis = 10_000;
 
+/// Most steps carried on by API calls at once in one process: past that, a submit or a callback
+/// leaves its step to a message, as with `BERTH_INLINE_STEP` at `0`, so that a flood of calls
+/// makes no more ARM calls at once than this beside the workers' own.
+pub const INLINE_STEPS_AT_ONCE: usize = 32;
+
 /// When nothing is due, how long until a deployment looks at itself again anyway.
 pub const IDLE_WAKE_MS: Millis = 60_000;
 
