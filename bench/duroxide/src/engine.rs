@@ -26,3 +26,18 @@ pub struct ContainerObservation {
     pub start: Option<Millis>,
     pub finish: Option<Millis>,
 }
+
+/// The read budget's order of looks (copied from `handler/src/engine/policy.rs`; the duroxide
+/// workflow's looks are all `Unknown`).
+pub mod policy {
+    /// How likely a look is to see a change.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Likelihood {
+        /// Before its instance's exit window.
+        Unlikely,
+        /// Nothing known.
+        Unknown,
+        /// In its instance's exit window, or just past it.
+        Likely,
+    }
+}

@@ -9,10 +9,11 @@
 //!   process admitted since are reserved in memory until a usage read sent after their answer
 //!   includes them, so creates running together never overshoot between two reads.
 //! - **Oldest first.** A held create keeps its place (`Hold::since`, saved in the checkpoint, so
-//!   it survives a restart and a change of worker). A create is admitted only if it fits and no
-//!   older held create that this process saw recently would fit: capacity freed goes to the
-//!   oldest that fits, and a younger one may pass an older only when the older is too big for
-//!   what is free.
+//!   it survives a restart and a change of worker). A create is admitted only if it fits beside
+//!   the older held creates this process saw recently, counted oldest first, each that fits in
+//!   what the ones before it left: capacity freed goes to the oldest that fit, a younger one may
+//!   pass an older only when the older is too big for what is free, and when there is room for
+//!   all of them, none waits for the others' retries (which come in any order).
 //! - **Across processes, approximately.** Holds and reservations live in each process: workers of
 //!   one process share them exactly; separate processes (Functions instances scaled out) each
 //!   see the others' creates at the next usage read, up to [`USAGES_TTL`] late, and their older
@@ -201,12 +202,25 @@ impl Admission {
             .map(|(_, r)| r.cores)
             .sum();
         let free = (capacity - usage.current - reserved).max(0.0);
-        let older_fits = state.waiters.iter().any(|((d, i), w)| {
-            w.location == *location
-                && (w.since, d.as_str(), i.as_str()) < ticket.key()
-                && w.cores <= free + 1e-9
+        // What the older held creates of this location take of it, oldest first, each that fits
+        // in what the ones before it left: those go before this one, the others do not block it.
+        let mut older: Vec<_> = state
+            .waiters
+            .iter()
+            .filter(|((d, i), w)| {
+                w.location == *location && (w.since, d.as_str(), i.as_str()) < ticket.key()
+            })
+            .map(|((d, i), w)| ((w.since, d.as_str(), i.as_str()), w.cores))
+            .collect();
+        older.sort_by(|a, b| a.0.cmp(&b.0));
+        let older_take = older.iter().fold(0.0, |taken, (_, cores)| {
+            if taken + cores <= free + 1e-9 {
+                taken + cores
+            } else {
+                taken
+            }
         });
-        if ticket.cores <= free + 1e-9 && !older_fits {
+        if ticket.cores + older_take <= free + 1e-9 {
             state.waiters.remove(&key);
             state.reservations.insert(key, reservation(ticket));
             return Verdict::Go;
@@ -238,6 +252,15 @@ impl Admission {
         if let Some(r) = lock(&self.state).reservations.get_mut(&key) {
             r.answered = Some(Instant::now());
         }
+    }
+
+    /// The group of an admitted create is deleted: its cores are free again, whatever the last
+    /// usage read says. Without this, every group created and deleted within one usage period
+    /// ([`USAGES_TTL`]) would still count: short jobs at a few dozen creates a second were held
+    /// for a quota that nothing used.
+    pub fn deleted(&self, deployment: &str, instance: &str) {
+        let key = (deployment.to_owned(), instance.to_owned());
+        lock(&self.state).reservations.remove(&key);
     }
 
     /// ARM refused a create for its quota: it waits in the queue like one held here.
@@ -357,6 +380,36 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_group_frees_its_cores_before_the_next_usage_read() {
+        let admission = Admission::new(MaxCores::parse("2").unwrap());
+        let t0 = Instant::now();
+        let read = usage(100.0, 0.0, t0);
+        for i in 0..2 {
+            let name = format!("i{i}");
+            assert_eq!(
+                admission.decide(&ticket(&name, 1.0, 0), read, t0),
+                Verdict::Go
+            );
+            admission.answered("d", &name);
+        }
+        assert!(matches!(
+            admission.decide(&ticket("i2", 1.0, 0), read, t0),
+            Verdict::Hold(_)
+        ));
+        // A group answered and deleted within the same usage period: its core is free now.
+        admission.deleted("d", "i0");
+        assert_eq!(
+            admission.decide(&ticket("i2", 1.0, 0), read, t0),
+            Verdict::Go
+        );
+        // A group still running keeps its reservation: the next is held again.
+        assert!(matches!(
+            admission.decide(&ticket("i3", 1.0, 0), read, t0),
+            Verdict::Hold(_)
+        ));
+    }
+
+    #[test]
     fn the_oldest_held_create_that_fits_goes_first() {
         let admission = Admission::new(MaxCores::default());
         let t0 = Instant::now();
@@ -388,6 +441,49 @@ mod tests {
         let three_free = usage(4.0, 1.0, later);
         assert_eq!(
             admission.decide(&ticket("young", 1.0, 20), three_free, later),
+            Verdict::Go
+        );
+    }
+
+    #[test]
+    fn with_room_for_every_older_held_create_a_younger_one_does_not_wait_for_them() {
+        let admission = Admission::new(MaxCores::default());
+        let t0 = Instant::now();
+        let full = usage(100.0, 100.0, t0);
+        for i in 0..20 {
+            assert!(matches!(
+                admission.decide(&ticket(&format!("held-{i}"), 0.5, i), full, t0),
+                Verdict::Hold(_)
+            ));
+        }
+        // The groups ended: 20 older creates need 10 of the 98.5 cores free. Their retries come
+        // in any order, the youngest first: each goes at once.
+        let free = usage(100.0, 1.5, t0);
+        for i in (0..20).rev() {
+            assert_eq!(
+                admission.decide(&ticket(&format!("held-{i}"), 0.5, i), free, t0),
+                Verdict::Go,
+                "held-{i}"
+            );
+        }
+        // Room for the older ones and not for this one as well: held behind them.
+        let tight = usage(100.0, 99.0, t0);
+        let admission = Admission::new(MaxCores::default());
+        for i in 0..2 {
+            assert!(matches!(
+                admission.decide(&ticket(&format!("old-{i}"), 0.5, i), full, t0),
+                Verdict::Hold(_)
+            ));
+        }
+        assert_eq!(
+            admission.decide(&ticket("young", 0.5, 10), tight, t0),
+            Verdict::Hold(
+                "quota: needs 0.5 cores, 1 of 100 free in westeurope; older creates go first"
+                    .into()
+            )
+        );
+        assert_eq!(
+            admission.decide(&ticket("old-1", 0.5, 1), tight, t0),
             Verdict::Go
         );
     }

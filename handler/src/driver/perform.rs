@@ -181,6 +181,7 @@ impl Driver {
             } => self.capture_logs(d, instance, containers).await,
             Action::Delete { instance } => match self.arm.delete_group(instance).await {
                 Ok(_) => {
+                    self.admission.deleted(&d.id, instance);
                     tracing::info!(deployment.id = %d.id, aci.group = %instance, "container group deleted");
                     vec![Event::Deleted {
                         instance: instance.clone(),
