@@ -82,15 +82,27 @@ pub async fn one_job(
     let started = Instant::now();
     submit(berth, http, id, &job_spec(id, completion)).await?;
     if completion == Completion::Callback {
-        tokio::time::timeout(JOB_LIMIT, created)
+        let d = tokio::time::timeout(JOB_LIMIT, created)
             .await
             .with_context(|| format!("job {id}: no group created within {JOB_LIMIT:?}"))?
             .context("the store dropped the waiter")?;
+        // The call its container makes: the instance's own `completed` URL and token.
+        let instance = &d.instances[0].aci_name;
+        let token = berth
+            .runtime
+            .driver
+            .callback_token(
+                d.callback_key.as_deref(),
+                id,
+                &format!("completed:{instance}"),
+            )
+            .context("the callback token")?;
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/callbacks/{id}/completed", berth.api),
+            [("instance", instance.as_str()), ("token", token.as_str())],
+        )?;
         let response = http
-            .post(format!(
-                "{}/api/deployments/{id}/events/completed",
-                berth.api
-            ))
+            .post(url)
             .json(&json!({ "exitCode": 0 }))
             .send()
             .await?;

@@ -155,7 +155,7 @@ pub struct Watched {
     /// The counters.
     pub counters: Counters,
     waiting: Waiters<(Instant, Deployment)>,
-    creating: Waiters<()>,
+    creating: Waiters<Deployment>,
     /// Per deployment, its first instance as each save left it (only while [`Self::trace`] is on).
     traces: Mutex<Option<HashMap<String, Vec<Saved>>>>,
 }
@@ -213,7 +213,7 @@ impl Watched {
 
     /// Resolves when a checkpoint of deployment `id` that records a created container group is
     /// saved: the moment its container could call back. Call it before the deployment is submitted.
-    pub fn created(&self, id: &str) -> oneshot::Receiver<()> {
+    pub fn created(&self, id: &str) -> oneshot::Receiver<Deployment> {
         let (tx, rx) = oneshot::channel();
         lock(&self.creating).insert(id.to_owned(), tx);
         rx
@@ -249,7 +249,7 @@ impl Watched {
         if deployment.instances.iter().any(|i| i.created.is_some())
             && let Some(waiter) = lock(&self.creating).remove(&deployment.id)
         {
-            let _ = waiter.send(());
+            let _ = waiter.send(deployment.clone());
         }
         if deployment.phase == Phase::Done
             && let Some(waiter) = lock(&self.waiting).remove(&deployment.id)
