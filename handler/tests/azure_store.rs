@@ -458,6 +458,61 @@ async fn the_unfiltered_listing_merges_the_entries_with_the_live_ones() {
 }
 
 #[tokio::test]
+async fn a_forged_cursor_past_every_entry_costs_a_bounded_number_of_lists_per_page() {
+    let Some(b) = backend().await else {
+        return;
+    };
+    let t0 = now();
+    let entries = berth::store::azure::index::MAX_LISTS_PER_PAGE + 4;
+    for i in 0..entries {
+        let id = format!("walk-{i}");
+        let d = deployment(&id, t0 + i as Millis);
+        b.store.create(&d, &step(&id, d.seq, t0)).await.unwrap();
+        move_to(&b, &id, RuntimeStatus::Succeeded).await;
+    }
+    // A cursor created at -1 sorts after every deployment: nothing is listed, and a page of one
+    // would list the entries one List at a time.
+    use base64::Engine as _;
+    let mut token = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("all\n-1:\n0 "));
+    let mut pages = 0;
+    while let Some(t) = token {
+        let before = b.account.transactions().snapshot();
+        let page = b
+            .store
+            .list(&ListQuery {
+                status: None,
+                top: 1,
+                continuation: Some(t),
+            })
+            .await
+            .unwrap();
+        let cost = b.account.transactions().snapshot().since(&before);
+        assert!(page.items.is_empty(), "{:?}", page.items);
+        assert!(
+            cost.get(Kind::BlobList) <= berth::store::azure::index::MAX_LISTS_PER_PAGE as u64,
+            "{cost}"
+        );
+        token = page.continuation;
+        pages += 1;
+        assert!(pages <= entries, "the walk moves forward");
+    }
+    assert_eq!(pages, 2, "one page at the limit, then the rest");
+
+    // The honest listing still lists them all, newest first.
+    let all = b
+        .store
+        .list(&ListQuery {
+            status: None,
+            top: 100,
+            continuation: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), entries);
+    assert_eq!(all.items[0].id, format!("walk-{}", entries - 1));
+}
+
+#[tokio::test]
 async fn overdue_and_expired_read_only_the_tag_index() {
     let Some(b) = backend().await else {
         return;

@@ -47,7 +47,11 @@
 //! base64, not of this listing (another status's, or one of an earlier Berth's listings, which the
 //! user starts again), or malformed; a well-formed token with a made-up marker lists from wherever
 //! the service reads it to be, each item still checked against its checkpoint, or is refused when
-//! the service refuses the marker.
+//! the service refuses the marker. A page makes at most [`MAX_LISTS_PER_PAGE`] List Blobs: one
+//! that reaches the limit (a forged cursor that sorts after every entry, a status none of many
+//! thousand entries says) ends there, possibly empty, its token on from the next List page, so a
+//! request's work stays bounded and the walk still moves forward. An entry written meanwhile into
+//! the stretch such a page went through is not listed by its later pages.
 //!
 //! # Correct under concurrency
 //! - The entry is written **before** the CAS that moves a checkpoint to a status with an entry,
@@ -107,6 +111,10 @@ const PARALLEL_READS: usize = 16;
 /// The longest continuation token read (Berth's own are under two hundred characters: a cursor
 /// and a service marker).
 pub const MAX_TOKEN: usize = 4096;
+/// Most List Blobs one page of the entries makes. A token whose cursor sorts after every entry
+/// (or a status matched by none of thousands of entries) would otherwise walk the whole index in
+/// one request; at the limit the page ends, its token resuming from the next List page.
+pub const MAX_LISTS_PER_PAGE: usize = 8;
 
 /// A deployment's place in the listing: newest first, then by id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +264,10 @@ struct Source {
     listed: bool,
     /// What the token says after this page: where the last entry taken came from.
     resume: Resume,
+    /// List Blobs made for this page.
+    lists: usize,
+    /// The page stopped at [`MAX_LISTS_PER_PAGE`] with more to list from `following`.
+    cut: bool,
 }
 
 impl Source {
@@ -268,6 +280,8 @@ impl Source {
             following: None,
             listed: false,
             resume,
+            lists: 0,
+            cut: false,
         }
     }
 
@@ -289,6 +303,7 @@ impl Source {
             .list_with_metadata(names::ENTRIES, marker.as_deref(), want)
             .await
             .map_err(listing(from_token && marker.is_some()))?;
+        self.lists += 1;
         self.marker = marker;
         self.page = page.blobs;
         self.next = 0;
@@ -319,6 +334,10 @@ impl Source {
     ) -> StoreResult<Option<Key>> {
         loop {
             if !self.listed || (self.next == self.page.len() && self.following.is_some()) {
+                if self.lists >= MAX_LISTS_PER_PAGE {
+                    self.cut = true;
+                    return Ok(None);
+                }
                 self.list_next(store, top).await?;
             }
             while let Some(entry) = self.page.get(self.next) {
@@ -407,10 +426,15 @@ impl BlobStore {
         let mut items = Vec::new();
         let mut last = after.clone();
         let mut more = true;
-        while items.len() < top && more {
+        while items.len() < top && more && !source.cut {
             let mut batch = Vec::new();
             while batch.len() < top - items.len() {
                 let head = source.head(self, after.as_ref(), top).await?;
+                if source.cut {
+                    // Nothing past the entries listed so far may be taken: the tag query's
+                    // candidates after them wait for the next page too.
+                    break;
+                }
                 let Some(key) = head.iter().chain(by_tag.peek()).min().cloned() else {
                     more = false;
                     break;
@@ -423,6 +447,24 @@ impl BlobStore {
                 last = Some(c.key.clone());
             }
             items.extend(self.verify_all(batch, filter).await?);
+        }
+        if source.cut {
+            // On from the next List page, after the last deployment taken (or from the start):
+            // every entry before that page was taken or is not of this listing.
+            let position = Position {
+                after: last.unwrap_or(Key {
+                    created: Millis::MAX,
+                    id: String::new(),
+                }),
+                resume: Resume {
+                    marker: source.following.clone(),
+                    seen: 0,
+                },
+            };
+            return Ok(Page {
+                items,
+                continuation: Some(position.write(&scope)),
+            });
         }
         let more = more && (by_tag.peek().is_some() || source.more(after.as_ref()));
         let continuation = last.filter(|_| more).map(|after| {
