@@ -59,6 +59,20 @@ fn now() -> Millis {
     SystemClock.now()
 }
 
+/// A listing query.
+fn page(status: Option<RuntimeStatus>, top: usize, continuation: Option<String>) -> ListQuery {
+    ListQuery {
+        status,
+        top,
+        continuation,
+    }
+}
+
+/// The ids a page lists, in order.
+fn ids(p: &berth::checkpoint::Page) -> Vec<String> {
+    p.items.iter().map(|d| d.id.clone()).collect()
+}
+
 /// Moves a stored deployment to `status` (and phase `Done` for terminal ones) with one save.
 async fn move_to(b: &AzureBackend, id: &str, status: RuntimeStatus) {
     let stored = b.store.load(id).await.unwrap().unwrap();
@@ -172,14 +186,6 @@ async fn lists_page_newest_first_with_a_status_filter() {
     move_to(&b, "list-2", RuntimeStatus::Succeeded).await;
     move_to(&b, "list-5", RuntimeStatus::Terminated).await;
 
-    let page = |status, top, continuation| ListQuery {
-        status,
-        top,
-        continuation,
-    };
-    let ids =
-        |p: &berth::checkpoint::Page| p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
-
     // Everything, three at a time, newest first.
     let mut all = Vec::new();
     let mut token = None;
@@ -289,11 +295,7 @@ async fn an_entry_saying_another_status_is_skipped_and_mended() {
     // the entry says Succeeded although the checkpoint is Running.
     move_to(&b, "left-1", RuntimeStatus::Running).await;
     put_entry(&b, &entry, Some(RuntimeStatus::Succeeded)).await;
-    let succeeded = ListQuery {
-        status: Some(RuntimeStatus::Succeeded),
-        top: 10,
-        continuation: None,
-    };
+    let succeeded = page(Some(RuntimeStatus::Succeeded), 10, None);
     // While the checkpoint is live, the entry may belong to a CAS in flight: skipped, kept.
     assert!(b.store.list(&succeeded).await.unwrap().items.is_empty());
     assert_eq!(entry_says(&b, &entry).await.as_deref(), Some("Succeeded"));
@@ -308,10 +310,7 @@ async fn an_entry_saying_another_status_is_skipped_and_mended() {
         Some("Failed"),
         "the reader wrote the checkpoint's status back"
     );
-    let failed = ListQuery {
-        status: Some(RuntimeStatus::Failed),
-        ..succeeded
-    };
+    let failed = page(Some(RuntimeStatus::Failed), 10, None);
     assert_eq!(b.store.list(&failed).await.unwrap().items.len(), 1);
     // A create that lost (the id exists) leaves an entry of another creation time: skipped, and
     // removed as one that can never be true.
@@ -322,11 +321,7 @@ async fn an_entry_saying_another_status_is_skipped_and_mended() {
         b.store.create(&again, &step("left-1", 1, t0)).await,
         Err(StoreError::Conflict(_))
     ));
-    let all = ListQuery {
-        status: None,
-        top: 10,
-        continuation: None,
-    };
+    let all = page(None, 10, None);
     let listed = b.store.list(&all).await.unwrap();
     assert_eq!(listed.items.len(), 1);
     assert_eq!(listed.items[0].created, t0);
@@ -382,13 +377,6 @@ async fn the_unfiltered_listing_merges_the_entries_with_the_live_ones() {
     let stray = berth::store::azure::names::all_entry(t0 + 9, "merge-9");
     put_entry(&b, &legacy, None).await;
     put_entry(&b, &stray, None).await;
-    let page = |status, top, continuation| ListQuery {
-        status,
-        top,
-        continuation,
-    };
-    let ids =
-        |p: &berth::checkpoint::Page| p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
     let before = b.account.transactions().snapshot();
     let first = b.store.list(&page(None, 2, None)).await.unwrap();
     let cost = b.account.transactions().snapshot().since(&before);
@@ -477,15 +465,7 @@ async fn a_forged_cursor_past_every_entry_costs_a_bounded_number_of_lists_per_pa
     let mut pages = 0;
     while let Some(t) = token {
         let before = b.account.transactions().snapshot();
-        let page = b
-            .store
-            .list(&ListQuery {
-                status: None,
-                top: 1,
-                continuation: Some(t),
-            })
-            .await
-            .unwrap();
+        let page = b.store.list(&page(None, 1, Some(t))).await.unwrap();
         let cost = b.account.transactions().snapshot().since(&before);
         assert!(page.items.is_empty(), "{:?}", page.items);
         assert!(
@@ -499,15 +479,7 @@ async fn a_forged_cursor_past_every_entry_costs_a_bounded_number_of_lists_per_pa
     assert_eq!(pages, 2, "one page at the limit, then the rest");
 
     // The honest listing still lists them all, newest first.
-    let all = b
-        .store
-        .list(&ListQuery {
-            status: None,
-            top: 100,
-            continuation: None,
-        })
-        .await
-        .unwrap();
+    let all = b.store.list(&page(None, 100, None)).await.unwrap();
     assert_eq!(all.items.len(), entries);
     assert_eq!(all.items[0].id, format!("walk-{}", entries - 1));
 }
