@@ -60,19 +60,11 @@ async fn serve_killed_in_every_phase_finishes_every_deployment_with_one_create_p
         return;
     };
     // Every ARM answer takes 300 ms, so each phase lasts long enough to be caught in.
-    let faults = emulator::Faults {
-        slow_rate: 1.0,
-        slow_ms: 300,
-        ..emulator::Faults::default()
-    };
     let config = emulator::Config {
-        data_dir: dir.path().join("aci"),
-        faults,
+        faults: common::every_answer_slow(300),
         ..emulator::Config::default()
     };
-    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let emulator = common::emulator_with(dir.path(), config).await;
     let secrets = SecretsKey::generate().to_base64();
     let port = free_port();
     let mut serve = spawn(&storage, &emulator.base_url(), port, &secrets);

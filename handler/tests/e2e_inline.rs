@@ -155,18 +155,11 @@ async fn a_flood_of_submits_carries_on_a_bounded_number_and_leaves_the_rest_to_m
     // Every ARM answer takes 2 s, so every carried-on step still holds its slot when the last
     // submit asks for one.
     let config = emulator::Config {
-        data_dir: dir.path().join("aci"),
         instant: true,
-        faults: emulator::Faults {
-            slow_rate: 1.0,
-            slow_ms: 2_000,
-            ..emulator::Faults::default()
-        },
+        faults: common::every_answer_slow(2_000),
         ..emulator::Config::default()
     };
-    let emulator = emulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let emulator = common::emulator_with(dir.path(), config).await;
     let runtime = common::runtime_with(dir.path(), &emulator.base_url(), "berth", &[]).await;
     let bound = berth::engine::policy::INLINE_STEPS_AT_ONCE;
     let flood = bound + 8;

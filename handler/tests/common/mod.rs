@@ -91,14 +91,30 @@ pub fn azurite_data() -> Option<PathBuf> {
 
 /// An emulator on a free loopback port with its data (records, shares) in `dir/aci`.
 pub async fn emulator_in(dir: &std::path::Path) -> emulator::Running {
+    emulator_with(dir, emulator::Config::default()).await
+}
+
+/// An emulator of `config` with its data in `dir` (bubblewrap required unless it is `instant`).
+pub async fn emulator_with(dir: &std::path::Path, config: emulator::Config) -> emulator::Running {
     let config = emulator::Config {
         data_dir: dir.join("aci"),
-        ..emulator::Config::default()
+        ..config
     };
-    berth_test_support::require_program("bwrap", BUBBLEWRAP);
+    if !config.instant {
+        berth_test_support::require_program("bwrap", BUBBLEWRAP);
+    }
     emulator::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
+}
+
+/// Faults that delay every ARM answer by `ms`.
+pub fn every_answer_slow(ms: u64) -> emulator::Faults {
+    emulator::Faults {
+        slow_rate: 1.0,
+        slow_ms: ms,
+        ..emulator::Faults::default()
+    }
 }
 
 /// How to get bubblewrap, which the emulator runs containers under.
